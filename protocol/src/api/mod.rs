@@ -1,0 +1,61 @@
+//! One module per Kafka API, each holding that API's request and response types.
+//!
+//! The message types are generated from Kafka's JSON schemas by
+//! `protocol/codegen/generate.py` and can decode every version the schema defines. Which
+//! versions the broker *advertises* is the broker's decision, in its ApiVersions handler.
+//! [`dispatch`] holds the [`ApiKey`], [`Request`] and [`Response`] enums.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_groups;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_groups;
+pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod produce;
+pub mod sync_group;
+
+pub mod dispatch;
+
+pub use api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+pub use create_partitions::{CreatePartitionsRequest, CreatePartitionsResponse};
+pub use create_topics::{CreateTopicsRequest, CreateTopicsResponse};
+pub use delete_groups::{DeleteGroupsRequest, DeleteGroupsResponse};
+pub use delete_records::{DeleteRecordsRequest, DeleteRecordsResponse};
+pub use delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
+pub use describe_cluster::{DescribeClusterRequest, DescribeClusterResponse};
+pub use describe_configs::{DescribeConfigsRequest, DescribeConfigsResponse};
+pub use describe_groups::{DescribeGroupsRequest, DescribeGroupsResponse};
+pub use dispatch::{ApiKey, ApiMessage, Request, Response};
+pub use fetch::{FetchRequest, FetchResponse};
+pub use find_coordinator::{FindCoordinatorRequest, FindCoordinatorResponse};
+pub use heartbeat::{HeartbeatRequest, HeartbeatResponse};
+pub use incremental_alter_configs::{
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+pub use init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
+pub use join_group::{JoinGroupRequest, JoinGroupResponse};
+pub use leave_group::{LeaveGroupRequest, LeaveGroupResponse};
+pub use list_groups::{ListGroupsRequest, ListGroupsResponse};
+pub use list_offsets::{ListOffsetsRequest, ListOffsetsResponse};
+pub use metadata::{MetadataRequest, MetadataResponse};
+pub use offset_commit::{OffsetCommitRequest, OffsetCommitResponse};
+pub use offset_delete::{OffsetDeleteRequest, OffsetDeleteResponse};
+pub use offset_fetch::{OffsetFetchRequest, OffsetFetchResponse};
+pub use produce::{ProduceRequest, ProduceResponse};
+pub use sync_group::{SyncGroupRequest, SyncGroupResponse};
