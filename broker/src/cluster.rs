@@ -1,0 +1,487 @@
+//! The broker's view of the cluster: its identity, its topics and their partitions.
+//!
+//! On a single node this broker is the controller and the leader of every partition.
+//! Topic changes are written to the [`MetadataLog`] (and fsynced) before they become
+//! visible, so a crash never loses an acknowledged CreateTopics or keeps a deleted topic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use riffle_protocol::{ErrorCode, Uuid};
+use riffle_storage::DataDir;
+use tracing::{info, warn};
+
+use crate::config::BrokerConfig;
+use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
+use crate::partition::Partition;
+use crate::topic_config::{self, TopicConfig};
+
+/// Longest topic name Kafka accepts.
+pub const TOPIC_NAME_MAX_BYTES: usize = 249;
+/// Most partitions one topic may have.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+/// Producer ids are handed out in blocks; each block is recorded before it is used, so a
+/// restart never reuses an id.
+const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
+/// One topic: a copy-on-write value; changes replace the whole `Arc<Topic>`.
+pub struct Topic {
+    /// Name.
+    pub name: String,
+    /// Stable, non-zero id.
+    pub id: Uuid,
+    /// Partitions, by index.
+    pub partitions: Vec<Arc<Partition>>,
+    /// Effective configuration.
+    pub config: TopicConfig,
+}
+
+/// Why a topic operation failed: a Kafka error code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct TopicError {
+    /// The code to answer with.
+    pub code: ErrorCode,
+    /// The message to answer with, where the API has one.
+    pub message: String,
+}
+
+impl TopicError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        TopicError { code, message: message.into() }
+    }
+
+    fn storage(error: impl std::fmt::Display) -> Self {
+        TopicError::new(ErrorCode::KafkaStorageError, error.to_string())
+    }
+}
+
+#[derive(Default)]
+struct Topics {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+struct ProducerIds {
+    next: i64,
+    block_end: i64,
+}
+
+/// Everything the request handlers share.
+pub struct Cluster {
+    /// The broker's settings.
+    pub config: BrokerConfig,
+    /// This node's id.
+    pub node_id: i32,
+    /// The host clients are told to connect to.
+    pub advertised_host: String,
+    /// The port clients are told to connect to.
+    pub advertised_port: i32,
+    /// The cluster id, chosen at first start and kept.
+    pub cluster_id: String,
+    data_dir: DataDir,
+    /// Lock order: `topics` before `metadata_log`. Held only for map updates and the
+    /// metadata append; the append fsyncs, which is why topic changes are rare admin work.
+    topics: RwLock<Topics>,
+    metadata_log: Mutex<MetadataLog>,
+    producer_ids: Mutex<ProducerIds>,
+}
+
+impl Cluster {
+    /// Opens the data directory, replays the metadata log and opens every partition.
+    pub fn open(config: BrokerConfig, advertised: (String, i32)) -> Result<Cluster, ClusterOpenError> {
+        let data_dir = DataDir::open(&config.data_dir)?;
+        if !data_dir.was_clean_shutdown() {
+            warn!(data_dir = %config.data_dir.display(), "previous stop was not clean; recovering logs");
+        }
+        let (metadata_log, events) = MetadataLog::open(&data_dir)?;
+        let mut cluster = Cluster {
+            node_id: config.node_id,
+            advertised_host: advertised.0,
+            advertised_port: advertised.1,
+            cluster_id: String::new(),
+            data_dir,
+            topics: RwLock::new(Topics::default()),
+            metadata_log: Mutex::new(metadata_log),
+            producer_ids: Mutex::new(ProducerIds { next: 0, block_end: 0 }),
+            config,
+        };
+        cluster.replay(events)?;
+        cluster.remove_orphan_partitions()?;
+        if cluster.cluster_id.is_empty() {
+            let cluster_id = new_cluster_id();
+            cluster.append_event(&MetadataEvent::ClusterCreated { cluster_id: cluster_id.clone() })?;
+            cluster.cluster_id = cluster_id;
+        }
+        Ok(cluster)
+    }
+
+    fn replay(&mut self, events: Vec<MetadataEvent>) -> Result<(), ClusterOpenError> {
+        // Fold the events into final topic states first, then open each partition once.
+        let mut topics: BTreeMap<String, (String, i32, BTreeMap<String, String>)> = BTreeMap::new();
+        for event in events {
+            match event {
+                MetadataEvent::ClusterCreated { cluster_id } => self.cluster_id = cluster_id,
+                MetadataEvent::TopicCreated { name, id, partitions, configs } => {
+                    topics.insert(name, (id, partitions, configs));
+                }
+                MetadataEvent::TopicDeleted { name } => {
+                    topics.remove(&name);
+                }
+                MetadataEvent::PartitionsCreated { name, partitions } => {
+                    if let Some(topic) = topics.get_mut(&name) {
+                        topic.1 = partitions;
+                    }
+                }
+                MetadataEvent::ConfigsAltered { name, configs } => {
+                    if let Some(topic) = topics.get_mut(&name) {
+                        topic.2 = configs;
+                    }
+                }
+                MetadataEvent::ProducerIdBlock { next_block_start } => {
+                    let ids = self.producer_ids.get_mut().unwrap_or_else(|poison| poison.into_inner());
+                    ids.next = next_block_start;
+                    ids.block_end = next_block_start;
+                }
+            }
+        }
+        let mut registry = Topics::default();
+        for (name, (id, partition_count, configs)) in topics {
+            let id = parse_topic_id(&id).ok_or(ClusterOpenError::BadTopicId(name.clone()))?;
+            let config = TopicConfig::new(configs, self.config.topic_defaults.clone());
+            let partitions = (0..partition_count)
+                .map(|index| self.open_partition(&name, index, &config))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| ClusterOpenError::Partition(error.message))?;
+            let topic = Arc::new(Topic { name: name.clone(), id, partitions, config });
+            registry.by_id.insert(id, topic.clone());
+            registry.by_name.insert(name, topic);
+        }
+        info!(topics = registry.by_name.len(), "metadata loaded");
+        *self.topics.get_mut().unwrap_or_else(|poison| poison.into_inner()) = registry;
+        Ok(())
+    }
+
+    /// Deletes partition directories of topics the metadata log says are gone: the
+    /// remains of a crash between "TopicDeleted" and removing the files.
+    fn remove_orphan_partitions(&self) -> Result<(), ClusterOpenError> {
+        for (topic, partition) in self.data_dir.list_partitions()? {
+            let known = self.topic(&topic).is_some_and(|known| partition < known.partitions.len() as i32);
+            if topic != METADATA_TOPIC && !known {
+                warn!(%topic, partition, "removing partition of a deleted topic");
+                self.data_dir.delete_log(&topic, partition)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open_partition(&self, topic: &str, index: i32, config: &TopicConfig) -> Result<Arc<Partition>, TopicError> {
+        let log = self.data_dir.open_log(topic, index, config.log_config()).map_err(TopicError::storage)?;
+        Ok(Arc::new(Partition::new(topic.to_string(), index, log)))
+    }
+
+    fn append_event(&self, event: &MetadataEvent) -> Result<(), MetadataLogError> {
+        let log = self.metadata_log.lock().unwrap_or_else(|poison| poison.into_inner());
+        log.append(event, now_ms())
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_topics().by_name.get(name).cloned()
+    }
+
+    /// A topic by id.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        self.read_topics().by_id.get(id).cloned()
+    }
+
+    /// Every topic, by name.
+    pub fn all_topics(&self) -> Vec<Arc<Topic>> {
+        let mut topics: Vec<_> = self.read_topics().by_name.values().cloned().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
+        self.topics.read().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
+        self.topics.write().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// A topic by name, created with the defaults if it does not exist and auto-creation
+    /// is on.
+    pub fn topic_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(topic);
+        }
+        if !self.config.auto_create_topics {
+            return Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")));
+        }
+        match self.create_topic(name, -1, BTreeMap::new(), Validation::Apply) {
+            Err(error) if error.code == ErrorCode::TopicAlreadyExists => {
+                self.topic(name).ok_or(error)
+            }
+            result => result,
+        }
+    }
+
+    /// Creates a topic. `partitions` of -1 means `--default-partitions`.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validation: Validation,
+    ) -> Result<Arc<Topic>, TopicError> {
+        validate_topic_name(name)?;
+        let partitions = if partitions == -1 { self.config.default_partitions } else { partitions };
+        validate_partition_count(partitions)?;
+        let configs = validate_configs(configs)?;
+        let config = TopicConfig::new(configs.clone(), self.config.topic_defaults.clone());
+        let mut topics = self.write_topics();
+        if topics.by_name.contains_key(name) {
+            return Err(TopicError::new(ErrorCode::TopicAlreadyExists, format!("topic '{name}' already exists")));
+        }
+        let id = Uuid(*uuid::Uuid::new_v4().as_bytes());
+        let opened = (0..partitions)
+            .map(|index| self.open_partition(name, index, &config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let topic = Arc::new(Topic { name: name.to_string(), id, partitions: opened, config });
+        if validation == Validation::Only {
+            return Ok(topic);
+        }
+        let event = MetadataEvent::TopicCreated { name: name.into(), id: format_topic_id(&id), partitions, configs };
+        self.append_event(&event).map_err(TopicError::storage)?;
+        topics.by_id.insert(id, topic.clone());
+        topics.by_name.insert(name.to_string(), topic.clone());
+        info!(topic = name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its files.
+    pub fn delete_topic(&self, name: &str) -> Result<Uuid, TopicError> {
+        let mut topics = self.write_topics();
+        let Some(topic) = topics.by_name.get(name).cloned() else {
+            return Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")));
+        };
+        self.append_event(&MetadataEvent::TopicDeleted { name: name.into() }).map_err(TopicError::storage)?;
+        topics.by_name.remove(name);
+        topics.by_id.remove(&topic.id);
+        drop(topics);
+        let partition_count = topic.partitions.len();
+        drop(topic);
+        for index in 0..partition_count {
+            // Fetches still holding the partition read from the unlinked files; that is fine.
+            if let Err(error) = self.data_dir.delete_log(name, index as i32) {
+                warn!(topic = name, partition = index, %error, "could not remove partition files");
+            }
+        }
+        info!(topic = name, "topic deleted");
+        Ok(Uuid::ZERO)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(&self, name: &str, count: i32, validation: Validation) -> Result<(), TopicError> {
+        let mut topics = self.write_topics();
+        let Some(topic) = topics.by_name.get(name).cloned() else {
+            return Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")));
+        };
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            let message = format!("topic '{name}' has {current} partitions; the new count must be larger");
+            return Err(TopicError::new(ErrorCode::InvalidPartitions, message));
+        }
+        validate_partition_count(count)?;
+        if validation == Validation::Only {
+            return Ok(());
+        }
+        let mut partitions = topic.partitions.clone();
+        for index in current..count {
+            partitions.push(self.open_partition(name, index, &topic.config)?);
+        }
+        let event = MetadataEvent::PartitionsCreated { name: name.into(), partitions: count };
+        self.append_event(&event).map_err(TopicError::storage)?;
+        let grown = Arc::new(Topic { name: topic.name.clone(), id: topic.id, partitions, config: topic.config.clone() });
+        topics.by_id.insert(grown.id, grown.clone());
+        topics.by_name.insert(name.to_string(), grown);
+        Ok(())
+    }
+
+    /// Replaces the configs set on a topic.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validation: Validation,
+    ) -> Result<(), TopicError> {
+        let configs = validate_configs(configs)?;
+        let mut topics = self.write_topics();
+        let Some(topic) = topics.by_name.get(name).cloned() else {
+            return Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")));
+        };
+        if validation == Validation::Only {
+            return Ok(());
+        }
+        self.append_event(&MetadataEvent::ConfigsAltered { name: name.into(), configs: configs.clone() })
+            .map_err(TopicError::storage)?;
+        let config = TopicConfig::new(configs, self.config.topic_defaults.clone());
+        for partition in &topic.partitions {
+            partition.log.set_config(config.log_config());
+        }
+        let altered = Arc::new(Topic { name: topic.name.clone(), id: topic.id, partitions: topic.partitions.clone(), config });
+        topics.by_id.insert(altered.id, altered.clone());
+        topics.by_name.insert(name.to_string(), altered);
+        Ok(())
+    }
+
+    /// Hands out a producer id never given before, even across restarts.
+    pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|poison| poison.into_inner());
+        if ids.next >= ids.block_end {
+            let block_end = ids.next + PRODUCER_ID_BLOCK_SIZE;
+            self.append_event(&MetadataEvent::ProducerIdBlock { next_block_start: block_end })
+                .map_err(TopicError::storage)?;
+            ids.block_end = block_end;
+        }
+        let id = ids.next;
+        ids.next += 1;
+        Ok(id)
+    }
+
+    /// Whether `id` was handed out by this cluster.
+    pub fn producer_id_was_allocated(&self, id: i64) -> bool {
+        let ids = self.producer_ids.lock().unwrap_or_else(|poison| poison.into_inner());
+        id >= 0 && id < ids.next
+    }
+
+    /// Flushes every log and the metadata log, then marks the data directory clean.
+    pub fn shutdown(&self) -> Result<(), riffle_storage::StorageError> {
+        for topic in self.all_topics() {
+            for partition in &topic.partitions {
+                partition.log.flush()?;
+            }
+        }
+        self.metadata_log.lock().unwrap_or_else(|poison| poison.into_inner()).flush()?;
+        self.data_dir.mark_clean_shutdown()
+    }
+}
+
+/// Whether a change is applied or only checked (CreateTopics' validate_only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validation {
+    /// Apply the change.
+    Apply,
+    /// Check it and report what would happen.
+    Only,
+}
+
+/// Why the broker could not start on its data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterOpenError {
+    /// The data directory or a log could not be opened.
+    #[error(transparent)]
+    Storage(#[from] riffle_storage::StorageError),
+    /// The metadata log could not be read.
+    #[error(transparent)]
+    MetadataLog(#[from] MetadataLogError),
+    /// A partition could not be opened.
+    #[error("cannot open partition: {0}")]
+    Partition(String),
+    /// A topic id in the metadata log does not parse.
+    #[error("topic '{0}' has an invalid id in the metadata log")]
+    BadTopicId(String),
+}
+
+/// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let problem = if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > TOPIC_NAME_MAX_BYTES {
+        Some("is longer than 249 characters")
+    } else if name == "." || name == ".." {
+        Some("cannot be '.' or '..'")
+    } else if !name.chars().all(legal) {
+        Some("may only contain ASCII letters, digits, '.', '_' and '-'")
+    } else if name.starts_with("__cluster_metadata") {
+        Some("is reserved")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(TopicError::new(ErrorCode::InvalidTopicException, format!("topic name '{name}' {problem}"))),
+        None => Ok(()),
+    }
+}
+
+fn validate_partition_count(partitions: i32) -> Result<(), TopicError> {
+    if (1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+        Ok(())
+    } else {
+        let message = format!("partition count must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, not {partitions}");
+        Err(TopicError::new(ErrorCode::InvalidPartitions, message))
+    }
+}
+
+fn validate_configs(configs: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, TopicError> {
+    configs
+        .into_iter()
+        .map(|(name, value)| {
+            let value = topic_config::validate(&name, &value)
+                .map_err(|error| TopicError::new(ErrorCode::InvalidConfig, error.to_string()))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn format_topic_id(id: &Uuid) -> String {
+    id.0.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn parse_topic_id(text: &str) -> Option<Uuid> {
+    let mut id = [0u8; 16];
+    if text.len() != 32 {
+        return None;
+    }
+    for (index, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(index * 2..index * 2 + 2)?, 16).ok()?;
+    }
+    (!Uuid(id).is_zero()).then_some(Uuid(id))
+}
+
+/// A cluster id in Kafka's style: a random UUID in URL-safe base64, 22 characters.
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = u128::from_be_bytes(*uuid::Uuid::new_v4().as_bytes());
+    (0..22).map(|index| char::from(ALPHABET[((bits >> (index * 6)) & 0x3f) as usize])).collect()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_eu-west").is_ok());
+        for bad in ["", ".", "..", "has space", "ünicode", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn topic_ids_round_trip_as_hex() {
+        let id = Uuid([7; 16]);
+        assert_eq!(parse_topic_id(&format_topic_id(&id)), Some(id));
+        assert_eq!(parse_topic_id("zz"), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! Every broker setting and limit, with its unit, its default and its flag, in one place.
+//!
+//! [`BrokerConfig`] is what `riffle serve` parses (flags and `RIFFLE_*` environment
+//! variables, through clap). Topic-level settings live in [`crate::topic_config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Largest request frame we accept, as Kafka's `socket.request.max.bytes`.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+/// How many client connections may be open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How many requests one connection may have read but not yet answered.
+pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 16;
+/// The longest a Fetch may wait for data, whatever the client asks.
+pub const FETCH_MAX_WAIT_MS_LIMIT: i32 = 30_000;
+
+const _: () = assert!(DEFAULT_MAX_IN_FLIGHT_REQUESTS >= 1);
+const _: () = assert!(DEFAULT_MAX_REQUEST_BYTES <= i32::MAX as usize);
+
+/// When appended bytes are forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlushPolicy {
+    /// acks=all is answered only after an fsync that covers the batch (group commit:
+    /// one fsync serves every batch appended before it). acks=1 does not wait.
+    AcksAll,
+    /// A background task fsyncs every log each `flush_interval_ms`; no produce waits.
+    Interval,
+    /// Never fsync explicitly; the operating system writes back when it likes.
+    Never,
+}
+
+/// The settings of `riffle serve`.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerConfig {
+    /// Address to listen on. Port 0 picks a free port; the bound address is printed on
+    /// the first line of standard output.
+    #[arg(long, env = "RIFFLE_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+
+    /// Address clients are told to connect to, in Metadata. Defaults to the bound address.
+    #[arg(long, env = "RIFFLE_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// Where partitions and cluster metadata live.
+    #[arg(long, env = "RIFFLE_DATA_DIR", default_value = "./riffle-data")]
+    pub data_dir: PathBuf,
+
+    /// This broker's node id, as reported in Metadata.
+    #[arg(long, env = "RIFFLE_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+
+    /// Partitions of an auto-created topic, or of one created with -1 partitions.
+    #[arg(long, env = "RIFFLE_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: i32,
+
+    /// Create a topic when a client asks for metadata of, or produces to, an unknown one.
+    #[arg(long, env = "RIFFLE_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Log filter, as tracing's EnvFilter understands it (error, warn, info, debug, trace,
+    /// or per-module directives).
+    #[arg(long, env = "RIFFLE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// When appended data is fsynced.
+    #[arg(long, env = "RIFFLE_FLUSH_POLICY", value_enum, default_value_t = FlushPolicy::AcksAll)]
+    pub flush_policy: FlushPolicy,
+
+    /// Period of the background fsync with `--flush-policy interval`.
+    #[arg(long, env = "RIFFLE_FLUSH_INTERVAL_MS", default_value_t = 1000)]
+    pub flush_interval_ms: u64,
+
+    /// How often retention (retention.ms, retention.bytes) is enforced, as Kafka's
+    /// `log.retention.check.interval.ms`.
+    #[arg(long, env = "RIFFLE_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    pub retention_check_interval_ms: u64,
+
+    /// Largest request frame accepted; a larger one closes the connection.
+    #[arg(long, env = "RIFFLE_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+
+    /// Most client connections open at once; further ones wait in the accept queue.
+    #[arg(long, env = "RIFFLE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Requests one connection may have read ahead of their responses.
+    #[arg(long, env = "RIFFLE_MAX_IN_FLIGHT_REQUESTS", default_value_t = DEFAULT_MAX_IN_FLIGHT_REQUESTS)]
+    pub max_in_flight_requests: usize,
+
+    /// Broker-wide defaults for topic configs (retention.ms and friends).
+    #[command(flatten)]
+    pub topic_defaults: TopicDefaults,
+}
+
+/// Broker-wide defaults for the topic configs, as Kafka's `log.*` broker settings.
+#[derive(Debug, Clone, Args)]
+pub struct TopicDefaults {
+    /// Default retention.ms (Kafka: log.retention.ms). -1 keeps data forever.
+    #[arg(long = "log-retention-ms", env = "RIFFLE_LOG_RETENTION_MS", default_value_t = 604_800_000)]
+    pub retention_ms: i64,
+    /// Default retention.bytes (Kafka: log.retention.bytes). -1 means no size limit.
+    #[arg(long = "log-retention-bytes", env = "RIFFLE_LOG_RETENTION_BYTES", default_value_t = -1)]
+    pub retention_bytes: i64,
+    /// Default segment.bytes (Kafka: log.segment.bytes).
+    #[arg(long = "log-segment-bytes", env = "RIFFLE_LOG_SEGMENT_BYTES", default_value_t = 1_073_741_824)]
+    pub segment_bytes: i64,
+    /// Default segment.ms (Kafka: log.roll.ms).
+    #[arg(long = "log-segment-ms", env = "RIFFLE_LOG_SEGMENT_MS", default_value_t = 604_800_000)]
+    pub segment_ms: i64,
+    /// Default max.message.bytes (Kafka: message.max.bytes): the largest record batch.
+    #[arg(long = "message-max-bytes", env = "RIFFLE_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
+    pub max_message_bytes: i64,
+}
+
+impl BrokerConfig {
+    /// How long the background flush waits between passes.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms.max(1))
+    }
+
+    /// How long the retention task waits between passes.
+    pub fn retention_check_interval(&self) -> Duration {
+        Duration::from_millis(self.retention_check_interval_ms.max(1))
+    }
+}

@@ -1,0 +1,24 @@
+//! One module per API: each takes the decoded request and the shared [`Cluster`] and
+//! returns the response. Handlers never see the socket, so tests call them directly.
+//!
+//! Start with [`dispatch`], the one place that maps an API to its handler.
+//!
+//! [`Cluster`]: crate::cluster::Cluster
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+mod dispatch;
+
+pub use dispatch::dispatch;

@@ -1,0 +1,203 @@
+//! Produce (key 0): append record batches to partitions.
+//!
+//! Versions 3-10 (record batch v2 only). Each partition's batch is checked (one v2 batch,
+//! its size against max.message.bytes, CRC-32C, record count, not a control batch, a
+//! known codec) and the idempotent producer's sequence is verified; then the batch bytes
+//! are appended as received, with only the base offset rewritten (outside the CRC), or
+//! the timestamp too for LogAppendTime topics. Records are never decoded here.
+//!
+//! acks=0 gets no response at all; acks=1 is answered once the bytes are in the page
+//! cache; acks=all (-1) once an fsync covers them, when the flush policy is `acks-all`.
+//!
+//! Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION,
+//! MESSAGE_TOO_LARGE, CORRUPT_MESSAGE, INVALID_RECORD, UNSUPPORTED_COMPRESSION_TYPE,
+//! INVALID_REQUIRED_ACKS, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID,
+//! INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR; TRANSACTIONAL_ID_AUTHORIZATION_FAILED for
+//! transactional produce, which is not supported yet.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use riffle_protocol::ErrorCode;
+use riffle_protocol::api::produce::{
+    PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
+    TopicProduceResponse,
+};
+use riffle_protocol::record::{RecordBatchView, RecordError, set_log_append_time};
+use tracing::warn;
+
+use crate::cluster::{Cluster, Topic, now_ms};
+use crate::config::FlushPolicy;
+use crate::partition::Partition;
+use crate::producer_state::{BatchSequence, SequenceCheck};
+
+/// A partition's outcome before the durability wait.
+struct Appended {
+    partition: Arc<Partition>,
+    last_offset: i64,
+}
+
+/// Answers Produce; `None` for acks=0, which expects no response.
+pub async fn handle(cluster: &Arc<Cluster>, _version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let now_ms = now_ms();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut to_sync = Vec::new();
+    for topic_data in request.topic_data {
+        let topic = cluster.topic_or_auto_create(&topic_data.name);
+        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let index = data.index;
+            let outcome = if !matches!(acks, -1..=1) {
+                Err(rejected(ErrorCode::InvalidRequiredAcks, "acks must be -1, 0 or 1"))
+            } else if request.transactional_id.is_some() {
+                Err(rejected(ErrorCode::TransactionalIdAuthorizationFailed, "transactions are not supported yet"))
+            } else {
+                match &topic {
+                    Ok(topic) => produce_to_partition(topic, data, now_ms),
+                    Err(error) => Err(rejected(error.code, &error.message)),
+                }
+            };
+            partition_responses.push(match outcome {
+                Ok((response, appended)) => {
+                    to_sync.extend(appended);
+                    response
+                }
+                Err(response) => PartitionProduceResponse { index, ..response },
+            });
+        }
+        responses.push(TopicProduceResponse { name: topic_data.name, partition_responses });
+    }
+    if acks == 0 {
+        return None;
+    }
+    if acks == -1 && cluster.config.flush_policy == FlushPolicy::AcksAll {
+        wait_until_durable(to_sync, &mut responses).await;
+    }
+    Some(ProduceResponse { responses, ..Default::default() })
+}
+
+fn rejected(code: ErrorCode, message: &str) -> PartitionProduceResponse {
+    PartitionProduceResponse {
+        error_code: code.code(),
+        base_offset: -1,
+        error_message: Some(message.to_string()),
+        ..Default::default()
+    }
+}
+
+/// Checks and appends one partition's batch.
+fn produce_to_partition(
+    topic: &Topic,
+    data: PartitionProduceData,
+    now_ms: i64,
+) -> Result<(PartitionProduceResponse, Option<Appended>), PartitionProduceResponse> {
+    let Some(partition) = usize::try_from(data.index).ok().and_then(|index| topic.partitions.get(index)) else {
+        return Err(rejected(ErrorCode::UnknownTopicOrPartition, "no such partition"));
+    };
+    let records = data.records.unwrap_or_default();
+    let max_message_bytes = topic.config.max_message_bytes();
+    if records.len() > max_message_bytes {
+        let message = format!("batch of {} bytes exceeds max.message.bytes {max_message_bytes}", records.len());
+        return Err(rejected(ErrorCode::MessageTooLarge, &message));
+    }
+    let batch = validate_batch(records)?;
+    let log_append_time = topic.config.uses_log_append_time();
+    let mut bytes = BytesMut::from(&batch.as_bytes()[..]);
+    if log_append_time {
+        set_log_append_time(&mut bytes, now_ms).map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
+    }
+    let base_offset = append(partition, &batch, &mut bytes, now_ms)?;
+    let response = PartitionProduceResponse {
+        index: data.index,
+        error_code: ErrorCode::None.code(),
+        base_offset,
+        log_append_time_ms: if log_append_time { now_ms } else { -1 },
+        log_start_offset: partition.log.log_start_offset(),
+        ..Default::default()
+    };
+    let appended = Appended { partition: partition.clone(), last_offset: base_offset + i64::from(batch.last_offset_delta()) };
+    Ok((response, Some(appended)))
+}
+
+/// The checks Kafka makes on a v2 batch without decoding its records.
+fn validate_batch(records: Bytes) -> Result<RecordBatchView, PartitionProduceResponse> {
+    let corrupt = |error: RecordError| match error {
+        RecordError::TrailingBytes(_) => rejected(ErrorCode::InvalidRecord, "Produce v3+ takes exactly one record batch per partition"),
+        RecordError::BadMagic(_) => rejected(ErrorCode::UnsupportedForMessageFormat, &error.to_string()),
+        other => rejected(ErrorCode::CorruptMessage, &other.to_string()),
+    };
+    let batch = RecordBatchView::parse(records).map_err(corrupt)?;
+    batch.verify_crc().map_err(corrupt)?;
+    if batch.compression().is_err() {
+        return Err(rejected(ErrorCode::UnsupportedCompressionType, "unknown compression codec"));
+    }
+    if batch.is_control() {
+        return Err(rejected(ErrorCode::InvalidRecord, "clients may not write control batches"));
+    }
+    if batch.records_count() < 1 || i64::from(batch.last_offset_delta()) != i64::from(batch.records_count()) - 1 {
+        return Err(rejected(ErrorCode::CorruptMessage, "records_count does not match last_offset_delta"));
+    }
+    Ok(batch)
+}
+
+/// Checks the producer's sequence and appends, atomically with respect to other appends
+/// to this partition. Returns the base offset (the original one for a duplicate).
+fn append(partition: &Partition, batch: &RecordBatchView, bytes: &mut BytesMut, now_ms: i64) -> Result<i64, PartitionProduceResponse> {
+    let sequence = (batch.producer_id() >= 0).then(|| BatchSequence {
+        producer_id: batch.producer_id(),
+        producer_epoch: batch.producer_epoch(),
+        base_sequence: batch.base_sequence(),
+        last_sequence: batch.last_sequence(),
+    });
+    let mut producers = partition.append_lock.lock().unwrap_or_else(|poison| poison.into_inner());
+    if let Some(sequence) = sequence {
+        match producers.check(sequence) {
+            SequenceCheck::Append => {}
+            SequenceCheck::Duplicate { base_offset } => return Ok(base_offset),
+            SequenceCheck::Reject(code) => return Err(rejected(code, "sequence check failed")),
+        }
+    }
+    let appended = partition.log.append(bytes, now_ms).map_err(|error| {
+        warn!(topic = %partition.topic, partition = partition.index, %error, "append failed");
+        rejected(ErrorCode::KafkaStorageError, &error.to_string())
+    })?;
+    if let Some(sequence) = sequence {
+        producers.record(sequence, appended.base_offset);
+    }
+    drop(producers);
+    partition.wake_waiters();
+    Ok(appended.base_offset)
+}
+
+/// Waits for fsyncs covering every appended batch; one blocking task per partition, and
+/// the log's group commit makes concurrent waiters share one fsync.
+async fn wait_until_durable(appended: Vec<Appended>, responses: &mut [TopicProduceResponse]) {
+    let syncs: Vec<_> = appended
+        .into_iter()
+        .map(|Appended { partition, last_offset }| {
+            tokio::task::spawn_blocking(move || {
+                let result = partition.log.sync_through(last_offset);
+                (partition, result)
+            })
+        })
+        .collect();
+    for sync in syncs {
+        let Ok((partition, result)) = sync.await else { continue };
+        if let Err(error) = result {
+            warn!(topic = %partition.topic, partition = partition.index, %error, "fsync failed");
+            mark_failed(responses, &partition, &error.to_string());
+        }
+    }
+}
+
+fn mark_failed(responses: &mut [TopicProduceResponse], partition: &Partition, message: &str) {
+    let matching = responses
+        .iter_mut()
+        .filter(|topic| topic.name == partition.topic)
+        .flat_map(|topic| topic.partition_responses.iter_mut())
+        .filter(|response| response.index == partition.index);
+    for response in matching {
+        *response = PartitionProduceResponse { index: partition.index, ..rejected(ErrorCode::KafkaStorageError, message) };
+    }
+}

@@ -1,0 +1,19 @@
+//! riffle-broker: the Kafka-compatible server over `riffle-storage`.
+//!
+//! Follow a request: [`server::run`] accepts a connection and hands it to
+//! [`connection::serve`], whose reader frames and decodes requests and whose writer runs
+//! [`handler::dispatch`] and writes responses in order. Handlers (one file per API under
+//! [`handler`]) work on the shared [`cluster::Cluster`]: topics, partitions and their logs.
+
+pub mod background;
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod connection;
+pub mod handler;
+pub mod metadata_log;
+pub mod partition;
+pub mod producer_state;
+pub mod server;
+pub mod shutdown;
+pub mod topic_config;
