@@ -1,6 +1,6 @@
 //! The `riffle` command line: `riffle serve` and its flags.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -39,8 +39,15 @@ pub fn main() -> ExitCode {
 
 fn serve(config: BrokerConfig) -> ExitCode {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("riffle: cannot start the async runtime: {error}");
@@ -61,7 +68,9 @@ async fn run(config: BrokerConfig) -> Result<(), String> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
-    let bound = listener.local_addr().map_err(|error| format!("cannot read the bound address: {error}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|error| format!("cannot read the bound address: {error}"))?;
     let advertised = advertised_address(&config, bound)?;
     let cluster = tokio::task::spawn_blocking(move || Cluster::open(config, advertised))
         .await
@@ -82,7 +91,9 @@ async fn run(config: BrokerConfig) -> Result<(), String> {
 fn advertised_address(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), String> {
     let Some(advertise) = &config.advertise else {
         let host = if bound.ip().is_unspecified() {
-            warn!("listening on all interfaces; advertising 127.0.0.1 (set --advertise for remote clients)");
+            warn!(
+                "listening on all interfaces; advertising 127.0.0.1 (set --advertise for remote clients)"
+            );
             "127.0.0.1".to_string()
         } else {
             bound.ip().to_string()
@@ -92,7 +103,9 @@ fn advertised_address(config: &BrokerConfig, bound: SocketAddr) -> Result<(Strin
     let (host, port) = advertise
         .rsplit_once(':')
         .ok_or_else(|| format!("--advertise '{advertise}' must be HOST:PORT"))?;
-    let port: u16 = port.parse().map_err(|_| format!("--advertise '{advertise}' has an invalid port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("--advertise '{advertise}' has an invalid port"))?;
     Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
 }
 

@@ -48,7 +48,10 @@ pub struct TopicError {
 
 impl TopicError {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        TopicError { code, message: message.into() }
+        TopicError {
+            code,
+            message: message.into(),
+        }
     }
 
     fn storage(error: impl std::fmt::Display) -> Self {
@@ -89,12 +92,16 @@ pub struct Cluster {
 
 impl Cluster {
     /// Opens the data directory, replays the metadata log and opens every partition.
-    pub fn open(config: BrokerConfig, advertised: (String, i32)) -> Result<Cluster, ClusterOpenError> {
+    pub fn open(
+        config: BrokerConfig,
+        advertised: (String, i32),
+    ) -> Result<Cluster, ClusterOpenError> {
         let data_dir = DataDir::open(&config.data_dir)?;
-        if !data_dir.was_clean_shutdown() {
+        let (metadata_log, events) = MetadataLog::open(&data_dir)?;
+        // A brand-new directory has no marker either; only a used one was stopped uncleanly.
+        if !data_dir.was_clean_shutdown() && !events.is_empty() {
             warn!(data_dir = %config.data_dir.display(), "previous stop was not clean; recovering logs");
         }
-        let (metadata_log, events) = MetadataLog::open(&data_dir)?;
         let mut cluster = Cluster {
             node_id: config.node_id,
             advertised_host: advertised.0,
@@ -103,14 +110,19 @@ impl Cluster {
             data_dir,
             topics: RwLock::new(Topics::default()),
             metadata_log: Mutex::new(metadata_log),
-            producer_ids: Mutex::new(ProducerIds { next: 0, block_end: 0 }),
+            producer_ids: Mutex::new(ProducerIds {
+                next: 0,
+                block_end: 0,
+            }),
             config,
         };
         cluster.replay(events)?;
         cluster.remove_orphan_partitions()?;
         if cluster.cluster_id.is_empty() {
             let cluster_id = new_cluster_id();
-            cluster.append_event(&MetadataEvent::ClusterCreated { cluster_id: cluster_id.clone() })?;
+            cluster.append_event(&MetadataEvent::ClusterCreated {
+                cluster_id: cluster_id.clone(),
+            })?;
             cluster.cluster_id = cluster_id;
         }
         Ok(cluster)
@@ -122,7 +134,12 @@ impl Cluster {
         for event in events {
             match event {
                 MetadataEvent::ClusterCreated { cluster_id } => self.cluster_id = cluster_id,
-                MetadataEvent::TopicCreated { name, id, partitions, configs } => {
+                MetadataEvent::TopicCreated {
+                    name,
+                    id,
+                    partitions,
+                    configs,
+                } => {
                     topics.insert(name, (id, partitions, configs));
                 }
                 MetadataEvent::TopicDeleted { name } => {
@@ -139,7 +156,10 @@ impl Cluster {
                     }
                 }
                 MetadataEvent::ProducerIdBlock { next_block_start } => {
-                    let ids = self.producer_ids.get_mut().unwrap_or_else(|poison| poison.into_inner());
+                    let ids = self
+                        .producer_ids
+                        .get_mut()
+                        .unwrap_or_else(|poison| poison.into_inner());
                     ids.next = next_block_start;
                     ids.block_end = next_block_start;
                 }
@@ -153,12 +173,20 @@ impl Cluster {
                 .map(|index| self.open_partition(&name, index, &config))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|error| ClusterOpenError::Partition(error.message))?;
-            let topic = Arc::new(Topic { name: name.clone(), id, partitions, config });
+            let topic = Arc::new(Topic {
+                name: name.clone(),
+                id,
+                partitions,
+                config,
+            });
             registry.by_id.insert(id, topic.clone());
             registry.by_name.insert(name, topic);
         }
         info!(topics = registry.by_name.len(), "metadata loaded");
-        *self.topics.get_mut().unwrap_or_else(|poison| poison.into_inner()) = registry;
+        *self
+            .topics
+            .get_mut()
+            .unwrap_or_else(|poison| poison.into_inner()) = registry;
         Ok(())
     }
 
@@ -166,7 +194,9 @@ impl Cluster {
     /// remains of a crash between "TopicDeleted" and removing the files.
     fn remove_orphan_partitions(&self) -> Result<(), ClusterOpenError> {
         for (topic, partition) in self.data_dir.list_partitions()? {
-            let known = self.topic(&topic).is_some_and(|known| partition < known.partitions.len() as i32);
+            let known = self
+                .topic(&topic)
+                .is_some_and(|known| partition < known.partitions.len() as i32);
             if topic != METADATA_TOPIC && !known {
                 warn!(%topic, partition, "removing partition of a deleted topic");
                 self.data_dir.delete_log(&topic, partition)?;
@@ -175,13 +205,24 @@ impl Cluster {
         Ok(())
     }
 
-    fn open_partition(&self, topic: &str, index: i32, config: &TopicConfig) -> Result<Arc<Partition>, TopicError> {
-        let log = self.data_dir.open_log(topic, index, config.log_config()).map_err(TopicError::storage)?;
+    fn open_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        config: &TopicConfig,
+    ) -> Result<Arc<Partition>, TopicError> {
+        let log = self
+            .data_dir
+            .open_log(topic, index, config.log_config())
+            .map_err(TopicError::storage)?;
         Ok(Arc::new(Partition::new(topic.to_string(), index, log)))
     }
 
     fn append_event(&self, event: &MetadataEvent) -> Result<(), MetadataLogError> {
-        let log = self.metadata_log.lock().unwrap_or_else(|poison| poison.into_inner());
+        let log = self
+            .metadata_log
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         log.append(event, now_ms())
     }
 
@@ -203,11 +244,15 @@ impl Cluster {
     }
 
     fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
-        self.topics.read().unwrap_or_else(|poison| poison.into_inner())
+        self.topics
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
-        self.topics.write().unwrap_or_else(|poison| poison.into_inner())
+        self.topics
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// A topic by name, created with the defaults if it does not exist and auto-creation
@@ -217,7 +262,10 @@ impl Cluster {
             return Ok(topic);
         }
         if !self.config.auto_create_topics {
-            return Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")));
+            return Err(TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic '{name}'"),
+            ));
         }
         match self.create_topic(name, -1, BTreeMap::new(), Validation::Apply) {
             Err(error) if error.code == ErrorCode::TopicAlreadyExists => {
@@ -236,23 +284,40 @@ impl Cluster {
         validation: Validation,
     ) -> Result<Arc<Topic>, TopicError> {
         validate_topic_name(name)?;
-        let partitions = if partitions == -1 { self.config.default_partitions } else { partitions };
+        let partitions = if partitions == -1 {
+            self.config.default_partitions
+        } else {
+            partitions
+        };
         validate_partition_count(partitions)?;
         let configs = validate_configs(configs)?;
         let config = TopicConfig::new(configs.clone(), self.config.topic_defaults.clone());
         let mut topics = self.write_topics();
         if topics.by_name.contains_key(name) {
-            return Err(TopicError::new(ErrorCode::TopicAlreadyExists, format!("topic '{name}' already exists")));
+            return Err(TopicError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("topic '{name}' already exists"),
+            ));
         }
         let id = Uuid(*uuid::Uuid::new_v4().as_bytes());
         let opened = (0..partitions)
             .map(|index| self.open_partition(name, index, &config))
             .collect::<Result<Vec<_>, _>>()?;
-        let topic = Arc::new(Topic { name: name.to_string(), id, partitions: opened, config });
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            id,
+            partitions: opened,
+            config,
+        });
         if validation == Validation::Only {
             return Ok(topic);
         }
-        let event = MetadataEvent::TopicCreated { name: name.into(), id: format_topic_id(&id), partitions, configs };
+        let event = MetadataEvent::TopicCreated {
+            name: name.into(),
+            id: format_topic_id(&id),
+            partitions,
+            configs,
+        };
         self.append_event(&event).map_err(TopicError::storage)?;
         topics.by_id.insert(id, topic.clone());
         topics.by_name.insert(name.to_string(), topic.clone());
@@ -264,9 +329,13 @@ impl Cluster {
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, TopicError> {
         let mut topics = self.write_topics();
         let Some(topic) = topics.by_name.get(name).cloned() else {
-            return Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")));
+            return Err(TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic '{name}'"),
+            ));
         };
-        self.append_event(&MetadataEvent::TopicDeleted { name: name.into() }).map_err(TopicError::storage)?;
+        self.append_event(&MetadataEvent::TopicDeleted { name: name.into() })
+            .map_err(TopicError::storage)?;
         topics.by_name.remove(name);
         topics.by_id.remove(&topic.id);
         drop(topics);
@@ -283,14 +352,23 @@ impl Cluster {
     }
 
     /// Grows a topic to `count` partitions.
-    pub fn create_partitions(&self, name: &str, count: i32, validation: Validation) -> Result<(), TopicError> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validation: Validation,
+    ) -> Result<(), TopicError> {
         let mut topics = self.write_topics();
         let Some(topic) = topics.by_name.get(name).cloned() else {
-            return Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")));
+            return Err(TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic '{name}'"),
+            ));
         };
         let current = topic.partitions.len() as i32;
         if count <= current {
-            let message = format!("topic '{name}' has {current} partitions; the new count must be larger");
+            let message =
+                format!("topic '{name}' has {current} partitions; the new count must be larger");
             return Err(TopicError::new(ErrorCode::InvalidPartitions, message));
         }
         validate_partition_count(count)?;
@@ -301,9 +379,17 @@ impl Cluster {
         for index in current..count {
             partitions.push(self.open_partition(name, index, &topic.config)?);
         }
-        let event = MetadataEvent::PartitionsCreated { name: name.into(), partitions: count };
+        let event = MetadataEvent::PartitionsCreated {
+            name: name.into(),
+            partitions: count,
+        };
         self.append_event(&event).map_err(TopicError::storage)?;
-        let grown = Arc::new(Topic { name: topic.name.clone(), id: topic.id, partitions, config: topic.config.clone() });
+        let grown = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions,
+            config: topic.config.clone(),
+        });
         topics.by_id.insert(grown.id, grown.clone());
         topics.by_name.insert(name.to_string(), grown);
         Ok(())
@@ -319,18 +405,29 @@ impl Cluster {
         let configs = validate_configs(configs)?;
         let mut topics = self.write_topics();
         let Some(topic) = topics.by_name.get(name).cloned() else {
-            return Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")));
+            return Err(TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic '{name}'"),
+            ));
         };
         if validation == Validation::Only {
             return Ok(());
         }
-        self.append_event(&MetadataEvent::ConfigsAltered { name: name.into(), configs: configs.clone() })
-            .map_err(TopicError::storage)?;
+        self.append_event(&MetadataEvent::ConfigsAltered {
+            name: name.into(),
+            configs: configs.clone(),
+        })
+        .map_err(TopicError::storage)?;
         let config = TopicConfig::new(configs, self.config.topic_defaults.clone());
         for partition in &topic.partitions {
             partition.log.set_config(config.log_config());
         }
-        let altered = Arc::new(Topic { name: topic.name.clone(), id: topic.id, partitions: topic.partitions.clone(), config });
+        let altered = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions: topic.partitions.clone(),
+            config,
+        });
         topics.by_id.insert(altered.id, altered.clone());
         topics.by_name.insert(name.to_string(), altered);
         Ok(())
@@ -338,11 +435,16 @@ impl Cluster {
 
     /// Hands out a producer id never given before, even across restarts.
     pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
-        let mut ids = self.producer_ids.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut ids = self
+            .producer_ids
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if ids.next >= ids.block_end {
             let block_end = ids.next + PRODUCER_ID_BLOCK_SIZE;
-            self.append_event(&MetadataEvent::ProducerIdBlock { next_block_start: block_end })
-                .map_err(TopicError::storage)?;
+            self.append_event(&MetadataEvent::ProducerIdBlock {
+                next_block_start: block_end,
+            })
+            .map_err(TopicError::storage)?;
             ids.block_end = block_end;
         }
         let id = ids.next;
@@ -352,7 +454,10 @@ impl Cluster {
 
     /// Whether `id` was handed out by this cluster.
     pub fn producer_id_was_allocated(&self, id: i64) -> bool {
-        let ids = self.producer_ids.lock().unwrap_or_else(|poison| poison.into_inner());
+        let ids = self
+            .producer_ids
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         id >= 0 && id < ids.next
     }
 
@@ -363,7 +468,10 @@ impl Cluster {
                 partition.log.flush()?;
             }
         }
-        self.metadata_log.lock().unwrap_or_else(|poison| poison.into_inner()).flush()?;
+        self.metadata_log
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .flush()?;
         self.data_dir.mark_clean_shutdown()
     }
 }
@@ -411,7 +519,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
         None
     };
     match problem {
-        Some(problem) => Err(TopicError::new(ErrorCode::InvalidTopicException, format!("topic name '{name}' {problem}"))),
+        Some(problem) => Err(TopicError::new(
+            ErrorCode::InvalidTopicException,
+            format!("topic name '{name}' {problem}"),
+        )),
         None => Ok(()),
     }
 }
@@ -420,12 +531,16 @@ fn validate_partition_count(partitions: i32) -> Result<(), TopicError> {
     if (1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
         Ok(())
     } else {
-        let message = format!("partition count must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, not {partitions}");
+        let message = format!(
+            "partition count must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, not {partitions}"
+        );
         Err(TopicError::new(ErrorCode::InvalidPartitions, message))
     }
 }
 
-fn validate_configs(configs: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, TopicError> {
+fn validate_configs(
+    configs: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, TopicError> {
     configs
         .into_iter()
         .map(|(name, value)| {
@@ -455,7 +570,9 @@ fn parse_topic_id(text: &str) -> Option<Uuid> {
 fn new_cluster_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bits = u128::from_be_bytes(*uuid::Uuid::new_v4().as_bytes());
-    (0..22).map(|index| char::from(ALPHABET[((bits >> (index * 6)) & 0x3f) as usize])).collect()
+    (0..22)
+        .map(|index| char::from(ALPHABET[((bits >> (index * 6)) & 0x3f) as usize]))
+        .collect()
 }
 
 /// Milliseconds since the Unix epoch.
@@ -474,7 +591,10 @@ mod tests {
     fn topic_names_follow_kafka_rules() {
         assert!(validate_topic_name("orders.v1_eu-west").is_ok());
         for bad in ["", ".", "..", "has space", "ünicode", &"x".repeat(250)] {
-            assert!(validate_topic_name(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                validate_topic_name(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
