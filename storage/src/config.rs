@@ -1,0 +1,75 @@
+//! Per-log settings, mirroring Kafka's topic configs of the same names.
+
+use crate::batch_header::BATCH_HEADER_BYTES;
+use crate::format::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
+
+/// Largest segment file: index entries store positions as `u32`, and Kafka caps
+/// `segment.bytes` at `i32::MAX`, so we do too.
+pub const MAX_SEGMENT_BYTES: u64 = 2_147_483_647;
+
+/// Smallest index file we preallocate: room for a few entries, so a tiny
+/// `segment_index_bytes` cannot make every append roll a new segment.
+pub const MIN_SEGMENT_INDEX_BYTES: u64 = 4 * TIME_INDEX_ENTRY_BYTES as u64;
+
+/// Largest index file: positions in an index are `u32`, and more entries than fit in
+/// `MAX_SEGMENT_BYTES` of batches would be useless.
+pub const MAX_SEGMENT_INDEX_BYTES: u64 = MAX_SEGMENT_BYTES;
+
+const _: () = assert!(MAX_SEGMENT_BYTES <= u32::MAX as u64);
+const _: () = assert!(MIN_SEGMENT_INDEX_BYTES.is_multiple_of(OFFSET_INDEX_ENTRY_BYTES as u64));
+const _: () = assert!(MIN_SEGMENT_INDEX_BYTES < MAX_SEGMENT_INDEX_BYTES);
+const _: () = assert!((BATCH_HEADER_BYTES as u64) < MAX_SEGMENT_BYTES);
+
+/// How one partition's log rolls, indexes and expires its segments.
+///
+/// Values outside what the format can hold are clamped where they are used (see each field),
+/// not rejected: the broker validates topic configs against Kafka's ranges first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: the active segment is rolled when an append would make it larger
+    /// than this. Clamped to at most `MAX_SEGMENT_BYTES`. An append larger than this on its
+    /// own still goes into an empty segment.
+    pub segment_bytes: u64,
+    /// `segment.ms`: the active segment is rolled once its first batch is older than this.
+    pub segment_ms: i64,
+    /// `index.interval.bytes`: one offset index entry and one time index entry per this many
+    /// bytes of batches.
+    pub index_interval_bytes: u64,
+    /// `segment.index.bytes`: the size each index file is preallocated to; a segment whose
+    /// index is full is rolled. Clamped to `MIN_SEGMENT_INDEX_BYTES..=MAX_SEGMENT_INDEX_BYTES`.
+    pub segment_index_bytes: u64,
+    /// `retention.ms`: sealed segments whose newest batch is older than this are deleted;
+    /// -1 keeps them forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: oldest sealed segments are deleted while the log is larger than
+    /// this; -1 means no limit.
+    pub retention_bytes: i64,
+}
+
+impl Default for LogConfig {
+    /// Kafka's defaults: 1 GiB segments, rolled weekly, an index entry per 4 KiB, 10 MiB
+    /// index files, kept for a week with no size limit.
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 * 1024 * 1024,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+        }
+    }
+}
+
+impl LogConfig {
+    /// `segment_bytes`, clamped to what a segment can hold.
+    pub(crate) fn effective_segment_bytes(&self) -> u64 {
+        self.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
+    }
+
+    /// `segment_index_bytes`, clamped to the range we preallocate.
+    pub(crate) fn effective_segment_index_bytes(&self) -> u64 {
+        self.segment_index_bytes
+            .clamp(MIN_SEGMENT_INDEX_BYTES, MAX_SEGMENT_INDEX_BYTES)
+    }
+}

@@ -1,0 +1,405 @@
+//! The on-disk format: every file and directory name, and the byte layout of index entries
+//! and checkpoints. Nothing else in the crate formats a path.
+//!
+//! # Layout
+//!
+//! Kafka's own, so operators feel at home:
+//!
+//! ```text
+//! <data-dir>/.lock                              exclusive lock, held while a broker runs
+//! <data-dir>/.riffle-clean-shutdown             present only after a clean stop
+//! <data-dir>/<topic>-<partition>/
+//!     00000000000000000000.log                  record batches, as received
+//!     00000000000000000000.index                offset index: (relative offset u32, position u32)
+//!     00000000000000000000.timeindex            time index: (timestamp i64, relative offset u32)
+//!     log-start-offset.checkpoint               written by DeleteRecords
+//! <data-dir>/<topic>-<partition>.<hex>-delete/  a partition being deleted
+//! ```
+//!
+//! A segment is named after its base offset, zero-padded to 20 digits so names sort in
+//! offset order. Index entries are big-endian, like Kafka's.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::StorageError;
+use crate::topic_partition::TopicPartition;
+
+/// Width of the zero-padded base offset in segment file names; `u64::MAX` has 20 digits.
+pub const BASE_OFFSET_DIGITS: usize = 20;
+/// Suffix of a segment's batch file.
+pub const LOG_SUFFIX: &str = ".log";
+/// Suffix of a segment's offset index.
+pub const OFFSET_INDEX_SUFFIX: &str = ".index";
+/// Suffix of a segment's time index.
+pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// The data directory's lock file.
+pub const LOCK_FILE_NAME: &str = ".lock";
+/// Present in the data directory only if the previous broker stopped cleanly.
+pub const CLEAN_SHUTDOWN_FILE_NAME: &str = ".riffle-clean-shutdown";
+/// A partition's persisted log start offset, moved by DeleteRecords.
+pub const LOG_START_OFFSET_CHECKPOINT_FILE_NAME: &str = "log-start-offset.checkpoint";
+/// Suffix of a file being written before it is renamed over the real one.
+pub const TEMP_FILE_SUFFIX: &str = ".tmp";
+/// Suffix of a partition directory renamed for deletion.
+pub const DELETE_DIR_SUFFIX: &str = "-delete";
+/// Kafka's limit on topic name length; longer names cannot be legal topics.
+pub const TOPIC_NAME_MAX_BYTES: usize = 249;
+
+/// Bytes in one offset index entry: relative offset u32, position u32.
+pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
+/// Bytes in one time index entry: timestamp i64, relative offset u32.
+pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
+
+const _: () = assert!(OFFSET_INDEX_ENTRY_BYTES == 4 + 4);
+const _: () = assert!(TIME_INDEX_ENTRY_BYTES == 8 + 4);
+const _: () = assert!(u64::MAX.ilog10() + 1 == 20);
+
+/// Version written on the first line of the log start offset checkpoint.
+const CHECKPOINT_VERSION: &str = "0";
+
+/// The three files of one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentFileKind {
+    /// `<base>.log`: the record batches.
+    Log,
+    /// `<base>.index`: the sparse offset index.
+    OffsetIndex,
+    /// `<base>.timeindex`: the sparse time index.
+    TimeIndex,
+}
+
+impl SegmentFileKind {
+    fn suffix(self) -> &'static str {
+        match self {
+            SegmentFileKind::Log => LOG_SUFFIX,
+            SegmentFileKind::OffsetIndex => OFFSET_INDEX_SUFFIX,
+            SegmentFileKind::TimeIndex => TIME_INDEX_SUFFIX,
+        }
+    }
+}
+
+/// The name of a segment file, e.g. `00000000000000000042.log`.
+///
+/// # Panics
+/// If `base_offset` is negative: offsets we assign start at zero.
+pub fn segment_file_name(base_offset: i64, kind: SegmentFileKind) -> String {
+    assert!(base_offset >= 0, "negative base offset {base_offset}");
+    format!(
+        "{base_offset:0width$}{suffix}",
+        width = BASE_OFFSET_DIGITS,
+        suffix = kind.suffix()
+    )
+}
+
+/// The path of a segment file inside a partition directory.
+pub fn segment_file_path(partition_dir: &Path, base_offset: i64, kind: SegmentFileKind) -> PathBuf {
+    partition_dir.join(segment_file_name(base_offset, kind))
+}
+
+/// Parses a segment file name back into its base offset and kind; `None` for any other name.
+pub fn parse_segment_file_name(name: &str) -> Option<(i64, SegmentFileKind)> {
+    let kinds = [
+        SegmentFileKind::Log,
+        SegmentFileKind::OffsetIndex,
+        SegmentFileKind::TimeIndex,
+    ];
+    let (digits, kind) = kinds
+        .iter()
+        .find_map(|kind| Some((name.strip_suffix(kind.suffix())?, *kind)))?;
+    if digits.len() != BASE_OFFSET_DIGITS || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let base_offset: i64 = digits.parse().ok()?;
+    Some((base_offset, kind))
+}
+
+/// The directory name of a partition, `<topic>-<partition>`.
+///
+/// # Errors
+/// `InvalidTopicPartition` if the topic is not a legal Kafka topic name (which also keeps
+/// `/`, `..` and the like out of paths) or the partition is negative.
+pub fn partition_dir_name(topic_partition: &TopicPartition) -> Result<String, StorageError> {
+    let invalid = |reason| StorageError::InvalidTopicPartition {
+        topic: topic_partition.topic.clone(),
+        partition: topic_partition.partition,
+        reason,
+    };
+    if let Some(reason) = topic_name_problem(&topic_partition.topic) {
+        return Err(invalid(reason));
+    }
+    if topic_partition.partition < 0 {
+        return Err(invalid("negative partition"));
+    }
+    Ok(topic_partition.to_string())
+}
+
+/// Parses a partition directory name at its last `-`, since topic names may contain `-`.
+/// `None` for anything else, including directories being deleted.
+pub fn parse_partition_dir_name(name: &str) -> Option<TopicPartition> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    if topic_name_problem(topic).is_some() {
+        return None;
+    }
+    // Only the canonical spelling, so that building the name again gives the same directory.
+    let canonical = partition == "0" || !partition.starts_with('0');
+    if !canonical || !partition.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let partition: i32 = partition.parse().ok()?;
+    Some(TopicPartition::new(topic, partition))
+}
+
+/// The name a partition directory is renamed to before it is removed, like Kafka's
+/// `<topic>-<partition>.<unique>-delete`. `unique` keeps two deletions of a recreated
+/// partition apart.
+pub fn delete_dir_name(partition_dir_name: &str, unique: u64) -> String {
+    format!("{partition_dir_name}.{unique:x}{DELETE_DIR_SUFFIX}")
+}
+
+/// Whether a directory name is a partition directory renamed for deletion.
+pub fn is_delete_dir_name(name: &str) -> bool {
+    name.ends_with(DELETE_DIR_SUFFIX) && name.contains('.')
+}
+
+/// Why `topic` cannot be a topic name, or `None` if it can. Kafka's rule: 1 to 249 bytes of
+/// ASCII letters, digits, `.`, `_` and `-`, and not `.` or `..`.
+fn topic_name_problem(topic: &str) -> Option<&'static str> {
+    if topic.is_empty() {
+        return Some("empty topic name");
+    }
+    if topic.len() > TOPIC_NAME_MAX_BYTES {
+        return Some("topic name longer than 249 bytes");
+    }
+    if topic == "." || topic == ".." {
+        return Some("topic name '.' or '..'");
+    }
+    let legal = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
+    if !topic.bytes().all(legal) {
+        return Some("topic name has a character other than [a-zA-Z0-9._-]");
+    }
+    None
+}
+
+/// One entry of a segment's offset index: the batch with base offset
+/// `segment base + relative_offset` starts at byte `position` of the `.log` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetIndexEntry {
+    /// Offset minus the segment's base offset.
+    pub relative_offset: u32,
+    /// Byte position of the batch in the segment's `.log` file.
+    pub position: u32,
+}
+
+impl OffsetIndexEntry {
+    /// The entry's on-disk bytes.
+    pub fn to_bytes(self) -> [u8; OFFSET_INDEX_ENTRY_BYTES] {
+        let mut bytes = [0; OFFSET_INDEX_ENTRY_BYTES];
+        bytes[..4].copy_from_slice(&self.relative_offset.to_be_bytes());
+        bytes[4..].copy_from_slice(&self.position.to_be_bytes());
+        bytes
+    }
+
+    /// Reads an entry from its on-disk bytes.
+    pub fn from_bytes(bytes: [u8; OFFSET_INDEX_ENTRY_BYTES]) -> OffsetIndexEntry {
+        let [r0, r1, r2, r3, p0, p1, p2, p3] = bytes;
+        OffsetIndexEntry {
+            relative_offset: u32::from_be_bytes([r0, r1, r2, r3]),
+            position: u32::from_be_bytes([p0, p1, p2, p3]),
+        }
+    }
+}
+
+/// One entry of a segment's time index: among the batches of the segment up to some indexed
+/// batch, the largest max timestamp is `timestamp_ms`, first reached by the batch with base
+/// offset `segment base + relative_offset` (Kafka's "max timestamp so far" and its offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeIndexEntry {
+    /// The largest batch max timestamp so far, in ms since the epoch.
+    pub timestamp_ms: i64,
+    /// Base offset, minus the segment's, of the first batch with that timestamp.
+    pub relative_offset: u32,
+}
+
+impl TimeIndexEntry {
+    /// The entry's on-disk bytes.
+    pub fn to_bytes(self) -> [u8; TIME_INDEX_ENTRY_BYTES] {
+        let mut bytes = [0; TIME_INDEX_ENTRY_BYTES];
+        bytes[..8].copy_from_slice(&self.timestamp_ms.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.relative_offset.to_be_bytes());
+        bytes
+    }
+
+    /// Reads an entry from its on-disk bytes.
+    pub fn from_bytes(bytes: [u8; TIME_INDEX_ENTRY_BYTES]) -> TimeIndexEntry {
+        let [t0, t1, t2, t3, t4, t5, t6, t7, r0, r1, r2, r3] = bytes;
+        TimeIndexEntry {
+            timestamp_ms: i64::from_be_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
+            relative_offset: u32::from_be_bytes([r0, r1, r2, r3]),
+        }
+    }
+}
+
+/// The text of a log start offset checkpoint: a version line, then the offset.
+pub fn encode_log_start_offset_checkpoint(log_start_offset: i64) -> String {
+    assert!(log_start_offset >= 0, "negative log start offset");
+    format!("{CHECKPOINT_VERSION}\n{log_start_offset}\n")
+}
+
+/// Parses the text of a log start offset checkpoint.
+///
+/// # Errors
+/// A reason, if the text is not exactly what `encode_log_start_offset_checkpoint` writes.
+pub fn parse_log_start_offset_checkpoint(text: &str) -> Result<i64, &'static str> {
+    let mut lines = text.split_terminator('\n');
+    if lines.next() != Some(CHECKPOINT_VERSION) {
+        return Err("unknown version");
+    }
+    let offset_line = lines.next().ok_or("missing offset")?;
+    if lines.next().is_some() {
+        return Err("trailing lines");
+    }
+    let offset: i64 = offset_line
+        .parse()
+        .map_err(|_| "offset is not an integer")?;
+    if offset < 0 {
+        return Err("negative offset");
+    }
+    Ok(offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Segment file names build and parse back for each kind, sort by offset, and every
+    /// malformed name is rejected.
+    #[test]
+    fn segment_file_name_round_trip() {
+        let kinds = [
+            SegmentFileKind::Log,
+            SegmentFileKind::OffsetIndex,
+            SegmentFileKind::TimeIndex,
+        ];
+        for base_offset in [0, 1, 42, 4_294_967_296, i64::MAX] {
+            for kind in kinds {
+                let name = segment_file_name(base_offset, kind);
+                assert_eq!(parse_segment_file_name(&name), Some((base_offset, kind)));
+            }
+        }
+        assert_eq!(
+            segment_file_name(42, SegmentFileKind::Log),
+            "00000000000000000042.log"
+        );
+        assert_eq!(
+            segment_file_name(7, SegmentFileKind::TimeIndex),
+            "00000000000000000007.timeindex"
+        );
+        let bad = [
+            "",
+            ".log",
+            "42.log",
+            "0000000000000000042.log",
+            "000000000000000000042.log",
+            "0000000000000000004a.log",
+            "00000000000000000042.LOG",
+            "00000000000000000042.log.tmp",
+            "00000000000000000042.snapshot",
+            "+0000000000000000042.log",
+            "99999999999999999999.log",
+            "log-start-offset.checkpoint",
+        ];
+        for name in bad {
+            assert_eq!(parse_segment_file_name(name), None, "{name}");
+        }
+    }
+
+    /// Partition directory names build and parse back, split at the last '-', and names that
+    /// are not canonical partition directories are rejected.
+    #[test]
+    fn partition_dir_name_round_trip() {
+        for (topic, partition) in [("orders", 0), ("my-topic-v2", 17), ("a.b_c", i32::MAX)] {
+            let topic_partition = TopicPartition::new(topic, partition);
+            let name = partition_dir_name(&topic_partition).expect("valid name");
+            assert_eq!(parse_partition_dir_name(&name), Some(topic_partition));
+        }
+        assert_eq!(
+            parse_partition_dir_name("my-topic-3"),
+            Some(TopicPartition::new("my-topic", 3))
+        );
+        assert_eq!(
+            parse_partition_dir_name("trailing--3"),
+            Some(TopicPartition::new("trailing-", 3))
+        );
+        let bad = [
+            "orders",
+            "orders-",
+            "-3",
+            "orders-03",
+            "orders-+3",
+            "orders-2147483648",
+            "orders-3.1a2b-delete",
+            "or/ders-3",
+            "..-3",
+            ".-3",
+        ];
+        for name in bad {
+            assert_eq!(parse_partition_dir_name(name), None, "{name}");
+        }
+    }
+
+    /// Unsafe or illegal topic names never become directory names.
+    #[test]
+    fn partition_dir_name_rejects_illegal_topics() {
+        let long = "t".repeat(TOPIC_NAME_MAX_BYTES + 1);
+        for topic in ["", ".", "..", "../etc", "a/b", "a b", long.as_str()] {
+            let result = partition_dir_name(&TopicPartition::new(topic, 0));
+            assert!(
+                matches!(result, Err(StorageError::InvalidTopicPartition { .. })),
+                "{topic}"
+            );
+        }
+        let negative = partition_dir_name(&TopicPartition::new("orders", -1));
+        assert!(matches!(
+            negative,
+            Err(StorageError::InvalidTopicPartition { .. })
+        ));
+    }
+
+    /// A renamed-for-deletion directory is recognised and never parses as a partition.
+    #[test]
+    fn delete_dir_name_is_not_a_partition() {
+        let name = delete_dir_name("orders-3", 0x1a2b);
+        assert_eq!(name, "orders-3.1a2b-delete");
+        assert!(is_delete_dir_name(&name));
+        assert_eq!(parse_partition_dir_name(&name), None);
+        assert!(!is_delete_dir_name("orders-3"));
+    }
+
+    /// Index entries and checkpoints encode and decode back; bad checkpoints are rejected.
+    #[test]
+    fn entries_and_checkpoint_round_trip() {
+        let offset_entry = OffsetIndexEntry {
+            relative_offset: 0x0102_0304,
+            position: 0x0506_0708,
+        };
+        assert_eq!(offset_entry.to_bytes(), [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            OffsetIndexEntry::from_bytes(offset_entry.to_bytes()),
+            offset_entry
+        );
+        let time_entry = TimeIndexEntry {
+            timestamp_ms: -2,
+            relative_offset: 9,
+        };
+        assert_eq!(
+            TimeIndexEntry::from_bytes(time_entry.to_bytes()),
+            time_entry
+        );
+
+        let text = encode_log_start_offset_checkpoint(1234);
+        assert_eq!(parse_log_start_offset_checkpoint(&text), Ok(1234));
+        for bad in ["", "0\n", "1\n5\n", "0\nx\n", "0\n-5\n", "0\n5\n6\n"] {
+            assert!(parse_log_start_offset_checkpoint(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! riffle-storage: Riffle's segmented, Kafka-layout log.
+//!
+//! # Design
+//!
+//! Each partition is a [`Log`]: an ordered list of segments, each a `.log` file of record
+//! batches exactly as the broker received them, plus a memory-mapped sparse offset index and
+//! time index. Appends are serialised and short; readers read by position up to the published
+//! high watermark and never wait for them; fsyncs are grouped. After an unclean stop the tail
+//! of each log is checked batch by batch and truncated at the first bad byte.
+//!
+//! Start with [`DataDir`], which locks the directory and opens each partition's [`Log`];
+//! then `Log::append`, `Log::read` and `Log::sync_through`. The on-disk layout is in
+//! [`format`](mod@format), the recovery policy in `recovery.rs`, and the lock order on [`Log`].
+//!
+//! Synchronous file I/O only: no async runtime, no network, no clock (callers pass `now_ms`).
+#![warn(missing_docs)]
+
+mod batch_header;
+mod checkpoint;
+mod config;
+mod data_dir;
+mod error;
+#[cfg(test)]
+mod fault;
+pub mod format;
+mod fs;
+mod index_file;
+mod log;
+mod offset_index;
+mod recovery;
+mod segment;
+#[cfg(test)]
+#[path = "../tests/common/batch.rs"]
+mod test_batch;
+mod time_index;
+mod topic_partition;
+
+pub use config::{LogConfig, MAX_SEGMENT_BYTES, MAX_SEGMENT_INDEX_BYTES, MIN_SEGMENT_INDEX_BYTES};
+pub use data_dir::DataDir;
+pub use error::StorageError;
+pub use log::{AppendOutcome, FirstBatch, Log};
+pub use topic_partition::TopicPartition;

@@ -1,0 +1,675 @@
+//! A partition's log: an ordered list of segments, the last one active.
+//!
+//! # Concurrency
+//!
+//! One appender at a time, any number of readers, and readers never wait for the appender:
+//!
+//! - An append takes the `append` lock, assigns offsets, writes its batches with one write to
+//!   the active segment, publishes the segment's new end and then the log's `next_offset`
+//!   (the high watermark), and adds index entries. Nothing slow happens under the lock except
+//!   a roll, once per segment.
+//! - A reader loads the high watermark, clones the `Arc` of the segment it needs under a brief
+//!   read lock of `segments`, and reads by position, never past what was published.
+//! - Fsyncs take the `sync` lock, not the append lock, so appends go on while one runs; one
+//!   fsync covers every batch written before it (group commit).
+//! - Retention and DeleteRecords take the `maintenance` lock, so only one of them moves the
+//!   log start offset and deletes segments at a time.
+
+mod retention;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use tracing::{debug, warn};
+
+use crate::batch_header::{BatchHeader, set_base_offset, split_batches};
+use crate::config::{LogConfig, MAX_SEGMENT_BYTES};
+use crate::error::StorageError;
+use crate::fs::sync_dir;
+use crate::recovery::{RecoveryMode, load_log};
+use crate::segment::{Segment, TimestampAndOffset, remove_segment_files};
+use crate::topic_partition::TopicPartition;
+
+/// Whether a read returns its first batch even when that batch alone exceeds `max_bytes`.
+///
+/// Kafka fetches use `AlwaysWhole` (KIP-74), so a consumer makes progress whatever its
+/// limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstBatch {
+    /// Return the first batch whole even if it is larger than `max_bytes`.
+    AlwaysWhole,
+    /// Return nothing if the first batch is larger than `max_bytes`.
+    WithinMaxBytes,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Offset assigned to the first record of the first batch.
+    pub base_offset: i64,
+    /// Offset of the last record of the last batch.
+    pub last_offset: i64,
+    /// The `now_ms` the append was made at, for LogAppendTime topics and the Produce answer.
+    pub log_append_time_ms: i64,
+    /// The log start offset after the append, for the Produce answer.
+    pub log_start_offset: i64,
+}
+
+/// One partition's log. `Send + Sync`: the broker shares it as `Arc<Log>`.
+///
+/// Lock order, for code that holds more than one: `maintenance`, then `append`, then
+/// `segments`, then a segment's index lock. `sync` is never held with `append` or
+/// `maintenance`; it takes `segments` (read) and a segment's index lock briefly.
+pub struct Log {
+    topic_partition: TopicPartition,
+    partition_dir: PathBuf,
+    /// The appender's state. Held for one append: offset assignment, the write, publishing
+    /// the new end, index entries; and for a roll, whose fsyncs are the only slow step taken
+    /// under it (once per segment). A std `Mutex`: the section is short and never awaits.
+    append: Mutex<AppendState>,
+    /// Every segment by base offset; the last is the active one. Readers hold the read lock
+    /// only to clone an `Arc<Segment>`; a roll or a deletion holds the write lock only to edit
+    /// the map. Segments outlive their removal while a reader still holds them.
+    segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
+    /// Serialises fsyncs of the active segment and remembers how far they reached, so a caller
+    /// whose batches an earlier fsync covered returns at once.
+    sync: Mutex<SyncState>,
+    /// Serialises retention and DeleteRecords, the two things that delete segments from the
+    /// head and move the log start offset.
+    maintenance: Mutex<()>,
+    /// The offset the next append gets; on a single node also the high watermark. Stored
+    /// (Release) by the appender after the active segment published its new end; readers load
+    /// it (Acquire) before looking up segments, so every offset below it is readable.
+    next_offset: AtomicI64,
+    /// The first offset readers may see. Only grows; stored before segments below it are
+    /// removed, so a reader never finds an offset at or above it missing.
+    log_start_offset: AtomicI64,
+    /// Settings, replaced whole by `set_config`.
+    config: RwLock<LogConfig>,
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Log>();
+};
+
+/// The appender's state, guarded by `Log::append`.
+struct AppendState {
+    /// The segment appends go to; the same `Arc` as the last entry of `Log::segments`.
+    active: Arc<Segment>,
+    /// When the active segment's `segment_ms` clock started: the time of its first append,
+    /// or after a restart its first batch's timestamp. `None` while it has no batch.
+    roll_clock_start_ms: Option<i64>,
+}
+
+/// Fsync progress, guarded by `Log::sync`.
+struct SyncState {
+    /// Every offset below this is durable.
+    synced_next_offset: i64,
+}
+
+/// The shape of one append, for the roll decision.
+struct AppendShape {
+    size_bytes: u64,
+    last_offset: i64,
+    batches_count: usize,
+}
+
+impl Log {
+    /// Opens the log in `partition_dir` (see `recovery` for what `mode` trusts).
+    pub(crate) fn open(
+        partition_dir: PathBuf,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        mode: RecoveryMode,
+    ) -> Result<Log, StorageError> {
+        let loaded = load_log(&partition_dir, &topic_partition, &config, mode)?;
+        let active = Arc::clone(
+            loaded
+                .segments
+                .values()
+                .next_back()
+                .expect("a loaded log has an active segment"),
+        );
+        assert!(loaded.log_start_offset <= loaded.next_offset);
+        assert!(active.base_offset() <= loaded.next_offset);
+        let roll_clock_start_ms = match active.is_empty() {
+            true => None,
+            false => loaded.active_first_timestamp_ms,
+        };
+        debug!(
+            %topic_partition,
+            next_offset = loaded.next_offset,
+            log_start_offset = loaded.log_start_offset,
+            segments_count = loaded.segments.len(),
+            "opened log"
+        );
+        Ok(Log {
+            topic_partition,
+            partition_dir,
+            append: Mutex::new(AppendState {
+                active,
+                roll_clock_start_ms,
+            }),
+            segments: RwLock::new(loaded.segments),
+            sync: Mutex::new(SyncState {
+                synced_next_offset: loaded.log_start_offset,
+            }),
+            maintenance: Mutex::new(()),
+            next_offset: AtomicI64::new(loaded.next_offset),
+            log_start_offset: AtomicI64::new(loaded.log_start_offset),
+            config: RwLock::new(config),
+        })
+    }
+
+    /// Appends whole v2 batches, concatenated in `batches`, already validated by the broker.
+    ///
+    /// Each batch's base offset is rewritten in `batches` so they take consecutive offsets
+    /// from `next_offset`; then all bytes go to the active segment in one write (rolling
+    /// first if `segment_bytes`, `segment_ms` or a full index says so), index entries are
+    /// added, and the new end is published to readers. The batches are in the page cache,
+    /// not yet durable: call `sync_through` for that.
+    ///
+    /// # Errors
+    /// `InvalidBatch` if a header is malformed or a batch runs past the buffer;
+    /// `AppendTooLarge` if no segment can hold the append; nothing is written in either case.
+    /// `Io` if the write or a roll fails; a partial write is truncated away first.
+    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendOutcome, StorageError> {
+        let mut headers =
+            split_batches(batches).map_err(|(position, reason)| StorageError::InvalidBatch {
+                topic_partition: self.topic_partition.clone(),
+                position,
+                reason,
+            })?;
+        self.check_fits_one_segment(batches.len(), &headers)?;
+        let config = self.config();
+        let mut state = self.append.lock().expect("append lock poisoned");
+        let base_offset = self.next_offset.load(Ordering::Acquire);
+        let last_offset = assign_offsets(batches, &mut headers, base_offset);
+        let shape = AppendShape {
+            size_bytes: u64::try_from(batches.len()).expect("an append fits u64"),
+            last_offset,
+            batches_count: headers.len(),
+        };
+        if should_roll(&state, &config, &shape, now_ms) {
+            self.roll(&mut state, &config)?;
+        }
+        let position = state.active.append(batches)?;
+        // Readers that see this offset find whole batches: the segment published its end
+        // first.
+        self.next_offset.store(last_offset + 1, Ordering::Release);
+        index_batches(
+            &state.active,
+            position,
+            &headers,
+            config.index_interval_bytes,
+        );
+        state.roll_clock_start_ms.get_or_insert(now_ms);
+        Ok(AppendOutcome {
+            base_offset,
+            last_offset,
+            log_append_time_ms: now_ms,
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    fn check_fits_one_segment(
+        &self,
+        size_bytes: usize,
+        headers: &[BatchHeader],
+    ) -> Result<(), StorageError> {
+        let too_large = |reason| StorageError::AppendTooLarge {
+            topic_partition: self.topic_partition.clone(),
+            size_bytes,
+            reason,
+        };
+        if u64::try_from(size_bytes).is_ok_and(|size_bytes| size_bytes > MAX_SEGMENT_BYTES) {
+            return Err(too_large("larger than the largest segment"));
+        }
+        let offsets_count: i64 = headers.iter().map(BatchHeader::offsets_count).sum();
+        if offsets_count - 1 > i64::from(u32::MAX) {
+            return Err(too_large("spans more offsets than one segment can index"));
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and makes a new, empty one at `next_offset` the active one.
+    ///
+    /// Atomic in the face of errors: until the last step the old segment stays active and the
+    /// new files are removed on failure, so the next append simply tries again.
+    fn roll(&self, state: &mut AppendState, config: &LogConfig) -> Result<(), StorageError> {
+        let new_base_offset = self.next_offset.load(Ordering::Acquire);
+        assert!(new_base_offset > state.active.base_offset());
+        let new = Arc::new(Segment::create(
+            &self.partition_dir,
+            new_base_offset,
+            config,
+        )?);
+        if let Err(error) = self.make_roll_durable(&state.active, &new) {
+            if let Err(remove_error) = remove_segment_files(&self.partition_dir, new_base_offset) {
+                warn!(topic_partition = %self.topic_partition, new_base_offset, %remove_error,
+                    "could not remove the files of a failed roll; the next roll overwrites them");
+            }
+            return Err(error);
+        }
+        self.segments_mut()
+            .insert(new_base_offset, Arc::clone(&new));
+        debug!(
+            topic_partition = %self.topic_partition,
+            sealed_base_offset = state.active.base_offset(),
+            new_base_offset,
+            "rolled segment"
+        );
+        state.active = new;
+        state.roll_clock_start_ms = None;
+        Ok(())
+    }
+
+    fn make_roll_durable(&self, old: &Segment, new: &Segment) -> Result<(), StorageError> {
+        // The old segment's batches and trimmed indexes must be durable before it stops being
+        // active: `sync_through` fsyncs only the active segment, and a later start trusts a
+        // sealed segment's indexes.
+        old.seal()?;
+        // The new files must exist durably before batches are acknowledged in them.
+        new.sync_all()?;
+        // And so must their directory entries, or a power loss could drop the new segment
+        // along with durable, acknowledged batches.
+        sync_dir(&self.partition_dir)
+    }
+
+    /// Reads whole batches starting with the batch that holds `offset`, up to `max_bytes`
+    /// (but see `first_batch`), never past the high watermark. Reads stay within one segment,
+    /// as Kafka's do; the next segment is tried only if nothing was found in this one.
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` if `offset` is below the log start offset or past `next_offset`
+    /// (`offset == next_offset` reads nothing); `CorruptSegment` if the bytes on disk are not
+    /// batches.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        first_batch: FirstBatch,
+    ) -> Result<Bytes, StorageError> {
+        // The high watermark first: every batch below it is in a segment already listed.
+        let high_watermark = self.high_watermark();
+        if offset < self.log_start_offset() || offset > high_watermark {
+            return Err(self.out_of_range(offset));
+        }
+        if offset == high_watermark {
+            return Ok(Bytes::new());
+        }
+        let mut segment = self
+            .segment_holding(offset)
+            .ok_or_else(|| self.out_of_range(offset))?;
+        loop {
+            if let Some(bytes) = segment.read(offset, high_watermark, max_bytes, first_batch)? {
+                return Ok(bytes);
+            }
+            match self.segment_after(segment.base_offset()) {
+                Some(next) => segment = next,
+                None => return Ok(Bytes::new()),
+            }
+        }
+    }
+
+    /// The first offset readers may see.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// The log end offset: the offset the next append gets.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// The offset below which batches are visible to readers; `next_offset` on a single node.
+    pub fn high_watermark(&self) -> i64 {
+        self.next_offset()
+    }
+
+    /// The partition this log stores.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.topic_partition
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.partition_dir
+    }
+
+    /// Returns once every offset up to `last_offset` is durable. One fsync of the active
+    /// segment covers every batch written before it, so concurrent callers mostly find their
+    /// batches already covered and return without an fsync of their own.
+    ///
+    /// # Panics
+    /// If `last_offset` was never appended (`>= next_offset`).
+    pub fn sync_through(&self, last_offset: i64) -> Result<(), StorageError> {
+        assert!(
+            last_offset < self.next_offset(),
+            "sync_through past the end of the log"
+        );
+        let mut sync = self.sync.lock().expect("sync lock poisoned");
+        if last_offset < sync.synced_next_offset {
+            return Ok(());
+        }
+        self.sync_active(&mut sync)
+    }
+
+    /// Makes everything appended so far durable, index entries included, so a clean restart
+    /// finds them. For the periodic flush policy and shutdown. Trims nothing.
+    ///
+    /// The index msync holds the active segment's index read lock, so an append that wants to
+    /// add an index entry meanwhile waits for it; the batch fsync holds no lock appends need.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let mut sync = self.sync.lock().expect("sync lock poisoned");
+        self.sync_active(&mut sync)?;
+        self.active_segment().flush_indexes()
+    }
+
+    fn sync_active(&self, sync: &mut SyncState) -> Result<(), StorageError> {
+        // Load the target before picking the segment: every batch below it is then in the
+        // segment we fsync or in one sealed (and fsynced) before that segment was published.
+        let target_next_offset = self.next_offset.load(Ordering::Acquire);
+        self.active_segment().sync_data()?;
+        sync.synced_next_offset = sync.synced_next_offset.max(target_next_offset);
+        Ok(())
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp_ms`, for ListOffsets by
+    /// time; `None` if there is none. The broker finds the exact record inside it.
+    pub fn batch_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Bytes>, StorageError> {
+        let high_watermark = self.high_watermark();
+        let log_start_offset = self.log_start_offset();
+        let segments = self.segments_snapshot();
+        let sealed_count = segments.len() - 1;
+        for (index, segment) in segments.iter().enumerate() {
+            // A sealed segment knows its largest timestamp; the active one may be publishing a
+            // batch its summary does not count yet, so it is always scanned.
+            let older = segment
+                .max_timestamp()
+                .is_none_or(|max| max.timestamp_ms < timestamp_ms);
+            if index < sealed_count && older {
+                continue;
+            }
+            let found =
+                segment.batch_for_timestamp(timestamp_ms, high_watermark, log_start_offset)?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The batch with the largest max timestamp, the earliest on a tie, for ListOffsets
+    /// MAX_TIMESTAMP; `None` if no batch has a timestamp.
+    pub fn batch_with_max_timestamp(&self) -> Result<Option<Bytes>, StorageError> {
+        let mut best: Option<(TimestampAndOffset, Arc<Segment>)> = None;
+        for segment in self.segments_snapshot() {
+            let Some(max) = segment.max_timestamp() else {
+                continue;
+            };
+            if best
+                .as_ref()
+                .is_none_or(|(best, _)| max.timestamp_ms > best.timestamp_ms)
+            {
+                best = Some((max, segment));
+            }
+        }
+        let Some((max, segment)) = best else {
+            return Ok(None);
+        };
+        // Loaded after the summaries: the appender publishes the high watermark before it
+        // updates a summary, so the batch found is below this.
+        let high_watermark = self.high_watermark();
+        let batch = segment.read(max.offset, high_watermark, 0, FirstBatch::AlwaysWhole)?;
+        Ok(batch.filter(|bytes| !bytes.is_empty()))
+    }
+
+    /// Replaces the settings; they apply from the next append, roll or retention pass.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write().expect("config lock poisoned") = config;
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> LogConfig {
+        *self.config.read().expect("config lock poisoned")
+    }
+
+    /// Bytes of batches in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        let segments = self.segments.read().expect("segment list lock poisoned");
+        segments
+            .values()
+            .map(|segment| segment.bytes_written())
+            .sum()
+    }
+
+    fn out_of_range(&self, offset: i64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            topic_partition: self.topic_partition.clone(),
+            offset,
+            log_start_offset: self.log_start_offset(),
+            next_offset: self.next_offset(),
+        }
+    }
+
+    fn segments_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<i64, Arc<Segment>>> {
+        self.segments.write().expect("segment list lock poisoned")
+    }
+
+    fn segments_snapshot(&self) -> Vec<Arc<Segment>> {
+        let segments = self.segments.read().expect("segment list lock poisoned");
+        segments.values().cloned().collect()
+    }
+
+    fn active_segment(&self) -> Arc<Segment> {
+        let segments = self.segments.read().expect("segment list lock poisoned");
+        let active = segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment");
+        Arc::clone(active)
+    }
+
+    /// The segment whose base offset is the largest at or below `offset`.
+    fn segment_holding(&self, offset: i64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read().expect("segment list lock poisoned");
+        segments
+            .range(..=offset)
+            .next_back()
+            .map(|(_, segment)| Arc::clone(segment))
+    }
+
+    fn segment_after(&self, base_offset: i64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read().expect("segment list lock poisoned");
+        let mut later = segments.range(base_offset + 1..);
+        later.next().map(|(_, segment)| Arc::clone(segment))
+    }
+}
+
+impl Drop for Log {
+    /// Flushes and seals the active segment's files, so the next start after a clean
+    /// shutdown trusts them without a scan. Best effort: a failure costs that scan, no data.
+    fn drop(&mut self) {
+        let closed = self.flush().and_then(|()| self.active_segment().seal());
+        if let Err(error) = closed {
+            let topic_partition = &self.topic_partition;
+            warn!(%topic_partition, %error, "could not close the log cleanly");
+        }
+    }
+}
+
+/// Rewrites each batch's base offset so the batches take consecutive offsets from
+/// `base_offset`, updates `headers` to match, and returns the last offset.
+fn assign_offsets(batches: &mut [u8], headers: &mut [BatchHeader], base_offset: i64) -> i64 {
+    let mut position = 0;
+    let mut next_offset = base_offset;
+    for header in headers.iter_mut() {
+        let size_bytes =
+            usize::try_from(header.size_bytes).expect("split_batches checked the size");
+        let batch = &mut batches[position..position + size_bytes];
+        set_base_offset(batch, next_offset);
+        header.base_offset = next_offset;
+        header.last_offset = next_offset + i64::from(header.last_offset_delta);
+        // Check the bytes about to be written, not just our arithmetic.
+        let written = BatchHeader::parse(batch).map(|header| header.base_offset);
+        assert_eq!(written, Ok(next_offset));
+        next_offset = header.last_offset + 1;
+        position += size_bytes;
+    }
+    assert_eq!(position, batches.len());
+    next_offset - 1
+}
+
+/// Whether the active segment must be rolled before this append.
+fn should_roll(state: &AppendState, config: &LogConfig, append: &AppendShape, now_ms: i64) -> bool {
+    let active = &state.active;
+    if active.is_empty() {
+        // An empty segment takes any append, so even one larger than `segment_bytes` fits.
+        return false;
+    }
+    let bytes_full = active.bytes_written() + append.size_bytes > config.effective_segment_bytes();
+    let index_full = !active.indexes().has_room_for(append.batches_count);
+    let offsets_full = append.last_offset - active.base_offset() > i64::from(u32::MAX);
+    bytes_full || index_full || offsets_full || segment_age_ms(state, now_ms) > config.segment_ms
+}
+
+/// How long the active segment has been collecting batches. A first batch timestamp in the
+/// future counts as now, so clock skew delays a roll instead of forcing one per append.
+fn segment_age_ms(state: &AppendState, now_ms: i64) -> i64 {
+    state
+        .roll_clock_start_ms
+        .map_or(0, |start_ms| now_ms.saturating_sub(start_ms.min(now_ms)))
+}
+
+/// Adds the index entries for batches just written at `position`.
+fn index_batches(
+    segment: &Segment,
+    position: u64,
+    headers: &[BatchHeader],
+    index_interval_bytes: u64,
+) {
+    let mut indexes = segment.indexes_mut();
+    let mut batch_position = position;
+    for header in headers {
+        indexes.index_batch(header, batch_position, index_interval_bytes);
+        batch_position += header.size_bytes;
+    }
+    assert_eq!(batch_position, segment.bytes_written());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data_dir::DataDir;
+    use crate::fault;
+    use crate::test_batch::batch;
+
+    fn temp_dir(test_name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(test_name)
+            .tempdir()
+            .expect("temp dir")
+    }
+
+    fn active_log_bytes(log: &Log) -> u64 {
+        let path = log.active_segment().log_path_for_tests().to_path_buf();
+        std::fs::metadata(path).expect("metadata").len()
+    }
+
+    /// A write that fails part-way is truncated back, leaves the offsets untouched, and the
+    /// next append succeeds at the same position.
+    #[test]
+    fn failed_write_truncates_back_to_last_good_position() {
+        let dir = temp_dir("failed_write_truncates_back_to_last_good_position");
+        let data_dir = DataDir::open(dir.path()).expect("open data dir");
+        let log = data_dir
+            .open_log("orders", 0, LogConfig::default())
+            .expect("open log");
+        log.append(&mut batch(2, 100), 0).expect("append");
+        let bytes_before = active_log_bytes(&log);
+
+        fault::fail_next_write_after(70);
+        let failed = log.append(&mut batch(3, 100), 0);
+        assert!(matches!(failed, Err(StorageError::Io { .. })));
+        assert_eq!(log.next_offset(), 2);
+        assert_eq!(active_log_bytes(&log), bytes_before);
+
+        let mut retry = batch(3, 100);
+        let outcome = log.append(&mut retry, 0).expect("append after a failure");
+        assert_eq!(outcome.base_offset, 2);
+        let read = log.read(2, 10_000, FirstBatch::AlwaysWhole).expect("read");
+        assert_eq!(read.as_ref(), retry.as_slice());
+    }
+
+    /// `sync_through` fsyncs once for everything appended so far and is a no-op for offsets an
+    /// earlier fsync covered; `flush` with nothing new does not fsync either.
+    #[test]
+    fn sync_through_skips_offsets_already_synced() {
+        let dir = temp_dir("sync_through_skips_offsets_already_synced");
+        let data_dir = DataDir::open(dir.path()).expect("open data dir");
+        let log = data_dir
+            .open_log("orders", 0, LogConfig::default())
+            .expect("open log");
+        for _ in 0..3 {
+            log.append(&mut batch(2, 50), 0).expect("append");
+        }
+        let syncs_before = fault::data_syncs_count();
+        log.sync_through(1).expect("sync");
+        assert_eq!(fault::data_syncs_count(), syncs_before + 1);
+        log.sync_through(5).expect("covered by the first sync");
+        log.sync_through(0).expect("covered by the first sync");
+        log.flush().expect("flush with nothing new");
+        assert_eq!(fault::data_syncs_count(), syncs_before + 1);
+
+        log.append(&mut batch(1, 50), 0).expect("append");
+        log.sync_through(6).expect("sync");
+        assert_eq!(fault::data_syncs_count(), syncs_before + 2);
+    }
+
+    /// Syncing an offset that was never appended is a bug in the caller.
+    #[test]
+    #[should_panic(expected = "sync_through past the end")]
+    fn sync_through_past_the_end_panics() {
+        let dir = temp_dir("sync_through_past_the_end_panics");
+        let data_dir = DataDir::open(dir.path()).expect("open data dir");
+        let log = data_dir
+            .open_log("orders", 0, LogConfig::default())
+            .expect("open log");
+        log.sync_through(0).expect("unreachable");
+    }
+
+    /// A roll happens when the next append would pass `segment_bytes`, when the index is
+    /// full, and when `segment_ms` has passed since the segment's first append.
+    #[test]
+    fn append_rolls_on_size_index_and_age() {
+        let dir = temp_dir("append_rolls_on_size_index_and_age");
+        let data_dir = DataDir::open(dir.path()).expect("open data dir");
+        let config = LogConfig {
+            segment_bytes: 1000,
+            segment_ms: 60_000,
+            index_interval_bytes: 0,
+            segment_index_bytes: 48,
+            ..LogConfig::default()
+        };
+        let log = data_dir.open_log("orders", 0, config).expect("open log");
+        let segments_count = || log.segments_snapshot().len();
+        log.append(&mut batch(1, 500), 0).expect("append");
+        log.append(&mut batch(1, 500), 0).expect("append");
+        assert_eq!(segments_count(), 2, "size roll");
+        // The offset index has room for 6 entries; with an entry per batch after the first,
+        // the seventh small batch finds it full.
+        for _ in 0..6 {
+            log.append(&mut batch(1, 1), 1).expect("append");
+        }
+        assert_eq!(segments_count(), 2);
+        log.append(&mut batch(1, 1), 1).expect("append");
+        assert_eq!(segments_count(), 3, "index roll");
+        log.append(&mut batch(1, 1), 60_002).expect("append");
+        assert_eq!(segments_count(), 4, "age roll");
+    }
+}

@@ -1,0 +1,708 @@
+//! Opening a partition's log from its directory, and recovery after an unclean stop.
+//!
+//! # Policy
+//!
+//! `RecoveryMode` decides how much is trusted:
+//!
+//! - After a clean stop, segment files are trusted. Sealed segments' indexes get a cheap
+//!   check (whole entries, last entry inside its segment); the active segment's index is
+//!   checked entry by entry (it may not have been trimmed), then the batches after its last
+//!   entry are scanned to find the next offset. That tail is at most about
+//!   `index_interval_bytes` long.
+//! - After an unclean stop, the active segment is scanned batch by batch from its start:
+//!   header complete, magic 2, length sane, whole batch present, CRC-32C matching, offsets
+//!   contiguous. The file is truncated at the first bad byte and fsynced, and its indexes are
+//!   rebuilt from the scan. Sealed segments were fsynced when they were rolled, so only their
+//!   index files are checked, entry by entry, and rebuilt if anything is off. A trailing empty
+//!   segment (a roll cut short) is removed first, so the segment before it is the one scanned.
+//!
+//! Either way, a missing or malformed index is rebuilt, index files without a `.log` are
+//! removed, other stray files are left alone with a warning, and every truncation or rebuild
+//! is logged at WARN with the partition, offsets, position and reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::warn;
+
+use crate::batch_header::{BATCH_HEADER_BYTES, BatchHeader, crc_of_header};
+use crate::checkpoint::read_log_start_offset;
+use crate::config::LogConfig;
+use crate::error::{StorageError, io_error};
+use crate::format::{
+    LOG_START_OFFSET_CHECKPOINT_FILE_NAME, SegmentFileKind, TEMP_FILE_SUFFIX,
+    parse_segment_file_name, segment_file_path,
+};
+use crate::fs::{create_dir_durably, sync_dir};
+use crate::index_file::IndexCheck;
+use crate::offset_index::OffsetIndex;
+use crate::segment::{Segment, SegmentIndexes, TimestampAndOffset, remove_segment_files};
+use crate::time_index::TimeIndex;
+use crate::topic_partition::TopicPartition;
+
+/// How far `load_log` trusts what it finds on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecoveryMode {
+    /// The previous broker stopped cleanly: trust the files, scan only the active tail.
+    Clean,
+    /// The previous broker crashed or lost power: scan and repair the active segment.
+    Unclean,
+}
+
+/// A partition's log as found on disk, ready to serve.
+pub(crate) struct LoadedLog {
+    /// Every segment by base offset; the last one is the active segment.
+    pub segments: BTreeMap<i64, Arc<Segment>>,
+    /// The offset the next append gets.
+    pub next_offset: i64,
+    /// The first offset readers may see.
+    pub log_start_offset: i64,
+    /// Max timestamp of the active segment's first batch, if it has one; the start of the
+    /// segment's `segment_ms` clock.
+    pub active_first_timestamp_ms: Option<i64>,
+}
+
+/// The active segment as opened.
+struct ActiveSegment {
+    segment: Segment,
+    next_offset: i64,
+    first_timestamp_ms: Option<i64>,
+}
+
+/// Bytes read at a time while scanning a segment.
+const SCAN_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Opens the log in `partition_dir`, creating the directory and a first segment if needed.
+pub(crate) fn load_log(
+    partition_dir: &Path,
+    topic_partition: &TopicPartition,
+    config: &LogConfig,
+    mode: RecoveryMode,
+) -> Result<LoadedLog, StorageError> {
+    create_dir_durably(partition_dir)?;
+    let mut bases = list_segments(partition_dir, topic_partition)?;
+    let checkpoint_offset = read_log_start_offset(partition_dir)?;
+    if mode == RecoveryMode::Unclean {
+        remove_empty_tail_segments(partition_dir, topic_partition, &mut bases)?;
+    }
+    let Some(&active_base) = bases.last() else {
+        return new_empty_log(partition_dir, config, checkpoint_offset.unwrap_or(0));
+    };
+    let ordered: Vec<i64> = bases.iter().copied().collect();
+    let mut segments = BTreeMap::new();
+    for pair in ordered.windows(2) {
+        let on_disk = SegmentOnDisk::open(partition_dir, topic_partition, pair[0])?;
+        let segment = open_sealed(on_disk, pair[1], config, mode)?;
+        segments.insert(pair[0], Arc::new(segment));
+    }
+    let on_disk = SegmentOnDisk::open(partition_dir, topic_partition, active_base)?;
+    let active = open_active(on_disk, config, mode)?;
+    segments.insert(active_base, Arc::new(active.segment));
+    let first_base = ordered[0];
+    let log_start_offset = checkpoint_offset.unwrap_or(0).max(first_base);
+    if active.next_offset < log_start_offset {
+        warn!(
+            %topic_partition,
+            next_offset = active.next_offset,
+            log_start_offset,
+            "the log ends before its checkpointed start; emptying it to start there"
+        );
+        for segment in segments.values() {
+            segment.delete_files()?;
+        }
+        return new_empty_log(partition_dir, config, log_start_offset);
+    }
+    remove_segments_below(&mut segments, log_start_offset)?;
+    Ok(LoadedLog {
+        segments,
+        next_offset: active.next_offset,
+        log_start_offset,
+        active_first_timestamp_ms: active.first_timestamp_ms,
+    })
+}
+
+/// A log with one empty segment at `base_offset`, durably created.
+fn new_empty_log(
+    partition_dir: &Path,
+    config: &LogConfig,
+    base_offset: i64,
+) -> Result<LoadedLog, StorageError> {
+    let segment = Segment::create(partition_dir, base_offset, config)?;
+    // The new files and their directory entries must survive a crash before anything is
+    // appended to them, or a later fsync of the data would have no file to land in.
+    segment.sync_all()?;
+    sync_dir(partition_dir)?;
+    Ok(LoadedLog {
+        segments: BTreeMap::from([(base_offset, Arc::new(segment))]),
+        next_offset: base_offset,
+        log_start_offset: base_offset,
+        active_first_timestamp_ms: None,
+    })
+}
+
+/// Base offsets of the segments with a `.log` file. Index files without one are removed;
+/// anything else that is not ours is left alone with a warning.
+fn list_segments(
+    partition_dir: &Path,
+    topic_partition: &TopicPartition,
+) -> Result<BTreeSet<i64>, StorageError> {
+    let checkpoint_temp = format!("{LOG_START_OFFSET_CHECKPOINT_FILE_NAME}{TEMP_FILE_SUFFIX}");
+    let mut logs = BTreeSet::new();
+    let mut indexes = Vec::new();
+    for entry in std::fs::read_dir(partition_dir).map_err(io_error(partition_dir))? {
+        let path = entry.map_err(io_error(partition_dir))?.path();
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        match parse_segment_file_name(name) {
+            Some((base_offset, SegmentFileKind::Log)) => {
+                logs.insert(base_offset);
+            }
+            Some((base_offset, _)) => indexes.push((base_offset, path)),
+            None if name == LOG_START_OFFSET_CHECKPOINT_FILE_NAME => {}
+            // An interrupted checkpoint write; the checkpoint itself is still the old one.
+            None if name == checkpoint_temp => remove_file(&path)?,
+            None => {
+                let path = path.display();
+                warn!(%topic_partition, %path, "ignoring a stray file in a partition directory");
+            }
+        }
+    }
+    for (base_offset, path) in indexes {
+        if !logs.contains(&base_offset) {
+            let path_shown = path.display();
+            warn!(%topic_partition, path = %path_shown, "removing an index file without its .log");
+            remove_file(&path)?;
+        }
+    }
+    Ok(logs)
+}
+
+fn remove_file(path: &Path) -> Result<(), StorageError> {
+    std::fs::remove_file(path).map_err(io_error(path))
+}
+
+/// Removes empty segments at the end of the log, so that the segment before them, which an
+/// interrupted roll may have left unsynced, is the active one and gets scanned.
+fn remove_empty_tail_segments(
+    partition_dir: &Path,
+    topic_partition: &TopicPartition,
+    bases: &mut BTreeSet<i64>,
+) -> Result<(), StorageError> {
+    while bases.len() > 1 {
+        let Some(&last) = bases.last() else { break };
+        let log_path = segment_file_path(partition_dir, last, SegmentFileKind::Log);
+        let log_bytes = std::fs::metadata(&log_path)
+            .map_err(io_error(&log_path))?
+            .len();
+        if log_bytes > 0 {
+            break;
+        }
+        let reason = "an empty last segment left by an interrupted roll";
+        warn!(%topic_partition, base_offset = last, reason, "removing a segment");
+        remove_segment_files(partition_dir, last)?;
+        bases.remove(&last);
+    }
+    Ok(())
+}
+
+/// Removes sealed segments whose every offset is below the log start offset: DeleteRecords
+/// or retention had started deleting them when the broker stopped.
+fn remove_segments_below(
+    segments: &mut BTreeMap<i64, Arc<Segment>>,
+    log_start_offset: i64,
+) -> Result<(), StorageError> {
+    let bases: Vec<i64> = segments.keys().copied().collect();
+    for pair in bases.windows(2) {
+        if pair[1] > log_start_offset {
+            break;
+        }
+        if let Some(segment) = segments.remove(&pair[0]) {
+            segment.delete_files()?;
+        }
+    }
+    Ok(())
+}
+
+/// A segment being opened: where it is, and its `.log` file.
+struct SegmentOnDisk<'a> {
+    partition_dir: &'a Path,
+    topic_partition: &'a TopicPartition,
+    base_offset: i64,
+    log_path: PathBuf,
+    file: File,
+    /// The `.log` file's length as found.
+    log_bytes: u64,
+}
+
+impl<'a> SegmentOnDisk<'a> {
+    fn open(
+        partition_dir: &'a Path,
+        topic_partition: &'a TopicPartition,
+        base_offset: i64,
+    ) -> Result<SegmentOnDisk<'a>, StorageError> {
+        let log_path = segment_file_path(partition_dir, base_offset, SegmentFileKind::Log);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(false)
+            .open(&log_path)
+            .map_err(io_error(&log_path))?;
+        let log_bytes = file.metadata().map_err(io_error(&log_path))?.len();
+        Ok(SegmentOnDisk {
+            partition_dir,
+            topic_partition,
+            base_offset,
+            log_path,
+            file,
+            log_bytes,
+        })
+    }
+
+    fn path(&self, kind: SegmentFileKind) -> PathBuf {
+        segment_file_path(self.partition_dir, self.base_offset, kind)
+    }
+
+    /// Scans from `start`; see `scan_batches`.
+    fn scan(
+        &self,
+        start: ScanStart,
+        crc_check: CrcCheck,
+        on_batch: impl FnMut(u64, &BatchHeader),
+    ) -> Result<ScanOutcome, StorageError> {
+        let file_bytes = self.log_bytes;
+        scan_batches(
+            &self.file,
+            &self.log_path,
+            start,
+            file_bytes,
+            crc_check,
+            on_batch,
+        )
+    }
+
+    /// The segment, with `bytes_written` and `bytes_synced` as given.
+    fn into_segment(
+        self,
+        indexes: SegmentIndexes,
+        bytes_written: u64,
+        bytes_synced: u64,
+    ) -> Segment {
+        let SegmentOnDisk {
+            partition_dir,
+            base_offset,
+            file,
+            ..
+        } = self;
+        Segment::from_parts(
+            partition_dir,
+            base_offset,
+            file,
+            indexes,
+            bytes_written,
+            bytes_synced,
+        )
+    }
+}
+
+/// Opens a sealed segment, rebuilding its indexes if they do not look right.
+fn open_sealed(
+    on_disk: SegmentOnDisk<'_>,
+    next_base_offset: i64,
+    config: &LogConfig,
+    mode: RecoveryMode,
+) -> Result<Segment, StorageError> {
+    let check = match mode {
+        RecoveryMode::Clean => IndexCheck::LastEntry,
+        RecoveryMode::Unclean => IndexCheck::AllEntries,
+    };
+    let base_offset = on_disk.base_offset;
+    let offset_index_path = on_disk.path(SegmentFileKind::OffsetIndex);
+    let time_index_path = on_disk.path(SegmentFileKind::TimeIndex);
+    let offset_index =
+        OffsetIndex::open(&offset_index_path, base_offset, on_disk.log_bytes, check)?;
+    let time_index = TimeIndex::open(&time_index_path, base_offset, next_base_offset, check)?;
+    let reason = match (offset_index, time_index) {
+        (Err(reason), _) | (_, Err(reason)) => reason,
+        (Ok(offset_index), _)
+            if offset_index.entries_count() != offset_index.capacity_entries() =>
+        {
+            "offset index has entries that cannot be right"
+        }
+        (_, Ok(time_index)) if time_index.entries_count() != time_index.capacity_entries() => {
+            "time index has entries that cannot be right"
+        }
+        (Ok(offset_index), Ok(time_index)) => {
+            let indexes = SegmentIndexes {
+                max_timestamp: last_time_index_entry(&time_index),
+                offset_index,
+                time_index,
+                bytes_since_last_index_entry: 0,
+            };
+            let log_bytes = on_disk.log_bytes;
+            return Ok(on_disk.into_segment(indexes, log_bytes, log_bytes));
+        }
+    };
+    warn!(topic_partition = %on_disk.topic_partition, base_offset, reason,
+        "rebuilding the indexes of a sealed segment");
+    rebuild_sealed(on_disk, config)
+}
+
+fn last_time_index_entry(time_index: &TimeIndex) -> Option<TimestampAndOffset> {
+    let (timestamp_ms, offset) = time_index.last_entry()?;
+    Some(TimestampAndOffset {
+        timestamp_ms,
+        offset,
+    })
+}
+
+/// Rebuilds a sealed segment's indexes from its batches. A bad batch is not truncated (that
+/// would leave a gap before the next segment); the segment just ends there for readers.
+fn rebuild_sealed(on_disk: SegmentOnDisk<'_>, config: &LogConfig) -> Result<Segment, StorageError> {
+    let base_offset = on_disk.base_offset;
+    let mut indexes = SegmentIndexes::create(on_disk.partition_dir, base_offset, config)?;
+    let start = ScanStart {
+        position: 0,
+        offset: base_offset,
+    };
+    let scan = on_disk.scan(start, CrcCheck::Skip, |position, header| {
+        indexes.index_batch(header, position, config.index_interval_bytes)
+    })?;
+    if let Some(reason) = scan.problem {
+        warn!(
+            topic_partition = %on_disk.topic_partition,
+            base_offset,
+            next_offset = scan.next_offset,
+            position = scan.end_position,
+            reason,
+            "a sealed segment has an invalid batch; reads end there"
+        );
+    }
+    indexes.seal()?;
+    let end = scan.end_position;
+    Ok(on_disk.into_segment(indexes, end, end))
+}
+
+/// Opens the active segment as `mode` says.
+fn open_active(
+    on_disk: SegmentOnDisk<'_>,
+    config: &LogConfig,
+    mode: RecoveryMode,
+) -> Result<ActiveSegment, StorageError> {
+    match mode {
+        RecoveryMode::Clean => open_active_clean(on_disk, config),
+        RecoveryMode::Unclean => recover_active(on_disk, config),
+    }
+}
+
+/// What a clean open learns from the active segment's offset index and the batches after
+/// its last entry.
+struct CleanTail {
+    offset_index: OffsetIndex,
+    /// Position of the last indexed batch, where the scan started.
+    position: u64,
+    next_offset: i64,
+    /// Largest timestamp among the scanned batches.
+    max_timestamp: Option<TimestampAndOffset>,
+}
+
+/// Opens the active segment after a clean stop: trusts its indexes and scans only the batches
+/// after the last index entry. Anything unexpected falls back to full recovery.
+fn open_active_clean(
+    on_disk: SegmentOnDisk<'_>,
+    config: &LogConfig,
+) -> Result<ActiveSegment, StorageError> {
+    let tail = match read_clean_tail(&on_disk)? {
+        Ok(tail) => tail,
+        Err(reason) => return recover_after_clean_stop(on_disk, config, reason),
+    };
+    let time_index_path = on_disk.path(SegmentFileKind::TimeIndex);
+    let check = IndexCheck::AllEntries;
+    let time_index = match TimeIndex::open(
+        &time_index_path,
+        on_disk.base_offset,
+        tail.next_offset,
+        check,
+    )? {
+        Ok(time_index) => time_index,
+        Err(reason) => return recover_after_clean_stop(on_disk, config, reason),
+    };
+    let indexed_max_timestamp = last_time_index_entry(&time_index);
+    let mut indexes = SegmentIndexes {
+        offset_index: tail.offset_index,
+        time_index,
+        max_timestamp: larger_timestamp(indexed_max_timestamp, tail.max_timestamp),
+        bytes_since_last_index_entry: on_disk.log_bytes - tail.position,
+    };
+    indexes.make_writable(config)?;
+    let first_timestamp_ms = first_batch_max_timestamp(&on_disk, on_disk.log_bytes)?;
+    let log_bytes = on_disk.log_bytes;
+    // Synced bytes start at zero so the first `sync_through` really fsyncs rather than trust
+    // that the previous broker's last flush reached the disk.
+    let segment = on_disk.into_segment(indexes, log_bytes, 0);
+    Ok(ActiveSegment {
+        segment,
+        next_offset: tail.next_offset,
+        first_timestamp_ms,
+    })
+}
+
+/// Opens the active segment's offset index and scans the batches after its last entry;
+/// `Ok(Err(reason))` if either cannot be trusted.
+fn read_clean_tail(
+    on_disk: &SegmentOnDisk<'_>,
+) -> Result<Result<CleanTail, &'static str>, StorageError> {
+    let path = on_disk.path(SegmentFileKind::OffsetIndex);
+    let (base_offset, log_bytes) = (on_disk.base_offset, on_disk.log_bytes);
+    let offset_index =
+        match OffsetIndex::open(&path, base_offset, log_bytes, IndexCheck::AllEntries)? {
+            Ok(offset_index) => offset_index,
+            Err(reason) => return Ok(Err(reason)),
+        };
+    let (offset, position) = offset_index.last_entry().unwrap_or((base_offset, 0));
+    let mut max_timestamp = None;
+    let scan = on_disk.scan(
+        ScanStart { position, offset },
+        CrcCheck::Verify,
+        |_, header| {
+            max_timestamp = max_timestamp_with(max_timestamp, header);
+        },
+    )?;
+    if let Some(reason) = scan.problem {
+        return Ok(Err(reason));
+    }
+    let next_offset = scan.next_offset;
+    Ok(Ok(CleanTail {
+        offset_index,
+        position,
+        next_offset,
+        max_timestamp,
+    }))
+}
+
+fn recover_after_clean_stop(
+    on_disk: SegmentOnDisk<'_>,
+    config: &LogConfig,
+    reason: &'static str,
+) -> Result<ActiveSegment, StorageError> {
+    warn!(topic_partition = %on_disk.topic_partition, base_offset = on_disk.base_offset, reason,
+        "the active segment needs recovery despite a clean shutdown");
+    recover_active(on_disk, config)
+}
+
+/// Recovers the active segment: scans every batch from the start, truncates at the first bad
+/// byte, fsyncs, and rebuilds both indexes from the scan.
+fn recover_active(
+    on_disk: SegmentOnDisk<'_>,
+    config: &LogConfig,
+) -> Result<ActiveSegment, StorageError> {
+    let base_offset = on_disk.base_offset;
+    let mut indexes = SegmentIndexes::create(on_disk.partition_dir, base_offset, config)?;
+    let start = ScanStart {
+        position: 0,
+        offset: base_offset,
+    };
+    let scan = on_disk.scan(start, CrcCheck::Verify, |position, header| {
+        indexes.index_batch(header, position, config.index_interval_bytes)
+    })?;
+    let log_path = &on_disk.log_path;
+    if let Some(reason) = scan.problem {
+        warn!(
+            topic_partition = %on_disk.topic_partition,
+            base_offset,
+            next_offset = scan.next_offset,
+            position = scan.end_position,
+            truncated_bytes = on_disk.log_bytes - scan.end_position,
+            reason,
+            "truncating the active segment at its first invalid batch"
+        );
+        on_disk
+            .file
+            .set_len(scan.end_position)
+            .map_err(io_error(log_path))?;
+    }
+    // The truncation must be durable before new batches are appended after it. And the bytes
+    // kept may so far exist only in the page cache of the process that crashed; consumers will
+    // read them, so they must not vanish in a later power loss.
+    on_disk.file.sync_all().map_err(io_error(log_path))?;
+    let first_timestamp_ms = first_batch_max_timestamp(&on_disk, scan.end_position)?;
+    let end = scan.end_position;
+    let segment = on_disk.into_segment(indexes, end, end);
+    Ok(ActiveSegment {
+        segment,
+        next_offset: scan.next_offset,
+        first_timestamp_ms,
+    })
+}
+
+/// The max timestamp of the batch at position 0, if the segment has a batch and it has a
+/// timestamp.
+fn first_batch_max_timestamp(
+    on_disk: &SegmentOnDisk<'_>,
+    log_bytes: u64,
+) -> Result<Option<i64>, StorageError> {
+    let header_bytes = u64::try_from(BATCH_HEADER_BYTES).expect("small constant");
+    if log_bytes < header_bytes {
+        return Ok(None);
+    }
+    let mut bytes = [0; BATCH_HEADER_BYTES];
+    on_disk
+        .file
+        .read_exact_at(&mut bytes, 0)
+        .map_err(io_error(&on_disk.log_path))?;
+    let header = BatchHeader::parse(&bytes).ok();
+    let timestamp_ms = header.map(|header| header.max_timestamp_ms);
+    Ok(timestamp_ms.filter(|timestamp_ms| *timestamp_ms >= 0))
+}
+
+/// `max` updated with one batch: a strictly larger timestamp wins, so ties keep the earliest.
+fn max_timestamp_with(
+    max: Option<TimestampAndOffset>,
+    header: &BatchHeader,
+) -> Option<TimestampAndOffset> {
+    if header.max_timestamp_ms < 0 {
+        return max;
+    }
+    let batch = TimestampAndOffset {
+        timestamp_ms: header.max_timestamp_ms,
+        offset: header.base_offset,
+    };
+    larger_timestamp(max, Some(batch))
+}
+
+/// The larger of two timestamps, the earlier offset on a tie.
+fn larger_timestamp(
+    left: Option<TimestampAndOffset>,
+    right: Option<TimestampAndOffset>,
+) -> Option<TimestampAndOffset> {
+    match (left, right) {
+        (Some(left), Some(right)) => {
+            let right_wins = right.timestamp_ms > left.timestamp_ms
+                || (right.timestamp_ms == left.timestamp_ms && right.offset < left.offset);
+            Some(if right_wins { right } else { left })
+        }
+        (left, None) => left,
+        (None, right) => right,
+    }
+}
+
+/// Whether a scan checks each batch's CRC-32C, which means reading all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrcCheck {
+    Verify,
+    Skip,
+}
+
+/// Where a scan starts: a batch boundary and the base offset expected there.
+#[derive(Debug, Clone, Copy)]
+struct ScanStart {
+    position: u64,
+    offset: i64,
+}
+
+/// How far a scan got.
+struct ScanOutcome {
+    /// Position after the last valid batch.
+    end_position: u64,
+    /// Offset after the last valid batch.
+    next_offset: i64,
+    /// Why the scan stopped before the end of the file, if it did.
+    problem: Option<&'static str>,
+}
+
+/// Reads batches from `start` to `file_bytes`, calling `on_batch` with the position and
+/// header of each valid one, and stops at the first invalid one. I/O errors are errors;
+/// invalid bytes are the outcome's `problem`.
+fn scan_batches(
+    file: &File,
+    log_path: &Path,
+    start: ScanStart,
+    file_bytes: u64,
+    crc_check: CrcCheck,
+    mut on_batch: impl FnMut(u64, &BatchHeader),
+) -> Result<ScanOutcome, StorageError> {
+    let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
+    reader
+        .seek(SeekFrom::Start(start.position))
+        .map_err(io_error(log_path))?;
+    let mut outcome = ScanOutcome {
+        end_position: start.position,
+        next_offset: start.offset,
+        problem: None,
+    };
+    let mut chunk = vec![0; SCAN_BUFFER_BYTES];
+    while outcome.end_position < file_bytes {
+        let remaining_bytes = file_bytes - outcome.end_position;
+        let expected_offset = outcome.next_offset;
+        let batch = read_batch(
+            &mut reader,
+            remaining_bytes,
+            expected_offset,
+            crc_check,
+            &mut chunk,
+        )
+        .map_err(io_error(log_path))?;
+        let header = match batch {
+            Ok(header) => header,
+            Err(problem) => {
+                outcome.problem = Some(problem);
+                break;
+            }
+        };
+        on_batch(outcome.end_position, &header);
+        outcome.end_position += header.size_bytes;
+        outcome.next_offset = header.last_offset + 1;
+    }
+    Ok(outcome)
+}
+
+/// Reads and checks the batch at the reader's position, leaving the reader after it.
+fn read_batch(
+    reader: &mut BufReader<&File>,
+    remaining_bytes: u64,
+    expected_offset: i64,
+    crc_check: CrcCheck,
+    chunk: &mut [u8],
+) -> std::io::Result<Result<BatchHeader, &'static str>> {
+    let header_bytes = u64::try_from(BATCH_HEADER_BYTES).expect("small constant");
+    if remaining_bytes < header_bytes {
+        return Ok(Err("incomplete batch header"));
+    }
+    let mut bytes = [0; BATCH_HEADER_BYTES];
+    reader.read_exact(&mut bytes)?;
+    let header = match BatchHeader::parse(&bytes) {
+        Ok(header) => header,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    if header.size_bytes > remaining_bytes {
+        return Ok(Err("incomplete batch"));
+    }
+    if header.base_offset != expected_offset {
+        return Ok(Err("base offset does not follow the previous batch"));
+    }
+    if header.last_offset == i64::MAX {
+        return Ok(Err("last offset leaves no next offset"));
+    }
+    let mut body_bytes = header.size_bytes - header_bytes;
+    if crc_check == CrcCheck::Skip {
+        let skip = i64::try_from(body_bytes).expect("a batch is smaller than 2 GiB");
+        reader.seek_relative(skip)?;
+        return Ok(Ok(header));
+    }
+    let mut crc = crc_of_header(&bytes);
+    while body_bytes > 0 {
+        let length = usize::try_from(body_bytes).map_or(chunk.len(), |body| body.min(chunk.len()));
+        reader.read_exact(&mut chunk[..length])?;
+        crc = crc32c::crc32c_append(crc, &chunk[..length]);
+        body_bytes -= u64::try_from(length).expect("chunk fits u64");
+    }
+    if crc != header.crc {
+        return Ok(Err("CRC-32C mismatch"));
+    }
+    Ok(Ok(header))
+}

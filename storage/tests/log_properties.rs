@@ -1,0 +1,117 @@
+//! Property: whatever batches are appended, with whatever segment and index sizes, a reopen
+//! (clean, or after a crash that cut the active segment anywhere) gives back every batch
+//! before the cut, byte for byte, with contiguous offsets, and appends carry on after it.
+
+mod common;
+
+use common::batch::{base_offset_of, batch, last_offset_of};
+use common::{
+    active_log_file, append_all, assert_every_offset_reads_its_batch, close_cleanly, crash,
+    file_len, open_log, partition_dir, read_all, temp_dir, truncate_file,
+};
+use proptest::prelude::*;
+use riffle_storage::LogConfig;
+use riffle_storage::format::parse_segment_file_name;
+
+/// How the broker stopped before the reopen.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// Logs closed and the clean-shutdown marker written.
+    Clean,
+    /// Logs dropped without the marker; the active segment then cut at this many
+    /// thousandths of its length.
+    UncleanCut(u64),
+    /// The process died without closing anything; the active segment then cut.
+    CrashCut(u64),
+}
+
+fn stop_strategy() -> impl Strategy<Value = Stop> {
+    prop_oneof![
+        Just(Stop::Clean),
+        (0_u64..=1000).prop_map(Stop::UncleanCut),
+        (0_u64..=1000).prop_map(Stop::CrashCut),
+    ]
+}
+
+fn config_strategy() -> impl Strategy<Value = LogConfig> {
+    (300_u64..3_000, 0_u64..600, 48_u64..400).prop_map(
+        |(segment_bytes, index_interval_bytes, segment_index_bytes)| LogConfig {
+            segment_bytes,
+            index_interval_bytes,
+            segment_index_bytes,
+            ..common::small_config()
+        },
+    )
+}
+
+/// Cuts the active segment at `permille` thousandths of its length and returns the batches
+/// expected to survive: every batch of earlier segments, and the active segment's batches
+/// that end at or before the cut.
+fn cut_active_segment(dir: &std::path::Path, stored: &[Vec<u8>], permille: u64) -> Vec<Vec<u8>> {
+    let active = active_log_file(&partition_dir(dir));
+    let name = active
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("name");
+    let (active_base, _) = parse_segment_file_name(name).expect("segment name");
+    let length = file_len(&active);
+    let cut = length * permille / 1000;
+    truncate_file(&active, cut);
+    let mut position = 0;
+    let mut survivors = Vec::new();
+    for batch in stored {
+        if base_offset_of(batch) < active_base {
+            survivors.push(batch.clone());
+            continue;
+        }
+        position += u64::try_from(batch.len()).expect("small");
+        if position <= cut {
+            survivors.push(batch.clone());
+        }
+    }
+    survivors
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reopen_keeps_every_batch_before_the_cut(
+        shapes in prop::collection::vec((1_i32..6, 0_usize..400), 1..50),
+        config in config_strategy(),
+        stop in stop_strategy(),
+    ) {
+        let dir = temp_dir("reopen_keeps_every_batch_before_the_cut");
+        let (data_dir, log) = open_log(dir.path(), config);
+        let stored = append_all(&log, &shapes);
+        let expected = match stop {
+            Stop::Clean => {
+                close_cleanly(data_dir, log);
+                stored.clone()
+            }
+            Stop::UncleanCut(permille) => {
+                drop((log, data_dir));
+                cut_active_segment(dir.path(), &stored, permille)
+            }
+            Stop::CrashCut(permille) => {
+                crash(log);
+                drop(data_dir);
+                cut_active_segment(dir.path(), &stored, permille)
+            }
+        };
+
+        let (_data_dir, log) = open_log(dir.path(), config);
+        let read = read_all(&log);
+        prop_assert_eq!(&read, &expected);
+        let mut next_offset = 0;
+        for batch in &read {
+            prop_assert_eq!(base_offset_of(batch), next_offset);
+            next_offset = last_offset_of(batch) + 1;
+        }
+        prop_assert_eq!(log.next_offset(), next_offset);
+        assert_every_offset_reads_its_batch(&log, &read);
+        let mut more = batch(2, 30);
+        let outcome = log.append(&mut more, 0).expect("append after reopen");
+        prop_assert_eq!(outcome.base_offset, next_offset);
+    }
+}
