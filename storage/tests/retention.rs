@@ -227,3 +227,18 @@ fn delete_records_up_to_high_watermark() {
     let (outcome, _) = append(&log, &batch_at(1, 10, 0), 0);
     assert_eq!(outcome.base_offset, high_watermark);
 }
+
+/// DeleteRecords on a log that has only its active segment moves the start offset and
+/// deletes no file (a regression: it once counted the active segment as deletable).
+#[test]
+fn delete_records_with_only_an_active_segment() {
+    let dir = temp_dir("delete_records_with_only_an_active_segment");
+    let (_data_dir, log) = open_log(dir.path(), LogConfig::default());
+    let stored = append_all(&log, &[(3, 60), (2, 60)]);
+    let offset = last_offset_of(&stored[0]);
+    assert_eq!(log.delete_records_before(offset).expect("delete records"), offset);
+    assert_eq!(log.log_start_offset(), offset);
+    assert_eq!(segment_bases(dir.path()), vec![0]);
+    let read = log.read(offset, 1, FirstBatch::AlwaysWhole).expect("read");
+    assert_eq!(read.as_ref(), stored[0].as_slice());
+}

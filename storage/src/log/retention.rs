@@ -139,7 +139,9 @@ fn count_below(sealed: &[Arc<Segment>], active_base_offset: i64, offset: i64) ->
         .iter()
         .skip(1)
         .map(|segment| segment.base_offset())
-        .chain([active_base_offset]);
+        .chain([active_base_offset])
+        // One "next base" per sealed segment; with none sealed there is nothing to delete.
+        .take(sealed.len());
     next_base_offsets
         .take_while(|next_base_offset| *next_base_offset <= offset)
         .count()
