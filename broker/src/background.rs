@@ -42,8 +42,12 @@ fn enforce_retention(cluster: &Cluster) {
         for partition in &topic.partitions {
             match partition.log.apply_retention(now_ms) {
                 Ok(0) => {}
-                Ok(deleted) => info!(topic = %topic.name, partition = partition.index, deleted, "retention deleted segments"),
-                Err(error) => warn!(topic = %topic.name, partition = partition.index, %error, "retention failed"),
+                Ok(deleted) => {
+                    info!(topic = %topic.name, partition = partition.index, deleted, "retention deleted segments")
+                }
+                Err(error) => {
+                    warn!(topic = %topic.name, partition = partition.index, %error, "retention failed")
+                }
             }
         }
     }

@@ -36,6 +36,16 @@ pub struct Topic {
     pub config: TopicConfig,
 }
 
+/// What CreateTopics reports about a topic it created, or for a dry run would create.
+pub struct CreatedTopic {
+    /// The new topic's id.
+    pub id: Uuid,
+    /// Its partition count.
+    pub partition_count: i32,
+    /// Its effective configuration.
+    pub config: TopicConfig,
+}
+
 /// Why a topic operation failed: a Kafka error code and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -268,10 +278,14 @@ impl Cluster {
             ));
         }
         match self.create_topic(name, -1, BTreeMap::new(), Validation::Apply) {
+            // Created now, or by a concurrent request a moment ago: either way it exists.
+            Ok(_) => self.topic(name).ok_or_else(|| {
+                TopicError::new(ErrorCode::UnknownTopicOrPartition, "topic vanished")
+            }),
             Err(error) if error.code == ErrorCode::TopicAlreadyExists => {
                 self.topic(name).ok_or(error)
             }
-            result => result,
+            Err(error) => Err(error),
         }
     }
 
@@ -282,7 +296,7 @@ impl Cluster {
         partitions: i32,
         configs: BTreeMap<String, String>,
         validation: Validation,
-    ) -> Result<Arc<Topic>, TopicError> {
+    ) -> Result<CreatedTopic, TopicError> {
         validate_topic_name(name)?;
         let partitions = if partitions == -1 {
             self.config.default_partitions
@@ -300,6 +314,15 @@ impl Cluster {
             ));
         }
         let id = Uuid(*uuid::Uuid::new_v4().as_bytes());
+        let created = CreatedTopic {
+            id,
+            partition_count: partitions,
+            config: config.clone(),
+        };
+        if validation == Validation::Only {
+            // A dry run touches no disk.
+            return Ok(created);
+        }
         let opened = (0..partitions)
             .map(|index| self.open_partition(name, index, &config))
             .collect::<Result<Vec<_>, _>>()?;
@@ -309,9 +332,6 @@ impl Cluster {
             partitions: opened,
             config,
         });
-        if validation == Validation::Only {
-            return Ok(topic);
-        }
         let event = MetadataEvent::TopicCreated {
             name: name.into(),
             id: format_topic_id(&id),
@@ -322,7 +342,7 @@ impl Cluster {
         topics.by_id.insert(id, topic.clone());
         topics.by_name.insert(name.to_string(), topic.clone());
         info!(topic = name, partitions, "topic created");
-        Ok(topic)
+        Ok(created)
     }
 
     /// Deletes a topic and its files.

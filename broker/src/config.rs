@@ -76,7 +76,11 @@ pub struct BrokerConfig {
 
     /// How often retention (retention.ms, retention.bytes) is enforced, as Kafka's
     /// `log.retention.check.interval.ms`.
-    #[arg(long, env = "RIFFLE_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    #[arg(
+        long,
+        env = "RIFFLE_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
     pub retention_check_interval_ms: u64,
 
     /// Largest request frame accepted; a larger one closes the connection.
@@ -100,19 +104,35 @@ pub struct BrokerConfig {
 #[derive(Debug, Clone, Args)]
 pub struct TopicDefaults {
     /// Default retention.ms (Kafka: log.retention.ms). -1 keeps data forever.
-    #[arg(long = "log-retention-ms", env = "RIFFLE_LOG_RETENTION_MS", default_value_t = 604_800_000)]
+    #[arg(
+        long = "log-retention-ms",
+        env = "RIFFLE_LOG_RETENTION_MS",
+        default_value_t = 604_800_000
+    )]
     pub retention_ms: i64,
     /// Default retention.bytes (Kafka: log.retention.bytes). -1 means no size limit.
     #[arg(long = "log-retention-bytes", env = "RIFFLE_LOG_RETENTION_BYTES", default_value_t = -1)]
     pub retention_bytes: i64,
     /// Default segment.bytes (Kafka: log.segment.bytes).
-    #[arg(long = "log-segment-bytes", env = "RIFFLE_LOG_SEGMENT_BYTES", default_value_t = 1_073_741_824)]
+    #[arg(
+        long = "log-segment-bytes",
+        env = "RIFFLE_LOG_SEGMENT_BYTES",
+        default_value_t = 1_073_741_824
+    )]
     pub segment_bytes: i64,
     /// Default segment.ms (Kafka: log.roll.ms).
-    #[arg(long = "log-segment-ms", env = "RIFFLE_LOG_SEGMENT_MS", default_value_t = 604_800_000)]
+    #[arg(
+        long = "log-segment-ms",
+        env = "RIFFLE_LOG_SEGMENT_MS",
+        default_value_t = 604_800_000
+    )]
     pub segment_ms: i64,
     /// Default max.message.bytes (Kafka: message.max.bytes): the largest record batch.
-    #[arg(long = "message-max-bytes", env = "RIFFLE_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
+    #[arg(
+        long = "message-max-bytes",
+        env = "RIFFLE_MESSAGE_MAX_BYTES",
+        default_value_t = 1_048_588
+    )]
     pub max_message_bytes: i64,
 }
 

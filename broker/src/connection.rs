@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use riffle_protocol::frame::{FRAME_SIZE_PREFIX_BYTES, FrameCheck, check_frame};
-use riffle_protocol::{ApiKey, DecodeError, Request, RequestHeader, Response, decode_request, encode_response};
+use riffle_protocol::{
+    ApiKey, DecodeError, Request, RequestHeader, Response, decode_request, encode_response,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -94,13 +96,19 @@ async fn read_requests(
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
     loop {
         while let FrameCheck::Complete { body_bytes } = check_frame(&buffer, max_request_bytes)? {
-            let frame = buffer.split_to(FRAME_SIZE_PREFIX_BYTES + body_bytes).freeze().slice(FRAME_SIZE_PREFIX_BYTES..);
+            let frame = buffer
+                .split_to(FRAME_SIZE_PREFIX_BYTES + body_bytes)
+                .freeze()
+                .slice(FRAME_SIZE_PREFIX_BYTES..);
             let inbound = decode(frame)?;
             if requests.send(inbound).await.is_err() {
                 return Ok(()); // the writer is gone
             }
         }
-        if let FrameCheck::Incomplete { frame_bytes: Some(frame_bytes) } = check_frame(&buffer, max_request_bytes)? {
+        if let FrameCheck::Incomplete {
+            frame_bytes: Some(frame_bytes),
+        } = check_frame(&buffer, max_request_bytes)?
+        {
             buffer.reserve(frame_bytes.saturating_sub(buffer.len()));
         }
         let read = tokio::select! {
@@ -116,7 +124,11 @@ async fn read_requests(
 /// Decodes a frame, checking first that we advertise its API and version.
 fn decode(frame: Bytes) -> Result<Inbound, ConnectionError> {
     let (api_key, api_version, correlation_id) = riffle_protocol::RequestHeader::peek(&frame)
-        .map_err(|error| ConnectionError::Malformed { api_key: -1, api_version: -1, error })?;
+        .map_err(|error| ConnectionError::Malformed {
+            api_key: -1,
+            api_version: -1,
+            error,
+        })?;
     let supported = ApiKey::from_i16(api_key)
         .and_then(api_versions::supported_versions)
         .is_some_and(|(min, max)| (min..=max).contains(&api_version));
@@ -124,10 +136,16 @@ fn decode(frame: Bytes) -> Result<Inbound, ConnectionError> {
         if api_key == ApiKey::ApiVersions as i16 {
             return Ok(Inbound::UnsupportedApiVersions { correlation_id });
         }
-        return Err(ConnectionError::Unsupported { api_key, api_version });
+        return Err(ConnectionError::Unsupported {
+            api_key,
+            api_version,
+        });
     }
-    let (header, request) =
-        decode_request(frame).map_err(|error| ConnectionError::Malformed { api_key, api_version, error })?;
+    let (header, request) = decode_request(frame).map_err(|error| ConnectionError::Malformed {
+        api_key,
+        api_version,
+        error,
+    })?;
     Ok(Inbound::Request(header, request))
 }
 
@@ -150,7 +168,12 @@ async fn write_responses(
                 );
                 let response = dispatch(&cluster, &header, request).instrument(span).await;
                 if let Some(response) = response {
-                    encode_response(header.correlation_id, header.api_version, &response, &mut buffer);
+                    encode_response(
+                        header.correlation_id,
+                        header.api_version,
+                        &response,
+                        &mut buffer,
+                    );
                 }
             }
             Inbound::UnsupportedApiVersions { correlation_id } => {

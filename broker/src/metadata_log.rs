@@ -126,9 +126,13 @@ fn replay(log: &Log) -> Result<Vec<MetadataEvent>, MetadataLogError> {
         }
         for batch in batches(chunk) {
             let batch = batch.map_err(|error| corrupt(offset, error))?;
-            for record in batch.records().map_err(|error| corrupt(batch.base_offset(), error))? {
+            for record in batch
+                .records()
+                .map_err(|error| corrupt(batch.base_offset(), error))?
+            {
                 let value = record.value.unwrap_or_default();
-                let event = serde_json::from_slice(&value).map_err(|error| corrupt(record.offset, error))?;
+                let event = serde_json::from_slice(&value)
+                    .map_err(|error| corrupt(record.offset, error))?;
                 events.push(event);
             }
             offset = batch.last_offset() + 1;
@@ -138,5 +142,8 @@ fn replay(log: &Log) -> Result<Vec<MetadataEvent>, MetadataLogError> {
 }
 
 fn corrupt(offset: i64, error: impl ToString) -> MetadataLogError {
-    MetadataLogError::Corrupt { offset, reason: error.to_string() }
+    MetadataLogError::Corrupt {
+        offset,
+        reason: error.to_string(),
+    }
 }

@@ -40,7 +40,10 @@ impl Partition {
 
     /// Registers a fetch to be woken at the next append.
     pub fn register_waiter(&self, waiter: &Arc<Notify>) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut waiters = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         waiters.retain(|weak| weak.strong_count() > 0);
         waiters.push(Arc::downgrade(waiter));
     }
@@ -48,7 +51,10 @@ impl Partition {
     /// Wakes every fetch waiting on this partition; called after each append.
     pub fn wake_waiters(&self) {
         let waiters = {
-            let mut waiters = self.waiters.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut waiters = self
+                .waiters
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
             std::mem::take(&mut *waiters)
         };
         for waiter in waiters.iter().filter_map(Weak::upgrade) {

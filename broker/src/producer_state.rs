@@ -90,9 +90,14 @@ impl ProducerStateTable {
             remembered.base_sequence == batch.base_sequence
                 && remembered.last_sequence == batch.last_sequence
         }) {
-            return SequenceCheck::Duplicate { base_offset: original.base_offset };
+            return SequenceCheck::Duplicate {
+                base_offset: original.base_offset,
+            };
         }
-        let expected = entry.batches.back().map_or(0, |last| next_sequence(last.last_sequence));
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |last| next_sequence(last.last_sequence));
         if batch.base_sequence == expected {
             SequenceCheck::Append
         } else {
@@ -125,7 +130,11 @@ impl ProducerStateTable {
     }
 
     fn evict_least_recently_used(&mut self) {
-        let oldest = self.producers.iter().min_by_key(|(_, entry)| entry.last_used).map(|(id, _)| *id);
+        let oldest = self
+            .producers
+            .iter()
+            .min_by_key(|(_, entry)| entry.last_used)
+            .map(|(id, _)| *id);
         if let Some(id) = oldest {
             self.producers.remove(&id);
         }
@@ -134,7 +143,11 @@ impl ProducerStateTable {
 
 /// Sequences wrap from i32::MAX to 0, as in Kafka.
 fn next_sequence(sequence: i32) -> i32 {
-    if sequence == i32::MAX { 0 } else { sequence + 1 }
+    if sequence == i32::MAX {
+        0
+    } else {
+        sequence + 1
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +155,12 @@ mod tests {
     use super::*;
 
     fn batch(epoch: i16, base: i32, last: i32) -> BatchSequence {
-        BatchSequence { producer_id: 7, producer_epoch: epoch, base_sequence: base, last_sequence: last }
+        BatchSequence {
+            producer_id: 7,
+            producer_epoch: epoch,
+            base_sequence: base,
+            last_sequence: last,
+        }
     }
 
     #[test]
@@ -152,18 +170,36 @@ mod tests {
         table.record(batch(0, 0, 4), 100);
         assert_eq!(table.check(batch(0, 5, 9)), SequenceCheck::Append);
         table.record(batch(0, 5, 9), 105);
-        assert_eq!(table.check(batch(0, 0, 4)), SequenceCheck::Duplicate { base_offset: 100 });
-        assert_eq!(table.check(batch(0, 5, 9)), SequenceCheck::Duplicate { base_offset: 105 });
+        assert_eq!(
+            table.check(batch(0, 0, 4)),
+            SequenceCheck::Duplicate { base_offset: 100 }
+        );
+        assert_eq!(
+            table.check(batch(0, 5, 9)),
+            SequenceCheck::Duplicate { base_offset: 105 }
+        );
     }
 
     #[test]
     fn gaps_stale_epochs_and_unknown_producers_are_rejected() {
         let mut table = ProducerStateTable::default();
-        assert_eq!(table.check(batch(0, 3, 4)), SequenceCheck::Reject(ErrorCode::UnknownProducerId));
+        assert_eq!(
+            table.check(batch(0, 3, 4)),
+            SequenceCheck::Reject(ErrorCode::UnknownProducerId)
+        );
         table.record(batch(1, 0, 0), 0);
-        assert_eq!(table.check(batch(1, 2, 2)), SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber));
-        assert_eq!(table.check(batch(0, 1, 1)), SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch));
+        assert_eq!(
+            table.check(batch(1, 2, 2)),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+        assert_eq!(
+            table.check(batch(0, 1, 1)),
+            SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        );
         assert_eq!(table.check(batch(2, 0, 0)), SequenceCheck::Append);
-        assert_eq!(table.check(batch(2, 1, 1)), SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber));
+        assert_eq!(
+            table.check(batch(2, 1, 1)),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
     }
 }

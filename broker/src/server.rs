@@ -36,7 +36,10 @@ pub async fn run(listener: TcpListener, cluster: Arc<Cluster>, stop: impl Future
     }
     let _ = notify_shutdown.send(true);
     drop(connection_done);
-    if tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, all_connections_done.recv()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, all_connections_done.recv())
+        .await
+        .is_err()
+    {
         warn!("connections did not finish in time; closing them");
     }
     let _ = background.await;
@@ -57,7 +60,11 @@ async fn accept_loop(
 ) -> std::io::Result<()> {
     let mut backoff = Duration::from_millis(1);
     loop {
-        let permit = limit.clone().acquire_owned().await.map_err(std::io::Error::other)?;
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(std::io::Error::other)?;
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => {
                 backoff = Duration::from_millis(1);

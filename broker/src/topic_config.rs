@@ -55,13 +55,48 @@ pub struct ConfigDef {
 
 /// Every topic config Riffle understands, in the order DescribeConfigs lists them.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
-    ConfigDef { name: CLEANUP_POLICY, broker_synonym: "log.cleanup.policy", config_type: ConfigType::List, documentation: "delete: old segments are removed by retention; compact: the latest value per key is kept." },
-    ConfigDef { name: MAX_MESSAGE_BYTES, broker_synonym: "message.max.bytes", config_type: ConfigType::Int, documentation: "The largest record batch size allowed." },
-    ConfigDef { name: MESSAGE_TIMESTAMP_TYPE, broker_synonym: "log.message.timestamp.type", config_type: ConfigType::String, documentation: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock." },
-    ConfigDef { name: RETENTION_BYTES, broker_synonym: "log.retention.bytes", config_type: ConfigType::Long, documentation: "The largest a partition may grow before old segments are deleted; -1 for no limit." },
-    ConfigDef { name: RETENTION_MS, broker_synonym: "log.retention.ms", config_type: ConfigType::Long, documentation: "How long a segment is kept after its newest record; -1 for ever." },
-    ConfigDef { name: SEGMENT_BYTES, broker_synonym: "log.segment.bytes", config_type: ConfigType::Int, documentation: "The size at which the active segment is rolled." },
-    ConfigDef { name: SEGMENT_MS, broker_synonym: "log.roll.ms", config_type: ConfigType::Long, documentation: "The age at which the active segment is rolled." },
+    ConfigDef {
+        name: CLEANUP_POLICY,
+        broker_synonym: "log.cleanup.policy",
+        config_type: ConfigType::List,
+        documentation: "delete: old segments are removed by retention; compact: the latest value per key is kept.",
+    },
+    ConfigDef {
+        name: MAX_MESSAGE_BYTES,
+        broker_synonym: "message.max.bytes",
+        config_type: ConfigType::Int,
+        documentation: "The largest record batch size allowed.",
+    },
+    ConfigDef {
+        name: MESSAGE_TIMESTAMP_TYPE,
+        broker_synonym: "log.message.timestamp.type",
+        config_type: ConfigType::String,
+        documentation: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock.",
+    },
+    ConfigDef {
+        name: RETENTION_BYTES,
+        broker_synonym: "log.retention.bytes",
+        config_type: ConfigType::Long,
+        documentation: "The largest a partition may grow before old segments are deleted; -1 for no limit.",
+    },
+    ConfigDef {
+        name: RETENTION_MS,
+        broker_synonym: "log.retention.ms",
+        config_type: ConfigType::Long,
+        documentation: "How long a segment is kept after its newest record; -1 for ever.",
+    },
+    ConfigDef {
+        name: SEGMENT_BYTES,
+        broker_synonym: "log.segment.bytes",
+        config_type: ConfigType::Int,
+        documentation: "The size at which the active segment is rolled.",
+    },
+    ConfigDef {
+        name: SEGMENT_MS,
+        broker_synonym: "log.roll.ms",
+        config_type: ConfigType::Long,
+        documentation: "The age at which the active segment is rolled.",
+    },
 ];
 
 /// Why a config could not be set.
@@ -89,7 +124,11 @@ pub fn config_def(name: &str) -> Option<&'static ConfigDef> {
 
 /// Checks one value; returns it normalised (e.g. list spacing removed).
 pub fn validate(name: &str, value: &str) -> Result<String, ConfigError> {
-    let invalid = |reason| ConfigError::InvalidValue { name: name.into(), value: value.into(), reason };
+    let invalid = |reason| ConfigError::InvalidValue {
+        name: name.into(),
+        value: value.into(),
+        reason,
+    };
     let def = config_def(name).ok_or_else(|| ConfigError::Unknown(name.into()))?;
     match name {
         CLEANUP_POLICY => {
@@ -104,7 +143,10 @@ pub fn validate(name: &str, value: &str) -> Result<String, ConfigError> {
             _ => Err(invalid("expected CreateTime or LogAppendTime")),
         },
         _ => {
-            let number: i64 = value.trim().parse().map_err(|_| invalid("not an integer"))?;
+            let number: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("not an integer"))?;
             let minimum = match name {
                 RETENTION_MS | RETENTION_BYTES => -1,
                 SEGMENT_BYTES => SEGMENT_BYTES_MIN,
@@ -143,7 +185,10 @@ pub enum ConfigSource {
 impl TopicConfig {
     /// A config from validated overrides.
     pub fn new(overrides: BTreeMap<String, String>, defaults: TopicDefaults) -> Self {
-        TopicConfig { overrides, defaults }
+        TopicConfig {
+            overrides,
+            defaults,
+        }
     }
 
     /// The values set on the topic.
@@ -191,12 +236,21 @@ impl TopicConfig {
 
     /// Whether retention deletes old segments (cleanup.policy contains delete).
     pub fn deletes_old_segments(&self) -> bool {
-        self.value(CLEANUP_POLICY).0.split(',').any(|policy| policy == "delete")
+        self.value(CLEANUP_POLICY)
+            .0
+            .split(',')
+            .any(|policy| policy == "delete")
     }
 
     /// The storage settings for this topic's partitions.
     pub fn log_config(&self) -> LogConfig {
-        let unbounded_if_not_deleting = |value: i64| if self.deletes_old_segments() { value } else { -1 };
+        let unbounded_if_not_deleting = |value: i64| {
+            if self.deletes_old_segments() {
+                value
+            } else {
+                -1
+            }
+        };
         LogConfig {
             segment_bytes: u64::try_from(self.number(SEGMENT_BYTES)).unwrap_or(u64::MAX),
             segment_ms: self.number(SEGMENT_MS),
@@ -213,10 +267,16 @@ mod tests {
 
     #[test]
     fn validation_accepts_kafka_values_and_rejects_others() {
-        assert_eq!(validate(CLEANUP_POLICY, "compact, delete"), Ok("compact,delete".into()));
+        assert_eq!(
+            validate(CLEANUP_POLICY, "compact, delete"),
+            Ok("compact,delete".into())
+        );
         assert!(validate(CLEANUP_POLICY, "shred").is_err());
         assert_eq!(validate(RETENTION_MS, "-1"), Ok("-1".into()));
         assert!(validate(SEGMENT_BYTES, "3000000000").is_err());
-        assert!(matches!(validate("no.such.config", "1"), Err(ConfigError::Unknown(_))));
+        assert!(matches!(
+            validate("no.such.config", "1"),
+            Err(ConfigError::Unknown(_))
+        ));
     }
 }

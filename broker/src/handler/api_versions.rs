@@ -34,12 +34,19 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
 
 /// The version range we answer for an API, if we advertise it.
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED_APIS.iter().find(|(key, _, _)| *key == api_key).map(|(_, min, max)| (*min, *max))
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == api_key)
+        .map(|(_, min, max)| (*min, *max))
 }
 
 /// Answers ApiVersions.
 pub fn handle(_request: ApiVersionsRequest) -> ApiVersionsResponse {
-    ApiVersionsResponse { error_code: ErrorCode::None.code(), api_keys: api_list(), ..Default::default() }
+    ApiVersionsResponse {
+        error_code: ErrorCode::None.code(),
+        api_keys: api_list(),
+        ..Default::default()
+    }
 }
 
 /// The answer to an ApiVersions version we do not speak (KIP-511).
@@ -54,7 +61,11 @@ pub fn unsupported_version_response() -> ApiVersionsResponse {
 fn api_list() -> Vec<ApiVersion> {
     SUPPORTED_APIS
         .iter()
-        .map(|(key, min, max)| ApiVersion { api_key: *key as i16, min_version: *min, max_version: *max })
+        .map(|(key, min, max)| ApiVersion {
+            api_key: *key as i16,
+            min_version: *min,
+            max_version: *max,
+        })
         .collect()
 }
 

@@ -13,24 +13,52 @@ use crate::cluster::Cluster;
 ///
 /// Admin handlers change topic metadata, which fsyncs the metadata log: they run under
 /// `block_in_place` so the blocking write does not stall other tasks on this thread.
-pub async fn dispatch(cluster: &Arc<Cluster>, header: &RequestHeader, request: Request) -> Option<Response> {
+pub async fn dispatch(
+    cluster: &Arc<Cluster>,
+    header: &RequestHeader,
+    request: Request,
+) -> Option<Response> {
     let version = header.api_version;
     let response = match request {
-        Request::Produce(body) => return produce::handle(cluster, version, body).await.map(Response::Produce),
-        Request::Fetch(body) => Response::Fetch(fetch::handle(cluster, version, body).await),
-        Request::ListOffsets(body) => Response::ListOffsets(list_offsets::handle(cluster, version, body)),
-        Request::Metadata(body) => Response::Metadata(block_in_place(|| metadata::handle(cluster, version, body))),
-        Request::ApiVersions(body) => Response::ApiVersions(api_versions::handle(body)),
-        Request::CreateTopics(body) => Response::CreateTopics(block_in_place(|| create_topics::handle(cluster, version, body))),
-        Request::DeleteTopics(body) => Response::DeleteTopics(block_in_place(|| delete_topics::handle(cluster, version, body))),
-        Request::DeleteRecords(body) => Response::DeleteRecords(block_in_place(|| delete_records::handle(cluster, version, body))),
-        Request::InitProducerId(body) => Response::InitProducerId(block_in_place(|| init_producer_id::handle(cluster, version, body))),
-        Request::DescribeConfigs(body) => Response::DescribeConfigs(describe_configs::handle(cluster, version, body)),
-        Request::CreatePartitions(body) => Response::CreatePartitions(block_in_place(|| create_partitions::handle(cluster, version, body))),
-        Request::IncrementalAlterConfigs(body) => {
-            Response::IncrementalAlterConfigs(block_in_place(|| incremental_alter_configs::handle(cluster, version, body)))
+        Request::Produce(body) => {
+            return produce::handle(cluster, version, body)
+                .await
+                .map(Response::Produce);
         }
-        Request::DescribeCluster(body) => Response::DescribeCluster(describe_cluster::handle(cluster, version, body)),
+        Request::Fetch(body) => Response::Fetch(fetch::handle(cluster, version, body).await),
+        Request::ListOffsets(body) => {
+            Response::ListOffsets(list_offsets::handle(cluster, version, body))
+        }
+        Request::Metadata(body) => {
+            Response::Metadata(block_in_place(|| metadata::handle(cluster, version, body)))
+        }
+        Request::ApiVersions(body) => Response::ApiVersions(api_versions::handle(body)),
+        Request::CreateTopics(body) => Response::CreateTopics(block_in_place(|| {
+            create_topics::handle(cluster, version, body)
+        })),
+        Request::DeleteTopics(body) => Response::DeleteTopics(block_in_place(|| {
+            delete_topics::handle(cluster, version, body)
+        })),
+        Request::DeleteRecords(body) => Response::DeleteRecords(block_in_place(|| {
+            delete_records::handle(cluster, version, body)
+        })),
+        Request::InitProducerId(body) => Response::InitProducerId(block_in_place(|| {
+            init_producer_id::handle(cluster, version, body)
+        })),
+        Request::DescribeConfigs(body) => {
+            Response::DescribeConfigs(describe_configs::handle(cluster, version, body))
+        }
+        Request::CreatePartitions(body) => Response::CreatePartitions(block_in_place(|| {
+            create_partitions::handle(cluster, version, body)
+        })),
+        Request::IncrementalAlterConfigs(body) => {
+            Response::IncrementalAlterConfigs(block_in_place(|| {
+                incremental_alter_configs::handle(cluster, version, body)
+            }))
+        }
+        Request::DescribeCluster(body) => {
+            Response::DescribeCluster(describe_cluster::handle(cluster, version, body))
+        }
         // Not advertised: the connection rejects these before dispatch (see
         // `connection::check_supported`), so reaching here is a bug in that check.
         other => unreachable!("{:?} is not advertised", other.api_key()),

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use riffle_protocol::api::fetch::{FetchRequest, FetchResponse, FetchTopic, FetchableTopicResponse, PartitionData};
+use riffle_protocol::api::fetch::{
+    FetchRequest, FetchResponse, FetchTopic, FetchableTopicResponse, PartitionData,
+};
 use riffle_protocol::{ErrorCode, Uuid};
 use riffle_storage::{FirstBatch, StorageError};
 use tokio::sync::Notify;
@@ -44,7 +46,10 @@ struct Wanted {
 pub async fn handle(cluster: &Cluster, version: i16, request: FetchRequest) -> FetchResponse {
     if request.session_id != 0 {
         // We never hand out sessions, so any id is one we do not know.
-        return FetchResponse { error_code: ErrorCode::FetchSessionIdNotFound.code(), ..Default::default() };
+        return FetchResponse {
+            error_code: ErrorCode::FetchSessionIdNotFound.code(),
+            ..Default::default()
+        };
     }
     let by_id = version >= 13;
     let topics: Vec<(FetchTopic, Vec<Wanted>)> = request
@@ -55,7 +60,9 @@ pub async fn handle(cluster: &Cluster, version: i16, request: FetchRequest) -> F
             (topic, wanted)
         })
         .collect();
-    let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms.clamp(0, FETCH_MAX_WAIT_MS_LIMIT)).unwrap_or(0));
+    let max_wait = Duration::from_millis(
+        u64::try_from(request.max_wait_ms.clamp(0, FETCH_MAX_WAIT_MS_LIMIT)).unwrap_or(0),
+    );
     let deadline = Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
@@ -68,27 +75,43 @@ pub async fn handle(cluster: &Cluster, version: i16, request: FetchRequest) -> F
                 partition.register_waiter(&waiter);
             }
         }
-        let (responses, total_bytes, any_error) = read_all(&topics, max_bytes, by_id, read_committed);
+        let (responses, total_bytes, any_error) =
+            read_all(&topics, max_bytes, by_id, read_committed);
         let now = Instant::now();
         if total_bytes >= min_bytes || any_error || now >= deadline {
-            return FetchResponse { responses, ..Default::default() };
+            return FetchResponse {
+                responses,
+                ..Default::default()
+            };
         }
-        if tokio::time::timeout(deadline - now, waiter.notified()).await.is_err() {
+        if tokio::time::timeout(deadline - now, waiter.notified())
+            .await
+            .is_err()
+        {
             let (responses, _, _) = read_all(&topics, max_bytes, by_id, read_committed);
-            return FetchResponse { responses, ..Default::default() };
+            return FetchResponse {
+                responses,
+                ..Default::default()
+            };
         }
     }
 }
 
 fn resolve(cluster: &Cluster, topic: &FetchTopic, by_id: bool) -> Vec<Wanted> {
-    let found = if by_id { cluster.topic_by_id(&topic.topic_id) } else { cluster.topic(&topic.topic) };
+    let found = if by_id {
+        cluster.topic_by_id(&topic.topic_id)
+    } else {
+        cluster.topic(&topic.topic)
+    };
     topic
         .partitions
         .iter()
         .map(|requested| Wanted {
             topic: found.clone(),
             partition: found.as_ref().and_then(|found| {
-                usize::try_from(requested.partition).ok().and_then(|index| found.partitions.get(index).cloned())
+                usize::try_from(requested.partition)
+                    .ok()
+                    .and_then(|index| found.partitions.get(index).cloned())
             }),
             index: requested.partition,
             fetch_offset: requested.fetch_offset,
@@ -111,25 +134,49 @@ fn read_all(
     for (requested, wanted) in topics {
         let mut partitions = Vec::with_capacity(wanted.len());
         for wanted in wanted {
-            let limit = wanted.partition_max_bytes.min(max_bytes.saturating_sub(total_bytes));
+            let limit = wanted
+                .partition_max_bytes
+                .min(max_bytes.saturating_sub(total_bytes));
             // KIP-74: only the response's first batch may exceed the limits.
-            let first_batch = if total_bytes == 0 { FirstBatch::AlwaysWhole } else { FirstBatch::WithinMaxBytes };
+            let first_batch = if total_bytes == 0 {
+                FirstBatch::AlwaysWhole
+            } else {
+                FirstBatch::WithinMaxBytes
+            };
             let data = read_partition(wanted, limit, first_batch, by_id, read_committed);
             total_bytes += data.records.as_ref().map_or(0, Bytes::len);
             any_error |= data.error_code != ErrorCode::None.code();
             partitions.push(data);
         }
         responses.push(FetchableTopicResponse {
-            topic: if by_id { String::new() } else { requested.topic.clone() },
-            topic_id: if by_id { requested.topic_id } else { Uuid::ZERO },
+            topic: if by_id {
+                String::new()
+            } else {
+                requested.topic.clone()
+            },
+            topic_id: if by_id {
+                requested.topic_id
+            } else {
+                Uuid::ZERO
+            },
             partitions,
         });
     }
     (responses, total_bytes, any_error)
 }
 
-fn read_partition(wanted: &Wanted, limit_bytes: usize, first_batch: FirstBatch, by_id: bool, read_committed: bool) -> PartitionData {
-    let unknown = if by_id && wanted.topic.is_none() { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
+fn read_partition(
+    wanted: &Wanted,
+    limit_bytes: usize,
+    first_batch: FirstBatch,
+    by_id: bool,
+    read_committed: bool,
+) -> PartitionData {
+    let unknown = if by_id && wanted.topic.is_none() {
+        ErrorCode::UnknownTopicId
+    } else {
+        ErrorCode::UnknownTopicOrPartition
+    };
     let Some(partition) = &wanted.partition else {
         return failed(wanted.index, unknown, -1, -1);
     };
@@ -139,11 +186,21 @@ fn read_partition(wanted: &Wanted, limit_bytes: usize, first_batch: FirstBatch, 
     let records = match log.read(wanted.fetch_offset, limit_bytes, first_batch) {
         Ok(records) => records,
         Err(StorageError::OffsetOutOfRange { .. }) => {
-            return failed(wanted.index, ErrorCode::OffsetOutOfRange, high_watermark, log_start_offset);
+            return failed(
+                wanted.index,
+                ErrorCode::OffsetOutOfRange,
+                high_watermark,
+                log_start_offset,
+            );
         }
         Err(error) => {
             tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "fetch read failed");
-            return failed(wanted.index, ErrorCode::KafkaStorageError, high_watermark, log_start_offset);
+            return failed(
+                wanted.index,
+                ErrorCode::KafkaStorageError,
+                high_watermark,
+                log_start_offset,
+            );
         }
     };
     PartitionData {
@@ -159,7 +216,12 @@ fn read_partition(wanted: &Wanted, limit_bytes: usize, first_batch: FirstBatch, 
     }
 }
 
-fn failed(index: i32, code: ErrorCode, high_watermark: i64, log_start_offset: i64) -> PartitionData {
+fn failed(
+    index: i32,
+    code: ErrorCode,
+    high_watermark: i64,
+    log_start_offset: i64,
+) -> PartitionData {
     PartitionData {
         partition_index: index,
         error_code: code.code(),

@@ -24,9 +24,21 @@ pub fn handle(cluster: &Cluster, version: i16, request: MetadataRequest) -> Meta
     let topics = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => topics
             .into_iter()
-            .map(|wanted| requested_topic(cluster, version, wanted.name, wanted.topic_id, request.allow_auto_topic_creation))
+            .map(|wanted| {
+                requested_topic(
+                    cluster,
+                    version,
+                    wanted.name,
+                    wanted.topic_id,
+                    request.allow_auto_topic_creation,
+                )
+            })
             .collect(),
-        _ => cluster.all_topics().iter().map(|topic| topic_metadata(cluster, topic)).collect(),
+        _ => cluster
+            .all_topics()
+            .iter()
+            .map(|topic| topic_metadata(cluster, topic))
+            .collect(),
     };
     MetadataResponse {
         throttle_time_ms: 0,
@@ -51,9 +63,15 @@ fn requested_topic(
     allow_auto_topic_creation: bool,
 ) -> MetadataResponseTopic {
     let found = match &name {
-        Some(name) if allow_auto_topic_creation || version < 4 => cluster.topic_or_auto_create(name),
-        Some(name) => cluster.topic(name).ok_or_else(|| unknown(ErrorCode::UnknownTopicOrPartition)),
-        None => cluster.topic_by_id(&topic_id).ok_or_else(|| unknown(ErrorCode::UnknownTopicId)),
+        Some(name) if allow_auto_topic_creation || version < 4 => {
+            cluster.topic_or_auto_create(name)
+        }
+        Some(name) => cluster
+            .topic(name)
+            .ok_or_else(|| unknown(ErrorCode::UnknownTopicOrPartition)),
+        None => cluster
+            .topic_by_id(&topic_id)
+            .ok_or_else(|| unknown(ErrorCode::UnknownTopicId)),
     };
     match found {
         Ok(topic) => topic_metadata(cluster, &topic),
@@ -68,7 +86,10 @@ fn requested_topic(
 }
 
 fn unknown(code: ErrorCode) -> crate::cluster::TopicError {
-    crate::cluster::TopicError { code, message: String::new() }
+    crate::cluster::TopicError {
+        code,
+        message: String::new(),
+    }
 }
 
 fn topic_metadata(cluster: &Cluster, topic: &Topic) -> MetadataResponseTopic {

@@ -38,7 +38,11 @@ struct Appended {
 }
 
 /// Answers Produce; `None` for acks=0, which expects no response.
-pub async fn handle(cluster: &Arc<Cluster>, _version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(
+    cluster: &Arc<Cluster>,
+    _version: i16,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let now_ms = now_ms();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -49,9 +53,15 @@ pub async fn handle(cluster: &Arc<Cluster>, _version: i16, request: ProduceReque
         for data in topic_data.partition_data {
             let index = data.index;
             let outcome = if !matches!(acks, -1..=1) {
-                Err(rejected(ErrorCode::InvalidRequiredAcks, "acks must be -1, 0 or 1"))
+                Err(rejected(
+                    ErrorCode::InvalidRequiredAcks,
+                    "acks must be -1, 0 or 1",
+                ))
             } else if request.transactional_id.is_some() {
-                Err(rejected(ErrorCode::TransactionalIdAuthorizationFailed, "transactions are not supported yet"))
+                Err(rejected(
+                    ErrorCode::TransactionalIdAuthorizationFailed,
+                    "transactions are not supported yet",
+                ))
             } else {
                 match &topic {
                     Ok(topic) => produce_to_partition(topic, data, now_ms),
@@ -66,7 +76,10 @@ pub async fn handle(cluster: &Arc<Cluster>, _version: i16, request: ProduceReque
                 Err(response) => PartitionProduceResponse { index, ..response },
             });
         }
-        responses.push(TopicProduceResponse { name: topic_data.name, partition_responses });
+        responses.push(TopicProduceResponse {
+            name: topic_data.name,
+            partition_responses,
+        });
     }
     if acks == 0 {
         return None;
@@ -74,7 +87,10 @@ pub async fn handle(cluster: &Arc<Cluster>, _version: i16, request: ProduceReque
     if acks == -1 && cluster.config.flush_policy == FlushPolicy::AcksAll {
         wait_until_durable(to_sync, &mut responses).await;
     }
-    Some(ProduceResponse { responses, ..Default::default() })
+    Some(ProduceResponse {
+        responses,
+        ..Default::default()
+    })
 }
 
 fn rejected(code: ErrorCode, message: &str) -> PartitionProduceResponse {
@@ -92,20 +108,30 @@ fn produce_to_partition(
     data: PartitionProduceData,
     now_ms: i64,
 ) -> Result<(PartitionProduceResponse, Option<Appended>), PartitionProduceResponse> {
-    let Some(partition) = usize::try_from(data.index).ok().and_then(|index| topic.partitions.get(index)) else {
-        return Err(rejected(ErrorCode::UnknownTopicOrPartition, "no such partition"));
+    let Some(partition) = usize::try_from(data.index)
+        .ok()
+        .and_then(|index| topic.partitions.get(index))
+    else {
+        return Err(rejected(
+            ErrorCode::UnknownTopicOrPartition,
+            "no such partition",
+        ));
     };
     let records = data.records.unwrap_or_default();
     let max_message_bytes = topic.config.max_message_bytes();
     if records.len() > max_message_bytes {
-        let message = format!("batch of {} bytes exceeds max.message.bytes {max_message_bytes}", records.len());
+        let message = format!(
+            "batch of {} bytes exceeds max.message.bytes {max_message_bytes}",
+            records.len()
+        );
         return Err(rejected(ErrorCode::MessageTooLarge, &message));
     }
     let batch = validate_batch(records)?;
     let log_append_time = topic.config.uses_log_append_time();
     let mut bytes = BytesMut::from(&batch.as_bytes()[..]);
     if log_append_time {
-        set_log_append_time(&mut bytes, now_ms).map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
+        set_log_append_time(&mut bytes, now_ms)
+            .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
     }
     let base_offset = append(partition, &batch, &mut bytes, now_ms)?;
     let response = PartitionProduceResponse {
@@ -116,41 +142,68 @@ fn produce_to_partition(
         log_start_offset: partition.log.log_start_offset(),
         ..Default::default()
     };
-    let appended = Appended { partition: partition.clone(), last_offset: base_offset + i64::from(batch.last_offset_delta()) };
+    let appended = Appended {
+        partition: partition.clone(),
+        last_offset: base_offset + i64::from(batch.last_offset_delta()),
+    };
     Ok((response, Some(appended)))
 }
 
 /// The checks Kafka makes on a v2 batch without decoding its records.
 fn validate_batch(records: Bytes) -> Result<RecordBatchView, PartitionProduceResponse> {
     let corrupt = |error: RecordError| match error {
-        RecordError::TrailingBytes(_) => rejected(ErrorCode::InvalidRecord, "Produce v3+ takes exactly one record batch per partition"),
-        RecordError::BadMagic(_) => rejected(ErrorCode::UnsupportedForMessageFormat, &error.to_string()),
+        RecordError::TrailingBytes(_) => rejected(
+            ErrorCode::InvalidRecord,
+            "Produce v3+ takes exactly one record batch per partition",
+        ),
+        RecordError::BadMagic(_) => {
+            rejected(ErrorCode::UnsupportedForMessageFormat, &error.to_string())
+        }
         other => rejected(ErrorCode::CorruptMessage, &other.to_string()),
     };
     let batch = RecordBatchView::parse(records).map_err(corrupt)?;
     batch.verify_crc().map_err(corrupt)?;
     if batch.compression().is_err() {
-        return Err(rejected(ErrorCode::UnsupportedCompressionType, "unknown compression codec"));
+        return Err(rejected(
+            ErrorCode::UnsupportedCompressionType,
+            "unknown compression codec",
+        ));
     }
     if batch.is_control() {
-        return Err(rejected(ErrorCode::InvalidRecord, "clients may not write control batches"));
+        return Err(rejected(
+            ErrorCode::InvalidRecord,
+            "clients may not write control batches",
+        ));
     }
-    if batch.records_count() < 1 || i64::from(batch.last_offset_delta()) != i64::from(batch.records_count()) - 1 {
-        return Err(rejected(ErrorCode::CorruptMessage, "records_count does not match last_offset_delta"));
+    if batch.records_count() < 1
+        || i64::from(batch.last_offset_delta()) != i64::from(batch.records_count()) - 1
+    {
+        return Err(rejected(
+            ErrorCode::CorruptMessage,
+            "records_count does not match last_offset_delta",
+        ));
     }
     Ok(batch)
 }
 
 /// Checks the producer's sequence and appends, atomically with respect to other appends
 /// to this partition. Returns the base offset (the original one for a duplicate).
-fn append(partition: &Partition, batch: &RecordBatchView, bytes: &mut BytesMut, now_ms: i64) -> Result<i64, PartitionProduceResponse> {
+fn append(
+    partition: &Partition,
+    batch: &RecordBatchView,
+    bytes: &mut BytesMut,
+    now_ms: i64,
+) -> Result<i64, PartitionProduceResponse> {
     let sequence = (batch.producer_id() >= 0).then(|| BatchSequence {
         producer_id: batch.producer_id(),
         producer_epoch: batch.producer_epoch(),
         base_sequence: batch.base_sequence(),
         last_sequence: batch.last_sequence(),
     });
-    let mut producers = partition.append_lock.lock().unwrap_or_else(|poison| poison.into_inner());
+    let mut producers = partition
+        .append_lock
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
     if let Some(sequence) = sequence {
         match producers.check(sequence) {
             SequenceCheck::Append => {}
@@ -175,15 +228,22 @@ fn append(partition: &Partition, batch: &RecordBatchView, bytes: &mut BytesMut, 
 async fn wait_until_durable(appended: Vec<Appended>, responses: &mut [TopicProduceResponse]) {
     let syncs: Vec<_> = appended
         .into_iter()
-        .map(|Appended { partition, last_offset }| {
-            tokio::task::spawn_blocking(move || {
-                let result = partition.log.sync_through(last_offset);
-                (partition, result)
-            })
-        })
+        .map(
+            |Appended {
+                 partition,
+                 last_offset,
+             }| {
+                tokio::task::spawn_blocking(move || {
+                    let result = partition.log.sync_through(last_offset);
+                    (partition, result)
+                })
+            },
+        )
         .collect();
     for sync in syncs {
-        let Ok((partition, result)) = sync.await else { continue };
+        let Ok((partition, result)) = sync.await else {
+            continue;
+        };
         if let Err(error) = result {
             warn!(topic = %partition.topic, partition = partition.index, %error, "fsync failed");
             mark_failed(responses, &partition, &error.to_string());
@@ -198,6 +258,9 @@ fn mark_failed(responses: &mut [TopicProduceResponse], partition: &Partition, me
         .flat_map(|topic| topic.partition_responses.iter_mut())
         .filter(|response| response.index == partition.index);
     for response in matching {
-        *response = PartitionProduceResponse { index: partition.index, ..rejected(ErrorCode::KafkaStorageError, message) };
+        *response = PartitionProduceResponse {
+            index: partition.index,
+            ..rejected(ErrorCode::KafkaStorageError, message)
+        };
     }
 }

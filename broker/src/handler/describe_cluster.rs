@@ -1,0 +1,99 @@
+//! DescribeCluster (key 60): the cluster id, the controller and the brokers, for admin
+//! clients. Versions 0-1 (both flexible): v1 adds `endpoint_type`, asking for brokers (1)
+//! or controllers (2).
+//!
+//! On one node this broker is the whole cluster and its own controller. Authorized
+//! operations are always "not computed" (`i32::MIN`): there is no authorizer.
+//!
+//! Errors: INVALID_REQUEST for an endpoint type other than brokers. Kafka answers
+//! UNSUPPORTED_ENDPOINT_TYPE (115) there, a code our `ErrorCode` does not have; the
+//! message says the same.
+
+use riffle_protocol::ErrorCode;
+use riffle_protocol::api::describe_cluster::{
+    DescribeClusterBroker, DescribeClusterRequest, DescribeClusterResponse,
+};
+
+use crate::cluster::Cluster;
+
+/// The endpoint type that lists brokers.
+const ENDPOINT_TYPE_BROKERS: i8 = 1;
+/// Kafka's "authorized operations not computed" marker.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Answers DescribeCluster.
+pub fn handle(
+    cluster: &Cluster,
+    _version: i16,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    // v0 has no endpoint type; it decodes as 1, brokers.
+    if request.endpoint_type != ENDPOINT_TYPE_BROKERS {
+        let message = format!(
+            "unsupported endpoint type {}: this broker only describes brokers (endpoint type 1)",
+            request.endpoint_type
+        );
+        // Kafka's error answer leaves every other field at its default.
+        return DescribeClusterResponse {
+            error_code: ErrorCode::InvalidRequest.code(),
+            error_message: Some(message),
+            ..Default::default()
+        };
+    }
+    // Authorized operations are not computed even when asked for: there is no authorizer.
+    DescribeClusterResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::None.code(),
+        error_message: None,
+        endpoint_type: ENDPOINT_TYPE_BROKERS,
+        cluster_id: cluster.cluster_id.clone(),
+        controller_id: cluster.node_id,
+        brokers: vec![DescribeClusterBroker {
+            broker_id: cluster.node_id,
+            host: cluster.advertised_host.clone(),
+            port: cluster.advertised_port,
+            rack: None,
+        }],
+        cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::create_topics::test_cluster;
+
+    #[test]
+    fn describes_this_node_as_the_whole_cluster() {
+        // v1 brokers: one broker, this node, which is also the controller.
+        let (_dir, cluster) = test_cluster();
+        let request = DescribeClusterRequest {
+            include_cluster_authorized_operations: true,
+            endpoint_type: 1,
+        };
+        let response = handle(&cluster, 1, request);
+        assert_eq!(response.error_code, 0);
+        assert_eq!(response.cluster_id, cluster.cluster_id);
+        assert_eq!(response.controller_id, cluster.node_id);
+        let broker = &response.brokers[0];
+        assert_eq!(
+            (broker.broker_id, broker.host.as_str(), broker.port),
+            (cluster.node_id, "127.0.0.1", 9092)
+        );
+        assert_eq!(response.cluster_authorized_operations, i32::MIN);
+    }
+
+    #[test]
+    fn controllers_are_not_described() {
+        // Endpoint type 2 (controllers) gets INVALID_REQUEST with a message and no brokers.
+        let (_dir, cluster) = test_cluster();
+        let request = DescribeClusterRequest {
+            include_cluster_authorized_operations: false,
+            endpoint_type: 2,
+        };
+        let response = handle(&cluster, 1, request);
+        assert_eq!(response.error_code, 42);
+        assert!(response.error_message.is_some());
+        assert!(response.brokers.is_empty());
+    }
+}

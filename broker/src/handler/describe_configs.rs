@@ -1,0 +1,405 @@
+//! DescribeConfigs (key 32): lists the configs of topics and of this broker, with their
+//! values and where each comes from. Versions 0-4: v0 says `is_default`; v1 replaces it
+//! with `config_source` and adds synonyms (the settings a value falls back to, on
+//! request); v2 changes nothing on the wire; v3 adds each config's type and, on request,
+//! its documentation; v4 is the first flexible version.
+//!
+//! Topic configs are read-write (IncrementalAlterConfigs changes them): a value set on
+//! the topic has source DYNAMIC_TOPIC_CONFIG; any other is the broker default, reported
+//! as DEFAULT_CONFIG.
+//! Broker configs are the flags the broker was started with, so they are read-only with
+//! source STATIC_BROKER_CONFIG.
+//!
+//! Errors per resource: UNKNOWN_TOPIC_OR_PARTITION (no such topic), INVALID_REQUEST (a
+//! broker other than this one, or a resource type other than topic and broker).
+
+use riffle_protocol::ErrorCode;
+use riffle_protocol::api::describe_configs::{
+    DescribeConfigsRequest, DescribeConfigsResource, DescribeConfigsResourceResult,
+    DescribeConfigsResponse, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+
+use crate::cluster::{Cluster, Topic, TopicError};
+use crate::topic_config::{ConfigDef, ConfigSource, ConfigType, TOPIC_CONFIGS};
+
+/// Kafka's resource type of a topic.
+pub const RESOURCE_TYPE_TOPIC: i8 = 2;
+/// Kafka's resource type of a broker.
+pub const RESOURCE_TYPE_BROKER: i8 = 4;
+/// DescribeConfigs' config type of a boolean; [`ConfigType`] has no topic config of it.
+const CONFIG_TYPE_BOOLEAN: i8 = 1;
+
+/// What the request asked to include besides names and values.
+struct Include {
+    synonyms: bool,
+    documentation: bool,
+}
+
+/// One config as this module describes it, before it is shaped for the wire.
+struct ConfigEntry {
+    name: &'static str,
+    value: String,
+    source: ConfigSource,
+    read_only: bool,
+    config_type: i8,
+    documentation: &'static str,
+    synonyms: Vec<DescribeConfigsSynonym>,
+}
+
+/// Answers DescribeConfigs: one result per resource, in request order.
+pub fn handle(
+    cluster: &Cluster,
+    _version: i16,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    // Fields a version lacks decode as false, so v0 never includes synonyms and v0-2
+    // never include documentation.
+    let include = Include {
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation,
+    };
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| describe_resource(cluster, &include, resource))
+        .collect();
+    DescribeConfigsResponse {
+        throttle_time_ms: 0,
+        results,
+    }
+}
+
+fn describe_resource(
+    cluster: &Cluster,
+    include: &Include,
+    resource: DescribeConfigsResource,
+) -> DescribeConfigsResult {
+    let described = match resource.resource_type {
+        RESOURCE_TYPE_TOPIC => topic_entries(cluster, &resource.resource_name),
+        RESOURCE_TYPE_BROKER => broker_entries(cluster, &resource.resource_name),
+        other => {
+            let message = format!(
+                "unsupported resource type {other}; Riffle describes topics (2) and brokers (4)"
+            );
+            Err(TopicError {
+                code: ErrorCode::InvalidRequest,
+                message,
+            })
+        }
+    };
+    let wanted = |entry: &ConfigEntry| match &resource.configuration_keys {
+        // A null or empty list means every config, as in Kafka; otherwise only those
+        // named, and unknown names are skipped.
+        Some(keys) if !keys.is_empty() => keys.iter().any(|key| key == entry.name),
+        _ => true,
+    };
+    match described {
+        Ok(entries) => DescribeConfigsResult {
+            error_code: ErrorCode::None.code(),
+            error_message: None,
+            resource_type: resource.resource_type,
+            resource_name: resource.resource_name,
+            configs: entries
+                .into_iter()
+                .filter(wanted)
+                .map(|entry| wire_entry(include, entry))
+                .collect(),
+        },
+        Err(error) => DescribeConfigsResult {
+            error_code: error.code.code(),
+            error_message: Some(error.message),
+            resource_type: resource.resource_type,
+            resource_name: resource.resource_name,
+            configs: Vec::new(),
+        },
+    }
+}
+
+/// Every supported config of a topic with its effective value.
+fn topic_entries(cluster: &Cluster, name: &str) -> Result<Vec<ConfigEntry>, TopicError> {
+    let Some(topic) = cluster.topic(name) else {
+        let message = format!("unknown topic '{name}'");
+        return Err(TopicError {
+            code: ErrorCode::UnknownTopicOrPartition,
+            message,
+        });
+    };
+    Ok(TOPIC_CONFIGS
+        .iter()
+        .map(|def| topic_entry(&topic, def))
+        .collect())
+}
+
+/// One topic config. Its synonyms are, in Kafka's order of precedence, the value set on
+/// the topic (if any) and then the broker default under its broker name.
+fn topic_entry(topic: &Topic, def: &ConfigDef) -> ConfigEntry {
+    let (value, source) = topic.config.value(def.name);
+    let broker_default = synonym(
+        def.broker_synonym,
+        topic.config.default_value(def.name),
+        ConfigSource::Default,
+    );
+    let synonyms = match source {
+        ConfigSource::DynamicTopic => {
+            vec![synonym(def.name, value.clone(), source), broker_default]
+        }
+        ConfigSource::StaticBroker | ConfigSource::Default => vec![broker_default],
+    };
+    ConfigEntry {
+        name: def.name,
+        value,
+        source,
+        read_only: false,
+        config_type: def.config_type as i8,
+        documentation: def.documentation,
+        synonyms,
+    }
+}
+
+/// The broker settings clients commonly look at, taken from the flags. `name` is this
+/// node's id, or empty for the cluster-wide default (the same flags on one node).
+fn broker_entries(cluster: &Cluster, name: &str) -> Result<Vec<ConfigEntry>, TopicError> {
+    if !name.is_empty() && name.parse::<i32>().ok() != Some(cluster.node_id) {
+        let message = format!(
+            "Unexpected broker id, expected {} or empty string, but received {name}; \
+             ask that broker instead",
+            cluster.node_id
+        );
+        return Err(TopicError {
+            code: ErrorCode::InvalidRequest,
+            message,
+        });
+    }
+    let config = &cluster.config;
+    let defaults = &config.topic_defaults;
+    let int = ConfigType::Int as i8;
+    let long = ConfigType::Long as i8;
+    let settings: [(&'static str, String, i8, &'static str); 9] = [
+        (
+            "broker.id",
+            cluster.node_id.to_string(),
+            int,
+            "This broker's node id.",
+        ),
+        (
+            "num.partitions",
+            config.default_partitions.to_string(),
+            int,
+            "Partitions of a topic created without a count.",
+        ),
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+            CONFIG_TYPE_BOOLEAN,
+            "Whether unknown topics are created on first use.",
+        ),
+        (
+            "log.retention.ms",
+            defaults.retention_ms.to_string(),
+            long,
+            "Default retention.ms of topics.",
+        ),
+        (
+            "log.retention.bytes",
+            defaults.retention_bytes.to_string(),
+            long,
+            "Default retention.bytes of topics.",
+        ),
+        (
+            "log.segment.bytes",
+            defaults.segment_bytes.to_string(),
+            int,
+            "Default segment.bytes of topics.",
+        ),
+        (
+            "log.roll.ms",
+            defaults.segment_ms.to_string(),
+            long,
+            "Default segment.ms of topics.",
+        ),
+        (
+            "message.max.bytes",
+            defaults.max_message_bytes.to_string(),
+            int,
+            "Default max.message.bytes of topics.",
+        ),
+        (
+            "socket.request.max.bytes",
+            config.max_request_bytes.to_string(),
+            int,
+            "The largest request the broker accepts.",
+        ),
+    ];
+    Ok(settings
+        .into_iter()
+        .map(|(name, value, config_type, documentation)| ConfigEntry {
+            name,
+            synonyms: vec![synonym(name, value.clone(), ConfigSource::StaticBroker)],
+            value,
+            source: ConfigSource::StaticBroker,
+            read_only: true,
+            config_type,
+            documentation,
+        })
+        .collect())
+}
+
+fn synonym(name: &str, value: String, source: ConfigSource) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym {
+        name: name.to_string(),
+        value: Some(value),
+        source: source as i8,
+    }
+}
+
+/// Shapes an entry for the wire. Fields a version lacks are set anyway; the codec leaves
+/// them out.
+fn wire_entry(include: &Include, entry: ConfigEntry) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult {
+        name: entry.name.to_string(),
+        value: Some(entry.value),
+        read_only: entry.read_only,
+        is_default: entry.source == ConfigSource::Default,
+        config_source: entry.source as i8,
+        is_sensitive: false,
+        synonyms: if include.synonyms {
+            entry.synonyms
+        } else {
+            Vec::new()
+        },
+        config_type: entry.config_type,
+        documentation: include
+            .documentation
+            .then(|| entry.documentation.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::cluster::Validation;
+    use crate::handler::create_topics::test_cluster;
+
+    fn resource(resource_type: i8, name: &str, keys: Option<&[&str]>) -> DescribeConfigsResource {
+        DescribeConfigsResource {
+            resource_type,
+            resource_name: name.into(),
+            configuration_keys: keys.map(|keys| keys.iter().map(|key| key.to_string()).collect()),
+        }
+    }
+
+    fn describe(
+        cluster: &Cluster,
+        version: i16,
+        resources: Vec<DescribeConfigsResource>,
+    ) -> DescribeConfigsResponse {
+        let request = DescribeConfigsRequest {
+            resources,
+            include_synonyms: true,
+            include_documentation: true,
+        };
+        handle(cluster, version, request)
+    }
+
+    #[test]
+    fn topic_configs_report_overrides_defaults_and_synonyms() {
+        // An override is DYNAMIC_TOPIC_CONFIG with the broker default as second synonym;
+        // an untouched config is DEFAULT_CONFIG; every supported config is listed, for a
+        // null key list and an empty one alike.
+        let (_dir, cluster) = test_cluster();
+        let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        cluster
+            .create_topic("orders", 1, configs, Validation::Apply)
+            .expect("create");
+        let response = describe(
+            &cluster,
+            4,
+            vec![
+                resource(RESOURCE_TYPE_TOPIC, "orders", None),
+                resource(RESOURCE_TYPE_TOPIC, "orders", Some(&[])),
+            ],
+        );
+        assert_eq!(
+            response.results[0], response.results[1],
+            "an empty key list means all"
+        );
+        let result = &response.results[0];
+        assert_eq!(
+            (result.error_code, result.error_message.as_deref()),
+            (0, None)
+        );
+        assert_eq!(result.configs.len(), TOPIC_CONFIGS.len());
+        let retention = result
+            .configs
+            .iter()
+            .find(|config| config.name == "retention.ms")
+            .expect("listed");
+        assert_eq!(
+            (
+                retention.value.as_deref(),
+                retention.config_source,
+                retention.config_type
+            ),
+            (Some("1000"), 1, 5)
+        );
+        let synonyms: Vec<(&str, i8)> = retention
+            .synonyms
+            .iter()
+            .map(|s| (s.name.as_str(), s.source))
+            .collect();
+        assert_eq!(synonyms, vec![("retention.ms", 1), ("log.retention.ms", 5)]);
+        let segment = result
+            .configs
+            .iter()
+            .find(|config| config.name == "segment.bytes")
+            .expect("listed");
+        assert_eq!((segment.config_source, segment.synonyms.len()), (5, 1));
+        assert!(segment.documentation.is_some());
+    }
+
+    #[test]
+    fn keys_filter_and_errors_are_per_resource() {
+        // Named keys narrow the list; an unknown topic, another broker and a logger
+        // resource fail alone while this broker's configs are listed read-only.
+        let (_dir, cluster) = test_cluster();
+        cluster
+            .create_topic("orders", 1, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        let node = cluster.node_id.to_string();
+        let other = (cluster.node_id + 1).to_string();
+        let resources = vec![
+            resource(
+                RESOURCE_TYPE_TOPIC,
+                "orders",
+                Some(&["cleanup.policy", "no.such.key"]),
+            ),
+            resource(RESOURCE_TYPE_TOPIC, "missing", None),
+            resource(RESOURCE_TYPE_BROKER, &node, Some(&["num.partitions"])),
+            resource(RESOURCE_TYPE_BROKER, &other, None),
+            resource(8, &node, None),
+        ];
+        let response = describe(&cluster, 0, resources);
+        let codes: Vec<i16> = response
+            .results
+            .iter()
+            .map(|result| result.error_code)
+            .collect();
+        assert_eq!(codes, vec![0, 3, 0, 42, 42]);
+        let policy = &response.results[0].configs;
+        assert_eq!(policy.len(), 1);
+        assert_eq!(
+            (policy[0].value.as_deref(), policy[0].is_default),
+            (Some("delete"), true)
+        );
+        let partitions = &response.results[2].configs[0];
+        assert_eq!(
+            (partitions.name.as_str(), partitions.value.as_deref()),
+            ("num.partitions", Some("1"))
+        );
+        assert!(partitions.read_only);
+        assert_eq!(partitions.config_source, 4);
+        assert!(response.results[1].error_message.is_some());
+    }
+}

@@ -1,0 +1,427 @@
+//! IncrementalAlterConfigs (key 44): changes some configs of a topic and leaves the
+//! others alone (KIP-339), or with `validate_only` only checks the change. Versions 0-1:
+//! v1 is the first flexible version.
+//!
+//! Each operation works on the topic's current overrides: SET (0) sets a value, DELETE (1)
+//! removes the override so the broker default applies again, APPEND (2) and SUBTRACT (3)
+//! add or remove items of a list config (cleanup.policy), starting from its effective
+//! value. The whole new set of overrides is validated and stored at once, so a resource
+//! either changes completely or not at all. Broker configs are command-line flags and
+//! cannot change while running.
+//!
+//! Errors per resource: UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG (an unknown config, a
+//! bad value, APPEND or SUBTRACT on a config that is not a list), INVALID_REQUEST (a null
+//! value outside DELETE, a config named twice, an unknown operation, a resource named
+//! twice, a broker or other resource type), KAFKA_STORAGE_ERROR.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use riffle_protocol::ErrorCode;
+use riffle_protocol::api::incremental_alter_configs::{
+    AlterConfigsResource, AlterConfigsResourceResponse, AlterableConfig,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+
+use super::describe_configs::{RESOURCE_TYPE_BROKER, RESOURCE_TYPE_TOPIC};
+use crate::cluster::{Cluster, TopicError, Validation};
+use crate::topic_config::{ConfigType, TopicConfig, config_def};
+
+/// Sets the value.
+const OPERATION_SET: i8 = 0;
+/// Removes the value set on the resource.
+const OPERATION_DELETE: i8 = 1;
+/// Adds items to a list value.
+const OPERATION_APPEND: i8 = 2;
+/// Removes items from a list value.
+const OPERATION_SUBTRACT: i8 = 3;
+
+/// Answers IncrementalAlterConfigs: one response per resource, in request order.
+pub fn handle(
+    cluster: &Cluster,
+    _version: i16,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let validation = if request.validate_only {
+        Validation::Only
+    } else {
+        Validation::Apply
+    };
+    let mut occurrences: HashMap<(i8, String), usize> = HashMap::new();
+    for resource in &request.resources {
+        *occurrences
+            .entry((resource.resource_type, resource.resource_name.clone()))
+            .or_default() += 1;
+    }
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let key = (resource.resource_type, resource.resource_name.clone());
+            // Kafka refuses every copy of a repeated resource: which one should win is unclear.
+            let result = if occurrences.get(&key).copied().unwrap_or(0) > 1 {
+                Err(invalid_request("Each resource must appear at most once."))
+            } else {
+                alter_resource(cluster, &resource, validation)
+            };
+            resource_response(resource, result)
+        })
+        .collect();
+    IncrementalAlterConfigsResponse {
+        throttle_time_ms: 0,
+        responses,
+    }
+}
+
+/// Checks what does not depend on the resource type, then alters a topic.
+fn alter_resource(
+    cluster: &Cluster,
+    resource: &AlterConfigsResource,
+    validation: Validation,
+) -> Result<(), TopicError> {
+    let null_names: Vec<&str> = resource
+        .configs
+        .iter()
+        .filter(|config| config.config_operation != OPERATION_DELETE && config.value.is_none())
+        .map(|config| config.name.as_str())
+        .collect();
+    if !null_names.is_empty() {
+        return Err(invalid_request(format!(
+            "Null value not supported for : {}",
+            null_names.join(", ")
+        )));
+    }
+    match resource.resource_type {
+        RESOURCE_TYPE_TOPIC => alter_topic(
+            cluster,
+            &resource.resource_name,
+            &resource.configs,
+            validation,
+        ),
+        RESOURCE_TYPE_BROKER => Err(invalid_request(
+            "broker configs are static; restart with new flags",
+        )),
+        other => Err(invalid_request(format!("Unknown resource type {other}"))),
+    }
+}
+
+/// Applies every operation to a copy of the topic's overrides, then stores the result.
+fn alter_topic(
+    cluster: &Cluster,
+    name: &str,
+    configs: &[AlterableConfig],
+    validation: Validation,
+) -> Result<(), TopicError> {
+    let Some(topic) = cluster.topic(name) else {
+        let message = format!("unknown topic '{name}'");
+        return Err(TopicError {
+            code: ErrorCode::UnknownTopicOrPartition,
+            message,
+        });
+    };
+    let mut seen = HashSet::new();
+    let repeated: Vec<&str> = configs
+        .iter()
+        .map(|config| config.name.as_str())
+        .filter(|name| !seen.insert(*name))
+        .collect();
+    if !repeated.is_empty() {
+        return Err(invalid_request(format!(
+            "Error due to duplicate config keys : {}",
+            repeated.join(",")
+        )));
+    }
+    let mut overrides = topic.config.overrides().clone();
+    for config in configs {
+        apply_operation(&topic.config, &mut overrides, config)?;
+    }
+    cluster.set_topic_configs(name, overrides, validation)
+}
+
+/// Applies one operation to `overrides`. Values are checked later, all together, by
+/// `Cluster::set_topic_configs`.
+fn apply_operation(
+    current: &TopicConfig,
+    overrides: &mut BTreeMap<String, String>,
+    config: &AlterableConfig,
+) -> Result<(), TopicError> {
+    let name = config.name.as_str();
+    let Some(def) = config_def(name) else {
+        let message = format!("Unknown topic config name: {name}");
+        return Err(TopicError {
+            code: ErrorCode::InvalidConfig,
+            message,
+        });
+    };
+    // Null values were refused for every operation but DELETE, which ignores the value.
+    let value = config.value.as_deref().unwrap_or_default();
+    match config.config_operation {
+        OPERATION_SET => {
+            overrides.insert(name.to_string(), value.to_string());
+        }
+        OPERATION_DELETE => {
+            overrides.remove(name);
+        }
+        operation @ (OPERATION_APPEND | OPERATION_SUBTRACT) => {
+            if def.config_type != ConfigType::List {
+                let verb = if operation == OPERATION_APPEND {
+                    "append"
+                } else {
+                    "subtract"
+                };
+                let message = format!("Config value {verb} is not allowed for config key: {name}");
+                return Err(TopicError {
+                    code: ErrorCode::InvalidConfig,
+                    message,
+                });
+            }
+            let effective = overrides
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| current.default_value(name));
+            let changed = if operation == OPERATION_APPEND {
+                appended_list(&effective, value)
+            } else {
+                subtracted_list(&effective, value)
+            };
+            overrides.insert(name.to_string(), changed);
+        }
+        other => return Err(invalid_request(format!("Unknown operations type {other}"))),
+    }
+    Ok(())
+}
+
+fn list_items(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+/// `list` followed by the items of `added` it does not hold yet, as Kafka appends.
+fn appended_list(list: &str, added: &str) -> String {
+    let mut items = list_items(list);
+    for item in list_items(added) {
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    items.join(",")
+}
+
+/// `list` without the items of `removed`.
+fn subtracted_list(list: &str, removed: &str) -> String {
+    let removed = list_items(removed);
+    list_items(list)
+        .into_iter()
+        .filter(|item| !removed.contains(item))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn resource_response(
+    resource: AlterConfigsResource,
+    result: Result<(), TopicError>,
+) -> AlterConfigsResourceResponse {
+    let (error_code, error_message) = match result {
+        Ok(()) => (ErrorCode::None.code(), None),
+        Err(error) => (error.code.code(), Some(error.message)),
+    };
+    AlterConfigsResourceResponse {
+        error_code,
+        error_message,
+        resource_type: resource.resource_type,
+        resource_name: resource.resource_name,
+    }
+}
+
+fn invalid_request(message: impl Into<String>) -> TopicError {
+    TopicError {
+        code: ErrorCode::InvalidRequest,
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::create_topics::test_cluster;
+
+    fn operation(name: &str, config_operation: i8, value: Option<&str>) -> AlterableConfig {
+        AlterableConfig {
+            name: name.into(),
+            config_operation,
+            value: value.map(str::to_string),
+        }
+    }
+
+    fn alter(
+        cluster: &Cluster,
+        resource_type: i8,
+        name: &str,
+        configs: Vec<AlterableConfig>,
+    ) -> AlterConfigsResourceResponse {
+        let resource = AlterConfigsResource {
+            resource_type,
+            resource_name: name.into(),
+            configs,
+        };
+        let request = IncrementalAlterConfigsRequest {
+            resources: vec![resource],
+            validate_only: false,
+        };
+        handle(cluster, 1, request).responses.remove(0)
+    }
+
+    fn topic_with(cluster: &Cluster, name: &str, configs: &[(&str, &str)]) {
+        let configs = configs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        cluster
+            .create_topic(name, 1, configs, Validation::Apply)
+            .expect("create");
+    }
+
+    #[test]
+    fn set_delete_append_and_subtract_change_only_what_they_name() {
+        // SET adds an override, DELETE removes one, APPEND and SUBTRACT edit the
+        // effective cleanup.policy list; untouched overrides stay.
+        let (_dir, cluster) = test_cluster();
+        topic_with(
+            &cluster,
+            "orders",
+            &[("retention.ms", "1000"), ("segment.ms", "5000")],
+        );
+        let configs = vec![
+            operation("retention.bytes", OPERATION_SET, Some("2048")),
+            operation("retention.ms", OPERATION_DELETE, None),
+            operation("cleanup.policy", OPERATION_APPEND, Some("compact")),
+        ];
+        let response = alter(&cluster, RESOURCE_TYPE_TOPIC, "orders", configs);
+        assert_eq!((response.error_code, response.error_message), (0, None));
+        let overrides = cluster
+            .topic("orders")
+            .expect("exists")
+            .config
+            .overrides()
+            .clone();
+        let expected = [
+            ("cleanup.policy", "delete,compact"),
+            ("retention.bytes", "2048"),
+            ("segment.ms", "5000"),
+        ];
+        let expected: BTreeMap<String, String> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(overrides, expected);
+        let response = alter(
+            &cluster,
+            RESOURCE_TYPE_TOPIC,
+            "orders",
+            vec![operation(
+                "cleanup.policy",
+                OPERATION_SUBTRACT,
+                Some("delete"),
+            )],
+        );
+        assert_eq!(response.error_code, 0);
+        let topic = cluster.topic("orders").expect("exists");
+        assert_eq!(topic.config.value("cleanup.policy").0, "compact");
+    }
+
+    #[test]
+    fn bad_operations_fail_the_resource_and_change_nothing() {
+        // Each bad request fails with Kafka's code and leaves the overrides untouched.
+        let (_dir, cluster) = test_cluster();
+        topic_with(&cluster, "orders", &[("retention.ms", "1000")]);
+        let set = |name: &str, value: &str| operation(name, OPERATION_SET, Some(value));
+        let topic = |configs: Vec<AlterableConfig>| (RESOURCE_TYPE_TOPIC, "orders", configs);
+        let cases = vec![
+            (topic(vec![set("no.such.config", "1")]), 40),
+            (topic(vec![set("retention.ms", "soon")]), 40),
+            (
+                topic(vec![operation("retention.ms", OPERATION_APPEND, Some("1"))]),
+                40,
+            ),
+            (
+                topic(vec![operation("retention.ms", OPERATION_SET, None)]),
+                42,
+            ),
+            (topic(vec![operation("retention.ms", 9, Some("1"))]), 42),
+            (
+                topic(vec![
+                    set("retention.ms", "1"),
+                    operation("retention.ms", OPERATION_DELETE, None),
+                ]),
+                42,
+            ),
+            (
+                (
+                    RESOURCE_TYPE_TOPIC,
+                    "missing",
+                    vec![set("retention.ms", "1")],
+                ),
+                3,
+            ),
+            (
+                (
+                    RESOURCE_TYPE_BROKER,
+                    "1",
+                    vec![set("log.retention.ms", "1")],
+                ),
+                42,
+            ),
+        ];
+        for ((resource_type, name, configs), code) in cases {
+            let response = alter(&cluster, resource_type, name, configs);
+            assert_eq!(response.error_code, code, "{response:?}");
+            assert!(response.error_message.is_some());
+        }
+        let overrides = cluster
+            .topic("orders")
+            .expect("exists")
+            .config
+            .overrides()
+            .clone();
+        assert_eq!(
+            overrides,
+            BTreeMap::from([("retention.ms".to_string(), "1000".to_string())])
+        );
+    }
+
+    #[test]
+    fn a_repeated_resource_is_refused_every_time() {
+        // Both copies of a resource named twice get INVALID_REQUEST; validate_only changes nothing.
+        let (_dir, cluster) = test_cluster();
+        topic_with(&cluster, "orders", &[]);
+        let resource = AlterConfigsResource {
+            resource_type: RESOURCE_TYPE_TOPIC,
+            resource_name: "orders".into(),
+            configs: vec![operation("retention.ms", OPERATION_SET, Some("1"))],
+        };
+        let request = IncrementalAlterConfigsRequest {
+            resources: vec![resource.clone(), resource.clone()],
+            validate_only: false,
+        };
+        let codes: Vec<i16> = handle(&cluster, 0, request)
+            .responses
+            .iter()
+            .map(|r| r.error_code)
+            .collect();
+        assert_eq!(codes, vec![42, 42]);
+        let request = IncrementalAlterConfigsRequest {
+            resources: vec![resource],
+            validate_only: true,
+        };
+        assert_eq!(handle(&cluster, 0, request).responses[0].error_code, 0);
+        assert!(
+            cluster
+                .topic("orders")
+                .expect("exists")
+                .config
+                .overrides()
+                .is_empty()
+        );
+    }
+}
