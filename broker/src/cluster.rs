@@ -36,6 +36,13 @@ pub struct Topic {
     pub config: TopicConfig,
 }
 
+impl Topic {
+    /// A partition by its index from the wire, if the topic has it.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        self.partitions.get(usize::try_from(index).ok()?)
+    }
+}
+
 /// What CreateTopics reports about a topic it created, or for a dry run would create.
 pub struct CreatedTopic {
     /// The new topic's id.

@@ -57,7 +57,7 @@ fn delete_partition(
     topic: Option<&Topic>,
     wanted: &DeleteRecordsPartition,
 ) -> DeleteRecordsPartitionResult {
-    let result = match partition_of(topic, wanted.partition_index) {
+    let result = match topic.and_then(|topic| topic.partition(wanted.partition_index)) {
         Some(partition) => delete_before(partition, wanted.offset),
         None => Err(ErrorCode::UnknownTopicOrPartition),
     };
@@ -70,15 +70,6 @@ fn delete_partition(
         low_watermark,
         error_code: error_code.code(),
     }
-}
-
-/// A topic's partition by its index from the wire, if the topic has it.
-fn partition_of(topic: Option<&Topic>, index: i32) -> Option<&Partition> {
-    let index = usize::try_from(index).ok()?;
-    topic?
-        .partitions
-        .get(index)
-        .map(|partition| partition.as_ref())
 }
 
 /// Deletes the records below `offset` and returns the new log start offset. The log

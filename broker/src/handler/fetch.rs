@@ -108,11 +108,9 @@ fn resolve(cluster: &Cluster, topic: &FetchTopic, by_id: bool) -> Vec<Wanted> {
         .iter()
         .map(|requested| Wanted {
             topic: found.clone(),
-            partition: found.as_ref().and_then(|found| {
-                usize::try_from(requested.partition)
-                    .ok()
-                    .and_then(|index| found.partitions.get(index).cloned())
-            }),
+            partition: found
+                .as_ref()
+                .and_then(|found| found.partition(requested.partition).cloned()),
             index: requested.partition,
             fetch_offset: requested.fetch_offset,
             partition_max_bytes: usize::try_from(requested.partition_max_bytes).unwrap_or(0),

@@ -32,7 +32,7 @@ use riffle_protocol::record::{Record, RecordBatchView};
 use riffle_storage::StorageError;
 use tracing::warn;
 
-use crate::cluster::{Cluster, Topic};
+use crate::cluster::Cluster;
 use crate::partition::Partition;
 
 /// The log start offset.
@@ -95,7 +95,7 @@ fn list_topic(
             let found = if occurrences.get(&index).copied().unwrap_or(0) > 1 {
                 Err(ErrorCode::InvalidRequest)
             } else {
-                match partition_of(topic.as_deref(), index) {
+                match topic.as_deref().and_then(|topic| topic.partition(index)) {
                     Some(found_partition) => lookup(found_partition, partition.timestamp),
                     None => Err(ErrorCode::UnknownTopicOrPartition),
                 }
@@ -107,15 +107,6 @@ fn list_topic(
         name: wanted.name,
         partitions,
     }
-}
-
-/// A topic's partition by its index from the wire, if the topic has it.
-fn partition_of(topic: Option<&Topic>, index: i32) -> Option<&Partition> {
-    let index = usize::try_from(index).ok()?;
-    topic?
-        .partitions
-        .get(index)
-        .map(|partition| partition.as_ref())
 }
 
 /// Answers one partition's query; see the module doc for what each timestamp means.
