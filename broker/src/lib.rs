@@ -16,4 +16,6 @@ pub mod partition;
 pub mod producer_state;
 pub mod server;
 pub mod shutdown;
+#[cfg(test)]
+mod testing;
 pub mod topic_config;

@@ -3,10 +3,22 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use riffle_storage::Log;
+use riffle_protocol::record::batches;
+use riffle_storage::{FirstBatch, Log, StorageError};
 use tokio::sync::Notify;
+use tracing::info;
 
-use crate::producer_state::ProducerStateTable;
+use crate::producer_state::{BatchSequence, ProducerStateTable};
+
+/// How far back from the log end the producer state is rebuilt after a restart, in
+/// offsets. Producers whose last batch is older than this are forgotten and get
+/// UNKNOWN_PRODUCER_ID on their next batch, which clients handle by resetting.
+pub const PRODUCER_STATE_REBUILD_MAX_OFFSETS: i64 = 10_000;
+/// The rebuild reads the log in chunks of this size.
+const PRODUCER_STATE_REBUILD_CHUNK_BYTES: usize = 1024 * 1024;
+/// The most the rebuild reads before giving up, so one partition of huge batches cannot
+/// stall its first produce for long.
+const PRODUCER_STATE_REBUILD_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// A partition this broker leads (on a single node: every partition).
 pub struct Partition {
@@ -36,6 +48,51 @@ impl Partition {
             append_lock: Mutex::new(ProducerStateTable::default()),
             waiters: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Rebuilds the idempotent-producer table from the log's tail, once per start.
+    ///
+    /// Done lazily, on the partition's first idempotent produce, so that start-up does
+    /// not read every partition. Called with the append lock held: no append can slip in
+    /// between the scan and the first check.
+    pub fn rebuild_producer_state(
+        &self,
+        producers: &mut ProducerStateTable,
+    ) -> Result<(), StorageError> {
+        producers.mark_rebuilt();
+        let end_offset = self.log.next_offset();
+        let mut offset = self
+            .log
+            .log_start_offset()
+            .max(end_offset - PRODUCER_STATE_REBUILD_MAX_OFFSETS);
+        let mut read_bytes = 0;
+        while offset < end_offset && read_bytes < PRODUCER_STATE_REBUILD_MAX_BYTES {
+            let chunk = self.log.read(
+                offset,
+                PRODUCER_STATE_REBUILD_CHUNK_BYTES,
+                FirstBatch::AlwaysWhole,
+            )?;
+            if chunk.is_empty() {
+                break;
+            }
+            read_bytes += chunk.len();
+            for batch in batches(chunk) {
+                // The log holds only batches that passed validation; a bad one ends the scan.
+                let Ok(batch) = batch else { return Ok(()) };
+                offset = batch.last_offset() + 1;
+                if batch.producer_id() >= 0 && !batch.is_control() {
+                    let sequence = BatchSequence {
+                        producer_id: batch.producer_id(),
+                        producer_epoch: batch.producer_epoch(),
+                        base_sequence: batch.base_sequence(),
+                        last_sequence: batch.last_sequence(),
+                    };
+                    producers.record(sequence, batch.base_offset());
+                }
+            }
+        }
+        info!(topic = %self.topic, partition = self.index, read_bytes, "producer state rebuilt from the log");
+        Ok(())
     }
 
     /// Registers a fetch to be woken at the next append.

@@ -60,9 +60,22 @@ struct ProducerEntry {
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
     clock: u64,
+    /// Whether the table was rebuilt from the log since the broker started. Until then
+    /// it knows nothing of batches written before a restart.
+    rebuilt: bool,
 }
 
 impl ProducerStateTable {
+    /// Whether [`Self::mark_rebuilt`] was called.
+    pub fn is_rebuilt(&self) -> bool {
+        self.rebuilt
+    }
+
+    /// Records that the table now reflects the log's tail.
+    pub fn mark_rebuilt(&mut self) {
+        self.rebuilt = true;
+    }
+
     /// Decides whether a batch is new, a duplicate, or out of order.
     pub fn check(&self, batch: BatchSequence) -> SequenceCheck {
         let Some(entry) = self.producers.get(&batch.producer_id) else {

@@ -131,7 +131,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::handler::create_topics::test_cluster;
+    use crate::testing::test_cluster;
 
     fn grow(name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>) -> CreatePartitionsTopic {
         let assignments = assignments.map(|lists| {

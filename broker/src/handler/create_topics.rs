@@ -238,33 +238,10 @@ fn topic_error(code: ErrorCode, message: impl Into<String>) -> TopicError {
     }
 }
 
-/// A cluster over a fresh temporary data directory with the default flags, for handler
-/// tests. Keep the directory alive as long as the cluster.
-#[cfg(test)]
-pub(crate) fn test_cluster() -> (tempfile::TempDir, Cluster) {
-    use clap::Parser;
-
-    /// The flags of `riffle serve`, parsed the way the binary parses them.
-    #[derive(Parser)]
-    struct TestArgs {
-        #[command(flatten)]
-        config: crate::config::BrokerConfig,
-    }
-
-    let dir = tempfile::Builder::new()
-        .prefix("riffle-handler-test-")
-        .tempdir()
-        .expect("create a temp dir");
-    let data_dir = dir.path().to_str().expect("temp dir paths are UTF-8");
-    let config = TestArgs::parse_from(["test", "--data-dir", data_dir]).config;
-    let cluster =
-        Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("open a cluster on an empty dir");
-    (dir, cluster)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test_cluster;
 
     fn creatable(name: &str, num_partitions: i32, replication_factor: i16) -> CreatableTopic {
         CreatableTopic {

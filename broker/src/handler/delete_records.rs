@@ -102,7 +102,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::Validation;
-    use crate::handler::create_topics::test_cluster;
+    use crate::testing::test_cluster;
 
     /// Appends one batch of `records_count` records to partition 0 of `topic`.
     fn append(cluster: &Cluster, topic: &str, records_count: usize) {

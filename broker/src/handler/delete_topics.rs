@@ -165,7 +165,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::Validation;
-    use crate::handler::create_topics::test_cluster;
+    use crate::testing::test_cluster;
 
     fn create(cluster: &Cluster, name: &str) -> Uuid {
         cluster

@@ -61,7 +61,7 @@ pub fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::create_topics::test_cluster;
+    use crate::testing::test_cluster;
 
     #[test]
     fn describes_this_node_as_the_whole_cluster() {

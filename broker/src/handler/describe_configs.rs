@@ -280,7 +280,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::Validation;
-    use crate::handler::create_topics::test_cluster;
+    use crate::testing::test_cluster;
 
     fn resource(resource_type: i8, name: &str, keys: Option<&[&str]>) -> DescribeConfigsResource {
         DescribeConfigsResource {

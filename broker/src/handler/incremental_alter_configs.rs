@@ -244,7 +244,7 @@ fn invalid_request(message: impl Into<String>) -> TopicError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::create_topics::test_cluster;
+    use crate::testing::test_cluster;
 
     fn operation(name: &str, config_operation: i8, value: Option<&str>) -> AlterableConfig {
         AlterableConfig {

@@ -89,7 +89,7 @@ fn fresh_producer_id(cluster: &Cluster) -> Result<(i64, i16), ErrorCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::create_topics::test_cluster;
+    use crate::testing::test_cluster;
 
     fn init(
         cluster: &Cluster,

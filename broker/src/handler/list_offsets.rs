@@ -216,7 +216,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::Validation;
-    use crate::handler::create_topics::test_cluster;
+    use crate::testing::test_cluster;
 
     /// Appends one batch to partition 0 of `topic`, one record per timestamp.
     fn append(cluster: &Cluster, topic: &str, timestamps_ms: &[i64]) {

@@ -205,6 +205,12 @@ fn append(
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
     if let Some(sequence) = sequence {
+        if !producers.is_rebuilt() {
+            partition.rebuild_producer_state(&mut producers).map_err(|error| {
+                warn!(topic = %partition.topic, partition = partition.index, %error, "producer state rebuild failed");
+                rejected(ErrorCode::KafkaStorageError, &error.to_string())
+            })?;
+        }
         match producers.check(sequence) {
             SequenceCheck::Append => {}
             SequenceCheck::Duplicate { base_offset } => return Ok(base_offset),
@@ -262,5 +268,77 @@ fn mark_failed(responses: &mut [TopicProduceResponse], partition: &Partition, me
             index: partition.index,
             ..rejected(ErrorCode::KafkaStorageError, message)
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use riffle_protocol::api::produce::TopicProduceData;
+    use riffle_protocol::record::{Compression, RecordBatchBuilder};
+
+    use super::*;
+    use crate::cluster::Validation;
+    use crate::testing::{open_test_cluster, test_cluster};
+
+    fn idempotent_batch(base_sequence: i32, records_count: i32) -> Bytes {
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder.producer(42, 0, base_sequence);
+        for index in 0..records_count {
+            builder.append(1_000 + i64::from(index), None, Some(b"value"), &[]);
+        }
+        builder.build().expect("a valid batch")
+    }
+
+    fn produce(cluster: &Arc<Cluster>, batch: Bytes) -> PartitionProduceResponse {
+        let request = ProduceRequest {
+            acks: -1,
+            timeout_ms: 1_000,
+            topic_data: vec![TopicProduceData {
+                name: "events".into(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(batch),
+                }],
+            }],
+            ..Default::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let response = runtime
+            .block_on(handle(cluster, 9, request))
+            .expect("acks=-1 answers");
+        response.responses[0].partition_responses[0].clone()
+    }
+
+    #[test]
+    fn a_retry_after_restart_is_acknowledged_as_a_duplicate() {
+        // Producer state is rebuilt from the log after a restart, so a batch the client
+        // resends (its acknowledgement was lost) is not appended twice.
+        let (dir, cluster) = test_cluster();
+        cluster
+            .create_topic("events", 1, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        let cluster = Arc::new(cluster);
+        assert_eq!(produce(&cluster, idempotent_batch(0, 3)).base_offset, 0);
+        assert_eq!(produce(&cluster, idempotent_batch(3, 2)).base_offset, 3);
+        drop(cluster);
+
+        let cluster = Arc::new(open_test_cluster(dir.path()));
+        let retry = produce(&cluster, idempotent_batch(3, 2));
+        assert_eq!((retry.error_code, retry.base_offset), (0, 3));
+        let next = produce(&cluster, idempotent_batch(5, 1));
+        assert_eq!((next.error_code, next.base_offset), (0, 5));
+        let gap = produce(&cluster, idempotent_batch(9, 1));
+        assert_eq!(gap.error_code, ErrorCode::OutOfOrderSequenceNumber.code());
+        assert_eq!(
+            cluster.topic("events").expect("topic").partitions[0]
+                .log
+                .next_offset(),
+            6
+        );
     }
 }
