@@ -67,13 +67,38 @@ pub use error::DecodeError;
 pub use error_code::ErrorCode;
 pub use header::{RequestHeader, is_flexible, response_header_is_flexible};
 
-/// Decodes a request frame (without its size prefix) into its header and body.
+/// Decodes a request frame (without its size prefix) into its header and body, strictly:
+/// bytes left after the body make the frame malformed.
 ///
 /// # Errors
 /// [`DecodeError::UnknownApiKey`] and [`DecodeError::UnsupportedVersion`] when the header
 /// names something this codec cannot decode (the broker answers those); anything else
-/// means the frame is malformed, including bytes left over after the body.
-pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, Request), DecodeError> {
+/// means the frame is malformed.
+pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, Request), DecodeError> {
+    let (header, request, _) = decode_request_with(frame, TrailingBytes::Reject)?;
+    Ok((header, request))
+}
+
+/// What to do with bytes left in a frame after the request body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailingBytes {
+    /// The frame is malformed ([`DecodeError::TrailingBytes`]).
+    Reject,
+    /// Ignore them, as Kafka's own broker does: it never checks that a request was read
+    /// to its end, so some clients in the field send extra bytes (librdkafka 2.12 sends
+    /// three after a Metadata v12 body) and work against Kafka.
+    Ignore,
+}
+
+/// Decodes a request frame with the given policy for trailing bytes. Returns the header,
+/// the body and how many trailing bytes were ignored.
+///
+/// # Errors
+/// As [`decode_request`]; with [`TrailingBytes::Ignore`] never `TrailingBytes`.
+pub fn decode_request_with(
+    mut frame: Bytes,
+    trailing: TrailingBytes,
+) -> Result<(RequestHeader, Request, usize), DecodeError> {
     let (api_key, api_version, _) = RequestHeader::peek(&frame)?;
     let key = ApiKey::from_i16(api_key).ok_or(DecodeError::UnknownApiKey(api_key))?;
     let (min_version, max_version) = key.schema_versions();
@@ -90,10 +115,10 @@ pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, Request), Deco
         flexible,
     };
     let request = Request::decode_body(key, &mut frame, ctx)?;
-    if !frame.is_empty() {
+    if !frame.is_empty() && trailing == TrailingBytes::Reject {
         return Err(DecodeError::TrailingBytes(frame.len()));
     }
-    Ok((header, request))
+    Ok((header, request, frame.len()))
 }
 
 /// Appends a whole response frame (size prefix, header, body) to `buf`.

@@ -6,7 +6,10 @@
 //! form and tagged-field section is read and written the way the client does.
 
 use bytes::{Bytes, BytesMut};
-use riffle_protocol::{ApiKey, Request, decode_request, encode_request};
+use riffle_protocol::{
+    ApiKey, DecodeError, Request, TrailingBytes, decode_request, decode_request_with,
+    encode_request,
+};
 
 fn hex(text: &str) -> Bytes {
     let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
@@ -408,4 +411,26 @@ fn describe_configs_request_v1_rdkafka() {
         ");
     let request = decode_and_reencode(frame, ApiKey::DescribeConfigs, 1);
     let _ = request;
+}
+
+#[test]
+fn metadata_request_v12_rdkafka_2_12_with_trailing_bytes() {
+    // librdkafka 2.12.1 (bundled by the rdkafka crate 0.39) asks for all topics with three
+    // bytes after the body. Kafka never checks for leftovers, so the broker ignores them;
+    // the strict decoder still reports them.
+    let frame = hex("0003000c000000030011726966666c652d69742d72646b61666b610000000000010000");
+    assert_eq!(
+        decode_request(frame.clone()),
+        Err(DecodeError::TrailingBytes(3))
+    );
+    let (header, request, trailing_bytes) =
+        decode_request_with(frame, TrailingBytes::Ignore).expect("decodes leniently");
+    assert_eq!(
+        (header.api_key, header.api_version, trailing_bytes),
+        (3, 12, 3)
+    );
+    let Request::Metadata(metadata) = request else {
+        unreachable!()
+    };
+    assert_eq!(metadata.topics, None);
 }
