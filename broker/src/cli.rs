@@ -77,12 +77,15 @@ async fn run(config: BrokerConfig) -> Result<(), String> {
         .map_err(|error| format!("start-up panicked: {error}"))?
         .map_err(|error| format!("cannot open the data directory: {error}"))?;
     let cluster = Arc::new(cluster);
+    // Listen for SIGTERM before announcing the address: a supervisor may signal as soon
+    // as it reads the first line, and the default action would kill us uncleanly.
+    let stop = stop_signal().map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
     info!(%bound, cluster_id = %cluster.cluster_id, node_id = cluster.node_id, "riffle started");
     // The first line of stdout is the contract tests and scripts rely on.
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "riffle listening on {bound}");
     let _ = stdout.flush();
-    crate::server::run(listener, cluster, stop_signal()).await;
+    crate::server::run(listener, cluster, stop).await;
     Ok(())
 }
 
@@ -109,24 +112,19 @@ fn advertised_address(config: &BrokerConfig, bound: SocketAddr) -> Result<(Strin
     Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the Ctrl-C and SIGTERM handlers now, and returns a future that resolves on
+/// either.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        #[cfg(unix)]
+        let terminate = terminate.recv();
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
+    })
 }

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use riffle_protocol::frame::{FRAME_SIZE_PREFIX_BYTES, FrameCheck, check_frame};
 use riffle_protocol::{
-    ApiKey, DecodeError, Request, RequestHeader, Response, decode_request, encode_response,
+    ApiKey, DecodeError, Request, RequestHeader, Response, TrailingBytes, decode_request_with,
+    encode_response,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
@@ -30,6 +31,9 @@ use crate::shutdown::Shutdown;
 
 /// Read buffer size; grows to the frame size when a larger frame arrives.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// How much of a malformed frame is logged, in bytes, at debug level.
+const MALFORMED_FRAME_LOG_BYTES: usize = 256;
 
 /// A request read off the wire, waiting for the writer.
 enum Inbound {
@@ -141,11 +145,27 @@ fn decode(frame: Bytes) -> Result<Inbound, ConnectionError> {
             api_version,
         });
     }
-    let (header, request) = decode_request(frame).map_err(|error| ConnectionError::Malformed {
-        api_key,
-        api_version,
-        error,
+    let decoded = decode_request_with(frame.clone(), TrailingBytes::Ignore);
+    let (header, request, trailing_bytes) = decoded.map_err(|error| {
+        // The frame's start, for reporting a client's encoding to its authors or to us.
+        let prefix: String = frame
+            .iter()
+            .take(MALFORMED_FRAME_LOG_BYTES)
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        debug!(frame_bytes = frame.len(), prefix, "malformed frame");
+        ConnectionError::Malformed {
+            api_key,
+            api_version,
+            error,
+        }
     })?;
+    if trailing_bytes > 0 {
+        debug!(
+            api_key,
+            api_version, trailing_bytes, "ignored bytes after the request body, as Kafka does"
+        );
+    }
     Ok(Inbound::Request(header, request))
 }
 

@@ -14,13 +14,15 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// batches (magic 2); ListOffsets starts at 1 because v0's multi-offset answer is long
 /// gone from clients. Fetch stops at 16 (17 adds replica directory ids, for followers
 /// only); Produce stops at 10 (11 is for KIP-1102 redirects we do not need on one node);
-/// InitProducerId stops at 4 (5 is transactions v2). Group APIs are absent until the
-/// coordinator exists: librdkafka only enables groups when all of them are advertised.
+/// InitProducerId stops at 4 (5 is transactions v2). FindCoordinator is listed (librdkafka
+/// uses lz4 only with brokers that list it), but the other group APIs are absent until the
+/// coordinator exists: librdkafka enables groups only when all of them are advertised.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
     (ApiKey::Fetch, 4, 16),
     (ApiKey::ListOffsets, 1, 8),
     (ApiKey::Metadata, 0, 12),
+    (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 0, 7),
     (ApiKey::DeleteTopics, 0, 6),

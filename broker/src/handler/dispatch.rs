@@ -32,6 +32,9 @@ pub async fn dispatch(
         Request::Metadata(body) => {
             Response::Metadata(block_in_place(|| metadata::handle(cluster, version, body)))
         }
+        Request::FindCoordinator(body) => {
+            Response::FindCoordinator(find_coordinator::handle(cluster, version, body))
+        }
         Request::ApiVersions(body) => Response::ApiVersions(api_versions::handle(body)),
         Request::CreateTopics(body) => Response::CreateTopics(block_in_place(|| {
             create_topics::handle(cluster, version, body)

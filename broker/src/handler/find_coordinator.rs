@@ -1,0 +1,129 @@
+//! FindCoordinator (key 10): which broker coordinates a consumer group or a transaction.
+//!
+//! Versions 0-6 (v4+ batch several keys in one request). On one node, this broker is the
+//! coordinator of every group. Transactions are not supported yet, so transaction keys
+//! (key type 1) and share-group keys (key type 2) get INVALID_REQUEST with a message,
+//! rather than COORDINATOR_NOT_AVAILABLE, which clients would retry for ever.
+//!
+//! Advertising this API matters beyond groups: librdkafka enables lz4 compression only
+//! for brokers that list FindCoordinator (its marker for "Kafka 0.9 or newer").
+
+use riffle_protocol::ErrorCode;
+use riffle_protocol::api::find_coordinator::{
+    Coordinator, FindCoordinatorRequest, FindCoordinatorResponse,
+};
+
+use crate::cluster::Cluster;
+
+/// Kafka's key type for consumer groups.
+const KEY_TYPE_GROUP: i8 = 0;
+/// The first version that batches keys.
+const FIRST_BATCHED_VERSION: i16 = 4;
+
+/// Answers FindCoordinator.
+pub fn handle(
+    cluster: &Cluster,
+    version: i16,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    if version < FIRST_BATCHED_VERSION {
+        let answer = coordinator_for(cluster, request.key, request.key_type);
+        return FindCoordinatorResponse {
+            error_code: answer.error_code,
+            error_message: answer.error_message,
+            node_id: answer.node_id,
+            host: answer.host,
+            port: answer.port,
+            ..Default::default()
+        };
+    }
+    let coordinators = request
+        .coordinator_keys
+        .into_iter()
+        .map(|key| coordinator_for(cluster, key, request.key_type))
+        .collect();
+    FindCoordinatorResponse {
+        coordinators,
+        ..Default::default()
+    }
+}
+
+fn coordinator_for(cluster: &Cluster, key: String, key_type: i8) -> Coordinator {
+    if key_type != KEY_TYPE_GROUP {
+        return Coordinator {
+            key,
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+            error_code: ErrorCode::InvalidRequest.code(),
+            error_message: Some(format!(
+                "key type {key_type} is not supported: riffle coordinates consumer groups only"
+            )),
+        };
+    }
+    Coordinator {
+        key,
+        node_id: cluster.node_id,
+        host: cluster.advertised_host.clone(),
+        port: cluster.advertised_port,
+        error_code: ErrorCode::None.code(),
+        error_message: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::test_cluster;
+
+    #[test]
+    fn groups_are_coordinated_here_in_both_layouts() {
+        let (_dir, cluster) = test_cluster();
+        let single = handle(
+            &cluster,
+            3,
+            FindCoordinatorRequest {
+                key: "g".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            (single.error_code, single.node_id, single.port),
+            (0, cluster.node_id, 9092)
+        );
+        let batched = handle(
+            &cluster,
+            4,
+            FindCoordinatorRequest {
+                coordinator_keys: vec!["a".into(), "b".into()],
+                ..Default::default()
+            },
+        );
+        let keys: Vec<_> = batched
+            .coordinators
+            .iter()
+            .map(|c| (c.key.as_str(), c.error_code))
+            .collect();
+        assert_eq!(keys, vec![("a", 0), ("b", 0)]);
+    }
+
+    #[test]
+    fn transaction_keys_are_refused_with_a_message() {
+        let (_dir, cluster) = test_cluster();
+        let response = handle(
+            &cluster,
+            1,
+            FindCoordinatorRequest {
+                key: "txn".into(),
+                key_type: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(response.error_code, ErrorCode::InvalidRequest.code());
+        assert!(
+            response
+                .error_message
+                .is_some_and(|message| message.contains("consumer groups only"))
+        );
+    }
+}
