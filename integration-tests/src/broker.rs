@@ -1,0 +1,611 @@
+//! One `riffle` process per test: start it, find its port, keep its log, stop, kill, restart.
+
+use std::cell::Cell;
+use std::env;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::{POLL_INTERVAL, wait_with_timeout};
+
+/// How long a starting broker may take to print its `riffle listening on` line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a broker may take to exit after SIGTERM before the test fails.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The exact start of the first stdout line; the bound address follows it.
+const LISTENING_PREFIX: &str = "riffle listening on ";
+
+/// How long an exited broker's output may take to reach the log file.
+const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many log lines a failure message shows.
+const LOG_TAIL_LINE_COUNT: usize = 80;
+
+/// Set this environment variable to keep each test's temp directory (data and log) after it ends.
+const KEEP_DIRS_ENV: &str = "RIFFLE_KEEP_TEST_DIRS";
+
+/// A running (or stopped) `riffle serve` process with its own temp directory.
+///
+/// The temp directory holds `data/` (the broker's `--data-dir`) and `broker.log` (its stdout and
+/// stderr). It lives as long as the `Broker`, across [`Broker::restart`]. Dropping the `Broker`
+/// kills the process; if the test is panicking, the log tail is printed first.
+pub struct Broker {
+    /// The running process; `None` after [`Broker::stop`] or [`Broker::kill`].
+    child: Option<Child>,
+    /// Threads copying stdout and stderr into the log; joined once the process has exited.
+    log_copiers: Vec<JoinHandle<()>>,
+    /// The address the broker printed when it first started; restarts reuse its port.
+    address: SocketAddr,
+    /// The temp directory holding `data/` and `broker.log`.
+    root: Option<TempDir>,
+    /// Flags added after `--listen` and `--data-dir` on every start.
+    extra_args: Vec<String>,
+    /// The `riffle` binary.
+    binary: PathBuf,
+    /// How many times the process was started, shown in the log between runs.
+    start_count: u32,
+    /// Set once a failure message included the log tail, so `Drop` does not print it again.
+    log_tail_shown: Cell<bool>,
+}
+
+/// Options for [`Broker`]: a name for the temp directory and extra `riffle serve` flags.
+#[derive(Debug, Default, Clone)]
+pub struct BrokerBuilder {
+    name: Option<String>,
+    args: Vec<String>,
+    binary: Option<PathBuf>,
+}
+
+impl BrokerBuilder {
+    /// Names the temp directory (default: the current test's name, from the thread name).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Adds flags passed to `riffle serve` after `--listen` and `--data-dir`.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|arg| (*arg).to_owned()));
+        self
+    }
+
+    /// Runs another program instead of [`broker_binary`] (the harness's own tests use a stand-in).
+    pub fn binary(mut self, path: &Path) -> Self {
+        self.binary = Some(path.to_owned());
+        self
+    }
+
+    /// Starts the broker and waits for its listening line.
+    ///
+    /// # Panics
+    /// If the binary is missing, the process exits early, or it prints no valid listening line
+    /// within [`START_TIMEOUT`]; the message includes the broker log.
+    pub fn start(self) -> Broker {
+        let name = self.name.unwrap_or_else(current_test_name);
+        let root = tempfile::Builder::new()
+            .prefix(&format!("riffle-it-{name}-"))
+            .tempdir()
+            .expect("cannot create a temp directory for the broker");
+        let data_dir = root.path().join("data");
+        fs::create_dir(&data_dir)
+            .unwrap_or_else(|error| panic!("cannot create {}: {error}", data_dir.display()));
+        let mut broker = Broker {
+            child: None,
+            log_copiers: Vec::new(),
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            root: Some(root),
+            extra_args: self.args,
+            binary: self.binary.unwrap_or_else(broker_binary),
+            start_count: 0,
+            log_tail_shown: Cell::new(false),
+        };
+        broker.address = broker.spawn("127.0.0.1:0");
+        broker
+    }
+}
+
+impl Broker {
+    /// Starts a broker with default flags on a free port and a fresh data directory.
+    pub fn start() -> Broker {
+        BrokerBuilder::default().start()
+    }
+
+    /// Starts a broker with extra `riffle serve` flags, e.g. `&["--auto-create-topics", "false"]`.
+    pub fn start_with(args: &[&str]) -> Broker {
+        BrokerBuilder::default().args(args).start()
+    }
+
+    /// Options before starting: see [`BrokerBuilder`].
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder::default()
+    }
+
+    /// The `bootstrap.servers` string: `127.0.0.1:PORT`.
+    pub fn bootstrap(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// The address the broker listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The broker's `--data-dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root_path().join("data")
+    }
+
+    /// The file holding the broker's stdout and stderr, across restarts.
+    pub fn log_path(&self) -> PathBuf {
+        self.root_path().join("broker.log")
+    }
+
+    /// The process id, or `None` when the broker is not running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The last lines of the broker log, framed for a panic message.
+    pub fn log_tail(&self) -> String {
+        self.log_tail_shown.set(true);
+        let text = fs::read(self.log_path())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_else(|error| format!("<cannot read broker log: {error}>"));
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINE_COUNT)..];
+        format!(
+            "--- last {} lines of {} ---\n{}\n--- end of broker log ---",
+            tail.len(),
+            self.log_path().display(),
+            tail.join("\n")
+        )
+    }
+
+    /// Panics (with the log tail) unless the process is still running.
+    pub fn assert_running(&mut self) {
+        let child = self
+            .child
+            .as_mut()
+            .expect("assert_running(): the broker was stopped or killed by the test");
+        let state = child
+            .try_wait()
+            .unwrap_or_else(|error| panic!("cannot check broker process {}: {error}", child.id()));
+        if let Some(status) = state {
+            self.child = None;
+            self.join_log_copiers();
+            panic!(
+                "the broker process exited unexpectedly with {status}\n{}",
+                self.log_tail()
+            );
+        }
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit with status 0.
+    ///
+    /// # Panics
+    /// If the broker is not running, does not exit within [`STOP_TIMEOUT`] (it is then killed),
+    /// or exits with a non-zero status.
+    pub fn stop(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .expect("stop(): the broker is not running");
+        send_signal(&child, libc::SIGTERM);
+        let status = wait_with_timeout(&mut child, STOP_TIMEOUT);
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            self.join_log_copiers();
+            panic!(
+                "the broker did not exit within {STOP_TIMEOUT:?} of SIGTERM (killed it)\n{}",
+                self.log_tail()
+            );
+        };
+        self.join_log_copiers();
+        assert!(
+            status.success(),
+            "the broker exited with {status} after SIGTERM, expected exit code 0\n{}",
+            self.log_tail()
+        );
+    }
+
+    /// Sends SIGKILL (a crash: no flush, no shutdown) and reaps the process.
+    ///
+    /// # Panics
+    /// If the broker is not running.
+    pub fn kill(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .expect("kill(): the broker is not running");
+        // std's Child::kill sends SIGKILL on Unix.
+        child
+            .kill()
+            .unwrap_or_else(|error| panic!("cannot SIGKILL broker {}: {error}", child.id()));
+        child
+            .wait()
+            .unwrap_or_else(|error| panic!("cannot reap broker {}: {error}", child.id()));
+        self.join_log_copiers();
+    }
+
+    /// Starts the broker again on the same data directory and the same port.
+    ///
+    /// # Panics
+    /// If the broker is still running (call [`Broker::stop`] or [`Broker::kill`] first), or if it
+    /// does not start (see [`BrokerBuilder::start`]).
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "restart(): the broker is still running; call stop() or kill() first"
+        );
+        let listen = self.address.to_string();
+        let address = self.spawn(&listen);
+        assert_eq!(
+            address,
+            self.address,
+            "the restarted broker must listen on the old address\n{}",
+            self.log_tail()
+        );
+    }
+
+    fn root_path(&self) -> &Path {
+        self.root
+            .as_ref()
+            .expect("the temp directory lives as long as the broker")
+            .path()
+    }
+
+    /// Spawns `riffle serve`, copies its output into the log and returns the address it printed.
+    fn spawn(&mut self, listen: &str) -> SocketAddr {
+        self.start_count += 1;
+        let data_dir = self.data_dir();
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut log = self.open_log();
+        writeln!(log, "=== start #{}: {command:?} ===", self.start_count)
+            .expect("cannot write the broker log");
+        let mut child = command.spawn().unwrap_or_else(|error| {
+            panic!(
+                "cannot run {}: {error}; build it with `cargo build -p riffle-broker`",
+                self.binary.display()
+            )
+        });
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (first_line_sender, first_line) = mpsc::channel();
+        self.log_copiers
+            .push(copy_to_log(stderr, self.open_log(), None));
+        self.log_copiers
+            .push(copy_to_log(stdout, log, Some(first_line_sender)));
+        self.child = Some(child);
+        self.await_listening_line(first_line)
+    }
+
+    /// Waits for the first stdout line and parses the bound address out of it.
+    fn await_listening_line(&mut self, first_line: mpsc::Receiver<String>) -> SocketAddr {
+        let line = match first_line.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => self.fail_start(&format!(
+                "printed no line on stdout within {START_TIMEOUT:?}"
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.fail_start("closed stdout before printing its listening line")
+            }
+        };
+        let address = line
+            .trim_end()
+            .strip_prefix(LISTENING_PREFIX)
+            .and_then(|rest| rest.parse::<SocketAddr>().ok());
+        match address {
+            Some(address) if address.ip().is_loopback() && address.port() != 0 => address,
+            _ => self.fail_start(&format!(
+                "printed {line:?} first; expected exactly `riffle listening on 127.0.0.1:PORT`"
+            )),
+        }
+    }
+
+    /// Kills a broker that failed to start and panics with the reason and the log tail.
+    fn fail_start(&mut self, reason: &str) -> ! {
+        let status = match self.child.take() {
+            Some(mut child) => {
+                let exited = child.try_wait().ok().flatten();
+                let _ = child.kill();
+                let status = child.wait().ok();
+                exited.or(status)
+            }
+            None => None,
+        };
+        self.join_log_copiers();
+        let status = status.map_or_else(|| String::from("unknown"), |s| s.to_string());
+        panic!(
+            "{} (start #{}) {reason}; exit status: {status}\n{}",
+            self.binary.display(),
+            self.start_count,
+            self.log_tail()
+        );
+    }
+
+    fn open_log(&self) -> File {
+        let path = self.log_path();
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|error| panic!("cannot open {}: {error}", path.display()))
+    }
+
+    /// Waits for the copier threads; they finish when the exited process's pipes close.
+    ///
+    /// A grandchild still holding the pipes (the broker never spawns one, but a wrapper
+    /// script might) would keep them open forever, so after [`LOG_DRAIN_TIMEOUT`] the
+    /// threads are left to finish on their own and the log may miss its last lines.
+    fn join_log_copiers(&mut self) {
+        let deadline = Instant::now() + LOG_DRAIN_TIMEOUT;
+        while self.log_copiers.iter().any(|copier| !copier.is_finished()) {
+            if Instant::now() >= deadline {
+                self.log_copiers.clear();
+                return;
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+        for copier in self.log_copiers.drain(..) {
+            let _ = copier.join();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.join_log_copiers();
+        if thread::panicking() && !self.log_tail_shown.get() {
+            eprintln!("{}", self.log_tail());
+        }
+        if env::var_os(KEEP_DIRS_ENV).is_some()
+            && let Some(root) = self.root.take()
+        {
+            eprintln!("kept broker directory {}", root.keep().display());
+        }
+    }
+}
+
+/// The `riffle` binary: `RIFFLE_BIN`, or `<target>/<profile>/riffle` next to the test's `deps/`.
+///
+/// # Panics
+/// If the file does not exist; the message says how to build it.
+pub fn broker_binary() -> PathBuf {
+    let test_binary = env::current_exe().expect("cannot find the running test binary");
+    find_broker_binary(env::var_os("RIFFLE_BIN").map(PathBuf::from), &test_binary)
+}
+
+/// [`broker_binary`] with its inputs passed in, so its failure messages can be tested.
+fn find_broker_binary(override_path: Option<PathBuf>, test_binary: &Path) -> PathBuf {
+    if let Some(path) = override_path {
+        assert!(
+            path.is_file(),
+            "RIFFLE_BIN={} is not a file",
+            path.display()
+        );
+        return path;
+    }
+    // Test binaries live in <target>/<profile>/deps/; the broker binary in <target>/<profile>/.
+    let profile_dir = test_binary
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("unexpected test binary path {}", test_binary.display()));
+    let path = profile_dir.join(format!("riffle{}", env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "the riffle broker binary is missing at {}: run `cargo build -p riffle-broker` first \
+         (`cargo test --workspace` builds it too), or set RIFFLE_BIN to its path",
+        path.display()
+    );
+    path
+}
+
+/// The current test's name as libtest gives it to the thread, made safe for a file name.
+fn current_test_name() -> String {
+    let name = thread::current().name().unwrap_or("riffle").to_owned();
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    safe.chars().take(60).collect()
+}
+
+/// Copies `pipe` into `log` line by line on a thread; the first line also goes to `first_line`.
+fn copy_to_log<R: Read + Send + 'static>(
+    pipe: R,
+    mut log: File,
+    mut first_line: Option<mpsc::Sender<String>>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if !line.ends_with(b"\n") {
+                line.push(b'\n');
+            }
+            // One write per line: both copiers append to the same file.
+            let _ = log.write_all(&line);
+            if let Some(sender) = first_line.take() {
+                let _ = sender.send(String::from_utf8_lossy(&line).into_owned());
+            }
+        }
+    })
+}
+
+fn send_signal(child: &Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits in pid_t");
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own unreaped child.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        result,
+        0,
+        "kill({pid}, {signal}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! The harness's own failure messages, checked against stand-in "brokers" (shell scripts).
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn missing_binary_says_how_to_build_it() {
+        // Proves a missing broker binary fails with the build command, not a bare "No such file".
+        let dir = tempfile::tempdir().expect("temp dir");
+        let test_binary = dir.path().join("debug").join("deps").join("some_test-0123");
+        let message = panic_message(|| find_broker_binary(None, &test_binary));
+        assert!(
+            message.contains("cargo build -p riffle-broker"),
+            "{message}"
+        );
+        assert!(message.contains("debug/riffle"), "{message}");
+        let message =
+            panic_message(|| find_broker_binary(Some("/nonexistent".into()), &test_binary));
+        assert!(
+            message.contains("RIFFLE_BIN=/nonexistent is not a file"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn early_exit_shows_status_and_log() {
+        // Proves a broker that dies before listening fails the test with its exit code and stderr.
+        let fake = FakeBroker::new("echo 'bad flag --frobnicate' >&2; exit 3");
+        let message = panic_message(|| fake.builder().start());
+        assert!(
+            message.contains("closed stdout before printing its listening line"),
+            "{message}"
+        );
+        assert!(message.contains("exit status: 3"), "{message}");
+        assert!(message.contains("bad flag --frobnicate"), "{message}");
+    }
+
+    #[test]
+    fn wrong_first_line_is_rejected() {
+        // Proves the first stdout line must be exactly the listening line.
+        let fake = FakeBroker::new("echo 'starting up'; exec sleep 5");
+        let message = panic_message(|| fake.builder().start());
+        assert!(
+            message.contains(r#"printed "starting up\n" first"#),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn start_stop_restart_reuse_port_and_data_dir() {
+        // Proves start parses the address, stop accepts exit 0 after SIGTERM, and restart passes
+        // the old port back in `--listen` with the same data directory.
+        let fake = FakeBroker::new(LISTENING_FAKE);
+        let mut broker = fake.builder().args(&["--node-id", "7"]).start();
+        assert_eq!(broker.bootstrap(), "127.0.0.1:45678");
+        broker.assert_running();
+        broker.stop();
+        broker.restart();
+        broker.kill();
+        broker.restart();
+        broker.stop();
+        let log = fs::read_to_string(broker.log_path()).expect("log");
+        assert!(log.contains("=== start #3:"), "{log}");
+        assert_eq!(
+            log.matches("--listen\" \"127.0.0.1:45678\"").count(),
+            2,
+            "{log}"
+        );
+        assert_eq!(log.matches("\"--node-id\" \"7\"").count(), 3, "{log}");
+        assert_eq!(
+            log.matches(&format!("{}", broker.data_dir().display()))
+                .count(),
+            3,
+            "{log}"
+        );
+        assert!(log.contains("fake broker log line"), "{log}");
+    }
+
+    #[test]
+    fn nonzero_exit_after_sigterm_fails_stop() {
+        // Proves stop() insists on exit code 0 and shows the broker log when it is not.
+        let fake =
+            FakeBroker::new(&LISTENING_FAKE.replace("exit 0", "echo flush failed >&2; exit 1"));
+        let mut broker = fake.builder().start();
+        let message = panic_message(move || broker.stop());
+        assert!(
+            message.contains("exit status: 1 after SIGTERM, expected exit code 0"),
+            "{message}"
+        );
+        assert!(message.contains("flush failed"), "{message}");
+    }
+
+    /// A stand-in that prints the listening line (port 45678 unless `--listen` names one),
+    /// logs to stderr, and exits 0 on SIGTERM (trapped before it says it is listening).
+    const LISTENING_FAKE: &str = r#"
+trap 'exit 0' TERM
+port="${3##*:}"; [ "$port" = 0 ] && port=45678
+echo "riffle listening on 127.0.0.1:$port"
+echo "fake broker log line" >&2
+while true; do sleep 0.05; done
+"#;
+
+    /// A shell script standing in for `riffle`, in its own temp directory.
+    struct FakeBroker {
+        dir: TempDir,
+    }
+
+    impl FakeBroker {
+        fn new(body: &str) -> FakeBroker {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("riffle");
+            fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write fake broker");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+            FakeBroker { dir }
+        }
+
+        fn builder(&self) -> BrokerBuilder {
+            Broker::builder().binary(&self.dir.path().join("riffle"))
+        }
+    }
+
+    /// Runs `f`, which must panic, and returns its panic message.
+    pub(crate) fn panic_message<T>(f: impl FnOnce() -> T) -> String {
+        // The closure's state is dropped right after; nothing observes it half-updated.
+        let payload = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(_) => panic!("expected a panic"),
+            Err(payload) => payload,
+        };
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default()
+    }
+}
