@@ -236,7 +236,10 @@ fn delete_records_with_only_an_active_segment() {
     let (_data_dir, log) = open_log(dir.path(), LogConfig::default());
     let stored = append_all(&log, &[(3, 60), (2, 60)]);
     let offset = last_offset_of(&stored[0]);
-    assert_eq!(log.delete_records_before(offset).expect("delete records"), offset);
+    assert_eq!(
+        log.delete_records_before(offset).expect("delete records"),
+        offset
+    );
     assert_eq!(log.log_start_offset(), offset);
     assert_eq!(segment_bases(dir.path()), vec![0]);
     let read = log.read(offset, 1, FirstBatch::AlwaysWhole).expect("read");
