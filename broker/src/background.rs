@@ -1,5 +1,6 @@
-//! Background work on a schedule: retention, and the periodic fsync of the `interval`
-//! flush policy. Both run storage calls on the blocking pool.
+//! Background work on a schedule: the group coordinator's clock, retention, and the
+//! periodic fsync of the `interval` flush policy. Storage work runs on the blocking pool;
+//! the coordinator's tick only touches memory and appends (page cache) to its log.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use tokio::time::{MissedTickBehavior, interval};
 use tracing::{info, warn};
 
 use crate::cluster::{Cluster, now_ms};
-use crate::config::FlushPolicy;
+use crate::config::{FlushPolicy, GROUP_TICK_INTERVAL};
 use crate::shutdown::Shutdown;
 
 /// Starts the background tasks; the handle resolves once they stop at shutdown.
@@ -19,8 +20,11 @@ pub fn spawn(cluster: Arc<Cluster>, mut shutdown: Shutdown) -> JoinHandle<()> {
         let mut flush = interval(cluster.config.flush_interval());
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let flush_periodically = cluster.config.flush_policy == FlushPolicy::Interval;
+        let mut group_tick = interval(GROUP_TICK_INTERVAL);
+        group_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = group_tick.tick() => cluster.groups().tick(std::time::Instant::now()),
                 _ = retention.tick() => run_blocking(&cluster, enforce_retention).await,
                 _ = flush.tick(), if flush_periodically => run_blocking(&cluster, flush_all).await,
                 () = shutdown.recv() => return,

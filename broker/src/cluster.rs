@@ -5,13 +5,14 @@
 //! visible, so a crash never loses an acknowledged CreateTopics or keeps a deleted topic.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use riffle_protocol::{ErrorCode, Uuid};
 use riffle_storage::DataDir;
 use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
+use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
 use crate::partition::Partition;
 use crate::topic_config::{self, TopicConfig};
@@ -105,6 +106,8 @@ pub struct Cluster {
     topics: RwLock<Topics>,
     metadata_log: Mutex<MetadataLog>,
     producer_ids: Mutex<ProducerIds>,
+    /// Set once in [`Cluster::open`], after the offsets topic exists.
+    groups: OnceLock<GroupCoordinator>,
 }
 
 impl Cluster {
@@ -131,6 +134,7 @@ impl Cluster {
                 next: 0,
                 block_end: 0,
             }),
+            groups: OnceLock::new(),
             config,
         };
         cluster.replay(events)?;
@@ -142,7 +146,49 @@ impl Cluster {
             })?;
             cluster.cluster_id = cluster_id;
         }
+        cluster.open_group_coordinator()?;
         Ok(cluster)
+    }
+
+    /// Creates `__consumer_offsets` on first start (compacted, one partition: one node
+    /// coordinates every group) and replays it into the coordinator.
+    fn open_group_coordinator(&self) -> Result<(), ClusterOpenError> {
+        let topic = match self.topic(OFFSETS_TOPIC) {
+            Some(topic) => topic,
+            None => {
+                let configs = BTreeMap::from([(
+                    topic_config::CLEANUP_POLICY.to_string(),
+                    "compact".to_string(),
+                )]);
+                self.create_topic(OFFSETS_TOPIC, 1, configs, Validation::Apply)
+                    .map_err(|error| ClusterOpenError::Partition(error.message))?;
+                self.topic(OFFSETS_TOPIC)
+                    .ok_or(ClusterOpenError::Partition("offsets topic vanished".into()))?
+            }
+        };
+        let partition = topic
+            .partition(0)
+            .cloned()
+            .ok_or(ClusterOpenError::Partition(
+                "offsets topic has no partition".into(),
+            ))?;
+        let coordinator = GroupCoordinator::open(partition, self.config.group_limits())?;
+        // open() runs once, so the cell is empty here.
+        let _ = self.groups.set(coordinator);
+        Ok(())
+    }
+
+    /// The group coordinator.
+    pub fn groups(&self) -> &GroupCoordinator {
+        self.groups
+            .get()
+            .expect("the group coordinator is set in Cluster::open")
+    }
+
+    /// Whether a topic is one of the broker's own, reported as internal and closed to
+    /// producers.
+    pub fn is_internal_topic(name: &str) -> bool {
+        name == OFFSETS_TOPIC
     }
 
     fn replay(&mut self, events: Vec<MetadataEvent>) -> Result<(), ClusterOpenError> {
@@ -354,6 +400,10 @@ impl Cluster {
 
     /// Deletes a topic and its files.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, TopicError> {
+        if Cluster::is_internal_topic(name) {
+            let message = format!("'{name}' is internal to the broker and cannot be deleted");
+            return Err(TopicError::new(ErrorCode::InvalidTopicException, message));
+        }
         let mut topics = self.write_topics();
         let Some(topic) = topics.by_name.get(name).cloned() else {
             return Err(TopicError::new(

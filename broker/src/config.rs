@@ -95,6 +95,39 @@ pub struct BrokerConfig {
     #[arg(long, env = "RIFFLE_MAX_IN_FLIGHT_REQUESTS", default_value_t = DEFAULT_MAX_IN_FLIGHT_REQUESTS)]
     pub max_in_flight_requests: usize,
 
+    /// How long a new group waits for more members before its first rebalance completes
+    /// (Kafka: group.initial.rebalance.delay.ms), so a fleet starting together rebalances once.
+    #[arg(
+        long,
+        env = "RIFFLE_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// Smallest session timeout a consumer may ask for (Kafka: group.min.session.timeout.ms).
+    #[arg(
+        long,
+        env = "RIFFLE_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
+    pub group_min_session_timeout_ms: u64,
+
+    /// Largest session timeout a consumer may ask for (Kafka: group.max.session.timeout.ms).
+    #[arg(
+        long,
+        env = "RIFFLE_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: u64,
+
+    /// Most members one group may hold (Kafka: group.max.size).
+    #[arg(long, env = "RIFFLE_GROUP_MAX_SIZE", default_value_t = 1000)]
+    pub group_max_size: usize,
+
+    /// How often compacted topics are cleaned (Kafka: log.cleaner.backoff.ms).
+    #[arg(long, env = "RIFFLE_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
+    pub log_cleaner_backoff_ms: u64,
+
     /// Broker-wide defaults for topic configs (retention.ms and friends).
     #[command(flatten)]
     pub topic_defaults: TopicDefaults,
@@ -136,7 +169,25 @@ pub struct TopicDefaults {
     pub max_message_bytes: i64,
 }
 
+/// How often the group coordinator checks session and rebalance deadlines.
+pub const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(100);
+
 impl BrokerConfig {
+    /// The coordinator's limits, from the flags.
+    pub fn group_limits(&self) -> crate::group::GroupLimits {
+        crate::group::GroupLimits {
+            min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
+            initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
+            max_members: self.group_max_size.max(1),
+        }
+    }
+
+    /// How long the cleaner waits between passes.
+    pub fn log_cleaner_backoff(&self) -> Duration {
+        Duration::from_millis(self.log_cleaner_backoff_ms.max(1))
+    }
+
     /// How long the background flush waits between passes.
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms.max(1))

@@ -79,7 +79,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, cluster: Arc<Cluster>, s
     let (sender, receiver) = mpsc::channel(cluster.config.max_in_flight_requests.max(1));
     let max_request_bytes = cluster.config.max_request_bytes;
     let reader = read_requests(read_half, sender, max_request_bytes, shutdown);
-    let writer = write_responses(write_half, receiver, cluster);
+    let writer = write_responses(write_half, receiver, cluster, peer);
     // The writer ends when the reader drops its sender, after answering what was read.
     let (read_result, write_result) = tokio::join!(reader, writer);
     for result in [read_result, write_result] {
@@ -173,7 +173,10 @@ async fn write_responses(
     socket: OwnedWriteHalf,
     mut requests: mpsc::Receiver<Inbound>,
     cluster: Arc<Cluster>,
+    peer: SocketAddr,
 ) -> Result<(), ConnectionError> {
+    // Kafka reports a member's host as "/address".
+    let client_host = format!("/{}", peer.ip());
     let mut socket = BufWriter::new(socket);
     let mut buffer = BytesMut::new();
     while let Some(inbound) = requests.recv().await {
@@ -186,7 +189,9 @@ async fn write_responses(
                     correlation_id = header.correlation_id,
                     client_id = header.client_id.as_deref().unwrap_or(""),
                 );
-                let response = dispatch(&cluster, &header, request).instrument(span).await;
+                let response = dispatch(&cluster, &header, &client_host, request)
+                    .instrument(span)
+                    .await;
                 if let Some(response) = response {
                     encode_response(
                         header.correlation_id,

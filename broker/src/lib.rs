@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod group;
 pub mod handler;
 pub mod metadata_log;
 pub mod partition;

@@ -14,15 +14,26 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// batches (magic 2); ListOffsets starts at 1 because v0's multi-offset answer is long
 /// gone from clients. Fetch stops at 16 (17 adds replica directory ids, for followers
 /// only); Produce stops at 10 (11 is for KIP-1102 redirects we do not need on one node);
-/// InitProducerId stops at 4 (5 is transactions v2). FindCoordinator is listed (librdkafka
-/// uses lz4 only with brokers that list it), but the other group APIs are absent until the
-/// coordinator exists: librdkafka enables groups only when all of them are advertised.
+/// InitProducerId stops at 4 (5 is transactions v2). The group APIs stop before KIP-848's
+/// versions (OffsetCommit/OffsetFetch 9, ListGroups 5 with group types) and before
+/// JoinGroup 8-9 (reasons and skip_assignment), which no client needs. FindCoordinator must
+/// be listed in any case: librdkafka uses lz4 only with brokers that list it.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
     (ApiKey::Fetch, 4, 16),
     (ApiKey::ListOffsets, 1, 8),
     (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 0, 8),
+    (ApiKey::OffsetFetch, 0, 8),
     (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 0, 7),
     (ApiKey::DeleteTopics, 0, 6),
@@ -88,6 +99,6 @@ mod tests {
     fn record_apis_start_at_magic_v2_versions() {
         assert_eq!(supported_versions(ApiKey::Produce), Some((3, 10)));
         assert_eq!(supported_versions(ApiKey::Fetch), Some((4, 16)));
-        assert_eq!(supported_versions(ApiKey::JoinGroup), None);
+        assert_eq!(supported_versions(ApiKey::JoinGroup), Some((0, 7)));
     }
 }

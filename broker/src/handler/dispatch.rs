@@ -16,9 +16,11 @@ use crate::cluster::Cluster;
 pub async fn dispatch(
     cluster: &Arc<Cluster>,
     header: &RequestHeader,
+    client_host: &str,
     request: Request,
 ) -> Option<Response> {
     let version = header.api_version;
+    let client_id = header.client_id.as_deref().unwrap_or("");
     let response = match request {
         Request::Produce(body) => {
             return produce::handle(cluster, version, body)
@@ -62,9 +64,36 @@ pub async fn dispatch(
         Request::DescribeCluster(body) => {
             Response::DescribeCluster(describe_cluster::handle(cluster, version, body))
         }
-        // Not advertised: the connection rejects these before dispatch (see
-        // `connection::check_supported`), so reaching here is a bug in that check.
-        other => unreachable!("{:?} is not advertised", other.api_key()),
+        Request::OffsetCommit(body) => {
+            Response::OffsetCommit(group::offset_commit::handle(cluster, version, body).await)
+        }
+        Request::OffsetFetch(body) => {
+            Response::OffsetFetch(group::offset_fetch::handle(cluster, version, body))
+        }
+        Request::JoinGroup(body) => Response::JoinGroup(
+            group::join::handle(cluster, version, client_id, client_host, body).await,
+        ),
+        Request::Heartbeat(body) => {
+            Response::Heartbeat(group::heartbeat::handle(cluster, version, body))
+        }
+        Request::LeaveGroup(body) => {
+            Response::LeaveGroup(group::leave::handle(cluster, version, body))
+        }
+        Request::SyncGroup(body) => {
+            Response::SyncGroup(group::sync::handle(cluster, version, body).await)
+        }
+        Request::DescribeGroups(body) => {
+            Response::DescribeGroups(group::describe::handle(cluster, version, body))
+        }
+        Request::ListGroups(body) => {
+            Response::ListGroups(group::list::handle(cluster, version, body))
+        }
+        Request::DeleteGroups(body) => {
+            Response::DeleteGroups(group::delete::handle(cluster, version, body).await)
+        }
+        Request::OffsetDelete(body) => {
+            Response::OffsetDelete(group::offset_delete::handle(cluster, version, body).await)
+        }
     };
     Some(response)
 }

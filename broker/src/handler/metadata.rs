@@ -110,7 +110,7 @@ fn topic_metadata(cluster: &Cluster, topic: &Topic) -> MetadataResponseTopic {
         error_code: ErrorCode::None.code(),
         name: Some(topic.name.clone()),
         topic_id: topic.id,
-        is_internal: false,
+        is_internal: Cluster::is_internal_topic(&topic.name),
         partitions,
         topic_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
     }

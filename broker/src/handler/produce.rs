@@ -62,6 +62,11 @@ pub async fn handle(
                     ErrorCode::TransactionalIdAuthorizationFailed,
                     "transactions are not supported yet",
                 ))
+            } else if Cluster::is_internal_topic(&topic_data.name) {
+                Err(rejected(
+                    ErrorCode::InvalidTopicException,
+                    "internal topics are written by the broker only",
+                ))
             } else {
                 match &topic {
                     Ok(topic) => produce_to_partition(topic, data, now_ms),

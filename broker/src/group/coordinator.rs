@@ -1,0 +1,560 @@
+//! The group coordinator: every group's state machine, the committed offsets, and their
+//! persistence in `__consumer_offsets`.
+//!
+//! Requests arrive from the handlers; time arrives from [`GroupCoordinator::tick`], which
+//! a background task calls on a short period. Every change worth keeping (an offset
+//! commit, a group that became stable or empty, a deletion) is appended to the offsets
+//! log before the request is answered, and start-up replays that log, so a broker
+//! restart keeps every group and every committed offset.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use riffle_protocol::ErrorCode;
+use riffle_protocol::record::{Compression, RecordBatchBuilder, batches};
+use riffle_storage::{FirstBatch, StorageError};
+use tokio::sync::oneshot;
+use tracing::warn;
+
+use super::records::{self, CommittedOffset, GroupSnapshot, OffsetsRecord, SavedMember};
+use super::state::{Group, GroupLimits, GroupState, JoinRequest, JoinResult, SyncResult};
+use crate::partition::Partition;
+
+/// The internal topic holding offsets and groups.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Longest metadata string a commit may carry (Kafka: offset.metadata.max.bytes).
+pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
+/// Replay reads the offsets log in chunks of this size.
+const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// A group's committed offsets by topic and partition.
+pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
+/// One group as DescribeGroups and ListGroups show it.
+pub struct GroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// State name.
+    pub state: GroupState,
+    /// Protocol type, empty for groups that only commit offsets.
+    pub protocol_type: String,
+    /// Chosen protocol.
+    pub protocol_name: String,
+    /// Members: id, instance id, client id, host, metadata, assignment.
+    pub members: Vec<SavedMember>,
+}
+
+/// All groups of this broker.
+pub struct GroupCoordinator {
+    limits: GroupLimits,
+    /// Lock order: `groups`, then `offsets`, then the log's append lock. Held for state
+    /// changes and the page-cache append of their records; never across an await.
+    groups: Mutex<HashMap<String, Group>>,
+    offsets: Mutex<HashMap<String, GroupOffsets>>,
+    log: Arc<Partition>,
+}
+
+impl GroupCoordinator {
+    /// Opens the coordinator over the offsets partition, replaying what it holds.
+    pub fn open(
+        log: Arc<Partition>,
+        limits: GroupLimits,
+    ) -> Result<GroupCoordinator, StorageError> {
+        let coordinator = GroupCoordinator {
+            limits,
+            groups: Mutex::new(HashMap::new()),
+            offsets: Mutex::new(HashMap::new()),
+            log,
+        };
+        coordinator.replay(Instant::now())?;
+        Ok(coordinator)
+    }
+
+    fn replay(&self, now: Instant) -> Result<(), StorageError> {
+        let log = &self.log.log;
+        let mut offset = log.log_start_offset();
+        let (mut groups, mut offsets) = (self.lock_groups(), self.lock_offsets());
+        while offset < log.next_offset() {
+            let chunk = log.read(offset, REPLAY_CHUNK_BYTES, FirstBatch::AlwaysWhole)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for batch in batches(chunk) {
+                let Ok(batch) = batch else { break };
+                offset = batch.last_offset() + 1;
+                let Ok(records) = batch.records() else {
+                    continue;
+                };
+                for record in records {
+                    let key = record.key.unwrap_or_default();
+                    match records::decode(&key, record.value.as_deref()) {
+                        Ok(decoded) => apply(now, decoded, &mut groups, &mut offsets),
+                        Err(error) => {
+                            warn!(offset = record.offset, %error, "skipping unreadable offsets record")
+                        }
+                    }
+                }
+            }
+        }
+        tracing::info!(groups = groups.len(), "consumer groups loaded");
+        Ok(())
+    }
+
+    fn lock_groups(&self) -> MutexGuard<'_, HashMap<String, Group>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn lock_offsets(&self) -> MutexGuard<'_, HashMap<String, GroupOffsets>> {
+        self.offsets
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Handles a JoinGroup; await the receiver for the answer.
+    pub fn join(
+        &self,
+        now: Instant,
+        group_id: &str,
+        request: JoinRequest,
+    ) -> oneshot::Receiver<JoinResult> {
+        let (sender, receiver) = oneshot::channel();
+        let mut groups = self.lock_groups();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id.to_string()));
+        if group.state == GroupState::Dead {
+            *group = Group::new(group_id.to_string());
+        }
+        group.join(now, request, &self.limits, sender);
+        self.persist_if_changed(group);
+        receiver
+    }
+
+    /// Handles a SyncGroup; await the receiver for the answer.
+    pub fn sync(
+        &self,
+        now: Instant,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> oneshot::Receiver<SyncResult> {
+        let (sender, receiver) = oneshot::channel();
+        let mut groups = self.lock_groups();
+        match groups.get_mut(group_id) {
+            Some(group) => {
+                group.sync(
+                    now,
+                    member_id,
+                    group_instance_id,
+                    generation_id,
+                    assignments,
+                    sender,
+                );
+                self.persist_if_changed(group);
+            }
+            None => {
+                let _ = sender.send(SyncResult::error(ErrorCode::UnknownMemberId));
+            }
+        }
+        receiver
+    }
+
+    /// Handles a Heartbeat.
+    pub fn heartbeat(
+        &self,
+        now: Instant,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> ErrorCode {
+        let mut groups = self.lock_groups();
+        match groups.get_mut(group_id) {
+            Some(group) => group.heartbeat(now, member_id, group_instance_id, generation_id),
+            None => ErrorCode::UnknownMemberId,
+        }
+    }
+
+    /// Handles a LeaveGroup: one error per leaving member, or the group's error.
+    pub fn leave(
+        &self,
+        now: Instant,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<ErrorCode>, ErrorCode> {
+        let mut groups = self.lock_groups();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Err(ErrorCode::UnknownMemberId);
+        };
+        let errors = members
+            .iter()
+            .map(|(member_id, instance_id)| {
+                group.leave(now, member_id, instance_id.as_deref(), &self.limits)
+            })
+            .collect();
+        self.persist_if_changed(group);
+        Ok(errors)
+    }
+
+    /// Advances time for every group: expired sessions, rebalance deadlines.
+    pub fn tick(&self, now: Instant) {
+        let mut groups = self.lock_groups();
+        for group in groups.values_mut() {
+            group.tick(now, &self.limits);
+            self.persist_if_changed(group);
+        }
+    }
+
+    /// Writes a group's snapshot if it changed and is in a state worth keeping.
+    fn persist_if_changed(&self, group: &mut Group) {
+        if !group.take_dirty() || !matches!(group.state, GroupState::Stable | GroupState::Empty) {
+            return;
+        }
+        let snapshot = snapshot(group);
+        let record = (
+            records::group_key(&group.group_id),
+            Some(records::group_value(&snapshot)),
+        );
+        if let Err(error) = self.append(vec![record]) {
+            warn!(group = %group.group_id, %error, "could not persist group");
+        }
+    }
+}
+
+impl GroupCoordinator {
+    /// Checks that a commit may be made: a member of the current generation, or (for
+    /// consumers using assign()) a generation of -1 on a group without members.
+    fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), ErrorCode> {
+        let mut groups = self.lock_groups();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id.to_string()));
+        if generation_id < 0 && member_id.is_empty() {
+            return if group.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ErrorCode::UnknownMemberId)
+            };
+        }
+        group.check_member(member_id, group_instance_id)?;
+        if generation_id != group.generation_id {
+            return Err(ErrorCode::IllegalGeneration);
+        }
+        match group.state {
+            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
+                Err(ErrorCode::RebalanceInProgress)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Commits offsets. Returns one error per partition (in order) and the log offset to
+    /// wait on for durability, if anything was written.
+    pub fn commit_offsets(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        commits: Vec<(String, i32, CommittedOffset)>,
+    ) -> (Vec<ErrorCode>, Option<i64>) {
+        if let Err(error) = self.check_commit(group_id, member_id, group_instance_id, generation_id)
+        {
+            return (vec![error; commits.len()], None);
+        }
+        let mut errors = Vec::with_capacity(commits.len());
+        let mut accepted = Vec::new();
+        for (topic, partition, committed) in commits {
+            if committed.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                errors.push(ErrorCode::OffsetMetadataTooLarge);
+            } else {
+                errors.push(ErrorCode::None);
+                accepted.push((topic, partition, committed));
+            }
+        }
+        if accepted.is_empty() {
+            return (errors, None);
+        }
+        let records = accepted
+            .iter()
+            .map(|(topic, partition, committed)| {
+                (
+                    records::offset_key(group_id, topic, *partition),
+                    Some(records::offset_value(committed)),
+                )
+            })
+            .collect();
+        let mut offsets = self.lock_offsets();
+        match self.append(records) {
+            Ok(last_offset) => {
+                let group = offsets.entry(group_id.to_string()).or_default();
+                for (topic, partition, committed) in accepted {
+                    group.insert((topic, partition), committed);
+                }
+                (errors, Some(last_offset))
+            }
+            Err(error) => {
+                warn!(group = group_id, %error, "could not persist offsets");
+                (
+                    errors
+                        .into_iter()
+                        .map(|error| {
+                            if error == ErrorCode::None {
+                                ErrorCode::KafkaStorageError
+                            } else {
+                                error
+                            }
+                        })
+                        .collect(),
+                    None,
+                )
+            }
+        }
+    }
+
+    /// The committed offsets of a group (all of them if `partitions` is None).
+    pub fn fetch_offsets(&self, group_id: &str) -> GroupOffsets {
+        self.lock_offsets()
+            .get(group_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether the group is rebalancing with a member subscribed to... (used by OffsetDelete).
+    pub fn is_active_consumer_group(&self, group_id: &str) -> bool {
+        self.lock_groups()
+            .get(group_id)
+            .is_some_and(|group| !group.members.is_empty())
+    }
+
+    /// Deletes committed offsets of an inactive group or of topics no member consumes.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Option<i64>, ErrorCode> {
+        let mut offsets = self.lock_offsets();
+        let Some(group) = offsets.get_mut(group_id) else {
+            return Err(ErrorCode::GroupIdNotFound);
+        };
+        let records = partitions
+            .iter()
+            .map(|(topic, partition)| (records::offset_key(group_id, topic, *partition), None))
+            .collect();
+        let last_offset = self
+            .append(records)
+            .map_err(|_| ErrorCode::KafkaStorageError)?;
+        for key in partitions {
+            group.remove(key);
+        }
+        Ok(Some(last_offset))
+    }
+
+    /// Every group, for ListGroups.
+    pub fn list_groups(&self) -> Vec<GroupDescription> {
+        let groups = self.lock_groups();
+        let offsets = self.lock_offsets();
+        let mut names: Vec<&String> = groups.keys().chain(offsets.keys()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .filter_map(|name| describe(groups.get(name), name, offsets.contains_key(name)))
+            .collect()
+    }
+
+    /// One group, for DescribeGroups; None if it does not exist.
+    pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.lock_groups();
+        let has_offsets = self.lock_offsets().contains_key(group_id);
+        describe(groups.get(group_id), group_id, has_offsets)
+    }
+
+    /// Deletes an empty group and its offsets.
+    pub fn delete_group(&self, group_id: &str) -> Result<Option<i64>, ErrorCode> {
+        let mut groups = self.lock_groups();
+        let mut offsets = self.lock_offsets();
+        let exists = groups
+            .get(group_id)
+            .is_some_and(|group| group.state != GroupState::Dead)
+            || offsets.contains_key(group_id);
+        if !exists {
+            return Err(ErrorCode::GroupIdNotFound);
+        }
+        if groups
+            .get(group_id)
+            .is_some_and(|group| !group.members.is_empty())
+        {
+            return Err(ErrorCode::NonEmptyGroup);
+        }
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = offsets
+            .get(group_id)
+            .map(|committed| {
+                committed
+                    .keys()
+                    .map(|(topic, partition)| {
+                        (records::offset_key(group_id, topic, *partition), None)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push((records::group_key(group_id), None));
+        let last_offset = self
+            .append(records)
+            .map_err(|_| ErrorCode::KafkaStorageError)?;
+        offsets.remove(group_id);
+        if let Some(mut group) = groups.remove(group_id) {
+            group.shut_down();
+        }
+        Ok(Some(last_offset))
+    }
+
+    /// Waits until the offsets log is durable through `last_offset`.
+    pub fn sync_through(&self, last_offset: i64) -> Result<(), StorageError> {
+        self.log.log.sync_through(last_offset)
+    }
+
+    /// Appends records (key, value-or-tombstone) as one batch; returns its last offset.
+    fn append(&self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<i64, String> {
+        let now_ms = crate::cluster::now_ms();
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        for (key, value) in &records {
+            builder.append(now_ms, Some(key), value.as_deref(), &[]);
+        }
+        let batch = builder.build().map_err(|error| error.to_string())?;
+        let mut batch = BytesMut::from(&batch[..]);
+        let _append = self
+            .log
+            .append_lock
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let appended = self
+            .log
+            .log
+            .append(&mut batch, now_ms)
+            .map_err(|error| error.to_string())?;
+        Ok(appended.last_offset)
+    }
+}
+
+fn apply(
+    now: Instant,
+    record: OffsetsRecord,
+    groups: &mut HashMap<String, Group>,
+    offsets: &mut HashMap<String, GroupOffsets>,
+) {
+    match record {
+        OffsetsRecord::Offset {
+            group_id,
+            topic,
+            partition,
+            value: Some(committed),
+        } => {
+            offsets
+                .entry(group_id)
+                .or_default()
+                .insert((topic, partition), committed);
+        }
+        OffsetsRecord::Offset {
+            group_id,
+            topic,
+            partition,
+            value: None,
+        } => {
+            if let Some(group) = offsets.get_mut(&group_id) {
+                group.remove(&(topic, partition));
+                if group.is_empty() {
+                    offsets.remove(&group_id);
+                }
+            }
+        }
+        OffsetsRecord::Group {
+            group_id,
+            value: Some(snapshot),
+        } => {
+            let group = groups
+                .entry(group_id.clone())
+                .or_insert_with(|| Group::new(group_id));
+            group.restore(now, snapshot);
+        }
+        OffsetsRecord::Group {
+            group_id,
+            value: None,
+        } => {
+            groups.remove(&group_id);
+            offsets.remove(&group_id);
+        }
+    }
+}
+
+fn snapshot(group: &Group) -> GroupSnapshot {
+    let protocol = group.protocol_name.clone().unwrap_or_default();
+    GroupSnapshot {
+        generation_id: group.generation_id,
+        protocol_type: group.protocol_type.clone(),
+        protocol_name: group.protocol_name.clone(),
+        leader: group.leader.clone(),
+        members: group
+            .members
+            .values()
+            .map(|member| saved_member(member, &protocol))
+            .collect(),
+    }
+}
+
+fn saved_member(member: &super::member::Member, protocol: &str) -> SavedMember {
+    SavedMember {
+        member_id: member.member_id.clone(),
+        group_instance_id: member.group_instance_id.clone(),
+        client_id: member.client_id.clone(),
+        client_host: member.client_host.clone(),
+        session_timeout_ms: u64::try_from(member.session_timeout.as_millis()).unwrap_or(u64::MAX),
+        rebalance_timeout_ms: u64::try_from(member.rebalance_timeout.as_millis())
+            .unwrap_or(u64::MAX),
+        metadata: member
+            .metadata_for(protocol)
+            .map(|metadata| metadata.to_vec())
+            .unwrap_or_default(),
+        assignment: member.assignment.to_vec(),
+    }
+}
+
+fn describe(group: Option<&Group>, group_id: &str, has_offsets: bool) -> Option<GroupDescription> {
+    match group {
+        Some(group) if group.state != GroupState::Dead => {
+            let protocol = group.protocol_name.clone().unwrap_or_default();
+            Some(GroupDescription {
+                group_id: group_id.to_string(),
+                state: group.state,
+                protocol_type: group.protocol_type.clone().unwrap_or_default(),
+                protocol_name: protocol.clone(),
+                members: group
+                    .members
+                    .values()
+                    .map(|member| saved_member(member, &protocol))
+                    .collect(),
+            })
+        }
+        // A group that only ever committed offsets (assign() consumers) is Empty.
+        _ if has_offsets => Some(GroupDescription {
+            group_id: group_id.to_string(),
+            state: GroupState::Empty,
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            members: Vec::new(),
+        }),
+        _ => None,
+    }
+}

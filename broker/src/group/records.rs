@@ -1,0 +1,243 @@
+//! The records of `__consumer_offsets`: committed offsets and group snapshots.
+//!
+//! Keys follow Kafka's layout, so compaction keeps exactly the latest record per group
+//! and per group-topic-partition, and a tombstone (null value) deletes one:
+//! ```text
+//! offset key (version 1): version INT16, group STRING, topic STRING, partition INT32
+//! group key  (version 2): version INT16, group STRING
+//! offset value (version 3): version INT16, offset INT64, leader_epoch INT32,
+//!                           metadata STRING, commit_timestamp INT64
+//! group value: JSON (a GroupSnapshot); Kafka's binary group layout is not needed,
+//!              since only this broker reads it.
+//! ```
+
+use bytes::{Buf, BufMut};
+use serde::{Deserialize, Serialize};
+
+const OFFSET_KEY_VERSION: i16 = 1;
+const GROUP_KEY_VERSION: i16 = 2;
+const OFFSET_VALUE_VERSION: i16 = 3;
+
+/// An offset a group committed for a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// The next offset the group will read.
+    pub offset: i64,
+    /// The leader epoch the client saw, or -1.
+    pub leader_epoch: i32,
+    /// The client's metadata string, returned as committed.
+    pub metadata: String,
+    /// When it was committed, in ms since the epoch.
+    pub commit_timestamp_ms: i64,
+}
+
+/// A group's membership, persisted when it becomes stable or empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSnapshot {
+    /// The generation.
+    pub generation_id: i32,
+    /// The protocol type.
+    pub protocol_type: Option<String>,
+    /// The chosen protocol.
+    pub protocol_name: Option<String>,
+    /// The leader's member id.
+    pub leader: Option<String>,
+    /// Every member.
+    pub members: Vec<SavedMember>,
+}
+
+/// One member of a [`GroupSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static identity.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Session timeout.
+    pub session_timeout_ms: u64,
+    /// Rebalance timeout.
+    pub rebalance_timeout_ms: u64,
+    /// Its metadata for the chosen protocol.
+    pub metadata: Vec<u8>,
+    /// Its assignment.
+    pub assignment: Vec<u8>,
+}
+
+/// One decoded `__consumer_offsets` record; `None` values are tombstones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetsRecord {
+    /// A committed offset, or its deletion.
+    Offset {
+        /// The group.
+        group_id: String,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The offset, or None when deleted.
+        value: Option<CommittedOffset>,
+    },
+    /// A group's membership, or its deletion.
+    Group {
+        /// The group.
+        group_id: String,
+        /// The snapshot, or None when the group was deleted.
+        value: Option<GroupSnapshot>,
+    },
+}
+
+/// The key of a committed offset.
+pub fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(12 + group_id.len() + topic.len());
+    key.put_i16(OFFSET_KEY_VERSION);
+    put_string(&mut key, group_id);
+    put_string(&mut key, topic);
+    key.put_i32(partition);
+    key
+}
+
+/// The key of a group snapshot.
+pub fn group_key(group_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + group_id.len());
+    key.put_i16(GROUP_KEY_VERSION);
+    put_string(&mut key, group_id);
+    key
+}
+
+/// The value of a committed offset.
+pub fn offset_value(offset: &CommittedOffset) -> Vec<u8> {
+    let mut value = Vec::with_capacity(24 + offset.metadata.len());
+    value.put_i16(OFFSET_VALUE_VERSION);
+    value.put_i64(offset.offset);
+    value.put_i32(offset.leader_epoch);
+    put_string(&mut value, &offset.metadata);
+    value.put_i64(offset.commit_timestamp_ms);
+    value
+}
+
+/// The value of a group snapshot.
+pub fn group_value(snapshot: &GroupSnapshot) -> Vec<u8> {
+    // Serialising plain strings, numbers and byte vectors cannot fail.
+    serde_json::to_vec(snapshot).unwrap_or_default()
+}
+
+/// Decodes one record read back from the log.
+pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, String> {
+    let mut key = key;
+    match get_i16(&mut key)? {
+        OFFSET_KEY_VERSION => {
+            let group_id = get_string(&mut key)?;
+            let topic = get_string(&mut key)?;
+            let partition = get_i32(&mut key)?;
+            let value = value.map(decode_offset_value).transpose()?;
+            Ok(OffsetsRecord::Offset {
+                group_id,
+                topic,
+                partition,
+                value,
+            })
+        }
+        GROUP_KEY_VERSION => {
+            let group_id = get_string(&mut key)?;
+            let value = value
+                .map(|value| {
+                    serde_json::from_slice(value).map_err(|error| format!("group value: {error}"))
+                })
+                .transpose()?;
+            Ok(OffsetsRecord::Group { group_id, value })
+        }
+        version => Err(format!("unknown key version {version}")),
+    }
+}
+
+fn decode_offset_value(mut value: &[u8]) -> Result<CommittedOffset, String> {
+    let version = get_i16(&mut value)?;
+    if version != OFFSET_VALUE_VERSION {
+        return Err(format!("unknown offset value version {version}"));
+    }
+    Ok(CommittedOffset {
+        offset: get_i64(&mut value)?,
+        leader_epoch: get_i32(&mut value)?,
+        metadata: get_string(&mut value)?,
+        commit_timestamp_ms: get_i64(&mut value)?,
+    })
+}
+
+fn put_string(buf: &mut Vec<u8>, text: &str) {
+    // Group ids, topics and metadata are bounded well below 32 KiB by the handlers.
+    buf.put_i16(i16::try_from(text.len()).unwrap_or(i16::MAX));
+    buf.put_slice(&text.as_bytes()[..text.len().min(i16::MAX as usize)]);
+}
+
+fn get_i16(buf: &mut &[u8]) -> Result<i16, String> {
+    if buf.remaining() < 2 {
+        return Err("truncated".into());
+    }
+    Ok(buf.get_i16())
+}
+
+fn get_i32(buf: &mut &[u8]) -> Result<i32, String> {
+    if buf.remaining() < 4 {
+        return Err("truncated".into());
+    }
+    Ok(buf.get_i32())
+}
+
+fn get_i64(buf: &mut &[u8]) -> Result<i64, String> {
+    if buf.remaining() < 8 {
+        return Err("truncated".into());
+    }
+    Ok(buf.get_i64())
+}
+
+fn get_string(buf: &mut &[u8]) -> Result<String, String> {
+    let length =
+        usize::try_from(get_i16(buf)?).map_err(|_| "negative string length".to_string())?;
+    if buf.remaining() < length {
+        return Err("truncated string".into());
+    }
+    let text =
+        String::from_utf8(buf[..length].to_vec()).map_err(|_| "string is not UTF-8".to_string())?;
+    buf.advance(length);
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_groups_round_trip() {
+        let committed = CommittedOffset {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: "meta".into(),
+            commit_timestamp_ms: 7,
+        };
+        let record =
+            decode(&offset_key("g", "t", 3), Some(&offset_value(&committed))).expect("decodes");
+        assert_eq!(
+            record,
+            OffsetsRecord::Offset {
+                group_id: "g".into(),
+                topic: "t".into(),
+                partition: 3,
+                value: Some(committed)
+            }
+        );
+        let tombstone = decode(&group_key("g"), None).expect("decodes");
+        assert_eq!(
+            tombstone,
+            OffsetsRecord::Group {
+                group_id: "g".into(),
+                value: None
+            }
+        );
+        assert!(decode(&[0, 9], None).is_err());
+        assert!(decode(&[0, 1, 0, 5, b'a'], None).is_err());
+    }
+}

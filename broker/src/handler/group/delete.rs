@@ -1,0 +1,40 @@
+//! DeleteGroups (key 42): delete empty groups and their committed offsets.
+//!
+//! Versions 0-2. Errors per group: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP,
+//! KAFKA_STORAGE_ERROR.
+
+use std::sync::Arc;
+
+use riffle_protocol::ErrorCode;
+use riffle_protocol::api::delete_groups::{
+    DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse,
+};
+
+use crate::cluster::Cluster;
+use crate::handler::group::offset_commit::wait_durable;
+
+/// Answers DeleteGroups.
+pub async fn handle(
+    cluster: &Arc<Cluster>,
+    _version: i16,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        let error = match cluster.groups().delete_group(&group_id) {
+            Err(error) => error,
+            Ok(Some(last_offset)) if wait_durable(cluster, last_offset).await.is_err() => {
+                ErrorCode::KafkaStorageError
+            }
+            Ok(_) => ErrorCode::None,
+        };
+        results.push(DeletableGroupResult {
+            group_id,
+            error_code: error.code(),
+        });
+    }
+    DeleteGroupsResponse {
+        results,
+        ..Default::default()
+    }
+}

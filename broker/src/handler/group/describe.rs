@@ -1,0 +1,58 @@
+//! DescribeGroups (key 15): a group's state, protocol and members with their
+//! subscriptions and assignments.
+//!
+//! Versions 0-5. An unknown group is reported in state Dead with no error, as Kafka does
+//! for these versions.
+
+use bytes::Bytes;
+use riffle_protocol::ErrorCode;
+use riffle_protocol::api::describe_groups::{
+    DescribeGroupsRequest, DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
+};
+
+use crate::cluster::Cluster;
+
+/// Answers DescribeGroups.
+pub fn handle(
+    cluster: &Cluster,
+    _version: i16,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .into_iter()
+        .map(
+            |group_id| match cluster.groups().describe_group(&group_id) {
+                Some(group) => DescribedGroup {
+                    error_code: ErrorCode::None.code(),
+                    group_id,
+                    group_state: group.state.name().to_string(),
+                    protocol_type: group.protocol_type,
+                    protocol_data: group.protocol_name,
+                    members: group
+                        .members
+                        .into_iter()
+                        .map(|member| DescribedGroupMember {
+                            member_id: member.member_id,
+                            group_instance_id: member.group_instance_id,
+                            client_id: member.client_id,
+                            client_host: member.client_host,
+                            member_metadata: Bytes::from(member.metadata),
+                            member_assignment: Bytes::from(member.assignment),
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+                None => DescribedGroup {
+                    group_id,
+                    group_state: "Dead".into(),
+                    ..Default::default()
+                },
+            },
+        )
+        .collect();
+    DescribeGroupsResponse {
+        groups,
+        ..Default::default()
+    }
+}
