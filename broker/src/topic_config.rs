@@ -24,6 +24,11 @@ pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
 /// message.timestamp.type: CreateTime (the producer's) or LogAppendTime (the broker's).
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+/// delete.retention.ms: how long compaction keeps a tombstone, so readers see deletes.
+pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+
+/// Kafka's default delete.retention.ms: one day.
+const DEFAULT_DELETE_RETENTION_MS: i64 = 86_400_000;
 
 /// The smallest segment.bytes Kafka allows (it must hold at least a batch header).
 const SEGMENT_BYTES_MIN: i64 = 14;
@@ -149,6 +154,7 @@ pub fn validate(name: &str, value: &str) -> Result<String, ConfigError> {
                 .map_err(|_| invalid("not an integer"))?;
             let minimum = match name {
                 RETENTION_MS | RETENTION_BYTES => -1,
+                DELETE_RETENTION_MS => 0,
                 SEGMENT_BYTES => SEGMENT_BYTES_MIN,
                 SEGMENT_MS | MAX_MESSAGE_BYTES => 1,
                 _ => 0,
@@ -207,6 +213,7 @@ impl TopicConfig {
             MAX_MESSAGE_BYTES => defaults.max_message_bytes.to_string(),
             CLEANUP_POLICY => "delete".into(),
             MESSAGE_TIMESTAMP_TYPE => "CreateTime".into(),
+            DELETE_RETENTION_MS => DEFAULT_DELETE_RETENTION_MS.to_string(),
             _ => String::new(),
         }
     }
@@ -232,6 +239,15 @@ impl TopicConfig {
     /// Whether batches are stamped with the broker's clock.
     pub fn uses_log_append_time(&self) -> bool {
         self.value(MESSAGE_TIMESTAMP_TYPE).0 == "LogAppendTime"
+    }
+
+    /// Whether compaction keeps only the latest record per key (cleanup.policy contains
+    /// compact).
+    pub fn is_compacted(&self) -> bool {
+        self.value(CLEANUP_POLICY)
+            .0
+            .split(',')
+            .any(|policy| policy == "compact")
     }
 
     /// Whether retention deletes old segments (cleanup.policy contains delete).

@@ -10,7 +10,8 @@
 //! cache; acks=all (-1) once an fsync covers them, when the flush policy is `acks-all`.
 //!
 //! Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION,
-//! MESSAGE_TOO_LARGE, CORRUPT_MESSAGE, INVALID_RECORD, UNSUPPORTED_COMPRESSION_TYPE,
+//! MESSAGE_TOO_LARGE, CORRUPT_MESSAGE, INVALID_RECORD (also a keyless record on a
+//! compacted topic), UNSUPPORTED_COMPRESSION_TYPE,
 //! INVALID_REQUIRED_ACKS, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID,
 //! INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR; TRANSACTIONAL_ID_AUTHORIZATION_FAILED for
 //! transactional produce, which is not supported yet.
@@ -132,6 +133,9 @@ fn produce_to_partition(
         return Err(rejected(ErrorCode::MessageTooLarge, &message));
     }
     let batch = validate_batch(records)?;
+    if topic.config.is_compacted() {
+        check_every_record_has_a_key(&batch)?;
+    }
     let log_append_time = topic.config.uses_log_append_time();
     let mut bytes = BytesMut::from(&batch.as_bytes()[..]);
     if log_append_time {
@@ -189,6 +193,22 @@ fn validate_batch(records: Bytes) -> Result<RecordBatchView, PartitionProduceRes
         ));
     }
     Ok(batch)
+}
+
+/// Compaction keeps the latest record per key, so a compacted topic refuses records
+/// without one, as Kafka does. This is the one place Produce decodes records, and only
+/// for compacted topics.
+fn check_every_record_has_a_key(batch: &RecordBatchView) -> Result<(), PartitionProduceResponse> {
+    let records = batch
+        .records()
+        .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
+    if records.iter().any(|record| record.key.is_none()) {
+        return Err(rejected(
+            ErrorCode::InvalidRecord,
+            "Compacted topic cannot accept message without key",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the producer's sequence and appends, atomically with respect to other appends
@@ -346,4 +366,22 @@ mod tests {
             6
         );
     }
+
+    #[test]
+    fn a_compacted_topic_refuses_records_without_a_key() {
+        let (_dir, cluster) = test_cluster();
+        let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        cluster.create_topic("events", 1, configs, Validation::Apply).expect("create");
+        let cluster = Arc::new(cluster);
+        let batch = |key: Option<&[u8]>| {
+            let mut builder = RecordBatchBuilder::new(Compression::Lz4);
+            builder.append(1_000, key, Some(b"value"), &[]);
+            builder.build().expect("a valid batch")
+        };
+        let keyless = produce(&cluster, batch(None));
+        assert_eq!(keyless.error_code, ErrorCode::InvalidRecord.code());
+        let keyed = produce(&cluster, batch(Some(b"key")));
+        assert_eq!((keyed.error_code, keyed.base_offset), (0, 0));
+    }
+
 }
