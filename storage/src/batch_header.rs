@@ -33,6 +33,8 @@ pub const BATCH_HEADER_BYTES: usize = 61;
 pub const LOG_OVERHEAD_BYTES: usize = 12;
 /// The only batch format we store.
 pub const MAGIC_V2: i8 = 2;
+/// Attribute bit of a batch of control records (transaction markers).
+pub const CONTROL_ATTRIBUTE_BIT: i16 = 1 << 5;
 
 const BASE_OFFSET_POSITION: usize = 0;
 const BATCH_LENGTH_POSITION: usize = 8;
@@ -151,6 +153,11 @@ impl BatchHeader {
     /// Number of offsets the batch takes: `last_offset_delta + 1`.
     pub fn offsets_count(&self) -> i64 {
         i64::from(self.last_offset_delta) + 1
+    }
+
+    /// Whether the batch holds control records, which compaction keeps as they are.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_ATTRIBUTE_BIT != 0
     }
 }
 

@@ -1,6 +1,11 @@
-//! The log start offset checkpoint: one small file per partition, written when DeleteRecords
-//! moves the log start offset into the middle of a segment, where the segment files alone
-//! cannot say where the log starts.
+//! The two offset checkpoints of a partition, each one small file:
+//!
+//! - the log start offset, written when DeleteRecords moves it into the middle of a segment,
+//!   where the segment files alone cannot say where the log starts;
+//! - the cleaner offset, where the log cleaner's next pass starts mapping keys.
+//!
+//! Both are replaced atomically and hold one offset in the same text form (see
+//! [`format`](crate::format)).
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
@@ -8,8 +13,8 @@ use std::path::Path;
 
 use crate::error::{StorageError, io_error};
 use crate::format::{
-    LOG_START_OFFSET_CHECKPOINT_FILE_NAME, TEMP_FILE_SUFFIX, encode_log_start_offset_checkpoint,
-    parse_log_start_offset_checkpoint,
+    CLEANER_OFFSET_CHECKPOINT_FILE_NAME, LOG_START_OFFSET_CHECKPOINT_FILE_NAME, TEMP_FILE_SUFFIX,
+    encode_offset_checkpoint, parse_offset_checkpoint,
 };
 use crate::fs::sync_dir;
 
@@ -19,7 +24,49 @@ use crate::fs::sync_dir;
 /// `CorruptCheckpoint` if the file exists but does not parse: guessing could expose deleted
 /// records again, so the operator has to look.
 pub(crate) fn read_log_start_offset(partition_dir: &Path) -> Result<Option<i64>, StorageError> {
-    let path = partition_dir.join(LOG_START_OFFSET_CHECKPOINT_FILE_NAME);
+    read_offset(partition_dir, LOG_START_OFFSET_CHECKPOINT_FILE_NAME)
+}
+
+/// Replaces the log start offset checkpoint; see `write_offset`.
+pub(crate) fn write_log_start_offset(
+    partition_dir: &Path,
+    log_start_offset: i64,
+) -> Result<(), StorageError> {
+    write_offset(
+        partition_dir,
+        LOG_START_OFFSET_CHECKPOINT_FILE_NAME,
+        log_start_offset,
+    )
+}
+
+/// Reads the partition's cleaner offset checkpoint, `None` if there is none.
+///
+/// # Errors
+/// `CorruptCheckpoint` if the file does not parse; the cleaner then starts from the log
+/// start, which costs work and nothing else.
+pub(crate) fn read_cleaner_offset(partition_dir: &Path) -> Result<Option<i64>, StorageError> {
+    read_offset(partition_dir, CLEANER_OFFSET_CHECKPOINT_FILE_NAME)
+}
+
+/// Replaces the cleaner offset checkpoint; see `write_offset`.
+pub(crate) fn write_cleaner_offset(
+    partition_dir: &Path,
+    cleaner_offset: i64,
+) -> Result<(), StorageError> {
+    write_offset(
+        partition_dir,
+        CLEANER_OFFSET_CHECKPOINT_FILE_NAME,
+        cleaner_offset,
+    )
+}
+
+/// The temporary name a checkpoint is written under before it is renamed into place.
+pub(crate) fn checkpoint_temp_file_name(file_name: &str) -> String {
+    format!("{file_name}{TEMP_FILE_SUFFIX}")
+}
+
+fn read_offset(partition_dir: &Path, file_name: &str) -> Result<Option<i64>, StorageError> {
+    let path = partition_dir.join(file_name);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -31,29 +78,24 @@ pub(crate) fn read_log_start_offset(partition_dir: &Path) -> Result<Option<i64>,
         }
         Err(error) => return Err(io_error(&path)(error)),
     };
-    parse_log_start_offset_checkpoint(&text)
+    parse_offset_checkpoint(&text)
         .map(Some)
         .map_err(|reason| StorageError::CorruptCheckpoint { path, reason })
 }
 
-/// Replaces the checkpoint atomically: write a temporary file, fsync it, rename it over the
+/// Replaces a checkpoint atomically: write a temporary file, fsync it, rename it over the
 /// checkpoint, fsync the directory. A crash at any point leaves the old or the new value,
 /// never a torn one.
-pub(crate) fn write_log_start_offset(
-    partition_dir: &Path,
-    log_start_offset: i64,
-) -> Result<(), StorageError> {
-    let path = partition_dir.join(LOG_START_OFFSET_CHECKPOINT_FILE_NAME);
-    let temp_path = partition_dir.join(format!(
-        "{LOG_START_OFFSET_CHECKPOINT_FILE_NAME}{TEMP_FILE_SUFFIX}"
-    ));
+fn write_offset(partition_dir: &Path, file_name: &str, offset: i64) -> Result<(), StorageError> {
+    let path = partition_dir.join(file_name);
+    let temp_path = partition_dir.join(checkpoint_temp_file_name(file_name));
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&temp_path)
         .map_err(io_error(&temp_path))?;
-    file.write_all(encode_log_start_offset_checkpoint(log_start_offset).as_bytes())
+    file.write_all(encode_offset_checkpoint(offset).as_bytes())
         .map_err(io_error(&temp_path))?;
     // The contents must be durable before the rename can make them the checkpoint.
     file.sync_all().map_err(io_error(&temp_path))?;
@@ -76,6 +118,10 @@ mod tests {
         assert_eq!(read_log_start_offset(dir.path()).expect("read"), None);
         write_log_start_offset(dir.path(), 42).expect("write");
         write_log_start_offset(dir.path(), 77).expect("write");
+        assert_eq!(read_log_start_offset(dir.path()).expect("read"), Some(77));
+        assert_eq!(read_cleaner_offset(dir.path()).expect("read"), None);
+        write_cleaner_offset(dir.path(), 5).expect("write");
+        assert_eq!(read_cleaner_offset(dir.path()).expect("read"), Some(5));
         assert_eq!(read_log_start_offset(dir.path()).expect("read"), Some(77));
         std::fs::write(
             dir.path().join(LOG_START_OFFSET_CHECKPOINT_FILE_NAME),

@@ -1,4 +1,5 @@
-//! Per-log settings, mirroring Kafka's topic configs of the same names.
+//! Per-log settings, mirroring Kafka's topic configs of the same names, and the log
+//! cleaner's broker-wide settings.
 
 use crate::batch_header::BATCH_HEADER_BYTES;
 use crate::format::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
@@ -44,11 +45,19 @@ pub struct LogConfig {
     /// `retention.bytes`: oldest sealed segments are deleted while the log is larger than
     /// this; -1 means no limit.
     pub retention_bytes: i64,
+    /// `delete.retention.ms`: compaction keeps a tombstone (a record with a null value) that
+    /// is the latest for its key until its batch's max timestamp is this much older than
+    /// the pass, so consumers that read the key earlier get to see the delete.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: compaction leaves alone every segment from the first one
+    /// holding a batch younger than this; 0 lets it clean every sealed segment.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
     /// Kafka's defaults: 1 GiB segments, rolled weekly, an index entry per 4 KiB, 10 MiB
-    /// index files, kept for a week with no size limit.
+    /// index files, kept for a week with no size limit; tombstones kept a day after they
+    /// are compacted, and no compaction lag.
     fn default() -> LogConfig {
         LogConfig {
             segment_bytes: 1024 * 1024 * 1024,
@@ -57,6 +66,8 @@ impl Default for LogConfig {
             segment_index_bytes: 10 * 1024 * 1024,
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
         }
     }
 }
@@ -71,5 +82,26 @@ impl LogConfig {
     pub(crate) fn effective_segment_index_bytes(&self) -> u64 {
         self.segment_index_bytes
             .clamp(MIN_SEGMENT_INDEX_BYTES, MAX_SEGMENT_INDEX_BYTES)
+    }
+}
+
+/// The log cleaner's settings, the same for every log (Kafka's broker-wide `log.cleaner.*`
+/// configs), as opposed to the per-topic [`LogConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanerConfig {
+    /// The most keys one compaction pass maps (Kafka sizes the same map in bytes, with
+    /// `log.cleaner.dedupe.buffer.size`). Each entry is a 128-bit key hash and an offset, about
+    /// 30 bytes in the map and up to twice that while it grows. A pass whose dirty records
+    /// have more keys maps the batches that fit, cleans up to there, and leaves the rest to
+    /// the next pass; it always maps at least one batch.
+    pub max_compaction_map_entries: usize,
+}
+
+impl Default for CleanerConfig {
+    /// Two million keys per pass: at most about 128 MiB of map, Kafka's default buffer size.
+    fn default() -> CleanerConfig {
+        CleanerConfig {
+            max_compaction_map_entries: 2 * 1024 * 1024,
+        }
     }
 }

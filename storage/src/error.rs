@@ -99,6 +99,29 @@ pub enum StorageError {
         reason: &'static str,
     },
 
+    /// Compaction could not read the records of a batch, or the record codec returned a
+    /// rewritten batch that does not match the original. The pass stops; nothing of the
+    /// segment being cleaned was swapped in.
+    #[error("cannot compact the batch at position {position} of {}: {reason}", path.display())]
+    UnreadableRecords {
+        /// The segment's `.log` file.
+        path: PathBuf,
+        /// Byte position of the batch in that file.
+        position: u64,
+        /// What the codec said, or what is wrong with its output.
+        reason: String,
+    },
+
+    /// A compaction swap failed after its commit point, so the files on disk are part-way
+    /// between the old and the new segments. Readers still see the old ones; recovery
+    /// finishes the swap when the log is next opened, and until then the log is not
+    /// compacted again.
+    #[error("compaction of {topic_partition} is halted until the log is reopened")]
+    CompactionHalted {
+        /// The partition whose swap failed.
+        topic_partition: TopicPartition,
+    },
+
     /// A topic name or partition number cannot name a directory safely.
     #[error("invalid topic partition {topic:?}-{partition}: {reason}")]
     InvalidTopicPartition {

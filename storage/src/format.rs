@@ -13,11 +13,18 @@
 //!     00000000000000000000.index                offset index: (relative offset u32, position u32)
 //!     00000000000000000000.timeindex            time index: (timestamp i64, relative offset u32)
 //!     log-start-offset.checkpoint               written by DeleteRecords
+//!     cleaner-offset-checkpoint                 where the log cleaner's next pass starts
+//!     00000000000000000000.log.cleaned          a segment the cleaner is writing (also
+//!                                               .index.cleaned, .timeindex.cleaned)
+//!     00000000000000000000.log.swap             a cleaned segment committed to replace the
+//!                                               segments it was cleaned from
 //! <data-dir>/<topic>-<partition>.<hex>-delete/  a partition being deleted
 //! ```
 //!
 //! A segment is named after its base offset, zero-padded to 20 digits so names sort in
-//! offset order. Index entries are big-endian, like Kafka's.
+//! offset order. Index entries are big-endian, like Kafka's. A segment file staged by the
+//! cleaner carries one more suffix, `.cleaned` while it is written and `.swap` once the swap
+//! is committed (Kafka's names); start-up deletes the first and completes the second.
 
 use std::path::{Path, PathBuf};
 
@@ -38,8 +45,15 @@ pub const LOCK_FILE_NAME: &str = ".lock";
 pub const CLEAN_SHUTDOWN_FILE_NAME: &str = ".riffle-clean-shutdown";
 /// A partition's persisted log start offset, moved by DeleteRecords.
 pub const LOG_START_OFFSET_CHECKPOINT_FILE_NAME: &str = "log-start-offset.checkpoint";
+/// Where the log cleaner's next pass starts mapping keys (Kafka keeps the same offset in a
+/// file of this name per data directory; we keep one per partition).
+pub const CLEANER_OFFSET_CHECKPOINT_FILE_NAME: &str = "cleaner-offset-checkpoint";
 /// Suffix of a file being written before it is renamed over the real one.
 pub const TEMP_FILE_SUFFIX: &str = ".tmp";
+/// Extra suffix of a segment file the log cleaner is still writing.
+pub const CLEANED_FILE_SUFFIX: &str = ".cleaned";
+/// Extra suffix of a cleaned segment file whose swap is committed but not yet finished.
+pub const SWAP_FILE_SUFFIX: &str = ".swap";
 /// Suffix of a partition directory renamed for deletion.
 pub const DELETE_DIR_SUFFIX: &str = "-delete";
 /// Kafka's limit on topic name length; longer names cannot be legal topics.
@@ -54,7 +68,7 @@ const _: () = assert!(OFFSET_INDEX_ENTRY_BYTES == 4 + 4);
 const _: () = assert!(TIME_INDEX_ENTRY_BYTES == 8 + 4);
 const _: () = assert!(u64::MAX.ilog10() + 1 == 20);
 
-/// Version written on the first line of the log start offset checkpoint.
+/// Version written on the first line of an offset checkpoint.
 const CHECKPOINT_VERSION: &str = "0";
 
 /// The three files of one segment.
@@ -78,6 +92,24 @@ impl SegmentFileKind {
     }
 }
 
+/// The two stages of a segment file the log cleaner writes before it replaces a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapStage {
+    /// `<base>.<kind>.cleaned`: being written; the swap has not happened.
+    Cleaned,
+    /// `<base>.<kind>.swap`: ready; for the `.log`, the swap is committed.
+    Swap,
+}
+
+impl SwapStage {
+    fn suffix(self) -> &'static str {
+        match self {
+            SwapStage::Cleaned => CLEANED_FILE_SUFFIX,
+            SwapStage::Swap => SWAP_FILE_SUFFIX,
+        }
+    }
+}
+
 /// The name of a segment file, e.g. `00000000000000000042.log`.
 ///
 /// # Panics
@@ -94,6 +126,39 @@ pub fn segment_file_name(base_offset: i64, kind: SegmentFileKind) -> String {
 /// The path of a segment file inside a partition directory.
 pub fn segment_file_path(partition_dir: &Path, base_offset: i64, kind: SegmentFileKind) -> PathBuf {
     partition_dir.join(segment_file_name(base_offset, kind))
+}
+
+/// The name of a segment file staged by the cleaner, e.g. `00000000000000000042.log.swap`.
+///
+/// # Panics
+/// If `base_offset` is negative, as `segment_file_name`.
+pub fn staged_segment_file_name(
+    base_offset: i64,
+    kind: SegmentFileKind,
+    stage: SwapStage,
+) -> String {
+    format!("{}{}", segment_file_name(base_offset, kind), stage.suffix())
+}
+
+/// The path of a segment file staged by the cleaner inside a partition directory.
+pub fn staged_segment_file_path(
+    partition_dir: &Path,
+    base_offset: i64,
+    kind: SegmentFileKind,
+    stage: SwapStage,
+) -> PathBuf {
+    partition_dir.join(staged_segment_file_name(base_offset, kind, stage))
+}
+
+/// Parses a staged segment file name back into its base offset, kind and stage; `None` for
+/// any other name, plain segment files included.
+pub fn parse_staged_segment_file_name(name: &str) -> Option<(i64, SegmentFileKind, SwapStage)> {
+    let stages = [SwapStage::Cleaned, SwapStage::Swap];
+    let (segment_name, stage) = stages
+        .iter()
+        .find_map(|stage| Some((name.strip_suffix(stage.suffix())?, *stage)))?;
+    let (base_offset, kind) = parse_segment_file_name(segment_name)?;
+    Some((base_offset, kind, stage))
 }
 
 /// Parses a segment file name back into its base offset and kind; `None` for any other name.
@@ -239,17 +304,18 @@ impl TimeIndexEntry {
     }
 }
 
-/// The text of a log start offset checkpoint: a version line, then the offset.
-pub fn encode_log_start_offset_checkpoint(log_start_offset: i64) -> String {
-    assert!(log_start_offset >= 0, "negative log start offset");
-    format!("{CHECKPOINT_VERSION}\n{log_start_offset}\n")
+/// The text of an offset checkpoint (the log start offset or the cleaner's): a version line,
+/// then the offset.
+pub fn encode_offset_checkpoint(offset: i64) -> String {
+    assert!(offset >= 0, "negative checkpointed offset");
+    format!("{CHECKPOINT_VERSION}\n{offset}\n")
 }
 
-/// Parses the text of a log start offset checkpoint.
+/// Parses the text of an offset checkpoint.
 ///
 /// # Errors
-/// A reason, if the text is not exactly what `encode_log_start_offset_checkpoint` writes.
-pub fn parse_log_start_offset_checkpoint(text: &str) -> Result<i64, &'static str> {
+/// A reason, if the text is not exactly what `encode_offset_checkpoint` writes.
+pub fn parse_offset_checkpoint(text: &str) -> Result<i64, &'static str> {
     let mut lines = text.split_terminator('\n');
     if lines.next() != Some(CHECKPOINT_VERSION) {
         return Err("unknown version");
@@ -396,10 +462,49 @@ mod tests {
             time_entry
         );
 
-        let text = encode_log_start_offset_checkpoint(1234);
-        assert_eq!(parse_log_start_offset_checkpoint(&text), Ok(1234));
+        let text = encode_offset_checkpoint(1234);
+        assert_eq!(parse_offset_checkpoint(&text), Ok(1234));
         for bad in ["", "0\n", "1\n5\n", "0\nx\n", "0\n-5\n", "0\n5\n6\n"] {
-            assert!(parse_log_start_offset_checkpoint(bad).is_err(), "{bad:?}");
+            assert!(parse_offset_checkpoint(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Staged segment file names build and parse back for each kind and stage, and are never
+    /// mistaken for segment files (nor segment files for them).
+    #[test]
+    fn staged_segment_file_name_round_trip() {
+        let kinds = [
+            SegmentFileKind::Log,
+            SegmentFileKind::OffsetIndex,
+            SegmentFileKind::TimeIndex,
+        ];
+        for base_offset in [0, 42, i64::MAX] {
+            for kind in kinds {
+                for stage in [SwapStage::Cleaned, SwapStage::Swap] {
+                    let name = staged_segment_file_name(base_offset, kind, stage);
+                    let parsed = parse_staged_segment_file_name(&name);
+                    assert_eq!(parsed, Some((base_offset, kind, stage)));
+                    assert_eq!(parse_segment_file_name(&name), None, "{name}");
+                }
+                let plain = segment_file_name(base_offset, kind);
+                assert_eq!(parse_staged_segment_file_name(&plain), None);
+            }
+        }
+        assert_eq!(
+            staged_segment_file_name(42, SegmentFileKind::TimeIndex, SwapStage::Swap),
+            "00000000000000000042.timeindex.swap"
+        );
+        let bad = [
+            ".swap",
+            "42.log.swap",
+            "00000000000000000042.swap",
+            "00000000000000000042.log.swap.cleaned",
+            "00000000000000000042.log.SWAP",
+            "00000000000000000042.log.tmp",
+            "cleaner-offset-checkpoint",
+        ];
+        for name in bad {
+            assert_eq!(parse_staged_segment_file_name(name), None, "{name}");
         }
     }
 }

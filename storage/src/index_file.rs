@@ -232,6 +232,12 @@ impl IndexFile {
         }
     }
 
+    /// Records that the file was renamed to `path`, so errors name it there. The handle and
+    /// mapping follow the file, not the name.
+    pub fn renamed_to(&mut self, path: &Path) {
+        self.path = path.to_path_buf();
+    }
+
     /// Flushes the mapping and fsyncs the file, length included.
     pub fn sync(&self) -> Result<(), StorageError> {
         self.flush()?;

@@ -11,12 +11,19 @@
 //! Start with [`DataDir`], which locks the directory and opens each partition's [`Log`];
 //! then `Log::append`, `Log::read` and `Log::sync_through`. The on-disk layout is in
 //! [`format`](mod@format), the recovery policy in `recovery.rs`, and the lock order on [`Log`].
+//! Retention is in `log/retention.rs`; compaction, `Log::compact`, in `log/compaction.rs`,
+//! reading records through the broker's [`RecordCodec`], since this crate never decodes them.
 //!
 //! Synchronous file I/O only: no async runtime, no network, no clock (callers pass `now_ms`).
 #![warn(missing_docs)]
 
+// Lets the test helpers shared with the integration tests name this crate as they do.
+#[cfg(test)]
+extern crate self as riffle_storage;
+
 mod batch_header;
 mod checkpoint;
+mod cleaned_segment;
 mod config;
 mod data_dir;
 mod error;
@@ -25,8 +32,10 @@ mod fault;
 pub mod format;
 mod fs;
 mod index_file;
+mod key_map;
 mod log;
 mod offset_index;
+mod record_codec;
 mod recovery;
 mod segment;
 #[cfg(test)]
@@ -35,8 +44,11 @@ mod test_batch;
 mod time_index;
 mod topic_partition;
 
-pub use config::{LogConfig, MAX_SEGMENT_BYTES, MAX_SEGMENT_INDEX_BYTES, MIN_SEGMENT_INDEX_BYTES};
+pub use config::{
+    CleanerConfig, LogConfig, MAX_SEGMENT_BYTES, MAX_SEGMENT_INDEX_BYTES, MIN_SEGMENT_INDEX_BYTES,
+};
 pub use data_dir::DataDir;
 pub use error::StorageError;
-pub use log::{AppendOutcome, FirstBatch, Log};
+pub use log::{AppendOutcome, CompactionOutcome, FirstBatch, Log};
+pub use record_codec::{RecordCodec, RecordSummary};
 pub use topic_partition::TopicPartition;

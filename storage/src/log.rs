@@ -14,8 +14,14 @@
 //!   fsync covers every batch written before it (group commit).
 //! - Retention and DeleteRecords take the `maintenance` lock, so only one of them moves the
 //!   log start offset and deletes segments at a time.
+//! - Compaction (`compaction.rs`) takes the `compaction` lock for a whole pass, reading
+//!   sealed segments without other locks, and the `maintenance` lock for each swap of
+//!   cleaned segments into the list.
 
+mod compaction;
 mod retention;
+
+pub use compaction::CompactionOutcome;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,8 +66,8 @@ pub struct AppendOutcome {
 
 /// One partition's log. `Send + Sync`: the broker shares it as `Arc<Log>`.
 ///
-/// Lock order, for code that holds more than one: `maintenance`, then `append`, then
-/// `segments`, then a segment's index lock. `sync` is never held with `append` or
+/// Lock order, for code that holds more than one: `compaction`, then `maintenance`, then
+/// `append`, then `segments`, then a segment's index lock. `sync` is never held with `append` or
 /// `maintenance`; it takes `segments` (read) and a segment's index lock briefly.
 pub struct Log {
     topic_partition: TopicPartition,
@@ -77,9 +83,12 @@ pub struct Log {
     /// Serialises fsyncs of the active segment and remembers how far they reached, so a caller
     /// whose batches an earlier fsync covered returns at once.
     sync: Mutex<SyncState>,
-    /// Serialises retention and DeleteRecords, the two things that delete segments from the
-    /// head and move the log start offset.
+    /// Serialises retention, DeleteRecords and compaction swaps, the things that delete
+    /// segments or replace them in the list.
     maintenance: Mutex<()>,
+    /// Held for a whole compaction pass, so passes on one log never overlap; guards what the
+    /// cleaner remembers between passes. Appends, reads and fsyncs never take it.
+    compaction: Mutex<compaction::CompactionState>,
     /// The offset the next append gets; on a single node also the high watermark. Stored
     /// (Release) by the appender after the active segment published its new end; readers load
     /// it (Acquire) before looking up segments, so every offset below it is readable.
@@ -159,6 +168,7 @@ impl Log {
                 synced_next_offset: loaded.log_start_offset,
             }),
             maintenance: Mutex::new(()),
+            compaction: Mutex::new(compaction::CompactionState::new()),
             next_offset: AtomicI64::new(loaded.next_offset),
             log_start_offset: AtomicI64::new(loaded.log_start_offset),
             config: RwLock::new(config),
@@ -284,6 +294,9 @@ impl Log {
     /// (but see `first_batch`), never past the high watermark. Reads stay within one segment,
     /// as Kafka's do; the next segment is tried only if nothing was found in this one.
     ///
+    /// In a compacted log, an offset whose record was removed reads from the next batch
+    /// kept: a batch keeps its offset span, and the batches after a gap come next.
+    ///
     /// # Errors
     /// `OffsetOutOfRange` if `offset` is below the log start offset or past `next_offset`
     /// (`offset == next_offset` reads nothing); `CorruptSegment` if the bytes on disk are not
@@ -309,7 +322,7 @@ impl Log {
             if let Some(bytes) = segment.read(offset, high_watermark, max_bytes, first_batch)? {
                 return Ok(bytes);
             }
-            match self.segment_after(segment.base_offset()) {
+            match self.segment_after(&segment, offset) {
                 Some(next) => segment = next,
                 None => return Ok(Bytes::new()),
             }
@@ -484,8 +497,22 @@ impl Log {
             .map(|(_, segment)| Arc::clone(segment))
     }
 
-    fn segment_after(&self, base_offset: i64) -> Option<Arc<Segment>> {
+    /// Where to look next for `offset` after `segment` held nothing at or after it: the next
+    /// segment, or, if compaction has since replaced `segment` (and maybe merged the next
+    /// ones into its replacement), the segment that now holds `offset`. Each retry needs the
+    /// list to have changed, so a read ends.
+    fn segment_after(&self, segment: &Arc<Segment>, offset: i64) -> Option<Arc<Segment>> {
         let segments = self.segments.read().expect("segment list lock poisoned");
+        let base_offset = segment.base_offset();
+        let still_listed = segments
+            .get(&base_offset)
+            .is_some_and(|listed| Arc::ptr_eq(listed, segment));
+        if !still_listed {
+            let holder = segments.range(..=offset).next_back();
+            if let Some((_, holder)) = holder.filter(|(_, holder)| !Arc::ptr_eq(holder, segment)) {
+                return Some(Arc::clone(holder));
+            }
+        }
         let mut later = segments.range(base_offset + 1..);
         later.next().map(|(_, segment)| Arc::clone(segment))
     }

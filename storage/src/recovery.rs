@@ -10,15 +10,19 @@
 //!   entry are scanned to find the next offset. That tail is at most about
 //!   `index_interval_bytes` long.
 //! - After an unclean stop, the active segment is scanned batch by batch from its start:
-//!   header complete, magic 2, length sane, whole batch present, CRC-32C matching, offsets
-//!   contiguous. The file is truncated at the first bad byte and fsynced, and its indexes are
-//!   rebuilt from the scan. Sealed segments were fsynced when they were rolled, so only their
-//!   index files are checked, entry by entry, and rebuilt if anything is off. A trailing empty
-//!   segment (a roll cut short) is removed first, so the segment before it is the one scanned.
+//!   header complete, magic 2, length sane, whole batch present, CRC-32C matching, each base
+//!   offset above the previous batch's last offset (compaction leaves gaps, as in Kafka). The
+//!   file is truncated at the first bad byte and fsynced, and its indexes are rebuilt from the
+//!   scan. Sealed segments were fsynced when they were rolled, so only their index files are
+//!   checked, entry by entry, and rebuilt if anything is off. A trailing empty segment (a roll
+//!   cut short) is removed first, so the segment before it is the one scanned; the next offset
+//!   stays at least that empty segment's base, so offsets are never handed out twice.
 //!
-//! Either way, a missing or malformed index is rebuilt, index files without a `.log` are
-//! removed, other stray files are left alone with a warning, and every truncation or rebuild
-//! is logged at WARN with the partition, offsets, position and reason.
+//! Either way, a compaction swap a crash interrupted is undone or finished first (see
+//! `finish_interrupted_swaps`), a missing or malformed index is rebuilt, index files without
+//! a `.log` are removed, other stray files are left alone with a warning, and every
+//! truncation, rebuild or swap is logged at WARN with the partition, offsets, position and
+//! reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -30,12 +34,13 @@ use std::sync::Arc;
 use tracing::warn;
 
 use crate::batch_header::{BATCH_HEADER_BYTES, BatchHeader, crc_of_header};
-use crate::checkpoint::read_log_start_offset;
+use crate::checkpoint::{checkpoint_temp_file_name, read_log_start_offset};
 use crate::config::LogConfig;
 use crate::error::{StorageError, io_error};
 use crate::format::{
-    LOG_START_OFFSET_CHECKPOINT_FILE_NAME, SegmentFileKind, TEMP_FILE_SUFFIX,
-    parse_segment_file_name, segment_file_path,
+    CLEANER_OFFSET_CHECKPOINT_FILE_NAME, LOG_START_OFFSET_CHECKPOINT_FILE_NAME, SegmentFileKind,
+    SwapStage, parse_segment_file_name, parse_staged_segment_file_name, segment_file_path,
+    staged_segment_file_path,
 };
 use crate::fs::{create_dir_durably, sync_dir};
 use crate::index_file::IndexCheck;
@@ -84,10 +89,12 @@ pub(crate) fn load_log(
     mode: RecoveryMode,
 ) -> Result<LoadedLog, StorageError> {
     create_dir_durably(partition_dir)?;
+    finish_interrupted_swaps(partition_dir, topic_partition)?;
     let mut bases = list_segments(partition_dir, topic_partition)?;
     let checkpoint_offset = read_log_start_offset(partition_dir)?;
+    let mut removed_tail_base = None;
     if mode == RecoveryMode::Unclean {
-        remove_empty_tail_segments(partition_dir, topic_partition, &mut bases)?;
+        removed_tail_base = remove_empty_tail_segments(partition_dir, topic_partition, &mut bases)?;
     }
     let Some(&active_base) = bases.last() else {
         return new_empty_log(partition_dir, config, checkpoint_offset.unwrap_or(0));
@@ -100,7 +107,12 @@ pub(crate) fn load_log(
         segments.insert(pair[0], Arc::new(segment));
     }
     let on_disk = SegmentOnDisk::open(partition_dir, topic_partition, active_base)?;
-    let active = open_active(on_disk, config, mode)?;
+    let mut active = open_active(on_disk, config, mode)?;
+    // A removed empty segment was created at the then next offset; the offsets below it may
+    // have been handed out (and compacted away) even if the active segment ends earlier.
+    active.next_offset = active
+        .next_offset
+        .max(removed_tail_base.unwrap_or(i64::MIN));
     segments.insert(active_base, Arc::new(active.segment));
     let first_base = ordered[0];
     let log_start_offset = checkpoint_offset.unwrap_or(0).max(first_base);
@@ -150,7 +162,11 @@ fn list_segments(
     partition_dir: &Path,
     topic_partition: &TopicPartition,
 ) -> Result<BTreeSet<i64>, StorageError> {
-    let checkpoint_temp = format!("{LOG_START_OFFSET_CHECKPOINT_FILE_NAME}{TEMP_FILE_SUFFIX}");
+    let checkpoint_names = [
+        LOG_START_OFFSET_CHECKPOINT_FILE_NAME,
+        CLEANER_OFFSET_CHECKPOINT_FILE_NAME,
+    ];
+    let checkpoint_temps = checkpoint_names.map(checkpoint_temp_file_name);
     let mut logs = BTreeSet::new();
     let mut indexes = Vec::new();
     for entry in std::fs::read_dir(partition_dir).map_err(io_error(partition_dir))? {
@@ -164,9 +180,9 @@ fn list_segments(
                 logs.insert(base_offset);
             }
             Some((base_offset, _)) => indexes.push((base_offset, path)),
-            None if name == LOG_START_OFFSET_CHECKPOINT_FILE_NAME => {}
+            None if checkpoint_names.contains(&name) => {}
             // An interrupted checkpoint write; the checkpoint itself is still the old one.
-            None if name == checkpoint_temp => remove_file(&path)?,
+            None if checkpoint_temps.iter().any(|temp| temp == name) => remove_file(&path)?,
             None => {
                 let path = path.display();
                 warn!(%topic_partition, %path, "ignoring a stray file in a partition directory");
@@ -187,13 +203,143 @@ fn remove_file(path: &Path) -> Result<(), StorageError> {
     std::fs::remove_file(path).map_err(io_error(path))
 }
 
+/// Undoes or finishes a compaction swap a crash interrupted (the steps are in
+/// `log/compaction.rs`). `.cleaned` files, and index `.swap` files without a `.log.swap`,
+/// belong to a swap that never committed: they are deleted and the old segments stay. A
+/// `.log.swap` is a committed swap: `finish_swap` completes it.
+fn finish_interrupted_swaps(
+    partition_dir: &Path,
+    topic_partition: &TopicPartition,
+) -> Result<(), StorageError> {
+    let mut log_swaps = BTreeSet::new();
+    let mut index_swaps = Vec::new();
+    let mut changed = false;
+    for entry in std::fs::read_dir(partition_dir).map_err(io_error(partition_dir))? {
+        let path = entry.map_err(io_error(partition_dir))?.path();
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        match parse_staged_segment_file_name(name) {
+            Some((_, _, SwapStage::Cleaned)) => {
+                let path_shown = path.display();
+                warn!(%topic_partition, path = %path_shown,
+                    "removing a cleaned segment file of a swap that did not commit");
+                remove_file(&path)?;
+                changed = true;
+            }
+            Some((base_offset, SegmentFileKind::Log, SwapStage::Swap)) => {
+                log_swaps.insert(base_offset);
+            }
+            Some((base_offset, _, SwapStage::Swap)) => index_swaps.push((base_offset, path)),
+            None => {}
+        }
+    }
+    for (base_offset, path) in index_swaps {
+        if !log_swaps.contains(&base_offset) {
+            let path_shown = path.display();
+            warn!(%topic_partition, path = %path_shown,
+                "removing a swap index file of a swap that did not commit");
+            remove_file(&path)?;
+            changed = true;
+        }
+    }
+    for base_offset in log_swaps {
+        finish_swap(partition_dir, topic_partition, base_offset)?;
+        changed = true;
+    }
+    if changed {
+        // So that a later crash finds the same files as this start did.
+        sync_dir(partition_dir)?;
+    }
+    Ok(())
+}
+
+/// Finishes the committed swap of `<base_offset>.log.swap`: deletes the segments it
+/// replaces after its base (those whose base offsets lie below the end of its batches),
+/// then renames its index files and finally its `.log` over the segment at its base. An index
+/// without its `.swap` is deleted instead, since it may be the old segment's, and rebuilt.
+/// Each step can be repeated, so a crash here is finished by the next start.
+fn finish_swap(
+    partition_dir: &Path,
+    topic_partition: &TopicPartition,
+    base_offset: i64,
+) -> Result<(), StorageError> {
+    let swap_path =
+        |kind| staged_segment_file_path(partition_dir, base_offset, kind, SwapStage::Swap);
+    let log_swap_path = swap_path(SegmentFileKind::Log);
+    let end_offset = swap_end_offset(&log_swap_path, base_offset)?;
+    // An empty swap (every record removed) ends at its base and replaces no later segment.
+    let replaced: Vec<i64> = log_file_bases(partition_dir)?
+        .range(base_offset + 1..end_offset.max(base_offset + 1))
+        .copied()
+        .collect();
+    for replaced_base_offset in &replaced {
+        remove_segment_files(partition_dir, *replaced_base_offset)?;
+    }
+    for kind in [SegmentFileKind::OffsetIndex, SegmentFileKind::TimeIndex] {
+        let index_path = segment_file_path(partition_dir, base_offset, kind);
+        match std::fs::rename(swap_path(kind), &index_path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                match std::fs::remove_file(&index_path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(io_error(&index_path)(error)),
+                }
+            }
+            Err(error) => return Err(io_error(&index_path)(error)),
+        }
+    }
+    let log_path = segment_file_path(partition_dir, base_offset, SegmentFileKind::Log);
+    std::fs::rename(&log_swap_path, &log_path).map_err(io_error(&log_path))?;
+    warn!(%topic_partition, base_offset, end_offset, replaced_segments = ?replaced,
+        "finished a compaction swap interrupted by a crash");
+    Ok(())
+}
+
+/// Base offsets of the `.log` files in a partition directory.
+fn log_file_bases(partition_dir: &Path) -> Result<BTreeSet<i64>, StorageError> {
+    let mut bases = BTreeSet::new();
+    for entry in std::fs::read_dir(partition_dir).map_err(io_error(partition_dir))? {
+        let name = entry.map_err(io_error(partition_dir))?.file_name();
+        let parsed = name.to_str().and_then(parse_segment_file_name);
+        if let Some((base_offset, SegmentFileKind::Log)) = parsed {
+            bases.insert(base_offset);
+        }
+    }
+    Ok(bases)
+}
+
+/// The offset after the last valid batch of a swap file: the segments it replaces start
+/// below it. Scanning stops at a bad batch, as for a sealed segment.
+fn swap_end_offset(log_swap_path: &Path, base_offset: i64) -> Result<i64, StorageError> {
+    let file = File::open(log_swap_path).map_err(io_error(log_swap_path))?;
+    let file_bytes = file.metadata().map_err(io_error(log_swap_path))?.len();
+    let start = ScanStart {
+        position: 0,
+        offset: base_offset,
+    };
+    let scan = scan_batches(
+        &file,
+        log_swap_path,
+        start,
+        file_bytes,
+        CrcCheck::Skip,
+        |_, _| {},
+    )?;
+    Ok(scan.next_offset)
+}
+
 /// Removes empty segments at the end of the log, so that the segment before them, which an
-/// interrupted roll may have left unsynced, is the active one and gets scanned.
+/// interrupted roll may have left unsynced, is the active one and gets scanned. Returns the
+/// base offset of the last one removed, if any: where the next offset had got to.
 fn remove_empty_tail_segments(
     partition_dir: &Path,
     topic_partition: &TopicPartition,
     bases: &mut BTreeSet<i64>,
-) -> Result<(), StorageError> {
+) -> Result<Option<i64>, StorageError> {
+    let mut removed_tail_base = None;
     while bases.len() > 1 {
         let Some(&last) = bases.last() else { break };
         let log_path = segment_file_path(partition_dir, last, SegmentFileKind::Log);
@@ -207,8 +353,9 @@ fn remove_empty_tail_segments(
         warn!(%topic_partition, base_offset = last, reason, "removing a segment");
         remove_segment_files(partition_dir, last)?;
         bases.remove(&last);
+        removed_tail_base.get_or_insert(last);
     }
-    Ok(())
+    Ok(removed_tail_base)
 }
 
 /// Removes sealed segments whose every offset is below the log start offset: DeleteRecords
@@ -682,8 +829,11 @@ fn read_batch(
     if header.size_bytes > remaining_bytes {
         return Ok(Err("incomplete batch"));
     }
-    if header.base_offset != expected_offset {
-        return Ok(Err("base offset does not follow the previous batch"));
+    // Above, not equal to: compaction removes whole batches and leaves gaps.
+    if header.base_offset < expected_offset {
+        return Ok(Err(
+            "base offset is not above the previous batch's last offset",
+        ));
     }
     if header.last_offset == i64::MAX {
         return Ok(Err("last offset leaves no next offset"));

@@ -11,12 +11,12 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tracing::warn;
 
-use crate::batch_header::{BATCH_HEADER_BYTES, BatchHeader};
+use crate::batch_header::{BATCH_HEADER_BYTES, BatchHeader, CRC_COVERED_FROM_POSITION};
 use crate::config::LogConfig;
 use crate::error::{StorageError, io_error};
 use crate::format::{
@@ -77,14 +77,24 @@ impl SegmentIndexes {
         base_offset: i64,
         config: &LogConfig,
     ) -> Result<SegmentIndexes, StorageError> {
-        let max_bytes = config.effective_segment_index_bytes();
         let offset_index_path =
             segment_file_path(partition_dir, base_offset, SegmentFileKind::OffsetIndex);
         let time_index_path =
             segment_file_path(partition_dir, base_offset, SegmentFileKind::TimeIndex);
+        SegmentIndexes::create_at(&offset_index_path, &time_index_path, base_offset, config)
+    }
+
+    /// As `create`, at the given paths: the log cleaner's `.cleaned` files.
+    pub fn create_at(
+        offset_index_path: &Path,
+        time_index_path: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+    ) -> Result<SegmentIndexes, StorageError> {
+        let max_bytes = config.effective_segment_index_bytes();
         Ok(SegmentIndexes {
-            offset_index: OffsetIndex::create(&offset_index_path, base_offset, max_bytes)?,
-            time_index: TimeIndex::create(&time_index_path, base_offset, max_bytes)?,
+            offset_index: OffsetIndex::create(offset_index_path, base_offset, max_bytes)?,
+            time_index: TimeIndex::create(time_index_path, base_offset, max_bytes)?,
             max_timestamp: None,
             bytes_since_last_index_entry: 0,
         })
@@ -239,7 +249,7 @@ impl Segment {
     /// The `.log` file's path.
     #[cfg(test)]
     pub fn log_path_for_tests(&self) -> &Path {
-        &self.log_path
+        self.log_path()
     }
 
     /// Bytes of whole batches in the segment.
@@ -344,11 +354,7 @@ impl Segment {
         if let Some(max) = self.indexes().max_timestamp {
             return Ok(max.timestamp_ms);
         }
-        let modified = self
-            .file
-            .metadata()
-            .and_then(|metadata| metadata.modified())
-            .map_err(io_error(&self.log_path))?;
+        let modified = self.last_modified()?;
         let since_epoch = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
         Ok(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
     }
@@ -356,6 +362,32 @@ impl Segment {
     /// The largest batch max timestamp and the first batch with it.
     pub fn max_timestamp(&self) -> Option<TimestampAndOffset> {
         self.indexes().max_timestamp
+    }
+
+    /// The `.log` file's modification time, which time retention falls back on for a segment
+    /// without timestamps; the cleaner carries it over to the segment it writes.
+    pub fn last_modified(&self) -> Result<SystemTime, StorageError> {
+        self.file
+            .metadata()
+            .and_then(|metadata| metadata.modified())
+            .map_err(io_error(&self.log_path))
+    }
+
+    /// Reads every batch of the segment in order, whole, CRC checked: the log cleaner's scan.
+    pub fn batches(&self) -> SegmentBatches<'_> {
+        SegmentBatches {
+            segment: self,
+            position: 0,
+            end: self.bytes_written(),
+            next_offset: self.base_offset,
+            buffer: Vec::new(),
+            buffer_position: 0,
+        }
+    }
+
+    /// The `.log` file's path, for errors about its batches.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
     }
 
     /// Removes the segment's files (see `remove_segment_files`). Readers holding this segment
@@ -500,5 +532,93 @@ impl HeaderWalk<'_> {
         let position = self.position;
         self.position += header.size_bytes;
         Ok(Some((position, header)))
+    }
+}
+
+/// One batch read whole out of a segment.
+pub(crate) struct StoredBatch {
+    /// Position of the batch in the `.log` file.
+    pub position: u64,
+    /// Its checked header.
+    pub header: BatchHeader,
+    /// All its bytes, `header.size_bytes` of them.
+    pub bytes: Vec<u8>,
+}
+
+/// Bytes read from a segment at a time by `SegmentBatches`; larger batches are read alone.
+const BATCHES_READ_BYTES: usize = 64 * 1024;
+
+/// A forward read of a segment's whole batches, by positioned reads of up to
+/// `BATCHES_READ_BYTES`, so it shares the file with concurrent readers.
+pub(crate) struct SegmentBatches<'a> {
+    segment: &'a Segment,
+    /// Position of the next batch.
+    position: u64,
+    /// `bytes_written` when the read started.
+    end: u64,
+    /// The lowest base offset the next batch may have.
+    next_offset: i64,
+    /// Bytes of the file from `buffer_position` on.
+    buffer: Vec<u8>,
+    buffer_position: u64,
+}
+
+impl SegmentBatches<'_> {
+    /// The next batch, `None` at the end of the segment.
+    ///
+    /// # Errors
+    /// `CorruptSegment` for a batch whose header or CRC is bad, that runs past the end, or
+    /// whose base offset is below the segment's or not above the previous batch's.
+    pub fn next_batch(&mut self) -> Result<Option<StoredBatch>, StorageError> {
+        if self.position >= self.end {
+            return Ok(None);
+        }
+        let position = self.position;
+        let header = self.segment.header_at(position, self.end)?;
+        if header.base_offset < self.next_offset {
+            let reason = "base offset is not above the previous batch's last offset";
+            return Err(self.segment.corrupt(position, reason));
+        }
+        let size_bytes = usize::try_from(header.size_bytes)
+            .map_err(|_| self.segment.corrupt(position, "batch larger than memory"))?;
+        let bytes = self.read(position, size_bytes)?;
+        let crc = crc32c::crc32c(&bytes[CRC_COVERED_FROM_POSITION..]);
+        if crc != header.crc {
+            return Err(self.segment.corrupt(position, "CRC-32C mismatch"));
+        }
+        self.position += header.size_bytes;
+        self.next_offset = header.last_offset.saturating_add(1);
+        Ok(Some(StoredBatch {
+            position,
+            header,
+            bytes,
+        }))
+    }
+
+    /// `length` bytes at `position`, which `header_at` checked lie before `end`.
+    fn read(&mut self, position: u64, length: usize) -> Result<Vec<u8>, StorageError> {
+        let log_path = &self.segment.log_path;
+        if length > BATCHES_READ_BYTES {
+            let mut bytes = vec![0; length];
+            self.segment
+                .file
+                .read_exact_at(&mut bytes, position)
+                .map_err(io_error(log_path))?;
+            return Ok(bytes);
+        }
+        let buffered_end =
+            self.buffer_position + u64::try_from(self.buffer.len()).expect("small buffer");
+        let end = position + u64::try_from(length).expect("a batch fits u64");
+        if position < self.buffer_position || end > buffered_end {
+            let remaining = usize::try_from(self.end - position).unwrap_or(usize::MAX);
+            self.buffer.resize(BATCHES_READ_BYTES.min(remaining), 0);
+            self.segment
+                .file
+                .read_exact_at(&mut self.buffer, position)
+                .map_err(io_error(log_path))?;
+            self.buffer_position = position;
+        }
+        let start = usize::try_from(position - self.buffer_position).expect("inside the buffer");
+        Ok(self.buffer[start..start + length].to_vec())
     }
 }

@@ -91,21 +91,67 @@ fn flipped_crc_byte_truncates_at_that_batch() {
     assert_eq!(file_len(&active), positions[1]);
 }
 
-/// A batch whose base offset does not follow its predecessor is where the log ends, even
-/// though its CRC (which does not cover the offset) is fine.
+/// Rewrites the base offset of the batch at `position` in a segment file. The CRC does not
+/// cover it, so only the offset check can catch it.
+fn set_base_offset_at(log_file: &std::path::Path, position: u64, base_offset: i64) {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(log_file)
+        .expect("open segment");
+    std::os::unix::fs::FileExt::write_all_at(&file, &base_offset.to_be_bytes(), position)
+        .expect("write base offset");
+}
+
+/// A batch whose base offset is not above its predecessor's last offset is where the log
+/// ends, even though its CRC (which does not cover the offset) is fine.
 #[test]
-fn non_contiguous_offset_truncates_at_that_batch() {
-    let dir = temp_dir("non_contiguous_offset_truncates_at_that_batch");
+fn overlapping_offset_truncates_at_that_batch() {
+    let dir = temp_dir("overlapping_offset_truncates_at_that_batch");
     let (data_dir, log) = open_log(dir.path(), small_config());
     let stored = thirty_batches(&log);
     drop((log, data_dir));
     let active = active_log_file(&partition_dir(dir.path()));
     let positions = batch_positions(&active);
     let last_position = *positions.last().expect("batches");
-    flip_byte(&active, last_position + 7);
+    let previous = &stored[stored.len() - 2];
+    set_base_offset_at(&active, last_position, last_offset_of(previous));
 
     let (_data_dir, log) = reopen_unclean(dir.path());
     assert_eq!(read_all(&log), stored[..stored.len() - 1]);
+    assert_eq!(log.next_offset(), last_offset_of(previous) + 1);
+}
+
+/// Offsets that skip ahead, as compaction leaves them, are accepted: the batch after the
+/// gap is kept and reads at its offsets, offsets in the gap read it too, and the next
+/// offset follows it.
+#[test]
+fn offset_gap_is_accepted_by_recovery() {
+    let dir = temp_dir("offset_gap_is_accepted_by_recovery");
+    let (data_dir, log) = open_log(dir.path(), small_config());
+    let mut stored = thirty_batches(&log);
+    drop((log, data_dir));
+    let active = active_log_file(&partition_dir(dir.path()));
+    let last_position = *batch_positions(&active).last().expect("batches");
+    let last = stored.last_mut().expect("batches");
+    let gap_base_offset = base_offset_of(last) + 5;
+    set_base_offset_at(&active, last_position, gap_base_offset);
+    last[..8].copy_from_slice(&gap_base_offset.to_be_bytes());
+
+    let (_data_dir, log) = reopen_unclean(dir.path());
+    assert_eq!(read_all(&log), stored);
+    assert_eq!(
+        log.next_offset(),
+        last_offset_of(&stored[stored.len() - 1]) + 1
+    );
+    let in_gap = log
+        .read(
+            gap_base_offset - 1,
+            1,
+            riffle_storage::FirstBatch::AlwaysWhole,
+        )
+        .expect("read in the gap");
+    assert_eq!(in_gap.as_ref(), stored[stored.len() - 1].as_slice());
+    assert_every_offset_reads_its_batch(&log, &stored);
 }
 
 /// Zeros or junk after the last batch are truncated; every batch stays.

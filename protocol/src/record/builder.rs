@@ -46,6 +46,11 @@ pub struct RecordBatchBuilder {
     /// The append time of a LogAppendTime batch; `None` for CreateTime.
     log_append_time_ms: Option<i64>,
     records_count: usize,
+    /// Offset delta of the last record appended; the next `append` takes the one after it.
+    last_record_offset_delta: Option<i32>,
+    /// A `last_offset_delta` set with [`last_offset_delta`](Self::last_offset_delta), for a
+    /// batch whose last records compaction removed.
+    last_offset_delta: Option<i32>,
     base_timestamp_ms: i64,
     max_timestamp_ms: i64,
     /// The encoded records, uncompressed.
@@ -71,6 +76,8 @@ impl RecordBatchBuilder {
             is_control: false,
             log_append_time_ms: None,
             records_count: 0,
+            last_record_offset_delta: None,
+            last_offset_delta: None,
             base_timestamp_ms: 0,
             max_timestamp_ms: 0,
             records: Vec::new(),
@@ -134,12 +141,58 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
     ) -> &mut Self {
+        let offset_delta = match self.last_record_offset_delta {
+            None => Some(0),
+            Some(last) => last.checked_add(1),
+        };
+        let Some(offset_delta) = offset_delta else {
+            self.error
+                .get_or_insert(RecordError::FieldOverflow("offset delta"));
+            return self;
+        };
+        self.append_at(offset_delta, timestamp_ms, key, value, headers)
+    }
+
+    /// Appends a record `offset_delta` offsets after the base offset instead of at the next
+    /// offset, leaving a gap: how compaction rewrites a batch whose other records it removed,
+    /// each kept record keeping its offset.
+    ///
+    /// A delta that is negative or not above the previous record's is an error, returned by
+    /// [`build`](Self::build) like any record that cannot be encoded.
+    pub fn append_at(
+        &mut self,
+        offset_delta: i32,
+        timestamp_ms: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> &mut Self {
         if self.error.is_some() {
             return self;
         }
-        if let Err(error) = self.encode(timestamp_ms, key, value, headers) {
+        let ascends = self
+            .last_record_offset_delta
+            .map_or(offset_delta >= 0, |last| offset_delta > last);
+        let encoded = if ascends {
+            self.encode(offset_delta, timestamp_ms, key, value, headers)
+        } else {
+            Err(RecordError::InvalidLength {
+                field: "offset delta",
+                length: i64::from(offset_delta),
+            })
+        };
+        if let Err(error) = encoded {
             self.error = Some(error);
         }
+        self
+    }
+
+    /// Sets the batch's `last_offset_delta` instead of taking the last record's. Kafka's
+    /// cleaner keeps a compacted batch's original value, so the batch still spans the same
+    /// offsets and the producer's last sequence (`base_sequence + last_offset_delta`) stays
+    /// right. Below the last record's delta, [`build`](Self::build) fails.
+    pub fn last_offset_delta(&mut self, last_offset_delta: i32) -> &mut Self {
+        self.last_offset_delta = Some(last_offset_delta);
         self
     }
 
@@ -161,16 +214,25 @@ impl RecordBatchBuilder {
     /// Compresses the records and writes the whole batch.
     ///
     /// # Errors
-    /// The first error of [`append`](Self::append); `EmptyBatch` without records;
-    /// `FieldOverflow` if the batch exceeds `i32::MAX` bytes; `Compress` from the codec.
+    /// The first error of [`append`](Self::append) or [`append_at`](Self::append_at);
+    /// `EmptyBatch` without records; `InvalidLength` for a
+    /// [`last_offset_delta`](Self::last_offset_delta) below the last record's; `FieldOverflow`
+    /// if the batch exceeds `i32::MAX` bytes; `Compress` from the codec.
     pub fn build(&self) -> Result<Bytes, RecordError> {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
         let records_count = i32::try_from(self.records_count)
             .map_err(|_| RecordError::FieldOverflow("records_count"))?;
-        if records_count == 0 {
+        let Some(last_record_offset_delta) = self.last_record_offset_delta else {
             return Err(RecordError::EmptyBatch);
+        };
+        let last_offset_delta = self.last_offset_delta.unwrap_or(last_record_offset_delta);
+        if last_offset_delta < last_record_offset_delta {
+            return Err(RecordError::InvalidLength {
+                field: "last_offset_delta",
+                length: i64::from(last_offset_delta),
+            });
         }
         let compressed;
         let payload = match self.compression {
@@ -191,7 +253,7 @@ impl RecordBatchBuilder {
         batch.put_i8(MAGIC_V2);
         batch.put_u32(0); // the CRC, written below once the bytes it covers are in place
         batch.put_i16(self.attributes());
-        batch.put_i32(records_count - 1); // last_offset_delta
+        batch.put_i32(last_offset_delta);
         batch.put_i64(self.base_timestamp_ms);
         batch.put_i64(self.log_append_time_ms.unwrap_or(self.max_timestamp_ms));
         batch.put_i64(self.producer_id);
@@ -221,13 +283,12 @@ impl RecordBatchBuilder {
 
     fn encode(
         &mut self,
+        offset_delta: i32,
         timestamp_ms: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
     ) -> Result<(), RecordError> {
-        let offset_delta = i32::try_from(self.records_count)
-            .map_err(|_| RecordError::FieldOverflow("offset delta"))?;
         if self.records_count == 0 {
             self.base_timestamp_ms = timestamp_ms;
             self.max_timestamp_ms = timestamp_ms;
@@ -244,6 +305,7 @@ impl RecordBatchBuilder {
         encode_record(&mut self.records, &mut self.record_body, &record)?;
         self.max_timestamp_ms = self.max_timestamp_ms.max(timestamp_ms);
         self.records_count += 1;
+        self.last_record_offset_delta = Some(offset_delta);
         Ok(())
     }
 }

@@ -13,6 +13,7 @@
 //! - `compression` and `snappy`: the codecs, with a decompression limit.
 //! - `edit`: the broker's in-place rewrites.
 //! - `builder`: [`RecordBatchBuilder`].
+//! - `retain`: [`retain_records`], compaction's rewrite of a batch.
 
 mod builder;
 mod compression;
@@ -20,6 +21,7 @@ mod edit;
 mod error;
 mod format;
 mod records;
+mod retain;
 mod snappy;
 #[cfg(test)]
 mod test_vectors;
@@ -31,4 +33,5 @@ pub use edit::{set_base_offset, set_log_append_time, set_partition_leader_epoch}
 pub use error::RecordError;
 pub use format::{LOG_OVERHEAD_BYTES, MAGIC_V2, RECORD_BATCH_OVERHEAD_BYTES, batch_total_bytes};
 pub use records::{Record, RecordHeader};
+pub use retain::retain_records;
 pub use view::{BatchIter, RecordBatchView, TimestampType, batches};

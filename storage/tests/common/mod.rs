@@ -34,6 +34,7 @@ pub fn small_config() -> LogConfig {
         segment_index_bytes: 1024,
         retention_ms: -1,
         retention_bytes: -1,
+        ..LogConfig::default()
     }
 }
 
