@@ -1,4 +1,5 @@
-//! Background work on a schedule: the group coordinator's clock, retention, and the
+//! Background work on a schedule: the group coordinator's clock, retention, compaction,
+//! and the
 //! periodic fsync of the `interval` flush policy. Storage work runs on the blocking pool;
 //! the coordinator's tick only touches memory and appends (page cache) to its log.
 
@@ -9,6 +10,7 @@ use tokio::time::{MissedTickBehavior, interval};
 use tracing::{info, warn};
 
 use crate::cluster::{Cluster, now_ms};
+use crate::compaction::compact_logs;
 use crate::config::{FlushPolicy, GROUP_TICK_INTERVAL};
 use crate::shutdown::Shutdown;
 
@@ -20,12 +22,15 @@ pub fn spawn(cluster: Arc<Cluster>, mut shutdown: Shutdown) -> JoinHandle<()> {
         let mut flush = interval(cluster.config.flush_interval());
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let flush_periodically = cluster.config.flush_policy == FlushPolicy::Interval;
+        let mut cleaner = interval(cluster.config.log_cleaner_backoff());
+        cleaner.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut group_tick = interval(GROUP_TICK_INTERVAL);
         group_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = group_tick.tick() => cluster.groups().tick(std::time::Instant::now()),
                 _ = retention.tick() => run_blocking(&cluster, enforce_retention).await,
+                _ = cleaner.tick() => run_blocking(&cluster, compact_logs).await,
                 _ = flush.tick(), if flush_periodically => run_blocking(&cluster, flush_all).await,
                 () = shutdown.recv() => return,
             }

@@ -8,6 +8,7 @@
 pub mod background;
 pub mod cli;
 pub mod cluster;
+pub mod compaction;
 pub mod config;
 pub mod connection;
 pub mod group;

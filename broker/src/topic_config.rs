@@ -67,6 +67,12 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         documentation: "delete: old segments are removed by retention; compact: the latest value per key is kept.",
     },
     ConfigDef {
+        name: DELETE_RETENTION_MS,
+        broker_synonym: "log.cleaner.delete.retention.ms",
+        config_type: ConfigType::Long,
+        documentation: "How long compaction keeps a tombstone (a record with a null value), so consumers see the delete.",
+    },
+    ConfigDef {
         name: MAX_MESSAGE_BYTES,
         broker_synonym: "message.max.bytes",
         config_type: ConfigType::Int,
@@ -272,6 +278,7 @@ impl TopicConfig {
             segment_ms: self.number(SEGMENT_MS),
             retention_ms: unbounded_if_not_deleting(self.number(RETENTION_MS)),
             retention_bytes: unbounded_if_not_deleting(self.number(RETENTION_BYTES)),
+            delete_retention_ms: self.number(DELETE_RETENTION_MS),
             ..LogConfig::default()
         }
     }
@@ -280,6 +287,28 @@ impl TopicConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_config_name_is_defined_once() {
+        let names = [
+            RETENTION_MS,
+            RETENTION_BYTES,
+            SEGMENT_BYTES,
+            SEGMENT_MS,
+            MAX_MESSAGE_BYTES,
+            CLEANUP_POLICY,
+            MESSAGE_TIMESTAMP_TYPE,
+            DELETE_RETENTION_MS,
+        ];
+        for name in names {
+            assert_eq!(
+                TOPIC_CONFIGS.iter().filter(|def| def.name == name).count(),
+                1,
+                "{name}"
+            );
+        }
+        assert_eq!(TOPIC_CONFIGS.len(), names.len());
+    }
 
     #[test]
     fn validation_accepts_kafka_values_and_rejects_others() {
