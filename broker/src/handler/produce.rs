@@ -371,7 +371,9 @@ mod tests {
     fn a_compacted_topic_refuses_records_without_a_key() {
         let (_dir, cluster) = test_cluster();
         let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-        cluster.create_topic("events", 1, configs, Validation::Apply).expect("create");
+        cluster
+            .create_topic("events", 1, configs, Validation::Apply)
+            .expect("create");
         let cluster = Arc::new(cluster);
         let batch = |key: Option<&[u8]>| {
             let mut builder = RecordBatchBuilder::new(Compression::Lz4);
@@ -383,5 +385,4 @@ mod tests {
         let keyed = produce(&cluster, batch(Some(b"key")));
         assert_eq!((keyed.error_code, keyed.base_offset), (0, 0));
     }
-
 }
