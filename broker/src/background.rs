@@ -47,6 +47,19 @@ async fn run_blocking(cluster: &Arc<Cluster>, work: fn(&Cluster)) {
 
 fn enforce_retention(cluster: &Cluster) {
     let now_ms = now_ms();
+    let offsets_retention_ms = cluster
+        .config
+        .offsets_retention_minutes
+        .saturating_mul(60_000);
+    let expired = cluster
+        .groups()
+        .expire_offsets(now_ms.saturating_sub(offsets_retention_ms));
+    if expired > 0 {
+        info!(
+            expired,
+            "expired committed offsets of groups without members"
+        );
+    }
     for topic in cluster.all_topics() {
         for partition in &topic.partitions {
             match partition.log.apply_retention(now_ms) {

@@ -124,6 +124,15 @@ pub struct BrokerConfig {
     #[arg(long, env = "RIFFLE_GROUP_MAX_SIZE", default_value_t = 1000)]
     pub group_max_size: usize,
 
+    /// How long the committed offsets of a group without members are kept after their
+    /// commit (Kafka: offsets.retention.minutes).
+    #[arg(
+        long,
+        env = "RIFFLE_OFFSETS_RETENTION_MINUTES",
+        default_value_t = 10_080
+    )]
+    pub offsets_retention_minutes: i64,
+
     /// How often compacted topics are cleaned (Kafka: log.cleaner.backoff.ms).
     #[arg(long, env = "RIFFLE_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
     pub log_cleaner_backoff_ms: u64,

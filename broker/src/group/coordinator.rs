@@ -362,6 +362,48 @@ impl GroupCoordinator {
         Ok(Some(last_offset))
     }
 
+    /// Forgets offsets committed before `expire_before_ms` by groups without members
+    /// (Kafka's offsets.retention.minutes), writing tombstones. Returns how many went.
+    pub fn expire_offsets(&self, expire_before_ms: i64) -> usize {
+        let groups = self.lock_groups();
+        let mut offsets = self.lock_offsets();
+        let mut expired: Vec<(String, String, i32)> = Vec::new();
+        for (group_id, committed) in offsets.iter() {
+            if groups
+                .get(group_id)
+                .is_some_and(|group| !group.members.is_empty())
+            {
+                continue;
+            }
+            let stale = committed
+                .iter()
+                .filter(|(_, offset)| offset.commit_timestamp_ms < expire_before_ms);
+            expired.extend(
+                stale.map(|((topic, partition), _)| (group_id.clone(), topic.clone(), *partition)),
+            );
+        }
+        if expired.is_empty() {
+            return 0;
+        }
+        let records = expired
+            .iter()
+            .map(|(group_id, topic, partition)| {
+                (records::offset_key(group_id, topic, *partition), None)
+            })
+            .collect();
+        if let Err(error) = self.append(records) {
+            warn!(%error, "could not expire offsets");
+            return 0;
+        }
+        for (group_id, topic, partition) in &expired {
+            if let Some(committed) = offsets.get_mut(group_id) {
+                committed.remove(&(topic.clone(), *partition));
+            }
+        }
+        offsets.retain(|_, committed| !committed.is_empty());
+        expired.len()
+    }
+
     /// Every group, for ListGroups.
     pub fn list_groups(&self) -> Vec<GroupDescription> {
         let groups = self.lock_groups();
@@ -556,5 +598,66 @@ fn describe(group: Option<&Group>, group_id: &str, has_offsets: bool) -> Option<
             members: Vec::new(),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::test_cluster;
+
+    fn committed(offset: i64, commit_timestamp_ms: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: "m".into(),
+            commit_timestamp_ms,
+        }
+    }
+
+    #[test]
+    fn offsets_survive_a_restart_and_expire_only_for_groups_without_members() {
+        // Commits are replayed from __consumer_offsets; retention removes old ones and
+        // that removal is itself persisted.
+        let (dir, cluster) = test_cluster();
+        cluster
+            .create_topic(
+                "t",
+                2,
+                Default::default(),
+                crate::cluster::Validation::Apply,
+            )
+            .expect("create");
+        let commits = vec![
+            ("t".to_string(), 0, committed(5, 1_000)),
+            ("t".to_string(), 1, committed(9, 50_000)),
+        ];
+        let (errors, _) = cluster.groups().commit_offsets("g", "", None, -1, commits);
+        assert_eq!(errors, vec![ErrorCode::None, ErrorCode::None]);
+        drop(cluster);
+
+        let cluster = crate::testing::open_test_cluster(dir.path());
+        let offsets = cluster.groups().fetch_offsets("g");
+        assert_eq!(
+            offsets
+                .get(&("t".to_string(), 0))
+                .map(|offset| (offset.offset, offset.metadata.as_str())),
+            Some((5, "m"))
+        );
+        assert_eq!(cluster.groups().expire_offsets(10_000), 1);
+        drop(cluster);
+
+        let cluster = crate::testing::open_test_cluster(dir.path());
+        let offsets = cluster.groups().fetch_offsets("g");
+        assert_eq!(
+            offsets.keys().cloned().collect::<Vec<_>>(),
+            vec![("t".to_string(), 1)]
+        );
+        assert!(
+            cluster
+                .groups()
+                .describe_group("g")
+                .is_some_and(|group| group.state == GroupState::Empty)
+        );
     }
 }
