@@ -252,10 +252,11 @@ impl GroupCoordinator {
         if generation_id != group.generation_id {
             return Err(ErrorCode::IllegalGeneration);
         }
+        // Commits stay allowed while members rejoin (PreparingRebalance), as in Kafka, so
+        // a consumer can commit in its revocation callback; only between the join and the
+        // leader's assignment is the generation's ownership unsettled.
         match group.state {
-            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                Err(ErrorCode::RebalanceInProgress)
-            }
+            GroupState::CompletingRebalance => Err(ErrorCode::RebalanceInProgress),
             _ => Ok(()),
         }
     }
@@ -659,5 +660,60 @@ mod tests {
                 .describe_group("g")
                 .is_some_and(|group| group.state == GroupState::Empty)
         );
+    }
+
+    #[test]
+    fn members_may_commit_while_the_group_prepares_a_rebalance() {
+        // Kafka allows current-generation commits during PreparingRebalance, so consumers
+        // can commit in their revocation callbacks.
+        use std::time::Duration;
+
+        use crate::group::JoinRequest;
+
+        let (_dir, cluster) = test_cluster();
+        cluster
+            .create_topic(
+                "t",
+                1,
+                Default::default(),
+                crate::cluster::Validation::Apply,
+            )
+            .expect("create");
+        let groups = cluster.groups();
+        let join_request = || JoinRequest {
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: false,
+        };
+        let start = Instant::now();
+        let mut first = groups.join(start, "g", join_request());
+        let now = start + Duration::from_secs(4);
+        groups.tick(now);
+        let joined = first.try_recv().expect("the initial delay has passed");
+        let assignments = vec![(joined.member_id.clone(), Bytes::from_static(b"all"))];
+        let mut synced = groups.sync(
+            now,
+            "g",
+            &joined.member_id,
+            None,
+            joined.generation_id,
+            assignments,
+        );
+        assert_eq!(
+            synced.try_recv().expect("leader synced").error,
+            ErrorCode::None
+        );
+
+        let _second = groups.join(now, "g", join_request());
+        let commit = vec![("t".to_string(), 0, committed(3, 0))];
+        let (errors, _) =
+            groups.commit_offsets("g", &joined.member_id, None, joined.generation_id, commit);
+        assert_eq!(errors, vec![ErrorCode::None]);
     }
 }

@@ -361,6 +361,8 @@ impl Group {
         limits: &GroupLimits,
         responder: oneshot::Sender<JoinResult>,
     ) {
+        // The leader as the other members know it, before the replacement below.
+        let previous_leader = self.leader.clone().unwrap_or_default();
         let Some(mut member) = self.members.remove(old_member_id) else {
             return;
         };
@@ -383,7 +385,15 @@ impl Group {
         }
         self.dirty = true;
         if self.state == GroupState::Stable && !protocols_changed {
-            let _ = responder.send(self.join_result(&member_id));
+            // As Kafka does: answer with the previous leader id and no members, so a
+            // restarted leader acts as a follower. A stable group would not pass on an
+            // assignment it computed anyway, and computing one could only revoke others.
+            let result = JoinResult {
+                leader: previous_leader,
+                members: Vec::new(),
+                ..self.join_result(&member_id)
+            };
+            let _ = responder.send(result);
             return;
         }
         self.set_join_waiter(&member_id, responder);
@@ -1065,6 +1075,11 @@ mod tests {
             .expect("answered at once");
         assert_eq!(restarted.error, ErrorCode::None);
         assert_eq!(restarted.generation_id, 1, "no new generation");
+        assert_eq!(
+            restarted.leader, joined.member_id,
+            "answered with the previous leader id"
+        );
+        assert!(restarted.members.is_empty(), "so it does not assign again");
         assert_ne!(restarted.member_id, joined.member_id);
         let assignment = sync(&mut group, now, &restarted.member_id, Vec::new())
             .try_recv()
