@@ -1,4 +1,4 @@
-//! The `riffle` command line: `riffle serve` and its flags.
+//! The `riffle` command line: `riffle serve` and its flags, and `riffle groups`.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -27,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker.
     Serve(BrokerConfig),
+    /// List consumer groups, or describe one's offsets, lag and members.
+    Groups(crate::groups_command::GroupsArgs),
 }
 
 /// Entry point of the `riffle` binary.
@@ -34,6 +36,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => serve(config),
+        Command::Groups(args) => crate::groups_command::run(args),
     }
 }
 

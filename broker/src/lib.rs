@@ -5,6 +5,7 @@
 //! [`handler::dispatch`] and writes responses in order. Handlers (one file per API under
 //! [`handler`]) work on the shared [`cluster::Cluster`]: topics, partitions and their logs.
 
+pub mod admin_client;
 pub mod background;
 pub mod cli;
 pub mod cluster;
@@ -12,6 +13,7 @@ pub mod compaction;
 pub mod config;
 pub mod connection;
 pub mod group;
+pub mod groups_command;
 pub mod handler;
 pub mod metadata_log;
 pub mod partition;
