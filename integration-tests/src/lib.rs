@@ -14,6 +14,7 @@
 //!   pinned kafka-python and confluent-kafka of a shared virtualenv built by [`python_env`].
 //! - [`clients`]: small helpers around the Rust `rdkafka` crate (admin, producer, assign-only
 //!   consumer).
+//! - [`riffle_cli`]: runs `riffle groups ...` against a test broker and reads its tables.
 //! - [`wire`]: hand-built requests over a raw socket, for bad-input tests and for looking at
 //!   what the broker stored (a batch's compression codec, a topic id).
 //!
@@ -24,6 +25,7 @@ mod broker;
 pub mod clients;
 mod process;
 mod python;
+pub mod riffle_cli;
 pub mod wire;
 
 pub use broker::{Broker, BrokerBuilder, START_TIMEOUT, STOP_TIMEOUT, broker_binary};

@@ -1,0 +1,85 @@
+//! Running `riffle`'s admin subcommands (`riffle groups ...`) against a test broker, and
+//! reading the tables they print.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::run_with_timeout;
+use crate::{Broker, broker_binary};
+
+/// How long one `riffle groups` command may run; its own socket timeouts are 10 s.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a finished `riffle` command left behind.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// The exit code, or `None` if it was killed at [`CLI_TIMEOUT`] or by a signal.
+    pub code: Option<i32>,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// The rows of the table on stdout: every line after the header line (the first line that
+    /// starts with `GROUP`), split on whitespace. Cells never contain spaces (empty ones show
+    /// `-`), so each row has one word per column; the header `PROTOCOL TYPE` is not a row.
+    pub fn table_rows(&self) -> Vec<Vec<String>> {
+        self.stdout
+            .lines()
+            .skip_while(|line| !line.starts_with("GROUP"))
+            .skip(1)
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| line.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    }
+}
+
+/// Runs `riffle groups --bootstrap <broker> <args>` and returns how it ended.
+///
+/// # Panics
+/// If the binary cannot be started.
+pub fn riffle_groups(broker: &Broker, args: &[&str]) -> CliOutput {
+    let mut command = Command::new(broker_binary());
+    command
+        .arg("groups")
+        .arg("--bootstrap")
+        .arg(broker.bootstrap())
+        .args(args);
+    let finished = run_with_timeout(&mut command, CLI_TIMEOUT);
+    println!(
+        "$ riffle groups {}\n{}{}",
+        args.join(" "),
+        finished.stdout,
+        finished.stderr
+    );
+    CliOutput {
+        code: finished.status.and_then(|status| status.code()),
+        stdout: finished.stdout,
+        stderr: finished.stderr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_rows_skip_notes_and_the_header() {
+        // Proves a note before the table and the two-word header are not taken for rows.
+        let output = CliOutput {
+            code: Some(0),
+            stdout: "Consumer group 'g' has no active members.\n\n\
+                     GROUP  TOPIC  PARTITION\n\
+                     g      t      0\n\
+                     g      t      1\n"
+                .to_owned(),
+            stderr: String::new(),
+        };
+        assert_eq!(
+            output.table_rows(),
+            vec![vec!["g", "t", "0"], vec!["g", "t", "1"]]
+        );
+    }
+}
