@@ -35,6 +35,8 @@ pub async fn run(listener: TcpListener, cluster: Arc<Cluster>, stop: impl Future
         () = stop => info!("shutdown requested"),
     }
     let _ = notify_shutdown.send(true);
+    // A JoinGroup may wait minutes for a rebalance; answer it now instead.
+    cluster.groups().release_waiters();
     drop(connection_done);
     if tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, all_connections_done.recv())
         .await

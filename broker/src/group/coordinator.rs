@@ -202,6 +202,13 @@ impl GroupCoordinator {
         Ok(errors)
     }
 
+    /// Answers every request waiting on a rebalance, so shutdown need not wait for it.
+    pub fn release_waiters(&self) {
+        for group in self.lock_groups().values_mut() {
+            group.release_waiters();
+        }
+    }
+
     /// Advances time for every group: expired sessions, rebalance deadlines.
     pub fn tick(&self, now: Instant) {
         let mut groups = self.lock_groups();

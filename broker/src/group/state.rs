@@ -797,6 +797,22 @@ impl Group {
         }
     }
 
+    /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR, as Kafka does
+    /// when it unloads a group: the broker is stopping, and clients will find it again.
+    pub fn release_waiters(&mut self) {
+        for member in self.members.values_mut() {
+            if let Some(waiter) = member.join_waiter.take() {
+                let _ = waiter.send(JoinResult::error(
+                    ErrorCode::NotCoordinator,
+                    member.member_id.clone(),
+                ));
+            }
+            if let Some(waiter) = member.sync_waiter.take() {
+                let _ = waiter.send(SyncResult::error(ErrorCode::NotCoordinator));
+            }
+        }
+    }
+
     /// Drops every member (the group is being deleted or the broker is stopping).
     pub fn shut_down(&mut self) {
         let member_ids: Vec<String> = self.members.keys().cloned().collect();
