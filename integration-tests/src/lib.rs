@@ -23,10 +23,12 @@
 
 mod broker;
 pub mod clients;
+mod node;
 mod process;
 mod python;
 pub mod riffle_cli;
 pub mod wire;
 
 pub use broker::{Broker, BrokerBuilder, START_TIMEOUT, STOP_TIMEOUT, broker_binary};
+pub use node::{KAFKAJS_VERSION, NODE_TIMEOUT, node_env, node_env_dir, run_node};
 pub use python::{PYTHON_REQUIREMENTS, PYTHON_TIMEOUT, python_env, run_python, venv_dir};
