@@ -1,0 +1,164 @@
+//! A `riffle` broker run as a child process, and the CPU and memory it uses.
+//!
+//! CPU and RSS come from `/proc/<pid>` so that they are the broker's own, not the load
+//! generator's (which shares the machine).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// A running broker: its process, the address it listens on, and its data directory.
+pub struct BrokerProcess {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl BrokerProcess {
+    /// Start `binary serve` on an ephemeral port over `data_dir` and wait for its first
+    /// stdout line, `riffle listening on ADDR`. Extra flags go after ours.
+    pub fn start(binary: &Path, data_dir: &Path, extra_args: &[String]) -> Result<Self> {
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--log-level")
+            .arg("warn")
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdout = child.stdout.take().context("the broker has no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .context("cannot read the broker's first line")?;
+        let bootstrap = line
+            .trim()
+            .strip_prefix("riffle listening on ")
+            .ok_or_else(|| anyhow!("unexpected first line from the broker: {line:?}"))?
+            .to_string();
+        Ok(Self { child, bootstrap })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU and peak memory since the last [`BrokerProcess::reset_peak_rss`].
+    pub fn usage(&self) -> Result<ProcUsage> {
+        ProcUsage::read(self.pid())
+    }
+
+    /// Reset VmHWM so the next [`ProcUsage::peak_rss_bytes`] is per scenario. Writing 5 to
+    /// `clear_refs` does this for our own child (Linux 4.0+); if it fails the peak is the
+    /// process lifetime's, which is only ever higher, so the figure stays conservative.
+    pub fn reset_peak_rss(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");
+    }
+
+    /// SIGTERM and wait: the broker flushes and writes its clean-shutdown marker.
+    pub fn stop(mut self) -> Result<()> {
+        // SAFETY: kill(2) on our own child's pid, which we have not yet reaped.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGTERM) };
+        if rc != 0 {
+            bail!(
+                "cannot signal the broker: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        let status = self.child.wait().context("cannot wait for the broker")?;
+        if !status.success() {
+            bail!("the broker exited with {status} on SIGTERM");
+        }
+        Ok(())
+    }
+
+    /// SIGKILL and reap: an unclean stop, as after a crash.
+    pub fn kill9(mut self) -> Result<()> {
+        self.child.kill().context("cannot kill the broker")?;
+        self.child.wait().context("cannot wait for the broker")?;
+        Ok(())
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        // Only reached on error paths; never leave a broker behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `riffle` binary: `--riffle-bin` if given, else next to our own executable (cargo
+/// puts both in target/<profile>/).
+pub fn find_riffle_binary(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let exe = std::env::current_exe().context("cannot find our own executable")?;
+    let sibling = exe.with_file_name("riffle");
+    if sibling.is_file() {
+        return Ok(sibling);
+    }
+    bail!(
+        "no riffle binary at {}; build it first with `cargo build --release -p riffle-broker` \
+         (same target dir as riffle-bench) or pass --riffle-bin",
+        sibling.display()
+    )
+}
+
+/// A process's CPU time so far and its peak resident set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcUsage {
+    pub cpu_seconds: f64,
+    pub peak_rss_bytes: u64,
+}
+
+impl ProcUsage {
+    pub fn read(pid: u32) -> Result<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+        // The command name (field 2) may hold spaces; fields are counted after its ')'.
+        let after_name = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .context("malformed /proc/<pid>/stat")?;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of stat; here indexes 11 and 12.
+        let ticks = |index: usize| -> Result<u64> {
+            fields
+                .get(index)
+                .context("short /proc/<pid>/stat")?
+                .parse::<u64>()
+                .context("non-numeric CPU time in /proc/<pid>/stat")
+        };
+        let total_ticks = ticks(11)? + ticks(12)?;
+        // SAFETY: sysconf has no preconditions.
+        let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if ticks_per_second <= 0 {
+            bail!("sysconf(_SC_CLK_TCK) failed");
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+        let peak_rss_kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .context("no VmHWM in /proc/<pid>/status")?;
+        Ok(Self {
+            cpu_seconds: total_ticks as f64 / ticks_per_second as f64,
+            peak_rss_bytes: peak_rss_kib * 1024,
+        })
+    }
+}

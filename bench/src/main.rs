@@ -1,0 +1,65 @@
+//! riffle-bench: load for Riffle or any Kafka-compatible broker, measured against the
+//! client's own ceiling (librdkafka's in-process mock cluster) and the raw disk rate.
+//!
+//! Start with [`all`], which runs every scenario against a broker it starts itself and
+//! writes `bench/REPORT.md`. The other subcommands run one scenario against any
+//! `--bootstrap` address, so the same load can be pointed at another broker.
+
+mod all;
+mod broker_process;
+mod chart;
+mod consume;
+mod disk;
+mod latency;
+mod produce;
+mod report;
+mod startup;
+mod topic;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "riffle-bench",
+    about = "Benchmarks for Riffle and other Kafka-compatible brokers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a riffle broker and run every scenario against it, the mock-cluster ceiling
+    /// and the raw disk; write bench/REPORT.md and bench/latency.svg.
+    All(all::AllArgs),
+    /// Produce fixed-size messages as fast as the client can (scenarios 1, 2 and 5).
+    Produce(produce::ProduceArgs),
+    /// Consume a topic from its start with assign() (scenario 3).
+    Consume(consume::ConsumeArgs),
+    /// End-to-end latency at a fixed rate (scenario 4).
+    Latency(latency::LatencyArgs),
+    /// Time to the first Metadata answer after a clean stop and after kill -9 (scenario 6).
+    /// Needs to start the broker itself, so it takes the riffle binary, not a bootstrap.
+    Startup(startup::StartupArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::All(args) => all::run(args),
+        Command::Produce(args) => produce::run_cli(args),
+        Command::Consume(args) => consume::run_cli(args),
+        Command::Latency(args) => latency::run_cli(args),
+        Command::Startup(args) => startup::run_cli(args),
+    }
+}
+
+/// The workspace's `bench/` folder, where the report and chart go by default.
+fn default_output_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

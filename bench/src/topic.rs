@@ -1,0 +1,78 @@
+//! Topic creation and the client settings every scenario shares.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// `--bootstrap mock` means librdkafka's in-process mock cluster (the ceiling), kept
+/// alive by the returned handle; anything else is a broker address.
+pub struct Target {
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    pub bootstrap: String,
+}
+
+impl Target {
+    pub fn resolve(bootstrap: &str) -> Result<Self> {
+        if bootstrap != "mock" {
+            return Ok(Self {
+                mock: None,
+                bootstrap: bootstrap.to_string(),
+            });
+        }
+        let mock = MockCluster::new(1).context("cannot start the mock cluster")?;
+        let bootstrap = mock.bootstrap_servers();
+        Ok(Self {
+            mock: Some(mock),
+            bootstrap,
+        })
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        match &self.mock {
+            Some(mock) => mock
+                .create_topic(name, partitions, 1)
+                .context("mock create_topic"),
+            None => create_topic(&self.bootstrap, name, partitions),
+        }
+    }
+}
+
+/// Create `name` with `partitions` partitions on the broker at `bootstrap`; an existing
+/// topic is fine (the consume scenario reads what produce wrote).
+pub fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("cannot create the admin client")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime for the admin client")?;
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = runtime
+        .block_on(admin.create_topics([&topic], &options))
+        .with_context(|| format!("CreateTopics {name} failed"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => bail!("cannot create topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Unique-enough topic names per run, so reruns against an external broker do not mix.
+pub fn run_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}", nanos % 0xffff_ffff)
+}
