@@ -264,21 +264,23 @@ async fn wait_until_durable(appended: Vec<Appended>, responses: &mut [TopicProdu
                  partition,
                  last_offset,
              }| {
-                tokio::task::spawn_blocking(move || {
-                    let result = partition.log.sync_through(last_offset);
-                    (partition, result)
-                })
+                let log_partition = partition.clone();
+                let sync = tokio::task::spawn_blocking(move || {
+                    log_partition.log.sync_through(last_offset)
+                });
+                (partition, sync)
             },
         )
         .collect();
-    for sync in syncs {
-        let Ok((partition, result)) = sync.await else {
-            continue;
+    for (partition, sync) in syncs {
+        // A panicked fsync proves nothing durable, so it fails the partition like an error.
+        let error = match sync.await {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error.to_string(),
+            Err(panicked) => panicked.to_string(),
         };
-        if let Err(error) = result {
-            warn!(topic = %partition.topic, partition = partition.index, %error, "fsync failed");
-            mark_failed(responses, &partition, &error.to_string());
-        }
+        warn!(topic = %partition.topic, partition = partition.index, %error, "fsync failed");
+        mark_failed(responses, &partition, &error);
     }
 }
 
