@@ -4,16 +4,19 @@
 //! The reader may read ahead of the writer by `max_in_flight_requests` (pipelining), and
 //! that bounded channel is the backpressure: a client that stops reading responses stops
 //! being read. Requests on one connection are handled one at a time, as Kafka does, so an
-//! idempotent producer's pipelined batches reach a partition in the order they were sent.
+//! idempotent producer's pipelined batches reach a partition in the order they were sent;
+//! only a Produce's wait for its fsync overlaps with the appends of the produces after it.
 //!
 //! A frame larger than `max_request_bytes`, a malformed request, or a version we do not
 //! advertise closes this connection with a log line; other connections are unaffected.
 //! An unsupported ApiVersions version is answered instead (KIP-511).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use riffle_protocol::api::produce::{ProduceRequest, ProduceResponse};
 use riffle_protocol::frame::{FRAME_SIZE_PREFIX_BYTES, FrameCheck, check_frame};
 use riffle_protocol::{
     ApiKey, DecodeError, Request, RequestHeader, Response, TrailingBytes, decode_request_with,
@@ -23,9 +26,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::cluster::Cluster;
+use crate::handler::produce::{self, Acknowledgement};
 use crate::handler::{api_versions, dispatch};
 use crate::shutdown::Shutdown;
 
@@ -62,6 +67,10 @@ pub enum ConnectionError {
         /// What was wrong.
         error: DecodeError,
     },
+    /// A produce's fsync wait panicked. That request gets no answer, so the connection
+    /// closes rather than answer the requests after it out of step with the client.
+    #[error("produce acknowledgement failed: {0}")]
+    Acknowledgement(#[from] tokio::task::JoinError),
     /// An API or version we do not advertise.
     #[error("unsupported api key {api_key} version {api_version}")]
     Unsupported {
@@ -169,27 +178,198 @@ fn decode(frame: Bytes) -> Result<Inbound, ConnectionError> {
     Ok(Inbound::Request(header, request))
 }
 
+/// Runs requests in order and writes their responses in that order.
+///
+/// Whatever ends the loop (the reader is done, shutdown, a socket error), the fsync waits
+/// already started are awaited before the connection ends, so shutdown's final flush
+/// comes after every fsync this connection began.
 async fn write_responses(
     socket: OwnedWriteHalf,
     mut requests: mpsc::Receiver<Inbound>,
     cluster: Arc<Cluster>,
     peer: SocketAddr,
 ) -> Result<(), ConnectionError> {
-    // Kafka reports a member's host as "/address".
-    let client_host = format!("/{}", peer.ip());
-    let mut socket = BufWriter::new(socket);
-    let mut buffer = BytesMut::new();
-    while let Some(inbound) = requests.recv().await {
+    let mut writer = ResponseWriter::new(socket, cluster, peer);
+    let served = writer.serve(&mut requests).await;
+    let answered = writer.answer_in_flight_produces().await;
+    served?;
+    answered?;
+    writer.write_buffer().await?;
+    writer.socket.flush().await?;
+    Ok(())
+}
+
+/// The writer half of a connection.
+///
+/// Produce requests are split: the append runs in order here, the fsync wait of acks=all
+/// runs in a task of its own, so the next pipelined produce appends while the previous
+/// one waits, and both share one fsync. Any other request first waits for every produce
+/// in flight, so responses keep request order and a request that reads (Fetch,
+/// ListOffsets) sees what the producer was told is written.
+struct ResponseWriter {
+    socket: BufWriter<OwnedWriteHalf>,
+    /// Encoded responses not yet handed to `socket`.
+    buffer: BytesMut,
+    cluster: Arc<Cluster>,
+    /// The peer as Kafka reports a member's host: "/address".
+    client_host: String,
+    /// Appended produce requests not answered yet, oldest first. At most
+    /// `max_in_flight_requests` long: when full, no further request is taken until the
+    /// oldest is answered. Each holds only its response, not the request's bytes, so
+    /// with the reader's channel a connection holds at most twice that many requests.
+    in_flight_produces: VecDeque<InFlightProduce>,
+    /// The cap on `in_flight_produces`: the connection's `max_in_flight_requests`.
+    max_in_flight_requests: usize,
+}
+
+/// A produce request appended in order, waiting to be answered.
+struct InFlightProduce {
+    correlation_id: i32,
+    api_version: i16,
+    acknowledgement: InFlightAcknowledgement,
+}
+
+enum InFlightAcknowledgement {
+    /// The response is known (`None` for acks=0); only earlier produces hold it back.
+    Ready(Option<ProduceResponse>),
+    /// The fsync wait, in a task of its own so it runs while later requests append.
+    AfterFsync(JoinHandle<ProduceResponse>),
+}
+
+/// The oldest in-flight produce, answered.
+struct AnsweredProduce {
+    correlation_id: i32,
+    api_version: i16,
+    response: Option<ProduceResponse>,
+}
+
+impl ResponseWriter {
+    fn new(socket: OwnedWriteHalf, cluster: Arc<Cluster>, peer: SocketAddr) -> Self {
+        let max_in_flight_requests = cluster.config.max_in_flight_requests.max(1);
+        ResponseWriter {
+            socket: BufWriter::new(socket),
+            buffer: BytesMut::new(),
+            cluster,
+            client_host: format!("/{}", peer.ip()),
+            in_flight_produces: VecDeque::new(),
+            max_in_flight_requests,
+        }
+    }
+
+    /// Takes requests until the reader is done, answering produces as their fsyncs end.
+    async fn serve(
+        &mut self,
+        requests: &mut mpsc::Receiver<Inbound>,
+    ) -> Result<(), ConnectionError> {
+        loop {
+            let has_room = self.in_flight_produces.len() < self.max_in_flight_requests;
+            tokio::select! {
+                // Answers first: the oldest produce's response is never held back by a
+                // request that arrived after it.
+                biased;
+                answered = oldest_answer(&mut self.in_flight_produces),
+                    if !self.in_flight_produces.is_empty() =>
+                {
+                    self.in_flight_produces.pop_front();
+                    self.encode_produce_response(answered?);
+                }
+                inbound = requests.recv(), if has_room => match inbound {
+                    Some(inbound) => self.take(inbound).await?,
+                    None => return Ok(()),
+                },
+            }
+            self.write_buffer().await?;
+            // Coalesce responses while more work is at hand; flush before any wait.
+            let has_room = self.in_flight_produces.len() < self.max_in_flight_requests;
+            let request_waiting = has_room && !requests.is_empty();
+            if !request_waiting && !self.oldest_is_answerable() {
+                self.socket.flush().await?;
+            }
+        }
+    }
+
+    /// Runs one request: a Produce is appended and joins the produces in flight; any other
+    /// request waits for those to be answered, then runs.
+    async fn take(&mut self, inbound: Inbound) -> Result<(), ConnectionError> {
+        match inbound {
+            Inbound::Request(header, Request::Produce(body)) => {
+                self.append_produce(&header, body);
+                Ok(())
+            }
+            other => {
+                self.answer_in_flight_produces().await?;
+                // The answers so far must not wait for this request (a Fetch may long-poll).
+                self.write_buffer().await?;
+                self.socket.flush().await?;
+                self.answer(other).await;
+                Ok(())
+            }
+        }
+    }
+
+    fn append_produce(&mut self, header: &RequestHeader, body: ProduceRequest) {
+        let span = request_span(header, ApiKey::Produce);
+        let appended =
+            span.in_scope(|| produce::append_request(&self.cluster, header.api_version, body));
+        let acknowledgement = match appended {
+            Acknowledgement::Ready(response) => InFlightAcknowledgement::Ready(response),
+            Acknowledgement::AfterFsync(wait) => {
+                InFlightAcknowledgement::AfterFsync(tokio::spawn(wait.wait().instrument(span)))
+            }
+        };
+        self.in_flight_produces.push_back(InFlightProduce {
+            correlation_id: header.correlation_id,
+            api_version: header.api_version,
+            acknowledgement,
+        });
+    }
+
+    /// Waits for every produce in flight and encodes their responses, oldest first.
+    ///
+    /// # Errors
+    /// If an fsync wait panicked; the remaining waits are still awaited.
+    async fn answer_in_flight_produces(&mut self) -> Result<(), ConnectionError> {
+        let mut result = Ok(());
+        while !self.in_flight_produces.is_empty() {
+            let answered = oldest_answer(&mut self.in_flight_produces).await;
+            self.in_flight_produces.pop_front();
+            match answered {
+                Ok(answered) => self.encode_produce_response(answered),
+                Err(error) => result = Err(error),
+            }
+        }
+        result
+    }
+
+    /// Whether the oldest produce in flight can be answered without waiting.
+    fn oldest_is_answerable(&self) -> bool {
+        match self.in_flight_produces.front() {
+            None => false,
+            Some(produce) => match &produce.acknowledgement {
+                InFlightAcknowledgement::Ready(_) => true,
+                InFlightAcknowledgement::AfterFsync(task) => task.is_finished(),
+            },
+        }
+    }
+
+    fn encode_produce_response(&mut self, answered: AnsweredProduce) {
+        if let Some(response) = answered.response {
+            let response = Response::Produce(response);
+            encode_response(
+                answered.correlation_id,
+                answered.api_version,
+                &response,
+                &mut self.buffer,
+            );
+        }
+    }
+
+    /// Runs one request that is not a Produce and encodes its response.
+    async fn answer(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Request(header, request) => {
-                let span = info_span!(
-                    "request",
-                    api = request.api_key().name(),
-                    version = header.api_version,
-                    correlation_id = header.correlation_id,
-                    client_id = header.client_id.as_deref().unwrap_or(""),
-                );
-                let response = dispatch(&cluster, &header, &client_host, request)
+                let span = request_span(&header, request.api_key());
+                let response = dispatch(&self.cluster, &header, &self.client_host, request)
                     .instrument(span)
                     .await;
                 if let Some(response) = response {
@@ -197,21 +377,202 @@ async fn write_responses(
                         header.correlation_id,
                         header.api_version,
                         &response,
-                        &mut buffer,
+                        &mut self.buffer,
                     );
                 }
             }
             Inbound::UnsupportedApiVersions { correlation_id } => {
                 let response = Response::ApiVersions(api_versions::unsupported_version_response());
-                encode_response(correlation_id, 0, &response, &mut buffer);
+                encode_response(correlation_id, 0, &response, &mut self.buffer);
             }
         }
-        socket.write_all(&buffer).await?;
-        buffer.clear();
-        if requests.is_empty() {
-            socket.flush().await?;
+    }
+
+    /// Hands the encoded responses to the socket's buffer, which writes when it fills.
+    async fn write_buffer(&mut self) -> Result<(), ConnectionError> {
+        if !self.buffer.is_empty() {
+            self.socket.write_all(&self.buffer).await?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Waits for the oldest produce in flight to be answered, without removing it: the caller
+/// pops it afterwards, so a `select!` that takes another branch loses nothing.
+///
+/// # Errors
+/// If its fsync wait panicked: that request gets no answer, and the connection closes
+/// rather than answer the later requests out of step with the client.
+async fn oldest_answer(
+    in_flight_produces: &mut VecDeque<InFlightProduce>,
+) -> Result<AnsweredProduce, ConnectionError> {
+    let Some(oldest) = in_flight_produces.front_mut() else {
+        return std::future::pending().await;
+    };
+    let response = match &mut oldest.acknowledgement {
+        InFlightAcknowledgement::Ready(response) => response.take(),
+        InFlightAcknowledgement::AfterFsync(task) => Some(task.await?),
+    };
+    Ok(AnsweredProduce {
+        correlation_id: oldest.correlation_id,
+        api_version: oldest.api_version,
+        response,
+    })
+}
+
+fn request_span(header: &RequestHeader, api_key: ApiKey) -> tracing::Span {
+    info_span!(
+        "request",
+        api = api_key.name(),
+        version = header.api_version,
+        correlation_id = header.correlation_id,
+        client_id = header.client_id.as_deref().unwrap_or(""),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use riffle_protocol::api::api_versions::ApiVersionsRequest;
+    use riffle_protocol::api::produce::{PartitionProduceData, TopicProduceData};
+    use riffle_protocol::encode_request;
+    use riffle_protocol::record::{Compression, RecordBatchBuilder};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::cluster::Validation;
+    use crate::testing::test_cluster;
+
+    /// How long the test waits for something that should happen at once.
+    const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// How long the test watches for a response that must not arrive yet.
+    const QUIET_PERIOD: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn pipelined_produces_append_while_the_first_fsync_waits() {
+        // Proves the pipelining: with the blocking pool (where fsyncs run) held busy, an
+        // acks=all produce cannot be acknowledged, yet the produces after it on the same
+        // connection are appended; nothing is answered meanwhile, not even ApiVersions,
+        // and once the fsync runs the answers come in request order, acks=0 unanswered.
+        let (_dir, cluster) = test_cluster();
+        cluster
+            .create_topic("events", 1, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        let cluster = Arc::new(cluster);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        runtime.spawn_blocking(move || held.recv());
+        runtime.block_on(async {
+            let mut client = connect(cluster.clone()).await;
+            let mut frames = BytesMut::new();
+            encode_produce(&mut frames, 1, -1);
+            encode_produce(&mut frames, 2, 0);
+            encode_produce(&mut frames, 3, -1);
+            let header = request_header(ApiKey::ApiVersions, 0, 4);
+            let api_versions = Request::ApiVersions(ApiVersionsRequest::default());
+            encode_request(&header, &api_versions, &mut frames);
+            client.write_all(&frames).await.expect("send");
+
+            let log = &cluster.topic("events").expect("topic").partitions[0].log;
+            let appended = async {
+                while log.next_offset() < 3 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            tokio::time::timeout(EVENT_TIMEOUT, appended)
+                .await
+                .expect("the produces behind a waiting fsync must be appended");
+            let mut byte = [0u8; 1];
+            let early = tokio::time::timeout(QUIET_PERIOD, client.read(&mut byte)).await;
+            assert!(early.is_err(), "answered before the first fsync ran");
+
+            release.send(()).expect("release the blocking pool");
+            assert_eq!(read_produce_response(&mut client, 1).await, 0);
+            assert_eq!(read_produce_response(&mut client, 3).await, 2);
+            let (correlation_id, response) = read_response(&mut client, ApiKey::ApiVersions).await;
+            assert_eq!(correlation_id, 4);
+            assert!(matches!(response, Response::ApiVersions(_)));
+        });
+    }
+
+    /// Serves one connection to `cluster` and returns the client's end.
+    async fn connect(cluster: Arc<Cluster>) -> TcpStream {
+        // A SocketAddr, not a string: resolving a string could use the blocking pool.
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("local address");
+        tokio::spawn(async move {
+            let (stream, peer) = listener.accept().await.expect("accept");
+            let (_stop, shutdown) = Shutdown::new();
+            serve(stream, peer, cluster, shutdown).await;
+        });
+        TcpStream::connect(address).await.expect("connect")
+    }
+
+    fn request_header(api_key: ApiKey, api_version: i16, correlation_id: i32) -> RequestHeader {
+        RequestHeader {
+            api_key: api_key as i16,
+            api_version,
+            correlation_id,
+            client_id: Some("connection-test".into()),
         }
     }
-    socket.flush().await?;
-    Ok(())
+
+    /// Produce v8 of one one-record batch to events/0.
+    fn encode_produce(frames: &mut BytesMut, correlation_id: i32, acks: i16) {
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder.append(1_000, None, Some(b"value"), &[]);
+        let request = ProduceRequest {
+            acks,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: "events".into(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(builder.build().expect("a valid batch")),
+                }],
+            }],
+            ..Default::default()
+        };
+        let header = request_header(ApiKey::Produce, 8, correlation_id);
+        encode_request(&header, &Request::Produce(request), frames);
+    }
+
+    /// Reads a Produce v8 response, checks its correlation id and error code, and returns
+    /// its base offset.
+    async fn read_produce_response(client: &mut TcpStream, correlation_id: i32) -> i64 {
+        let (answered, response) = read_response(client, ApiKey::Produce).await;
+        assert_eq!(answered, correlation_id, "responses out of request order");
+        let Response::Produce(response) = response else {
+            panic!("not a Produce response: {response:?}");
+        };
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, 0);
+        partition.base_offset
+    }
+
+    async fn read_response(client: &mut TcpStream, api_key: ApiKey) -> (i32, Response) {
+        let read = async {
+            let size = client.read_i32().await.expect("size prefix");
+            let mut frame = vec![0u8; usize::try_from(size).expect("a positive size")];
+            client.read_exact(&mut frame).await.expect("frame");
+            frame
+        };
+        let frame = tokio::time::timeout(EVENT_TIMEOUT, read)
+            .await
+            .expect("a response in time");
+        let version = if api_key == ApiKey::Produce { 8 } else { 0 };
+        riffle_protocol::decode_response(api_key, version, Bytes::from(frame)).expect("decode")
+    }
 }

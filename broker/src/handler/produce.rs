@@ -41,9 +41,60 @@ struct Appended {
 /// Answers Produce; `None` for acks=0, which expects no response.
 pub async fn handle(
     cluster: &Arc<Cluster>,
-    _version: i16,
+    version: i16,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
+    match append_request(cluster, version, request) {
+        Acknowledgement::Ready(response) => response,
+        Acknowledgement::AfterFsync(wait) => Some(wait.wait().await),
+    }
+}
+
+/// What remains of a produce request once its batches are appended.
+///
+/// Appending is the in-order half of Produce: a connection appends its requests one after
+/// the other, so an idempotent producer's batches land in the order they were sent. The
+/// fsync wait of acks=all is the other half, and may overlap with the appends of the
+/// requests that follow, which then share one fsync (group commit in `Log::sync_through`).
+#[must_use = "the producer waits for this acknowledgement"]
+pub enum Acknowledgement {
+    /// Nothing to wait for (acks=0 or 1, or a flush policy that does not fsync per
+    /// request): the response, or `None` for acks=0, which expects none.
+    Ready(Option<ProduceResponse>),
+    /// acks=all under the `acks-all` flush policy: answered once an fsync covers every
+    /// appended batch.
+    AfterFsync(FsyncWait),
+}
+
+/// The responses of an acks=all request whose batches are appended but not yet durable.
+#[must_use = "the producer waits for this acknowledgement"]
+pub struct FsyncWait {
+    responses: Vec<TopicProduceResponse>,
+    to_sync: Vec<Appended>,
+}
+
+impl FsyncWait {
+    /// Waits for fsyncs covering every appended batch; a partition whose fsync failed is
+    /// answered KAFKA_STORAGE_ERROR.
+    pub async fn wait(self) -> ProduceResponse {
+        let FsyncWait {
+            mut responses,
+            to_sync,
+        } = self;
+        wait_until_durable(to_sync, &mut responses).await;
+        ProduceResponse {
+            responses,
+            ..Default::default()
+        }
+    }
+}
+
+/// Checks and appends every partition's batch; does not wait for any fsync.
+pub fn append_request(
+    cluster: &Arc<Cluster>,
+    _version: i16,
+    request: ProduceRequest,
+) -> Acknowledgement {
     let acks = request.acks;
     let now_ms = now_ms();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -87,16 +138,26 @@ pub async fn handle(
             partition_responses,
         });
     }
+    acknowledgement(cluster, acks, responses, to_sync)
+}
+
+/// Decides what the appended request waits for before it is answered.
+fn acknowledgement(
+    cluster: &Cluster,
+    acks: i16,
+    responses: Vec<TopicProduceResponse>,
+    to_sync: Vec<Appended>,
+) -> Acknowledgement {
     if acks == 0 {
-        return None;
+        return Acknowledgement::Ready(None);
     }
     if acks == -1 && cluster.config.flush_policy == FlushPolicy::AcksAll {
-        wait_until_durable(to_sync, &mut responses).await;
+        return Acknowledgement::AfterFsync(FsyncWait { responses, to_sync });
     }
-    Some(ProduceResponse {
+    Acknowledgement::Ready(Some(ProduceResponse {
         responses,
         ..Default::default()
-    })
+    }))
 }
 
 fn rejected(code: ErrorCode, message: &str) -> PartitionProduceResponse {
