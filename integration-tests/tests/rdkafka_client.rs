@@ -61,6 +61,53 @@ async fn future_producer_and_assigned_consumer_round_trip() {
 }
 
 #[tokio::test]
+async fn pipelined_acks_all_requests_are_answered_in_order() {
+    // Proves an idempotent producer with five acks=all requests in flight on one connection,
+    // one message per request, gets every acknowledgement with the offset of its send order
+    // (librdkafka also checks each response's correlation id and sequence), and the log holds
+    // the messages in that order: the broker appends pipelined requests in order and answers
+    // them in order although their fsync waits overlap.
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "rust-pipelined", 1, &[]).await;
+    let producer = future_producer(
+        &bootstrap,
+        &[
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("max.in.flight.requests.per.connection", "5"),
+            ("linger.ms", "0"),
+            ("batch.num.messages", "1"),
+        ],
+    );
+    let message_count: i64 = 200;
+    let deliveries: Vec<_> = (0..message_count)
+        .map(|index| {
+            let value = value_of(index);
+            let record = FutureRecord::<(), _>::to("rust-pipelined").payload(&value);
+            producer
+                .send_result(record)
+                .unwrap_or_else(|(error, _)| panic!("message {index} was not queued: {error}"))
+        })
+        .collect();
+    for (index, delivery) in (0..message_count).zip(deliveries) {
+        let delivery = delivery
+            .await
+            .expect("the producer is alive")
+            .unwrap_or_else(|(error, _)| panic!("message {index} was not delivered: {error}"));
+        assert_eq!(delivery.offset, index, "message {index} got another offset");
+    }
+    let values: Vec<Vec<u8>> = read_to_end(&bootstrap, "rust-pipelined", 0)
+        .iter()
+        .map(|message| message.payload().unwrap_or_default().to_vec())
+        .collect();
+    let expected: Vec<Vec<u8>> = (0..message_count)
+        .map(|i| value_of(i).into_bytes())
+        .collect();
+    assert_eq!(values, expected, "the log holds the messages in send order");
+}
+
+#[tokio::test]
 async fn admin_creates_describes_and_deletes_a_topic() {
     // Proves CreateTopics with partitions and a config, Metadata listing those partitions,
     // DescribeConfigs reporting the config, a duplicate create failing with
