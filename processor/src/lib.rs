@@ -1,4 +1,62 @@
-//! Riffle's stream processor: topology DSL, operators, state stores and runtimes.
+//! Riffle's stream processor: a Rust topology DSL, state stores, event-time windows and
+//! joins, run co-located in the broker or as a separate process.
 //!
-//! Not built yet; see the stream-processor issue. The crate exists so the workspace
-//! layout is final from the start.
+//! # Design
+//!
+//! A [`StreamsBuilder`] records a graph of operators; [`StreamsBuilder::build`] freezes it
+//! into a [`Topology`], split into sub-topologies at repartition topics. A sub-topology
+//! runs as one [`Task`] per partition of its source topics. A task is a state machine
+//! without I/O (records in, output records out, as quinn-proto does for QUIC), so the
+//! [`TestDriver`] and the runtimes are thin shells around it:
+//!
+//! - [`TestDriver`]: no broker; pipes records through the whole topology synchronously,
+//!   like Kafka Streams' TopologyTestDriver.
+//! - [`runtime`]: the loop that joins the consumer group, restores stores from their
+//!   changelogs, feeds tasks and commits, over a small [`runtime::Backend`] trait. The
+//!   remote backend speaks to any Kafka-compatible broker; the broker crate implements the
+//!   embedded one in process.
+//!
+//! Semantics follow Kafka Streams (see `../shared/processor.md` in the design notes):
+//! stream time per task, windows closing at `end + grace`, late records dropped and
+//! counted, one output per input per updated aggregate, changelogs named
+//! `<application>-<store>-changelog`, at-least-once commits (flush outputs, then commit).
+//!
+//! Where to start: [`StreamsBuilder`], [`KStream`], then `task.rs`.
+
+mod builder;
+mod graph;
+mod grouped;
+mod operator;
+mod record;
+pub mod runtime;
+mod serdes;
+mod store;
+mod stream;
+mod table;
+mod task;
+mod test_driver;
+mod topology;
+mod window;
+
+pub use builder::{Data, StreamsBuilder};
+pub use graph::DropReason;
+pub use grouped::{Grouped, KGroupedStream, SessionWindowedStream, TimeWindowedStream};
+pub use record::{
+    Headers, InputRecord, OutputKind, OutputPartition, OutputRecord, TopicPartition, murmur2,
+    murmur2_partition,
+};
+pub use serdes::{
+    BytesSerde, F64Serde, I32Serde, I64Serde, JsonSerde, Serde, SerdeError, SharedSerde,
+    StringSerde, U64Serde, UnitSerde, WindowedSerde,
+};
+pub use store::query::{
+    KeyValueStoreHandle, KeyValueView, SessionStoreHandle, SessionView, StoreRegistry,
+    WindowStoreHandle, WindowView,
+};
+pub use store::{StoreKind, StoreSpec, StoredValue};
+pub use stream::{KStream, StreamJoined};
+pub use table::{KTable, SessionTable, WindowedTable};
+pub use task::{CommitMetadata, Task, TaskId, TaskMetrics};
+pub use test_driver::{TestDriver, TestInputTopic, TestOutputTopic, TestRecord};
+pub use topology::{InternalTopic, PartitionPlan, SubTopology, Topology, TopologyError};
+pub use window::{Emit, JoinWindows, SessionWindows, TimeWindows, Windowed};

@@ -1,0 +1,123 @@
+//! The small trait through which a runtime reaches a cluster.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::record::{InputRecord, OutputRecord, TopicPartition};
+use crate::topology::InternalTopic;
+
+/// A failure talking to the cluster, with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct BackendError {
+    /// What the runtime asked for (`"commit"`, `"create topic x"`).
+    pub operation: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl BackendError {
+    /// A new error.
+    pub fn new(operation: impl Into<String>, message: impl std::fmt::Display) -> BackendError {
+        BackendError {
+            operation: operation.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// What happened since the last poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendEvent {
+    /// The group gave this member these partitions (in addition to those it keeps).
+    Assigned(Vec<TopicPartition>),
+    /// The group took these partitions away.
+    Revoked(Vec<TopicPartition>),
+    /// Records read from assigned partitions, in offset order per partition.
+    Records(Vec<InputRecord>),
+}
+
+/// A group's committed position for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// The next offset to read.
+    pub offset: i64,
+    /// The metadata string committed with it.
+    pub metadata: String,
+}
+
+/// What a runtime needs from a Kafka-compatible cluster. Each call is one request or a
+/// short exchange; none of them may block the thread (they are async).
+pub trait Backend: Send {
+    /// The partition count of `topic`, or `None` if it does not exist.
+    fn partition_count(
+        &mut self,
+        topic: &str,
+    ) -> impl Future<Output = Result<Option<i32>, BackendError>> + Send;
+
+    /// Creates `topic` with its partitions and configs; one that exists already is fine.
+    fn create_topic(
+        &mut self,
+        topic: &InternalTopic,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Joins the consumer group `group_id`, subscribed to `topics`. Partitions arrive as
+    /// [`BackendEvent::Assigned`] from [`Backend::poll`]; the assignment must give one
+    /// member the same partition number of every topic with that many partitions (the
+    /// range assignor does), since a task reads partition p of all its topics.
+    fn subscribe(
+        &mut self,
+        group_id: &str,
+        topics: &[String],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Waits at most `timeout` for events, and returns what arrived (maybe nothing).
+    fn poll(
+        &mut self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<BackendEvent>, BackendError>> + Send;
+
+    /// The group's committed offsets for `partitions` (`None` where nothing is committed).
+    fn committed(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = Result<Vec<(TopicPartition, Option<CommittedOffset>)>, BackendError>> + Send;
+
+    /// Every record of `partition` from `from_offset` up to `end_offset` (exclusive), or
+    /// to the partition's end when `None`: how stores are restored. Outside the group's
+    /// assignment; it must not move the group's positions.
+    fn read_range(
+        &mut self,
+        partition: &TopicPartition,
+        from_offset: i64,
+        end_offset: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<InputRecord>, BackendError>> + Send;
+
+    /// Starts writing `record` to `partition` of its topic; [`Backend::flush`] waits for it.
+    fn send(
+        &mut self,
+        partition: i32,
+        record: OutputRecord,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Waits until every record sent so far is durably acknowledged. Returns, for each
+    /// partition written since the previous flush, the offset after its last record.
+    fn flush(
+        &mut self,
+    ) -> impl Future<Output = Result<BTreeMap<TopicPartition, i64>, BackendError>> + Send;
+
+    /// Commits `(partition, next offset, metadata)` for the group, as its member.
+    fn commit(
+        &mut self,
+        offsets: &[(TopicPartition, i64, String)],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Whether everything on the broker of this assigned partition has been returned by
+    /// [`Backend::poll`] (lag 0). `false` when unknown: a task then waits for that
+    /// partition before it picks records by timestamp.
+    fn is_caught_up(&self, partition: &TopicPartition) -> bool;
+
+    /// Leaves the group and releases resources; called once, after the last commit.
+    fn close(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
+}

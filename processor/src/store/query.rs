@@ -1,0 +1,282 @@
+//! Reading state stores from the host program ("interactive queries").
+//!
+//! A topology hands out typed handles for its stores; a runtime or the test driver turns a
+//! handle into a view over the stores of the tasks it runs right now. A view sees only local
+//! tasks: with several instances, each serves the keys of its own partitions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::TaskStores;
+use crate::serdes::{SerdeError, SharedSerde};
+use crate::task::TaskId;
+use crate::window::Windowed;
+
+/// A typed name for a key-value store of a topology.
+pub struct KeyValueStoreHandle<K, V> {
+    pub(crate) name: String,
+    pub(crate) key_serde: SharedSerde<K>,
+    pub(crate) value_serde: SharedSerde<V>,
+}
+
+/// A typed name for a window store, with its window size.
+pub struct WindowStoreHandle<K, V> {
+    pub(crate) name: String,
+    pub(crate) size_ms: i64,
+    pub(crate) key_serde: SharedSerde<K>,
+    pub(crate) value_serde: SharedSerde<V>,
+}
+
+/// A typed name for a session store.
+pub struct SessionStoreHandle<K, V> {
+    pub(crate) name: String,
+    pub(crate) key_serde: SharedSerde<K>,
+    pub(crate) value_serde: SharedSerde<V>,
+}
+
+macro_rules! handle_common {
+    ($handle:ident) => {
+        impl<K, V> Clone for $handle<K, V> {
+            fn clone(&self) -> Self {
+                self.clone_fields()
+            }
+        }
+        impl<K, V> $handle<K, V> {
+            /// The store's name in the topology.
+            pub fn name(&self) -> &str {
+                &self.name
+            }
+        }
+    };
+}
+
+impl<K, V> KeyValueStoreHandle<K, V> {
+    fn clone_fields(&self) -> Self {
+        KeyValueStoreHandle {
+            name: self.name.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+impl<K, V> WindowStoreHandle<K, V> {
+    fn clone_fields(&self) -> Self {
+        WindowStoreHandle {
+            name: self.name.clone(),
+            size_ms: self.size_ms,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+impl<K, V> SessionStoreHandle<K, V> {
+    fn clone_fields(&self) -> Self {
+        SessionStoreHandle {
+            name: self.name.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+handle_common!(KeyValueStoreHandle);
+handle_common!(WindowStoreHandle);
+handle_common!(SessionStoreHandle);
+
+/// The stores of the tasks a runtime runs now, shared with the host program.
+#[derive(Clone, Default)]
+pub struct StoreRegistry {
+    tasks: Arc<RwLock<HashMap<TaskId, TaskStores>>>,
+}
+
+impl StoreRegistry {
+    pub(crate) fn register(&self, task_id: TaskId, stores: &TaskStores) {
+        let mut tasks = self.tasks.write().unwrap_or_else(|p| p.into_inner());
+        tasks.insert(task_id, stores.clone());
+    }
+
+    pub(crate) fn unregister(&self, task_id: TaskId) {
+        let mut tasks = self.tasks.write().unwrap_or_else(|p| p.into_inner());
+        tasks.remove(&task_id);
+    }
+
+    fn collect<T>(&self, pick: impl Fn(&TaskStores) -> Option<T>) -> Vec<T> {
+        let tasks = self.tasks.read().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<&TaskId> = tasks.keys().collect();
+        ids.sort();
+        ids.into_iter().filter_map(|id| pick(&tasks[id])).collect()
+    }
+
+    /// The key-value store `handle` names, across local tasks.
+    pub fn key_value<K: 'static, V: 'static>(
+        &self,
+        handle: &KeyValueStoreHandle<K, V>,
+    ) -> KeyValueView<K, V> {
+        let parts = self.collect(|stores| stores.key_value.get(&handle.name).map(|s| s.data.clone()));
+        KeyValueView {
+            handle: handle.clone(),
+            parts,
+        }
+    }
+
+    /// The window store `handle` names, across local tasks.
+    pub fn window<K: 'static, V: 'static>(
+        &self,
+        handle: &WindowStoreHandle<K, V>,
+    ) -> WindowView<K, V> {
+        let parts = self.collect(|stores| stores.window.get(&handle.name).map(|s| s.data.clone()));
+        WindowView {
+            handle: handle.clone(),
+            parts,
+        }
+    }
+
+    /// The session store `handle` names, across local tasks.
+    pub fn session<K: 'static, V: 'static>(
+        &self,
+        handle: &SessionStoreHandle<K, V>,
+    ) -> SessionView<K, V> {
+        let parts =
+            self.collect(|stores| stores.session.get(&handle.name).map(|s| s.data.clone()));
+        SessionView {
+            handle: handle.clone(),
+            parts,
+        }
+    }
+}
+
+/// A read-only, typed view of a key-value store.
+pub struct KeyValueView<K, V> {
+    handle: KeyValueStoreHandle<K, V>,
+    parts: Vec<Arc<RwLock<super::KeyValueData>>>,
+}
+
+impl<K: 'static, V: 'static> KeyValueView<K, V> {
+    /// The value of `key`, if a local task holds it.
+    pub fn get(&self, key: &K) -> Result<Option<V>, SerdeError> {
+        let key_bytes = self.handle.key_serde.serialize(&self.handle.name, key)?;
+        for part in &self.parts {
+            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(stored) = data.entries.get(&key_bytes) {
+                return self
+                    .handle
+                    .value_serde
+                    .deserialize(&self.handle.name, &stored.value)
+                    .map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every entry with a key in `[from, to)` (by serialized bytes), or all with `None`s.
+    pub fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>, SerdeError> {
+        let name = &self.handle.name;
+        let from = from.map(|k| self.handle.key_serde.serialize(name, k)).transpose()?;
+        let to = to.map(|k| self.handle.key_serde.serialize(name, k)).transpose()?;
+        let mut entries = Vec::new();
+        for part in &self.parts {
+            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            for (key, stored) in data.range(from.as_deref(), to.as_deref()) {
+                entries.push((key.clone(), stored.value.clone()));
+            }
+        }
+        entries.sort();
+        entries
+            .into_iter()
+            .map(|(key, value)| {
+                Ok((
+                    self.handle.key_serde.deserialize(name, &key)?,
+                    self.handle.value_serde.deserialize(name, &value)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Every entry, in key-byte order.
+    pub fn all(&self) -> Result<Vec<(K, V)>, SerdeError> {
+        self.range(None, None)
+    }
+}
+
+/// A read-only, typed view of a window store.
+pub struct WindowView<K, V> {
+    handle: WindowStoreHandle<K, V>,
+    parts: Vec<Arc<RwLock<super::WindowData>>>,
+}
+
+impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
+    /// The windows of `key` starting within `[from_ms, to_ms]`, by start.
+    pub fn fetch(&self, key: &K, from_ms: i64, to_ms: i64) -> Result<Vec<(Windowed<K>, V)>, SerdeError> {
+        let name = &self.handle.name;
+        let key_bytes = self.handle.key_serde.serialize(name, key)?;
+        let mut found = Vec::new();
+        for part in &self.parts {
+            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            let lower = (key_bytes.clone(), from_ms, i32::MIN);
+            let upper = (key_bytes.clone(), to_ms, i32::MAX);
+            for ((_, start_ms, _), stored) in data.entries.range(lower..=upper) {
+                let value = self.handle.value_serde.deserialize(name, &stored.value)?;
+                found.push((self.windowed(key.clone(), *start_ms), value));
+            }
+        }
+        found.sort_by_key(|(window, _)| window.start_ms);
+        Ok(found)
+    }
+
+    /// Every window of every key, by key bytes then start.
+    pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>, SerdeError> {
+        let name = &self.handle.name;
+        let mut raw = Vec::new();
+        for part in &self.parts {
+            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            for ((key, start_ms, _), stored) in &data.entries {
+                raw.push((key.clone(), *start_ms, stored.value.clone()));
+            }
+        }
+        raw.sort();
+        raw.into_iter()
+            .map(|(key, start_ms, value)| {
+                let key = self.handle.key_serde.deserialize(name, &key)?;
+                let value = self.handle.value_serde.deserialize(name, &value)?;
+                Ok((self.windowed(key, start_ms), value))
+            })
+            .collect()
+    }
+
+    fn windowed(&self, key: K, start_ms: i64) -> Windowed<K> {
+        Windowed {
+            key,
+            start_ms,
+            end_ms: start_ms.saturating_add(self.handle.size_ms),
+        }
+    }
+}
+
+/// A read-only, typed view of a session store.
+pub struct SessionView<K, V> {
+    handle: SessionStoreHandle<K, V>,
+    parts: Vec<Arc<RwLock<super::SessionData>>>,
+}
+
+impl<K: Clone + 'static, V: 'static> SessionView<K, V> {
+    /// Every session of `key`, by end.
+    pub fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>, SerdeError> {
+        let name = &self.handle.name;
+        let key_bytes = self.handle.key_serde.serialize(name, key)?;
+        let mut found = Vec::new();
+        for part in &self.parts {
+            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            let lower = (key_bytes.clone(), i64::MIN, i64::MIN);
+            let upper = (key_bytes.clone(), i64::MAX, i64::MAX);
+            for ((_, end_ms, start_ms), stored) in data.entries.range(lower..=upper) {
+                let value = self.handle.value_serde.deserialize(name, &stored.value)?;
+                let window = Windowed {
+                    key: key.clone(),
+                    start_ms: *start_ms,
+                    end_ms: *end_ms,
+                };
+                found.push((window, value));
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,478 @@
+//! `KStream`: a typed handle on a stream of records, and its operators.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::builder::{Data, Graph};
+use crate::graph::{Ctx, Msg, NodeId, OperatorFactory, PassThrough};
+use crate::grouped::{Grouped, KGroupedStream};
+use crate::operator::sink::{Partitioner, Sink};
+use crate::operator::source::StreamDecoder;
+use crate::operator::stateless::{Stateless, StatelessFn};
+use crate::operator::stream_join::{JoinSide, StreamStreamJoin};
+use crate::operator::table_join::{StreamTableJoin, TableJoiner};
+use crate::record::OutputKind;
+use crate::serdes::{Serde, SharedSerde};
+use crate::store::StoreKind;
+use crate::table::KTable;
+use crate::topology::TopologyError;
+use crate::window::JoinWindows;
+
+/// A stream of keyed records. Cheap to clone: a handle on a node of the builder's graph;
+/// every operator called on it adds a child node, so one stream can feed several.
+pub struct KStream<K, V> {
+    pub(crate) graph: Graph,
+    pub(crate) node: NodeId,
+    /// An upstream operator may have changed the key: key-based state needs a repartition.
+    pub(crate) key_changed: bool,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for KStream<K, V> {
+    fn clone(&self) -> Self {
+        KStream {
+            graph: self.graph.clone(),
+            node: self.node,
+            key_changed: self.key_changed,
+            _types: PhantomData,
+        }
+    }
+}
+
+/// Serdes and a name for a windowed stream-stream join; the name prefixes its stores.
+pub struct StreamJoined<K, V, V2> {
+    key_serde: SharedSerde<K>,
+    left_serde: SharedSerde<V>,
+    right_serde: SharedSerde<V2>,
+    name: String,
+}
+
+impl<K, V, V2> StreamJoined<K, V, V2> {
+    /// Serdes for the key and both sides' values; `name` names the join stores
+    /// (`<name>-this-join-store`, `<name>-other-join-store`) and any repartition topics.
+    pub fn new(
+        name: &str,
+        key_serde: impl Serde<K>,
+        left_serde: impl Serde<V>,
+        right_serde: impl Serde<V2>,
+    ) -> Self {
+        StreamJoined {
+            key_serde: Arc::new(key_serde),
+            left_serde: Arc::new(left_serde),
+            right_serde: Arc::new(right_serde),
+            name: name.to_string(),
+        }
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    pub(crate) fn new(graph: Graph, node: NodeId, key_changed: bool) -> Self {
+        KStream {
+            graph,
+            node,
+            key_changed,
+            _types: PhantomData,
+        }
+    }
+
+    fn stateless<K2: Data, V2: Data>(
+        &self,
+        kind: &str,
+        key_changed: bool,
+        logic: impl Fn(&mut Ctx<'_>, Msg) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        let logic: StatelessFn = Arc::new(logic);
+        let factory: OperatorFactory = Arc::new(move |_| {
+            Box::new(Stateless {
+                logic: logic.clone(),
+            })
+        });
+        let node = self
+            .graph
+            .borrow_mut()
+            .add_node(kind, &[self.node], factory, Vec::new());
+        KStream::new(self.graph.clone(), node, self.key_changed || key_changed)
+    }
+
+    /// Keeps the records for which `predicate` is true.
+    pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+        self.stateless("FILTER", false, move |ctx, msg| {
+            if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>())
+                && predicate(key, value)
+            {
+                ctx.forward(msg);
+            }
+        })
+    }
+
+    /// Keeps the records for which `predicate` is false.
+    pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+        self.filter(move |key, value| !predicate(key, value))
+    }
+
+    /// A new value for each record; the key stays, so no repartition follows.
+    pub fn map_values<V2: Data>(
+        &self,
+        mapper: impl Fn(&V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        self.map_values_with_key(move |_, value| mapper(value))
+    }
+
+    /// A new value for each record, computed from key and value.
+    pub fn map_values_with_key<V2: Data>(
+        &self,
+        mapper: impl Fn(&K, &V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        self.stateless("MAPVALUES", false, move |ctx, msg| {
+            if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
+                let mapped = mapper(key, value);
+                ctx.forward(Msg {
+                    value: Some(Arc::new(mapped)),
+                    ..msg
+                });
+            }
+        })
+    }
+
+    /// A new key and value for each record; key-based state downstream repartitions.
+    pub fn map<K2: Data, V2: Data>(
+        &self,
+        mapper: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        self.stateless("MAP", true, move |ctx, msg| {
+            if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
+                let (new_key, new_value) = mapper(key, value);
+                ctx.forward(Msg::new(new_key, new_value, msg.timestamp_ms, msg.headers.clone()));
+            }
+        })
+    }
+
+    /// Zero or more records for each record; key-based state downstream repartitions.
+    pub fn flat_map<K2: Data, V2: Data, I>(
+        &self,
+        mapper: impl Fn(&K, &V) -> I + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
+    where
+        I: IntoIterator<Item = (K2, V2)>,
+    {
+        self.stateless("FLATMAP", true, move |ctx, msg| {
+            if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
+                for (new_key, new_value) in mapper(key, value) {
+                    ctx.forward(Msg::new(new_key, new_value, msg.timestamp_ms, msg.headers.clone()));
+                }
+            }
+        })
+    }
+
+    /// Zero or more values for each record, each with the record's key.
+    pub fn flat_map_values<V2: Data, I>(
+        &self,
+        mapper: impl Fn(&V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, V2>
+    where
+        I: IntoIterator<Item = V2>,
+    {
+        self.stateless("FLATMAPVALUES", false, move |ctx, msg| {
+            if let Some(value) = msg.value::<V>() {
+                for new_value in mapper(value) {
+                    ctx.forward(Msg {
+                        value: Some(Arc::new(new_value)),
+                        ..msg.clone()
+                    });
+                }
+            }
+        })
+    }
+
+    /// A new key for each record; key-based state downstream repartitions.
+    pub fn select_key<K2: Data>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
+        self.stateless("KEY-SELECT", true, move |ctx, msg| {
+            if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
+                let new_key = selector(key, value);
+                ctx.forward(Msg {
+                    key: Some(Arc::new(new_key)),
+                    ..msg
+                });
+            }
+        })
+    }
+
+    /// Calls `action` on each record and passes it on unchanged.
+    pub fn peek(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) -> Self {
+        self.stateless("PEEK", false, move |ctx, msg| {
+            if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
+                action(key, value);
+            }
+            ctx.forward(msg);
+        })
+    }
+
+    /// Calls `action` on each record; the end of this branch.
+    pub fn foreach(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) {
+        let _: KStream<K, V> = self.stateless("FOREACH", false, move |_ctx, msg| {
+            if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
+                action(key, value);
+            }
+        });
+    }
+
+    /// Splits the stream: each record goes to the first branch whose predicate holds, or
+    /// nowhere. Returns one stream per predicate, in order.
+    pub fn branch(&self, predicates: Vec<Box<dyn Fn(&K, &V) -> bool + Send + Sync>>) -> Vec<Self> {
+        let count = predicates.len();
+        let branch: KStream<K, V> = self.stateless("BRANCH", false, move |ctx, msg| {
+            let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) else {
+                return;
+            };
+            if let Some(index) = predicates.iter().position(|p| p(key, value)) {
+                ctx.forward_to(index, msg);
+            }
+        });
+        let mut graph = self.graph.borrow_mut();
+        let children: Vec<NodeId> = (0..count)
+            .map(|_| {
+                let factory: OperatorFactory = Arc::new(|_| Box::new(PassThrough));
+                graph.add_node("BRANCH-CHILD", &[branch.node], factory, Vec::new())
+            })
+            .collect();
+        drop(graph);
+        children
+            .into_iter()
+            .map(|node| KStream::new(self.graph.clone(), node, self.key_changed))
+            .collect()
+    }
+
+    /// One stream with the records of both.
+    pub fn merge(&self, other: &KStream<K, V>) -> Self {
+        let factory: OperatorFactory = Arc::new(|_| Box::new(PassThrough));
+        let node = self
+            .graph
+            .borrow_mut()
+            .add_node("MERGE", &[self.node, other.node], factory, Vec::new());
+        KStream::new(self.graph.clone(), node, self.key_changed || other.key_changed)
+    }
+
+    /// Writes every record to `topic`, partitioned by murmur2 of the key bytes as Kafka's
+    /// Java producer does (keyless records are spread by the runtime).
+    pub fn to(&self, topic: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) {
+        self.sink(topic, Arc::new(key_serde), Arc::new(value_serde), None, OutputKind::Sink);
+    }
+
+    /// Writes every record to `topic`, at `partitioner(key, value, partition_count)`.
+    pub fn to_with_partitioner(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        partitioner: impl Fn(&K, &V, i32) -> i32 + Send + Sync + 'static,
+    ) {
+        let partitioner: Partitioner<K, V> = Arc::new(partitioner);
+        let (key_serde, value_serde) = (Arc::new(key_serde), Arc::new(value_serde));
+        self.sink(topic, key_serde, value_serde, Some(partitioner), OutputKind::Sink);
+    }
+
+    pub(crate) fn sink(
+        &self,
+        topic: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        partitioner: Option<Partitioner<K, V>>,
+        kind: OutputKind,
+    ) -> NodeId {
+        let topic_name = topic.to_string();
+        let factory: OperatorFactory = Arc::new(move |_| {
+            Box::new(Sink {
+                topic: topic_name.clone(),
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+                partitioner: partitioner.clone(),
+                kind,
+            })
+        });
+        let mut graph = self.graph.borrow_mut();
+        let node = graph.add_node("SINK", &[self.node], factory, Vec::new());
+        graph.nodes[node].sink_topics.push(topic.to_string());
+        node
+    }
+
+    /// Writes the stream through the internal topic `<application>-<name>-repartition` and
+    /// reads it back, so records are partitioned by their current key.
+    pub fn repartition(&self, name: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+        self.repartition_shared(name, Arc::new(key_serde), Arc::new(value_serde))
+    }
+
+    pub(crate) fn repartition_shared(
+        &self,
+        name: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> Self {
+        let topic = format!("{}-{name}-repartition", self.graph.borrow().application_id);
+        let kind = OutputKind::Repartition;
+        self.sink(&topic, key_serde.clone(), value_serde.clone(), None, kind);
+        let decoder = StreamDecoder {
+            key_serde,
+            value_serde,
+            extractor: None,
+        };
+        let factory: OperatorFactory = Arc::new(|_| Box::new(PassThrough));
+        let mut graph = self.graph.borrow_mut();
+        graph.repartition_topics.insert(topic.clone());
+        let node = graph.add_source("SOURCE", &topic, Arc::new(decoder), factory, Vec::new());
+        drop(graph);
+        KStream::new(self.graph.clone(), node, false)
+    }
+
+    /// Groups by the current key, for aggregation. Repartitions first (through
+    /// `<application>-<name>-repartition`, the name from `grouped` or generated) if an
+    /// upstream operator changed the key.
+    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+        let stream = if self.key_changed {
+            let name = grouped.repartition_name(&self.graph);
+            self.repartition_shared(&name, grouped.key_serde.clone(), grouped.value_serde.clone())
+        } else {
+            self.clone()
+        };
+        KGroupedStream::new(stream, grouped)
+    }
+
+    /// Groups by a new key computed from each record; always repartitions.
+    pub fn group_by<K2: Data>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        grouped: Grouped<K2, V>,
+    ) -> KGroupedStream<K2, V> {
+        self.select_key(selector).group_by_key(grouped)
+    }
+
+    fn check_partitioned(&self, operation: &str) {
+        if self.key_changed {
+            let message = format!(
+                "{operation} after a key change needs repartition(name, key_serde, value_serde) first"
+            );
+            self.graph.borrow_mut().fail(TopologyError::NeedsRepartition(message));
+        }
+    }
+
+    /// Inner stream-table join: each record with a table row for its key becomes
+    /// `joiner(key, value, row)`; records without one are dropped.
+    pub fn join_table<T: Data, R: Data>(
+        &self,
+        table: &KTable<K, T>,
+        joiner: impl Fn(&K, &V, &T) -> R + Send + Sync + 'static,
+    ) -> KStream<K, R> {
+        let joiner: TableJoiner<K, V, T, R> =
+            Arc::new(move |key, value, row| row.map(|row| joiner(key, value, row)));
+        self.table_join("JOIN", table, joiner)
+    }
+
+    /// Left stream-table join: every record becomes `joiner(key, value, row or None)`.
+    pub fn left_join_table<T: Data, R: Data>(
+        &self,
+        table: &KTable<K, T>,
+        joiner: impl Fn(&K, &V, Option<&T>) -> R + Send + Sync + 'static,
+    ) -> KStream<K, R> {
+        let joiner: TableJoiner<K, V, T, R> = Arc::new(move |key, value, row| Some(joiner(key, value, row)));
+        self.table_join("LEFTJOIN", table, joiner)
+    }
+
+    fn table_join<T: Data, R: Data>(
+        &self,
+        kind: &str,
+        table: &KTable<K, T>,
+        joiner: TableJoiner<K, V, T, R>,
+    ) -> KStream<K, R> {
+        self.check_partitioned("a stream-table join");
+        let store_name = table.store_name.clone();
+        let key_serde = table.key_serde.clone();
+        let table_value_serde = table.value_serde.clone();
+        let factory: OperatorFactory = Arc::new(move |stores| {
+            Box::new(StreamTableJoin {
+                table_store_name: store_name.clone(),
+                table_store: stores.key_value(&store_name),
+                key_serde: key_serde.clone(),
+                table_value_serde: table_value_serde.clone(),
+                joiner: joiner.clone(),
+            })
+        });
+        let stores = vec![table.store_name.clone()];
+        let node = self
+            .graph
+            .borrow_mut()
+            .add_node(kind, &[self.node], factory, stores);
+        KStream::new(self.graph.clone(), node, false)
+    }
+
+    /// Windowed inner join with another stream: each pair of records with the same key and
+    /// timestamps within `windows` becomes `joiner(key, left, right)`, stamped with the
+    /// later timestamp. Either side repartitions first if its key changed.
+    pub fn join<V2: Data, R: Data>(
+        &self,
+        other: &KStream<K, V2>,
+        joiner: impl Fn(&K, &V, &V2) -> R + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, V2>,
+    ) -> KStream<K, R> {
+        let name = joined.name.clone();
+        let left = match self.key_changed {
+            true => self.repartition_shared(&format!("{name}-left"), joined.key_serde.clone(), joined.left_serde.clone()),
+            false => self.clone(),
+        };
+        let right = match other.key_changed {
+            true => other.repartition_shared(&format!("{name}-right"), joined.key_serde.clone(), joined.right_serde.clone()),
+            false => other.clone(),
+        };
+        let this_store = format!("{name}-this-join-store");
+        let other_store = format!("{name}-other-join-store");
+        let joiner: Arc<dyn Fn(&K, &V, &V2) -> R + Send + Sync> = Arc::new(joiner);
+        let left_node = left.join_side(JoinSide::Left, &this_store, &other_store, windows, &joined, joiner.clone());
+        let right_node = right.join_side(JoinSide::Right, &other_store, &this_store, windows, &joined, joiner);
+        let kind = StoreKind::Window {
+            retention_ms: windows.retention_ms(),
+            keep_duplicates: true,
+        };
+        let factory: OperatorFactory = Arc::new(|_| Box::new(PassThrough));
+        let mut graph = self.graph.borrow_mut();
+        graph.add_store(&this_store, kind, left_node);
+        graph.add_store(&other_store, kind, left_node);
+        let merged = graph.add_node("JOIN-MERGE", &[left_node, right_node], factory, Vec::new());
+        drop(graph);
+        KStream::new(self.graph.clone(), merged, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join_side<L: Data, R: Data, O: Data>(
+        &self,
+        side: JoinSide,
+        this_store: &str,
+        other_store: &str,
+        windows: JoinWindows,
+        joined: &StreamJoined<K, L, R>,
+        joiner: Arc<dyn Fn(&K, &L, &R) -> O + Send + Sync>,
+    ) -> NodeId {
+        let (this_name, other_name) = (this_store.to_string(), other_store.to_string());
+        let key_serde = joined.key_serde.clone();
+        let left_serde = joined.left_serde.clone();
+        let right_serde = joined.right_serde.clone();
+        let factory: OperatorFactory = Arc::new(move |stores| {
+            Box::new(StreamStreamJoin {
+                side,
+                store_name: this_name.clone(),
+                this_store: stores.window(&this_name),
+                other_store: stores.window(&other_name),
+                windows,
+                key_serde: key_serde.clone(),
+                left_serde: left_serde.clone(),
+                right_serde: right_serde.clone(),
+                joiner: joiner.clone(),
+            })
+        });
+        let stores = vec![this_store.to_string(), other_store.to_string()];
+        self.graph
+            .borrow_mut()
+            .add_node("JOIN-SIDE", &[self.node], factory, stores)
+    }
+}

@@ -1,0 +1,188 @@
+//! Tables: the latest value per key (from a compacted topic or an aggregation), and the
+//! windowed and session tables that windowed aggregations produce.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::builder::{Data, Graph};
+use crate::graph::{Ctx, Msg, NodeId, OperatorFactory};
+use crate::operator::stateless::Stateless;
+use crate::record::OutputKind;
+use crate::serdes::{Serde, SharedSerde};
+use crate::store::query::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
+use crate::stream::KStream;
+use crate::window::Windowed;
+
+/// Adds a node that forwards only updates with a value (tombstones stop here).
+fn drop_tombstones<K: Data, V: Data>(graph: &Graph, node: NodeId) -> KStream<K, V> {
+    let logic = Arc::new(|ctx: &mut Ctx<'_>, msg: Msg| {
+        if msg.value.is_some() {
+            ctx.forward(msg);
+        }
+    });
+    let factory: OperatorFactory = Arc::new(move |_| {
+        Box::new(Stateless {
+            logic: logic.clone(),
+        })
+    });
+    let node = graph
+        .borrow_mut()
+        .add_node("TOSTREAM", &[node], factory, Vec::new());
+    KStream::new(graph.clone(), node, false)
+}
+
+/// Writes every update of a table to `topic`, deletions as tombstones.
+fn table_sink<K: Data, V: Data>(
+    graph: &Graph,
+    node: NodeId,
+    topic: &str,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+) {
+    let all_updates: KStream<K, V> = KStream::new(graph.clone(), node, false);
+    all_updates.sink(topic, key_serde, value_serde, None, OutputKind::Sink);
+}
+
+/// The latest value per key.
+pub struct KTable<K, V> {
+    pub(crate) graph: Graph,
+    pub(crate) node: NodeId,
+    pub(crate) key_serde: SharedSerde<K>,
+    pub(crate) value_serde: SharedSerde<V>,
+    pub(crate) store_name: String,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    pub(crate) fn new(
+        graph: Graph,
+        node: NodeId,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        store_name: &str,
+    ) -> Self {
+        KTable {
+            graph,
+            node,
+            key_serde,
+            value_serde,
+            store_name: store_name.to_string(),
+            _types: PhantomData,
+        }
+    }
+
+    /// The stream of this table's updates; deletions are left out.
+    pub fn to_stream(&self) -> KStream<K, V> {
+        drop_tombstones(&self.graph, self.node)
+    }
+
+    /// Writes every update to `topic`, deletions as tombstones.
+    pub fn to(&self, topic: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) {
+        table_sink(&self.graph, self.node, topic, Arc::new(key_serde), Arc::new(value_serde));
+    }
+
+    /// A handle for reading the table's store from the host program.
+    pub fn store(&self) -> KeyValueStoreHandle<K, V> {
+        KeyValueStoreHandle {
+            name: self.store_name.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+
+/// The aggregate per key and time window.
+pub struct WindowedTable<K, V> {
+    graph: Graph,
+    node: NodeId,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    store_name: String,
+    size_ms: i64,
+}
+
+impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
+    pub(crate) fn new(
+        graph: Graph,
+        node: NodeId,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        store_name: &str,
+        size_ms: i64,
+    ) -> Self {
+        WindowedTable {
+            graph,
+            node,
+            key_serde,
+            value_serde,
+            store_name: store_name.to_string(),
+            size_ms,
+        }
+    }
+
+    /// The stream of window updates (or final results, with `Emit::OnWindowClose`).
+    pub fn to_stream(&self) -> KStream<Windowed<K>, V> {
+        drop_tombstones(&self.graph, self.node)
+    }
+
+    /// A handle for reading the window store from the host program.
+    pub fn store(&self) -> WindowStoreHandle<K, V> {
+        WindowStoreHandle {
+            name: self.store_name.clone(),
+            size_ms: self.size_ms,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+
+/// The aggregate per key and session.
+pub struct SessionTable<K, V> {
+    graph: Graph,
+    node: NodeId,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    store_name: String,
+}
+
+impl<K: Data + Clone, V: Data> SessionTable<K, V> {
+    pub(crate) fn new(
+        graph: Graph,
+        node: NodeId,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        store_name: &str,
+    ) -> Self {
+        SessionTable {
+            graph,
+            node,
+            key_serde,
+            value_serde,
+            store_name: store_name.to_string(),
+        }
+    }
+
+    /// The stream of session updates; the deletions of merged sessions are left out.
+    pub fn to_stream(&self) -> KStream<Windowed<K>, V> {
+        drop_tombstones(&self.graph, self.node)
+    }
+
+    /// Writes every session update to `topic`, merged-away sessions as tombstones.
+    pub fn to(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<Windowed<K>>,
+        value_serde: impl Serde<V>,
+    ) {
+        table_sink(&self.graph, self.node, topic, Arc::new(key_serde), Arc::new(value_serde));
+    }
+
+    /// A handle for reading the session store from the host program.
+    pub fn store(&self) -> SessionStoreHandle<K, V> {
+        SessionStoreHandle {
+            name: self.store_name.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! A task: one sub-topology on one partition, as a state machine without I/O.
+//!
+//! A runtime drives it in this order: [`Task::restore`] each changelog record, then
+//! [`Task::add_records`] as records arrive and [`Task::process_next`] while it returns
+//! true, sending the outputs it collects; on commit, send and flush those outputs first,
+//! then commit [`Task::committable_offsets`] with [`Task::commit_metadata`].
+//!
+//! Record choice follows Kafka Streams: among its input partitions the task takes the head
+//! record with the lowest timestamp, and it waits while an empty partition may still have
+//! data on the broker (`max.task.idle.ms = 0`): the runtime says which partitions are
+//! caught up.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::graph::{Ctx, DropReason, Forward, Msg, NodeId, Operator};
+use crate::record::{InputRecord, OutputRecord, TopicPartition};
+use crate::store::TaskStores;
+use crate::topology::Topology;
+
+/// A task's identity: sub-topology and partition, shown as `0_3` like Kafka Streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The sub-topology.
+    pub subtopology: u32,
+    /// The partition of its source topics.
+    pub partition: i32,
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+/// Counters a task keeps, as Kafka Streams' task metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskMetrics {
+    /// Records taken for processing.
+    pub processed_records: u64,
+    /// Dropped records by reason (`dropped-records-total` is their sum).
+    pub dropped_records: BTreeMap<DropReason, u64>,
+}
+
+impl TaskMetrics {
+    pub(crate) fn record_dropped(&mut self, reason: DropReason) {
+        *self.dropped_records.entry(reason).or_default() += 1;
+    }
+
+    /// Every dropped record, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_records.values().sum()
+    }
+
+    /// Records dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped_records.get(&reason).copied().unwrap_or(0)
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &TaskMetrics) {
+        self.processed_records += other.processed_records;
+        for (reason, count) in &other.dropped_records {
+            *self.dropped_records.entry(*reason).or_default() += count;
+        }
+    }
+}
+
+/// Records buffered for one input partition.
+#[derive(Debug, Default)]
+struct PartitionQueue {
+    records: VecDeque<InputRecord>,
+    /// The runtime knows nothing more is on the broker right now (lag 0).
+    caught_up: bool,
+}
+
+/// Limit on the operator steps one input record may cause: a topology is a finite graph,
+/// so hitting it means an operator forwards without end (a bug), not slow input.
+const MAX_STEPS_PER_RECORD: usize = 1_000_000;
+
+/// What a task writes with its offsets so that a restart resumes consistently.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommitMetadata {
+    /// The task's stream time at commit.
+    pub stream_time_ms: i64,
+    /// For each changelog partition, the offset after the last write this commit covers.
+    /// Restoring stops there, so state matches the committed input position exactly.
+    pub changelog_end_offsets: BTreeMap<String, i64>,
+}
+
+const COMMIT_METADATA_PREFIX: &str = "riffle:";
+
+impl CommitMetadata {
+    /// The metadata string committed with the offsets.
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        format!("{COMMIT_METADATA_PREFIX}{json}")
+    }
+
+    /// Reads metadata a task committed; anything else (another client's) is ignored.
+    pub fn decode(text: &str) -> Option<CommitMetadata> {
+        let json = text.strip_prefix(COMMIT_METADATA_PREFIX)?;
+        serde_json::from_str(json).ok()
+    }
+
+    /// The key used for `topic_partition` in [`CommitMetadata::changelog_end_offsets`].
+    pub fn changelog_key(topic_partition: &TopicPartition) -> String {
+        topic_partition.to_string()
+    }
+}
+
+/// One sub-topology running on one partition.
+pub struct Task {
+    id: TaskId,
+    topology: Topology,
+    operators: HashMap<NodeId, Box<dyn Operator>>,
+    sources: HashMap<String, Vec<NodeId>>,
+    stores: TaskStores,
+    queues: BTreeMap<TopicPartition, PartitionQueue>,
+    next_offsets: BTreeMap<TopicPartition, i64>,
+    stream_time_ms: i64,
+    metrics: TaskMetrics,
+}
+
+impl Task {
+    pub(crate) fn new(topology: Topology, id: TaskId) -> Task {
+        let sub = &topology.inner.subtopologies[id.subtopology as usize];
+        let stores = TaskStores::open(&sub.stores, id.partition);
+        let mut operators = HashMap::new();
+        let mut sources: HashMap<String, Vec<NodeId>> = HashMap::new();
+        let mut queues = BTreeMap::new();
+        for node in &sub.nodes {
+            let spec = &topology.inner.nodes[*node];
+            operators.insert(*node, (spec.factory)(&stores));
+            for topic in &spec.source_topics {
+                sources.entry(topic.clone()).or_default().push(*node);
+                queues.insert(TopicPartition::new(topic.clone(), id.partition), PartitionQueue::default());
+            }
+        }
+        Task {
+            id,
+            topology,
+            operators,
+            sources,
+            stores,
+            queues,
+            next_offsets: BTreeMap::new(),
+            stream_time_ms: -1,
+            metrics: TaskMetrics::default(),
+        }
+    }
+
+    /// This task's id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The partitions this task reads.
+    pub fn input_partitions(&self) -> Vec<TopicPartition> {
+        self.queues.keys().cloned().collect()
+    }
+
+    /// The changelog partitions to replay before processing, with whether each is a table's
+    /// own source topic (restored from the start up to the committed input offset).
+    pub fn changelog_partitions(&self) -> Vec<TopicPartition> {
+        let sub = &self.topology.inner.subtopologies[self.id.subtopology as usize];
+        sub.stores
+            .iter()
+            .map(|store| TopicPartition::new(store.changelog_topic.clone(), self.id.partition))
+            .collect()
+    }
+
+    /// Applies one changelog record to its store, without processing it.
+    pub fn restore(&mut self, record: &InputRecord) {
+        let Some(key) = record.key.as_deref() else {
+            return;
+        };
+        self.stores
+            .restore(&record.topic, key, record.value.as_deref(), record.timestamp_ms);
+    }
+
+    /// Buffers records read from one of this task's input partitions.
+    pub fn add_records(&mut self, records: impl IntoIterator<Item = InputRecord>) {
+        for record in records {
+            let topic_partition = TopicPartition::new(record.topic.clone(), record.partition);
+            if let Some(queue) = self.queues.get_mut(&topic_partition) {
+                queue.records.push_back(record);
+            }
+        }
+    }
+
+    /// Tells the task whether an input partition has nothing more on the broker right now.
+    pub fn set_caught_up(&mut self, topic_partition: &TopicPartition, caught_up: bool) {
+        if let Some(queue) = self.queues.get_mut(topic_partition) {
+            queue.caught_up = caught_up;
+        }
+    }
+
+    /// Records buffered, not yet processed.
+    pub fn buffered_records(&self) -> usize {
+        self.queues.values().map(|queue| queue.records.len()).sum()
+    }
+
+    /// The task's stream time: the largest timestamp taken for processing, -1 before any.
+    pub fn stream_time_ms(&self) -> i64 {
+        self.stream_time_ms
+    }
+
+    /// Counters: processed and dropped records.
+    pub fn metrics(&self) -> &TaskMetrics {
+        &self.metrics
+    }
+
+    pub(crate) fn stores(&self) -> &TaskStores {
+        &self.stores
+    }
+
+    /// Restores stream time from committed metadata, so windows keep closing where they did.
+    pub fn resume_from(&mut self, metadata: &CommitMetadata) {
+        self.stream_time_ms = self.stream_time_ms.max(metadata.stream_time_ms);
+    }
+
+    /// The next offset to read for each input partition this task has processed from.
+    pub fn committable_offsets(&self) -> Vec<(TopicPartition, i64)> {
+        self.next_offsets
+            .iter()
+            .map(|(topic_partition, offset)| (topic_partition.clone(), *offset))
+            .collect()
+    }
+
+    /// Processes the next record if the task is ready; outputs go to `outputs` in order.
+    /// Returns false when nothing could be processed.
+    pub fn process_next(&mut self, outputs: &mut Vec<OutputRecord>) -> bool {
+        let Some(topic_partition) = self.next_partition() else {
+            return false;
+        };
+        let Some(record) = self
+            .queues
+            .get_mut(&topic_partition)
+            .and_then(|queue| queue.records.pop_front())
+        else {
+            return false;
+        };
+        self.next_offsets
+            .insert(topic_partition, record.offset.saturating_add(1));
+        self.metrics.processed_records += 1;
+        self.process_record(&record, outputs);
+        true
+    }
+
+    /// The partition whose head record has the lowest timestamp, if every partition that
+    /// may still have data on the broker has some buffered.
+    fn next_partition(&self) -> Option<TopicPartition> {
+        let mut best: Option<(&TopicPartition, i64)> = None;
+        for (topic_partition, queue) in &self.queues {
+            match queue.records.front() {
+                None if !queue.caught_up => return None,
+                None => {}
+                Some(head) => {
+                    if best.is_none_or(|(_, lowest)| head.timestamp_ms < lowest) {
+                        best = Some((topic_partition, head.timestamp_ms));
+                    }
+                }
+            }
+        }
+        best.map(|(topic_partition, _)| topic_partition.clone())
+    }
+
+    fn process_record(&mut self, record: &InputRecord, outputs: &mut Vec<OutputRecord>) {
+        let Some(sources) = self.sources.get(&record.topic).cloned() else {
+            return;
+        };
+        for source in sources {
+            self.process_at_source(source, record, outputs);
+        }
+    }
+
+    fn process_at_source(&mut self, source: NodeId, record: &InputRecord, outputs: &mut Vec<OutputRecord>) {
+        let Some(decoder) = self.topology.inner.nodes[source].decoder.clone() else {
+            return;
+        };
+        let msg = match decoder.decode(record) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => {
+                self.metrics.record_dropped(DropReason::NullKeyOrValue);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(task = %self.id, offset = record.offset, %error, "record skipped");
+                self.metrics.record_dropped(DropReason::Deserialization);
+                return;
+            }
+        };
+        if msg.timestamp_ms < 0 {
+            self.metrics.record_dropped(DropReason::NegativeTimestamp);
+            return;
+        }
+        self.stream_time_ms = self.stream_time_ms.max(msg.timestamp_ms);
+        self.run_from(source, msg, outputs);
+    }
+
+    /// Runs `msg` through the graph depth-first from `start`, as Kafka Streams' forward
+    /// calls do, with an explicit stack instead of recursion.
+    fn run_from(&mut self, start: NodeId, msg: Msg, outputs: &mut Vec<OutputRecord>) {
+        let mut stack = vec![(start, msg)];
+        let mut steps = 0usize;
+        while let Some((node, msg)) = stack.pop() {
+            steps += 1;
+            assert!(steps <= MAX_STEPS_PER_RECORD, "an operator forwards without end");
+            let Some(operator) = self.operators.get_mut(&node) else {
+                continue;
+            };
+            let mut ctx = Ctx {
+                outputs,
+                metrics: &mut self.metrics,
+                forwards: Vec::new(),
+            };
+            operator.process(&mut ctx, msg);
+            let forwards = ctx.forwards;
+            let children = &self.topology.inner.nodes[node].children;
+            push_forwards(&mut stack, children, forwards);
+        }
+    }
+}
+
+/// Pushes forwarded records so the first forward's first child is processed first.
+fn push_forwards(stack: &mut Vec<(NodeId, Msg)>, children: &[NodeId], forwards: Vec<Forward>) {
+    for forward in forwards.into_iter().rev() {
+        match forward.child_index {
+            Some(index) => {
+                if let Some(child) = children.get(index) {
+                    stack.push((*child, forward.msg));
+                }
+            }
+            None => {
+                for child in children.iter().rev() {
+                    stack.push((*child, forward.msg.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! A test driver: runs a topology without a broker, like Kafka Streams' TopologyTestDriver.
+//!
+//! Every topic has the same number of partitions (1 unless [`TestDriver::with_partitions`]).
+//! Piping a record runs it through the whole topology at once, repartition topics included,
+//! and then acts as if the driver committed. Outputs wait in per-topic queues.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::record::{Headers, InputRecord, OutputKind, OutputRecord, TopicPartition, murmur2_partition};
+use crate::serdes::{Serde, SharedSerde};
+use crate::store::query::{
+    KeyValueStoreHandle, KeyValueView, SessionStoreHandle, SessionView, StoreRegistry,
+    WindowStoreHandle, WindowView,
+};
+use crate::task::{CommitMetadata, Task, TaskId, TaskMetrics};
+use crate::topology::Topology;
+
+/// Records one piped record may cause through repartition topics before the driver gives
+/// up: a finite topology never gets near it.
+const MAX_ROUTED_RECORDS_PER_INPUT: usize = 1_000_000;
+
+/// Runs a topology synchronously for tests.
+pub struct TestDriver {
+    state: Rc<RefCell<DriverState>>,
+}
+
+struct DriverState {
+    topology: Topology,
+    partitions: i32,
+    tasks: BTreeMap<TaskId, Task>,
+    registry: StoreRegistry,
+    next_offsets: HashMap<TopicPartition, i64>,
+    /// Every record written to each topic-partition (inputs, outputs, internal topics).
+    topics: HashMap<TopicPartition, Vec<InputRecord>>,
+    /// Sink records not yet read by a test, per topic.
+    unread: HashMap<String, VecDeque<InputRecord>>,
+    committed: HashMap<TaskId, CommitMetadata>,
+    /// Counters of tasks that crashed, so totals survive a restart.
+    crashed_metrics: TaskMetrics,
+}
+
+/// A record read from an output topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRecord<K, V> {
+    /// The key.
+    pub key: K,
+    /// The value; `None` for a tombstone.
+    pub value: Option<V>,
+    /// The record timestamp.
+    pub timestamp_ms: i64,
+    /// The partition it went to.
+    pub partition: i32,
+    /// The headers.
+    pub headers: Headers,
+}
+
+impl TestDriver {
+    /// A driver with one partition per topic.
+    pub fn new(topology: Topology) -> TestDriver {
+        TestDriver::with_partitions(topology, 1)
+    }
+
+    /// A driver whose every topic has `partitions` partitions.
+    ///
+    /// # Panics
+    /// If `partitions` is not positive.
+    pub fn with_partitions(topology: Topology, partitions: i32) -> TestDriver {
+        assert!(partitions > 0, "a topic has at least one partition");
+        let mut state = DriverState {
+            topology,
+            partitions,
+            tasks: BTreeMap::new(),
+            registry: StoreRegistry::default(),
+            next_offsets: HashMap::new(),
+            topics: HashMap::new(),
+            unread: HashMap::new(),
+            committed: HashMap::new(),
+            crashed_metrics: TaskMetrics::default(),
+        };
+        state.start_tasks();
+        TestDriver {
+            state: Rc::new(RefCell::new(state)),
+        }
+    }
+
+    /// A topic to pipe records into.
+    pub fn input_topic<K: 'static, V: 'static>(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> TestInputTopic<K, V> {
+        TestInputTopic {
+            state: self.state.clone(),
+            topic: topic.to_string(),
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
+            time_ms: 0,
+        }
+    }
+
+    /// A topic to read outputs from.
+    pub fn output_topic<K: 'static, V: 'static>(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> TestOutputTopic<K, V> {
+        TestOutputTopic {
+            state: self.state.clone(),
+            topic: topic.to_string(),
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
+            _types: PhantomData,
+        }
+    }
+
+    /// The key-value store `handle` names.
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &self,
+        handle: &KeyValueStoreHandle<K, V>,
+    ) -> KeyValueView<K, V> {
+        self.state.borrow().registry.key_value(handle)
+    }
+
+    /// The window store `handle` names.
+    pub fn window_store<K: 'static, V: 'static>(
+        &self,
+        handle: &WindowStoreHandle<K, V>,
+    ) -> WindowView<K, V> {
+        self.state.borrow().registry.window(handle)
+    }
+
+    /// The session store `handle` names.
+    pub fn session_store<K: 'static, V: 'static>(
+        &self,
+        handle: &SessionStoreHandle<K, V>,
+    ) -> SessionView<K, V> {
+        self.state.borrow().registry.session(handle)
+    }
+
+    /// Counters summed over every task, crashed ones included.
+    pub fn metrics(&self) -> TaskMetrics {
+        let state = self.state.borrow();
+        let mut total = state.crashed_metrics.clone();
+        for task in state.tasks.values() {
+            total.add(task.metrics());
+        }
+        total
+    }
+
+    /// Records dropped so far (late, null key or value, unreadable, negative timestamp).
+    pub fn dropped_records(&self) -> u64 {
+        self.metrics().dropped_total()
+    }
+
+    /// Every record written to `topic` so far, in all partitions (internal topics too).
+    pub fn topic_records(&self, topic: &str) -> Vec<InputRecord> {
+        let state = self.state.borrow();
+        let mut records: Vec<InputRecord> = (0..state.partitions)
+            .flat_map(|p| state.topics.get(&TopicPartition::new(topic, p)).cloned().unwrap_or_default())
+            .collect();
+        records.sort_by_key(|r| (r.partition, r.offset));
+        records
+    }
+
+    /// Throws every task and store away and starts again from the changelogs and the last
+    /// commit, as a crashed instance's successor would.
+    pub fn crash_and_restart(&self) {
+        let mut state = self.state.borrow_mut();
+        let tasks = std::mem::take(&mut state.tasks);
+        for (id, task) in tasks {
+            state.registry.unregister(id);
+            state.crashed_metrics.add(task.metrics());
+        }
+        state.start_tasks();
+    }
+}
+
+impl DriverState {
+    fn start_tasks(&mut self) {
+        let partitions = self.partitions;
+        let Ok(plan) = self.topology.plan(|_| Some(partitions)) else {
+            return;
+        };
+        for id in plan.task_ids() {
+            let mut task = self.topology.create_task(id);
+            for changelog in task.changelog_partitions() {
+                for record in self.topics.get(&changelog).cloned().unwrap_or_default() {
+                    task.restore(&record);
+                }
+            }
+            if let Some(metadata) = self.committed.get(&id) {
+                task.resume_from(metadata);
+            }
+            for input in task.input_partitions() {
+                task.set_caught_up(&input, true);
+            }
+            self.registry.register(id, task.stores());
+            self.tasks.insert(id, task);
+        }
+    }
+
+    fn append(&mut self, mut record: InputRecord) -> InputRecord {
+        let topic_partition = TopicPartition::new(record.topic.clone(), record.partition);
+        let offset = self.next_offsets.entry(topic_partition.clone()).or_insert(0);
+        record.offset = *offset;
+        *offset += 1;
+        self.topics.entry(topic_partition).or_default().push(record.clone());
+        record
+    }
+
+    /// Writes `record` to its topic and runs everything it causes.
+    fn pipe(&mut self, record: InputRecord) {
+        let mut pending = VecDeque::from([self.append(record)]);
+        let mut routed = 0usize;
+        while let Some(record) = pending.pop_front() {
+            routed += 1;
+            assert!(routed <= MAX_ROUTED_RECORDS_PER_INPUT, "records loop through repartition topics");
+            let mut outputs = Vec::new();
+            for task in self.tasks.values_mut() {
+                if task.input_partitions().contains(&TopicPartition::new(record.topic.clone(), record.partition)) {
+                    task.add_records([record.clone()]);
+                    while task.process_next(&mut outputs) {}
+                }
+            }
+            for output in outputs {
+                self.deliver(output, &mut pending);
+            }
+        }
+        self.commit();
+    }
+
+    fn deliver(&mut self, output: OutputRecord, pending: &mut VecDeque<InputRecord>) {
+        let partition = output.resolve_partition(self.partitions).unwrap_or(0);
+        let record = self.append(InputRecord {
+            topic: output.topic.clone(),
+            partition,
+            offset: 0,
+            timestamp_ms: output.timestamp_ms,
+            key: output.key,
+            value: output.value,
+            headers: output.headers,
+        });
+        match output.kind {
+            OutputKind::Repartition => pending.push_back(record),
+            OutputKind::Changelog => {}
+            OutputKind::Sink => {
+                self.unread.entry(output.topic).or_default().push_back(record.clone());
+                // A topology may read a topic it writes.
+                if self.topology.subtopology_of(&record.topic).is_some() {
+                    pending.push_back(record);
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self) {
+        for (id, task) in &self.tasks {
+            let metadata = CommitMetadata {
+                stream_time_ms: task.stream_time_ms(),
+                changelog_end_offsets: BTreeMap::new(),
+            };
+            self.committed.insert(*id, metadata);
+        }
+    }
+}
+
+/// An input topic of a [`TestDriver`].
+pub struct TestInputTopic<K, V> {
+    state: Rc<RefCell<DriverState>>,
+    topic: String,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    time_ms: i64,
+}
+
+impl<K: 'static, V: 'static> TestInputTopic<K, V> {
+    /// Pipes `key`/`value` at the topic's current time.
+    pub fn pipe_input(&mut self, key: K, value: V) {
+        self.pipe_input_at(key, value, self.time_ms);
+    }
+
+    /// Pipes `key`/`value` with timestamp `timestamp_ms`, and moves the topic's time there.
+    ///
+    /// # Panics
+    /// If a serde fails: test data is the test's own.
+    pub fn pipe_input_at(&mut self, key: K, value: V, timestamp_ms: i64) {
+        let key = self
+            .key_serde
+            .serialize_nullable(&self.topic, &key)
+            .expect("the test's key serializes");
+        let value = self
+            .value_serde
+            .serialize(&self.topic, &value)
+            .expect("the test's value serializes");
+        self.pipe_raw(key, Some(value), timestamp_ms);
+    }
+
+    /// Pipes a tombstone for `key` (for table topics).
+    pub fn pipe_tombstone_at(&mut self, key: K, timestamp_ms: i64) {
+        let key = self
+            .key_serde
+            .serialize_nullable(&self.topic, &key)
+            .expect("the test's key serializes");
+        self.pipe_raw(key, None, timestamp_ms);
+    }
+
+    /// Pipes raw bytes, for testing what a topology does with bad input.
+    pub fn pipe_raw(&mut self, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp_ms: i64) {
+        self.time_ms = timestamp_ms;
+        let mut state = self.state.borrow_mut();
+        let partitions = state.partitions;
+        let partition = key.as_deref().map_or(0, |k| murmur2_partition(k, partitions));
+        state.pipe(InputRecord {
+            topic: self.topic.clone(),
+            partition,
+            offset: 0,
+            timestamp_ms,
+            key,
+            value,
+            headers: Headers::default(),
+        });
+    }
+
+    /// Moves the topic's time forward by `advance_ms`.
+    pub fn advance_time(&mut self, advance_ms: i64) {
+        self.time_ms = self.time_ms.saturating_add(advance_ms);
+    }
+}
+
+/// An output topic of a [`TestDriver`].
+pub struct TestOutputTopic<K, V> {
+    state: Rc<RefCell<DriverState>>,
+    topic: String,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
+    /// The next unread record, or `None` when all have been read.
+    ///
+    /// # Panics
+    /// If the record's bytes do not fit the serdes: the test picked the wrong ones.
+    pub fn read_record(&self) -> Option<TestRecord<K, V>> {
+        let record = self.state.borrow_mut().unread.get_mut(&self.topic)?.pop_front()?;
+        let key = match &record.key {
+            Some(bytes) => self.key_serde.deserialize(&self.topic, bytes),
+            None => self.key_serde.from_null().ok_or_else(|| {
+                crate::serdes::SerdeError::new(&self.topic, "null key")
+            }),
+        }
+        .expect("the output key fits the test's serde");
+        let value = record.value.as_deref().map(|bytes| {
+            self.value_serde
+                .deserialize(&self.topic, bytes)
+                .expect("the output value fits the test's serde")
+        });
+        Some(TestRecord {
+            key,
+            value,
+            timestamp_ms: record.timestamp_ms,
+            partition: record.partition,
+            headers: record.headers,
+        })
+    }
+
+    /// The next unread record's key and value; tombstones are skipped.
+    pub fn read_key_value(&self) -> Option<(K, V)> {
+        loop {
+            let record = self.read_record()?;
+            if let Some(value) = record.value {
+                return Some((record.key, value));
+            }
+        }
+    }
+
+    /// Every unread key and value, in order; tombstones are skipped.
+    pub fn read_key_values(&self) -> Vec<(K, V)> {
+        std::iter::from_fn(|| self.read_key_value()).collect()
+    }
+
+    /// Every unread record, tombstones included.
+    pub fn read_records(&self) -> Vec<TestRecord<K, V>> {
+        std::iter::from_fn(|| self.read_record()).collect()
+    }
+
+    /// Whether every record has been read.
+    pub fn is_empty(&self) -> bool {
+        self.queue_size() == 0
+    }
+
+    /// Records not yet read.
+    pub fn queue_size(&self) -> usize {
+        self.state.borrow().unread.get(&self.topic).map_or(0, VecDeque::len)
+    }
+}
