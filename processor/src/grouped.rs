@@ -74,7 +74,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     where
         V: Clone,
     {
-        self.aggregate_with(store_name, Arc::new(value_serde), reduce_aggregator(reducer))
+        self.aggregate_with(
+            store_name,
+            Arc::new(value_serde),
+            reduce_aggregator(reducer),
+        )
     }
 
     /// Folds the values of each key into `aggregator(key, value, aggregate)`, starting from
@@ -111,10 +115,21 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         });
         let graph = &self.stream.graph;
         let mut builder = graph.borrow_mut();
-        let node = builder.add_node("AGGREGATE", &[self.stream.node], factory, vec![store_name.to_string()]);
+        let node = builder.add_node(
+            "AGGREGATE",
+            &[self.stream.node],
+            factory,
+            vec![store_name.to_string()],
+        );
         builder.add_store(store_name, StoreKind::KeyValue, node);
         drop(builder);
-        KTable::new(graph.clone(), node, self.key_serde.clone(), aggregate_serde, store_name)
+        KTable::new(
+            graph.clone(),
+            node,
+            self.key_serde.clone(),
+            aggregate_serde,
+            store_name,
+        )
     }
 
     /// Aggregates per key and time window.
@@ -190,7 +205,11 @@ impl<K: Data + Clone, V: Data> TimeWindowedStream<K, V> {
     where
         V: Clone,
     {
-        self.aggregate_with(store_name, Arc::new(value_serde), reduce_aggregator(reducer))
+        self.aggregate_with(
+            store_name,
+            Arc::new(value_serde),
+            reduce_aggregator(reducer),
+        )
     }
 
     /// Folds values per key and window, each window starting from `initializer()`.
@@ -219,7 +238,13 @@ impl<K: Data + Clone, V: Data> TimeWindowedStream<K, V> {
         let (name, windows, emit) = (store_name.to_string(), self.windows, self.emit);
         let factory: OperatorFactory = Arc::new(move |stores| {
             let store = stores.window(&name);
-            Box::new(WindowAggregate::new(name.clone(), store, windows, emit, logic.clone()))
+            Box::new(WindowAggregate::new(
+                name.clone(),
+                store,
+                windows,
+                emit,
+                logic.clone(),
+            ))
         });
         let kind = StoreKind::Window {
             retention_ms: windows.retention_ms(),
@@ -232,7 +257,14 @@ impl<K: Data + Clone, V: Data> TimeWindowedStream<K, V> {
         builder.add_store(store_name, kind, node);
         drop(builder);
         let size_ms = windows.size_ms;
-        WindowedTable::new(graph.clone(), node, self.key_serde.clone(), aggregate_serde, store_name, size_ms)
+        WindowedTable::new(
+            graph.clone(),
+            node,
+            self.key_serde.clone(),
+            aggregate_serde,
+            store_name,
+            size_ms,
+        )
     }
 }
 
@@ -268,7 +300,12 @@ impl<K: Data + Clone, V: Data> SessionWindowedStream<K, V> {
         aggregate_serde: impl Serde<A>,
     ) -> SessionTable<K, A> {
         let aggregator = fold_aggregator(initializer, aggregator);
-        self.aggregate_with(store_name, Arc::new(aggregate_serde), aggregator, Arc::new(merger))
+        self.aggregate_with(
+            store_name,
+            Arc::new(aggregate_serde),
+            aggregator,
+            Arc::new(merger),
+        )
     }
 
     fn aggregate_with<A: Data>(
@@ -305,6 +342,12 @@ impl<K: Data + Clone, V: Data> SessionWindowedStream<K, V> {
         let node = builder.add_node("SESSION-AGGREGATE", &[self.stream.node], factory, stores);
         builder.add_store(store_name, kind, node);
         drop(builder);
-        SessionTable::new(graph.clone(), node, self.key_serde.clone(), aggregate_serde, store_name)
+        SessionTable::new(
+            graph.clone(),
+            node,
+            self.key_serde.clone(),
+            aggregate_serde,
+            store_name,
+        )
     }
 }

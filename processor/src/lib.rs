@@ -54,7 +54,7 @@ pub use store::query::{
     WindowStoreHandle, WindowView,
 };
 pub use store::{StoreKind, StoreSpec, StoredValue};
-pub use stream::{KStream, StreamJoined};
+pub use stream::{KStream, Predicate, StreamJoined};
 pub use table::{KTable, SessionTable, WindowedTable};
 pub use task::{CommitMetadata, Task, TaskId, TaskMetrics};
 pub use test_driver::{TestDriver, TestInputTopic, TestOutputTopic, TestRecord};

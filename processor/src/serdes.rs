@@ -40,7 +40,7 @@ pub trait Serde<T>: Send + Sync + 'static {
     /// The value a null key or value stands for, if this type has one. Sources drop records
     /// whose key or value is null unless the serde gives a value here ([`UnitSerde`] does,
     /// so keyless topics can be read as `KStream<(), V>`).
-    fn from_null(&self) -> Option<T> {
+    fn null_value(&self) -> Option<T> {
         None
     }
 
@@ -61,7 +61,7 @@ impl Serde<()> for UnitSerde {
     fn deserialize(&self, _topic: &str, _bytes: &[u8]) -> Result<(), SerdeError> {
         Ok(())
     }
-    fn from_null(&self) -> Option<()> {
+    fn null_value(&self) -> Option<()> {
         Some(())
     }
     fn serialize_nullable(&self, _topic: &str, _value: &()) -> Result<Option<Vec<u8>>, SerdeError> {
@@ -160,10 +160,22 @@ macro_rules! big_endian_serde {
     };
 }
 
-big_endian_serde!(I64Serde, i64, "`i64`, 8 bytes big-endian (Kafka's `LongSerializer`).");
+big_endian_serde!(
+    I64Serde,
+    i64,
+    "`i64`, 8 bytes big-endian (Kafka's `LongSerializer`)."
+);
 big_endian_serde!(U64Serde, u64, "`u64`, 8 bytes big-endian.");
-big_endian_serde!(I32Serde, i32, "`i32`, 4 bytes big-endian (Kafka's `IntegerSerializer`).");
-big_endian_serde!(F64Serde, f64, "`f64`, 8 bytes big-endian (Kafka's `DoubleSerializer`).");
+big_endian_serde!(
+    I32Serde,
+    i32,
+    "`i32`, 4 bytes big-endian (Kafka's `IntegerSerializer`)."
+);
+big_endian_serde!(
+    F64Serde,
+    f64,
+    "`f64`, 8 bytes big-endian (Kafka's `DoubleSerializer`)."
+);
 
 /// Windowed keys on output topics, in Kafka Streams' layout: `key ‖ start` (i64 BE) for time
 /// windows, whose end the reader derives from the size; `key ‖ end ‖ start` for sessions.
@@ -217,7 +229,10 @@ impl<K: 'static> Serde<Windowed<K>> for WindowedSerde<K> {
             WindowedLayout::Session => 2 * TIMESTAMP_BYTES,
         };
         let Some(key_bytes) = bytes.len().checked_sub(suffix_bytes) else {
-            return Err(SerdeError::new(topic, "windowed key shorter than its window"));
+            return Err(SerdeError::new(
+                topic,
+                "windowed key shorter than its window",
+            ));
         };
         let key = self.inner.deserialize(topic, &bytes[..key_bytes])?;
         let read = |at: usize| {
@@ -248,8 +263,8 @@ impl<T: 'static> Serde<T> for SharedSerde<T> {
     fn deserialize(&self, topic: &str, bytes: &[u8]) -> Result<T, SerdeError> {
         self.as_ref().deserialize(topic, bytes)
     }
-    fn from_null(&self) -> Option<T> {
-        self.as_ref().from_null()
+    fn null_value(&self) -> Option<T> {
+        self.as_ref().null_value()
     }
     fn serialize_nullable(&self, topic: &str, value: &T) -> Result<Option<Vec<u8>>, SerdeError> {
         self.as_ref().serialize_nullable(topic, value)
@@ -263,8 +278,16 @@ mod tests {
     /// Integers are written the way Kafka's Java serializers write them.
     #[test]
     fn integers_are_big_endian() {
-        assert_eq!(I64Serde.serialize("t", &1).unwrap(), vec![0, 0, 0, 0, 0, 0, 0, 1]);
-        assert_eq!(I64Serde.deserialize("t", &[0, 0, 0, 0, 0, 0, 1, 0]).unwrap(), 256);
+        assert_eq!(
+            I64Serde.serialize("t", &1).unwrap(),
+            vec![0, 0, 0, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(
+            I64Serde
+                .deserialize("t", &[0, 0, 0, 0, 0, 0, 1, 0])
+                .unwrap(),
+            256
+        );
         assert!(I64Serde.deserialize("t", &[1, 2]).is_err());
     }
 

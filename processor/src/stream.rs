@@ -9,7 +9,7 @@ use crate::grouped::{Grouped, KGroupedStream};
 use crate::operator::sink::{Partitioner, Sink};
 use crate::operator::source::StreamDecoder;
 use crate::operator::stateless::{Stateless, StatelessFn};
-use crate::operator::stream_join::{JoinSide, StreamStreamJoin};
+use crate::operator::stream_join::{JoinSide, StreamJoiner, StreamStreamJoin};
 use crate::operator::table_join::{StreamTableJoin, TableJoiner};
 use crate::record::OutputKind;
 use crate::serdes::{Serde, SharedSerde};
@@ -38,6 +38,9 @@ impl<K, V> Clone for KStream<K, V> {
         }
     }
 }
+
+/// A branch condition for [`KStream::branch`].
+pub type Predicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
 /// Serdes and a name for a windowed stream-stream join; the name prefixes its stores.
 pub struct StreamJoined<K, V, V2> {
@@ -142,7 +145,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.stateless("MAP", true, move |ctx, msg| {
             if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
                 let (new_key, new_value) = mapper(key, value);
-                ctx.forward(Msg::new(new_key, new_value, msg.timestamp_ms, msg.headers.clone()));
+                ctx.forward(Msg::new(
+                    new_key,
+                    new_value,
+                    msg.timestamp_ms,
+                    msg.headers.clone(),
+                ));
             }
         })
     }
@@ -158,7 +166,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.stateless("FLATMAP", true, move |ctx, msg| {
             if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
                 for (new_key, new_value) in mapper(key, value) {
-                    ctx.forward(Msg::new(new_key, new_value, msg.timestamp_ms, msg.headers.clone()));
+                    ctx.forward(Msg::new(
+                        new_key,
+                        new_value,
+                        msg.timestamp_ms,
+                        msg.headers.clone(),
+                    ));
                 }
             }
         })
@@ -221,7 +234,7 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Splits the stream: each record goes to the first branch whose predicate holds, or
     /// nowhere. Returns one stream per predicate, in order.
-    pub fn branch(&self, predicates: Vec<Box<dyn Fn(&K, &V) -> bool + Send + Sync>>) -> Vec<Self> {
+    pub fn branch(&self, predicates: Vec<Predicate<K, V>>) -> Vec<Self> {
         let count = predicates.len();
         let branch: KStream<K, V> = self.stateless("BRANCH", false, move |ctx, msg| {
             let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) else {
@@ -248,17 +261,29 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// One stream with the records of both.
     pub fn merge(&self, other: &KStream<K, V>) -> Self {
         let factory: OperatorFactory = Arc::new(|_| Box::new(PassThrough));
-        let node = self
-            .graph
-            .borrow_mut()
-            .add_node("MERGE", &[self.node, other.node], factory, Vec::new());
-        KStream::new(self.graph.clone(), node, self.key_changed || other.key_changed)
+        let node = self.graph.borrow_mut().add_node(
+            "MERGE",
+            &[self.node, other.node],
+            factory,
+            Vec::new(),
+        );
+        KStream::new(
+            self.graph.clone(),
+            node,
+            self.key_changed || other.key_changed,
+        )
     }
 
     /// Writes every record to `topic`, partitioned by murmur2 of the key bytes as Kafka's
     /// Java producer does (keyless records are spread by the runtime).
     pub fn to(&self, topic: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) {
-        self.sink(topic, Arc::new(key_serde), Arc::new(value_serde), None, OutputKind::Sink);
+        self.sink(
+            topic,
+            Arc::new(key_serde),
+            Arc::new(value_serde),
+            None,
+            OutputKind::Sink,
+        );
     }
 
     /// Writes every record to `topic`, at `partitioner(key, value, partition_count)`.
@@ -271,7 +296,13 @@ impl<K: Data, V: Data> KStream<K, V> {
     ) {
         let partitioner: Partitioner<K, V> = Arc::new(partitioner);
         let (key_serde, value_serde) = (Arc::new(key_serde), Arc::new(value_serde));
-        self.sink(topic, key_serde, value_serde, Some(partitioner), OutputKind::Sink);
+        self.sink(
+            topic,
+            key_serde,
+            value_serde,
+            Some(partitioner),
+            OutputKind::Sink,
+        );
     }
 
     pub(crate) fn sink(
@@ -300,7 +331,12 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Writes the stream through the internal topic `<application>-<name>-repartition` and
     /// reads it back, so records are partitioned by their current key.
-    pub fn repartition(&self, name: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+    pub fn repartition(
+        &self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Self {
         self.repartition_shared(name, Arc::new(key_serde), Arc::new(value_serde))
     }
 
@@ -332,7 +368,11 @@ impl<K: Data, V: Data> KStream<K, V> {
     pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
         let stream = if self.key_changed {
             let name = grouped.repartition_name(&self.graph);
-            self.repartition_shared(&name, grouped.key_serde.clone(), grouped.value_serde.clone())
+            self.repartition_shared(
+                &name,
+                grouped.key_serde.clone(),
+                grouped.value_serde.clone(),
+            )
         } else {
             self.clone()
         };
@@ -353,7 +393,9 @@ impl<K: Data, V: Data> KStream<K, V> {
             let message = format!(
                 "{operation} after a key change needs repartition(name, key_serde, value_serde) first"
             );
-            self.graph.borrow_mut().fail(TopologyError::NeedsRepartition(message));
+            self.graph
+                .borrow_mut()
+                .fail(TopologyError::NeedsRepartition(message));
         }
     }
 
@@ -375,7 +417,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         table: &KTable<K, T>,
         joiner: impl Fn(&K, &V, Option<&T>) -> R + Send + Sync + 'static,
     ) -> KStream<K, R> {
-        let joiner: TableJoiner<K, V, T, R> = Arc::new(move |key, value, row| Some(joiner(key, value, row)));
+        let joiner: TableJoiner<K, V, T, R> =
+            Arc::new(move |key, value, row| Some(joiner(key, value, row)));
         self.table_join("LEFTJOIN", table, joiner)
     }
 
@@ -418,18 +461,40 @@ impl<K: Data, V: Data> KStream<K, V> {
     ) -> KStream<K, R> {
         let name = joined.name.clone();
         let left = match self.key_changed {
-            true => self.repartition_shared(&format!("{name}-left"), joined.key_serde.clone(), joined.left_serde.clone()),
+            true => self.repartition_shared(
+                &format!("{name}-left"),
+                joined.key_serde.clone(),
+                joined.left_serde.clone(),
+            ),
             false => self.clone(),
         };
         let right = match other.key_changed {
-            true => other.repartition_shared(&format!("{name}-right"), joined.key_serde.clone(), joined.right_serde.clone()),
+            true => other.repartition_shared(
+                &format!("{name}-right"),
+                joined.key_serde.clone(),
+                joined.right_serde.clone(),
+            ),
             false => other.clone(),
         };
         let this_store = format!("{name}-this-join-store");
         let other_store = format!("{name}-other-join-store");
-        let joiner: Arc<dyn Fn(&K, &V, &V2) -> R + Send + Sync> = Arc::new(joiner);
-        let left_node = left.join_side(JoinSide::Left, &this_store, &other_store, windows, &joined, joiner.clone());
-        let right_node = right.join_side(JoinSide::Right, &other_store, &this_store, windows, &joined, joiner);
+        let joiner: StreamJoiner<K, V, V2, R> = Arc::new(joiner);
+        let left_node = left.join_side(
+            JoinSide::Left,
+            &this_store,
+            &other_store,
+            windows,
+            &joined,
+            joiner.clone(),
+        );
+        let right_node = right.join_side(
+            JoinSide::Right,
+            &other_store,
+            &this_store,
+            windows,
+            &joined,
+            joiner,
+        );
         let kind = StoreKind::Window {
             retention_ms: windows.retention_ms(),
             keep_duplicates: true,
@@ -451,7 +516,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         other_store: &str,
         windows: JoinWindows,
         joined: &StreamJoined<K, L, R>,
-        joiner: Arc<dyn Fn(&K, &L, &R) -> O + Send + Sync>,
+        joiner: StreamJoiner<K, L, R, O>,
     ) -> NodeId {
         let (this_name, other_name) = (this_store.to_string(), other_store.to_string());
         let key_serde = joined.key_serde.clone();

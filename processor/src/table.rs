@@ -78,7 +78,13 @@ impl<K: Data, V: Data> KTable<K, V> {
 
     /// Writes every update to `topic`, deletions as tombstones.
     pub fn to(&self, topic: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) {
-        table_sink(&self.graph, self.node, topic, Arc::new(key_serde), Arc::new(value_serde));
+        table_sink(
+            &self.graph,
+            self.node,
+            topic,
+            Arc::new(key_serde),
+            Arc::new(value_serde),
+        );
     }
 
     /// A handle for reading the table's store from the host program.
@@ -168,13 +174,14 @@ impl<K: Data + Clone, V: Data> SessionTable<K, V> {
     }
 
     /// Writes every session update to `topic`, merged-away sessions as tombstones.
-    pub fn to(
-        &self,
-        topic: &str,
-        key_serde: impl Serde<Windowed<K>>,
-        value_serde: impl Serde<V>,
-    ) {
-        table_sink(&self.graph, self.node, topic, Arc::new(key_serde), Arc::new(value_serde));
+    pub fn to(&self, topic: &str, key_serde: impl Serde<Windowed<K>>, value_serde: impl Serde<V>) {
+        table_sink(
+            &self.graph,
+            self.node,
+            topic,
+            Arc::new(key_serde),
+            Arc::new(value_serde),
+        );
     }
 
     /// A handle for reading the session store from the host program.

@@ -133,7 +133,10 @@ impl Task {
             operators.insert(*node, (spec.factory)(&stores));
             for topic in &spec.source_topics {
                 sources.entry(topic.clone()).or_default().push(*node);
-                queues.insert(TopicPartition::new(topic.clone(), id.partition), PartitionQueue::default());
+                queues.insert(
+                    TopicPartition::new(topic.clone(), id.partition),
+                    PartitionQueue::default(),
+                );
             }
         }
         Task {
@@ -174,8 +177,12 @@ impl Task {
         let Some(key) = record.key.as_deref() else {
             return;
         };
-        self.stores
-            .restore(&record.topic, key, record.value.as_deref(), record.timestamp_ms);
+        self.stores.restore(
+            &record.topic,
+            key,
+            record.value.as_deref(),
+            record.timestamp_ms,
+        );
     }
 
     /// Buffers records read from one of this task's input partitions.
@@ -255,11 +262,10 @@ impl Task {
             match queue.records.front() {
                 None if !queue.caught_up => return None,
                 None => {}
-                Some(head) => {
-                    if best.is_none_or(|(_, lowest)| head.timestamp_ms < lowest) {
-                        best = Some((topic_partition, head.timestamp_ms));
-                    }
+                Some(head) if best.is_none_or(|(_, lowest)| head.timestamp_ms < lowest) => {
+                    best = Some((topic_partition, head.timestamp_ms));
                 }
+                Some(_) => {}
             }
         }
         best.map(|(topic_partition, _)| topic_partition.clone())
@@ -274,7 +280,12 @@ impl Task {
         }
     }
 
-    fn process_at_source(&mut self, source: NodeId, record: &InputRecord, outputs: &mut Vec<OutputRecord>) {
+    fn process_at_source(
+        &mut self,
+        source: NodeId,
+        record: &InputRecord,
+        outputs: &mut Vec<OutputRecord>,
+    ) {
         let Some(decoder) = self.topology.inner.nodes[source].decoder.clone() else {
             return;
         };
@@ -305,7 +316,10 @@ impl Task {
         let mut steps = 0usize;
         while let Some((node, msg)) = stack.pop() {
             steps += 1;
-            assert!(steps <= MAX_STEPS_PER_RECORD, "an operator forwards without end");
+            assert!(
+                steps <= MAX_STEPS_PER_RECORD,
+                "an operator forwards without end"
+            );
             let Some(operator) = self.operators.get_mut(&node) else {
                 continue;
             };

@@ -10,7 +10,9 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::record::{Headers, InputRecord, OutputKind, OutputRecord, TopicPartition, murmur2_partition};
+use crate::record::{
+    Headers, InputRecord, OutputKind, OutputRecord, TopicPartition, murmur2_partition,
+};
 use crate::serdes::{Serde, SharedSerde};
 use crate::store::query::{
     KeyValueStoreHandle, KeyValueView, SessionStoreHandle, SessionView, StoreRegistry,
@@ -162,7 +164,13 @@ impl TestDriver {
     pub fn topic_records(&self, topic: &str) -> Vec<InputRecord> {
         let state = self.state.borrow();
         let mut records: Vec<InputRecord> = (0..state.partitions)
-            .flat_map(|p| state.topics.get(&TopicPartition::new(topic, p)).cloned().unwrap_or_default())
+            .flat_map(|p| {
+                state
+                    .topics
+                    .get(&TopicPartition::new(topic, p))
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .collect();
         records.sort_by_key(|r| (r.partition, r.offset));
         records
@@ -207,10 +215,16 @@ impl DriverState {
 
     fn append(&mut self, mut record: InputRecord) -> InputRecord {
         let topic_partition = TopicPartition::new(record.topic.clone(), record.partition);
-        let offset = self.next_offsets.entry(topic_partition.clone()).or_insert(0);
+        let offset = self
+            .next_offsets
+            .entry(topic_partition.clone())
+            .or_insert(0);
         record.offset = *offset;
         *offset += 1;
-        self.topics.entry(topic_partition).or_default().push(record.clone());
+        self.topics
+            .entry(topic_partition)
+            .or_default()
+            .push(record.clone());
         record
     }
 
@@ -220,10 +234,16 @@ impl DriverState {
         let mut routed = 0usize;
         while let Some(record) = pending.pop_front() {
             routed += 1;
-            assert!(routed <= MAX_ROUTED_RECORDS_PER_INPUT, "records loop through repartition topics");
+            assert!(
+                routed <= MAX_ROUTED_RECORDS_PER_INPUT,
+                "records loop through repartition topics"
+            );
             let mut outputs = Vec::new();
             for task in self.tasks.values_mut() {
-                if task.input_partitions().contains(&TopicPartition::new(record.topic.clone(), record.partition)) {
+                if task
+                    .input_partitions()
+                    .contains(&TopicPartition::new(record.topic.clone(), record.partition))
+                {
                     task.add_records([record.clone()]);
                     while task.process_next(&mut outputs) {}
                 }
@@ -250,7 +270,10 @@ impl DriverState {
             OutputKind::Repartition => pending.push_back(record),
             OutputKind::Changelog => {}
             OutputKind::Sink => {
-                self.unread.entry(output.topic).or_default().push_back(record.clone());
+                self.unread
+                    .entry(output.topic)
+                    .or_default()
+                    .push_back(record.clone());
                 // A topology may read a topic it writes.
                 if self.topology.subtopology_of(&record.topic).is_some() {
                     pending.push_back(record);
@@ -315,7 +338,9 @@ impl<K: 'static, V: 'static> TestInputTopic<K, V> {
         self.time_ms = timestamp_ms;
         let mut state = self.state.borrow_mut();
         let partitions = state.partitions;
-        let partition = key.as_deref().map_or(0, |k| murmur2_partition(k, partitions));
+        let partition = key
+            .as_deref()
+            .map_or(0, |k| murmur2_partition(k, partitions));
         state.pipe(InputRecord {
             topic: self.topic.clone(),
             partition,
@@ -348,12 +373,18 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
     /// # Panics
     /// If the record's bytes do not fit the serdes: the test picked the wrong ones.
     pub fn read_record(&self) -> Option<TestRecord<K, V>> {
-        let record = self.state.borrow_mut().unread.get_mut(&self.topic)?.pop_front()?;
+        let record = self
+            .state
+            .borrow_mut()
+            .unread
+            .get_mut(&self.topic)?
+            .pop_front()?;
         let key = match &record.key {
             Some(bytes) => self.key_serde.deserialize(&self.topic, bytes),
-            None => self.key_serde.from_null().ok_or_else(|| {
-                crate::serdes::SerdeError::new(&self.topic, "null key")
-            }),
+            None => self
+                .key_serde
+                .null_value()
+                .ok_or_else(|| crate::serdes::SerdeError::new(&self.topic, "null key")),
         }
         .expect("the output key fits the test's serde");
         let value = record.value.as_deref().map(|bytes| {
@@ -397,6 +428,10 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
 
     /// Records not yet read.
     pub fn queue_size(&self) -> usize {
-        self.state.borrow().unread.get(&self.topic).map_or(0, VecDeque::len)
+        self.state
+            .borrow()
+            .unread
+            .get(&self.topic)
+            .map_or(0, VecDeque::len)
     }
 }

@@ -257,7 +257,11 @@ impl Topology {
                 }
             }
             for store in &sub.stores {
-                if self.inner.table_source_topics.contains(&store.changelog_topic) {
+                if self
+                    .inner
+                    .table_source_topics
+                    .contains(&store.changelog_topic)
+                {
                     continue;
                 }
                 topics.push(InternalTopic {
@@ -284,15 +288,24 @@ impl Topology {
     pub fn describe(&self) -> String {
         let mut text = format!("Topology {}\n", self.inner.application_id);
         for sub in &self.inner.subtopologies {
-            text.push_str(&format!("  Sub-topology {}: reads {:?}\n", sub.id, sub.source_topics));
+            text.push_str(&format!(
+                "  Sub-topology {}: reads {:?}\n",
+                sub.id, sub.source_topics
+            ));
             for node in &sub.nodes {
                 let spec = &self.inner.nodes[*node];
-                let children: Vec<&str> =
-                    spec.children.iter().map(|c| self.inner.nodes[*c].name.as_str()).collect();
+                let children: Vec<&str> = spec
+                    .children
+                    .iter()
+                    .map(|c| self.inner.nodes[*c].name.as_str())
+                    .collect();
                 text.push_str(&format!("    {} -> {:?}\n", spec.name, children));
             }
             for store in &sub.stores {
-                text.push_str(&format!("    store {} ({})\n", store.name, store.changelog_topic));
+                text.push_str(&format!(
+                    "    store {} ({})\n",
+                    store.name, store.changelog_topic
+                ));
             }
         }
         text

@@ -65,8 +65,14 @@ impl TimeWindows {
     pub fn hopping(size: Duration, advance: Duration) -> TimeWindows {
         let mut windows = TimeWindows::tumbling(size);
         let advance_ms = millis(advance);
-        assert!(advance_ms > 0, "a hopping window must advance by at least 1 ms");
-        assert!(advance_ms <= windows.size_ms, "advance must not exceed the size");
+        assert!(
+            advance_ms > 0,
+            "a hopping window must advance by at least 1 ms"
+        );
+        assert!(
+            advance_ms <= windows.size_ms,
+            "advance must not exceed the size"
+        );
         windows.advance_ms = advance_ms;
         windows
     }
@@ -111,7 +117,10 @@ impl SessionWindows {
     pub fn with_inactivity_gap(gap: Duration) -> SessionWindows {
         let gap_ms = millis(gap);
         assert!(gap_ms > 0, "a session gap must be at least 1 ms");
-        SessionWindows { gap_ms, grace_ms: 0 }
+        SessionWindows {
+            gap_ms,
+            grace_ms: 0,
+        }
     }
 
     /// The grace period.

@@ -98,14 +98,19 @@ where
             return;
         };
         let old = self.store.get(&key_bytes);
-        let timestamp_ms = old
-            .as_ref()
-            .map_or(msg.timestamp_ms, |old| old.timestamp_ms.max(msg.timestamp_ms));
-        let previous = self
-            .logic
-            .read(&self.store_name, old.as_ref().map(|old| old.value.as_slice()));
+        let timestamp_ms = old.as_ref().map_or(msg.timestamp_ms, |old| {
+            old.timestamp_ms.max(msg.timestamp_ms)
+        });
+        let previous = self.logic.read(
+            &self.store_name,
+            old.as_ref().map(|old| old.value.as_slice()),
+        );
         let aggregate = (self.logic.aggregator)(key, value, previous);
-        let Ok(bytes) = self.logic.aggregate_serde.serialize(&self.store_name, &aggregate) else {
+        let Ok(bytes) = self
+            .logic
+            .aggregate_serde
+            .serialize(&self.store_name, &aggregate)
+        else {
             ctx.drop_record(DropReason::Deserialization);
             return;
         };

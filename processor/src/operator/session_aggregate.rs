@@ -87,7 +87,16 @@ where
             return;
         }
         let aggregate = (self.logic.aggregator)(key, value, merged);
-        self.replace_sessions(ctx, key, &key_bytes, old_sessions, (start_ms, end_ms), latest_ms, aggregate, &msg.headers);
+        self.replace_sessions(
+            ctx,
+            key,
+            &key_bytes,
+            old_sessions,
+            (start_ms, end_ms),
+            latest_ms,
+            aggregate,
+            &msg.headers,
+        );
     }
 }
 
@@ -109,13 +118,23 @@ where
         aggregate: A,
         headers: &Headers,
     ) {
-        let Ok(bytes) = self.logic.aggregate_serde.serialize(&self.store_name, &aggregate) else {
+        let Ok(bytes) = self
+            .logic
+            .aggregate_serde
+            .serialize(&self.store_name, &aggregate)
+        else {
             ctx.drop_record(DropReason::Deserialization);
             return;
         };
         for old in old_sessions {
-            self.store
-                .put(ctx.outputs, key_bytes, old.start_ms, old.end_ms, None, timestamp_ms);
+            self.store.put(
+                ctx.outputs,
+                key_bytes,
+                old.start_ms,
+                old.end_ms,
+                None,
+                timestamp_ms,
+            );
             if self.emit == Emit::OnUpdate {
                 let windowed = Windowed {
                     key: key.clone(),
@@ -130,8 +149,14 @@ where
                 });
             }
         }
-        self.store
-            .put(ctx.outputs, key_bytes, start_ms, end_ms, Some(bytes), timestamp_ms);
+        self.store.put(
+            ctx.outputs,
+            key_bytes,
+            start_ms,
+            end_ms,
+            Some(bytes),
+            timestamp_ms,
+        );
         if self.emit == Emit::OnUpdate {
             let windowed = Windowed {
                 key: key.clone(),
@@ -149,8 +174,9 @@ where
         if through_ms <= self.emitted_through_ms {
             return;
         }
-        for (key_bytes, start_ms, end_ms, stored) in
-            self.store.ending_between(self.emitted_through_ms, through_ms)
+        for (key_bytes, start_ms, end_ms, stored) in self
+            .store
+            .ending_between(self.emitted_through_ms, through_ms)
         {
             let name = &self.store_name;
             let (Ok(key), Ok(aggregate)) = (

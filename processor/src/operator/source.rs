@@ -25,7 +25,7 @@ fn decode_or_null<T: 'static>(
 ) -> Result<Option<T>, SerdeError> {
     match bytes {
         Some(bytes) => serde.deserialize(topic, bytes).map(Some),
-        None => Ok(serde.from_null()),
+        None => Ok(serde.null_value()),
     }
 }
 
@@ -41,7 +41,12 @@ impl<K: Send + Sync + 'static, V: Send + Sync + 'static> SourceDecoder for Strea
             Some(extractor) => extractor(&key, &value, record.timestamp_ms),
             None => record.timestamp_ms,
         };
-        Ok(Some(Msg::new(key, value, timestamp_ms, record.headers.clone())))
+        Ok(Some(Msg::new(
+            key,
+            value,
+            timestamp_ms,
+            record.headers.clone(),
+        )))
     }
 }
 
@@ -72,7 +77,12 @@ impl<K: Send + Sync + 'static, V: Send + Sync + 'static> SourceDecoder for Table
             value_bytes: record.value.clone(),
             value,
         };
-        Ok(Some(Msg::new(key, row, record.timestamp_ms, record.headers.clone())))
+        Ok(Some(Msg::new(
+            key,
+            row,
+            record.timestamp_ms,
+            record.headers.clone(),
+        )))
     }
 }
 

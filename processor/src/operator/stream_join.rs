@@ -71,10 +71,13 @@ where
             return;
         };
         let timestamp_ms = msg.timestamp_ms;
-        if !self
-            .this_store
-            .put(ctx.outputs, &key_bytes, timestamp_ms, Some(value_bytes), timestamp_ms)
-        {
+        if !self.this_store.put(
+            ctx.outputs,
+            &key_bytes,
+            timestamp_ms,
+            Some(value_bytes),
+            timestamp_ms,
+        ) {
             ctx.drop_record(DropReason::Expired);
             return;
         }
@@ -106,8 +109,14 @@ where
     fn serialize_own<T: 'static>(&self, value: &T) -> Option<Vec<u8>> {
         let any: &dyn std::any::Any = value;
         match self.side {
-            JoinSide::Left => self.left_serde.serialize(&self.store_name, any.downcast_ref::<L>()?).ok(),
-            JoinSide::Right => self.right_serde.serialize(&self.store_name, any.downcast_ref::<R>()?).ok(),
+            JoinSide::Left => self
+                .left_serde
+                .serialize(&self.store_name, any.downcast_ref::<L>()?)
+                .ok(),
+            JoinSide::Right => self
+                .right_serde
+                .serialize(&self.store_name, any.downcast_ref::<R>()?)
+                .ok(),
         }
     }
 

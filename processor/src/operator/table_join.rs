@@ -11,7 +11,8 @@ use crate::serdes::SharedSerde;
 use crate::store::KeyValueStore;
 
 /// Inner (`Some` table value required) or left (`None` passed to the joiner) join logic.
-pub(crate) type TableJoiner<K, V, T, R> = Arc<dyn Fn(&K, &V, Option<&T>) -> Option<R> + Send + Sync>;
+pub(crate) type TableJoiner<K, V, T, R> =
+    Arc<dyn Fn(&K, &V, Option<&T>) -> Option<R> + Send + Sync>;
 
 /// Looks up the table for every stream record.
 pub(crate) struct StreamTableJoin<K, V, T, R> {

@@ -92,14 +92,19 @@ where
         start_ms: i64,
     ) {
         let old = self.store.fetch(key_bytes, start_ms);
-        let timestamp_ms = old
-            .as_ref()
-            .map_or(msg.timestamp_ms, |old| old.timestamp_ms.max(msg.timestamp_ms));
-        let previous = self
-            .logic
-            .read(&self.store_name, old.as_ref().map(|old| old.value.as_slice()));
+        let timestamp_ms = old.as_ref().map_or(msg.timestamp_ms, |old| {
+            old.timestamp_ms.max(msg.timestamp_ms)
+        });
+        let previous = self.logic.read(
+            &self.store_name,
+            old.as_ref().map(|old| old.value.as_slice()),
+        );
         let aggregate = (self.logic.aggregator)(key, value, previous);
-        let Ok(bytes) = self.logic.aggregate_serde.serialize(&self.store_name, &aggregate) else {
+        let Ok(bytes) = self
+            .logic
+            .aggregate_serde
+            .serialize(&self.store_name, &aggregate)
+        else {
             ctx.drop_record(DropReason::Deserialization);
             return;
         };
@@ -116,7 +121,12 @@ where
                 start_ms,
                 end_ms: start_ms.saturating_add(self.windows.size_ms),
             };
-            ctx.forward(Msg::new(windowed, aggregate, timestamp_ms, msg.headers.clone()));
+            ctx.forward(Msg::new(
+                windowed,
+                aggregate,
+                timestamp_ms,
+                msg.headers.clone(),
+            ));
         }
     }
 
@@ -129,8 +139,9 @@ where
         let size_ms = self.windows.size_ms;
         let after_start_ms = self.emitted_through_ms.saturating_sub(size_ms);
         let through_start_ms = close_ms.saturating_sub(size_ms);
-        for (key_bytes, start_ms, stored) in
-            self.store.starting_between(after_start_ms, through_start_ms)
+        for (key_bytes, start_ms, stored) in self
+            .store
+            .starting_between(after_start_ms, through_start_ms)
         {
             let name = &self.store_name;
             let (Ok(key), Ok(aggregate)) = (

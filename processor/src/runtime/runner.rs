@@ -111,7 +111,10 @@ impl<B: Backend> Runner<B> {
     /// # Errors
     /// When the topology cannot run on the cluster, or a request it cannot do without
     /// fails (the error says which).
-    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
+    pub async fn run_until(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RuntimeError> {
         self.start().await?;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -136,7 +139,8 @@ impl<B: Backend> Runner<B> {
         let plan = self.plan().await?;
         for topic in &plan.internal_topics {
             self.backend.create_topic(topic).await?;
-            self.partition_counts.insert(topic.name.clone(), topic.partitions);
+            self.partition_counts
+                .insert(topic.name.clone(), topic.partitions);
         }
         let group_id = self.topology.application_id().to_string();
         let topics = self.topology.source_topics();
@@ -196,7 +200,10 @@ impl<B: Backend> Runner<B> {
     }
 
     async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<(), RuntimeError> {
-        let mut new_ids: Vec<TaskId> = partitions.iter().filter_map(|tp| self.task_of(tp)).collect();
+        let mut new_ids: Vec<TaskId> = partitions
+            .iter()
+            .filter_map(|tp| self.task_of(tp))
+            .collect();
         new_ids.sort();
         new_ids.dedup();
         for id in new_ids {
@@ -226,7 +233,13 @@ impl<B: Backend> Runner<B> {
         for changelog in task.changelog_partitions() {
             let end_offset = if self.topology.is_source_changelog(&changelog.topic) {
                 // A table's topic is its changelog: replay it up to where processing resumes.
-                Some(committed.get(&changelog).cloned().flatten().map_or(0, |c| c.offset))
+                Some(
+                    committed
+                        .get(&changelog)
+                        .cloned()
+                        .flatten()
+                        .map_or(0, |c| c.offset),
+                )
             } else {
                 match (&metadata, any_commit) {
                     (Some(metadata), _) => Some(
@@ -246,7 +259,9 @@ impl<B: Backend> Runner<B> {
                 Some(0) => Vec::new(),
                 _ => self.backend.read_range(&changelog, 0, end_offset).await?,
             };
-            let restored_end = records.last().map_or(end_offset.unwrap_or(0), |r| r.offset + 1);
+            let restored_end = records
+                .last()
+                .map_or(end_offset.unwrap_or(0), |r| r.offset + 1);
             for record in &records {
                 task.restore(record);
             }
@@ -261,7 +276,10 @@ impl<B: Backend> Runner<B> {
     }
 
     async fn revoke(&mut self, partitions: Vec<TopicPartition>) -> Result<(), RuntimeError> {
-        let ids: Vec<TaskId> = partitions.iter().filter_map(|tp| self.task_of(tp)).collect();
+        let ids: Vec<TaskId> = partitions
+            .iter()
+            .filter_map(|tp| self.task_of(tp))
+            .collect();
         // Hand over what was processed, so the next owner starts where this one stopped;
         // a failed commit only means that owner reprocesses (at-least-once).
         if let Err(error) = self.commit().await {
@@ -343,7 +361,10 @@ impl<B: Backend> Runner<B> {
         self.send_outputs().await?;
         let acknowledged = self.backend.flush().await?;
         for (topic_partition, end_offset) in acknowledged {
-            let known = self.changelog_end_offsets.entry(topic_partition).or_insert(0);
+            let known = self
+                .changelog_end_offsets
+                .entry(topic_partition)
+                .or_insert(0);
             *known = (*known).max(end_offset);
         }
         let mut offsets = Vec::new();
@@ -355,7 +376,10 @@ impl<B: Backend> Runner<B> {
         }
         if !offsets.is_empty() {
             self.backend.commit(&offsets).await?;
-            self.status.lock().unwrap_or_else(|p| p.into_inner()).commits += 1;
+            self.status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .commits += 1;
         }
         self.last_commit = Instant::now();
         Ok(())

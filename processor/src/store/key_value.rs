@@ -35,7 +35,10 @@ impl KeyValueStore {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<StoredValue> {
-        let data = self.data.read().unwrap_or_else(|poison| poison.into_inner());
+        let data = self
+            .data
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
         data.entries.get(key).cloned()
     }
 
@@ -56,7 +59,10 @@ impl KeyValueStore {
 
     /// Applies a write without logging it (changelog replay).
     pub fn restore(&self, key: &[u8], value: Option<&[u8]>, timestamp_ms: i64) {
-        let mut data = self.data.write().unwrap_or_else(|poison| poison.into_inner());
+        let mut data = self
+            .data
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
         match value {
             Some(value) => {
                 let stored = StoredValue {

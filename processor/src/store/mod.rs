@@ -133,16 +133,26 @@ impl TaskStores {
         value: Option<&[u8]>,
         timestamp_ms: i64,
     ) -> bool {
-        if let Some(store) = self.key_value.values().find(|s| s.changelog_topic() == changelog_topic)
+        if let Some(store) = self
+            .key_value
+            .values()
+            .find(|s| s.changelog_topic() == changelog_topic)
         {
             store.restore(key, value, timestamp_ms);
             return true;
         }
-        if let Some(store) = self.window.values().find(|s| s.changelog_topic() == changelog_topic) {
+        if let Some(store) = self
+            .window
+            .values()
+            .find(|s| s.changelog_topic() == changelog_topic)
+        {
             store.restore(key, value, timestamp_ms);
             return true;
         }
-        if let Some(store) = self.session.values().find(|s| s.changelog_topic() == changelog_topic)
+        if let Some(store) = self
+            .session
+            .values()
+            .find(|s| s.changelog_topic() == changelog_topic)
         {
             store.restore(key, value, timestamp_ms);
             return true;

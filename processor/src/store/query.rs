@@ -111,7 +111,8 @@ impl StoreRegistry {
         &self,
         handle: &KeyValueStoreHandle<K, V>,
     ) -> KeyValueView<K, V> {
-        let parts = self.collect(|stores| stores.key_value.get(&handle.name).map(|s| s.data.clone()));
+        let parts =
+            self.collect(|stores| stores.key_value.get(&handle.name).map(|s| s.data.clone()));
         KeyValueView {
             handle: handle.clone(),
             parts,
@@ -135,8 +136,7 @@ impl StoreRegistry {
         &self,
         handle: &SessionStoreHandle<K, V>,
     ) -> SessionView<K, V> {
-        let parts =
-            self.collect(|stores| stores.session.get(&handle.name).map(|s| s.data.clone()));
+        let parts = self.collect(|stores| stores.session.get(&handle.name).map(|s| s.data.clone()));
         SessionView {
             handle: handle.clone(),
             parts,
@@ -170,8 +170,12 @@ impl<K: 'static, V: 'static> KeyValueView<K, V> {
     /// Every entry with a key in `[from, to)` (by serialized bytes), or all with `None`s.
     pub fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>, SerdeError> {
         let name = &self.handle.name;
-        let from = from.map(|k| self.handle.key_serde.serialize(name, k)).transpose()?;
-        let to = to.map(|k| self.handle.key_serde.serialize(name, k)).transpose()?;
+        let from = from
+            .map(|k| self.handle.key_serde.serialize(name, k))
+            .transpose()?;
+        let to = to
+            .map(|k| self.handle.key_serde.serialize(name, k))
+            .transpose()?;
         let mut entries = Vec::new();
         for part in &self.parts {
             let data = part.read().unwrap_or_else(|p| p.into_inner());
@@ -205,7 +209,12 @@ pub struct WindowView<K, V> {
 
 impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
     /// The windows of `key` starting within `[from_ms, to_ms]`, by start.
-    pub fn fetch(&self, key: &K, from_ms: i64, to_ms: i64) -> Result<Vec<(Windowed<K>, V)>, SerdeError> {
+    pub fn fetch(
+        &self,
+        key: &K,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(Windowed<K>, V)>, SerdeError> {
         let name = &self.handle.name;
         let key_bytes = self.handle.key_serde.serialize(name, key)?;
         let mut found = Vec::new();

@@ -49,11 +49,15 @@ impl SessionStore {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, SessionData> {
-        self.data.read().unwrap_or_else(|poison| poison.into_inner())
+        self.data
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, SessionData> {
-        self.data.write().unwrap_or_else(|poison| poison.into_inner())
+        self.data
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Sessions of `key` with `end >= earliest_end_ms` and `start <= latest_start_ms`.
@@ -128,7 +132,13 @@ impl SessionStore {
             return;
         };
         let key = changelog_key[..key_bytes].to_vec();
-        self.apply(key, start_ms, end_ms, value.map(<[u8]>::to_vec), timestamp_ms);
+        self.apply(
+            key,
+            start_ms,
+            end_ms,
+            value.map(<[u8]>::to_vec),
+            timestamp_ms,
+        );
     }
 
     fn apply(

@@ -53,16 +53,23 @@ impl WindowStore {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, WindowData> {
-        self.data.read().unwrap_or_else(|poison| poison.into_inner())
+        self.data
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, WindowData> {
-        self.data.write().unwrap_or_else(|poison| poison.into_inner())
+        self.data
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// The value of `key` in the window starting at `start_ms` (seq 0).
     pub fn fetch(&self, key: &[u8], start_ms: i64) -> Option<StoredValue> {
-        self.read().entries.get(&(key.to_vec(), start_ms, 0)).cloned()
+        self.read()
+            .entries
+            .get(&(key.to_vec(), start_ms, 0))
+            .cloned()
     }
 
     /// Every value of `key` in windows starting within `[from_ms, to_ms]`, by start.

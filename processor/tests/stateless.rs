@@ -1,0 +1,98 @@
+//! Stateless operators through the test driver: filter, map, flat_map, branch, merge.
+
+use riffle_processor::{I64Serde, KStream, StreamsBuilder, StringSerde, TestDriver, UnitSerde};
+
+/// Filter, map_values and to: only matching records come out, values transformed, in
+/// input order and with the input timestamps.
+#[test]
+fn filter_and_map_values_keep_order_and_timestamps() {
+    let builder = StreamsBuilder::new("app");
+    builder
+        .stream("in", StringSerde, I64Serde)
+        .filter(|_, amount| *amount > 10)
+        .map_values(|amount| amount * 2)
+        .to("out", StringSerde, I64Serde);
+    let driver = TestDriver::new(builder.build().unwrap());
+    let mut input = driver.input_topic("in", StringSerde, I64Serde);
+    let output = driver.output_topic("out", StringSerde, I64Serde);
+    input.pipe_input_at("a".into(), 5, 100);
+    input.pipe_input_at("b".into(), 20, 200);
+    input.pipe_input_at("c".into(), 11, 300);
+    let first = output.read_record().unwrap();
+    assert_eq!(
+        (first.key.as_str(), first.value, first.timestamp_ms),
+        ("b", Some(40), 200)
+    );
+    assert_eq!(output.read_key_values(), vec![("c".to_string(), 22)]);
+    assert!(output.is_empty());
+}
+
+/// flat_map emits zero or more records per input; a keyless topic reads as `()` keys.
+#[test]
+fn flat_map_splits_lines_from_a_keyless_topic() {
+    let builder = StreamsBuilder::new("app");
+    builder
+        .stream("lines", UnitSerde, StringSerde)
+        .flat_map(|_, line: &String| {
+            line.split_whitespace()
+                .map(|word| (word.to_string(), 1i64))
+                .collect::<Vec<_>>()
+        })
+        .to("words", StringSerde, I64Serde);
+    let driver = TestDriver::new(builder.build().unwrap());
+    let mut input = driver.input_topic("lines", UnitSerde, StringSerde);
+    input.pipe_input((), "to be or".to_string());
+    input.pipe_input((), String::new());
+    let words: Vec<String> = driver
+        .output_topic("words", StringSerde, I64Serde)
+        .read_key_values()
+        .into_iter()
+        .map(|(word, _)| word)
+        .collect();
+    assert_eq!(words, vec!["to", "be", "or"]);
+}
+
+/// branch sends each record to the first matching branch only; merge joins streams back.
+#[test]
+fn branch_routes_to_the_first_match_and_merge_combines() {
+    let builder = StreamsBuilder::new("app");
+    let branches: Vec<KStream<String, i64>> = builder
+        .stream("in", StringSerde, I64Serde)
+        .branch(vec![Box::new(|_, v| *v < 0), Box::new(|_, v| *v < 100)]);
+    branches[0].to("negative", StringSerde, I64Serde);
+    branches[1].to("small", StringSerde, I64Serde);
+    branches[0]
+        .merge(&branches[1])
+        .to("all-handled", StringSerde, I64Serde);
+    let driver = TestDriver::new(builder.build().unwrap());
+    let mut input = driver.input_topic("in", StringSerde, I64Serde);
+    for (key, value) in [("a", -1), ("b", 5), ("c", 500)] {
+        input.pipe_input(key.to_string(), value);
+    }
+    let read = |topic: &str| {
+        driver
+            .output_topic(topic, StringSerde, I64Serde)
+            .read_key_values()
+    };
+    assert_eq!(read("negative"), vec![("a".to_string(), -1)]);
+    assert_eq!(read("small"), vec![("b".to_string(), 5)]);
+    assert_eq!(read("all-handled").len(), 2);
+}
+
+/// Records whose bytes the source serde cannot read are dropped and counted, and the
+/// topology goes on with the next record.
+#[test]
+fn unreadable_records_are_dropped_and_counted() {
+    let builder = StreamsBuilder::new("app");
+    builder
+        .stream("in", StringSerde, I64Serde)
+        .to("out", StringSerde, I64Serde);
+    let driver = TestDriver::new(builder.build().unwrap());
+    let mut input = driver.input_topic("in", StringSerde, I64Serde);
+    input.pipe_raw(Some(b"k".to_vec()), Some(vec![1, 2, 3]), 0);
+    input.pipe_raw(Some(b"k".to_vec()), None, 0);
+    input.pipe_input("k".to_string(), 7);
+    assert_eq!(driver.dropped_records(), 2);
+    let output = driver.output_topic("out", StringSerde, I64Serde);
+    assert_eq!(output.read_key_values(), vec![("k".to_string(), 7)]);
+}
