@@ -41,12 +41,25 @@ pub fn main() -> ExitCode {
 }
 
 fn serve(config: BrokerConfig) -> ExitCode {
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    init_logging(&config.log_level);
+    block_on(run(config))
+}
+
+/// Sends tracing output to stderr with `log_level` as the filter. Does nothing if the host
+/// program installed a subscriber already, so embedding programs keep their own.
+pub fn init_logging(log_level: &str) {
+    let filter = EnvFilter::try_new(log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .try_init();
+}
+
+/// Runs `future` on a new multi-threaded tokio runtime (the handlers use `block_in_place`,
+/// which needs one) and turns its outcome into the process exit code, reporting an error
+/// on stderr and in the log.
+pub fn block_on(future: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,7 +70,7 @@ fn serve(config: BrokerConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(future) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             error!("{message}");
@@ -68,6 +81,30 @@ fn serve(config: BrokerConfig) -> ExitCode {
 }
 
 async fn run(config: BrokerConfig) -> Result<(), String> {
+    let opened = open(config).await?;
+    // Listen for SIGTERM before announcing the address: a supervisor may signal as soon
+    // as it reads the first line, and the default action would kill us uncleanly.
+    let stop = stop_signal().map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
+    announce(&opened);
+    crate::server::run(opened.listener, opened.cluster, stop).await;
+    Ok(())
+}
+
+/// A broker bound to its address with its data directory open, not serving yet.
+pub struct OpenedBroker {
+    /// The bound listener, handed to [`crate::server::run`].
+    pub listener: TcpListener,
+    /// The address it is bound to (the real port when asked for port 0).
+    pub bound: SocketAddr,
+    /// The topics, logs and group coordinator.
+    pub cluster: Arc<Cluster>,
+}
+
+/// Binds the listen address and opens the data directory (recovering it if needed).
+///
+/// # Errors
+/// A message naming the address or directory that failed.
+pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, String> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
@@ -79,17 +116,22 @@ async fn run(config: BrokerConfig) -> Result<(), String> {
         .await
         .map_err(|error| format!("start-up panicked: {error}"))?
         .map_err(|error| format!("cannot open the data directory: {error}"))?;
-    let cluster = Arc::new(cluster);
-    // Listen for SIGTERM before announcing the address: a supervisor may signal as soon
-    // as it reads the first line, and the default action would kill us uncleanly.
-    let stop = stop_signal().map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
+    Ok(OpenedBroker {
+        listener,
+        bound,
+        cluster: Arc::new(cluster),
+    })
+}
+
+/// Logs the start and prints `riffle listening on ADDR`: the first line of stdout is the
+/// contract tests and scripts rely on.
+pub fn announce(opened: &OpenedBroker) {
+    let cluster = &opened.cluster;
+    let bound = opened.bound;
     info!(%bound, cluster_id = %cluster.cluster_id, node_id = cluster.node_id, "riffle started");
-    // The first line of stdout is the contract tests and scripts rely on.
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "riffle listening on {bound}");
     let _ = stdout.flush();
-    crate::server::run(listener, cluster, stop).await;
-    Ok(())
 }
 
 /// `--advertise` if given, else the bound address (with a loopback host when bound to
@@ -117,7 +159,10 @@ fn advertised_address(config: &BrokerConfig, bound: SocketAddr) -> Result<(Strin
 
 /// Installs the Ctrl-C and SIGTERM handlers now, and returns a future that resolves on
 /// either.
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+///
+/// # Errors
+/// When the SIGTERM handler cannot be installed.
+pub fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     Ok(async move {

@@ -4,6 +4,9 @@
 //! [`connection::serve`], whose reader frames and decodes requests and whose writer runs
 //! [`handler::dispatch`] and writes responses in order. Handlers (one file per API under
 //! [`handler`]) work on the shared [`cluster::Cluster`]: topics, partitions and their logs.
+//!
+//! [`embedded`] runs stream-processor topologies inside the broker:
+//! `embedded::Broker::builder(config).processor(topology).run()`.
 
 pub mod admin_client;
 pub mod background;
@@ -12,6 +15,7 @@ pub mod cluster;
 pub mod compaction;
 pub mod config;
 pub mod connection;
+pub mod embedded;
 pub mod group;
 pub mod groups_command;
 pub mod handler;

@@ -1,0 +1,247 @@
+//! [`Broker`]: a broker with stream processors running inside it.
+//!
+//! A user program builds it from a [`BrokerConfig`] (the flags of `riffle serve`), adds
+//! topologies and runs it. Start-up is `riffle serve`'s (see [`crate::cli`]); then each
+//! topology's [`Runner`] runs over an [`EmbeddedBackend`]. Stopping is ordered: the runners
+//! first (each flushes its outputs and commits a last time), then the server, which flushes
+//! the logs and marks a clean stop.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use riffle_processor::runtime::{Runner, RuntimeConfig, RuntimeStatus};
+use riffle_processor::{StoreRegistry, Topology};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use super::backend::{EmbeddedBackend, EmbeddedConfig};
+use crate::cli::{self, OpenedBroker};
+use crate::cluster::Cluster;
+use crate::config::BrokerConfig;
+
+/// A broker with stream processors: see [`Broker::builder`].
+pub struct Broker;
+
+impl Broker {
+    /// Starts describing a broker with `config`; add topologies, then `run` or `start`.
+    pub fn builder(config: BrokerConfig) -> BrokerBuilder {
+        BrokerBuilder {
+            config,
+            processors: Vec::new(),
+            embedded: EmbeddedConfig::default(),
+        }
+    }
+}
+
+/// The broker's settings and the topologies it will run.
+pub struct BrokerBuilder {
+    config: BrokerConfig,
+    processors: Vec<(Topology, RuntimeConfig)>,
+    embedded: EmbeddedConfig,
+}
+
+impl BrokerBuilder {
+    /// Runs `topology` with the default [`RuntimeConfig`].
+    pub fn processor(self, topology: Topology) -> Self {
+        self.processor_with(topology, RuntimeConfig::default())
+    }
+
+    /// Runs `topology` paced by `config`.
+    pub fn processor_with(mut self, topology: Topology, config: RuntimeConfig) -> Self {
+        self.processors.push((topology, config));
+        self
+    }
+
+    /// Group timings and read/write limits of every embedded runtime.
+    pub fn embedded_config(mut self, config: EmbeddedConfig) -> Self {
+        self.embedded = config;
+        self
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, like `riffle serve`: sets up logging and the tokio
+    /// runtime, prints `riffle listening on ADDR` as the first line of stdout, serves
+    /// clients and runs every topology; then stops the runners and the server in order.
+    /// A topology that fails stops the broker, with a failing exit code.
+    pub fn run(self) -> ExitCode {
+        cli::init_logging(&self.config.log_level);
+        cli::block_on(async move {
+            // Listen for SIGTERM before announcing, as `riffle serve` does.
+            let stop = cli::stop_signal()
+                .map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
+            let mut running = self.start_announced(true).await?;
+            let failure = tokio::select! {
+                () = stop => None,
+                failure = running.failures.recv() => failure,
+            };
+            let stopped = running.shutdown().await;
+            match failure {
+                Some(message) => Err(message),
+                None => stopped,
+            }
+        })
+    }
+
+    /// Starts the broker and its processors on the current tokio runtime (multi-threaded:
+    /// handlers use `block_in_place`) and returns at once; nothing is printed.
+    ///
+    /// # Errors
+    /// When the address cannot be bound, the data directory cannot be opened, or two
+    /// topologies share an application id.
+    pub async fn start(self) -> Result<RunningBroker, String> {
+        self.start_announced(false).await
+    }
+
+    async fn start_announced(self, announce: bool) -> Result<RunningBroker, String> {
+        check_unique_application_ids(&self.processors)?;
+        let opened = cli::open(self.config).await?;
+        if announce {
+            cli::announce(&opened);
+        }
+        let OpenedBroker {
+            listener,
+            bound,
+            cluster,
+        } = opened;
+        let (stop_server, server_stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(crate::server::run(listener, cluster.clone(), async {
+            let _ = server_stopped.await;
+        }));
+        let (stop_runners, runners_stopped) = watch::channel(false);
+        let (failure_sender, failures) = mpsc::channel(self.processors.len().max(1));
+        let mut processors = Vec::new();
+        let mut runners = Vec::new();
+        let embedded = embedded_for(self.embedded, &cluster);
+        for (topology, config) in self.processors {
+            let backend = EmbeddedBackend::new(cluster.clone(), embedded.clone());
+            let runner = Runner::new(topology.clone(), backend, config);
+            processors.push(Processor {
+                application_id: topology.application_id().to_string(),
+                stores: runner.stores(),
+                status: runner.status(),
+            });
+            let stop = runners_stopped.clone();
+            runners.push(spawn_runner(runner, topology, stop, failure_sender.clone()));
+        }
+        Ok(RunningBroker {
+            address: bound,
+            processors,
+            failures,
+            stop_runners,
+            runners,
+            stop_server,
+            server,
+        })
+    }
+}
+
+/// The embedded config with this node's static member id, unless one was set.
+fn embedded_for(mut config: EmbeddedConfig, cluster: &Cluster) -> EmbeddedConfig {
+    if config.group_instance_id.is_none() {
+        config.group_instance_id = Some(format!("riffle-embedded-node-{}", cluster.node_id));
+    }
+    config
+}
+
+/// One application id per broker: each runs as one static member of its group.
+fn check_unique_application_ids(processors: &[(Topology, RuntimeConfig)]) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (topology, _) in processors {
+        if !seen.insert(topology.application_id()) {
+            return Err(format!(
+                "the application id '{}' is registered twice",
+                topology.application_id()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one topology until the stop signal; a failure is logged and reported.
+fn spawn_runner(
+    runner: Runner<EmbeddedBackend>,
+    topology: Topology,
+    mut stop: watch::Receiver<bool>,
+    failures: mpsc::Sender<String>,
+) -> JoinHandle<()> {
+    let application_id = topology.application_id().to_string();
+    info!(application = %application_id, "topology:\n{}", topology.describe());
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = runner.run_until(stopped).await {
+            error!(application = %application_id, %error, "processor stopped");
+            let _ = failures.try_send(format!("processor '{application_id}' failed: {error}"));
+        }
+    })
+}
+
+/// A topology running in the broker.
+pub struct Processor {
+    /// Its application id: also its consumer group.
+    pub application_id: String,
+    /// Its tasks' stores, for interactive queries.
+    pub stores: StoreRegistry,
+    /// Its tasks, counters and commits.
+    pub status: Arc<Mutex<RuntimeStatus>>,
+}
+
+/// A started broker: its address, its processors, and [`RunningBroker::shutdown`].
+pub struct RunningBroker {
+    address: SocketAddr,
+    processors: Vec<Processor>,
+    /// Messages of processors that failed; one slot per processor.
+    failures: mpsc::Receiver<String>,
+    stop_runners: watch::Sender<bool>,
+    runners: Vec<JoinHandle<()>>,
+    stop_server: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+impl RunningBroker {
+    /// The address the broker listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Every running topology, in the order they were added.
+    pub fn processors(&self) -> &[Processor] {
+        &self.processors
+    }
+
+    /// The stores of the topology with `application_id`.
+    pub fn stores(&self, application_id: &str) -> Option<StoreRegistry> {
+        self.processors
+            .iter()
+            .find(|processor| processor.application_id == application_id)
+            .map(|processor| processor.stores.clone())
+    }
+
+    /// Waits until a processor fails, and returns its message.
+    pub async fn failed(&mut self) -> Option<String> {
+        self.failures.recv().await
+    }
+
+    /// Stops the processors (each commits a last time and leaves its group), then the
+    /// server (connections drain, logs are flushed).
+    ///
+    /// # Errors
+    /// When a task panicked.
+    pub async fn shutdown(self) -> Result<(), String> {
+        let _ = self.stop_runners.send(true);
+        let mut result = Ok(());
+        for runner in self.runners {
+            if let Err(error) = runner.await {
+                result = Err(format!("a processor task panicked: {error}"));
+            }
+        }
+        let _ = self.stop_server.send(());
+        if let Err(error) = self.server.await {
+            result = Err(format!("the server task panicked: {error}"));
+        }
+        info!("broker and processors stopped");
+        result
+    }
+}

@@ -1,0 +1,24 @@
+//! The embedded stream-processor runtime: topologies running inside the broker process.
+//!
+//! Start with [`Broker::builder`], which a user program calls with its topologies. Each
+//! topology runs `riffle_processor`'s generic [`riffle_processor::runtime::Runner`] over an
+//! [`EmbeddedBackend`], which reaches the cluster without sockets:
+//!
+//! - `membership`: the consumer group through the group handlers (JoinGroup with the
+//!   consumer protocol, SyncGroup with the range assignment, Heartbeat, OffsetCommit,
+//!   LeaveGroup), so the application is a consumer group like any other.
+//! - `consumer_protocol`: Kafka's subscription and assignment layouts and the range
+//!   assignor, shared with remote instances that use librdkafka.
+//! - `reader`: reading assigned partitions from their logs, with long polls.
+//! - `writer`: output batches appended through the Produce handler with acks=all.
+
+mod backend;
+mod broker;
+mod consumer_protocol;
+mod membership;
+mod reader;
+mod writer;
+
+pub use backend::{EmbeddedBackend, EmbeddedConfig};
+pub use broker::{Broker, BrokerBuilder, Processor, RunningBroker};
+pub use membership::GroupTimeouts;

@@ -1,0 +1,270 @@
+//! Reading partitions for the embedded runtime, straight from their logs: what Fetch does,
+//! without the wire. Each assigned partition has a position (the next offset to return);
+//! an empty read waits on the partitions' append notifications, never in a sleep loop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use riffle_processor::runtime::BackendError;
+use riffle_processor::{InputRecord, TopicPartition};
+use riffle_protocol::record::{RecordBatchView, TimestampType, batches};
+use riffle_storage::{FirstBatch, StorageError};
+use tokio::sync::Notify;
+use tracing::warn;
+
+use crate::cluster::Cluster;
+use crate::partition::Partition;
+
+/// Bytes read from one partition per read (Kafka's `max.partition.fetch.bytes`); the first
+/// batch comes whole even when larger, so a big batch never stalls the reader.
+pub const PARTITION_READ_MAX_BYTES: usize = 1024 * 1024;
+
+/// An assigned partition and how far it has been returned.
+struct Assigned {
+    partition: Arc<Partition>,
+    /// The next offset to return.
+    position: i64,
+}
+
+/// The assigned partitions and their positions.
+pub struct Reader {
+    assigned: BTreeMap<TopicPartition, Assigned>,
+    /// Most bytes of batches one [`Reader::read_available`] returns, over all partitions.
+    max_poll_bytes: usize,
+    /// Where the next read starts, so one busy partition cannot starve the others.
+    next_start: usize,
+}
+
+impl Reader {
+    /// A reader with nothing assigned.
+    pub fn new(max_poll_bytes: usize) -> Reader {
+        Reader {
+            assigned: BTreeMap::new(),
+            max_poll_bytes,
+            next_start: 0,
+        }
+    }
+
+    /// Starts reading `topic_partition` at `position` (its committed offset), or at the log
+    /// start when nothing is committed (Kafka's `auto.offset.reset=earliest`).
+    ///
+    /// # Errors
+    /// When the partition does not exist.
+    pub fn assign(
+        &mut self,
+        cluster: &Cluster,
+        topic_partition: &TopicPartition,
+        position: Option<i64>,
+    ) -> Result<(), BackendError> {
+        let partition = find_partition(cluster, topic_partition)?;
+        let position = position.unwrap_or_else(|| partition.log.log_start_offset());
+        self.assigned.insert(
+            topic_partition.clone(),
+            Assigned {
+                partition,
+                position,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops reading every partition; returns the ones that were assigned.
+    pub fn revoke_all(&mut self) -> Vec<TopicPartition> {
+        std::mem::take(&mut self.assigned).into_keys().collect()
+    }
+
+    /// Whether every record of `topic_partition` below its high watermark was returned.
+    pub fn is_caught_up(&self, topic_partition: &TopicPartition) -> bool {
+        self.assigned
+            .get(topic_partition)
+            .is_some_and(|assigned| assigned.position >= assigned.partition.log.high_watermark())
+    }
+
+    /// Reads what the assigned partitions have past their positions, up to the poll byte
+    /// limit, and advances the positions.
+    ///
+    /// # Errors
+    /// When a log cannot be read or holds a batch that does not decode.
+    pub fn read_available(&mut self) -> Result<Vec<InputRecord>, BackendError> {
+        let count = self.assigned.len();
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let start = self.next_start % count;
+        self.next_start = self.next_start.wrapping_add(1);
+        let mut records = Vec::new();
+        let mut read_bytes = 0;
+        let order: Vec<TopicPartition> = self.assigned.keys().cloned().collect();
+        for index in 0..count {
+            if read_bytes >= self.max_poll_bytes {
+                break;
+            }
+            let topic_partition = &order[(start + index) % count];
+            let Some(assigned) = self.assigned.get_mut(topic_partition) else {
+                continue;
+            };
+            let chunk = read_chunk(topic_partition, assigned)?;
+            read_bytes += chunk.len();
+            let last_offset = decode_chunk(
+                topic_partition,
+                chunk,
+                assigned.position,
+                None,
+                &mut records,
+            )?;
+            if let Some(last_offset) = last_offset {
+                assigned.position = assigned.position.max(last_offset + 1);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Waits until an assigned partition grows or `deadline` passes.
+    pub async fn wait_for_data(&self, deadline: Instant) {
+        let waiter = Arc::new(Notify::new());
+        // Register before checking, so an append in between still wakes us.
+        for assigned in self.assigned.values() {
+            assigned.partition.register_waiter(&waiter);
+        }
+        if self.assigned.keys().any(|tp| !self.is_caught_up(tp)) {
+            return;
+        }
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let _ = tokio::time::timeout_at(deadline, waiter.notified()).await;
+    }
+}
+
+/// Every record of `topic_partition` from `from_offset` to `end_offset` (exclusive), or to
+/// the high watermark as it is now; positions of the group are not touched.
+///
+/// # Errors
+/// When the partition does not exist, cannot be read, or holds a batch that does not decode.
+pub fn read_range(
+    cluster: &Cluster,
+    topic_partition: &TopicPartition,
+    from_offset: i64,
+    end_offset: Option<i64>,
+) -> Result<Vec<InputRecord>, BackendError> {
+    let partition = find_partition(cluster, topic_partition)?;
+    let high_watermark = partition.log.high_watermark();
+    let end_offset = end_offset.map_or(high_watermark, |end| end.min(high_watermark));
+    let mut assigned = Assigned {
+        partition,
+        position: from_offset,
+    };
+    let mut records = Vec::new();
+    while assigned.position < end_offset {
+        let chunk = read_chunk(topic_partition, &mut assigned)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let last_offset = decode_chunk(
+            topic_partition,
+            chunk,
+            assigned.position,
+            Some(end_offset),
+            &mut records,
+        )?;
+        // Step by the batches read, not the records kept: a compacted log has gaps.
+        assigned.position = last_offset.map_or(end_offset, |offset| offset + 1);
+    }
+    Ok(records)
+}
+
+fn find_partition(
+    cluster: &Cluster,
+    topic_partition: &TopicPartition,
+) -> Result<Arc<Partition>, BackendError> {
+    cluster
+        .topic(&topic_partition.topic)
+        .and_then(|topic| topic.partition(topic_partition.partition).cloned())
+        .ok_or_else(|| BackendError::new(format!("read {topic_partition}"), "no such partition"))
+}
+
+/// Reads up to [`PARTITION_READ_MAX_BYTES`] of batches at the position. A position outside
+/// the log (retention removed it, or the log was truncated) restarts at the log start, as
+/// `auto.offset.reset=earliest` does.
+fn read_chunk(
+    topic_partition: &TopicPartition,
+    assigned: &mut Assigned,
+) -> Result<Bytes, BackendError> {
+    let log = &assigned.partition.log;
+    match log.read(
+        assigned.position,
+        PARTITION_READ_MAX_BYTES,
+        FirstBatch::AlwaysWhole,
+    ) {
+        Ok(chunk) => Ok(chunk),
+        Err(StorageError::OffsetOutOfRange { .. }) => {
+            let reset = log.log_start_offset();
+            warn!(%topic_partition, position = assigned.position, reset, "position out of range; reading from the log start");
+            assigned.position = reset;
+            log.read(reset, PARTITION_READ_MAX_BYTES, FirstBatch::AlwaysWhole)
+                .map_err(|error| read_error(topic_partition, error))
+        }
+        Err(error) => Err(read_error(topic_partition, error)),
+    }
+}
+
+fn read_error(topic_partition: &TopicPartition, error: impl std::fmt::Display) -> BackendError {
+    BackendError::new(format!("read {topic_partition}"), error)
+}
+
+/// Decodes the records of `chunk` at or after `from_offset` (and below `end_offset`) into
+/// `records`. Returns the last offset the batches cover, so callers step past batches whose
+/// records compaction removed or that carry none (control batches).
+fn decode_chunk(
+    topic_partition: &TopicPartition,
+    chunk: Bytes,
+    from_offset: i64,
+    end_offset: Option<i64>,
+    records: &mut Vec<InputRecord>,
+) -> Result<Option<i64>, BackendError> {
+    let mut last_offset = None;
+    for batch in batches(chunk) {
+        let batch = batch.map_err(|error| read_error(topic_partition, error))?;
+        last_offset = Some(batch.last_offset());
+        // Control batches mark transactions, which carry no user records.
+        if batch.is_control() || batch.last_offset() < from_offset {
+            continue;
+        }
+        decode_batch(topic_partition, &batch, from_offset, end_offset, records)?;
+    }
+    Ok(last_offset)
+}
+
+fn decode_batch(
+    topic_partition: &TopicPartition,
+    batch: &RecordBatchView,
+    from_offset: i64,
+    end_offset: Option<i64>,
+    records: &mut Vec<InputRecord>,
+) -> Result<(), BackendError> {
+    let log_append_time =
+        (batch.timestamp_type() == TimestampType::LogAppendTime).then(|| batch.max_timestamp());
+    let decoded = batch
+        .records()
+        .map_err(|error| read_error(topic_partition, error))?;
+    let wanted = decoded.into_iter().filter(|record| {
+        record.offset >= from_offset && end_offset.is_none_or(|end| record.offset < end)
+    });
+    for record in wanted {
+        let headers = record
+            .headers
+            .into_iter()
+            .map(|header| (header.key, header.value.map(|value| value.to_vec())))
+            .collect();
+        records.push(InputRecord {
+            topic: topic_partition.topic.clone(),
+            partition: topic_partition.partition,
+            offset: record.offset,
+            timestamp_ms: log_append_time.unwrap_or(record.timestamp_ms),
+            key: record.key.map(|key| key.to_vec()),
+            value: record.value.map(|value| value.to_vec()),
+            headers: Arc::new(headers),
+        });
+    }
+    Ok(())
+}
