@@ -75,8 +75,8 @@ def confluent_producer(bootstrap, settings=None):
 
 
 def confluent_consumer(bootstrap, topic, settings=None):
-    """A Consumer that never joins a group: riffle has no group APIs yet, so callers assign()
-    partitions; group.id is set only because the client requires one."""
+    """A Consumer for callers that assign() partitions and do not commit: group.id is set only
+    because the client requires one (group consumers live in the group_*.py scripts)."""
     from confluent_kafka import Consumer
     config = {
         'group.id': f'riffle-it-{topic}',

@@ -1,9 +1,9 @@
 //! Small helpers around the Rust `rdkafka` crate (librdkafka), set up so a broken broker fails a
 //! test within [`CLIENT_TIMEOUT`] instead of hanging it.
 //!
-//! Consumers here never join a group: riffle does not implement the group APIs yet, so they
-//! `assign()` partitions explicitly, with a `group.id` set (librdkafka wants one) but no
-//! `subscribe()` and no commits.
+//! Consumers here never join a group: they `assign()` partitions explicitly, with a
+//! `group.id` set (librdkafka wants one) but no `subscribe()` and no commits, so a test
+//! reads exactly the partitions it names. Group consumers are tested in `tests/groups.rs`.
 
 use std::time::{Duration, Instant};
 

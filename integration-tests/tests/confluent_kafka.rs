@@ -1,7 +1,8 @@
 //! confluent-kafka-python 2.x (librdkafka) against a real riffle process: acks, codecs,
 //! idempotence, where an assigned consumer starts, and several partitions.
 //!
-//! Consumers only `assign()` partitions: riffle has no group APIs yet.
+//! Consumers here only `assign()` partitions, to test where an assigned consumer starts;
+//! group consumers (`subscribe()`, commits) are tested in `groups.rs`.
 
 use riffle_integration_tests::wire::{Compression, first_batch_compression};
 use riffle_integration_tests::{Broker, run_python};
