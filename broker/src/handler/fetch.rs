@@ -233,3 +233,217 @@ fn failed(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use riffle_protocol::api::fetch::FetchPartition;
+    use riffle_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
+    use riffle_protocol::record::{Compression, RecordBatchBuilder};
+
+    use super::*;
+    use crate::cluster::Validation;
+    use crate::handler::produce;
+    use crate::testing::test_cluster;
+
+    /// The Fetch version the tests speak: the newest that names topics.
+    const VERSION: i16 = 12;
+
+    /// The value size of each test record: a batch is a little over 1 KiB.
+    const VALUE_BYTES: usize = 1_000;
+
+    /// One batch holding one record with a [`VALUE_BYTES`] value.
+    fn batch() -> Bytes {
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder.append(1_000, None, Some(&[b'v'; VALUE_BYTES]), &[]);
+        builder.build().expect("a valid batch")
+    }
+
+    /// A cluster with `topic` of `partitions` partitions, each holding `batches` batches.
+    fn cluster_with(
+        topic: &str,
+        partitions: i32,
+        batches: usize,
+    ) -> (tempfile::TempDir, Arc<Cluster>) {
+        let (dir, cluster) = test_cluster();
+        cluster
+            .create_topic(topic, partitions, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        for partition in &cluster.topic(topic).expect("created").partitions {
+            for _ in 0..batches {
+                let mut bytes = batch().to_vec();
+                partition.log.append(&mut bytes, 1_000).expect("append");
+            }
+        }
+        (dir, Arc::new(cluster))
+    }
+
+    /// A read_uncommitted Fetch of `partitions` of `topic` from offset 0, with no byte limits.
+    fn request(topic: &str, partitions: i32, min_bytes: i32, max_wait_ms: i32) -> FetchRequest {
+        let partitions = (0..partitions)
+            .map(|partition| FetchPartition {
+                partition,
+                fetch_offset: 0,
+                partition_max_bytes: i32::MAX,
+                ..Default::default()
+            })
+            .collect();
+        FetchRequest {
+            max_wait_ms,
+            min_bytes,
+            max_bytes: i32::MAX,
+            topics: vec![FetchTopic {
+                topic: topic.into(),
+                partitions,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Sets every partition's `partition_max_bytes`.
+    fn with_partition_max_bytes(mut request: FetchRequest, limit: usize) -> FetchRequest {
+        let limit = i32::try_from(limit).expect("a small limit");
+        for partition in &mut request.topics[0].partitions {
+            partition.partition_max_bytes = limit;
+        }
+        request
+    }
+
+    /// The record bytes returned for each partition of the first topic.
+    fn record_bytes(response: &FetchResponse) -> Vec<usize> {
+        response.responses[0]
+            .partitions
+            .iter()
+            .map(|partition| partition.records.as_ref().map_or(0, Bytes::len))
+            .collect()
+    }
+
+    /// Produces one batch to partition 0 of `topic` with acks=1, through the handler.
+    async fn produce_one(cluster: &Arc<Cluster>, topic: &str) {
+        let request = ProduceRequest {
+            acks: 1,
+            timeout_ms: 1_000,
+            topic_data: vec![TopicProduceData {
+                name: topic.into(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(batch()),
+                }],
+            }],
+            ..Default::default()
+        };
+        let response = produce::handle(cluster, 9, request)
+            .await
+            .expect("acks=1 answers");
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+
+    #[tokio::test]
+    async fn fetch_short_of_min_bytes_waits_max_wait_then_returns_what_there_is() {
+        // Proves the long poll's deadline: with one batch stored and min_bytes far above
+        // it, the Fetch is answered no sooner than max_wait_ms, not long after it, and
+        // carries the batch it has.
+        let (_dir, cluster) = cluster_with("t", 1, 1);
+        let max_wait = Duration::from_millis(1_000);
+        let started = std::time::Instant::now();
+        let request = request("t", 1, 1 << 20, 1_000);
+        let response = handle(&cluster, VERSION, request).await;
+        let elapsed = started.elapsed();
+        assert!(elapsed >= max_wait, "answered after {elapsed:?}");
+        assert!(
+            elapsed < max_wait + Duration::from_secs(4),
+            "answered after {elapsed:?}"
+        );
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        assert_eq!(partition.high_watermark, 1);
+        assert_eq!(record_bytes(&response), vec![batch().len()]);
+    }
+
+    #[tokio::test]
+    async fn waiting_fetch_is_answered_as_soon_as_a_produce_arrives() {
+        // Proves a waiting Fetch is woken by an append: on an empty partition a Fetch with
+        // max_wait 5 s is still waiting after 300 ms, and once a produce lands it is
+        // answered with that batch well before half of max_wait has passed.
+        let (_dir, cluster) = cluster_with("t", 1, 0);
+        let max_wait = Duration::from_secs(5);
+        let fetching = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move { handle(&cluster, VERSION, request("t", 1, 1, 5_000)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!fetching.is_finished(), "answered with nothing to return");
+
+        let produced = std::time::Instant::now();
+        produce_one(&cluster, "t").await;
+        let response = tokio::time::timeout(max_wait, fetching)
+            .await
+            .expect("answered within max_wait")
+            .expect("the fetch task");
+        let elapsed = produced.elapsed();
+        assert!(
+            elapsed < max_wait / 2,
+            "answered {elapsed:?} after the produce"
+        );
+        assert_eq!(response.responses[0].partitions[0].high_watermark, 1);
+        assert_eq!(record_bytes(&response), vec![batch().len()]);
+    }
+
+    #[tokio::test]
+    async fn partition_max_bytes_limits_each_partition_but_the_first_batch_comes_whole() {
+        // Proves per-partition limits and KIP-74: with a limit of 2.5 batches each of two
+        // partitions returns 2 whole batches; with a limit below one batch the first
+        // partition still returns its first batch whole and the second returns nothing.
+        let (_dir, cluster) = cluster_with("t", 2, 3);
+        let batch_bytes = batch().len();
+
+        let roomy = with_partition_max_bytes(request("t", 2, 1, 0), batch_bytes * 5 / 2);
+        let response = handle(&cluster, VERSION, roomy).await;
+        assert_eq!(record_bytes(&response), vec![2 * batch_bytes; 2]);
+
+        let tiny = with_partition_max_bytes(request("t", 2, 1, 0), 10);
+        let response = handle(&cluster, VERSION, tiny).await;
+        assert_eq!(record_bytes(&response), vec![batch_bytes, 0]);
+    }
+
+    #[tokio::test]
+    async fn max_bytes_limits_the_response_but_the_first_batch_comes_whole() {
+        // Proves the response-wide limit and KIP-74: max_bytes of 1.5 batches returns one
+        // batch from the first partition and nothing from the second (half a batch left);
+        // max_bytes below one batch still returns the first batch whole.
+        let (_dir, cluster) = cluster_with("t", 2, 3);
+        let batch_bytes = batch().len();
+
+        let mut limited = request("t", 2, 1, 0);
+        limited.max_bytes = i32::try_from(batch_bytes * 3 / 2).expect("small");
+        let response = handle(&cluster, VERSION, limited).await;
+        assert_eq!(record_bytes(&response), vec![batch_bytes, 0]);
+
+        let mut tiny = request("t", 2, 1, 0);
+        tiny.max_bytes = 10;
+        let response = handle(&cluster, VERSION, tiny).await;
+        assert_eq!(record_bytes(&response), vec![batch_bytes, 0]);
+    }
+
+    #[tokio::test]
+    async fn read_committed_answers_last_stable_offset_at_the_high_watermark() {
+        // Proves the isolation levels without transactions: read_committed sees every
+        // record, its last stable offset is the high watermark, and its aborted
+        // transactions list is present and empty; read_uncommitted reports the same LSO.
+        let (_dir, cluster) = cluster_with("t", 1, 2);
+        let mut committed = request("t", 1, 1, 0);
+        committed.isolation_level = READ_COMMITTED;
+        let response = handle(&cluster, VERSION, committed).await;
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        assert_eq!(partition.high_watermark, 2);
+        assert_eq!(partition.last_stable_offset, 2);
+        assert_eq!(partition.aborted_transactions, Some(Vec::new()));
+        assert_eq!(record_bytes(&response), vec![2 * batch().len()]);
+
+        let response = handle(&cluster, VERSION, request("t", 1, 1, 0)).await;
+        assert_eq!(response.responses[0].partitions[0].last_stable_offset, 2);
+    }
+}
