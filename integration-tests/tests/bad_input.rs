@@ -4,6 +4,8 @@
 //! Requests are built byte by byte here and in `riffle_integration_tests::wire`, from the Kafka
 //! schemas, never with `riffle-protocol`: the tests must catch codec bugs, not mirror them.
 
+use std::time::{Duration, Instant};
+
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
@@ -287,6 +289,67 @@ fn oversized_frames_close_only_their_own_connection() {
         let _ = victim.send_raw(&bytes);
         victim.expect_closed(what);
         assert_still_serving(&mut broker, &mut bystander, what);
+    }
+}
+
+#[test]
+fn unadvertised_versions_of_known_apis_close_only_their_own_connection() {
+    // Proves a known API at a version we do not advertise (Produce v2, Fetch v3: both predate
+    // record batch v2) is not answered but closes that one connection, as Kafka does for every
+    // API but ApiVersions; the broker logs why, and another client keeps getting answers.
+    let mut broker = Broker::start();
+    let mut bystander = RawConnection::connect(&broker.bootstrap());
+    let ranges = api_versions(&mut bystander);
+    let mut produce_v2 = RequestWriter::new();
+    produce_v2
+        .header(RequestHeaderVersion::V1, api_key::PRODUCE, 2, 1)
+        .i16(-1) // acks
+        .i32(10_000) // timeout_ms
+        .array_len(0); // topic_data
+    let mut fetch_v3 = RequestWriter::new();
+    fetch_v3
+        .header(RequestHeaderVersion::V1, api_key::FETCH, 3, 1)
+        .i32(-1) // replica_id
+        .i32(500) // max_wait_ms
+        .i32(1) // min_bytes
+        .i32(1 << 20) // max_bytes
+        .array_len(0); // topics
+    let cases = [
+        ("Produce v2", api_key::PRODUCE, 2, produce_v2),
+        ("Fetch v3", api_key::FETCH, 3, fetch_v3),
+    ];
+    for (what, key, version, frame) in cases {
+        let advertised = ranges.iter().find(|range| range.api_key == key);
+        assert!(
+            advertised.is_some_and(|range| version < range.min_version),
+            "the test needs {what} to be below the advertised range: {advertised:?}"
+        );
+        let mut victim = RawConnection::connect(&broker.bootstrap());
+        victim.send_frame(&frame.into_bytes()).expect("send");
+        victim.expect_closed(what);
+        assert_still_serving(&mut broker, &mut bystander, what);
+        let logged = format!("unsupported api key {key} version {version}");
+        assert!(
+            wait_for_log_line(&broker, &logged),
+            "no broker log line containing {logged:?} after {what}\n{}",
+            broker.log_tail()
+        );
+    }
+}
+
+/// Whether a line of the broker log contains `text` within a few seconds: the broker writes
+/// its log asynchronously to the test reading it.
+fn wait_for_log_line(broker: &Broker, text: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(broker.log_path()).unwrap_or_default();
+        if log.lines().any(|line| line.contains(text)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
