@@ -72,3 +72,134 @@ pub async fn handle(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use riffle_protocol::api::offset_delete::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+
+    use super::*;
+    use crate::cluster::Validation;
+    use crate::group::JoinRequest;
+    use crate::group::records::CommittedOffset;
+    use crate::testing::test_cluster;
+
+    /// A cluster with topic `t` of two partitions, and group `g` (no members) holding
+    /// commits for both, as a consumer using assign() leaves them.
+    fn cluster_with_commits() -> (tempfile::TempDir, Arc<Cluster>) {
+        let (dir, cluster) = test_cluster();
+        cluster
+            .create_topic("t", 2, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        let commits = (0..2)
+            .map(|partition| {
+                let committed = CommittedOffset {
+                    offset: 10 + i64::from(partition),
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp_ms: 1_000,
+                };
+                ("t".to_string(), partition, committed)
+            })
+            .collect();
+        let (errors, _) = cluster.groups().commit_offsets("g", "", None, -1, commits);
+        assert_eq!(errors, vec![ErrorCode::None; 2]);
+        (dir, Arc::new(cluster))
+    }
+
+    /// OffsetDelete of `partitions` of topic `t` for `group_id`.
+    fn request(group_id: &str, partitions: &[i32]) -> OffsetDeleteRequest {
+        OffsetDeleteRequest {
+            group_id: group_id.into(),
+            topics: vec![OffsetDeleteRequestTopic {
+                name: "t".into(),
+                partitions: partitions
+                    .iter()
+                    .map(|partition_index| OffsetDeleteRequestPartition {
+                        partition_index: *partition_index,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    /// The (partition, error code) pairs of a response's only topic.
+    fn partition_errors(response: &OffsetDeleteResponse) -> Vec<(i32, i16)> {
+        response.topics[0]
+            .partitions
+            .iter()
+            .map(|partition| (partition.partition_index, partition.error_code))
+            .collect()
+    }
+
+    /// The partitions of `t` that `group_id` has committed offsets for.
+    fn committed_partitions(cluster: &Cluster, group_id: &str) -> Vec<i32> {
+        let offsets = cluster.groups().fetch_offsets(group_id);
+        offsets.keys().map(|(_, partition)| *partition).collect()
+    }
+
+    /// Consumer protocol subscription metadata (version 0) for topic `t`.
+    fn subscription_to_t() -> Bytes {
+        let mut metadata = vec![0, 0]; // version
+        metadata.extend_from_slice(&1i32.to_be_bytes()); // topics length
+        metadata.extend_from_slice(&1i16.to_be_bytes()); // topic name length
+        metadata.push(b't');
+        metadata.extend_from_slice(&(-1i32).to_be_bytes()); // user_data: null
+        Bytes::from(metadata)
+    }
+
+    #[tokio::test]
+    async fn deletes_a_committed_offset_of_an_empty_group() {
+        // Proves the happy path: a group without members loses exactly the offsets named
+        // (partition 0), keeps the others, and the answer has no errors.
+        let (_dir, cluster) = cluster_with_commits();
+        let response = handle(&cluster, 0, request("g", &[0])).await;
+        assert_eq!(response.error_code, 0);
+        assert_eq!(partition_errors(&response), vec![(0, 0)]);
+        assert_eq!(committed_partitions(&cluster, "g"), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn refuses_a_topic_an_active_member_is_subscribed_to() {
+        // Proves OffsetDelete does not pull offsets from under a consumer: once a member
+        // subscribed to `t` has joined, each requested partition of `t` is answered
+        // GROUP_SUBSCRIBED_TO_TOPIC and every commit stays.
+        let (_dir, cluster) = cluster_with_commits();
+        let join = JoinRequest {
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), subscription_to_t())],
+            require_known_member_id: false,
+        };
+        let _joining = cluster.groups().join(Instant::now(), "g", join);
+        let response = handle(&cluster, 0, request("g", &[0, 1])).await;
+        assert_eq!(response.error_code, 0);
+        let subscribed = ErrorCode::GroupSubscribedToTopic.code();
+        assert_eq!(
+            partition_errors(&response),
+            vec![(0, subscribed), (1, subscribed)]
+        );
+        assert_eq!(committed_partitions(&cluster, "g"), vec![0, 1]);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_group_is_group_id_not_found() {
+        // Proves a group with no offsets and no members gets the request-level error
+        // GROUP_ID_NOT_FOUND, and the other group's commits are untouched.
+        let (_dir, cluster) = cluster_with_commits();
+        let response = handle(&cluster, 0, request("no-such-group", &[0])).await;
+        assert_eq!(response.error_code, ErrorCode::GroupIdNotFound.code());
+        assert!(response.topics.is_empty());
+        assert_eq!(committed_partitions(&cluster, "g"), vec![0, 1]);
+    }
+}
