@@ -14,7 +14,10 @@ Then:
   member's assignment; delete_consumer_groups fails with NON_EMPTY_GROUP for admin-active and
   deletes admin-deletable, whose offsets are gone afterwards;
 - kafka-python list_groups / describe_groups / list_group_offsets / delete_groups do the same
-  (kafka-python 3.0 names them so; there is no list_consumer_groups any more);
+  (kafka-python 3.0 names them so; there is no list_consumer_groups any more), and
+  delete_group_offsets (OffsetDelete; confluent-kafka-python has no binding for it) deletes
+  one partition's offset of admin-kp, refuses admin-active's subscribed topic with
+  GROUP_SUBSCRIBED_TO_TOPIC and an unknown group with GROUP_ID_NOT_FOUND;
 - with --riffle, `riffle groups describe admin-active` shows each partition's committed
   offset 10, log end offset 10, lag 0 and the member, and `riffle groups list` the groups.
 """
@@ -25,7 +28,9 @@ import time
 from confluent_kafka import (OFFSET_INVALID, ConsumerGroupState, KafkaError, KafkaException,
                              TopicPartition)
 from confluent_kafka.admin import AdminClient
+import kafka.errors as kafka_errors
 from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import KafkaAdminClient
 
 from common import (CLIENT_TIMEOUT_S, check, confluent_config, confluent_consumer, create_topic,
@@ -168,6 +173,8 @@ def check_kafka_python_admin(args):
           == {(partition, PER_PARTITION) for partition in range(PARTITIONS)},
           f'kafka-python list_group_offsets admin-kp: {offsets}')
 
+    check_kafka_python_delete_offsets(args, admin)
+
     results = admin.delete_groups(['admin-active'])
     check('NonEmptyGroup' in str(results.get('admin-active')),
           f'kafka-python delete_groups admin-active answered {results}, expected NonEmptyGroupError')
@@ -178,6 +185,28 @@ def check_kafka_python_admin(args):
     admin.close()
     print('kafka-python: list_groups, states_filter, describe_groups, list_group_offsets, '
           'delete_groups all correct')
+
+
+def check_kafka_python_delete_offsets(args, admin):
+    """OffsetDelete through kafka-python: an empty group loses exactly the partition named, a
+    live member's topic is GROUP_SUBSCRIBED_TO_TOPIC, an unknown group GROUP_ID_NOT_FOUND."""
+    first = KafkaTopicPartition(args.topic, 0)
+    results = admin.delete_group_offsets('admin-kp', [first])
+    check(results == {first: kafka_errors.NoError},
+          f'kafka-python delete_group_offsets admin-kp answered {results}')
+    offsets = admin.list_group_offsets('admin-kp')['admin-kp']
+    check({tp.partition for tp in offsets} == set(range(1, PARTITIONS)),
+          f'admin-kp offsets after deleting partition 0: {offsets}')
+    results = admin.delete_group_offsets('admin-active', [first])
+    check(results == {first: kafka_errors.GroupSubscribedToTopicError},
+          f'kafka-python delete_group_offsets admin-active answered {results}')
+    try:
+        admin.delete_group_offsets('no-such-group', [first])
+        fail('delete_group_offsets of an unknown group succeeded')
+    except kafka_errors.GroupIdNotFoundError:
+        pass
+    print('kafka-python: delete_group_offsets deletes, refuses a subscribed topic, '
+          'and reports an unknown group')
 
 
 def run_riffle(riffle, *args):

@@ -101,9 +101,9 @@ fn committed_offsets_and_metadata_survive_a_sigkill() {
 
 #[test]
 fn group_admin_with_both_clients_and_the_riffle_cli() {
-    // Proves ListGroups, DescribeGroups, OffsetFetch and DeleteGroups as both admin clients use
-    // them (states, members, decoded assignments, NON_EMPTY_GROUP for a live group, deletion
-    // of an empty one), and that `riffle groups describe` prints committed offset, log end
+    // Proves ListGroups, DescribeGroups, OffsetFetch, OffsetDelete and DeleteGroups as the
+    // admin clients use them (states, members, decoded assignments, NON_EMPTY_GROUP for a live
+    // group, deletion of an empty one, GROUP_SUBSCRIBED_TO_TOPIC for a consumed topic), and that `riffle groups describe` prints committed offset, log end
     // offset and lag per partition: 10/10/0 with the member for a live group, 10/10/0 and
     // 4/10/6 and no owner for an empty one, and a clear error for an unknown group.
     let broker = Broker::start_with(GROUP_BROKER_ARGS);
