@@ -1,7 +1,7 @@
 //! Consumer groups with real clients against a real riffle process: sharing partitions
 //! exactly once through a leave and a crash, cooperative rebalancing, static membership,
-//! committed offsets across restarts, and group administration (confluent-kafka,
-//! kafka-python and `riffle groups`).
+//! committed offsets across restarts, commits from consumers that only assign(), and group
+//! administration (confluent-kafka, kafka-python and `riffle groups`).
 //!
 //! The orchestration lives in `integration-tests/python/group_*.py`: each group member runs in
 //! its own Python process (`group_worker.py`), so a crash is a real SIGKILL. Members use
@@ -179,6 +179,49 @@ fn group_admin_with_both_clients_and_the_riffle_cli() {
         unknown.stderr.trim(),
         "Consumer group 'no-such-group' does not exist."
     );
+}
+
+#[test]
+fn assigned_consumer_commits_without_joining_and_a_new_one_resumes() {
+    // Proves simple (non-member) commits with a real client: a confluent-kafka consumer with a
+    // group.id that only assign()s reads 40 messages, commits synchronously and closes; a new
+    // consumer of that group.id resumes at the committed offset 20 of each partition; and
+    // `riffle groups describe` shows the memberless group with offset 20, log end 25, lag 5.
+    let broker = Broker::start_with(GROUP_BROKER_ARGS);
+    let output = run_python(
+        &broker,
+        "group_assign_commit.py",
+        &["--topic", "assigned", "--group", "assigners"],
+    );
+    assert!(
+        output.contains("consumer B resumed from the committed offsets"),
+        "{output}"
+    );
+
+    let described = riffle_groups(&broker, &["describe", "assigners"]);
+    assert_eq!(described.code, Some(0), "{}", described.stderr);
+    assert!(
+        described
+            .stdout
+            .starts_with("Consumer group 'assigners' has no active members."),
+        "{}",
+        described.stdout
+    );
+    let row = |partition: &str| {
+        [
+            "assigners",
+            "assigned",
+            partition,
+            "20",
+            "25",
+            "5",
+            "-",
+            "-",
+            "-",
+        ]
+        .map(String::from)
+    };
+    assert_eq!(described.table_rows(), [row("0"), row("1")]);
 }
 
 /// `args` followed by `--phase phase`.
