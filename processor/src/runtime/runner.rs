@@ -74,6 +74,8 @@ pub struct Runner<B: Backend> {
     /// Spreads keyless records over partitions.
     next_keyless_partition: i32,
     closed_metrics: TaskMetrics,
+    /// Dropped records already logged: drops are logged once per commit, when they grew.
+    logged_dropped_total: u64,
     last_commit: Instant,
 }
 
@@ -92,6 +94,7 @@ impl<B: Backend> Runner<B> {
             changelog_end_offsets: BTreeMap::new(),
             next_keyless_partition: 0,
             closed_metrics: TaskMetrics::default(),
+            logged_dropped_total: 0,
             last_commit: Instant::now(),
         }
     }
@@ -382,7 +385,31 @@ impl<B: Backend> Runner<B> {
                 .commits += 1;
         }
         self.last_commit = Instant::now();
+        self.log_dropped_records();
         Ok(())
+    }
+
+    /// Late, null, unreadable and expired records are dropped silently by the operators;
+    /// this line is how an operator sees them without reading [`RuntimeStatus`].
+    fn log_dropped_records(&mut self) {
+        let metrics = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .metrics
+            .clone();
+        let dropped_total = metrics.dropped_total();
+        if dropped_total > self.logged_dropped_total {
+            let by_reason = &metrics.dropped_records;
+            let application = self.topology.application_id();
+            tracing::warn!(
+                application,
+                dropped_total,
+                ?by_reason,
+                "records dropped so far"
+            );
+            self.logged_dropped_total = dropped_total;
+        }
     }
 
     fn metadata_for(&self, task: &Task) -> CommitMetadata {
