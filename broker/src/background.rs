@@ -53,7 +53,7 @@ fn enforce_retention(cluster: &Cluster) {
         .saturating_mul(60_000);
     let expired = cluster
         .groups()
-        .expire_offsets(now_ms.saturating_sub(offsets_retention_ms));
+        .expire_offsets(now_ms, offsets_retention_ms);
     if expired > 0 {
         info!(
             expired,

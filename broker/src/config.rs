@@ -125,7 +125,8 @@ pub struct BrokerConfig {
     pub group_max_size: usize,
 
     /// How long the committed offsets of a group without members are kept after their
-    /// commit (Kafka: offsets.retention.minutes).
+    /// commit (Kafka: offsets.retention.minutes), unless the commit set its own retention
+    /// (OffsetCommit v2-v4 `retention_time_ms`).
     #[arg(
         long,
         env = "RIFFLE_OFFSETS_RETENTION_MINUTES",

@@ -370,9 +370,10 @@ impl GroupCoordinator {
         Ok(Some(last_offset))
     }
 
-    /// Forgets offsets committed before `expire_before_ms` by groups without members
-    /// (Kafka's offsets.retention.minutes), writing tombstones. Returns how many went.
-    pub fn expire_offsets(&self, expire_before_ms: i64) -> usize {
+    /// Forgets the expired offsets of groups without members, writing tombstones: those
+    /// past their own expire timestamp, and the others committed more than `retention_ms`
+    /// before `now_ms` (Kafka's offsets.retention.minutes). Returns how many went.
+    pub fn expire_offsets(&self, now_ms: i64, retention_ms: i64) -> usize {
         let groups = self.lock_groups();
         let mut offsets = self.lock_offsets();
         let mut expired: Vec<(String, String, i32)> = Vec::new();
@@ -385,7 +386,7 @@ impl GroupCoordinator {
             }
             let stale = committed
                 .iter()
-                .filter(|(_, offset)| offset.commit_timestamp_ms < expire_before_ms);
+                .filter(|(_, offset)| is_expired(offset, now_ms, retention_ms));
             expired.extend(
                 stale.map(|((topic, partition), _)| (group_id.clone(), topic.clone(), *partition)),
             );
@@ -496,6 +497,14 @@ impl GroupCoordinator {
             .append(&mut batch, now_ms)
             .map_err(|error| error.to_string())?;
         Ok(appended.last_offset)
+    }
+}
+
+/// Whether a committed offset of a group without members has expired at `now_ms`.
+fn is_expired(offset: &CommittedOffset, now_ms: i64, retention_ms: i64) -> bool {
+    match offset.expire_timestamp_ms {
+        Some(expire_timestamp_ms) => now_ms >= expire_timestamp_ms,
+        None => offset.commit_timestamp_ms < now_ms.saturating_sub(retention_ms),
     }
 }
 
@@ -620,6 +629,7 @@ mod tests {
             leader_epoch: -1,
             metadata: "m".into(),
             commit_timestamp_ms,
+            expire_timestamp_ms: None,
         }
     }
 
@@ -652,7 +662,7 @@ mod tests {
                 .map(|offset| (offset.offset, offset.metadata.as_str())),
             Some((5, "m"))
         );
-        assert_eq!(cluster.groups().expire_offsets(10_000), 1);
+        assert_eq!(cluster.groups().expire_offsets(20_000, 10_000), 1);
         drop(cluster);
 
         let cluster = crate::testing::open_test_cluster(dir.path());

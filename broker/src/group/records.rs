@@ -7,6 +7,9 @@
 //! group key  (version 2): version INT16, group STRING
 //! offset value (version 3): version INT16, offset INT64, leader_epoch INT32,
 //!                           metadata STRING, commit_timestamp INT64
+//! offset value (version 1, for commits with their own retention, as Kafka writes them):
+//!                           version INT16, offset INT64, metadata STRING,
+//!                           commit_timestamp INT64, expire_timestamp INT64
 //! group value: JSON (a GroupSnapshot); Kafka's binary group layout is not needed,
 //!              since only this broker reads it.
 //! ```
@@ -17,6 +20,8 @@ use serde::{Deserialize, Serialize};
 const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
 const OFFSET_VALUE_VERSION: i16 = 3;
+/// Kafka's offset value layout with an expire timestamp (and no leader epoch).
+const OFFSET_VALUE_WITH_EXPIRY_VERSION: i16 = 1;
 
 /// An offset a group committed for a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +34,10 @@ pub struct CommittedOffset {
     pub metadata: String,
     /// When it was committed, in ms since the epoch.
     pub commit_timestamp_ms: i64,
+    /// When it expires (for a group without members), in ms since the epoch, if the
+    /// commit asked for its own retention (OffsetCommit v2-v4 `retention_time_ms`); `None`
+    /// expires it the broker's `--offsets-retention-minutes` after `commit_timestamp_ms`.
+    pub expire_timestamp_ms: Option<i64>,
 }
 
 /// A group's membership, persisted when it becomes stable or empty.
@@ -108,14 +117,26 @@ pub fn group_key(group_id: &str) -> Vec<u8> {
     key
 }
 
-/// The value of a committed offset.
+/// The value of a committed offset: version 3, or version 1 when it has its own expiry
+/// (which, as in Kafka, drops the leader epoch).
 pub fn offset_value(offset: &CommittedOffset) -> Vec<u8> {
-    let mut value = Vec::with_capacity(24 + offset.metadata.len());
-    value.put_i16(OFFSET_VALUE_VERSION);
-    value.put_i64(offset.offset);
-    value.put_i32(offset.leader_epoch);
-    put_string(&mut value, &offset.metadata);
-    value.put_i64(offset.commit_timestamp_ms);
+    let mut value = Vec::with_capacity(32 + offset.metadata.len());
+    match offset.expire_timestamp_ms {
+        None => {
+            value.put_i16(OFFSET_VALUE_VERSION);
+            value.put_i64(offset.offset);
+            value.put_i32(offset.leader_epoch);
+            put_string(&mut value, &offset.metadata);
+            value.put_i64(offset.commit_timestamp_ms);
+        }
+        Some(expire_timestamp_ms) => {
+            value.put_i16(OFFSET_VALUE_WITH_EXPIRY_VERSION);
+            value.put_i64(offset.offset);
+            put_string(&mut value, &offset.metadata);
+            value.put_i64(offset.commit_timestamp_ms);
+            value.put_i64(expire_timestamp_ms);
+        }
+    }
     value
 }
 
@@ -155,16 +176,23 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, String>
 }
 
 fn decode_offset_value(mut value: &[u8]) -> Result<CommittedOffset, String> {
-    let version = get_i16(&mut value)?;
-    if version != OFFSET_VALUE_VERSION {
-        return Err(format!("unknown offset value version {version}"));
+    match get_i16(&mut value)? {
+        OFFSET_VALUE_VERSION => Ok(CommittedOffset {
+            offset: get_i64(&mut value)?,
+            leader_epoch: get_i32(&mut value)?,
+            metadata: get_string(&mut value)?,
+            commit_timestamp_ms: get_i64(&mut value)?,
+            expire_timestamp_ms: None,
+        }),
+        OFFSET_VALUE_WITH_EXPIRY_VERSION => Ok(CommittedOffset {
+            offset: get_i64(&mut value)?,
+            leader_epoch: -1,
+            metadata: get_string(&mut value)?,
+            commit_timestamp_ms: get_i64(&mut value)?,
+            expire_timestamp_ms: Some(get_i64(&mut value)?),
+        }),
+        version => Err(format!("unknown offset value version {version}")),
     }
-    Ok(CommittedOffset {
-        offset: get_i64(&mut value)?,
-        leader_epoch: get_i32(&mut value)?,
-        metadata: get_string(&mut value)?,
-        commit_timestamp_ms: get_i64(&mut value)?,
-    })
 }
 
 fn put_string(buf: &mut Vec<u8>, text: &str) {
@@ -211,12 +239,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn offsets_and_groups_round_trip() {
+    fn an_offset_with_its_own_expiry_round_trips_as_version_1() {
+        // Proves a commit with a retention of its own is written in Kafka's version 1
+        // layout (no leader epoch) and reads back with its expire timestamp.
         let committed = CommittedOffset {
             offset: 42,
             leader_epoch: -1,
             metadata: "meta".into(),
             commit_timestamp_ms: 7,
+            expire_timestamp_ms: Some(60_007),
+        };
+        let value = offset_value(&committed);
+        assert_eq!(value[..2], OFFSET_VALUE_WITH_EXPIRY_VERSION.to_be_bytes());
+        let record = decode(&offset_key("g", "t", 3), Some(&value)).expect("decodes");
+        assert_eq!(
+            record,
+            OffsetsRecord::Offset {
+                group_id: "g".into(),
+                topic: "t".into(),
+                partition: 3,
+                value: Some(committed)
+            }
+        );
+    }
+
+    #[test]
+    fn offsets_and_groups_round_trip() {
+        let committed = CommittedOffset {
+            offset: 42,
+            leader_epoch: 5,
+            metadata: "meta".into(),
+            commit_timestamp_ms: 7,
+            expire_timestamp_ms: None,
         };
         let record =
             decode(&offset_key("g", "t", 3), Some(&offset_value(&committed))).expect("decodes");

@@ -5,6 +5,10 @@
 //! The metadata string is stored and returned as committed. Answered once the commit is
 //! in the offsets log (and, with `--flush-policy acks-all`, fsynced).
 //!
+//! Versions 2-4 carry `retention_time_ms`: -1 keeps the broker's
+//! `--offsets-retention-minutes`; any other value makes the commits expire that long after
+//! they were made, once their group has no members (as Kafka does since KIP-211).
+//!
 //! Errors: INVALID_GROUP_ID, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS,
 //! FENCED_INSTANCE_ID, OFFSET_METADATA_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION,
 //! KAFKA_STORAGE_ERROR.
@@ -31,6 +35,7 @@ pub async fn handle(
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let now_ms = now_ms();
+    let expire_timestamp_ms = expire_timestamp_ms(request.retention_time_ms, now_ms);
     let mut commits = Vec::new();
     let mut answers: Vec<(String, Vec<PartitionAnswer>)> = Vec::new();
     for topic in request.topics {
@@ -54,6 +59,7 @@ pub async fn handle(
                 leader_epoch: partition.committed_leader_epoch,
                 metadata: partition.committed_metadata.unwrap_or_default(),
                 commit_timestamp_ms: now_ms,
+                expire_timestamp_ms,
             };
             commits.push((topic.name.clone(), partition.partition_index, committed));
         }
@@ -102,6 +108,12 @@ pub async fn handle(
     }
 }
 
+/// When commits made at `now_ms` expire, if the request set its own retention: -1 (also
+/// what versions without the field decode to) leaves it to the broker's default.
+fn expire_timestamp_ms(retention_time_ms: i64, now_ms: i64) -> Option<i64> {
+    (retention_time_ms != -1).then(|| now_ms.saturating_add(retention_time_ms))
+}
+
 /// Waits for the offsets log to be fsynced through `last_offset`, when the flush policy
 /// says acknowledged writes are durable.
 pub async fn wait_durable(cluster: &Arc<Cluster>, last_offset: i64) -> Result<(), String> {
@@ -113,4 +125,70 @@ pub async fn wait_durable(cluster: &Arc<Cluster>, last_offset: i64) -> Result<()
         .await
         .map_err(|error| error.to_string())?
         .map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use riffle_protocol::api::offset_commit::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+
+    use super::*;
+    use crate::cluster::Validation;
+    use crate::testing::test_cluster;
+
+    /// The broker default the test passes to expiry: far longer than the test runs.
+    const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+    /// An assign()-style (generation -1) OffsetCommit of offset 10 to `t`/`partition`.
+    fn commit(partition: i32, retention_time_ms: i64) -> OffsetCommitRequest {
+        OffsetCommitRequest {
+            group_id: "g".into(),
+            generation_id_or_member_epoch: -1,
+            retention_time_ms,
+            topics: vec![OffsetCommitRequestTopic {
+                name: "t".into(),
+                partitions: vec![OffsetCommitRequestPartition {
+                    partition_index: partition,
+                    committed_offset: 10,
+                    ..Default::default()
+                }],
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn v2_retention_time_ms_expires_that_commit_and_minus_one_keeps_the_default() {
+        // Proves OffsetCommit v2's retention_time_ms: a commit asking for 60 s expires 60 s
+        // after it was made, even though the broker default is a week, while a commit with
+        // -1 stays until the default; both are answered without error.
+        let (_dir, cluster) = test_cluster();
+        cluster
+            .create_topic("t", 2, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        let cluster = Arc::new(cluster);
+        for (partition, retention_time_ms) in [(0, 60_000), (1, -1)] {
+            let response = handle(&cluster, 2, commit(partition, retention_time_ms)).await;
+            assert_eq!(response.topics[0].partitions[0].error_code, 0);
+        }
+        let offsets = cluster.groups().fetch_offsets("g");
+        let own = &offsets[&("t".to_string(), 0)];
+        let default = &offsets[&("t".to_string(), 1)];
+        assert_eq!(
+            own.expire_timestamp_ms,
+            Some(own.commit_timestamp_ms + 60_000)
+        );
+        assert_eq!(default.expire_timestamp_ms, None);
+
+        let groups = cluster.groups();
+        let before = own.commit_timestamp_ms + 59_999;
+        assert_eq!(groups.expire_offsets(before, DEFAULT_RETENTION_MS), 0);
+        let after = own.commit_timestamp_ms + 60_000;
+        assert_eq!(groups.expire_offsets(after, DEFAULT_RETENTION_MS), 1);
+        let left: Vec<i32> = groups.fetch_offsets("g").keys().map(|key| key.1).collect();
+        assert_eq!(left, vec![1]);
+    }
 }

@@ -103,6 +103,7 @@ mod tests {
                     leader_epoch: -1,
                     metadata: String::new(),
                     commit_timestamp_ms: 1_000,
+                    expire_timestamp_ms: None,
                 };
                 ("t".to_string(), partition, committed)
             })
