@@ -10,10 +10,12 @@
 //!   event's minute: `{"campaign":"c1","window_start_ms":0,"window_end_ms":60000,
 //!   "impressions":2,"clicks":1}`. The latest record per campaign and minute is the count.
 //!
-//! An event may arrive up to 30 s after its minute ended (by stream time: the largest
-//! timestamp seen on the partition) and still count, with a new `campaign-stats` record;
-//! after that its minute is closed, the event is dropped, and the runtime's
-//! `dropped-records` counter (`TestDriver::dropped_records` in tests) counts it.
+//! An event may arrive up to 30 s after its minute ended and still count, with a new
+//! `campaign-stats` record. "After" is by stream time: the largest timestamp processed so
+//! far from partition p of both topics. Past that the minute is closed and the event is
+//! dropped and counted: the running application logs `records dropped so far
+//! dropped_total=N by_reason={Late: N}` at its next commit when the count grew, and tests
+//! read `TestDriver::dropped_records`.
 //!
 //! `ad-impressions` and `ad-clicks` must have the same number of partitions: the merged
 //! counts of one campaign must meet in one task.
@@ -27,6 +29,9 @@
 //! echo 'c1:{"ad":"banner-7"}' | kcat -b 127.0.0.1:9092 -P -t ad-clicks -K:
 //! kcat -b 127.0.0.1:9092 -C -t campaign-stats -K' => '
 //! ```
+//!
+//! To make it yours: add event kinds to `AdEvent` and counters to `Counts`, or change
+//! `STATS_WINDOW` and `STATS_GRACE`.
 
 mod common;
 

@@ -34,6 +34,9 @@
 //! kcat -b 127.0.0.1:9092 -C -t click-to-order -K' => '
 //! kcat -b 127.0.0.1:9092 -C -t inventory -s value=q -K' => '
 //! ```
+//!
+//! To make it yours: each computation is one function (`conversions`, `top_products`,
+//! `inventory`) over the input streams; drop one, or change the constants below.
 
 mod common;
 

@@ -28,6 +28,9 @@
 //!
 //! Time only moves with data: a window's average appears once a later reading of the same
 //! partition pushes stream time past the window's end plus the grace period.
+//!
+//! To make it yours: change `Reading` and `breach`, the temperature limits, or the window
+//! constants.
 
 mod common;
 
