@@ -131,6 +131,12 @@ impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
         drop_tombstones(&self.graph, self.node)
     }
 
+    /// Writes every window update to `topic` (with a [`crate::WindowedSerde`] key).
+    pub fn to(&self, topic: &str, key_serde: impl Serde<Windowed<K>>, value_serde: impl Serde<V>) {
+        let (key_serde, value_serde) = (Arc::new(key_serde), Arc::new(value_serde));
+        table_sink(&self.graph, self.node, topic, key_serde, value_serde);
+    }
+
     /// A handle for reading the window store from the host program.
     pub fn store(&self) -> WindowStoreHandle<K, V> {
         WindowStoreHandle {

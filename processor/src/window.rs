@@ -158,6 +158,18 @@ impl JoinWindows {
         self
     }
 
+    /// How far a right record may precede the left one (`left.ts - before <= right.ts`).
+    pub fn before(mut self, before: Duration) -> JoinWindows {
+        self.before_ms = millis(before);
+        self
+    }
+
+    /// How far a right record may follow the left one (`right.ts <= left.ts + after`).
+    pub fn after(mut self, after: Duration) -> JoinWindows {
+        self.after_ms = millis(after);
+        self
+    }
+
     /// How long each side's store keeps a record.
     pub fn retention_ms(&self) -> i64 {
         self.before_ms
