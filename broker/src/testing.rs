@@ -26,7 +26,14 @@ pub(crate) fn test_cluster() -> (tempfile::TempDir, Cluster) {
 
 /// Opens (or reopens, as after a restart) a cluster on `data_dir` with the default flags.
 pub(crate) fn open_test_cluster(data_dir: &Path) -> Cluster {
+    Cluster::open(test_config(data_dir, &[]), ("127.0.0.1".into(), 9092)).expect("open a cluster")
+}
+
+/// The default flags with `--data-dir data_dir`, then `flags`.
+pub(crate) fn test_config(data_dir: &Path, flags: &[&str]) -> crate::config::BrokerConfig {
     let data_dir = data_dir.to_str().expect("temp dir paths are UTF-8");
-    let config = TestArgs::parse_from(["test", "--data-dir", data_dir]).config;
-    Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("open a cluster")
+    let args = ["test", "--data-dir", data_dir]
+        .into_iter()
+        .chain(flags.iter().copied());
+    TestArgs::parse_from(args).config
 }

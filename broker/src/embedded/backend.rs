@@ -232,3 +232,96 @@ impl Backend for EmbeddedBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use riffle_processor::{Headers, OutputKind, OutputPartition};
+
+    use super::*;
+    use crate::testing::test_config;
+
+    fn output(topic: &str, key: &str, value: &str) -> OutputRecord {
+        OutputRecord {
+            topic: topic.to_string(),
+            partition: OutputPartition::ByKey,
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(value.as_bytes().to_vec()),
+            timestamp_ms: 1_000,
+            headers: Headers::default(),
+            kind: OutputKind::Sink,
+        }
+    }
+
+    async fn poll_until(
+        backend: &mut EmbeddedBackend,
+        wanted: impl Fn(&BackendEvent) -> bool,
+    ) -> BackendEvent {
+        for _ in 0..100 {
+            let events = backend.poll(Duration::from_millis(100)).await.unwrap();
+            if let Some(event) = events.into_iter().find(|event| wanted(event)) {
+                return event;
+            }
+        }
+        panic!("the event never came");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn writes_joins_reads_commits_and_leaves_in_process() {
+        // Proves the backend round trip without sockets: flushed writes report the next
+        // offsets, the group assigns every partition to its only member, polls return the
+        // records and catch up, commits read back, and read_range leaves positions alone.
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_config(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
+        let cluster = Arc::new(Cluster::open(config, ("127.0.0.1".into(), 9092)).unwrap());
+        let mut backend = EmbeddedBackend::new(cluster.clone(), EmbeddedConfig::default());
+        let topic = InternalTopic {
+            name: "in".to_string(),
+            partitions: 2,
+            configs: Vec::new(),
+        };
+        backend.create_topic(&topic).await.unwrap();
+        backend.create_topic(&topic).await.unwrap();
+        assert_eq!(backend.partition_count("in").await.unwrap(), Some(2));
+        for value in ["a", "b", "c"] {
+            backend.send(1, output("in", "k", value)).await.unwrap();
+        }
+        let flushed = backend.flush().await.unwrap();
+        assert_eq!(flushed, BTreeMap::from([(TopicPartition::new("in", 1), 3)]));
+
+        backend.subscribe("app", &["in".to_string()]).await.unwrap();
+        let assigned = poll_until(&mut backend, |e| matches!(e, BackendEvent::Assigned(_))).await;
+        let partitions = vec![TopicPartition::new("in", 0), TopicPartition::new("in", 1)];
+        assert_eq!(assigned, BackendEvent::Assigned(partitions.clone()));
+        let BackendEvent::Records(records) =
+            poll_until(&mut backend, |e| matches!(e, BackendEvent::Records(_))).await
+        else {
+            unreachable!()
+        };
+        let values: Vec<_> = records.iter().map(|r| r.value.clone().unwrap()).collect();
+        assert_eq!(values, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert!(backend.is_caught_up(&partitions[1]));
+
+        let range = backend
+            .read_range(&partitions[1], 1, Some(2))
+            .await
+            .unwrap();
+        assert_eq!(range.len(), 1);
+        assert_eq!(range[0].offset, 1);
+        backend
+            .commit(&[(partitions[1].clone(), 3, "meta".to_string())])
+            .await
+            .unwrap();
+        let committed = backend.committed(&partitions).await.unwrap();
+        assert_eq!(committed[0].1, None);
+        let expected = CommittedOffset {
+            offset: 3,
+            metadata: "meta".to_string(),
+        };
+        assert_eq!(committed[1].1, Some(expected));
+        backend.close().await.unwrap();
+        let group = cluster.groups().describe_group("app").unwrap();
+        assert!(group.members.is_empty(), "the member left");
+    }
+}

@@ -126,6 +126,7 @@ impl BrokerBuilder {
         }
         Ok(RunningBroker {
             address: bound,
+            cluster,
             processors,
             failures,
             stop_runners,
@@ -191,6 +192,7 @@ pub struct Processor {
 /// A started broker: its address, its processors, and [`RunningBroker::shutdown`].
 pub struct RunningBroker {
     address: SocketAddr,
+    cluster: Arc<Cluster>,
     processors: Vec<Processor>,
     /// Messages of processors that failed; one slot per processor.
     failures: mpsc::Receiver<String>,
@@ -204,6 +206,12 @@ impl RunningBroker {
     /// The address the broker listens on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The broker's topics, logs and groups, for a host program that administers them in
+    /// process (creating a topic, say).
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
     }
 
     /// Every running topology, in the order they were added.
@@ -243,5 +251,78 @@ impl RunningBroker {
         }
         info!("broker and processors stopped");
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use riffle_processor::{Grouped, StreamsBuilder, StringSerde};
+
+    use super::*;
+    use crate::testing::test_config;
+
+    fn counting_topology(application_id: &str) -> Topology {
+        let builder = StreamsBuilder::new(application_id);
+        builder
+            .stream("words", StringSerde, StringSerde)
+            .group_by_key(Grouped::new(StringSerde, StringSerde))
+            .count("counts");
+        builder.build().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn start_serves_runs_topologies_and_shuts_down_in_order() {
+        // Proves `start` binds a real port, exposes each topology's stores by application
+        // id, runs its tasks once the source topic exists, and `shutdown` stops runners and
+        // server cleanly.
+        let dir = tempfile::tempdir().unwrap();
+        let flags = [
+            "--listen",
+            "127.0.0.1:0",
+            "--group-initial-rebalance-delay-ms",
+            "0",
+        ];
+        let running = Broker::builder(test_config(dir.path(), &flags))
+            .processor(counting_topology("counter"))
+            .start()
+            .await
+            .unwrap();
+        assert_ne!(running.address().port(), 0);
+        assert!(running.stores("counter").is_some());
+        assert!(running.stores("other").is_none());
+        tokio::net::TcpStream::connect(running.address())
+            .await
+            .unwrap();
+        // The runner waits for its source topic, then joins and takes both partitions.
+        let created = running.cluster().create_topic(
+            "words",
+            2,
+            Default::default(),
+            crate::cluster::Validation::Apply,
+        );
+        created.unwrap();
+        let status = running.processors()[0].status.clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while status.lock().unwrap().tasks.len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "no tasks");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        running.shutdown().await.unwrap();
+        let reopened = Cluster::open(test_config(dir.path(), &[]), ("127.0.0.1".into(), 9092));
+        assert!(reopened.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn one_application_id_per_broker() {
+        // Proves two topologies with one application id are refused before anything starts.
+        let dir = tempfile::tempdir().unwrap();
+        let error = Broker::builder(test_config(dir.path(), &["--listen", "127.0.0.1:0"]))
+            .processor(counting_topology("same"))
+            .processor(counting_topology("same"))
+            .start()
+            .await
+            .err()
+            .unwrap();
+        assert!(error.contains("registered twice"), "{error}");
     }
 }
