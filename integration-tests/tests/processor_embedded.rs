@@ -6,10 +6,9 @@
 //! The test builds the example itself; `riffle groups` needs the `riffle` binary
 //! (`cargo build -p riffle-broker`, or `cargo test --workspace`).
 
+mod example_apps;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::env;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
@@ -53,7 +52,7 @@ async fn fraud_alerts_survive_a_kill_mid_stream() {
     // them), though the process was SIGKILLed with processed but uncommitted input; and the
     // application's progress is an ordinary consumer group with committed offsets and lag.
     let mut broker = Broker::builder()
-        .binary(&example_binary())
+        .binary(&example_apps::example_binary("fraud_alerts"))
         .args(&["--group-initial-rebalance-delay-ms", "0"])
         .start();
     let bootstrap = broker.bootstrap();
@@ -85,42 +84,6 @@ async fn fraud_alerts_survive_a_kill_mid_stream() {
     );
     wait_for_zero_lag(&broker);
     broker.stop();
-}
-
-/// `target/<profile>/examples/fraud_alerts`, next to the test's `deps/`, built now: `cargo
-/// test` builds an example with `test = true` only as a test harness, and building here
-/// also keeps the binary from being stale.
-fn example_binary() -> PathBuf {
-    let test_binary = env::current_exe().expect("cannot find the running test binary");
-    let profile_dir = test_binary
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binaries live in <target>/<profile>/deps");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args([
-        "build",
-        "-p",
-        "riffle-processor",
-        "--example",
-        "fraud_alerts",
-    ]);
-    if profile_dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let status = build
-        .status()
-        .unwrap_or_else(|error| panic!("cannot run cargo to build the example: {error}"));
-    assert!(status.success(), "building the fraud_alerts example failed");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("fraud_alerts{}", env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "the example is missing at {}",
-        path.display()
-    );
-    path
 }
 
 /// A minute-aligned start half an hour ago: recent enough that retention (7 days by

@@ -2,9 +2,8 @@
 //! the broker, produce timestamped records, read an output topic until it has what the test
 //! expects.
 //!
-//! Each example is one process: a broker with its topology inside it. The tests need the
-//! examples built (`cargo build -p riffle-processor --examples`; `cargo test --workspace`
-//! builds them).
+//! Each example is one process: a broker with its topology inside it. [`example_binary`]
+//! builds it with cargo first.
 
 #![allow(dead_code)] // Each test file uses a different part.
 
@@ -47,19 +46,31 @@ pub fn start_example(name: &str) -> Broker {
         .start()
 }
 
-/// `target/<profile>/examples/<name>`, next to the test's `deps/`.
-fn example_binary(name: &str) -> PathBuf {
+/// `target/<profile>/examples/<name>`, next to the test's `deps/`, built now: `cargo test`
+/// builds an example with `test = true` only as a test harness, and building here also
+/// keeps the binary from being stale.
+pub fn example_binary(name: &str) -> PathBuf {
     let test_binary = env::current_exe().expect("cannot find the running test binary");
     let profile_dir = test_binary
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binaries live in <target>/<profile>/deps");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "-p", "riffle-processor", "--example", name]);
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build
+        .status()
+        .unwrap_or_else(|error| panic!("cannot run cargo to build the example {name}: {error}"));
+    assert!(status.success(), "building the {name} example failed");
     let path = profile_dir
         .join("examples")
         .join(format!("{name}{}", env::consts::EXE_SUFFIX));
     assert!(
         path.is_file(),
-        "the example is missing at {}: run `cargo build -p riffle-processor --examples`",
+        "the example is missing at {}",
         path.display()
     );
     path
