@@ -118,8 +118,13 @@ impl<B: Backend> Runner<B> {
         mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RuntimeError> {
-        self.start().await?;
         let mut shutdown = std::pin::pin!(shutdown);
+        // A stop while waiting for source topics ends the runner without an error.
+        let started = tokio_select(&mut shutdown, self.start()).await;
+        match started {
+            None => return Ok(self.backend.close().await?),
+            Some(started) => started?,
+        }
         loop {
             let poll_timeout = self.config.poll_timeout;
             let events = tokio_select(&mut shutdown, self.backend.poll(poll_timeout)).await;
