@@ -325,4 +325,76 @@ mod tests {
             .unwrap();
         assert!(error.contains("registered twice"), "{error}");
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_host_program_reads_the_counts_from_the_running_topology() {
+        // Proves a user program can serve current state without another database: words
+        // produced through the Produce path are counted by the co-located topology, and the
+        // count is read with a point query on its store, through `RunningBroker::stores`.
+        use riffle_protocol::api::produce::{
+            PartitionProduceData, ProduceRequest, TopicProduceData,
+        };
+        use riffle_protocol::record::{Compression, RecordBatchBuilder};
+
+        let dir = tempfile::tempdir().unwrap();
+        let flags = [
+            "--listen",
+            "127.0.0.1:0",
+            "--group-initial-rebalance-delay-ms",
+            "0",
+        ];
+        let builder = StreamsBuilder::new("word-counter");
+        let counts = builder
+            .stream("words", StringSerde, StringSerde)
+            .group_by_key(Grouped::new(StringSerde, StringSerde))
+            .count("counts");
+        let handle = counts.store();
+        let running = Broker::builder(test_config(dir.path(), &flags))
+            .processor(builder.build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let words = running.cluster().create_topic(
+            "words",
+            1,
+            Default::default(),
+            crate::cluster::Validation::Apply,
+        );
+        words.unwrap();
+        let mut batch = RecordBatchBuilder::new(Compression::None);
+        for (timestamp_ms, word) in [(1_000, "apple"), (2_000, "pear"), (3_000, "apple")] {
+            batch.append(timestamp_ms, Some(word.as_bytes()), Some(b"x"), &[]);
+        }
+        let request = ProduceRequest {
+            acks: -1,
+            timeout_ms: 5_000,
+            topic_data: vec![TopicProduceData {
+                name: "words".into(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(batch.build().unwrap()),
+                }],
+            }],
+            ..Default::default()
+        };
+        crate::handler::produce::handle(running.cluster(), 9, request)
+            .await
+            .unwrap();
+        let stores = running.stores("word-counter").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let view = stores.key_value(&handle);
+            if view.get(&"apple".to_string()).unwrap() == Some(2) {
+                assert_eq!(view.get(&"pear".to_string()).unwrap(), Some(1));
+                assert_eq!(view.all().unwrap().len(), 2);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the counts never reached the store"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        running.shutdown().await.unwrap();
+    }
 }
