@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::record::{Headers, InputRecord, OutputRecord};
 use crate::serdes::SerdeError;
 use crate::store::TaskStores;
-use crate::task::TaskMetrics;
+use crate::task::{OperatorProgress, TaskMetrics};
 
 /// A key or value travelling between operators.
 pub(crate) type Payload = Arc<dyn Any + Send + Sync>;
@@ -120,6 +120,14 @@ pub enum DropReason {
 pub(crate) trait Operator: Send {
     /// Handles one record, forwarding results through `ctx`.
     fn process(&mut self, ctx: &mut Ctx<'_>, msg: Msg);
+
+    /// A windowed operator's clock, committed with the offsets; `None` for the others.
+    fn progress(&self) -> Option<OperatorProgress> {
+        None
+    }
+
+    /// Takes back the clock committed before a restart.
+    fn resume(&mut self, _progress: OperatorProgress) {}
 }
 
 /// Builds a task's instance of an operator, with that task's stores.

@@ -56,7 +56,7 @@ pub use store::query::{
 pub use store::{StoreKind, StoreSpec, StoredValue};
 pub use stream::{KStream, Predicate, StreamJoined};
 pub use table::{KTable, SessionTable, WindowedTable};
-pub use task::{CommitMetadata, Task, TaskId, TaskMetrics};
+pub use task::{CommitMetadata, OperatorProgress, Task, TaskId, TaskMetrics};
 pub use test_driver::{TestDriver, TestInputTopic, TestOutputTopic, TestRecord};
 pub use topology::{InternalTopic, PartitionPlan, SubTopology, Topology, TopologyError};
 pub use window::{Emit, JoinWindows, SessionWindows, TimeWindows, Windowed};

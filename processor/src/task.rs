@@ -85,6 +85,19 @@ pub struct CommitMetadata {
     /// For each changelog partition, the offset after the last write this commit covers.
     /// Restoring stops there, so state matches the committed input position exactly.
     pub changelog_end_offsets: BTreeMap<String, i64>,
+    /// Per windowed operator (by node name), its stream time and how far it has emitted
+    /// final results, so a restarted task neither re-emits nor skips a closed window.
+    #[serde(default)]
+    pub operator_progress: BTreeMap<String, OperatorProgress>,
+}
+
+/// A windowed operator's own clock, kept across restarts through the commit metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OperatorProgress {
+    /// The largest timestamp the operator has seen.
+    pub observed_ms: i64,
+    /// Windows ending at or before this have been emitted as final results.
+    pub emitted_through_ms: i64,
 }
 
 const COMMIT_METADATA_PREFIX: &str = "riffle:";
@@ -224,6 +237,23 @@ impl Task {
     /// Restores stream time from committed metadata, so windows keep closing where they did.
     pub fn resume_from(&mut self, metadata: &CommitMetadata) {
         self.stream_time_ms = self.stream_time_ms.max(metadata.stream_time_ms);
+        for (node, operator) in &mut self.operators {
+            let name = &self.topology.inner.nodes[*node].name;
+            if let Some(progress) = metadata.operator_progress.get(name) {
+                operator.resume(*progress);
+            }
+        }
+    }
+
+    /// The progress of every windowed operator, for the commit metadata.
+    pub fn operator_progress(&self) -> BTreeMap<String, OperatorProgress> {
+        self.operators
+            .iter()
+            .filter_map(|(node, operator)| {
+                let progress = operator.progress()?;
+                Some((self.topology.inner.nodes[*node].name.clone(), progress))
+            })
+            .collect()
     }
 
     /// The next offset to read for each input partition this task has processed from.

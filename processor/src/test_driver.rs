@@ -287,6 +287,7 @@ impl DriverState {
             let metadata = CommitMetadata {
                 stream_time_ms: task.stream_time_ms(),
                 changelog_end_offsets: BTreeMap::new(),
+                operator_progress: task.operator_progress(),
             };
             self.committed.insert(*id, metadata);
         }

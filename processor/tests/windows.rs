@@ -200,3 +200,29 @@ fn window_store_queries_survive_a_restart() {
         vec![(0, MINUTE_MS, 2), (MINUTE_MS, 2 * MINUTE_MS, 1)]
     );
 }
+
+/// A restarted task resumes each windowed operator's clock from the commit: windows
+/// emitted before the crash are not emitted again, and later ones still are.
+#[test]
+fn emit_on_window_close_does_not_repeat_finals_after_a_restart() {
+    let windows = TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(5));
+    let driver = TestDriver::new(windowed_counts(windows, Emit::OnWindowClose));
+    let mut input = driver.input_topic("clicks", StringSerde, StringSerde);
+    input.pipe_input_at("a".into(), "x".into(), 1_000);
+    input.pipe_input_at("a".into(), "x".into(), 70_000);
+    assert_eq!(
+        read_counts(&driver, MINUTE_MS),
+        vec![("a".to_string(), 0, 1)]
+    );
+    driver.crash_and_restart();
+    input.pipe_input_at("a".into(), "x".into(), 80_000);
+    assert!(
+        read_counts(&driver, MINUTE_MS).is_empty(),
+        "window 0 came out again"
+    );
+    input.pipe_input_at("a".into(), "x".into(), 130_000);
+    assert_eq!(
+        read_counts(&driver, MINUTE_MS),
+        vec![("a".to_string(), MINUTE_MS, 2)]
+    );
+}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::aggregate::{AggregateLogic, key_and_value, store_key};
 use crate::graph::{Ctx, DropReason, Msg, Operator};
 use crate::store::WindowStore;
+use crate::task::OperatorProgress;
 use crate::window::{Emit, TimeWindows, Windowed};
 
 /// Aggregates per key and time window.
@@ -52,6 +53,18 @@ where
     V: Send + Sync + 'static,
     A: Send + Sync + 'static,
 {
+    fn progress(&self) -> Option<OperatorProgress> {
+        Some(OperatorProgress {
+            observed_ms: self.observed_ms,
+            emitted_through_ms: self.emitted_through_ms,
+        })
+    }
+
+    fn resume(&mut self, progress: OperatorProgress) {
+        self.observed_ms = self.observed_ms.max(progress.observed_ms);
+        self.emitted_through_ms = self.emitted_through_ms.max(progress.emitted_through_ms);
+    }
+
     fn process(&mut self, ctx: &mut Ctx<'_>, msg: Msg) {
         let Some((key, value)) = key_and_value::<K, V>(ctx, &msg) else {
             return;

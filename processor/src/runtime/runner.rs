@@ -429,6 +429,7 @@ impl<B: Backend> Runner<B> {
         CommitMetadata {
             stream_time_ms: task.stream_time_ms(),
             changelog_end_offsets,
+            operator_progress: task.operator_progress(),
         }
     }
 
