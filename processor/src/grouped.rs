@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use crate::builder::{Data, Graph};
 use crate::graph::OperatorFactory;
-use crate::operator::aggregate::{AggregateLogic, Aggregator, KeyValueAggregate, Merger};
+use crate::operator::aggregate::{
+    AggregateLogic, Aggregator, KeyValueAggregate, Merger, WindowClock,
+};
 use crate::operator::session_aggregate::SessionAggregate;
 use crate::operator::window_aggregate::WindowAggregate;
 use crate::serdes::{I64Serde, Serde, SharedSerde};
@@ -329,8 +331,7 @@ impl<K: Data + Clone, V: Data> SessionWindowedStream<K, V> {
                 emit,
                 logic: logic.clone(),
                 merger: merger.clone(),
-                observed_ms: -1,
-                emitted_through_ms: i64::MIN,
+                clock: WindowClock::default(),
             })
         });
         let kind = StoreKind::Session {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::graph::{Ctx, DropReason, Msg, Operator};
 use crate::serdes::SharedSerde;
-use crate::store::KeyValueStore;
+use crate::store::{KeyValueStore, StoredValue};
+use crate::task::OperatorProgress;
 
 /// Folds a value into the aggregate so far (`None` for the first value of a key or window).
 pub(crate) type Aggregator<K, V, A> = Arc<dyn Fn(&K, &V, Option<A>) -> A + Send + Sync>;
@@ -32,7 +33,48 @@ impl<K, V, A> Clone for AggregateLogic<K, V, A> {
     }
 }
 
+/// An aggregate after folding one record in: the value, its bytes, and its timestamp.
+pub(crate) struct Folded<A> {
+    pub aggregate: A,
+    pub bytes: Vec<u8>,
+    pub timestamp_ms: i64,
+}
+
 impl<K: 'static, V: 'static, A: 'static> AggregateLogic<K, V, A> {
+    /// Folds `value` into the stored aggregate `old`; the result carries the larger of the
+    /// two timestamps. `None` (counted as dropped) when the aggregate cannot be serialized.
+    pub fn fold(
+        &self,
+        ctx: &mut Ctx<'_>,
+        store_name: &str,
+        (key, value, timestamp_ms): (&K, &V, i64),
+        old: Option<StoredValue>,
+    ) -> Option<Folded<A>> {
+        let timestamp_ms = old
+            .as_ref()
+            .map_or(timestamp_ms, |old| old.timestamp_ms.max(timestamp_ms));
+        let previous = self.read(store_name, old.as_ref().map(|old| old.value.as_slice()));
+        let aggregate = (self.aggregator)(key, value, previous);
+        let bytes = self.serialize(ctx, store_name, &aggregate)?;
+        Some(Folded {
+            aggregate,
+            bytes,
+            timestamp_ms,
+        })
+    }
+
+    /// The bytes of `aggregate`, or `None` (counted as dropped) when the serde fails.
+    pub fn serialize(&self, ctx: &mut Ctx<'_>, store_name: &str, aggregate: &A) -> Option<Vec<u8>> {
+        match self.aggregate_serde.serialize(store_name, aggregate) {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                tracing::warn!(%error, "an aggregate could not be serialized; record dropped");
+                ctx.drop_record(DropReason::Deserialization);
+                None
+            }
+        }
+    }
+
     /// The aggregate stored as `bytes`; a value this serde cannot read starts afresh.
     pub fn read(&self, store_name: &str, bytes: Option<&[u8]>) -> Option<A> {
         let bytes = bytes?;
@@ -77,6 +119,43 @@ pub(crate) fn store_key<K: 'static>(
     }
 }
 
+/// A windowed operator's own clock: the largest timestamp it has seen (-1 before the
+/// first, as in Kafka Streams) and how far it has emitted final results. Committed with
+/// the offsets, so a restart neither repeats nor skips a final result.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowClock {
+    pub observed_ms: i64,
+    pub emitted_through_ms: i64,
+}
+
+impl Default for WindowClock {
+    fn default() -> Self {
+        WindowClock {
+            observed_ms: -1,
+            emitted_through_ms: i64::MIN,
+        }
+    }
+}
+
+impl WindowClock {
+    /// Moves the clock to `timestamp_ms` if it is later.
+    pub fn observe(&mut self, timestamp_ms: i64) {
+        self.observed_ms = self.observed_ms.max(timestamp_ms);
+    }
+
+    pub fn progress(&self) -> OperatorProgress {
+        OperatorProgress {
+            observed_ms: self.observed_ms,
+            emitted_through_ms: self.emitted_through_ms,
+        }
+    }
+
+    pub fn resume(&mut self, progress: OperatorProgress) {
+        self.observed_ms = self.observed_ms.max(progress.observed_ms);
+        self.emitted_through_ms = self.emitted_through_ms.max(progress.emitted_through_ms);
+    }
+}
+
 /// Keeps the latest aggregate per key.
 pub(crate) struct KeyValueAggregate<K, V, A> {
     pub store_name: String,
@@ -98,23 +177,14 @@ where
             return;
         };
         let old = self.store.get(&key_bytes);
-        let timestamp_ms = old.as_ref().map_or(msg.timestamp_ms, |old| {
-            old.timestamp_ms.max(msg.timestamp_ms)
-        });
-        let previous = self.logic.read(
-            &self.store_name,
-            old.as_ref().map(|old| old.value.as_slice()),
-        );
-        let aggregate = (self.logic.aggregator)(key, value, previous);
-        let Ok(bytes) = self
-            .logic
-            .aggregate_serde
-            .serialize(&self.store_name, &aggregate)
-        else {
-            ctx.drop_record(DropReason::Deserialization);
+        let record = (key, value, msg.timestamp_ms);
+        let Some(folded) = self.logic.fold(ctx, &self.store_name, record, old) else {
             return;
         };
-        self.store.put(ctx.outputs, key_bytes, bytes, timestamp_ms);
+        let timestamp_ms = folded.timestamp_ms;
+        self.store
+            .put(ctx.outputs, key_bytes, folded.bytes, timestamp_ms);
+        let aggregate = folded.aggregate;
         ctx.forward(Msg {
             key: msg.key.clone(),
             value: Some(Arc::new(aggregate)),

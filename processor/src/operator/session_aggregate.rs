@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::aggregate::{AggregateLogic, Merger, key_and_value, store_key};
+use super::aggregate::{AggregateLogic, Merger, WindowClock, key_and_value, store_key};
 use crate::graph::{Ctx, DropReason, Msg, Operator, Payload};
 use crate::record::Headers;
 use crate::store::SessionStore;
@@ -22,9 +22,7 @@ pub(crate) struct SessionAggregate<K, V, A> {
     pub emit: Emit,
     pub logic: AggregateLogic<K, V, A>,
     pub merger: Merger<K, A>,
-    pub observed_ms: i64,
-    /// Sessions ending at or before this have been emitted as final.
-    pub emitted_through_ms: i64,
+    pub clock: WindowClock,
 }
 
 /// A session found in the store that the new record merges with.
@@ -40,15 +38,11 @@ where
     A: Send + Sync + 'static,
 {
     fn progress(&self) -> Option<OperatorProgress> {
-        Some(OperatorProgress {
-            observed_ms: self.observed_ms,
-            emitted_through_ms: self.emitted_through_ms,
-        })
+        Some(self.clock.progress())
     }
 
     fn resume(&mut self, progress: OperatorProgress) {
-        self.observed_ms = self.observed_ms.max(progress.observed_ms);
-        self.emitted_through_ms = self.emitted_through_ms.max(progress.emitted_through_ms);
+        self.clock.resume(progress);
     }
 
     fn process(&mut self, ctx: &mut Ctx<'_>, msg: Msg) {
@@ -59,10 +53,11 @@ where
             return;
         };
         let timestamp_ms = msg.timestamp_ms;
-        self.observed_ms = self.observed_ms.max(timestamp_ms);
+        self.clock.observe(timestamp_ms);
         let gap_ms = self.windows.gap_ms;
         // Closed: the session ended before stream time minus gap minus grace.
         let close_ms = self
+            .clock
             .observed_ms
             .saturating_sub(self.windows.grace_ms)
             .saturating_sub(gap_ms);
@@ -131,12 +126,7 @@ where
         aggregate: A,
         headers: &Headers,
     ) {
-        let Ok(bytes) = self
-            .logic
-            .aggregate_serde
-            .serialize(&self.store_name, &aggregate)
-        else {
-            ctx.drop_record(DropReason::Deserialization);
+        let Some(bytes) = self.logic.serialize(ctx, &self.store_name, &aggregate) else {
             return;
         };
         for old in old_sessions {
@@ -184,12 +174,12 @@ where
     fn emit_closed(&mut self, ctx: &mut Ctx<'_>, close_ms: i64) {
         // Sessions ending strictly before close_ms are closed.
         let through_ms = close_ms.saturating_sub(1);
-        if through_ms <= self.emitted_through_ms {
+        if through_ms <= self.clock.emitted_through_ms {
             return;
         }
         for (key_bytes, start_ms, end_ms, stored) in self
             .store
-            .ending_between(self.emitted_through_ms, through_ms)
+            .ending_between(self.clock.emitted_through_ms, through_ms)
         {
             let name = &self.store_name;
             let (Ok(key), Ok(aggregate)) = (
@@ -211,6 +201,6 @@ where
                 headers: Default::default(),
             });
         }
-        self.emitted_through_ms = through_ms;
+        self.clock.emitted_through_ms = through_ms;
     }
 }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::aggregate::{AggregateLogic, key_and_value, store_key};
+use super::aggregate::{AggregateLogic, WindowClock, key_and_value, store_key};
 use crate::graph::{Ctx, DropReason, Msg, Operator};
 use crate::store::WindowStore;
 use crate::task::OperatorProgress;
@@ -20,11 +20,7 @@ pub(crate) struct WindowAggregate<K, V, A> {
     pub windows: TimeWindows,
     pub emit: Emit,
     pub logic: AggregateLogic<K, V, A>,
-    /// Largest timestamp this operator has seen; -1 until the first record (and after a
-    /// restart, as in Kafka Streams).
-    pub observed_ms: i64,
-    /// Windows ending at or before this have been emitted as final.
-    pub emitted_through_ms: i64,
+    pub clock: WindowClock,
 }
 
 impl<K, V, A> WindowAggregate<K, V, A> {
@@ -41,8 +37,7 @@ impl<K, V, A> WindowAggregate<K, V, A> {
             windows,
             emit,
             logic,
-            observed_ms: -1,
-            emitted_through_ms: i64::MIN,
+            clock: WindowClock::default(),
         }
     }
 }
@@ -54,15 +49,11 @@ where
     A: Send + Sync + 'static,
 {
     fn progress(&self) -> Option<OperatorProgress> {
-        Some(OperatorProgress {
-            observed_ms: self.observed_ms,
-            emitted_through_ms: self.emitted_through_ms,
-        })
+        Some(self.clock.progress())
     }
 
     fn resume(&mut self, progress: OperatorProgress) {
-        self.observed_ms = self.observed_ms.max(progress.observed_ms);
-        self.emitted_through_ms = self.emitted_through_ms.max(progress.emitted_through_ms);
+        self.clock.resume(progress);
     }
 
     fn process(&mut self, ctx: &mut Ctx<'_>, msg: Msg) {
@@ -72,8 +63,8 @@ where
         let Some(key_bytes) = store_key(ctx, &self.logic.key_serde, &self.store_name, key) else {
             return;
         };
-        self.observed_ms = self.observed_ms.max(msg.timestamp_ms);
-        let close_ms = self.observed_ms.saturating_sub(self.windows.grace_ms);
+        self.clock.observe(msg.timestamp_ms);
+        let close_ms = self.clock.observed_ms.saturating_sub(self.windows.grace_ms);
         // Windows this record closes are emitted before its own writes can expire them.
         if self.emit == Emit::OnWindowClose {
             self.emit_closed(ctx, close_ms);
@@ -105,22 +96,12 @@ where
         start_ms: i64,
     ) {
         let old = self.store.fetch(key_bytes, start_ms);
-        let timestamp_ms = old.as_ref().map_or(msg.timestamp_ms, |old| {
-            old.timestamp_ms.max(msg.timestamp_ms)
-        });
-        let previous = self.logic.read(
-            &self.store_name,
-            old.as_ref().map(|old| old.value.as_slice()),
-        );
-        let aggregate = (self.logic.aggregator)(key, value, previous);
-        let Ok(bytes) = self
-            .logic
-            .aggregate_serde
-            .serialize(&self.store_name, &aggregate)
-        else {
-            ctx.drop_record(DropReason::Deserialization);
+        let record = (key, value, msg.timestamp_ms);
+        let Some(folded) = self.logic.fold(ctx, &self.store_name, record, old) else {
             return;
         };
+        let (aggregate, bytes, timestamp_ms) =
+            (folded.aggregate, folded.bytes, folded.timestamp_ms);
         if !self
             .store
             .put(ctx.outputs, key_bytes, start_ms, Some(bytes), timestamp_ms)
@@ -146,11 +127,11 @@ where
     /// Forwards, once each, the windows that closed since the last call: those ending in
     /// `(emitted_through_ms, close_ms]`.
     fn emit_closed(&mut self, ctx: &mut Ctx<'_>, close_ms: i64) {
-        if close_ms <= self.emitted_through_ms {
+        if close_ms <= self.clock.emitted_through_ms {
             return;
         }
         let size_ms = self.windows.size_ms;
-        let after_start_ms = self.emitted_through_ms.saturating_sub(size_ms);
+        let after_start_ms = self.clock.emitted_through_ms.saturating_sub(size_ms);
         let through_start_ms = close_ms.saturating_sub(size_ms);
         for (key_bytes, start_ms, stored) in self
             .store
@@ -177,6 +158,6 @@ where
             };
             ctx.forward(msg);
         }
-        self.emitted_through_ms = close_ms;
+        self.clock.emitted_through_ms = close_ms;
     }
 }
