@@ -1,3 +1,404 @@
-//! The remote runtime: a topology against any Kafka-compatible broker over rdkafka.
+//! The remote runtime: a topology against any Kafka-compatible broker, over rdkafka.
 //!
-//! Being written; see `RemoteBackend`.
+//! [`RemoteBackend`] implements [`Backend`] with four librdkafka clients: a group consumer
+//! (the application's consumer group, `group.id` = application id, range assignor, manual
+//! commits with [`crate::CommitMetadata`] in the metadata string), a restore consumer that
+//! reads changelogs outside the group, an idempotent `acks=all` producer, and an admin
+//! client for internal topics. [`Runner`] drives it like any other backend.
+//!
+//! # Entry points
+//!
+//! ```ignore
+//! // Everything in one call; returns once `shutdown` completes and the final commit is done.
+//! pub async fn run_remote(
+//!     topology: Topology,
+//!     bootstrap_servers: &str,
+//!     config: RuntimeConfig,
+//!     shutdown: impl Future<Output = ()>,
+//! ) -> Result<(), RuntimeError>;
+//!
+//! // Or, to query stores or read the status while it runs:
+//! let backend = RemoteBackend::new("127.0.0.1:9092", &[("client.id", "my-app")])?;
+//! let runner = Runner::new(topology, backend, RuntimeConfig::default());
+//! let (stores, status) = (runner.stores(), runner.status());
+//! runner.run_until(shutdown).await?;
+//! ```
+//!
+//! Blocking librdkafka calls (poll, commit, committed offsets, metadata, restores) run on
+//! tokio's blocking pool, never on the runtime's worker threads; so this needs a tokio
+//! runtime with the blocking pool (any multi-thread or current-thread runtime has one).
+
+mod consumer;
+mod producer;
+mod restore;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
+
+use self::consumer::{GroupConsumer, GroupContext, committed_offset, poll_blocking};
+use self::producer::OutputProducer;
+use self::restore::{
+    REQUEST_TIMEOUT, RestoreConsumer, partition_count_blocking, read_range_blocking,
+};
+use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset};
+use super::runner::{Runner, RuntimeConfig, RuntimeError};
+use crate::record::{InputRecord, OutputRecord, TopicPartition};
+use crate::topology::{InternalTopic, Topology};
+
+/// Group settings the runtime relies on; set after the caller's, so they win.
+const GROUP_SETTINGS: &[(&str, &str)] = &[
+    // A task reads partition p of every topic of its sub-topology; range gives one member
+    // the same-numbered partitions of equally sized topics. It is also eager, which the
+    // revocation handling in `consumer` assumes.
+    ("partition.assignment.strategy", "range"),
+    // The runner commits after flushing outputs; nothing else may.
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    // Subscribing must not create source topics on brokers that auto-create.
+    ("allow.auto.create.topics", "false"),
+];
+
+/// Runs `topology` against the cluster at `bootstrap_servers` until `shutdown` completes,
+/// then commits and leaves the group.
+///
+/// # Errors
+/// When the clients cannot be created, the topology cannot run on the cluster, or a
+/// request the runtime cannot do without fails.
+pub async fn run_remote(
+    topology: Topology,
+    bootstrap_servers: &str,
+    config: RuntimeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RuntimeError> {
+    let backend = RemoteBackend::new(bootstrap_servers, &[])?;
+    Runner::new(topology, backend, config)
+        .run_until(shutdown)
+        .await
+}
+
+/// A [`Backend`] over rdkafka, for any Kafka-compatible broker.
+pub struct RemoteBackend {
+    /// `bootstrap.servers` and the caller's settings, shared by every client.
+    base_config: ClientConfig,
+    admin: AdminClient<DefaultClientContext>,
+    producer: OutputProducer,
+    /// Reads changelogs and answers metadata and watermark requests, outside the group.
+    restore: RestoreConsumer,
+    /// The group member, from [`Backend::subscribe`] on.
+    group: Option<Arc<GroupConsumer>>,
+    /// A poll whose caller went away (the runner stopped waiting on shutdown); the next
+    /// poll returns its events instead of losing them.
+    in_flight_poll: Option<JoinHandle<Vec<BackendEvent>>>,
+    /// Per assigned partition, the offset after the last record [`Backend::poll`] returned.
+    positions: HashMap<TopicPartition, i64>,
+}
+
+impl RemoteBackend {
+    /// Clients for the cluster at `bootstrap_servers`, with `extra_config` librdkafka
+    /// settings for all of them (security, `client.id`, `broker.address.family`, ...).
+    /// Settings the runtime relies on (assignor, manual commits, `acks=all`, idempotence)
+    /// are fixed and override these.
+    ///
+    /// # Errors
+    /// When librdkafka rejects the configuration.
+    pub fn new(
+        bootstrap_servers: &str,
+        extra_config: &[(&str, &str)],
+    ) -> Result<RemoteBackend, BackendError> {
+        let mut base_config = ClientConfig::new();
+        base_config
+            .set("bootstrap.servers", bootstrap_servers)
+            .set("client.id", "riffle-processor");
+        for (key, value) in extra_config {
+            base_config.set(*key, *value);
+        }
+        let admin = base_config
+            .create()
+            .map_err(|error| BackendError::new("create admin client", error))?;
+        Ok(RemoteBackend {
+            admin,
+            producer: OutputProducer::new(&base_config)?,
+            restore: restore::restore_consumer(&base_config)?,
+            base_config,
+            group: None,
+            in_flight_poll: None,
+            positions: HashMap::new(),
+        })
+    }
+
+    fn group(&self, operation: &str) -> Result<Arc<GroupConsumer>, BackendError> {
+        self.group
+            .clone()
+            .ok_or_else(|| BackendError::new(operation, "not subscribed to a group yet"))
+    }
+
+    /// Tracks what poll returned, for [`Backend::is_caught_up`].
+    fn note_positions(&mut self, events: &[BackendEvent]) {
+        for event in events {
+            match event {
+                BackendEvent::Records(records) => {
+                    for record in records {
+                        let partition = TopicPartition::new(record.topic.clone(), record.partition);
+                        self.positions
+                            .insert(partition, record.offset.saturating_add(1));
+                    }
+                }
+                BackendEvent::Assigned(partitions) | BackendEvent::Revoked(partitions) => {
+                    for partition in partitions {
+                        self.positions.remove(partition);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs a blocking librdkafka call on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    operation: &str,
+    work: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| BackendError::new(operation, error))?
+}
+
+impl Backend for RemoteBackend {
+    async fn partition_count(&mut self, topic: &str) -> Result<Option<i32>, BackendError> {
+        let consumer = self.restore.clone();
+        let topic = topic.to_string();
+        blocking("metadata", move || {
+            partition_count_blocking(&consumer, &topic)
+        })
+        .await
+    }
+
+    async fn create_topic(&mut self, topic: &InternalTopic) -> Result<(), BackendError> {
+        let operation = || format!("create topic {}", topic.name);
+        // -1: the broker's default replication factor (CreateTopics v4+).
+        let mut new_topic =
+            NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(-1));
+        for (key, value) in &topic.configs {
+            new_topic = new_topic.set(key, value);
+        }
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = self
+            .admin
+            .create_topics([&new_topic], &options)
+            .await
+            .map_err(|error| BackendError::new(operation(), error))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(BackendError::new(operation(), code)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, group_id: &str, topics: &[String]) -> Result<(), BackendError> {
+        let operation = format!("subscribe {group_id} to {topics:?}");
+        let mut config = self.base_config.clone();
+        config.set("group.id", group_id);
+        for (key, value) in GROUP_SETTINGS {
+            config.set(*key, *value);
+        }
+        let consumer: GroupConsumer = config
+            .create_with_context(GroupContext::new())
+            .map_err(|error| BackendError::new(&operation, error))?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|error| BackendError::new(&operation, error))?;
+        self.group = Some(Arc::new(consumer));
+        Ok(())
+    }
+
+    async fn poll(&mut self, timeout: Duration) -> Result<Vec<BackendEvent>, BackendError> {
+        let consumer = self.group("poll")?;
+        let handle = self.in_flight_poll.get_or_insert_with(|| {
+            tokio::task::spawn_blocking(move || poll_blocking(&consumer, timeout))
+        });
+        // Cancel-safe: if this future is dropped here, the handle stays for the next poll.
+        let outcome = handle.await;
+        self.in_flight_poll = None;
+        let events = outcome.map_err(|error| BackendError::new("poll", error))?;
+        self.note_positions(&events);
+        Ok(events)
+    }
+
+    async fn committed(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Option<CommittedOffset>)>, BackendError> {
+        let consumer = self.group("committed offsets")?;
+        // Where the consumer started each partition, so restore and input agree.
+        let known: Option<Vec<_>> = partitions
+            .iter()
+            .map(|p| Some((p.clone(), consumer.context().assigned_commit(p)?)))
+            .collect();
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let list = partition_list(partitions.iter().map(|p| (p, Offset::Invalid)))?;
+        let committed = blocking("committed offsets", move || {
+            consumer
+                .committed_offsets(list, REQUEST_TIMEOUT)
+                .map_err(|error| BackendError::new("committed offsets", error))
+        })
+        .await?;
+        Ok(committed_from_list(&committed))
+    }
+
+    async fn read_range(
+        &mut self,
+        partition: &TopicPartition,
+        from_offset: i64,
+        end_offset: Option<i64>,
+    ) -> Result<Vec<InputRecord>, BackendError> {
+        let consumer = self.restore.clone();
+        let partition = partition.clone();
+        blocking("read range", move || {
+            read_range_blocking(&consumer, &partition, from_offset, end_offset)
+        })
+        .await
+    }
+
+    async fn send(&mut self, partition: i32, record: OutputRecord) -> Result<(), BackendError> {
+        self.producer.send(partition, record).await
+    }
+
+    async fn flush(&mut self) -> Result<BTreeMap<TopicPartition, i64>, BackendError> {
+        self.producer.flush().await
+    }
+
+    async fn commit(
+        &mut self,
+        offsets: &[(TopicPartition, i64, String)],
+    ) -> Result<(), BackendError> {
+        let consumer = self.group("commit")?;
+        let mut list = TopicPartitionList::new();
+        for (partition, next_offset, metadata) in offsets {
+            let mut element = list.add_partition(&partition.topic, partition.partition);
+            element
+                .set_offset(Offset::Offset(*next_offset))
+                .map_err(|error| BackendError::new("commit", error))?;
+            element.set_metadata(metadata.as_str());
+        }
+        blocking("commit", move || {
+            consumer
+                .commit(&list, CommitMode::Sync)
+                .map_err(|error| BackendError::new("commit", error))
+        })
+        .await
+    }
+
+    fn is_caught_up(&self, partition: &TopicPartition) -> bool {
+        let Some(consumer) = &self.group else {
+            return false;
+        };
+        let Some((low, high)) = cached_watermarks(consumer, partition) else {
+            return false;
+        };
+        let position = self.positions.get(partition).copied().or_else(|| {
+            let commit = consumer.context().assigned_commit(partition)?;
+            // Without a commit the consumer starts at the log start.
+            Some(commit.map_or(low, |c| c.offset))
+        });
+        position.is_some_and(|position| position >= high)
+    }
+
+    async fn close(&mut self) -> Result<(), BackendError> {
+        if let Some(handle) = self.in_flight_poll.take() {
+            let _ = handle.await;
+        }
+        let Some(consumer) = self.group.take() else {
+            return Ok(());
+        };
+        consumer.context().set_closing();
+        // Dropping the last handle closes the consumer: it leaves the group (LeaveGroup)
+        // and waits for that, so it runs on the blocking pool.
+        blocking("close", move || {
+            consumer.context().release_revoked(&consumer);
+            drop(consumer);
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl Drop for RemoteBackend {
+    /// A backend dropped without [`Backend::close`] (its task was aborted) still leaves the
+    /// group, on a thread of its own: closing waits for the broker, and neither the caller
+    /// nor a runtime shutting down (which waits for its blocking pool) should wait with it.
+    fn drop(&mut self) {
+        let Some(consumer) = self.group.take() else {
+            return;
+        };
+        consumer.context().set_closing();
+        let closer = std::thread::Builder::new()
+            .name("riffle-consumer-close".into())
+            .spawn(move || {
+                consumer.context().release_revoked(&consumer);
+                drop(consumer);
+            });
+        if let Err(error) = closer {
+            tracing::warn!(%error, "cannot start a thread to close the group consumer");
+        }
+    }
+}
+
+fn partition_list<'a>(
+    offsets: impl Iterator<Item = (&'a TopicPartition, Offset)>,
+) -> Result<TopicPartitionList, BackendError> {
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        list.add_partition_offset(&partition.topic, partition.partition, offset)
+            .map_err(|error| BackendError::new("partition list", error))?;
+    }
+    Ok(list)
+}
+
+fn committed_from_list(
+    list: &TopicPartitionList,
+) -> Vec<(TopicPartition, Option<CommittedOffset>)> {
+    list.elements()
+        .iter()
+        .map(|element| {
+            let partition = TopicPartition::new(element.topic(), element.partition());
+            (partition, committed_offset(element))
+        })
+        .collect()
+}
+
+/// The low and high watermarks librdkafka last saw in a fetch response for `partition`
+/// (no request is made); `None` before the first.
+fn cached_watermarks(consumer: &GroupConsumer, partition: &TopicPartition) -> Option<(i64, i64)> {
+    let topic = CString::new(partition.topic.as_str()).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; `topic` is a valid C
+    // string for the call; librdkafka only writes the two i64s. rdkafka 0.39 has no safe
+    // wrapper for this local lookup.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition.partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    let known = error == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0;
+    known.then_some((low.max(0), high))
+}

@@ -1,0 +1,298 @@
+//! The group member: a `BaseConsumer` polled on a blocking thread, whose context turns the
+//! group's rebalances into [`BackendEvent`]s in the order they happened.
+//!
+//! Two choices keep a task's state and its input position in step:
+//!
+//! - On assignment the context reads the group's committed offsets itself, starts the
+//!   consumer exactly there, and keeps them: [`GroupContext::assigned_commit`] is what the
+//!   runner restores from, so the commit a task resumes from and the commit its stores are
+//!   restored to are the same one, even if another member commits in between.
+//! - On revocation (eager protocol) the partitions are released only at the start of the
+//!   next poll, after the runner has committed what it processed: the member stays in its
+//!   generation until then, so that commit is accepted, and the group's next assignment
+//!   reads it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message};
+use rdkafka::topic_partition_list::TopicPartitionListElem;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::record::{InputRecord, TopicPartition};
+use crate::runtime::backend::{BackendEvent, CommittedOffset};
+
+/// The group consumer with its rebalance-recording context.
+pub(super) type GroupConsumer = BaseConsumer<GroupContext>;
+
+/// Most records one poll returns, so group duties and commits keep running under load.
+pub(super) const MAX_RECORDS_PER_POLL: usize = 10_000;
+
+/// Rebalance events buffered between two drains. A poll drains after every consumer call,
+/// and each call delivers at most one rebalance, so this never fills in practice; a full
+/// channel is logged.
+const REBALANCE_CHANNEL_CAPACITY: usize = 64;
+
+/// How long the assignment callback waits for the group's committed offsets.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Records what the group does to this member; shared by the consumer's threads.
+pub(super) struct GroupContext {
+    /// Rebalances, pushed by the callback and drained by the poll that triggered them.
+    rebalance_sender: SyncSender<BackendEvent>,
+    /// The receiving end; only the (single) polling thread locks it.
+    rebalance_receiver: Mutex<Receiver<BackendEvent>>,
+    /// Set when partitions were revoked but not yet released (see the module doc).
+    release_pending: AtomicBool,
+    /// Set on close: revocations are then released at once, so the consumer can leave.
+    closing: AtomicBool,
+    /// The commit each assigned partition started from (`None`: none, read from the start).
+    assigned_commits: Mutex<HashMap<TopicPartition, Option<CommittedOffset>>>,
+}
+
+impl GroupContext {
+    pub(super) fn new() -> GroupContext {
+        let (rebalance_sender, rebalance_receiver) = sync_channel(REBALANCE_CHANNEL_CAPACITY);
+        GroupContext {
+            rebalance_sender,
+            rebalance_receiver: Mutex::new(rebalance_receiver),
+            release_pending: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            assigned_commits: Mutex::default(),
+        }
+    }
+
+    /// The commit `partition` was assigned at: `Some(None)` when the group had none,
+    /// `None` when the partition is not assigned (or its commit could not be read).
+    pub(super) fn assigned_commit(
+        &self,
+        partition: &TopicPartition,
+    ) -> Option<Option<CommittedOffset>> {
+        let commits = self
+            .assigned_commits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        commits.get(partition).cloned()
+    }
+
+    /// From now on revocations are released at once (the member is leaving).
+    pub(super) fn set_closing(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    fn push(&self, event: BackendEvent) {
+        match self.rebalance_sender.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(event)) => {
+                tracing::error!(?event, "rebalance channel full; event dropped");
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    fn on_assign(&self, consumer: &GroupConsumer, assigned: &TopicPartitionList) {
+        let partitions = topic_partitions(assigned);
+        let start = match consumer.committed_offsets(assigned.clone(), COMMITTED_TIMEOUT) {
+            Ok(committed) => self.remember_commits(&committed),
+            Err(error) => {
+                // librdkafka then reads the commits itself; the runner asks again.
+                tracing::warn!(%error, "cannot read committed offsets at assignment");
+                assigned.clone()
+            }
+        };
+        if let Err(error) = consumer.assign(&start) {
+            tracing::error!(%error, "assign failed");
+        }
+        tracing::info!(?partitions, "partitions assigned");
+        self.push(BackendEvent::Assigned(partitions));
+    }
+
+    /// Keeps each partition's commit and returns the assignment starting at them.
+    fn remember_commits(&self, committed: &TopicPartitionList) -> TopicPartitionList {
+        let mut start = TopicPartitionList::new();
+        let mut commits = self
+            .assigned_commits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for element in committed.elements() {
+            let topic_partition = TopicPartition::new(element.topic(), element.partition());
+            let commit = committed_offset(&element);
+            // No commit: from the start, as auto.offset.reset=earliest would.
+            let offset = commit
+                .as_ref()
+                .map_or(Offset::Beginning, |c| Offset::Offset(c.offset));
+            if element.error().is_ok() {
+                commits.insert(topic_partition, commit);
+                let _ = start.add_partition_offset(element.topic(), element.partition(), offset);
+            } else {
+                start.add_partition(element.topic(), element.partition());
+            }
+        }
+        start
+    }
+
+    fn on_revoke(&self, consumer: &GroupConsumer, revoked: &TopicPartitionList) {
+        let partitions = topic_partitions(revoked);
+        {
+            let mut commits = self
+                .assigned_commits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for partition in &partitions {
+                commits.remove(partition);
+            }
+        }
+        tracing::info!(?partitions, "partitions revoked");
+        if self.closing.load(Ordering::SeqCst) {
+            release(consumer);
+            return;
+        }
+        self.release_pending.store(true, Ordering::SeqCst);
+        self.push(BackendEvent::Revoked(partitions));
+    }
+
+    /// Releases revoked partitions once the runner has handled their revocation.
+    pub(super) fn release_revoked(&self, consumer: &GroupConsumer) {
+        if self.release_pending.swap(false, Ordering::SeqCst) {
+            release(consumer);
+        }
+    }
+}
+
+/// Gives up the whole assignment, which lets librdkafka rejoin (eager protocol).
+fn release(consumer: &GroupConsumer) {
+    if let Err(error) = consumer.unassign() {
+        tracing::error!(%error, "unassign failed");
+    }
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn rebalance(
+        &self,
+        consumer: &GroupConsumer,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.on_assign(consumer, partitions);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.on_revoke(consumer, partitions);
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance failed; releasing the assignment");
+                release(consumer);
+            }
+        }
+    }
+}
+
+/// The commit an element of a committed-offsets answer names, `None` when there is none.
+pub(super) fn committed_offset(element: &TopicPartitionListElem<'_>) -> Option<CommittedOffset> {
+    match element.offset() {
+        Offset::Offset(offset) => Some(CommittedOffset {
+            offset,
+            metadata: element.metadata().to_string(),
+        }),
+        _ => None,
+    }
+}
+
+fn topic_partitions(list: &TopicPartitionList) -> Vec<TopicPartition> {
+    list.elements()
+        .iter()
+        .map(|element| TopicPartition::new(element.topic(), element.partition()))
+        .collect()
+}
+
+/// One poll on the calling (blocking) thread: waits up to `timeout` for a first record,
+/// then takes what is already there, up to [`MAX_RECORDS_PER_POLL`]. Stops right after a
+/// rebalance, so the runner handles it before the consumer goes on.
+pub(super) fn poll_blocking(consumer: &Arc<GroupConsumer>, timeout: Duration) -> Vec<BackendEvent> {
+    let context = consumer.context();
+    context.release_revoked(consumer);
+    let deadline = Instant::now() + timeout;
+    let mut events = Vec::new();
+    let mut records = Vec::new();
+    loop {
+        let wait = match records.is_empty() {
+            true => deadline.saturating_duration_since(Instant::now()),
+            false => Duration::ZERO,
+        };
+        let polled = consumer.poll(wait);
+        let rebalanced = drain_rebalances(context, &mut events, &mut records);
+        let got_nothing = match polled {
+            Some(Ok(message)) => {
+                records.push(input_record(&message));
+                false
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "consumer error");
+                false
+            }
+            None => true,
+        };
+        let waited_enough = !records.is_empty() || Instant::now() >= deadline;
+        if rebalanced || records.len() >= MAX_RECORDS_PER_POLL || (got_nothing && waited_enough) {
+            break;
+        }
+    }
+    if !records.is_empty() {
+        events.push(BackendEvent::Records(records));
+    }
+    events
+}
+
+/// Moves rebalances the last consumer call caused into `events`, after the records that
+/// came before them. Returns whether there were any.
+fn drain_rebalances(
+    context: &GroupContext,
+    events: &mut Vec<BackendEvent>,
+    records: &mut Vec<InputRecord>,
+) -> bool {
+    let receiver = context
+        .rebalance_receiver
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut rebalanced = false;
+    for event in receiver.try_iter() {
+        if !records.is_empty() {
+            events.push(BackendEvent::Records(std::mem::take(records)));
+        }
+        events.push(event);
+        rebalanced = true;
+    }
+    rebalanced
+}
+
+/// A consumed message as a task takes it. A message without a timestamp gets -1, which the
+/// task drops and counts, as Kafka Streams does.
+pub(super) fn input_record(message: &BorrowedMessage<'_>) -> InputRecord {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
+    InputRecord {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers: Arc::new(headers),
+    }
+}
