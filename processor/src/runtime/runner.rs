@@ -383,11 +383,19 @@ impl<B: Backend> Runner<B> {
             }
         }
         if !offsets.is_empty() {
-            self.backend.commit(&offsets).await?;
-            self.status
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .commits += 1;
+            // Outputs are flushed, so a refused commit (the group moved on: a rebalance, an
+            // expired session) loses nothing: the partitions' next owner reprocesses from
+            // the previous commit. A failed flush, above, is fatal instead: committing past
+            // unacknowledged outputs would lose them.
+            match self.backend.commit(&offsets).await {
+                Ok(()) => {
+                    let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                    status.commits += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "offset commit refused; its records will be processed again");
+                }
+            }
         }
         self.last_commit = Instant::now();
         self.log_dropped_records();
