@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use riffle_broker::config::BrokerConfig;
 use riffle_broker::embedded::Broker;
 use riffle_processor::Topology;
+use riffle_processor::runtime::RuntimeConfig;
 
 /// A Riffle broker running a stream-processing example.
 #[derive(Debug, Parser)]
@@ -60,8 +61,14 @@ pub fn run(topology: Topology) -> ExitCode {
     }
 }
 
-fn run_remote(_topology: Topology, bootstrap: &str, _log_level: &str) -> ExitCode {
-    // TODO: call riffle_processor::runtime::remote::run_remote once the remote runtime lands.
-    eprintln!("--remote {bootstrap}: the remote runtime is not in this build yet");
-    ExitCode::FAILURE
+fn run_remote(topology: Topology, bootstrap: &str, log_level: &str) -> ExitCode {
+    riffle_broker::cli::init_logging(log_level);
+    riffle_broker::cli::block_on(async {
+        let stop = riffle_broker::cli::stop_signal()
+            .map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
+        let config = RuntimeConfig::default();
+        riffle_processor::runtime::remote::run_remote(topology, bootstrap, config, stop)
+            .await
+            .map_err(|error| error.to_string())
+    })
 }
