@@ -1,6 +1,5 @@
 //! Background work on a schedule: the group coordinator's clock, retention, compaction,
-//! and the
-//! periodic fsync of the `interval` flush policy. Storage work runs on the blocking pool;
+//! recovery point checkpoints, and the periodic fsync of the `interval` flush policy. Storage work runs on the blocking pool;
 //! the coordinator's tick only touches memory and appends (page cache) to its log.
 
 use std::sync::Arc;
@@ -24,6 +23,8 @@ pub fn spawn(cluster: Arc<Cluster>, mut shutdown: Shutdown) -> JoinHandle<()> {
         let flush_periodically = cluster.config.flush_policy == FlushPolicy::Interval;
         let mut cleaner = interval(cluster.config.log_cleaner_backoff());
         cleaner.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut recovery_points = interval(cluster.config.recovery_point_checkpoint_interval());
+        recovery_points.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut group_tick = interval(GROUP_TICK_INTERVAL);
         group_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -32,6 +33,9 @@ pub fn spawn(cluster: Arc<Cluster>, mut shutdown: Shutdown) -> JoinHandle<()> {
                 _ = retention.tick() => run_blocking(&cluster, enforce_retention).await,
                 _ = cleaner.tick() => run_blocking(&cluster, compact_logs).await,
                 _ = flush.tick(), if flush_periodically => run_blocking(&cluster, flush_all).await,
+                _ = recovery_points.tick() => {
+                    run_blocking(&cluster, checkpoint_recovery_points).await
+                }
                 () = shutdown.recv() => return,
             }
         }
@@ -80,6 +84,17 @@ fn flush_all(cluster: &Cluster) {
         for partition in &topic.partitions {
             if let Err(error) = partition.log.flush() {
                 warn!(topic = %topic.name, partition = partition.index, %error, "periodic flush failed");
+            }
+        }
+    }
+}
+
+fn checkpoint_recovery_points(cluster: &Cluster) {
+    for topic in cluster.all_topics() {
+        for partition in &topic.partitions {
+            if let Err(error) = partition.log.checkpoint_recovery_point() {
+                warn!(topic = %topic.name, partition = partition.index, %error,
+                    "could not write the recovery point; a crash would scan more");
             }
         }
     }

@@ -25,8 +25,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the broker.
-    Serve(BrokerConfig),
+    /// Run the broker. Boxed: the settings are far larger than the other variant.
+    Serve(Box<BrokerConfig>),
     /// List consumer groups, or describe one's offsets, lag and members.
     Groups(crate::groups_command::GroupsArgs),
 }
@@ -35,7 +35,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(config) => serve(config),
+        Command::Serve(config) => serve(*config),
         Command::Groups(args) => crate::groups_command::run(args),
     }
 }

@@ -6,15 +6,22 @@
 //!
 //! Both are replaced atomically and hold one offset in the same text form (see
 //! [`format`](crate::format)).
+//!
+//! A third file, the recovery point, is only a hint: how much of the active segment was
+//! durable when it was written. It is replaced without fsyncs, since a lost or torn one only
+//! makes the next recovery scan more (see `recovery.rs`).
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
 
+use tracing::warn;
+
 use crate::error::{StorageError, io_error};
 use crate::format::{
-    CLEANER_OFFSET_CHECKPOINT_FILE_NAME, LOG_START_OFFSET_CHECKPOINT_FILE_NAME, TEMP_FILE_SUFFIX,
-    encode_offset_checkpoint, parse_offset_checkpoint,
+    CLEANER_OFFSET_CHECKPOINT_FILE_NAME, LOG_START_OFFSET_CHECKPOINT_FILE_NAME,
+    RECOVERY_POINT_CHECKPOINT_FILE_NAME, TEMP_FILE_SUFFIX, encode_offset_checkpoint,
+    encode_recovery_point, parse_offset_checkpoint, parse_recovery_point,
 };
 use crate::fs::sync_dir;
 
@@ -58,6 +65,61 @@ pub(crate) fn write_cleaner_offset(
         CLEANER_OFFSET_CHECKPOINT_FILE_NAME,
         cleaner_offset,
     )
+}
+
+/// How much of a partition's active segment was durable: every byte of segment
+/// `segment_base_offset` below `durable_position` had been fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecoveryPoint {
+    pub segment_base_offset: i64,
+    pub durable_position: u64,
+}
+
+/// Reads the partition's recovery point; `None` if there is none. An unreadable or malformed
+/// file is `None` too, with a warning: recovery then scans the whole active segment, which
+/// costs time only.
+pub(crate) fn read_recovery_point(partition_dir: &Path) -> Option<RecoveryPoint> {
+    let path = partition_dir.join(RECOVERY_POINT_CHECKPOINT_FILE_NAME);
+    let parsed = match std::fs::read_to_string(&path) {
+        Ok(text) => parse_recovery_point(&text).map_err(str::to_string),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
+        Err(error) => Err(error.to_string()),
+    };
+    match parsed {
+        Ok((segment_base_offset, durable_position)) => Some(RecoveryPoint {
+            segment_base_offset,
+            durable_position,
+        }),
+        Err(reason) => {
+            warn!(path = %path.display(), reason, "ignoring an unusable recovery point");
+            None
+        }
+    }
+}
+
+/// Replaces the recovery point: write a temporary file, rename it over the old one. No fsync:
+/// a crash may keep the old point (still true, since a segment's durable bytes never change)
+/// or leave a torn file (ignored), and either way costs only a longer scan.
+pub(crate) fn write_recovery_point(
+    partition_dir: &Path,
+    point: RecoveryPoint,
+) -> Result<(), StorageError> {
+    let file_name = RECOVERY_POINT_CHECKPOINT_FILE_NAME;
+    let path = partition_dir.join(file_name);
+    let temp_path = partition_dir.join(checkpoint_temp_file_name(file_name));
+    let text = encode_recovery_point(point.segment_base_offset, point.durable_position);
+    std::fs::write(&temp_path, text).map_err(io_error(&temp_path))?;
+    std::fs::rename(&temp_path, &path).map_err(io_error(&path))
+}
+
+/// Removes the recovery point, for a log whose segments were all replaced.
+pub(crate) fn remove_recovery_point(partition_dir: &Path) -> Result<(), StorageError> {
+    let path = partition_dir.join(RECOVERY_POINT_CHECKPOINT_FILE_NAME);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(io_error(&path)(error)),
+    }
 }
 
 /// The temporary name a checkpoint is written under before it is renamed into place.

@@ -14,6 +14,7 @@
 //!     00000000000000000000.timeindex            time index: (timestamp i64, relative offset u32)
 //!     log-start-offset.checkpoint               written by DeleteRecords
 //!     cleaner-offset-checkpoint                 where the log cleaner's next pass starts
+//!     recovery-point.checkpoint                 how much of the active segment is durable
 //!     00000000000000000000.log.cleaned          a segment the cleaner is writing (also
 //!                                               .index.cleaned, .timeindex.cleaned)
 //!     00000000000000000000.log.swap             a cleaned segment committed to replace the
@@ -48,6 +49,10 @@ pub const LOG_START_OFFSET_CHECKPOINT_FILE_NAME: &str = "log-start-offset.checkp
 /// Where the log cleaner's next pass starts mapping keys (Kafka keeps the same offset in a
 /// file of this name per data directory; we keep one per partition).
 pub const CLEANER_OFFSET_CHECKPOINT_FILE_NAME: &str = "cleaner-offset-checkpoint";
+/// How far the partition's active segment was known durable (Kafka keeps recovery points in
+/// one `recovery-point-offset-checkpoint` per data directory; we keep one per partition, so
+/// deleting a partition's directory deletes its recovery point too).
+pub const RECOVERY_POINT_CHECKPOINT_FILE_NAME: &str = "recovery-point.checkpoint";
 /// Suffix of a file being written before it is renamed over the real one.
 pub const TEMP_FILE_SUFFIX: &str = ".tmp";
 /// Extra suffix of a segment file the log cleaner is still writing.
@@ -333,9 +338,66 @@ pub fn parse_offset_checkpoint(text: &str) -> Result<i64, &'static str> {
     Ok(offset)
 }
 
+/// The text of a recovery point checkpoint: a version line, then the active segment's base
+/// offset and the position below which its batches were durable.
+pub fn encode_recovery_point(segment_base_offset: i64, durable_position: u64) -> String {
+    assert!(segment_base_offset >= 0, "negative segment base offset");
+    format!("{CHECKPOINT_VERSION}\n{segment_base_offset} {durable_position}\n")
+}
+
+/// Parses the text of a recovery point checkpoint into `(segment_base_offset,
+/// durable_position)`.
+///
+/// # Errors
+/// A reason, if the text is not exactly what `encode_recovery_point` writes.
+pub fn parse_recovery_point(text: &str) -> Result<(i64, u64), &'static str> {
+    let mut lines = text.split_terminator('\n');
+    if lines.next() != Some(CHECKPOINT_VERSION) {
+        return Err("unknown version");
+    }
+    let point_line = lines.next().ok_or("missing recovery point")?;
+    if lines.next().is_some() {
+        return Err("trailing lines");
+    }
+    let (base_text, position_text) = point_line
+        .split_once(' ')
+        .ok_or("missing durable position")?;
+    let segment_base_offset: i64 = base_text
+        .parse()
+        .map_err(|_| "base offset is not an integer")?;
+    if segment_base_offset < 0 {
+        return Err("negative base offset");
+    }
+    let durable_position: u64 = position_text
+        .parse()
+        .map_err(|_| "durable position is not an unsigned integer")?;
+    Ok((segment_base_offset, durable_position))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recovery point encodes and parses back; malformed text is rejected.
+    #[test]
+    fn recovery_point_round_trip() {
+        for (base_offset, position) in [(0, 0), (42, 4096), (i64::MAX, u64::MAX)] {
+            let text = encode_recovery_point(base_offset, position);
+            assert_eq!(parse_recovery_point(&text), Ok((base_offset, position)));
+        }
+        let invalid = [
+            "",
+            "0\n",
+            "1\n0 0\n",
+            "0\n0\n",
+            "0\n-1 0\n",
+            "0\n0 -1\n",
+            "0\n0 0\nx\n",
+        ];
+        for text in invalid {
+            assert!(parse_recovery_point(text).is_err(), "{text:?}");
+        }
+    }
 
     /// Segment file names build and parse back for each kind, sort by offset, and every
     /// malformed name is rejected.

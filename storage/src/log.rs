@@ -32,6 +32,7 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use crate::batch_header::{BatchHeader, set_base_offset, split_batches};
+use crate::checkpoint::{RecoveryPoint, write_recovery_point};
 use crate::config::{LogConfig, MAX_SEGMENT_BYTES};
 use crate::error::StorageError;
 use crate::fs::sync_dir;
@@ -118,6 +119,10 @@ struct AppendState {
 struct SyncState {
     /// Every offset below this is durable.
     synced_next_offset: i64,
+    /// How much of the active segment is durable, as the last fsync (or the open) left it.
+    recovery_point: RecoveryPoint,
+    /// The recovery point last written to the partition's checkpoint, if any since the open.
+    checkpointed_recovery_point: Option<RecoveryPoint>,
 }
 
 /// The shape of one append, for the roll decision.
@@ -156,7 +161,7 @@ impl Log {
             segments_count = loaded.segments.len(),
             "opened log"
         );
-        Ok(Log {
+        let log = Log {
             topic_partition,
             partition_dir,
             append: Mutex::new(AppendState {
@@ -166,13 +171,24 @@ impl Log {
             segments: RwLock::new(loaded.segments),
             sync: Mutex::new(SyncState {
                 synced_next_offset: loaded.log_start_offset,
+                recovery_point: loaded.recovery_point,
+                checkpointed_recovery_point: None,
             }),
             maintenance: Mutex::new(()),
             compaction: Mutex::new(compaction::CompactionState::new()),
             next_offset: AtomicI64::new(loaded.next_offset),
             log_start_offset: AtomicI64::new(loaded.log_start_offset),
             config: RwLock::new(config),
-        })
+        };
+        if mode == RecoveryMode::Unclean {
+            // Recovery just fsynced the active segment; recording that spares the next
+            // recovery, should the broker crash again soon, the same scan.
+            if let Err(error) = log.checkpoint_recovery_point() {
+                warn!(topic_partition = %log.topic_partition, %error,
+                    "could not write the recovery point; a crash would scan more");
+            }
+        }
+        Ok(log)
     }
 
     /// Appends whole v2 batches, concatenated in `batches`, already validated by the broker.
@@ -387,8 +403,35 @@ impl Log {
         // Load the target before picking the segment: every batch below it is then in the
         // segment we fsync or in one sealed (and fsynced) before that segment was published.
         let target_next_offset = self.next_offset.load(Ordering::Acquire);
-        self.active_segment().sync_data()?;
+        let active = self.active_segment();
+        active.sync_data()?;
         sync.synced_next_offset = sync.synced_next_offset.max(target_next_offset);
+        let durable = RecoveryPoint {
+            segment_base_offset: active.base_offset(),
+            durable_position: active.bytes_synced(),
+        };
+        // After a clean open the segment's own count starts at zero, below the point loaded.
+        let same_segment = durable.segment_base_offset == sync.recovery_point.segment_base_offset;
+        if !same_segment || durable.durable_position > sync.recovery_point.durable_position {
+            sync.recovery_point = durable;
+        }
+        Ok(())
+    }
+
+    /// Writes how much of the active segment is durable to the partition's recovery point
+    /// checkpoint, unless it has not moved since the last write, so that recovery after a
+    /// crash scans only what came after it. Fsyncs nothing but the active index (so its
+    /// entries below the point survive a power loss too): the point records earlier fsyncs.
+    /// Called periodically and when the log closes.
+    pub fn checkpoint_recovery_point(&self) -> Result<(), StorageError> {
+        let mut sync = self.sync.lock().expect("sync lock poisoned");
+        let point = sync.recovery_point;
+        if sync.checkpointed_recovery_point == Some(point) {
+            return Ok(());
+        }
+        self.active_segment().flush_indexes()?;
+        write_recovery_point(&self.partition_dir, point)?;
+        sync.checkpointed_recovery_point = Some(point);
         Ok(())
     }
 
@@ -522,7 +565,10 @@ impl Drop for Log {
     /// Flushes and seals the active segment's files, so the next start after a clean
     /// shutdown trusts them without a scan. Best effort: a failure costs that scan, no data.
     fn drop(&mut self) {
-        let closed = self.flush().and_then(|()| self.active_segment().seal());
+        let closed = self
+            .flush()
+            .and_then(|()| self.active_segment().seal())
+            .and_then(|()| self.checkpoint_recovery_point());
         if let Err(error) = closed {
             let topic_partition = &self.topic_partition;
             warn!(%topic_partition, %error, "could not close the log cleanly");

@@ -78,6 +78,15 @@ impl OffsetIndex {
         Some((self.offset_of(entry), u64::from(entry.position)))
     }
 
+    /// Drops the entries at or past `position`, for recovery: they point at batches that may
+    /// not have been durable.
+    pub fn keep_entries_below(&mut self, position: u64) {
+        let kept = self
+            .file
+            .partition_point(|bytes| u64::from(decode(bytes).position) < position);
+        self.file.set_entries_count(kept);
+    }
+
     /// Indexes the batch with base offset `offset` at `position`.
     ///
     /// # Panics

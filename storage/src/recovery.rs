@@ -9,11 +9,15 @@
 //!   checked entry by entry (it may not have been trimmed), then the batches after its last
 //!   entry are scanned to find the next offset. That tail is at most about
 //!   `index_interval_bytes` long.
-//! - After an unclean stop, the active segment is scanned batch by batch from its start:
-//!   header complete, magic 2, length sane, whole batch present, CRC-32C matching, each base
-//!   offset above the previous batch's last offset (compaction leaves gaps, as in Kafka). The
-//!   file is truncated at the first bad byte and fsynced, and its indexes are rebuilt from the
-//!   scan. Sealed segments were fsynced when they were rolled, so only their index files are
+//! - After an unclean stop, the active segment is scanned batch by batch: header complete,
+//!   magic 2, length sane, whole batch present, CRC-32C matching, each base offset above the
+//!   previous batch's last offset (compaction leaves gaps, as in Kafka). The file is truncated
+//!   at the first bad byte and fsynced. If the partition's recovery point (Kafka's word: how
+//!   far the active segment was known durable, see `checkpoint.rs`) names the active segment,
+//!   its index entries below that position are kept and the scan starts at the last of them,
+//!   so recovery reads only the unflushed tail; a bad batch below the point (which cannot
+//!   happen to fsynced bytes) falls back to a scan from the start. Without a usable point the
+//!   scan starts at position 0 and both indexes are rebuilt from it. Sealed segments were fsynced when they were rolled, so only their index files are
 //!   checked, entry by entry, and rebuilt if anything is off. A trailing empty segment (a roll
 //!   cut short) is removed first, so the segment before it is the one scanned; the next offset
 //!   stays at least that empty segment's base, so offsets are never handed out twice.
@@ -34,13 +38,16 @@ use std::sync::Arc;
 use tracing::warn;
 
 use crate::batch_header::{BATCH_HEADER_BYTES, BatchHeader, crc_of_header};
-use crate::checkpoint::{checkpoint_temp_file_name, read_log_start_offset};
+use crate::checkpoint::{
+    RecoveryPoint, checkpoint_temp_file_name, read_log_start_offset, read_recovery_point,
+    remove_recovery_point,
+};
 use crate::config::LogConfig;
 use crate::error::{StorageError, io_error};
 use crate::format::{
-    CLEANER_OFFSET_CHECKPOINT_FILE_NAME, LOG_START_OFFSET_CHECKPOINT_FILE_NAME, SegmentFileKind,
-    SwapStage, parse_segment_file_name, parse_staged_segment_file_name, segment_file_path,
-    staged_segment_file_path,
+    CLEANER_OFFSET_CHECKPOINT_FILE_NAME, LOG_START_OFFSET_CHECKPOINT_FILE_NAME,
+    RECOVERY_POINT_CHECKPOINT_FILE_NAME, SegmentFileKind, SwapStage, parse_segment_file_name,
+    parse_staged_segment_file_name, segment_file_path, staged_segment_file_path,
 };
 use crate::fs::{create_dir_durably, sync_dir};
 use crate::index_file::IndexCheck;
@@ -69,6 +76,8 @@ pub(crate) struct LoadedLog {
     /// Max timestamp of the active segment's first batch, if it has one; the start of the
     /// segment's `segment_ms` clock.
     pub active_first_timestamp_ms: Option<i64>,
+    /// How much of the active segment is known durable now.
+    pub recovery_point: RecoveryPoint,
 }
 
 /// The active segment as opened.
@@ -76,6 +85,8 @@ struct ActiveSegment {
     segment: Segment,
     next_offset: i64,
     first_timestamp_ms: Option<i64>,
+    /// Bytes from the segment's start known to be durable.
+    durable_position: u64,
 }
 
 /// Bytes read at a time while scanning a segment.
@@ -107,7 +118,8 @@ pub(crate) fn load_log(
         segments.insert(pair[0], Arc::new(segment));
     }
     let on_disk = SegmentOnDisk::open(partition_dir, topic_partition, active_base)?;
-    let mut active = open_active(on_disk, config, mode)?;
+    let durable_position = durable_position(partition_dir, &on_disk);
+    let mut active = open_active(on_disk, config, mode, durable_position)?;
     // A removed empty segment was created at the then next offset; the offsets below it may
     // have been handed out (and compacted away) even if the active segment ends earlier.
     active.next_offset = active
@@ -134,7 +146,26 @@ pub(crate) fn load_log(
         next_offset: active.next_offset,
         log_start_offset,
         active_first_timestamp_ms: active.first_timestamp_ms,
+        recovery_point: RecoveryPoint {
+            segment_base_offset: active_base,
+            durable_position: active.durable_position,
+        },
     })
+}
+
+/// The position below which the active segment was durable, from the partition's recovery
+/// point if it names this segment and lies inside the file; otherwise 0.
+fn durable_position(partition_dir: &Path, on_disk: &SegmentOnDisk<'_>) -> u64 {
+    let Some(point) = read_recovery_point(partition_dir) else {
+        return 0;
+    };
+    let names_active = point.segment_base_offset == on_disk.base_offset;
+    if !names_active || point.durable_position > on_disk.log_bytes {
+        // A point in a sealed segment is merely old: the segment was rolled since. One past
+        // the end of the file would mean fsynced bytes vanished, so it is not trusted either.
+        return 0;
+    }
+    point.durable_position
 }
 
 /// A log with one empty segment at `base_offset`, durably created.
@@ -143,6 +174,8 @@ fn new_empty_log(
     config: &LogConfig,
     base_offset: i64,
 ) -> Result<LoadedLog, StorageError> {
+    // An old recovery point could name a segment of this base offset with other contents.
+    remove_recovery_point(partition_dir)?;
     let segment = Segment::create(partition_dir, base_offset, config)?;
     // The new files and their directory entries must survive a crash before anything is
     // appended to them, or a later fsync of the data would have no file to land in.
@@ -153,6 +186,10 @@ fn new_empty_log(
         next_offset: base_offset,
         log_start_offset: base_offset,
         active_first_timestamp_ms: None,
+        recovery_point: RecoveryPoint {
+            segment_base_offset: base_offset,
+            durable_position: 0,
+        },
     })
 }
 
@@ -165,6 +202,7 @@ fn list_segments(
     let checkpoint_names = [
         LOG_START_OFFSET_CHECKPOINT_FILE_NAME,
         CLEANER_OFFSET_CHECKPOINT_FILE_NAME,
+        RECOVERY_POINT_CHECKPOINT_FILE_NAME,
     ];
     let checkpoint_temps = checkpoint_names.map(checkpoint_temp_file_name);
     let mut logs = BTreeSet::new();
@@ -535,14 +573,19 @@ fn rebuild_sealed(on_disk: SegmentOnDisk<'_>, config: &LogConfig) -> Result<Segm
     Ok(on_disk.into_segment(indexes, end, end))
 }
 
-/// Opens the active segment as `mode` says.
+/// Opens the active segment as `mode` says; `durable_position` is where its recovery point
+/// says it was durable (0 if unknown).
 fn open_active(
     on_disk: SegmentOnDisk<'_>,
     config: &LogConfig,
     mode: RecoveryMode,
+    durable_position: u64,
 ) -> Result<ActiveSegment, StorageError> {
     match mode {
-        RecoveryMode::Clean => open_active_clean(on_disk, config),
+        RecoveryMode::Clean => open_active_clean(on_disk, config, durable_position),
+        RecoveryMode::Unclean if durable_position > 0 => {
+            recover_active_after(on_disk, config, durable_position)
+        }
         RecoveryMode::Unclean => recover_active(on_disk, config),
     }
 }
@@ -563,6 +606,7 @@ struct CleanTail {
 fn open_active_clean(
     on_disk: SegmentOnDisk<'_>,
     config: &LogConfig,
+    durable_position: u64,
 ) -> Result<ActiveSegment, StorageError> {
     let tail = match read_clean_tail(&on_disk)? {
         Ok(tail) => tail,
@@ -596,6 +640,7 @@ fn open_active_clean(
         segment,
         next_offset: tail.next_offset,
         first_timestamp_ms,
+        durable_position,
     })
 }
 
@@ -657,11 +702,97 @@ fn recover_active(
     let scan = on_disk.scan(start, CrcCheck::Verify, |position, header| {
         indexes.index_batch(header, position, config.index_interval_bytes)
     })?;
+    finish_recovery(on_disk, indexes, &scan)
+}
+
+/// Recovers the active segment when its first `durable_position` bytes were fsynced: keeps
+/// the index entries below that position and scans from the last of them, so only the
+/// unflushed tail (plus at most one index interval) is read. Falls back to `recover_active`
+/// if the indexes or the durable bytes do not check out.
+fn recover_active_after(
+    on_disk: SegmentOnDisk<'_>,
+    config: &LogConfig,
+    durable_position: u64,
+) -> Result<ActiveSegment, StorageError> {
+    let mut indexes = match open_indexes_below(&on_disk, durable_position)? {
+        Ok(indexes) => indexes,
+        Err(reason) => return recover_after_bad_point(on_disk, config, reason),
+    };
+    // Trimmed first so that the entries dropped above do not linger in the preallocated tail,
+    // where a later open could take them for real ones.
+    indexes.offset_index.file().trim()?;
+    indexes.time_index.file().trim()?;
+    indexes.make_writable(config)?;
+    let (offset, position) = indexes
+        .offset_index
+        .last_entry()
+        .unwrap_or((on_disk.base_offset, 0));
+    assert!(position < durable_position);
+    let start = ScanStart { position, offset };
+    let scan = on_disk.scan(start, CrcCheck::Verify, |position, header| {
+        indexes.index_batch(header, position, config.index_interval_bytes)
+    })?;
+    if scan.problem.is_some() && scan.end_position < durable_position {
+        drop(indexes);
+        let reason = "an invalid batch below the recovery point";
+        return recover_after_bad_point(on_disk, config, reason);
+    }
+    finish_recovery(on_disk, indexes, &scan)
+}
+
+/// The active segment's indexes as found, keeping only entries for batches below
+/// `durable_position`; `Ok(Err(reason))` if either file cannot be used.
+fn open_indexes_below(
+    on_disk: &SegmentOnDisk<'_>,
+    durable_position: u64,
+) -> Result<Result<SegmentIndexes, &'static str>, StorageError> {
+    let (base_offset, log_bytes) = (on_disk.base_offset, on_disk.log_bytes);
+    let path = on_disk.path(SegmentFileKind::OffsetIndex);
+    let mut offset_index =
+        match OffsetIndex::open(&path, base_offset, log_bytes, IndexCheck::AllEntries)? {
+            Ok(offset_index) => offset_index,
+            Err(reason) => return Ok(Err(reason)),
+        };
+    offset_index.keep_entries_below(durable_position);
+    // Time index entries name the batch that first reached their timestamp, at or before the
+    // batch indexed at the same time; those past the scan start are added again by the scan.
+    let (scan_offset, _) = offset_index.last_entry().unwrap_or((base_offset, 0));
+    let path = on_disk.path(SegmentFileKind::TimeIndex);
+    let bound = scan_offset + 1;
+    let time_index = match TimeIndex::open(&path, base_offset, bound, IndexCheck::AllEntries)? {
+        Ok(time_index) => time_index,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    Ok(Ok(SegmentIndexes {
+        max_timestamp: last_time_index_entry(&time_index),
+        offset_index,
+        time_index,
+        bytes_since_last_index_entry: 0,
+    }))
+}
+
+fn recover_after_bad_point(
+    on_disk: SegmentOnDisk<'_>,
+    config: &LogConfig,
+    reason: &'static str,
+) -> Result<ActiveSegment, StorageError> {
+    warn!(topic_partition = %on_disk.topic_partition, base_offset = on_disk.base_offset, reason,
+        "scanning the whole active segment despite its recovery point");
+    recover_active(on_disk, config)
+}
+
+/// Truncates the active segment after its last valid batch, fsyncs it, and assembles it with
+/// the indexes the scan filled.
+fn finish_recovery(
+    on_disk: SegmentOnDisk<'_>,
+    indexes: SegmentIndexes,
+    scan: &ScanOutcome,
+) -> Result<ActiveSegment, StorageError> {
     let log_path = &on_disk.log_path;
     if let Some(reason) = scan.problem {
         warn!(
             topic_partition = %on_disk.topic_partition,
-            base_offset,
+            base_offset = on_disk.base_offset,
             next_offset = scan.next_offset,
             position = scan.end_position,
             truncated_bytes = on_disk.log_bytes - scan.end_position,
@@ -684,6 +815,7 @@ fn recover_active(
         segment,
         next_offset: scan.next_offset,
         first_timestamp_ms,
+        durable_position: end,
     })
 }
 

@@ -257,6 +257,11 @@ impl Segment {
         self.bytes_written.load(Ordering::Acquire)
     }
 
+    /// Bytes from the start known to be durable: every fsync records what it covered.
+    pub fn bytes_synced(&self) -> u64 {
+        self.bytes_synced.load(Ordering::Acquire)
+    }
+
     /// Whether the segment holds no batch yet.
     pub fn is_empty(&self) -> bool {
         self.bytes_written() == 0

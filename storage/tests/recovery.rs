@@ -6,8 +6,8 @@ mod common;
 use common::batch::{base_offset_of, batch_at, last_offset_of};
 use common::{
     active_log_file, append_all, append_garbage, assert_every_offset_reads_its_batch,
-    batch_positions, close_cleanly, crash, file_len, flip_byte, open_log, partition_dir, read_all,
-    segment_files, small_config, temp_dir, truncate_file,
+    batch_positions, close_cleanly, crash, file_len, flip_byte, forget_recovery_point, open_log,
+    partition_dir, read_all, segment_files, small_config, temp_dir, truncate_file,
 };
 use riffle_storage::format::{SegmentFileKind, segment_file_name};
 use riffle_storage::{DataDir, Log};
@@ -83,12 +83,82 @@ fn flipped_crc_byte_truncates_at_that_batch() {
         "the active segment holds several batches"
     );
     flip_byte(&active, positions[1] + 70);
+    forget_recovery_point(dir.path());
 
     let (_data_dir, log) = reopen_unclean(dir.path());
     let kept = batches_before_active(dir.path(), &stored) + 1;
     assert_eq!(log.next_offset(), base_offset_of(&stored[kept]));
     assert_eq!(read_all(&log), stored[..kept]);
     assert_eq!(file_len(&active), positions[1]);
+}
+
+/// One segment of about 8 KiB with an index entry per 100 bytes.
+fn one_segment_config() -> riffle_storage::LogConfig {
+    riffle_storage::LogConfig {
+        segment_bytes: 1024 * 1024,
+        ..small_config()
+    }
+}
+
+/// After a crash, recovery trusts what the recovery point says was fsynced and scans only
+/// from the last index entry below it: a flipped byte early in the segment goes unseen (a
+/// scan from the start would truncate there), while a torn batch in the unflushed tail is
+/// truncated, and every offset still reads its batch through the kept and rebuilt entries.
+#[test]
+fn unclean_start_scans_only_after_the_recovery_point() {
+    let dir = temp_dir("unclean_start_scans_only_after_the_recovery_point");
+    let (data_dir, log) = open_log(dir.path(), one_segment_config());
+    let mut stored = thirty_batches(&log);
+    log.flush().expect("flush");
+    log.checkpoint_recovery_point().expect("checkpoint");
+    stored.extend(thirty_batches(&log));
+    crash(log);
+    drop(data_dir);
+    let active = active_log_file(&partition_dir(dir.path()));
+    let positions = batch_positions(&active);
+    assert_eq!(positions.len(), 60, "one segment holds every batch");
+    flip_byte(&active, positions[2] + 70);
+    truncate_file(&active, file_len(&active) - 10);
+
+    let (data_dir, log) = reopen_unclean(dir.path());
+    let last = stored.last().expect("batches");
+    assert_eq!(log.next_offset(), base_offset_of(last));
+    assert_every_offset_reads_its_batch(&log, &stored[3..59]);
+    stored.pop();
+    stored.extend(append_all(&log, &[(2, 50)]));
+    crash(log);
+    drop(data_dir);
+    let (_data_dir, log) = reopen_unclean(dir.path());
+    assert_eq!(
+        log.next_offset(),
+        last_offset_of(stored.last().expect("batches")) + 1
+    );
+    assert_every_offset_reads_its_batch(&log, &stored[3..]);
+}
+
+/// A recovery point left in a segment that has since been rolled says nothing about the
+/// active segment, which is scanned from its start: a flipped byte there truncates it.
+#[test]
+fn recovery_point_in_a_sealed_segment_is_not_used() {
+    let dir = temp_dir("recovery_point_in_a_sealed_segment_is_not_used");
+    let (data_dir, log) = open_log(dir.path(), small_config());
+    let mut stored = append_all(&log, &[(1, 60)]);
+    log.flush().expect("flush");
+    log.checkpoint_recovery_point().expect("checkpoint");
+    stored.extend(thirty_batches(&log));
+    while batch_positions(&active_log_file(&partition_dir(dir.path()))).len() < 3 {
+        stored.extend(append_all(&log, &[(1, 60)]));
+    }
+    crash(log);
+    drop(data_dir);
+    let active = active_log_file(&partition_dir(dir.path()));
+    let positions = batch_positions(&active);
+    flip_byte(&active, positions[1] + 70);
+
+    let (_data_dir, log) = reopen_unclean(dir.path());
+    let kept = batches_before_active(dir.path(), &stored) + 1;
+    assert_eq!(log.next_offset(), base_offset_of(&stored[kept]));
+    assert_eq!(read_all(&log), stored[..kept]);
 }
 
 /// Rewrites the base offset of the batch at `position` in a segment file. The CRC does not

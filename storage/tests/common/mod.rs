@@ -9,7 +9,9 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use riffle_storage::format::{SegmentFileKind, parse_segment_file_name};
+use riffle_storage::format::{
+    RECOVERY_POINT_CHECKPOINT_FILE_NAME, SegmentFileKind, parse_segment_file_name,
+};
 use riffle_storage::{AppendOutcome, DataDir, FirstBatch, Log, LogConfig};
 
 /// The topic every test log belongs to.
@@ -144,6 +146,13 @@ pub fn append_garbage(path: &Path, garbage: &[u8]) {
         .open(path)
         .expect("open for append");
     file.write_all(garbage).expect("append garbage");
+}
+
+/// Fault: the partition's recovery point is lost, as if its segment's bytes had never been
+/// fsynced, so the next unclean start scans the whole active segment.
+pub fn forget_recovery_point(data_dir_path: &Path) {
+    let path = partition_dir(data_dir_path).join(RECOVERY_POINT_CHECKPOINT_FILE_NAME);
+    std::fs::remove_file(path).expect("remove the recovery point");
 }
 
 /// Fault: the process dies without closing the log, leaving its index files untrimmed. The
