@@ -172,7 +172,10 @@ pub fn run(args: AllArgs) -> Result<()> {
             &binary,
             startup_dir.path(),
             sizes.s6_partitions,
-            sizes.s6_bytes,
+            (
+                sizes.s6_bytes,
+                sizes.s6_bytes / startup::UNFLUSHED_TAIL_DIVISOR,
+            ),
         ) {
             Ok(result) => report.scenarios.push(startup_scenario(&result)),
             Err(error) => report.failures.push(format!("6. Start-up: {error:#}")),

@@ -15,7 +15,7 @@ use crate::broker_process::{BrokerProcess, find_riffle_binary};
 use crate::{produce, topic};
 
 /// The tail written before kill -9 is this fraction of the data set.
-const UNFLUSHED_TAIL_DIVISOR: u64 = 10;
+pub const UNFLUSHED_TAIL_DIVISOR: u64 = 10;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct StartupArgs {
@@ -27,6 +27,11 @@ pub struct StartupArgs {
     /// Value bytes written before the stop.
     #[arg(long, default_value_t = 5_000_000_000)]
     pub bytes: u64,
+    /// Value bytes produced after the clean restart and never fsynced, for the kill -9
+    /// start to recover; default: a tenth of --bytes. Vary it to see whether recovery time
+    /// follows the tail.
+    #[arg(long)]
+    pub unflushed_tail_bytes: Option<u64>,
 }
 
 /// Both start-up times, and what was on disk.
@@ -42,7 +47,15 @@ pub struct StartupResult {
 pub fn run_cli(args: StartupArgs) -> Result<()> {
     let binary = find_riffle_binary(args.riffle_bin.as_deref())?;
     let data_dir = tempfile::tempdir().context("cannot create a data directory")?;
-    let result = run(&binary, data_dir.path(), args.partitions, args.bytes)?;
+    let tail_bytes = args
+        .unflushed_tail_bytes
+        .unwrap_or(args.bytes / UNFLUSHED_TAIL_DIVISOR);
+    let result = run(
+        &binary,
+        data_dir.path(),
+        args.partitions,
+        (args.bytes, tail_bytes),
+    )?;
     println!(
         "startup partitions={} bytes={} unflushed_tail_bytes={}: {:.0} ms after a clean stop, \
          {:.0} ms after kill -9",
@@ -55,8 +68,14 @@ pub fn run_cli(args: StartupArgs) -> Result<()> {
     Ok(())
 }
 
-/// Fill `data_dir` (acks=1, 16 KiB values so filling is quick), then measure both starts.
-pub fn run(binary: &Path, data_dir: &Path, partitions: i32, bytes: u64) -> Result<StartupResult> {
+/// Fill `data_dir` with `bytes.0` (acks=1, 16 KiB values so filling is quick), stop cleanly,
+/// measure the start, write `bytes.1` more without fsync, kill -9 and measure the start.
+pub fn run(
+    binary: &Path,
+    data_dir: &Path,
+    partitions: i32,
+    (bytes, tail_bytes): (u64, u64),
+) -> Result<StartupResult> {
     let broker = BrokerProcess::start(binary, data_dir, &[])?;
     let topic_name = format!("bench-startup-{}", topic::run_suffix());
     topic::create_topic(&broker.bootstrap, &topic_name, partitions)?;
@@ -76,7 +95,7 @@ pub fn run(binary: &Path, data_dir: &Path, partitions: i32, bytes: u64) -> Resul
     // An unflushed tail for the kill -9 start to recover: acks=1 writes reach the page
     // cache only, and nothing syncs them before the kill.
     let tail = produce::ProduceSpec {
-        messages: spec.messages.div_ceil(UNFLUSHED_TAIL_DIVISOR).max(1),
+        messages: tail_bytes.div_ceil(16 * 1024).max(1),
         ..spec.clone()
     };
     produce::run(&broker.bootstrap, &tail)?;
