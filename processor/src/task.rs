@@ -77,6 +77,10 @@ struct PartitionQueue {
 /// so hitting it means an operator forwards without end (a bug), not slow input.
 const MAX_STEPS_PER_RECORD: usize = 1_000_000;
 
+/// Records buffered for one input partition before the task stops waiting for its other,
+/// empty partitions and processes what it has.
+const MAX_BUFFERED_RECORDS_PER_PARTITION: usize = 10_000;
+
 /// What a task writes with its offsets so that a restart resumes consistently.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommitMetadata {
@@ -287,10 +291,16 @@ impl Task {
     /// The partition whose head record has the lowest timestamp, if every partition that
     /// may still have data on the broker has some buffered.
     fn next_partition(&self) -> Option<TopicPartition> {
+        // A partition that has buffered its limit goes ahead without the empty ones (Kafka
+        // Streams' enforced processing), so memory stays bounded while one input stalls.
+        let enforced = self
+            .queues
+            .values()
+            .any(|queue| queue.records.len() >= MAX_BUFFERED_RECORDS_PER_PARTITION);
         let mut best: Option<(&TopicPartition, i64)> = None;
         for (topic_partition, queue) in &self.queues {
             match queue.records.front() {
-                None if !queue.caught_up => return None,
+                None if !queue.caught_up && !enforced => return None,
                 None => {}
                 Some(head) if best.is_none_or(|(_, lowest)| head.timestamp_ms < lowest) => {
                     best = Some((topic_partition, head.timestamp_ms));
@@ -381,5 +391,70 @@ fn push_forwards(stack: &mut Vec<(NodeId, Msg)>, children: &[NodeId], forwards: 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Headers;
+    use crate::{StreamsBuilder, StringSerde};
+
+    fn record(topic: &str, offset: i64, timestamp_ms: i64) -> InputRecord {
+        InputRecord {
+            topic: topic.to_string(),
+            partition: 0,
+            offset,
+            timestamp_ms,
+            key: Some(b"k".to_vec()),
+            value: Some(b"v".to_vec()),
+            headers: Headers::default(),
+        }
+    }
+
+    fn merge_task() -> Task {
+        let builder = StreamsBuilder::new("app");
+        let left = builder.stream("left", StringSerde, StringSerde);
+        let right = builder.stream("right", StringSerde, StringSerde);
+        left.merge(&right).to("out", StringSerde, StringSerde);
+        let topology = builder.build().unwrap();
+        topology.create_task(TaskId {
+            subtopology: 0,
+            partition: 0,
+        })
+    }
+
+    /// The task waits for an empty input that may still have data, takes the lowest
+    /// timestamp first once both have some, and stops waiting once the other input has
+    /// buffered its limit.
+    #[test]
+    fn record_choice_waits_for_inputs_then_takes_the_lowest_timestamp() {
+        let mut task = merge_task();
+        let mut outputs = Vec::new();
+        task.add_records([record("left", 0, 50)]);
+        assert!(
+            !task.process_next(&mut outputs),
+            "right may still have older data"
+        );
+        task.add_records([record("right", 0, 10)]);
+        assert!(task.process_next(&mut outputs));
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(
+            outputs[0].timestamp_ms, 10,
+            "the lower timestamp goes first"
+        );
+        assert!(!task.process_next(&mut outputs), "right is empty again");
+        task.set_caught_up(&TopicPartition::new("right", 0), true);
+        assert!(
+            task.process_next(&mut outputs),
+            "a caught-up empty input does not block"
+        );
+        task.set_caught_up(&TopicPartition::new("right", 0), false);
+        let many = (1..=MAX_BUFFERED_RECORDS_PER_PARTITION as i64).map(|o| record("left", o, 60));
+        task.add_records(many);
+        assert!(
+            task.process_next(&mut outputs),
+            "a full buffer is processed anyway"
+        );
     }
 }
