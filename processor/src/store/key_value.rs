@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
-use super::{Changelog, StoredValue};
+use super::{Changelog, StoredValue, read_lock, write_lock};
 use crate::record::OutputRecord;
 
 /// The data of one task's key-value store, shared with host-program queries.
@@ -35,10 +35,7 @@ impl KeyValueStore {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<StoredValue> {
-        let data = self
-            .data
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let data = read_lock(&self.data);
         data.entries.get(key).cloned()
     }
 
@@ -59,10 +56,7 @@ impl KeyValueStore {
 
     /// Applies a write without logging it (changelog replay).
     pub fn restore(&self, key: &[u8], value: Option<&[u8]>, timestamp_ms: i64) {
-        let mut data = self
-            .data
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut data = write_lock(&self.data);
         match value {
             Some(value) => {
                 let stored = StoredValue {

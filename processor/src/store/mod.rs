@@ -12,6 +12,7 @@ mod session;
 mod window;
 
 use std::collections::HashMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub(crate) use key_value::{KeyValueData, KeyValueStore};
 pub(crate) use session::{SessionData, SessionStore};
@@ -180,6 +181,17 @@ impl Changelog {
             kind: OutputKind::Changelog,
         }
     }
+}
+
+/// Locks a store's data for reading. Poisoning is ignored: every write is a few map
+/// operations that cannot panic half-way, so the data is consistent even then.
+pub(crate) fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Locks a store's data for writing; poisoning is ignored as in [`read_lock`].
+pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// Reads a big-endian i64 at `at`, if the bytes are there.

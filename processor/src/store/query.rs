@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::TaskStores;
+use super::{TaskStores, read_lock, write_lock};
 use crate::serdes::{SerdeError, SharedSerde};
 use crate::task::TaskId;
 use crate::window::Windowed;
@@ -90,17 +90,17 @@ pub struct StoreRegistry {
 
 impl StoreRegistry {
     pub(crate) fn register(&self, task_id: TaskId, stores: &TaskStores) {
-        let mut tasks = self.tasks.write().unwrap_or_else(|p| p.into_inner());
+        let mut tasks = write_lock(&self.tasks);
         tasks.insert(task_id, stores.clone());
     }
 
     pub(crate) fn unregister(&self, task_id: TaskId) {
-        let mut tasks = self.tasks.write().unwrap_or_else(|p| p.into_inner());
+        let mut tasks = write_lock(&self.tasks);
         tasks.remove(&task_id);
     }
 
     fn collect<T>(&self, pick: impl Fn(&TaskStores) -> Option<T>) -> Vec<T> {
-        let tasks = self.tasks.read().unwrap_or_else(|p| p.into_inner());
+        let tasks = read_lock(&self.tasks);
         let mut ids: Vec<&TaskId> = tasks.keys().collect();
         ids.sort();
         ids.into_iter().filter_map(|id| pick(&tasks[id])).collect()
@@ -155,7 +155,7 @@ impl<K: 'static, V: 'static> KeyValueView<K, V> {
     pub fn get(&self, key: &K) -> Result<Option<V>, SerdeError> {
         let key_bytes = self.handle.key_serde.serialize(&self.handle.name, key)?;
         for part in &self.parts {
-            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            let data = read_lock(&part);
             if let Some(stored) = data.entries.get(&key_bytes) {
                 return self
                     .handle
@@ -178,7 +178,7 @@ impl<K: 'static, V: 'static> KeyValueView<K, V> {
             .transpose()?;
         let mut entries = Vec::new();
         for part in &self.parts {
-            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            let data = read_lock(&part);
             for (key, stored) in data.range(from.as_deref(), to.as_deref()) {
                 entries.push((key.clone(), stored.value.clone()));
             }
@@ -219,7 +219,7 @@ impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
         let key_bytes = self.handle.key_serde.serialize(name, key)?;
         let mut found = Vec::new();
         for part in &self.parts {
-            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            let data = read_lock(&part);
             let lower = (key_bytes.clone(), from_ms, i32::MIN);
             let upper = (key_bytes.clone(), to_ms, i32::MAX);
             for ((_, start_ms, _), stored) in data.entries.range(lower..=upper) {
@@ -236,7 +236,7 @@ impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
         let name = &self.handle.name;
         let mut raw = Vec::new();
         for part in &self.parts {
-            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            let data = read_lock(&part);
             for ((key, start_ms, _), stored) in &data.entries {
                 raw.push((key.clone(), *start_ms, stored.value.clone()));
             }
@@ -273,7 +273,7 @@ impl<K: Clone + 'static, V: 'static> SessionView<K, V> {
         let key_bytes = self.handle.key_serde.serialize(name, key)?;
         let mut found = Vec::new();
         for part in &self.parts {
-            let data = part.read().unwrap_or_else(|p| p.into_inner());
+            let data = read_lock(&part);
             let lower = (key_bytes.clone(), i64::MIN, i64::MIN);
             let upper = (key_bytes.clone(), i64::MAX, i64::MAX);
             for ((_, end_ms, start_ms), stored) in data.entries.range(lower..=upper) {

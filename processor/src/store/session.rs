@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
-use super::{Changelog, StoredValue, read_i64};
+use super::{Changelog, StoredValue, read_i64, read_lock, write_lock};
 use crate::record::OutputRecord;
 
 /// A session's position: key bytes, end, start.
@@ -49,15 +49,11 @@ impl SessionStore {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, SessionData> {
-        self.data
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+        read_lock(&self.data)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, SessionData> {
-        self.data
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
+        write_lock(&self.data)
     }
 
     /// Sessions of `key` with `end >= earliest_end_ms` and `start <= latest_start_ms`.

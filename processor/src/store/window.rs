@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
-use super::{Changelog, StoredValue, read_i32, read_i64};
+use super::{Changelog, StoredValue, read_i32, read_i64, read_lock, write_lock};
 use crate::record::OutputRecord;
 
 /// A window entry's position: key bytes, window start, duplicate number.
@@ -53,15 +53,11 @@ impl WindowStore {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, WindowData> {
-        self.data
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+        read_lock(&self.data)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, WindowData> {
-        self.data
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
+        write_lock(&self.data)
     }
 
     /// The value of `key` in the window starting at `start_ms` (seq 0).
