@@ -155,7 +155,7 @@ impl<K: 'static, V: 'static> KeyValueView<K, V> {
     pub fn get(&self, key: &K) -> Result<Option<V>, SerdeError> {
         let key_bytes = self.handle.key_serde.serialize(&self.handle.name, key)?;
         for part in &self.parts {
-            let data = read_lock(&part);
+            let data = read_lock(part);
             if let Some(stored) = data.entries.get(&key_bytes) {
                 return self
                     .handle
@@ -178,7 +178,7 @@ impl<K: 'static, V: 'static> KeyValueView<K, V> {
             .transpose()?;
         let mut entries = Vec::new();
         for part in &self.parts {
-            let data = read_lock(&part);
+            let data = read_lock(part);
             for (key, stored) in data.range(from.as_deref(), to.as_deref()) {
                 entries.push((key.clone(), stored.value.clone()));
             }
@@ -219,7 +219,7 @@ impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
         let key_bytes = self.handle.key_serde.serialize(name, key)?;
         let mut found = Vec::new();
         for part in &self.parts {
-            let data = read_lock(&part);
+            let data = read_lock(part);
             let lower = (key_bytes.clone(), from_ms, i32::MIN);
             let upper = (key_bytes.clone(), to_ms, i32::MAX);
             for ((_, start_ms, _), stored) in data.entries.range(lower..=upper) {
@@ -236,7 +236,7 @@ impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
         let name = &self.handle.name;
         let mut raw = Vec::new();
         for part in &self.parts {
-            let data = read_lock(&part);
+            let data = read_lock(part);
             for ((key, start_ms, _), stored) in &data.entries {
                 raw.push((key.clone(), *start_ms, stored.value.clone()));
             }
@@ -273,7 +273,7 @@ impl<K: Clone + 'static, V: 'static> SessionView<K, V> {
         let key_bytes = self.handle.key_serde.serialize(name, key)?;
         let mut found = Vec::new();
         for part in &self.parts {
-            let data = read_lock(&part);
+            let data = read_lock(part);
             let lower = (key_bytes.clone(), i64::MIN, i64::MIN);
             let upper = (key_bytes.clone(), i64::MAX, i64::MAX);
             for ((_, end_ms, start_ms), stored) in data.entries.range(lower..=upper) {
