@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use riffle_protocol::record::batches;
 use riffle_storage::{FirstBatch, Log, StorageError};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tracing::info;
 
 use crate::producer_state::{BatchSequence, ProducerStateTable};
@@ -36,6 +36,34 @@ pub struct Partition {
     /// entries are dropped then. A std Mutex: held for a push or a drain, never across an
     /// await.
     waiters: Mutex<Vec<Weak<Notify>>>,
+    /// acks=all requests waiting for an fsync, and whether a blocking task is running fsyncs
+    /// for them. A std Mutex: held for a push or a drain, never across an await or an fsync.
+    sync_queue: Mutex<SyncQueue>,
+}
+
+/// What `Partition::request_sync` answers: `Err` with a message if the fsync failed.
+pub type SyncOutcome = Result<(), String>;
+
+/// The fsync requests of one partition.
+#[derive(Default)]
+struct SyncQueue {
+    /// Each request's last offset and where to send the outcome. Bounded by the requests in
+    /// flight: `max_in_flight_requests` per connection, and `max_connections`.
+    waiting: Vec<(i64, oneshot::Sender<SyncOutcome>)>,
+    /// Whether a blocking task is running fsyncs; it drains `waiting` until it is empty.
+    running: bool,
+}
+
+/// Ends a sync task's turn even if the fsync panicked: the queued requests are dropped (their
+/// receivers see an error) and the next request starts a new task.
+struct SyncTaskGuard<'a>(&'a Mutex<SyncQueue>);
+
+impl Drop for SyncTaskGuard<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        queue.running = false;
+        queue.waiting.clear();
+    }
 }
 
 impl Partition {
@@ -47,7 +75,52 @@ impl Partition {
             log,
             append_lock: Mutex::new(ProducerStateTable::default()),
             waiters: Mutex::new(Vec::new()),
+            sync_queue: Mutex::new(SyncQueue::default()),
         }
+    }
+
+    /// Asks for an fsync covering every offset up to `last_offset`; the receiver gets the
+    /// outcome. At most one blocking task per partition runs fsyncs: requests that arrive
+    /// while it runs queue up and share its next fsync, so a busy partition costs one
+    /// hand-off to the blocking pool per fsync rather than one per request.
+    pub fn request_sync(self: &Arc<Self>, last_offset: i64) -> oneshot::Receiver<SyncOutcome> {
+        let (sender, receiver) = oneshot::channel();
+        let start_task = {
+            let mut queue = self.lock_sync_queue();
+            queue.waiting.push((last_offset, sender));
+            !std::mem::replace(&mut queue.running, true)
+        };
+        if start_task {
+            let partition = Arc::clone(self);
+            tokio::task::spawn_blocking(move || partition.run_syncs());
+        }
+        receiver
+    }
+
+    /// The sync task: fsyncs through the largest offset queued, answers every request that
+    /// fsync covered, and repeats until no request is left.
+    fn run_syncs(&self) {
+        let _guard = SyncTaskGuard(&self.sync_queue);
+        loop {
+            let waiting = std::mem::take(&mut self.lock_sync_queue().waiting);
+            let Some(through) = waiting.iter().map(|(offset, _)| *offset).max() else {
+                return;
+            };
+            let outcome = self
+                .log
+                .sync_through(through)
+                .map_err(|error| error.to_string());
+            for (_, sender) in waiting {
+                // A request whose connection went away no longer listens; that is fine.
+                let _ = sender.send(outcome.clone());
+            }
+        }
+    }
+
+    fn lock_sync_queue(&self) -> std::sync::MutexGuard<'_, SyncQueue> {
+        self.sync_queue
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Rebuilds the idempotent-producer table from the log's tail, once per start.

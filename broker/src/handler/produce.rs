@@ -198,12 +198,18 @@ fn produce_to_partition(
         check_every_record_has_a_key(&batch)?;
     }
     let log_append_time = topic.config.uses_log_append_time();
-    let mut bytes = BytesMut::from(&batch.as_bytes()[..]);
-    if log_append_time {
-        set_log_append_time(&mut bytes, now_ms)
-            .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
-    }
-    let base_offset = append(partition, &batch, &mut bytes, now_ms)?;
+    // Only a LogAppendTime topic changes bytes the CRC covers, which needs a copy of its own;
+    // otherwise the batch is written from the request's buffer as it is.
+    let rewritten = match log_append_time {
+        true => {
+            let mut bytes = BytesMut::from(&batch.as_bytes()[..]);
+            set_log_append_time(&mut bytes, now_ms)
+                .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
+            Some(bytes)
+        }
+        false => None,
+    };
+    let base_offset = append(partition, &batch, rewritten, now_ms)?;
     let response = PartitionProduceResponse {
         index: data.index,
         error_code: ErrorCode::None.code(),
@@ -277,7 +283,7 @@ fn check_every_record_has_a_key(batch: &RecordBatchView) -> Result<(), Partition
 fn append(
     partition: &Partition,
     batch: &RecordBatchView,
-    bytes: &mut BytesMut,
+    rewritten: Option<BytesMut>,
     now_ms: i64,
 ) -> Result<i64, PartitionProduceResponse> {
     let sequence = (batch.producer_id() >= 0).then(|| BatchSequence {
@@ -303,7 +309,11 @@ fn append(
             SequenceCheck::Reject(code) => return Err(rejected(code, "sequence check failed")),
         }
     }
-    let appended = partition.log.append(bytes, now_ms).map_err(|error| {
+    let appended = match rewritten {
+        Some(mut bytes) => partition.log.append(&mut bytes, now_ms),
+        None => partition.log.append_unmodified(batch.as_bytes(), now_ms),
+    };
+    let appended = appended.map_err(|error| {
         warn!(topic = %partition.topic, partition = partition.index, %error, "append failed");
         rejected(ErrorCode::KafkaStorageError, &error.to_string())
     })?;
@@ -315,30 +325,23 @@ fn append(
     Ok(appended.base_offset)
 }
 
-/// Waits for fsyncs covering every appended batch; one blocking task per partition, and
-/// the log's group commit makes concurrent waiters share one fsync.
+/// Waits for fsyncs covering every appended batch. Every partition's request is queued
+/// before the first wait, so the partitions' fsyncs run side by side; see
+/// `Partition::request_sync` for how requests share them.
 async fn wait_until_durable(appended: Vec<Appended>, responses: &mut [TopicProduceResponse]) {
     let syncs: Vec<_> = appended
         .into_iter()
-        .map(
-            |Appended {
-                 partition,
-                 last_offset,
-             }| {
-                let log_partition = partition.clone();
-                let sync = tokio::task::spawn_blocking(move || {
-                    log_partition.log.sync_through(last_offset)
-                });
-                (partition, sync)
-            },
-        )
+        .map(|appended| {
+            let sync = appended.partition.request_sync(appended.last_offset);
+            (appended.partition, sync)
+        })
         .collect();
     for (partition, sync) in syncs {
-        // A panicked fsync proves nothing durable, so it fails the partition like an error.
+        // A dropped sender means the fsync task panicked: nothing is proven durable.
         let error = match sync.await {
             Ok(Ok(())) => continue,
-            Ok(Err(error)) => error.to_string(),
-            Err(panicked) => panicked.to_string(),
+            Ok(Err(error)) => error,
+            Err(_) => "the fsync task panicked".to_string(),
         };
         warn!(topic = %partition.topic, partition = partition.index, %error, "fsync failed");
         mark_failed(responses, &partition, &error);
