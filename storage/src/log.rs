@@ -24,6 +24,7 @@ mod retention;
 pub use compaction::CompactionOutcome;
 
 use std::collections::BTreeMap;
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -31,7 +32,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use crate::batch_header::{BatchHeader, set_base_offset, split_batches};
+use crate::batch_header::{BATCH_HEADER_BYTES, BatchHeader, set_base_offset, split_batches};
 use crate::checkpoint::{RecoveryPoint, write_recovery_point};
 use crate::config::{LogConfig, MAX_SEGMENT_BYTES};
 use crate::error::StorageError;
@@ -204,6 +205,24 @@ impl Log {
     /// `AppendTooLarge` if no segment can hold the append; nothing is written in either case.
     /// `Io` if the write or a roll fails; a partial write is truncated away first.
     pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendOutcome, StorageError> {
+        let outcome = self.append_unmodified(batches, now_ms)?;
+        let mut headers = split_batches(batches).expect("append_unmodified checked the batches");
+        let last_offset = assign_offsets(batches, &mut headers, outcome.base_offset);
+        assert_eq!(last_offset, outcome.last_offset);
+        Ok(outcome)
+    }
+
+    /// As `append`, but leaves `batches` as they are: the new base offsets are written beside
+    /// them, with one vectored write, so a caller holding the batches in a shared buffer (a
+    /// request frame) need not copy them first. The CRC does not cover the base offset.
+    ///
+    /// # Errors
+    /// As `append`.
+    pub fn append_unmodified(
+        &self,
+        batches: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendOutcome, StorageError> {
         let mut headers =
             split_batches(batches).map_err(|(position, reason)| StorageError::InvalidBatch {
                 topic_partition: self.topic_partition.clone(),
@@ -214,7 +233,11 @@ impl Log {
         let config = self.config();
         let mut state = self.append.lock().expect("append lock poisoned");
         let base_offset = self.next_offset.load(Ordering::Acquire);
-        let last_offset = assign_offsets(batches, &mut headers, base_offset);
+        let base_offsets = offsets_for(batches, &mut headers, base_offset);
+        let last_offset = headers
+            .last()
+            .expect("split_batches found a batch")
+            .last_offset;
         let shape = AppendShape {
             size_bytes: u64::try_from(batches.len()).expect("an append fits u64"),
             last_offset,
@@ -223,7 +246,8 @@ impl Log {
         if should_roll(&state, &config, &shape, now_ms) {
             self.roll(&mut state, &config)?;
         }
-        let position = state.active.append(batches)?;
+        let mut pieces = write_pieces(batches, &headers, &base_offsets);
+        let position = state.active.append_vectored(&mut pieces)?;
         // Readers that see this offset find whole batches: the segment published its end
         // first.
         self.next_offset.store(last_offset + 1, Ordering::Release);
@@ -596,6 +620,51 @@ fn assign_offsets(batches: &mut [u8], headers: &mut [BatchHeader], base_offset: 
     }
     assert_eq!(position, batches.len());
     next_offset - 1
+}
+
+/// Gives the batches consecutive offsets from `base_offset` in `headers` (not in the bytes)
+/// and returns each batch's new base offset as it is written, big-endian.
+fn offsets_for(batches: &[u8], headers: &mut [BatchHeader], base_offset: i64) -> Vec<[u8; 8]> {
+    let mut position = 0;
+    let mut next_offset = base_offset;
+    let mut base_offsets = Vec::with_capacity(headers.len());
+    for header in headers.iter_mut() {
+        let size_bytes =
+            usize::try_from(header.size_bytes).expect("split_batches checked the size");
+        header.base_offset = next_offset;
+        header.last_offset = next_offset + i64::from(header.last_offset_delta);
+        // Check the header about to be written, not just our arithmetic.
+        let mut written = [0; BATCH_HEADER_BYTES];
+        written.copy_from_slice(&batches[position..position + BATCH_HEADER_BYTES]);
+        set_base_offset(&mut written, next_offset);
+        let parsed = BatchHeader::parse(&written).map(|parsed| parsed.last_offset);
+        assert_eq!(parsed, Ok(header.last_offset));
+        base_offsets.push(next_offset.to_be_bytes());
+        next_offset = header.last_offset + 1;
+        position += size_bytes;
+    }
+    assert_eq!(position, batches.len());
+    base_offsets
+}
+
+/// The pieces of one append: per batch, its new base offset, then the rest of its bytes.
+fn write_pieces<'a>(
+    batches: &'a [u8],
+    headers: &[BatchHeader],
+    base_offsets: &'a [[u8; 8]],
+) -> Vec<IoSlice<'a>> {
+    assert_eq!(headers.len(), base_offsets.len());
+    let mut pieces = Vec::with_capacity(2 * headers.len());
+    let mut position = 0;
+    for (header, base_offset) in headers.iter().zip(base_offsets) {
+        let size_bytes =
+            usize::try_from(header.size_bytes).expect("split_batches checked the size");
+        // The base offset is the first field of a batch.
+        pieces.push(IoSlice::new(base_offset));
+        pieces.push(IoSlice::new(&batches[position + 8..position + size_bytes]));
+        position += size_bytes;
+    }
+    pieces
 }
 
 /// Whether the active segment must be rolled before this append.

@@ -6,7 +6,8 @@
 //! batch.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -187,6 +188,47 @@ pub(crate) fn remove_segment_files(
     Ok(())
 }
 
+/// Writes every piece at `position` onwards with `pwritev`, retrying after short writes and
+/// interruptions, as `write_all_at` does for one buffer.
+fn write_all_vectored_at(
+    file: &File,
+    mut pieces: &mut [IoSlice<'_>],
+    mut position: u64,
+) -> io::Result<()> {
+    /// Linux's IOV_MAX: `pwritev` takes at most this many pieces per call.
+    const MAX_PIECES_PER_CALL: usize = 1024;
+    IoSlice::advance_slices(&mut pieces, 0);
+    while !pieces.is_empty() {
+        let count = pieces.len().min(MAX_PIECES_PER_CALL);
+        let count = libc::c_int::try_from(count).expect("at most IOV_MAX");
+        let offset = libc::off_t::try_from(position).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` (std guarantees this on Unix), the
+        // pointer and count describe live slices, and the kernel only reads them.
+        let written = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                pieces.as_ptr().cast::<libc::iovec>(),
+                count,
+                offset,
+            )
+        };
+        let written = match usize::try_from(written) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => written,
+            Err(_) => {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+        };
+        IoSlice::advance_slices(&mut pieces, written);
+        position += u64::try_from(written).expect("a write fits u64");
+    }
+    Ok(())
+}
+
 fn entries_bytes(entries_count: usize, entry_bytes: usize) -> u64 {
     u64::try_from(entries_count * entry_bytes).expect("index size fits u64")
 }
@@ -283,10 +325,11 @@ impl Segment {
     /// Only the log's appender calls this, holding the append lock, so `bytes_written` cannot
     /// move under it. A failed write is truncated away before the error is returned, so the
     /// file ends where readers and the next append think it does.
-    pub fn append(&self, bytes: &[u8]) -> Result<u64, StorageError> {
+    pub fn append_vectored(&self, pieces: &mut [IoSlice<'_>]) -> Result<u64, StorageError> {
         let position = self.bytes_written.load(Ordering::Acquire);
-        let length = u64::try_from(bytes.len()).expect("an append fits u64");
-        if let Err(error) = self.write_at(bytes, position) {
+        let length: usize = pieces.iter().map(|piece| piece.len()).sum();
+        let length = u64::try_from(length).expect("an append fits u64");
+        if let Err(error) = self.write_at(pieces, position) {
             if let Err(truncate_error) = self.file.set_len(position) {
                 // The next append writes at `position` anyway and recovery truncates what is
                 // past the last valid batch, so a failed truncate loses nothing.
@@ -300,14 +343,18 @@ impl Segment {
         Ok(position)
     }
 
-    fn write_at(&self, bytes: &[u8], position: u64) -> io::Result<()> {
+    fn write_at(&self, pieces: &mut [IoSlice<'_>], position: u64) -> io::Result<()> {
         #[cfg(test)]
         if let Some(written_bytes) = crate::fault::take_write_fault() {
+            let bytes: Vec<u8> = pieces
+                .iter()
+                .flat_map(|piece| piece.iter().copied())
+                .collect();
             let written_bytes = written_bytes.min(bytes.len());
             self.file.write_all_at(&bytes[..written_bytes], position)?;
             return Err(io::Error::other("injected write fault"));
         }
-        self.file.write_all_at(bytes, position)
+        write_all_vectored_at(&self.file, pieces, position)
     }
 
     /// Fsyncs the batches written so far unless an earlier fsync already covered them.
