@@ -54,15 +54,18 @@ struct SyncQueue {
     running: bool,
 }
 
-/// Ends a sync task's turn even if the fsync panicked: the queued requests are dropped (their
-/// receivers see an error) and the next request starts a new task.
+/// Ends a sync task's turn if the fsync panicked: the queued requests are dropped (their
+/// receivers see an error) and the next request starts a new task. A task that ends normally
+/// clears `running` itself, under the same lock as its check that nothing is queued.
 struct SyncTaskGuard<'a>(&'a Mutex<SyncQueue>);
 
 impl Drop for SyncTaskGuard<'_> {
     fn drop(&mut self) {
-        let mut queue = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
-        queue.running = false;
-        queue.waiting.clear();
+        if std::thread::panicking() {
+            let mut queue = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+            queue.running = false;
+            queue.waiting.clear();
+        }
     }
 }
 
@@ -102,10 +105,21 @@ impl Partition {
     fn run_syncs(&self) {
         let _guard = SyncTaskGuard(&self.sync_queue);
         loop {
-            let waiting = std::mem::take(&mut self.lock_sync_queue().waiting);
-            let Some(through) = waiting.iter().map(|(offset, _)| *offset).max() else {
-                return;
+            let waiting = {
+                let mut queue = self.lock_sync_queue();
+                if queue.waiting.is_empty() {
+                    // Under the lock: a request queued after this sees `running` false and
+                    // starts the next task.
+                    queue.running = false;
+                    return;
+                }
+                std::mem::take(&mut queue.waiting)
             };
+            let through = waiting
+                .iter()
+                .map(|(offset, _)| *offset)
+                .max()
+                .expect("the queue was not empty");
             let outcome = self
                 .log
                 .sync_through(through)
@@ -192,5 +206,52 @@ impl Partition {
             // between its last read and its await is not lost.
             waiter.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use riffle_protocol::record::{Compression, RecordBatchBuilder};
+    use riffle_storage::{DataDir, LogConfig};
+
+    use super::*;
+
+    /// Many acks=all requests racing on one partition, each appending and then asking for an
+    /// fsync, all get `Ok`: none is dropped between a sync task's last check of its queue and
+    /// its exit, and each is answered only once its offset is durable.
+    #[test]
+    fn concurrent_sync_requests_are_all_answered() {
+        let dir = tempfile::Builder::new()
+            .prefix("concurrent_sync_requests_are_all_answered")
+            .tempdir()
+            .expect("temp dir");
+        let data_dir = DataDir::open(dir.path()).expect("open data dir");
+        let log = data_dir
+            .open_log("events", 0, LogConfig::default())
+            .expect("open log");
+        let partition = Arc::new(Partition::new("events".into(), 0, log));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let requests: Vec<_> = (0..400)
+                .map(|_| {
+                    let partition = Arc::clone(&partition);
+                    tokio::spawn(async move {
+                        let mut builder = RecordBatchBuilder::new(Compression::None);
+                        builder.append(1_000, None, Some(b"value"), &[]);
+                        let batch = builder.build().expect("a valid batch");
+                        let outcome = partition.log.append_unmodified(&batch, 0);
+                        let last_offset = outcome.expect("append").last_offset;
+                        partition.request_sync(last_offset).await
+                    })
+                })
+                .collect();
+            for request in requests {
+                let outcome = request.await.expect("request task");
+                assert_eq!(outcome, Ok(Ok(())));
+            }
+        });
     }
 }
