@@ -773,6 +773,29 @@ mod tests {
         assert_eq!(fault::data_syncs_count(), syncs_before + 2);
     }
 
+    /// `append_unmodified` leaves its input alone, yet what it stores carries the assigned
+    /// base offsets, byte for byte what `append` would have written.
+    #[test]
+    fn append_unmodified_writes_the_new_base_offsets() {
+        let dir = temp_dir("append_unmodified_writes_the_new_base_offsets");
+        let data_dir = DataDir::open(dir.path()).expect("open data dir");
+        let log = data_dir
+            .open_log("orders", 0, LogConfig::default())
+            .expect("open log");
+        log.append(&mut batch(3, 40), 0).expect("append");
+        let mut two_batches = batch(2, 30);
+        two_batches.extend(batch(4, 20));
+        let before = two_batches.clone();
+        let outcome = log.append_unmodified(&two_batches, 0).expect("append");
+        assert_eq!(two_batches, before);
+        assert_eq!((outcome.base_offset, outcome.last_offset), (3, 8));
+        let mut expected = before;
+        let mut headers = split_batches(&expected).expect("batches");
+        assign_offsets(&mut expected, &mut headers, 3);
+        let read = log.read(3, 10_000, FirstBatch::AlwaysWhole).expect("read");
+        assert_eq!(read.as_ref(), expected.as_slice());
+    }
+
     /// Syncing an offset that was never appended is a bug in the caller.
     #[test]
     #[should_panic(expected = "sync_through past the end")]
