@@ -531,8 +531,8 @@ fn startup_scenario(result: &startup::StartupResult) -> Scenario {
         }],
         notes: vec![format!(
             "Before the kill -9, a tail of {:.3} GB was produced with acks=1 and never fsynced; \
-             the next start recovers it. One tail size only: the issue's \"proportional to the \
-             unflushed tail\" needs several sizes, not measured yet.",
+             the next start recovers it. One tail size here; `riffle-bench startup \
+             --unflushed-tail-bytes N` varies it (FINDINGS.md has such a series).",
             result.unflushed_tail_bytes as f64 / 1e9
         )],
     }
