@@ -38,18 +38,27 @@ def wait_until_fetching(consumer, statistics, topic):
 
     Producing before the OFFSET_END lookup finished could let the new messages count as old, so
     this waits on the client's own state rather than on a sleep. Any message seen now is an old
-    one, which is a failure.
+    one, which is a failure. A report can say 'active' a moment before librdkafka's fetcher
+    moves next_offset to the resolved offset (it still shows the initial 0), so the answer is
+    taken only when two consecutive reports agree.
     """
     deadline = time.monotonic() + CLIENT_TIMEOUT_S
+    previous = None
     while time.monotonic() < deadline:
         message = consumer.poll(0.1)
         if message is not None and message.error() is None:
             fail(f'consumer assigned at OFFSET_END returned old message at offset '
                  f'{message.offset()}')
+        report = statistics.latest
         partition = statistics.partition(topic, 0)
-        if partition and partition.get('fetch_state') == 'active' \
-                and partition.get('next_offset', -1) >= 0:
+        if not (partition and partition.get('fetch_state') == 'active'
+                and partition.get('next_offset', -1) >= 0):
+            continue
+        if previous is not None and previous[0] is not report \
+                and previous[1] == partition['next_offset']:
             return partition['next_offset']
+        if previous is None or previous[0] is not report:
+            previous = (report, partition['next_offset'])
     fail(f'partition 0 never reached fetch_state active; last statistics: '
          f'{statistics.partition(topic, 0)}')
 
