@@ -397,4 +397,48 @@ mod tests {
         }
         running.shutdown().await.unwrap();
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_topology_waits_for_its_source_topic_instead_of_stopping_the_broker() {
+        // Proves a co-located topology whose input does not exist yet keeps waiting (with
+        // warnings) past the warning interval, and starts once the topic appears.
+        let dir = tempfile::tempdir().unwrap();
+        let flags = [
+            "--listen",
+            "127.0.0.1:0",
+            "--group-initial-rebalance-delay-ms",
+            "0",
+        ];
+        let config = RuntimeConfig {
+            source_topics_warning_interval: std::time::Duration::from_millis(100),
+            ..RuntimeConfig::default()
+        };
+        let mut running = Broker::builder(test_config(dir.path(), &flags))
+            .processor_with(counting_topology("late-input"), config)
+            .start()
+            .await
+            .unwrap();
+        let no_failure = tokio::time::timeout(std::time::Duration::from_secs(1), running.failed());
+        assert!(
+            no_failure.await.is_err(),
+            "the topology gave up on its missing input"
+        );
+        let created = running.cluster().create_topic(
+            "words",
+            1,
+            Default::default(),
+            crate::cluster::Validation::Apply,
+        );
+        created.unwrap();
+        let status = running.processors()[0].status.clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while status.lock().unwrap().tasks.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no task after the topic appeared"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        running.shutdown().await.unwrap();
+    }
 }

@@ -11,6 +11,9 @@ use crate::store::query::StoreRegistry;
 use crate::task::{CommitMetadata, Task, TaskId, TaskMetrics};
 use crate::topology::{PartitionPlan, Topology, TopologyError};
 
+/// How often the runner looks again for source topics that do not exist yet.
+const SOURCE_TOPICS_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
 /// How a runtime paces itself.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -21,8 +24,10 @@ pub struct RuntimeConfig {
     pub poll_timeout: Duration,
     /// Records processed between two polls at most, so group duties keep running.
     pub max_records_per_round: usize,
-    /// How long to wait at start-up for the source topics to exist.
-    pub source_topics_timeout: Duration,
+    /// How often to log a warning while the runner waits at start-up for its source
+    /// topics to exist. It waits until they do (or until it is stopped): a co-located
+    /// topology must not take its broker down because nobody produced yet.
+    pub source_topics_warning_interval: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -31,7 +36,7 @@ impl Default for RuntimeConfig {
             commit_interval: Duration::from_millis(1_000),
             poll_timeout: Duration::from_millis(100),
             max_records_per_round: 10_000,
-            source_topics_timeout: Duration::from_secs(30),
+            source_topics_warning_interval: Duration::from_secs(30),
         }
     }
 }
@@ -159,7 +164,7 @@ impl<B: Backend> Runner<B> {
 
     /// Waits for the source topics to exist, then resolves partition counts.
     async fn plan(&mut self) -> Result<PartitionPlan, RuntimeError> {
-        let deadline = Instant::now() + self.config.source_topics_timeout;
+        let mut next_warning = Instant::now() + self.config.source_topics_warning_interval;
         loop {
             for topic in self.topology.external_source_topics() {
                 if let Some(count) = self.backend.partition_count(&topic).await? {
@@ -168,8 +173,16 @@ impl<B: Backend> Runner<B> {
             }
             let counts = self.partition_counts.clone();
             match self.topology.plan(|topic| counts.get(topic).copied()) {
-                Err(TopologyError::MissingSourceTopic(_)) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                Err(TopologyError::MissingSourceTopic(topic)) => {
+                    if Instant::now() >= next_warning {
+                        tracing::warn!(
+                            application = self.topology.application_id(),
+                            %topic,
+                            "waiting for a source topic: create it, or produce to it where topics are auto-created"
+                        );
+                        next_warning = Instant::now() + self.config.source_topics_warning_interval;
+                    }
+                    tokio::time::sleep(SOURCE_TOPICS_POLL_INTERVAL).await;
                 }
                 result => return Ok(result?),
             }
