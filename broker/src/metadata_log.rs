@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use riffle_protocol::record::{Compression, RecordBatchBuilder, batches};
 use riffle_storage::{DataDir, FirstBatch, Log, LogConfig, StorageError};
 use serde::{Deserialize, Serialize};
@@ -104,8 +104,7 @@ impl MetadataLog {
             offset: self.log.next_offset(),
             reason: error.to_string(),
         })?;
-        let mut batch = BytesMut::from(&batch[..]);
-        let appended = self.log.append(&mut batch, now_ms)?;
+        let appended = self.log.append(&batch, now_ms)?;
         self.log.sync_through(appended.last_offset)?;
         Ok(())
     }

@@ -242,7 +242,7 @@ mod tests {
                         let mut builder = RecordBatchBuilder::new(Compression::None);
                         builder.append(1_000, None, Some(b"value"), &[]);
                         let batch = builder.build().expect("a valid batch");
-                        let outcome = partition.log.append_unmodified(&batch, 0);
+                        let outcome = partition.log.append(&batch, 0);
                         let last_offset = outcome.expect("append").last_offset;
                         partition.request_sync(last_offset).await
                     })

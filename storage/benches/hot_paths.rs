@@ -53,10 +53,10 @@ fn append(criterion: &mut Criterion) {
         bench.iter_custom(|iterations| {
             let dir = tempfile::tempdir().expect("temp dir");
             let (_data_dir, log) = open_log(dir.path());
-            let mut batch = batch_16_kib();
+            let batch = batch_16_kib();
             let started = Instant::now();
             for _ in 0..iterations {
-                log.append(&mut batch, 0).expect("append");
+                log.append(&batch, 0).expect("append");
             }
             started.elapsed()
         })
@@ -67,9 +67,9 @@ fn append(criterion: &mut Criterion) {
 fn reads(criterion: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (_data_dir, log) = open_log(dir.path());
-    let mut batch = batch_16_kib();
+    let batch = batch_16_kib();
     for _ in 0..PREFILLED_BATCHES {
-        log.append(&mut batch, 0).expect("append");
+        log.append(&batch, 0).expect("append");
     }
     let offsets_total = PREFILLED_BATCHES * i64::from(RECORDS_PER_BATCH);
     // xorshift: random offsets without a dependency, the same sequence every run.

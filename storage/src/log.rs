@@ -194,35 +194,19 @@ impl Log {
 
     /// Appends whole v2 batches, concatenated in `batches`, already validated by the broker.
     ///
-    /// Each batch's base offset is rewritten in `batches` so they take consecutive offsets
-    /// from `next_offset`; then all bytes go to the active segment in one write (rolling
-    /// first if `segment_bytes`, `segment_ms` or a full index says so), index entries are
-    /// added, and the new end is published to readers. The batches are in the page cache,
-    /// not yet durable: call `sync_through` for that.
+    /// The batches take consecutive offsets from `next_offset`. `batches` itself is left as it
+    /// is: each batch's new base offset is written beside its other bytes, all in one
+    /// vectored write to the active segment (rolling first if `segment_bytes`, `segment_ms`
+    /// or a full index says so), so a caller holding the batches in a shared buffer (a
+    /// request frame) need not copy them. The CRC does not cover the base offset. Then index
+    /// entries are added and the new end is published to readers. The batches are in the
+    /// page cache, not yet durable: call `sync_through` for that.
     ///
     /// # Errors
     /// `InvalidBatch` if a header is malformed or a batch runs past the buffer;
     /// `AppendTooLarge` if no segment can hold the append; nothing is written in either case.
     /// `Io` if the write or a roll fails; a partial write is truncated away first.
-    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendOutcome, StorageError> {
-        let outcome = self.append_unmodified(batches, now_ms)?;
-        let mut headers = split_batches(batches).expect("append_unmodified checked the batches");
-        let last_offset = assign_offsets(batches, &mut headers, outcome.base_offset);
-        assert_eq!(last_offset, outcome.last_offset);
-        Ok(outcome)
-    }
-
-    /// As `append`, but leaves `batches` as they are: the new base offsets are written beside
-    /// them, with one vectored write, so a caller holding the batches in a shared buffer (a
-    /// request frame) need not copy them first. The CRC does not cover the base offset.
-    ///
-    /// # Errors
-    /// As `append`.
-    pub fn append_unmodified(
-        &self,
-        batches: &[u8],
-        now_ms: i64,
-    ) -> Result<AppendOutcome, StorageError> {
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendOutcome, StorageError> {
         let mut headers =
             split_batches(batches).map_err(|(position, reason)| StorageError::InvalidBatch {
                 topic_partition: self.topic_partition.clone(),
@@ -601,7 +585,9 @@ impl Drop for Log {
 }
 
 /// Rewrites each batch's base offset so the batches take consecutive offsets from
-/// `base_offset`, updates `headers` to match, and returns the last offset.
+/// `base_offset`, updates `headers` to match, and returns the last offset: what `append`
+/// stores, built in memory, for tests to compare with.
+#[cfg(test)]
 fn assign_offsets(batches: &mut [u8], headers: &mut [BatchHeader], base_offset: i64) -> i64 {
     let mut position = 0;
     let mut next_offset = base_offset;
@@ -732,20 +718,23 @@ mod tests {
         let log = data_dir
             .open_log("orders", 0, LogConfig::default())
             .expect("open log");
-        log.append(&mut batch(2, 100), 0).expect("append");
+        log.append(&batch(2, 100), 0).expect("append");
         let bytes_before = active_log_bytes(&log);
 
         fault::fail_next_write_after(70);
-        let failed = log.append(&mut batch(3, 100), 0);
+        let failed = log.append(&batch(3, 100), 0);
         assert!(matches!(failed, Err(StorageError::Io { .. })));
         assert_eq!(log.next_offset(), 2);
         assert_eq!(active_log_bytes(&log), bytes_before);
 
-        let mut retry = batch(3, 100);
-        let outcome = log.append(&mut retry, 0).expect("append after a failure");
+        let retry = batch(3, 100);
+        let outcome = log.append(&retry, 0).expect("append after a failure");
         assert_eq!(outcome.base_offset, 2);
+        let mut expected = retry.clone();
+        let mut headers = split_batches(&expected).expect("batches");
+        assign_offsets(&mut expected, &mut headers, 2);
         let read = log.read(2, 10_000, FirstBatch::AlwaysWhole).expect("read");
-        assert_eq!(read.as_ref(), retry.as_slice());
+        assert_eq!(read.as_ref(), expected.as_slice());
     }
 
     /// `sync_through` fsyncs once for everything appended so far and is a no-op for offsets an
@@ -758,7 +747,7 @@ mod tests {
             .open_log("orders", 0, LogConfig::default())
             .expect("open log");
         for _ in 0..3 {
-            log.append(&mut batch(2, 50), 0).expect("append");
+            log.append(&batch(2, 50), 0).expect("append");
         }
         let syncs_before = fault::data_syncs_count();
         log.sync_through(1).expect("sync");
@@ -768,25 +757,25 @@ mod tests {
         log.flush().expect("flush with nothing new");
         assert_eq!(fault::data_syncs_count(), syncs_before + 1);
 
-        log.append(&mut batch(1, 50), 0).expect("append");
+        log.append(&batch(1, 50), 0).expect("append");
         log.sync_through(6).expect("sync");
         assert_eq!(fault::data_syncs_count(), syncs_before + 2);
     }
 
-    /// `append_unmodified` leaves its input alone, yet what it stores carries the assigned
-    /// base offsets, byte for byte what `append` would have written.
+    /// `append` leaves its input alone, yet what it stores carries the assigned base offsets,
+    /// byte for byte what rewriting them in place would have given.
     #[test]
-    fn append_unmodified_writes_the_new_base_offsets() {
-        let dir = temp_dir("append_unmodified_writes_the_new_base_offsets");
+    fn append_writes_the_new_base_offsets_beside_its_input() {
+        let dir = temp_dir("append_writes_the_new_base_offsets_beside_its_input");
         let data_dir = DataDir::open(dir.path()).expect("open data dir");
         let log = data_dir
             .open_log("orders", 0, LogConfig::default())
             .expect("open log");
-        log.append(&mut batch(3, 40), 0).expect("append");
+        log.append(&batch(3, 40), 0).expect("append");
         let mut two_batches = batch(2, 30);
         two_batches.extend(batch(4, 20));
         let before = two_batches.clone();
-        let outcome = log.append_unmodified(&two_batches, 0).expect("append");
+        let outcome = log.append(&two_batches, 0).expect("append");
         assert_eq!(two_batches, before);
         assert_eq!((outcome.base_offset, outcome.last_offset), (3, 8));
         let mut expected = before;
@@ -823,18 +812,18 @@ mod tests {
         };
         let log = data_dir.open_log("orders", 0, config).expect("open log");
         let segments_count = || log.segments_snapshot().len();
-        log.append(&mut batch(1, 500), 0).expect("append");
-        log.append(&mut batch(1, 500), 0).expect("append");
+        log.append(&batch(1, 500), 0).expect("append");
+        log.append(&batch(1, 500), 0).expect("append");
         assert_eq!(segments_count(), 2, "size roll");
         // The offset index has room for 6 entries; with an entry per batch after the first,
         // the seventh small batch finds it full.
         for _ in 0..6 {
-            log.append(&mut batch(1, 1), 1).expect("append");
+            log.append(&batch(1, 1), 1).expect("append");
         }
         assert_eq!(segments_count(), 2);
-        log.append(&mut batch(1, 1), 1).expect("append");
+        log.append(&batch(1, 1), 1).expect("append");
         assert_eq!(segments_count(), 3, "index roll");
-        log.append(&mut batch(1, 1), 60_002).expect("append");
+        log.append(&batch(1, 1), 60_002).expect("append");
         assert_eq!(segments_count(), 4, "age roll");
     }
 }

@@ -154,18 +154,18 @@ fn invalid_batch_is_rejected_without_writing() {
     let mut bad_magic = [batch(1, 10), batch(1, 10)].concat();
     let second = batch(1, 10).len();
     bad_magic[second + 16] = 1;
-    let result = log.append(&mut bad_magic, 0);
+    let result = log.append(&bad_magic, 0);
     assert!(
         matches!(result, Err(StorageError::InvalidBatch { position, .. }) if position == second)
     );
     let mut cut = batch(1, 10);
     cut.pop();
     assert!(matches!(
-        log.append(&mut cut, 0),
+        log.append(&cut, 0),
         Err(StorageError::InvalidBatch { .. })
     ));
     assert!(matches!(
-        log.append(&mut [], 0),
+        log.append(&[], 0),
         Err(StorageError::InvalidBatch { .. })
     ));
     assert_eq!(log.next_offset(), 2);
@@ -178,8 +178,8 @@ fn multi_batch_append_assigns_consecutive_offsets() {
     let dir = temp_dir("multi_batch_append_assigns_consecutive_offsets");
     let (_data_dir, log) = open_log(dir.path(), small_config());
     append_all(&log, &[(3, 10)]);
-    let mut buffer = [batch(2, 40), batch(4, 40), batch(1, 40)].concat();
-    let outcome = log.append(&mut buffer, 0).expect("append");
+    let buffer = [batch(2, 40), batch(4, 40), batch(1, 40)].concat();
+    let (outcome, buffer) = append(&log, &buffer, 0);
     assert_eq!((outcome.base_offset, outcome.last_offset), (3, 9));
     let bases: Vec<i64> = split(&buffer)
         .iter()
@@ -259,11 +259,11 @@ fn concurrent_readers_while_appending() {
         })
         .collect();
     for index in 0..400 {
-        let mut bytes = batch(
+        let bytes = batch(
             1 + index % 3,
             30 + usize::try_from(index % 7).expect("small") * 20,
         );
-        log.append(&mut bytes, 0).expect("append");
+        log.append(&bytes, 0).expect("append");
     }
     done.store(true, Ordering::Release);
     for reader in readers {

@@ -110,8 +110,8 @@ proptest! {
         }
         prop_assert_eq!(log.next_offset(), next_offset);
         assert_every_offset_reads_its_batch(&log, &read);
-        let mut more = batch(2, 30);
-        let outcome = log.append(&mut more, 0).expect("append after reopen");
+        let more = batch(2, 30);
+        let outcome = log.append(&more, 0).expect("append after reopen");
         prop_assert_eq!(outcome.base_offset, next_offset);
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use riffle_protocol::ErrorCode;
 use riffle_protocol::record::{Compression, RecordBatchBuilder, batches};
 use riffle_storage::{FirstBatch, StorageError};
@@ -485,7 +485,6 @@ impl GroupCoordinator {
             builder.append(now_ms, Some(key), value.as_deref(), &[]);
         }
         let batch = builder.build().map_err(|error| error.to_string())?;
-        let mut batch = BytesMut::from(&batch[..]);
         let _append = self
             .log
             .append_lock
@@ -494,7 +493,7 @@ impl GroupCoordinator {
         let appended = self
             .log
             .log
-            .append(&mut batch, now_ms)
+            .append(&batch, now_ms)
             .map_err(|error| error.to_string())?;
         Ok(appended.last_offset)
     }

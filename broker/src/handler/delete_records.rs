@@ -110,11 +110,11 @@ mod tests {
         for _ in 0..records_count {
             builder.append(1_700_000_000_000, None, Some(b"value"), &[]);
         }
-        let mut batch = builder.build().expect("build a batch").to_vec();
+        let batch = builder.build().expect("build a batch").to_vec();
         let partition = cluster.topic(topic).expect("exists").partitions[0].clone();
         partition
             .log
-            .append(&mut batch, 1_700_000_000_000)
+            .append(&batch, 1_700_000_000_000)
             .expect("append");
     }
 

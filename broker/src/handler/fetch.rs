@@ -272,8 +272,8 @@ mod tests {
             .expect("create");
         for partition in &cluster.topic(topic).expect("created").partitions {
             for _ in 0..batches {
-                let mut bytes = batch().to_vec();
-                partition.log.append(&mut bytes, 1_000).expect("append");
+                let bytes = batch().to_vec();
+                partition.log.append(&bytes, 1_000).expect("append");
             }
         }
         (dir, Arc::new(cluster))

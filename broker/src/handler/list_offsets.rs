@@ -224,11 +224,11 @@ mod tests {
         for timestamp_ms in timestamps_ms {
             builder.append(*timestamp_ms, None, Some(b"value"), &[]);
         }
-        let mut batch = builder.build().expect("build a batch").to_vec();
+        let batch = builder.build().expect("build a batch").to_vec();
         let partition = cluster.topic(topic).expect("exists").partitions[0].clone();
         partition
             .log
-            .append(&mut batch, 1_700_000_000_000)
+            .append(&batch, 1_700_000_000_000)
             .expect("append");
     }
 

@@ -309,11 +309,8 @@ fn append(
             SequenceCheck::Reject(code) => return Err(rejected(code, "sequence check failed")),
         }
     }
-    let appended = match rewritten {
-        Some(mut bytes) => partition.log.append(&mut bytes, now_ms),
-        None => partition.log.append_unmodified(batch.as_bytes(), now_ms),
-    };
-    let appended = appended.map_err(|error| {
+    let bytes = rewritten.as_deref().unwrap_or(batch.as_bytes());
+    let appended = partition.log.append(bytes, now_ms).map_err(|error| {
         warn!(topic = %partition.topic, partition = partition.index, %error, "append failed");
         rejected(ErrorCode::KafkaStorageError, &error.to_string())
     })?;

@@ -674,7 +674,7 @@ mod tests {
                 (Some(keys[0].as_bytes()), Some(first.as_bytes())),
                 (Some(keys[1].as_bytes()), Some(second.as_bytes())),
             ];
-            log.append(&mut keyed_batch(&records, 1_000), 0)
+            log.append(&keyed_batch(&records, 1_000), 0)
                 .expect("append");
         }
         let mut state = log.append.lock().expect("append lock");
@@ -753,8 +753,7 @@ mod tests {
         compact(&log).expect("first pass");
         append_sealed_updates(&log, 10, keys_updated_later, 1_000);
         let tail = [(Some(&b"tail"[..]), Some(&b"t"[..]))];
-        log.append(&mut keyed_batch(&tail, 1_000), 0)
-            .expect("append");
+        log.append(&keyed_batch(&tail, 1_000), 0).expect("append");
         (data_dir, log)
     }
 
@@ -898,7 +897,7 @@ mod tests {
         for payload_bytes in [250, 250, 250, 2_000, 100, 900] {
             let batch = crate::test_batch::batch(1, payload_bytes);
             sizes.push(u64::try_from(batch.len()).expect("small"));
-            log.append(&mut batch.clone(), 0).expect("append");
+            log.append(&batch.clone(), 0).expect("append");
             let mut state = log.append.lock().expect("append lock");
             log.roll(&mut state, &config()).expect("roll");
         }

@@ -55,8 +55,18 @@ pub fn partition_dir(data_dir_path: &Path) -> PathBuf {
 /// Appends a copy of `batch` and returns the outcome and the bytes as stored (with the
 /// assigned base offset).
 pub fn append(log: &Log, batch: &[u8], now_ms: i64) -> (AppendOutcome, Vec<u8>) {
+    let outcome = log.append(batch, now_ms).expect("append");
     let mut bytes = batch.to_vec();
-    let outcome = log.append(&mut bytes, now_ms).expect("append");
+    // The log writes each batch's new base offset beside the input; do the same to the copy.
+    let (mut position, mut next_offset) = (0, outcome.base_offset);
+    while position < bytes.len() {
+        let length = i32::from_be_bytes(bytes[position + 8..position + 12].try_into().unwrap());
+        let last_offset_delta =
+            i32::from_be_bytes(bytes[position + 23..position + 27].try_into().unwrap());
+        bytes[position..position + 8].copy_from_slice(&next_offset.to_be_bytes());
+        next_offset += i64::from(last_offset_delta) + 1;
+        position += 12 + usize::try_from(length).unwrap();
+    }
     (outcome, bytes)
 }
 
