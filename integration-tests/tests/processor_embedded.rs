@@ -57,7 +57,7 @@ async fn fraud_alerts_survive_a_kill_mid_stream() {
         .start();
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "payments", PAYMENTS_PARTITIONS, &[]).await;
-    let start_ms = start_ms();
+    let start_ms = example_apps::start_ms();
     let payments = payments(start_ms);
     let expected = expected_alerts(&payments);
     assert!(
@@ -84,16 +84,6 @@ async fn fraud_alerts_survive_a_kill_mid_stream() {
     );
     wait_for_zero_lag(&broker);
     broker.stop();
-}
-
-/// A minute-aligned start half an hour ago: recent enough that retention (7 days by
-/// event time) keeps the data, aligned so window boundaries are easy to reason about.
-fn start_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    let now_ms = i64::try_from(now.as_millis()).expect("milliseconds fit an i64");
-    now_ms - now_ms.rem_euclid(MINUTE_MS) - 30 * MINUTE_MS
 }
 
 /// Deterministic payments in event-time order: per card and minute, between 0 and 8 small
@@ -241,41 +231,35 @@ fn payments_rows(broker: &Broker) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Waits until the application committed an offset for some payments partition.
+/// Waits until some payments partition shows a committed offset.
 fn wait_for_committed_offsets(broker: &Broker) {
-    let deadline = Instant::now() + ALERTS_TIMEOUT;
-    loop {
-        let rows = payments_rows(broker);
-        if rows
-            .iter()
+    wait_for_rows(broker, "a committed offset", |rows| {
+        rows.iter()
             .any(|(_, offset, _)| offset.parse::<i64>().is_ok_and(|o| o > 0))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no committed offsets for {APPLICATION_ID}: {rows:?}\n{}",
-            broker.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    });
 }
 
 /// Waits until every payments partition shows a committed offset and lag 0.
 fn wait_for_zero_lag(broker: &Broker) {
+    wait_for_rows(broker, "lag 0 on every partition", |rows| {
+        rows.len() == usize::try_from(PAYMENTS_PARTITIONS).unwrap_or(0)
+            && rows
+                .iter()
+                .all(|(_, offset, lag)| offset != "-" && lag == "0")
+    });
+}
+
+/// Polls `riffle groups describe` until its payments rows satisfy `done`.
+fn wait_for_rows(broker: &Broker, what: &str, done: impl Fn(&[(String, String, String)]) -> bool) {
     let deadline = Instant::now() + ALERTS_TIMEOUT;
     loop {
         let rows = payments_rows(broker);
-        let caught_up = rows.len() == usize::try_from(PAYMENTS_PARTITIONS).unwrap_or(0)
-            && rows
-                .iter()
-                .all(|(_, offset, lag)| offset != "-" && lag == "0");
-        if caught_up {
+        if done(&rows) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "lag of {APPLICATION_ID} did not reach 0: {rows:?}\n{}",
+            "{APPLICATION_ID} never showed {what}: {rows:?}\n{}",
             broker.log_tail()
         );
         std::thread::sleep(Duration::from_millis(500));
