@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+
 use riffle_protocol::ErrorCode;
 use riffle_protocol::api::describe_groups::DescribedGroup;
 use riffle_protocol::api::list_groups::ListedGroup;
@@ -24,6 +25,7 @@ use riffle_protocol::api::list_groups::ListedGroup;
 use crate::admin_client::{
     AdminClient, AdminClientError, BrokerErrorCode, CommittedOffset, LogEndOffset,
 };
+use crate::group::consumer_protocol::decode_consumer_assignment;
 
 /// `riffle groups`: the broker to ask and what to do.
 #[derive(Debug, Args)]
@@ -351,180 +353,11 @@ pub fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     output
 }
 
-/// A member's assignment in the consumer protocol (`ConsumerProtocolAssignment`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerAssignment {
-    /// The layout version the client wrote (0-3 share this layout).
-    pub version: i16,
-    /// Assigned partitions as (topic, partition), in the order the client wrote them.
-    pub partitions: Vec<(String, i32)>,
-    /// The assignor's user data; `None` when null or absent.
-    pub user_data: Option<Vec<u8>>,
-}
-
-/// Why a member assignment could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AssignmentError {
-    /// The bytes end inside a field.
-    #[error("the assignment ends at byte {position} inside {field}")]
-    Truncated {
-        /// The field being read.
-        field: &'static str,
-        /// Where it started.
-        position: usize,
-    },
-    /// A length or count is negative, or larger than the bytes that remain.
-    #[error("invalid {field} length {length} at byte {position}")]
-    InvalidLength {
-        /// The field being read.
-        field: &'static str,
-        /// The length on the wire.
-        length: i64,
-        /// Where it was read.
-        position: usize,
-    },
-    /// A topic name is not UTF-8.
-    #[error("the topic name at byte {position} is not UTF-8")]
-    InvalidUtf8 {
-        /// Where the string starts.
-        position: usize,
-    },
-}
-
-/// Decodes a `ConsumerProtocolAssignment`.
-///
-/// # Format
-/// ```text
-/// version            INT16
-/// assigned_partitions ARRAY (INT32 count) of
-///     topic          STRING (INT16 length)
-///     partitions     ARRAY (INT32 count) of INT32
-/// user_data          NULLABLE_BYTES (INT32 length, -1 for null)
-/// ```
-/// Versions 0-3 share this layout and none is flexible. Empty bytes (a member that has not
-/// synced yet) decode to no partitions. Bytes after `user_data`, or a missing `user_data`,
-/// are tolerated: newer versions may append fields, and this is for display only.
-///
-/// # Errors
-/// [`AssignmentError`] when a field is cut short, a length is out of range or a topic name is
-/// not UTF-8.
-pub fn decode_consumer_assignment(bytes: &[u8]) -> Result<ConsumerAssignment, AssignmentError> {
-    if bytes.is_empty() {
-        return Ok(ConsumerAssignment {
-            version: 0,
-            partitions: Vec::new(),
-            user_data: None,
-        });
-    }
-    let mut reader = AssignmentReader { bytes, position: 0 };
-    let version = reader.i16("version")?;
-    // A topic takes at least 2 (name length) + 4 (partition count) bytes.
-    let topic_count = reader.count("assigned_partitions", 6)?;
-    let mut partitions = Vec::new();
-    for _ in 0..topic_count {
-        let topic = reader.string("topic")?;
-        let partition_count = reader.count("partitions", 4)?;
-        partitions.reserve(partition_count);
-        for _ in 0..partition_count {
-            partitions.push((topic.clone(), reader.i32("partition")?));
-        }
-    }
-    let user_data = if reader.remaining() == 0 {
-        None
-    } else {
-        reader.nullable_bytes("user_data")?
-    };
-    Ok(ConsumerAssignment {
-        version,
-        partitions,
-        user_data,
-    })
-}
-
-/// A bounds-checked cursor over assignment bytes.
-struct AssignmentReader<'a> {
-    bytes: &'a [u8],
-    position: usize,
-}
-
-impl<'a> AssignmentReader<'a> {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.position
-    }
-
-    fn take(&mut self, length: usize, field: &'static str) -> Result<&'a [u8], AssignmentError> {
-        let end = self
-            .position
-            .checked_add(length)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or(AssignmentError::Truncated {
-                field,
-                position: self.position,
-            })?;
-        let taken = &self.bytes[self.position..end];
-        self.position = end;
-        Ok(taken)
-    }
-
-    fn i16(&mut self, field: &'static str) -> Result<i16, AssignmentError> {
-        let taken = self.take(2, field)?;
-        Ok(i16::from_be_bytes([taken[0], taken[1]]))
-    }
-
-    fn i32(&mut self, field: &'static str) -> Result<i32, AssignmentError> {
-        let taken = self.take(4, field)?;
-        Ok(i32::from_be_bytes([taken[0], taken[1], taken[2], taken[3]]))
-    }
-
-    /// An INT32 array count, checked against the bytes left at `min_element_bytes` each.
-    fn count(
-        &mut self,
-        field: &'static str,
-        min_element_bytes: usize,
-    ) -> Result<usize, AssignmentError> {
-        let position = self.position;
-        let count = self.i32(field)?;
-        usize::try_from(count)
-            .ok()
-            .filter(|&count| count.saturating_mul(min_element_bytes) <= self.remaining())
-            .ok_or(AssignmentError::InvalidLength {
-                field,
-                length: i64::from(count),
-                position,
-            })
-    }
-
-    fn string(&mut self, field: &'static str) -> Result<String, AssignmentError> {
-        let position = self.position;
-        let length = self.i16(field)?;
-        let length = usize::try_from(length).map_err(|_| AssignmentError::InvalidLength {
-            field,
-            length: i64::from(length),
-            position,
-        })?;
-        let taken = self.take(length, field)?;
-        String::from_utf8(taken.to_vec()).map_err(|_| AssignmentError::InvalidUtf8 { position })
-    }
-
-    fn nullable_bytes(&mut self, field: &'static str) -> Result<Option<Vec<u8>>, AssignmentError> {
-        let position = self.position;
-        let length = self.i32(field)?;
-        if length == -1 {
-            return Ok(None);
-        }
-        let length = usize::try_from(length).map_err(|_| AssignmentError::InvalidLength {
-            field,
-            length: i64::from(length),
-            position,
-        })?;
-        Ok(Some(self.take(length, field)?.to_vec()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::admin_client::tests::{advertise, fake_broker};
+    use crate::group::consumer_protocol::{AssignmentError, ConsumerAssignment};
     use bytes::Bytes;
     use riffle_protocol::Response;
     use riffle_protocol::api::describe_groups::{DescribeGroupsResponse, DescribedGroupMember};

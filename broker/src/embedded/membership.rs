@@ -24,9 +24,10 @@ use riffle_protocol::api::offset_commit::{
 use riffle_protocol::api::sync_group::{SyncGroupRequest, SyncGroupRequestAssignment};
 use tracing::{info, warn};
 
-use super::consumer_protocol::{self, PROTOCOL_TYPE, RANGE_ASSIGNOR};
 use crate::cluster::Cluster;
-use crate::groups_command::decode_consumer_assignment;
+use crate::group::consumer_protocol::{
+    self, PROTOCOL_TYPE, RANGE_ASSIGNOR, decode_consumer_assignment,
+};
 use crate::handler::group;
 
 /// The request versions used: the newest each handler serves, so static membership and

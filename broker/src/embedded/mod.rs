@@ -7,14 +7,13 @@
 //! - `membership`: the consumer group through the group handlers (JoinGroup with the
 //!   consumer protocol, SyncGroup with the range assignment, Heartbeat, OffsetCommit,
 //!   LeaveGroup), so the application is a consumer group like any other.
-//! - `consumer_protocol`: Kafka's subscription and assignment layouts and the range
-//!   assignor, shared with remote instances that use librdkafka.
+//!   Subscriptions, assignments and the range assignor are
+//!   [`crate::group::consumer_protocol`]'s, shared with remote instances that use librdkafka.
 //! - `reader`: reading assigned partitions from their logs, with long polls.
 //! - `writer`: output batches appended through the Produce handler with acks=all.
 
 mod backend;
 mod broker;
-mod consumer_protocol;
 mod membership;
 mod reader;
 mod writer;

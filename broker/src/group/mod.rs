@@ -4,6 +4,7 @@
 //! Start with [`GroupCoordinator`]; the rules of joining, syncing and leaving are in
 //! [`state`].
 
+pub mod consumer_protocol;
 pub mod coordinator;
 pub mod member;
 pub mod records;

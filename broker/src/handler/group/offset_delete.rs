@@ -146,12 +146,9 @@ mod tests {
 
     /// Consumer protocol subscription metadata (version 0) for topic `t`.
     fn subscription_to_t() -> Bytes {
-        let mut metadata = vec![0, 0]; // version
-        metadata.extend_from_slice(&1i32.to_be_bytes()); // topics length
-        metadata.extend_from_slice(&1i16.to_be_bytes()); // topic name length
-        metadata.push(b't');
-        metadata.extend_from_slice(&(-1i32).to_be_bytes()); // user_data: null
-        Bytes::from(metadata)
+        Bytes::from(crate::group::consumer_protocol::encode_subscription(&[
+            "t".to_string()
+        ]))
     }
 
     #[tokio::test]

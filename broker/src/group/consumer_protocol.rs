@@ -1,8 +1,9 @@
 //! Kafka's consumer protocol (protocol type `consumer`): the subscription a member sends in
 //! JoinGroup, the assignment the leader sends in SyncGroup, and the range assignor.
 //!
-//! The embedded runtime shares its group with remote instances that use librdkafka or the
-//! Java client, so it writes and reads their layouts exactly.
+//! One codec for every user in the broker: `riffle groups describe` reads members'
+//! assignments; the embedded runtime shares its group with remote instances that use
+//! librdkafka or the Java client, so it writes and reads their layouts exactly.
 //!
 //! # Format
 //! ```text
@@ -10,7 +11,7 @@
 //!     version    INT16
 //!     topics     ARRAY (INT32 count) of STRING (INT16 length)
 //!     user_data  NULLABLE_BYTES (INT32 length, -1 for null)
-//! Assignment (v0 written; read by groups_command::decode_consumer_assignment):
+//! Assignment (v0 written, v0-v3 read by decode_consumer_assignment):
 //!     version    INT16
 //!     partitions ARRAY of (topic STRING, partitions ARRAY of INT32)
 //!     user_data  NULLABLE_BYTES
@@ -37,16 +38,13 @@ pub fn encode_subscription(topics: &[String]) -> Vec<u8> {
 /// The topics of a subscription, or `None` when the bytes are not one. Fields after the
 /// topic list (user data, owned partitions, rack) are ignored.
 pub fn decode_subscription_topics(bytes: &[u8]) -> Option<Vec<String>> {
-    let mut reader = Reader { bytes };
-    let _version = reader.i16()?;
-    let count = usize::try_from(reader.i32()?).ok()?;
-    // Each topic takes at least its 2-byte length, so a larger count is malformed.
-    if count.saturating_mul(2) > reader.bytes.len() {
-        return None;
-    }
+    let mut reader = ProtocolReader { bytes, position: 0 };
+    let _version = reader.i16("version").ok()?;
+    // Each topic takes at least its 2-byte length.
+    let count = reader.count("topics", 2).ok()?;
     let mut topics = Vec::with_capacity(count);
     for _ in 0..count {
-        topics.push(reader.string()?);
+        topics.push(reader.string("topic").ok()?);
     }
     Some(topics)
 }
@@ -122,41 +120,179 @@ fn put_string(bytes: &mut Vec<u8>, value: &str) {
     bytes.extend_from_slice(value.as_bytes());
 }
 
-/// A bounds-checked cursor; every read returns `None` past the end.
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// A member's assignment in the consumer protocol (`ConsumerProtocolAssignment`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerAssignment {
+    /// The layout version the client wrote (0-3 share this layout).
+    pub version: i16,
+    /// Assigned partitions as (topic, partition), in the order the client wrote them.
+    pub partitions: Vec<(String, i32)>,
+    /// The assignor's user data; `None` when null or absent.
+    pub user_data: Option<Vec<u8>>,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, length: usize) -> Option<&[u8]> {
-        if length > self.bytes.len() {
-            return None;
+/// Why a member assignment could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssignmentError {
+    /// The bytes end inside a field.
+    #[error("the assignment ends at byte {position} inside {field}")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+        /// Where it started.
+        position: usize,
+    },
+    /// A length or count is negative, or larger than the bytes that remain.
+    #[error("invalid {field} length {length} at byte {position}")]
+    InvalidLength {
+        /// The field being read.
+        field: &'static str,
+        /// The length on the wire.
+        length: i64,
+        /// Where it was read.
+        position: usize,
+    },
+    /// A topic name is not UTF-8.
+    #[error("the topic name at byte {position} is not UTF-8")]
+    InvalidUtf8 {
+        /// Where the string starts.
+        position: usize,
+    },
+}
+
+/// Decodes a `ConsumerProtocolAssignment`.
+///
+/// # Format
+/// ```text
+/// version            INT16
+/// assigned_partitions ARRAY (INT32 count) of
+///     topic          STRING (INT16 length)
+///     partitions     ARRAY (INT32 count) of INT32
+/// user_data          NULLABLE_BYTES (INT32 length, -1 for null)
+/// ```
+/// Versions 0-3 share this layout and none is flexible. Empty bytes (a member that has not
+/// synced yet) decode to no partitions. Bytes after `user_data`, or a missing `user_data`,
+/// are tolerated: newer versions may append fields, and this is for display only.
+///
+/// # Errors
+/// [`AssignmentError`] when a field is cut short, a length is out of range or a topic name is
+/// not UTF-8.
+pub fn decode_consumer_assignment(bytes: &[u8]) -> Result<ConsumerAssignment, AssignmentError> {
+    if bytes.is_empty() {
+        return Ok(ConsumerAssignment {
+            version: 0,
+            partitions: Vec::new(),
+            user_data: None,
+        });
+    }
+    let mut reader = ProtocolReader { bytes, position: 0 };
+    let version = reader.i16("version")?;
+    // A topic takes at least 2 (name length) + 4 (partition count) bytes.
+    let topic_count = reader.count("assigned_partitions", 6)?;
+    let mut partitions = Vec::new();
+    for _ in 0..topic_count {
+        let topic = reader.string("topic")?;
+        let partition_count = reader.count("partitions", 4)?;
+        partitions.reserve(partition_count);
+        for _ in 0..partition_count {
+            partitions.push((topic.clone(), reader.i32("partition")?));
         }
-        let (taken, rest) = self.bytes.split_at(length);
-        self.bytes = rest;
-        Some(taken)
+    }
+    let user_data = if reader.remaining() == 0 {
+        None
+    } else {
+        reader.nullable_bytes("user_data")?
+    };
+    Ok(ConsumerAssignment {
+        version,
+        partitions,
+        user_data,
+    })
+}
+
+/// A bounds-checked cursor over consumer-protocol bytes (subscriptions and assignments).
+struct ProtocolReader<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> ProtocolReader<'a> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.position
     }
 
-    fn i16(&mut self) -> Option<i16> {
-        let taken = self.take(2)?;
-        Some(i16::from_be_bytes([taken[0], taken[1]]))
+    fn take(&mut self, length: usize, field: &'static str) -> Result<&'a [u8], AssignmentError> {
+        let end = self
+            .position
+            .checked_add(length)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(AssignmentError::Truncated {
+                field,
+                position: self.position,
+            })?;
+        let taken = &self.bytes[self.position..end];
+        self.position = end;
+        Ok(taken)
     }
 
-    fn i32(&mut self) -> Option<i32> {
-        let taken = self.take(4)?;
-        Some(i32::from_be_bytes([taken[0], taken[1], taken[2], taken[3]]))
+    fn i16(&mut self, field: &'static str) -> Result<i16, AssignmentError> {
+        let taken = self.take(2, field)?;
+        Ok(i16::from_be_bytes([taken[0], taken[1]]))
     }
 
-    fn string(&mut self) -> Option<String> {
-        let length = usize::try_from(self.i16()?).ok()?;
-        String::from_utf8(self.take(length)?.to_vec()).ok()
+    fn i32(&mut self, field: &'static str) -> Result<i32, AssignmentError> {
+        let taken = self.take(4, field)?;
+        Ok(i32::from_be_bytes([taken[0], taken[1], taken[2], taken[3]]))
+    }
+
+    /// An INT32 array count, checked against the bytes left at `min_element_bytes` each.
+    fn count(
+        &mut self,
+        field: &'static str,
+        min_element_bytes: usize,
+    ) -> Result<usize, AssignmentError> {
+        let position = self.position;
+        let count = self.i32(field)?;
+        usize::try_from(count)
+            .ok()
+            .filter(|&count| count.saturating_mul(min_element_bytes) <= self.remaining())
+            .ok_or(AssignmentError::InvalidLength {
+                field,
+                length: i64::from(count),
+                position,
+            })
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<String, AssignmentError> {
+        let position = self.position;
+        let length = self.i16(field)?;
+        let length = usize::try_from(length).map_err(|_| AssignmentError::InvalidLength {
+            field,
+            length: i64::from(length),
+            position,
+        })?;
+        let taken = self.take(length, field)?;
+        String::from_utf8(taken.to_vec()).map_err(|_| AssignmentError::InvalidUtf8 { position })
+    }
+
+    fn nullable_bytes(&mut self, field: &'static str) -> Result<Option<Vec<u8>>, AssignmentError> {
+        let position = self.position;
+        let length = self.i32(field)?;
+        if length == -1 {
+            return Ok(None);
+        }
+        let length = usize::try_from(length).map_err(|_| AssignmentError::InvalidLength {
+            field,
+            length: i64::from(length),
+            position,
+        })?;
+        Ok(Some(self.take(length, field)?.to_vec()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::groups_command::decode_consumer_assignment;
 
     #[test]
     fn subscription_round_trips_and_reads_newer_versions() {
