@@ -205,8 +205,11 @@ impl Task {
     /// Buffers records read from one of this task's input partitions.
     pub fn add_records(&mut self, records: impl IntoIterator<Item = InputRecord>) {
         for record in records {
-            let topic_partition = TopicPartition::new(record.topic.clone(), record.partition);
-            if let Some(queue) = self.queues.get_mut(&topic_partition) {
+            // A task reads a handful of partitions: a scan beats building a key per record.
+            let queue = self.queues.iter_mut().find(|(input, _)| {
+                input.partition == record.partition && input.topic == record.topic
+            });
+            if let Some((_, queue)) = queue {
                 queue.records.push_back(record);
             }
         }

@@ -87,6 +87,8 @@ pub(crate) struct TopologyInner {
     /// Repartition topic name to the sub-topology that writes it.
     pub repartition_writers: BTreeMap<String, u32>,
     pub table_source_topics: BTreeSet<String>,
+    /// Source topic to the one sub-topology that reads it: looked up for every record.
+    pub readers: HashMap<String, u32>,
 }
 
 /// A runnable topology; cheap to clone and shared by every task.
@@ -127,12 +129,21 @@ impl Topology {
                 }
             }
         }
+        let readers = subtopologies
+            .iter()
+            .flat_map(|sub| {
+                sub.source_topics
+                    .iter()
+                    .map(|topic| (topic.clone(), sub.id))
+            })
+            .collect();
         let inner = TopologyInner {
             application_id,
             nodes,
             subtopologies,
             repartition_writers,
             table_source_topics,
+            readers,
         };
         Ok(Topology {
             inner: Arc::new(inner),
@@ -175,11 +186,7 @@ impl Topology {
 
     /// The sub-topology that reads `topic`.
     pub fn subtopology_of(&self, topic: &str) -> Option<u32> {
-        self.inner
-            .subtopologies
-            .iter()
-            .find(|sub| sub.source_topics.iter().any(|t| t == topic))
-            .map(|sub| sub.id)
+        self.inner.readers.get(topic).copied()
     }
 
     /// Resolves partition counts from the cluster's source topics (`partitions_of` answers

@@ -200,18 +200,17 @@ impl<B: Backend> Runner<B> {
         Ok(())
     }
 
-    fn task_of(&self, topic_partition: &TopicPartition) -> Option<TaskId> {
-        let subtopology = self.topology.subtopology_of(&topic_partition.topic)?;
+    fn task_of(&self, topic: &str, partition: i32) -> Option<TaskId> {
+        let subtopology = self.topology.subtopology_of(topic)?;
         Some(TaskId {
             subtopology,
-            partition: topic_partition.partition,
+            partition,
         })
     }
 
     fn route(&mut self, records: Vec<InputRecord>) {
         for record in records {
-            let topic_partition = TopicPartition::new(record.topic.clone(), record.partition);
-            let Some(id) = self.task_of(&topic_partition) else {
+            let Some(id) = self.task_of(&record.topic, record.partition) else {
                 continue;
             };
             if let Some(task) = self.tasks.get_mut(&id) {
@@ -223,7 +222,7 @@ impl<B: Backend> Runner<B> {
     async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<(), RuntimeError> {
         let mut new_ids: Vec<TaskId> = partitions
             .iter()
-            .filter_map(|tp| self.task_of(tp))
+            .filter_map(|tp| self.task_of(&tp.topic, tp.partition))
             .collect();
         new_ids.sort();
         new_ids.dedup();
@@ -299,7 +298,7 @@ impl<B: Backend> Runner<B> {
     async fn revoke(&mut self, partitions: Vec<TopicPartition>) -> Result<(), RuntimeError> {
         let ids: Vec<TaskId> = partitions
             .iter()
-            .filter_map(|tp| self.task_of(tp))
+            .filter_map(|tp| self.task_of(&tp.topic, tp.partition))
             .collect();
         // Hand over what was processed, so the next owner starts where this one stopped;
         // a failed commit only means that owner reprocesses (at-least-once).
