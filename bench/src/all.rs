@@ -15,6 +15,7 @@ use crate::consume::{self, ConsumeSpec};
 use crate::latency::{self, LatencyResult, LatencySpec};
 use crate::produce::{self, ProduceSpec, Throughput};
 use crate::report::{self, Report, Row, Scenario, TargetCheck};
+use crate::rounds::{self, RoundPair};
 use crate::{chart, disk, startup, topic};
 
 /// Issue targets, checked in the report.
@@ -51,6 +52,10 @@ pub struct AllArgs {
     /// Skip scenario 6 (it fills the disk with --scale × 5 GB).
     #[arg(long)]
     pub skip_startup: bool,
+    /// Rounds of each throughput scenario (1, 2, 3, 5); the report shows their medians.
+    /// Each round writes its own topics, so the broker's disk holds this many copies.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
 }
 
 /// Scenario sizes after scaling.
@@ -89,8 +94,10 @@ pub fn run(args: AllArgs) -> Result<()> {
         broker: &broker,
         mock: &mock,
         data_dir: data_dir.path().to_path_buf(),
+        rounds: args.rounds,
         report: Report {
             scale: args.scale,
+            rounds: args.rounds,
             scenarios: Vec::new(),
             failures: Vec::new(),
         },
@@ -201,6 +208,8 @@ struct Suite<'a> {
     broker: &'a BrokerProcess,
     mock: &'a MockCluster<'static, DefaultProducerContext>,
     data_dir: PathBuf,
+    /// Rounds per throughput scenario, at least 1.
+    rounds: u32,
     report: Report,
     latency: Option<(LatencyResult, Option<LatencyResult>)>,
 }
@@ -232,19 +241,52 @@ impl Suite<'_> {
         ))
     }
 
-    fn produce(
-        &mut self,
-        title: &str,
-        spec: &ProduceSpec,
-        check_targets: bool,
-    ) -> Result<Scenario> {
-        topic::create_topic(&self.broker.bootstrap, &spec.topic, spec.partitions)?;
-        let (broker_run, usage) = self.on_broker(|bootstrap| produce::run(bootstrap, spec))?;
-        self.mock
-            .create_topic(&spec.topic, spec.partitions, 1)
-            .context("mock create_topic")?;
-        let ceiling = produce::run(&self.mock.bootstrap_servers(), spec)?;
-        let mut scenario = throughput_scenario(title, &broker_run, usage, &ceiling);
+    /// Run the scenario's rounds: riffle and the ceiling back to back, riffle first in even
+    /// rounds and the ceiling first in odd ones, so slow drift of the shared machine lands
+    /// on both sides alike. A failed round fails the scenario, naming the round and side.
+    fn paired_rounds(
+        &self,
+        mut broker_side: impl FnMut(u32) -> Result<(Throughput, ProcUsage)>,
+        mut ceiling_side: impl FnMut(u32) -> Result<Throughput>,
+    ) -> Result<Vec<RoundPair>> {
+        (0..self.rounds)
+            .map(|round| {
+                eprintln!("riffle-bench:   round {} of {}", round + 1, self.rounds);
+                let failed = |side: &str| format!("round {} of {}, {side}", round + 1, self.rounds);
+                let (broker, usage, ceiling) = if round % 2 == 0 {
+                    let (broker, usage) = broker_side(round).with_context(|| failed("riffle"))?;
+                    let ceiling = ceiling_side(round).with_context(|| failed("ceiling"))?;
+                    (broker, usage, ceiling)
+                } else {
+                    let ceiling = ceiling_side(round).with_context(|| failed("ceiling"))?;
+                    let (broker, usage) = broker_side(round).with_context(|| failed("riffle"))?;
+                    (broker, usage, ceiling)
+                };
+                Ok(RoundPair {
+                    broker,
+                    usage,
+                    ceiling,
+                })
+            })
+            .collect()
+    }
+
+    fn produce(&self, title: &str, spec: &ProduceSpec, check_targets: bool) -> Result<Scenario> {
+        let paired = self.paired_rounds(
+            |round| {
+                let spec = round_spec(spec, round);
+                topic::create_topic(&self.broker.bootstrap, &spec.topic, spec.partitions)?;
+                self.on_broker(|bootstrap| produce::run(bootstrap, &spec))
+            },
+            |round| {
+                let spec = round_spec(spec, round);
+                self.mock
+                    .create_topic(&spec.topic, spec.partitions, 1)
+                    .context("mock create_topic")?;
+                produce::run(&self.mock.bootstrap_servers(), &spec)
+            },
+        )?;
+        let mut scenario = throughput_scenario(title, &paired)?;
         scenario.shape = format!(
             "{} messages of {} B values to {} partition(s), {} producer(s), acks={}, linger.ms={}.",
             spec.messages,
@@ -254,9 +296,25 @@ impl Suite<'_> {
             spec.acks,
             spec.linger_ms
         );
-        let block_bytes =
-            disk::average_batch_bytes(&self.data_dir, &spec.topic)?.unwrap_or(16 * 1024);
-        let stored_bytes = broker_run.value_bytes_total;
+        // One round's bytes: every round writes the same amount.
+        let stored_bytes = spec.messages * spec.value_bytes as u64;
+        self.add_raw_disk_rows(&mut scenario, spec, stored_bytes)?;
+        if check_targets {
+            scenario.targets =
+                throughput_targets(&scenario.rows[0], TARGET_PRODUCE_CPU_S_PER_GB, "produced");
+        }
+        Ok(scenario)
+    }
+
+    /// The raw-disk rows, measured once after all rounds, in the broker's average stored
+    /// batch size over the rounds' topics.
+    fn add_raw_disk_rows(
+        &self,
+        scenario: &mut Scenario,
+        spec: &ProduceSpec,
+        stored_bytes: u64,
+    ) -> Result<()> {
+        let block_bytes = self.stored_batch_bytes(spec)?;
         let rate = disk::measure(&self.data_dir, stored_bytes, block_bytes, DISK_PASS_MAX_S)?;
         scenario.rows.push(Row {
             run: format!("raw disk, {block_bytes} B blocks, fdatasync each"),
@@ -269,37 +327,53 @@ impl Suite<'_> {
             ..Row::default()
         });
         scenario.notes.push(format!(
-            "Raw disk rows: the same value bytes written to the data directory's disk in the broker's \
-             average stored batch size ({block_bytes} B, read back from its .log files); each pass \
-             is capped at {DISK_PASS_MAX_S} s."
+            "Raw disk rows: one round's value bytes written to the data directory's disk in the \
+             broker's average stored batch size ({block_bytes} B, read back from its .log files, \
+             the mean over the rounds' topics), measured once after the rounds; each pass is \
+             capped at {DISK_PASS_MAX_S} s."
         ));
-        if check_targets {
-            scenario.targets =
-                throughput_targets(&scenario.rows[0], TARGET_PRODUCE_CPU_S_PER_GB, "produced");
-        }
-        Ok(scenario)
+        Ok(())
     }
 
-    fn consume(&mut self, title: &str, written: &ProduceSpec) -> Result<Scenario> {
-        let spec = ConsumeSpec {
-            topics: vec![(written.topic.clone(), written.partitions)],
-            messages: written.messages,
-        };
-        let (broker_run, usage) = self.on_broker(|bootstrap| consume::run(bootstrap, &spec))?;
-        let ceiling = self.consume_ceiling(written)?;
-        let mut scenario = throughput_scenario(title, &broker_run, usage, &ceiling);
+    /// The mean of each round topic's average stored batch size; 16 KiB if none was found.
+    fn stored_batch_bytes(&self, spec: &ProduceSpec) -> Result<u64> {
+        let mut per_round_bytes = Vec::new();
+        for round in 0..self.rounds {
+            let topic = round_spec(spec, round).topic;
+            if let Some(bytes) = disk::average_batch_bytes(&self.data_dir, &topic)? {
+                per_round_bytes.push(bytes);
+            }
+        }
+        let found = per_round_bytes.len() as u64;
+        Ok(per_round_bytes
+            .iter()
+            .sum::<u64>()
+            .checked_div(found)
+            .unwrap_or(16 * 1024))
+    }
+
+    /// Scenario 3 with assign(): round k reads what produce round k wrote to riffle.
+    fn consume(&self, title: &str, written: &ProduceSpec) -> Result<Scenario> {
+        let paired = self.paired_rounds(
+            |round| {
+                let spec = consume_spec(&round_spec(written, round));
+                self.on_broker(|bootstrap| consume::run(bootstrap, &spec))
+            },
+            |round| self.consume_ceiling(&round_spec(written, round)),
+        )?;
+        let mut scenario = throughput_scenario(title, &paired)?;
         scenario.shape = format!(
             "{} messages of {} B from {} partition(s), from the start, one BaseConsumer with assign().",
             written.messages, written.value_bytes, written.partitions
         );
-        if ceiling.messages < written.messages {
+        let ceiling_messages = self.ceiling_messages(written);
+        if ceiling_messages < written.messages {
             scenario.notes.push(format!(
                 "The mock cluster keeps at most {MOCK_PARTITION_MESSAGES_MAX} messages or \
                  {MOCK_PARTITION_BYTES_MAX} B per partition (librdkafka's mock log limits), so \
-                 its consume ceiling was measured on {} messages written to a fresh mock topic \
-                 of the same shape; a shorter run carries more of the client's fixed start-up \
-                 cost, so this ceiling is if anything low.",
-                ceiling.messages
+                 its consume ceiling was measured on {ceiling_messages} messages written to a \
+                 fresh mock topic of the same shape each round; a shorter run carries more of \
+                 the client's fixed start-up cost, so this ceiling is if anything low."
             ));
         }
         scenario.targets =
@@ -307,35 +381,46 @@ impl Suite<'_> {
         Ok(scenario)
     }
 
-    /// Scenario 3 with subscribe(): a fresh group joins, then reads from the start. The
-    /// ceiling topic is the one `consume` wrote to the mock for the same shape.
-    fn consume_group(&mut self, title: &str, written: &ProduceSpec) -> Result<Scenario> {
-        let spec = ConsumeSpec {
-            topics: vec![(written.topic.clone(), written.partitions)],
-            messages: written.messages,
-        };
-        let ((broker_run, join), usage) =
-            self.on_broker(|bootstrap| consume::run_group(bootstrap, &spec))?;
-        let ceiling_topic = format!("{}-ceiling", written.topic);
+    /// Scenario 3 with subscribe(): a fresh group per round and side joins, then reads from
+    /// the start. Round k's ceiling topic is the one `consume` wrote to the mock in its
+    /// round k for the same shape.
+    fn consume_group(&self, title: &str, written: &ProduceSpec) -> Result<Scenario> {
         let ceiling_messages = self.ceiling_messages(written);
-        let ceiling_spec = ConsumeSpec {
-            topics: vec![(ceiling_topic, written.partitions)],
-            messages: ceiling_messages,
-        };
-        let (ceiling, ceiling_join) =
-            consume::run_group(&self.mock.bootstrap_servers(), &ceiling_spec)?;
-        let mut scenario = throughput_scenario(title, &broker_run, usage, &ceiling);
+        let mut broker_joins_ms = Vec::new();
+        let mut ceiling_joins_ms = Vec::new();
+        let paired = self.paired_rounds(
+            |round| {
+                let spec = consume_spec(&round_spec(written, round));
+                let ((run, join), usage) =
+                    self.on_broker(|bootstrap| consume::run_group(bootstrap, &spec))?;
+                broker_joins_ms.push(join.as_secs_f64() * 1000.0);
+                Ok((run, usage))
+            },
+            |round| {
+                let spec = ConsumeSpec {
+                    topics: vec![(
+                        ceiling_topic(&round_spec(written, round)),
+                        written.partitions,
+                    )],
+                    messages: ceiling_messages,
+                };
+                let (run, join) = consume::run_group(&self.mock.bootstrap_servers(), &spec)?;
+                ceiling_joins_ms.push(join.as_secs_f64() * 1000.0);
+                Ok(run)
+            },
+        )?;
+        let mut scenario = throughput_scenario(title, &paired)?;
         scenario.shape = format!(
             "{} messages of {} B from {} partition(s), one BaseConsumer with subscribe() in a \
              fresh group; timed from subscribe(), so the join is included.",
             written.messages, written.value_bytes, written.partitions
         );
         scenario.notes.push(format!(
-            "Subscribe to first message: riffle {:.0} ms (includes the broker's \
-             group.initial.rebalance.delay, 3 s as shipped), mock cluster {:.0} ms. The mock \
-             ceiling read {ceiling_messages} messages (its per-partition log limits).",
-            join.as_secs_f64() * 1000.0,
-            ceiling_join.as_secs_f64() * 1000.0
+            "Subscribe to first message (median over rounds): riffle {:.0} ms (includes the \
+             broker's group.initial.rebalance.delay, 3 s as shipped), mock cluster {:.0} ms. \
+             The mock ceiling read {ceiling_messages} messages (its per-partition log limits).",
+            rounds::median(&broker_joins_ms).unwrap_or(f64::NAN),
+            rounds::median(&ceiling_joins_ms).unwrap_or(f64::NAN)
         ));
         scenario.targets =
             throughput_targets(&scenario.rows[0], TARGET_CONSUME_CPU_S_PER_GB, "consumed");
@@ -355,10 +440,9 @@ impl Suite<'_> {
     /// Consume from the mock what it can hold of `written`'s shape: librdkafka's mock
     /// drops a partition's oldest messages past its log limits.
     fn consume_ceiling(&self, written: &ProduceSpec) -> Result<Throughput> {
-        let messages = self.ceiling_messages(written);
         let mock_spec = ProduceSpec {
-            topic: format!("{}-ceiling", written.topic),
-            messages,
+            topic: ceiling_topic(written),
+            messages: self.ceiling_messages(written),
             ..written.clone()
         };
         self.mock
@@ -366,11 +450,7 @@ impl Suite<'_> {
             .context("mock create_topic")?;
         let bootstrap = self.mock.bootstrap_servers();
         produce::run(&bootstrap, &mock_spec)?;
-        let spec = ConsumeSpec {
-            topics: vec![(mock_spec.topic.clone(), mock_spec.partitions)],
-            messages,
-        };
-        consume::run(&bootstrap, &spec)
+        consume::run(&bootstrap, &consume_spec(&mock_spec))
     }
 
     fn latency(&mut self, spec: &LatencySpec) -> Result<Scenario> {
@@ -446,36 +526,38 @@ impl Suite<'_> {
     }
 }
 
-fn throughput_scenario(
-    title: &str,
-    broker_run: &Throughput,
-    usage: ProcUsage,
-    ceiling: &Throughput,
-) -> Scenario {
-    let moved_gb = broker_run.value_bytes_total as f64 / 1e9;
-    let broker_row = Row {
-        run: "riffle".into(),
-        messages: Some(broker_run.messages),
-        messages_per_s: Some(broker_run.messages_per_s()),
-        mb_per_s: Some(broker_run.mb_per_s()),
-        ratio_to_ceiling: Some(broker_run.messages_per_s() / ceiling.messages_per_s()),
-        cpu_s_per_gb: Some(usage.cpu_seconds / moved_gb),
-        peak_rss_mb: Some(usage.peak_rss_bytes as f64 / 1e6),
-        ..Row::default()
-    };
-    let ceiling_row = Row {
-        run: "mock-cluster ceiling".into(),
-        messages: Some(ceiling.messages),
-        messages_per_s: Some(ceiling.messages_per_s()),
-        mb_per_s: Some(ceiling.mb_per_s()),
-        ratio_to_ceiling: Some(1.0),
-        ..Row::default()
-    };
-    Scenario {
-        title: title.into(),
-        rows: vec![broker_row, ceiling_row],
-        ..Scenario::default()
+/// `spec` as produce round `round` writes it: a topic of its own per round, on riffle and
+/// on the mock alike.
+fn round_spec(spec: &ProduceSpec, round: u32) -> ProduceSpec {
+    ProduceSpec {
+        topic: format!("{}-r{round}", spec.topic),
+        ..spec.clone()
     }
+}
+
+/// The mock topic a consume ceiling reads for `written`'s shape.
+fn ceiling_topic(written: &ProduceSpec) -> String {
+    format!("{}-ceiling", written.topic)
+}
+
+/// Read back all of what `written` produced.
+fn consume_spec(written: &ProduceSpec) -> ConsumeSpec {
+    ConsumeSpec {
+        topics: vec![(written.topic.clone(), written.partitions)],
+        messages: written.messages,
+    }
+}
+
+/// The riffle and ceiling rows of a throughput scenario from its rounds' medians, and the
+/// note listing every round.
+fn throughput_scenario(title: &str, rounds: &[RoundPair]) -> Result<Scenario> {
+    let rows = rounds::median_rows(rounds).context("no rounds were run")?;
+    Ok(Scenario {
+        title: title.into(),
+        rows: rows.into(),
+        notes: rounds::rounds_note(rounds).into_iter().collect(),
+        ..Scenario::default()
+    })
 }
 
 fn throughput_targets(row: &Row, cpu_target: f64, verb: &str) -> Vec<TargetCheck> {

@@ -13,6 +13,7 @@ mod disk;
 mod latency;
 mod produce;
 mod report;
+mod rounds;
 mod startup;
 mod topic;
 

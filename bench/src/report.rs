@@ -54,6 +54,8 @@ pub struct Scenario {
 /// The run as a whole.
 pub struct Report {
     pub scale: f64,
+    /// Rounds per throughput scenario; their medians are the figures shown.
+    pub rounds: u32,
     pub scenarios: Vec<Scenario>,
     pub failures: Vec<String>,
 }
@@ -75,8 +77,10 @@ fn render(report: &Report) -> String {
     let _ = writeln!(out, "- machine: {} cores, {}", cores(), cpu_model());
     let _ = writeln!(
         out,
-        "- scale: {} (1.0 is the issue's full size)",
-        report.scale
+        "- scale: {} (1.0 is the issue's full size); rounds: {}. {}",
+        report.scale,
+        report.rounds,
+        rounds_sentence(report.rounds)
     );
     let _ = writeln!(
         out,
@@ -110,6 +114,21 @@ fn render(report: &Report) -> String {
     }
     let _ = writeln!(out, "![end-to-end latency percentiles](latency.svg)");
     out
+}
+
+/// Why the throughput figures are medians: single runs on this shared machine are noisy.
+fn rounds_sentence(rounds: u32) -> String {
+    if rounds == 1 {
+        return "Each throughput figure (scenarios 1, 2, 3, 5) is from a single run of riffle and \
+                the ceiling back to back; `--rounds N` gives medians of N, which single runs on \
+                a shared machine need."
+            .into();
+    }
+    format!(
+        "Each throughput figure (scenarios 1, 2, 3, 5) is the median of {rounds} interleaved \
+         rounds, each running riffle and the ceiling back to back with the order alternating, \
+         and \"vs ceiling\" is the median of the per-round ratios; scenarios 4 and 6 run once."
+    )
 }
 
 fn render_scenario(out: &mut String, scenario: &Scenario) {
