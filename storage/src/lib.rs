@@ -9,7 +9,7 @@
 //! of each log is checked batch by batch and truncated at the first bad byte.
 //!
 //! Start with [`DataDir`], which locks the directory and opens each partition's [`Log`];
-//! then `Log::append`, `Log::read` and `Log::sync_through`. The on-disk layout is in
+//! then `Log::append`, `Log::read` (or `Log::read_range`, for `sendfile`) and `Log::sync_through`. The on-disk layout is in
 //! [`format`](mod@format), the recovery policy in `recovery.rs`, and the lock order on [`Log`].
 //! Retention is in `log/retention.rs`; compaction, `Log::compact`, in `log/compaction.rs`,
 //! reading records through the broker's [`RecordCodec`], since this crate never decodes them.
@@ -29,6 +29,7 @@ mod data_dir;
 mod error;
 #[cfg(test)]
 mod fault;
+mod file_range;
 pub mod format;
 mod fs;
 mod index_file;
@@ -49,6 +50,7 @@ pub use config::{
 };
 pub use data_dir::DataDir;
 pub use error::StorageError;
+pub use file_range::FileRange;
 pub use log::{AppendOutcome, CompactionOutcome, FirstBatch, Log};
 pub use record_codec::{RecordCodec, RecordSummary};
 pub use topic_partition::TopicPartition;

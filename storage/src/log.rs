@@ -36,6 +36,7 @@ use crate::batch_header::{BATCH_HEADER_BYTES, BatchHeader, set_base_offset, spli
 use crate::checkpoint::{RecoveryPoint, write_recovery_point};
 use crate::config::{LogConfig, MAX_SEGMENT_BYTES};
 use crate::error::StorageError;
+use crate::file_range::FileRange;
 use crate::fs::sync_dir;
 use crate::recovery::{RecoveryMode, load_log};
 use crate::segment::{Segment, TimestampAndOffset, remove_segment_files};
@@ -331,24 +332,38 @@ impl Log {
         max_bytes: usize,
         first_batch: FirstBatch,
     ) -> Result<Bytes, StorageError> {
+        match self.read_range(offset, max_bytes, first_batch)? {
+            Some(range) => range.read(),
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// As `read`, but names the bytes in their segment file instead of copying them, for a
+    /// caller that sends them on with `sendfile`. `None` where `read` returns no bytes.
+    pub fn read_range(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        first_batch: FirstBatch,
+    ) -> Result<Option<FileRange>, StorageError> {
         // The high watermark first: every batch below it is in a segment already listed.
         let high_watermark = self.high_watermark();
         if offset < self.log_start_offset() || offset > high_watermark {
             return Err(self.out_of_range(offset));
         }
         if offset == high_watermark {
-            return Ok(Bytes::new());
+            return Ok(None);
         }
         let mut segment = self
             .segment_holding(offset)
             .ok_or_else(|| self.out_of_range(offset))?;
         loop {
-            if let Some(bytes) = segment.read(offset, high_watermark, max_bytes, first_batch)? {
-                return Ok(bytes);
+            if let Some(range) = segment.read(offset, high_watermark, max_bytes, first_batch)? {
+                return Ok(Some(range).filter(|range| !range.is_empty()));
             }
             match self.segment_after(&segment, offset) {
                 Some(next) => segment = next,
-                None => return Ok(Bytes::new()),
+                None => return Ok(None),
             }
         }
     }
@@ -490,7 +505,10 @@ impl Log {
         // updates a summary, so the batch found is below this.
         let high_watermark = self.high_watermark();
         let batch = segment.read(max.offset, high_watermark, 0, FirstBatch::AlwaysWhole)?;
-        Ok(batch.filter(|bytes| !bytes.is_empty()))
+        match batch.filter(|range| !range.is_empty()) {
+            Some(range) => range.read().map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Replaces the settings; they apply from the next append, roll or retention pass.

@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use tracing::warn;
 use crate::batch_header::{BATCH_HEADER_BYTES, BatchHeader, CRC_COVERED_FROM_POSITION};
 use crate::config::LogConfig;
 use crate::error::{StorageError, io_error};
+use crate::file_range::FileRange;
 use crate::format::{
     OFFSET_INDEX_ENTRY_BYTES, SegmentFileKind, TIME_INDEX_ENTRY_BYTES, segment_file_path,
 };
@@ -42,8 +43,9 @@ pub(crate) struct Segment {
     partition_dir: PathBuf,
     log_path: PathBuf,
     /// The `.log` file, opened read-write. Readers use positioned reads (`pread`) and the
-    /// appender positioned writes (`pwrite`), so no one shares a file cursor.
-    file: File,
+    /// appender positioned writes (`pwrite`), so no one shares a file cursor. Shared with the
+    /// `FileRange`s handed to readers.
+    file: Arc<File>,
     /// Position up to which whole batches are in the file: where the next append goes and how
     /// far readers may read. Stored (Release) only by the appender, holding the log's append
     /// lock, after its write succeeded; loaded (Acquire) by readers.
@@ -276,7 +278,7 @@ impl Segment {
             base_offset,
             partition_dir: partition_dir.to_path_buf(),
             log_path: segment_file_path(partition_dir, base_offset, SegmentFileKind::Log),
-            file,
+            file: Arc::new(file),
             bytes_written: AtomicU64::new(bytes_written),
             bytes_synced: AtomicU64::new(bytes_synced),
             indexes: RwLock::new(indexes),
@@ -450,7 +452,7 @@ impl Segment {
 
     /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes`, none
     /// at or past `high_watermark`. `None` if the segment has no batch holding `offset` (it
-    /// ends before), so the caller can look in the next segment; an empty `Bytes` if the first
+    /// ends before), so the caller can look in the next segment; an empty range if the first
     /// batch does not fit and `first_batch` says not to return it.
     pub fn read(
         &self,
@@ -458,7 +460,7 @@ impl Segment {
         high_watermark: i64,
         max_bytes: usize,
         first_batch: FirstBatch,
-    ) -> Result<Option<Bytes>, StorageError> {
+    ) -> Result<Option<FileRange>, StorageError> {
         let start_position = self.indexes().offset_index.lookup(offset);
         let mut walk = self.walk(start_position, high_watermark);
         let (start, first) = loop {
@@ -472,7 +474,7 @@ impl Segment {
         };
         let max_bytes = u64::try_from(max_bytes).unwrap_or(u64::MAX);
         if first.size_bytes > max_bytes && first_batch == FirstBatch::WithinMaxBytes {
-            return Ok(Some(Bytes::new()));
+            return self.range(start, start).map(Some);
         }
         let mut end = start + first.size_bytes;
         while let Some((position, header)) = walk.next_batch()? {
@@ -481,7 +483,7 @@ impl Segment {
             }
             end = position + header.size_bytes;
         }
-        self.read_bytes(start, end).map(Some)
+        self.range(start, end).map(Some)
     }
 
     /// The first batch, below `high_watermark` and not wholly below `log_start_offset`, whose
@@ -504,7 +506,8 @@ impl Segment {
         while let Some((position, header)) = walk.next_batch()? {
             if header.max_timestamp_ms >= timestamp_ms && header.last_offset >= log_start_offset {
                 return self
-                    .read_bytes(position, position + header.size_bytes)
+                    .range(position, position + header.size_bytes)?
+                    .read()
                     .map(Some);
             }
         }
@@ -539,17 +542,18 @@ impl Segment {
         Ok(header)
     }
 
-    /// One copy of `start..end` out of the file.
-    fn read_bytes(&self, start: u64, end: u64) -> Result<Bytes, StorageError> {
+    /// `start..end` of the file, for reading or sending.
+    fn range(&self, start: u64, end: u64) -> Result<FileRange, StorageError> {
         assert!(start <= end);
         assert!(end <= self.bytes_written());
         let length =
             usize::try_from(end - start).map_err(|_| self.corrupt(start, "read too large"))?;
-        let mut buffer = vec![0; length];
-        self.file
-            .read_exact_at(&mut buffer, start)
-            .map_err(io_error(&self.log_path))?;
-        Ok(Bytes::from(buffer))
+        Ok(FileRange::new(
+            Arc::clone(&self.file),
+            self.log_path.clone(),
+            start,
+            length,
+        ))
     }
 
     fn corrupt(&self, position: u64, reason: &'static str) -> StorageError {

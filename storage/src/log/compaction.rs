@@ -880,7 +880,11 @@ mod tests {
         let next = log.segment_after(&stale, k3.offset).expect("a segment");
         assert_eq!(next.base_offset(), 0, "the merged segment");
         let read = next.read(k3.offset, high_watermark, 1, FirstBatch::AlwaysWhole);
-        let bytes = read.expect("read").expect("k3's batch");
+        let bytes = read
+            .expect("read")
+            .expect("k3's batch")
+            .read()
+            .expect("bytes");
         assert!(keyed_records(&bytes).expect("keyed").contains(k3));
     }
 
