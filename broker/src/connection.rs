@@ -19,9 +19,10 @@ use bytes::{Bytes, BytesMut};
 use riffle_protocol::api::produce::{ProduceRequest, ProduceResponse};
 use riffle_protocol::frame::{FRAME_SIZE_PREFIX_BYTES, FrameCheck, check_frame};
 use riffle_protocol::{
-    ApiKey, DecodeError, Request, RequestHeader, Response, TrailingBytes, decode_request_with,
-    encode_response,
+    ApiKey, DecodeError, DeferredRecords, Request, RequestHeader, Response, TrailingBytes,
+    decode_request_with, encode_response,
 };
+use riffle_storage::FileRange;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -32,6 +33,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::cluster::Cluster;
 use crate::handler::produce::{self, Acknowledgement};
 use crate::handler::{api_versions, dispatch};
+use crate::sendfile::send_file_range;
 use crate::shutdown::Shutdown;
 
 /// Read buffer size; grows to the frame size when a larger frame arrives.
@@ -71,6 +73,10 @@ pub enum ConnectionError {
     /// closes rather than answer the requests after it out of step with the client.
     #[error("produce acknowledgement failed: {0}")]
     Acknowledgement(#[from] tokio::task::JoinError),
+    /// A Fetch's records could not be sent from their segment file; the response is cut
+    /// short, so the connection closes.
+    #[error("cannot send fetched records: {0}")]
+    SendRecords(std::io::Error),
     /// An API or version we do not advertise.
     #[error("unsupported api key {api_key} version {api_version}")]
     Unsupported {
@@ -210,6 +216,9 @@ struct ResponseWriter {
     socket: BufWriter<OwnedWriteHalf>,
     /// Encoded responses not yet handed to `socket`.
     buffer: BytesMut,
+    /// Fetch record sets that belong inside `buffer`, at their positions, oldest first: sent
+    /// from their files with `sendfile` when the buffer is written.
+    deferred_records: Vec<DeferredRecords>,
     cluster: Arc<Cluster>,
     /// The peer as Kafka reports a member's host: "/address".
     client_host: String,
@@ -249,6 +258,7 @@ impl ResponseWriter {
         ResponseWriter {
             socket: BufWriter::new(socket),
             buffer: BytesMut::new(),
+            deferred_records: Vec::new(),
             cluster,
             client_host: format!("/{}", peer.ip()),
             in_flight_produces: VecDeque::new(),
@@ -379,6 +389,10 @@ impl ResponseWriter {
                         &response,
                         &mut self.buffer,
                     );
+                    if let Response::Fetch(fetch) = &response {
+                        self.deferred_records
+                            .extend(fetch.deferred_records().cloned());
+                    }
                 }
             }
             Inbound::UnsupportedApiVersions { correlation_id } => {
@@ -388,13 +402,44 @@ impl ResponseWriter {
         }
     }
 
-    /// Hands the encoded responses to the socket's buffer, which writes when it fills.
+    /// Hands the encoded responses to the socket's buffer, which writes when it fills. A
+    /// deferred record set goes out with `sendfile` between the bytes before and after it,
+    /// so the socket's buffer is flushed first.
     async fn write_buffer(&mut self) -> Result<(), ConnectionError> {
-        if !self.buffer.is_empty() {
-            self.socket.write_all(&self.buffer).await?;
-            self.buffer.clear();
+        let mut written_bytes = 0;
+        for deferred in std::mem::take(&mut self.deferred_records) {
+            let position = deferred
+                .position()
+                .expect("deferred records are taken from encoded responses");
+            self.socket
+                .write_all(&self.buffer[written_bytes..position])
+                .await?;
+            self.socket.flush().await?;
+            let range = deferred
+                .source()
+                .downcast_ref::<FileRange>()
+                .expect("the fetch handler defers only file ranges");
+            send_file_range(self.socket.get_ref().as_ref(), range)
+                .await
+                .map_err(send_error)?;
+            written_bytes = position;
         }
+        if written_bytes < self.buffer.len() {
+            self.socket.write_all(&self.buffer[written_bytes..]).await?;
+        }
+        self.buffer.clear();
         Ok(())
+    }
+}
+
+/// A failed `sendfile`: the client's side of it stays an ordinary socket error.
+fn send_error(error: std::io::Error) -> ConnectionError {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+            ConnectionError::Io(error)
+        }
+        _ => ConnectionError::SendRecords(error),
     }
 }
 

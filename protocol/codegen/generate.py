@@ -69,6 +69,7 @@ class Module:
         self.structs = []  # rendered struct declarations, inner first
         self.names = set()
         self.common = {}
+        self.direction = "Request"
 
     def rust_type(self, field, struct_name_prefix):
         kind = field["type"]
@@ -84,6 +85,11 @@ class Module:
             rust = PRIMITIVES[kind]
             if kind == "records":
                 nullable = True
+                if self.direction == "Response":
+                    # A response's records may stay in a file until the socket write
+                    # (sendfile); see protocol/src/fetch_records.rs.
+                    rust = "crate::FetchRecords"
+
         else:
             rust = self.struct_for(kind, field, struct_name_prefix)
         return (f"Option<{rust}>" if nullable else rust), nullable
@@ -149,6 +155,7 @@ def generate(schemas, out_dir):
         module = Module(api)
         lines = []
         for direction in ("Request", "Response"):
+            module.direction = direction
             schema = load(schemas / f"{api}{direction}.json")
             for common in schema.get("commonStructs", []):
                 module.common[common["name"]] = common["fields"]

@@ -118,7 +118,7 @@ impl Wire for Uuid {
 }
 
 /// Writes the length prefix of a string, bytes or array; `None` writes null.
-fn put_length(buf: &mut BytesMut, ctx: Ctx, length: Option<usize>, kind: LengthKind) {
+pub(crate) fn put_length(buf: &mut BytesMut, ctx: Ctx, length: Option<usize>, kind: LengthKind) {
     if ctx.flexible {
         // Compact lengths store length + 1 so that 0 can mean null.
         let stored = length.map_or(0, |length| length + 1);
@@ -164,7 +164,7 @@ fn get_length(
 
 /// Strings have INT16 lengths on the classic wire; bytes and arrays INT32.
 #[derive(Clone, Copy)]
-enum LengthKind {
+pub(crate) enum LengthKind {
     Int16,
     Int32,
 }
@@ -201,7 +201,7 @@ impl Wire for Option<String> {
     }
 }
 
-fn decode_bytes(buf: &mut Bytes, ctx: Ctx) -> Result<Option<Bytes>, DecodeError> {
+pub(crate) fn decode_bytes(buf: &mut Bytes, ctx: Ctx) -> Result<Option<Bytes>, DecodeError> {
     match get_length(buf, ctx, LengthKind::Int32, 1)? {
         Some(length) => take(buf, length).map(Some),
         None => Ok(None),

@@ -8,7 +8,9 @@
 //! that lists each field with the versions it exists in; encoding, decoding, compact
 //! (flexible) forms and tagged fields all come from that description. Record batches
 //! travel as `Bytes` slices of the request frame (zero-copy); [`record`] reads and builds
-//! them for the code that needs individual records.
+//! them for the code that needs individual records. A Fetch response's records may be
+//! [`FetchRecords::Deferred`]: encoded as a length only, for the I/O layer to send from
+//! their file.
 //!
 //! Start with [`decode_request`] and [`encode_response`], then an API module such as
 //! [`api::produce`].
@@ -54,6 +56,7 @@ pub mod api;
 mod codec;
 mod error;
 mod error_code;
+mod fetch_records;
 pub mod frame;
 mod header;
 pub mod record;
@@ -65,6 +68,7 @@ pub use api::{ApiKey, Request, Response};
 pub use codec::{Ctx, Uuid, Wire};
 pub use error::DecodeError;
 pub use error_code::ErrorCode;
+pub use fetch_records::{DeferredRecords, FetchRecords};
 pub use header::{RequestHeader, is_flexible, response_header_is_flexible};
 
 /// Decodes a request frame (without its size prefix) into its header and body, strictly:
@@ -143,7 +147,12 @@ pub fn encode_response(
         flexible: is_flexible(key, api_version),
     };
     response.encode_body(buf, ctx);
-    patch_size_prefix(buf, start);
+    // Deferred records are part of the frame, though not of `buf` (see `FetchRecords`).
+    let deferred_bytes = match response {
+        Response::Fetch(fetch) => fetch.deferred_bytes(),
+        _ => 0,
+    };
+    patch_size_prefix(buf, start, deferred_bytes);
 }
 
 /// Appends a whole request frame (size prefix, header, body) to `buf`: the client side,
@@ -161,7 +170,7 @@ pub fn encode_request(header: &RequestHeader, request: &Request, buf: &mut Bytes
             flexible,
         },
     );
-    patch_size_prefix(buf, start);
+    patch_size_prefix(buf, start, 0);
 }
 
 /// Decodes a response frame (without its size prefix) for a request of `api_key` at
@@ -190,8 +199,8 @@ pub fn decode_response(
     Ok((correlation_id, response))
 }
 
-fn patch_size_prefix(buf: &mut BytesMut, start: usize) {
-    let body_bytes = buf.len() - start - frame::FRAME_SIZE_PREFIX_BYTES;
+fn patch_size_prefix(buf: &mut BytesMut, start: usize, deferred_bytes: usize) {
+    let body_bytes = buf.len() - start - frame::FRAME_SIZE_PREFIX_BYTES + deferred_bytes;
     let size = i32::try_from(body_bytes).expect("a response frame is below 2 GiB");
     buf[start..start + frame::FRAME_SIZE_PREFIX_BYTES].copy_from_slice(&size.to_be_bytes());
 }

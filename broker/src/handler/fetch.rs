@@ -7,6 +7,11 @@
 //! consumer. With less than `min_bytes` available the request waits, woken by appends,
 //! until `max_wait_ms`; it never polls.
 //!
+//! Record sets of at least `SENDFILE_MIN_BYTES` are not read here: the response names
+//! their file range (`FetchRecords::Deferred`) and the connection sends it with `sendfile`,
+//! so those bytes never pass through user space. Smaller ones are copied, which costs less
+//! than the extra system calls.
+//!
 //! Fetch sessions (KIP-227) are not kept: we answer session id 0, which tells clients to
 //! send full fetch requests. Without transactions, the last stable offset is the high
 //! watermark and there are no aborted transactions.
@@ -21,8 +26,8 @@ use bytes::Bytes;
 use riffle_protocol::api::fetch::{
     FetchRequest, FetchResponse, FetchTopic, FetchableTopicResponse, PartitionData,
 };
-use riffle_protocol::{ErrorCode, Uuid};
-use riffle_storage::{FirstBatch, StorageError};
+use riffle_protocol::{DeferredRecords, ErrorCode, FetchRecords, Uuid};
+use riffle_storage::{FileRange, FirstBatch, StorageError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -32,6 +37,10 @@ use crate::partition::Partition;
 
 /// Kafka's isolation level for read_committed consumers.
 const READ_COMMITTED: i8 = 1;
+
+/// Record sets this large go to the socket by `sendfile`; smaller ones are copied. Below
+/// this, the copy costs less than the extra writes around the range.
+const SENDFILE_MIN_BYTES: usize = 64 * 1024;
 
 /// One requested partition, resolved against the topic registry once per request.
 struct Wanted {
@@ -142,7 +151,7 @@ fn read_all(
                 FirstBatch::WithinMaxBytes
             };
             let data = read_partition(wanted, limit, first_batch, by_id, read_committed);
-            total_bytes += data.records.as_ref().map_or(0, Bytes::len);
+            total_bytes += data.records.as_ref().map_or(0, FetchRecords::len);
             any_error |= data.error_code != ErrorCode::None.code();
             partitions.push(data);
         }
@@ -181,7 +190,10 @@ fn read_partition(
     let log = &partition.log;
     let high_watermark = log.high_watermark();
     let log_start_offset = log.log_start_offset();
-    let records = match log.read(wanted.fetch_offset, limit_bytes, first_batch) {
+    let read = log
+        .read_range(wanted.fetch_offset, limit_bytes, first_batch)
+        .and_then(records_from);
+    let records = match read {
         Ok(records) => records,
         Err(StorageError::OffsetOutOfRange { .. }) => {
             return failed(
@@ -214,6 +226,18 @@ fn read_partition(
     }
 }
 
+/// The range to send with `sendfile` if it is large, else its bytes.
+fn records_from(range: Option<FileRange>) -> Result<FetchRecords, StorageError> {
+    match range {
+        None => Ok(FetchRecords::Bytes(Bytes::new())),
+        Some(range) if range.len() < SENDFILE_MIN_BYTES => range.read().map(FetchRecords::Bytes),
+        Some(range) => Ok(FetchRecords::Deferred(DeferredRecords::new(
+            range.len(),
+            Arc::new(range),
+        ))),
+    }
+}
+
 fn failed(
     index: i32,
     code: ErrorCode,
@@ -229,7 +253,7 @@ fn failed(
         aborted_transactions: None,
         preferred_read_replica: -1,
         // Never null: some clients cannot parse a null record set.
-        records: Some(Bytes::new()),
+        records: Some(FetchRecords::Bytes(Bytes::new())),
         ..Default::default()
     }
 }
@@ -316,7 +340,7 @@ mod tests {
         response.responses[0]
             .partitions
             .iter()
-            .map(|partition| partition.records.as_ref().map_or(0, Bytes::len))
+            .map(|partition| partition.records.as_ref().map_or(0, FetchRecords::len))
             .collect()
     }
 
@@ -445,5 +469,42 @@ mod tests {
 
         let response = handle(&cluster, VERSION, request("t", 1, 1, 0)).await;
         assert_eq!(response.responses[0].partitions[0].last_stable_offset, 2);
+    }
+
+    #[tokio::test]
+    async fn large_record_sets_are_deferred_to_sendfile_and_small_ones_copied() {
+        // Proves the split at SENDFILE_MIN_BYTES: a partition with more than that returns
+        // a file range (the connection sends it with sendfile) holding exactly the stored
+        // batches, and one with less returns the bytes themselves.
+        let batches_above_threshold = SENDFILE_MIN_BYTES / batch().len() + 1;
+        let (_dir, cluster) = cluster_with("t", 1, batches_above_threshold);
+        let response = handle(&cluster, VERSION, request("t", 1, 1, 0)).await;
+        let records = response.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .expect("records");
+        let FetchRecords::Deferred(deferred) = records else {
+            panic!("a large read should be deferred, got {records:?}");
+        };
+        let range = deferred
+            .source()
+            .downcast_ref::<FileRange>()
+            .expect("a file range");
+        let stored = range.read().expect("read the range");
+        assert_eq!(stored.len(), batches_above_threshold * batch().len());
+        let expected = cluster.topic("t").expect("topic").partitions[0]
+            .log
+            .read(0, usize::MAX, FirstBatch::AlwaysWhole)
+            .expect("read");
+        assert_eq!(stored, expected);
+
+        let (_dir, cluster) = cluster_with("small", 1, 2);
+        let response = handle(&cluster, VERSION, request("small", 1, 1, 0)).await;
+        let records = response.responses[0].partitions[0].records.as_ref();
+        assert_eq!(
+            records.and_then(FetchRecords::as_bytes).map(Bytes::len),
+            Some(2 * batch().len()),
+            "a small read is copied"
+        );
     }
 }

@@ -154,7 +154,7 @@ message! {
         /// The preferred read replica for the consumer to use on its next fetch request
         preferred_read_replica: i32 = -1; versions 11..,
         /// The record data.
-        records: Option<Bytes> = None; versions 0..,
+        records: Option<crate::FetchRecords> = None; versions 0..,
         /// In case divergence is detected based on the `LastFetchedEpoch` and `FetchOffset` in the request, this field indicates the largest epoch and its end offset such that subsequent records are known to diverge
         diverging_epoch: EpochEndOffset = EpochEndOffset::default(); versions 12..; tag 0,
         /// CurrentLeader
