@@ -5,6 +5,7 @@
 //! bug does not hide every other figure.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rdkafka::mocking::MockCluster;
@@ -35,6 +36,8 @@ const MOCK_RECORD_OVERHEAD_BYTES: u64 = 40;
 /// The mock answers a fetch only after fetch.wait.max.ms (no wake-up on produce), so its
 /// latency run uses a short wait; with the default 500 ms it measures the timer.
 const MOCK_FETCH_WAIT_MAX_MS: u32 = 1;
+/// Bytes each pass of the page-cache probe writes.
+const PAGE_CACHE_PROBE_BYTES: u64 = 1_000_000_000;
 /// Each raw-disk pass stops after this long and reports its rate so far.
 const DISK_PASS_MAX_S: f64 = 10.0;
 
@@ -98,12 +101,25 @@ pub fn run(args: AllArgs) -> Result<()> {
         report: Report {
             scale: args.scale,
             rounds: args.rounds,
+            page_cache_cost: None,
             scenarios: Vec::new(),
             failures: Vec::new(),
         },
         latency: None,
     };
     let suffix = topic::run_suffix();
+    eprintln!("riffle-bench: page-cache first-touch cost");
+    match disk::page_cache_cost(
+        data_dir.path(),
+        PAGE_CACHE_PROBE_BYTES,
+        Duration::from_secs(report::PAGE_CACHE_PROBE_IDLE_S),
+    ) {
+        Ok(cost) => suite.report.page_cache_cost = Some(cost),
+        Err(error) => suite
+            .report
+            .failures
+            .push(format!("page-cache probe: {error:#}")),
+    }
 
     let s1 = ProduceSpec {
         topic: format!("s1-{suffix}"),

@@ -68,6 +68,60 @@ fn write_pass(
     Ok(written as f64 / elapsed.as_secs_f64())
 }
 
+/// What this machine charges, in system CPU, for putting new bytes into the page cache.
+#[derive(Clone, Copy, Debug)]
+pub struct PageCacheCost {
+    /// Into memory that sat free for a while: a VM host may have taken it back.
+    pub cold_cpu_s_per_gb: f64,
+    /// Into memory freed a moment before.
+    pub warm_cpu_s_per_gb: f64,
+}
+
+/// Writes `bytes` to a scratch file in `dir` twice, deleting it after each pass: first after
+/// `idle`, then at once. A VM host that backs guest memory lazily and takes back memory the
+/// guest reports free (Linux free page reporting) makes the first pass cost several times
+/// the second; a broker whose page cache grows pays the first rate.
+pub fn page_cache_cost(dir: &Path, bytes: u64, idle: Duration) -> Result<PageCacheCost> {
+    std::thread::sleep(idle);
+    let cold_s = page_cache_pass_system_s(dir, bytes)?;
+    let warm_s = page_cache_pass_system_s(dir, bytes)?;
+    let gb = bytes as f64 / 1e9;
+    Ok(PageCacheCost {
+        cold_cpu_s_per_gb: cold_s / gb,
+        warm_cpu_s_per_gb: warm_s / gb,
+    })
+}
+
+/// System CPU seconds this thread spent writing `bytes` into the page cache (no fsync).
+fn page_cache_pass_system_s(dir: &Path, bytes: u64) -> Result<f64> {
+    const BLOCK_BYTES: usize = 1 << 20;
+    let path = dir.join("riffle-bench-page-cache-probe");
+    let block = vec![0xa5_u8; BLOCK_BYTES];
+    let before_s = thread_system_s()?;
+    let mut file =
+        File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut written = 0u64;
+    while written < bytes {
+        file.write_all(&block)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        written += BLOCK_BYTES as u64;
+    }
+    let after_s = thread_system_s()?;
+    drop(file);
+    // Unlinking drops the dirty pages unwritten, so the probe never waits on the disk.
+    std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+    Ok(after_s - before_s)
+}
+
+fn thread_system_s() -> Result<f64> {
+    // SAFETY: getrusage only writes the struct we pass, which is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &raw mut usage) } != 0 {
+        bail!("getrusage failed: {}", std::io::Error::last_os_error());
+    }
+    Ok(usage.ru_stime.tv_sec as f64 + usage.ru_stime.tv_usec as f64 / 1e6)
+}
+
 fn fdatasync(file: &File) -> Result<()> {
     // SAFETY: a valid open descriptor owned by `file`.
     if unsafe { libc::fdatasync(file.as_raw_fd()) } != 0 {

@@ -5,7 +5,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::disk::PageCacheCost;
 use crate::latency::LatencyResult;
+
+/// How long the page-cache probe lets memory sit free before its cold pass.
+pub const PAGE_CACHE_PROBE_IDLE_S: u64 = 6;
 
 /// One line of a scenario table: the broker, its ceiling, or the raw disk.
 #[derive(Clone, Debug, Default)]
@@ -56,6 +60,8 @@ pub struct Report {
     pub scale: f64,
     /// Rounds per throughput scenario; their medians are the figures shown.
     pub rounds: u32,
+    /// The machine's page-cache first-touch cost, measured before the scenarios.
+    pub page_cache_cost: Option<PageCacheCost>,
     pub scenarios: Vec<Scenario>,
     pub failures: Vec<String>,
 }
@@ -90,8 +96,20 @@ fn render(report: &Report) -> String {
         out,
         "- ceiling: the same rdkafka client against librdkafka's in-process mock cluster, same \
          settings, same run. The mock keeps messages in memory and never touches the disk, and it \
-         shares this process's CPU with the client.\n"
+         shares this process's CPU with the client."
     );
+    if let Some(cost) = &report.page_cache_cost {
+        let _ = writeln!(
+            out,
+            "- page cache: writing into it cost {:.2} CPU-s/GB of system time after {} s idle and \
+             {:.2} right after, measured before the scenarios. This VM's host takes back memory \
+             the guest has left free for a few seconds, and the next touch pays for it; the \
+             broker pays the first rate whenever its page cache grows (FINDINGS.md, \"The VM's \
+             cold memory\").",
+            cost.cold_cpu_s_per_gb, PAGE_CACHE_PROBE_IDLE_S, cost.warm_cpu_s_per_gb
+        );
+    }
+    out.push('\n');
     let _ = writeln!(
         out,
         "MB are 10^6 bytes of message values. CPU-s/GB is the broker's user+sys CPU \
