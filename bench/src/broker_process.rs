@@ -94,14 +94,19 @@ impl Drop for BrokerProcess {
     }
 }
 
-/// The `riffle` binary: `--riffle-bin` if given, else next to our own executable (cargo
-/// puts both in target/<profile>/).
+/// The `riffle` binary: `--riffle-bin` if given, else the one next to our own executable
+/// (cargo puts both in target/<profile>/). Under `cargo run` it is built first, with our
+/// profile and target directory, so a fresh clone needs one command and a changed broker
+/// is never benchmarked stale.
 pub fn find_riffle_binary(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return Ok(path.to_path_buf());
     }
     let exe = std::env::current_exe().context("cannot find our own executable")?;
     let sibling = exe.with_file_name("riffle");
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        build_riffle(Path::new(&cargo), &exe)?;
+    }
     if sibling.is_file() {
         return Ok(sibling);
     }
@@ -110,6 +115,40 @@ pub fn find_riffle_binary(explicit: Option<&Path>) -> Result<PathBuf> {
          (same target dir as riffle-bench) or pass --riffle-bin",
         sibling.display()
     )
+}
+
+/// `cargo build -p riffle-broker` into the target directory and profile `exe` was built in.
+fn build_riffle(cargo: &Path, exe: &Path) -> Result<()> {
+    let profile_dir = exe.parent().context("our executable has no directory")?;
+    let target_dir = profile_dir
+        .parent()
+        .context("our executable is not in target/<profile>/")?;
+    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") => "dev",
+        Some(name) => name,
+        None => bail!("cannot tell our build profile from {}", exe.display()),
+    };
+    let workspace_manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    eprintln!("riffle-bench: building riffle (cargo build --profile {profile} -p riffle-broker)");
+    let status = Command::new(cargo)
+        .arg("build")
+        .arg("--quiet")
+        .arg("--profile")
+        .arg(profile)
+        .arg("-p")
+        .arg("riffle-broker")
+        .arg("--bin")
+        .arg("riffle")
+        .arg("--manifest-path")
+        .arg(&workspace_manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .with_context(|| format!("cannot run {}", cargo.display()))?;
+    if !status.success() {
+        bail!("building riffle failed ({status})");
+    }
+    Ok(())
 }
 
 /// A process's CPU time so far and its peak resident set.
