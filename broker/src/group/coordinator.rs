@@ -7,7 +7,7 @@
 //! log before the request is answered, and start-up replays that log, so a broker
 //! restart keeps every group and every committed offset.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -18,6 +18,7 @@ use riffle_storage::{FirstBatch, StorageError};
 use tokio::sync::oneshot;
 use tracing::warn;
 
+use super::consumer_protocol;
 use super::records::{self, CommittedOffset, GroupSnapshot, OffsetsRecord, SavedMember};
 use super::state::{Group, GroupLimits, GroupState, JoinRequest, JoinResult, SyncResult};
 use crate::partition::Partition;
@@ -44,6 +45,52 @@ pub struct GroupDescription {
     pub protocol_name: String,
     /// Members: id, instance id, client id, host, metadata, assignment.
     pub members: Vec<SavedMember>,
+}
+
+/// The topics a group's members consume, for OffsetDelete (see
+/// `GroupCoordinator::delete_offsets`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumedTopics {
+    /// The group has no members: none of its offsets are in use.
+    NoMembers,
+    /// A consumer group whose members subscribe to these topics.
+    Subscribed(BTreeSet<String>),
+    /// A consumer group with a subscription we cannot read: treat every topic as in use.
+    Unreadable,
+    /// Members of another protocol type (Connect, say), whose metadata says nothing we can
+    /// read about topics: Kafka refuses the whole request with NON_EMPTY_GROUP.
+    OtherProtocol,
+}
+
+/// Which topics a group's members consume; `None` is a group that does not exist.
+fn consumed_topics(group: Option<&Group>) -> ConsumedTopics {
+    let Some(group) = group.filter(|group| !group.members.is_empty()) else {
+        return ConsumedTopics::NoMembers;
+    };
+    if group.protocol_type.as_deref() != Some(consumer_protocol::PROTOCOL_TYPE) {
+        return ConsumedTopics::OtherProtocol;
+    }
+    // Every protocol a member offers carries its subscription; a member may still be
+    // joining, before a protocol is chosen, so all of them count.
+    let mut topics = BTreeSet::new();
+    for (_, metadata) in group.members.values().flat_map(|member| &member.protocols) {
+        match consumer_protocol::decode_subscription_topics(metadata) {
+            Some(subscribed) => topics.extend(subscribed),
+            None => return ConsumedTopics::Unreadable,
+        }
+    }
+    ConsumedTopics::Subscribed(topics)
+}
+
+impl ConsumedTopics {
+    /// Whether a member may be reading `topic`.
+    pub fn includes(&self, topic: &str) -> bool {
+        match self {
+            ConsumedTopics::NoMembers => false,
+            ConsumedTopics::Subscribed(topics) => topics.contains(topic),
+            ConsumedTopics::Unreadable | ConsumedTopics::OtherProtocol => true,
+        }
+    }
 }
 
 /// All groups of this broker.
@@ -340,34 +387,50 @@ impl GroupCoordinator {
             .unwrap_or_default()
     }
 
-    /// Whether the group is rebalancing with a member subscribed to... (used by OffsetDelete).
-    pub fn is_active_consumer_group(&self, group_id: &str) -> bool {
-        self.lock_groups()
-            .get(group_id)
-            .is_some_and(|group| !group.members.is_empty())
-    }
-
-    /// Deletes committed offsets of an inactive group or of topics no member consumes.
+    /// Deletes the committed offsets of `partitions` whose topic no member consumes, and
+    /// says which topics members consume (their offsets stay). Both under the group lock, so
+    /// no member subscribes in between. Returns those topics and the offset of the last
+    /// tombstone written, to wait for it to be durable.
+    ///
+    /// # Errors
+    /// GROUP_ID_NOT_FOUND for a group with neither members nor offsets;
+    /// KAFKA_STORAGE_ERROR if the tombstones could not be appended.
     pub fn delete_offsets(
         &self,
         group_id: &str,
         partitions: &[(String, i32)],
-    ) -> Result<Option<i64>, ErrorCode> {
+    ) -> Result<(ConsumedTopics, Option<i64>), ErrorCode> {
+        let groups = self.lock_groups();
+        let consumed = consumed_topics(groups.get(group_id));
+        if consumed == ConsumedTopics::OtherProtocol {
+            return Ok((consumed, None));
+        }
         let mut offsets = self.lock_offsets();
         let Some(group) = offsets.get_mut(group_id) else {
-            return Err(ErrorCode::GroupIdNotFound);
+            return match consumed {
+                ConsumedTopics::NoMembers => Err(ErrorCode::GroupIdNotFound),
+                // Members that have not committed yet: nothing to delete.
+                _ => Ok((consumed, None)),
+            };
         };
-        let records = partitions
+        let deletable: Vec<&(String, i32)> = partitions
+            .iter()
+            .filter(|(topic, _)| !consumed.includes(topic))
+            .collect();
+        if deletable.is_empty() {
+            return Ok((consumed, None));
+        }
+        let records = deletable
             .iter()
             .map(|(topic, partition)| (records::offset_key(group_id, topic, *partition), None))
             .collect();
         let last_offset = self
             .append(records)
             .map_err(|_| ErrorCode::KafkaStorageError)?;
-        for key in partitions {
+        for key in deletable {
             group.remove(key);
         }
-        Ok(Some(last_offset))
+        Ok((consumed, Some(last_offset)))
     }
 
     /// Forgets the expired offsets of groups without members, writing tombstones: those

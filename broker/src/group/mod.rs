@@ -10,5 +10,5 @@ pub mod member;
 pub mod records;
 pub mod state;
 
-pub use coordinator::{GroupCoordinator, GroupDescription, OFFSETS_TOPIC};
+pub use coordinator::{ConsumedTopics, GroupCoordinator, GroupDescription, OFFSETS_TOPIC};
 pub use state::{GroupLimits, GroupState, JoinRequest, JoinResult, SyncResult};

@@ -1,8 +1,12 @@
 //! OffsetDelete (key 47): forget a group's committed offsets for some partitions.
 //!
-//! Version 0. Only for groups that have no members consuming (Kafka refuses while a
-//! member is subscribed to the topic; we refuse while the group has members at all).
-//! Errors: GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC, KAFKA_STORAGE_ERROR.
+//! Version 0. As in Kafka, offsets of a topic that a member of the group subscribes to stay
+//! (GROUP_SUBSCRIBED_TO_TOPIC for those partitions) and the rest go, so an operator can
+//! clean up after a topic the group stopped reading without stopping the group. A group
+//! with members of another protocol type is refused as a whole (NON_EMPTY_GROUP): their
+//! metadata does not say which topics they read.
+//! Errors: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, GROUP_SUBSCRIBED_TO_TOPIC,
+//! KAFKA_STORAGE_ERROR.
 
 use std::sync::Arc;
 
@@ -13,6 +17,7 @@ use riffle_protocol::api::offset_delete::{
 };
 
 use crate::cluster::Cluster;
+use crate::group::ConsumedTopics;
 use crate::handler::group::offset_commit::wait_durable;
 
 /// Answers OffsetDelete.
@@ -31,44 +36,49 @@ pub async fn handle(
                 .map(|partition| (topic.name.clone(), partition.partition_index))
         })
         .collect();
-    let partition_error = if cluster.groups().is_active_consumer_group(&request.group_id) {
-        ErrorCode::GroupSubscribedToTopic
-    } else {
-        match cluster
-            .groups()
-            .delete_offsets(&request.group_id, &partitions)
-        {
-            Err(error) => {
-                return OffsetDeleteResponse {
-                    error_code: error.code(),
-                    ..Default::default()
-                };
-            }
-            Ok(last_offset) => match last_offset {
-                Some(last_offset) if wait_durable(cluster, last_offset).await.is_err() => {
-                    ErrorCode::KafkaStorageError
-                }
-                _ => ErrorCode::None,
-            },
+    let (consumed, deleted_error) = match cluster
+        .groups()
+        .delete_offsets(&request.group_id, &partitions)
+    {
+        Err(error) => return refused(error),
+        Ok((ConsumedTopics::OtherProtocol, _)) => return refused(ErrorCode::NonEmptyGroup),
+        Ok((consumed, Some(last_offset))) if wait_durable(cluster, last_offset).await.is_err() => {
+            (consumed, ErrorCode::KafkaStorageError)
         }
+        Ok((consumed, _)) => (consumed, ErrorCode::None),
     };
     let topics = request
         .topics
         .into_iter()
-        .map(|topic| OffsetDeleteResponseTopic {
-            name: topic.name,
-            partitions: topic
-                .partitions
-                .into_iter()
-                .map(|partition| OffsetDeleteResponsePartition {
-                    partition_index: partition.partition_index,
-                    error_code: partition_error.code(),
-                })
-                .collect(),
+        .map(|topic| {
+            let error = if consumed.includes(&topic.name) {
+                ErrorCode::GroupSubscribedToTopic
+            } else {
+                deleted_error
+            };
+            OffsetDeleteResponseTopic {
+                name: topic.name,
+                partitions: topic
+                    .partitions
+                    .into_iter()
+                    .map(|partition| OffsetDeleteResponsePartition {
+                        partition_index: partition.partition_index,
+                        error_code: error.code(),
+                    })
+                    .collect(),
+            }
         })
         .collect();
     OffsetDeleteResponse {
         topics,
+        ..Default::default()
+    }
+}
+
+/// A request-level error, with no topics.
+fn refused(error: ErrorCode) -> OffsetDeleteResponse {
+    OffsetDeleteResponse {
+        error_code: error.code(),
         ..Default::default()
     }
 }
@@ -197,6 +207,72 @@ mod tests {
         let (_dir, cluster) = cluster_with_commits();
         let response = handle(&cluster, 0, request("no-such-group", &[0])).await;
         assert_eq!(response.error_code, ErrorCode::GroupIdNotFound.code());
+        assert!(response.topics.is_empty());
+        assert_eq!(committed_partitions(&cluster, "g"), vec![0, 1]);
+    }
+
+    /// A member joining `g` with `protocol_type` and one protocol carrying `metadata`.
+    fn join(cluster: &Cluster, protocol_type: &str, metadata: Bytes) {
+        let join = JoinRequest {
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: protocol_type.into(),
+            protocols: vec![("range".into(), metadata)],
+            require_known_member_id: false,
+        };
+        let _joining = cluster.groups().join(Instant::now(), "g", join);
+    }
+
+    #[tokio::test]
+    async fn deletes_offsets_of_a_topic_no_member_subscribes_to_while_the_group_is_active() {
+        // Proves Kafka's rule, per topic: with a member subscribed to `t` only, a request
+        // naming `t` and `u` keeps `t`'s offset (GROUP_SUBSCRIBED_TO_TOPIC) and deletes
+        // `u`'s, so an operator can clean up a topic the group stopped reading.
+        let (_dir, cluster) = cluster_with_commits();
+        let committed = CommittedOffset {
+            offset: 7,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 1_000,
+            expire_timestamp_ms: None,
+        };
+        let (errors, _) =
+            cluster
+                .groups()
+                .commit_offsets("g", "", None, -1, vec![("u".into(), 0, committed)]);
+        assert_eq!(errors, vec![ErrorCode::None]);
+        join(&cluster, "consumer", subscription_to_t());
+
+        let mut both = request("g", &[0]);
+        both.topics.push(OffsetDeleteRequestTopic {
+            name: "u".into(),
+            partitions: vec![OffsetDeleteRequestPartition { partition_index: 0 }],
+        });
+        let response = handle(&cluster, 0, both).await;
+        assert_eq!(response.error_code, 0);
+        let errors: Vec<(String, i16)> = response
+            .topics
+            .iter()
+            .map(|topic| (topic.name.clone(), topic.partitions[0].error_code))
+            .collect();
+        let subscribed = ErrorCode::GroupSubscribedToTopic.code();
+        assert_eq!(errors, vec![("t".into(), subscribed), ("u".into(), 0)]);
+        let left: Vec<(String, i32)> = cluster.groups().fetch_offsets("g").into_keys().collect();
+        assert_eq!(left, vec![("t".into(), 0), ("t".into(), 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_group_with_members_of_another_protocol_type_is_non_empty_group() {
+        // Proves the request-level refusal when member metadata says nothing about topics
+        // (a Connect-style group): NON_EMPTY_GROUP, no topics, every commit stays.
+        let (_dir, cluster) = cluster_with_commits();
+        join(&cluster, "connect", Bytes::from_static(b"worker"));
+        let response = handle(&cluster, 0, request("g", &[0])).await;
+        assert_eq!(response.error_code, ErrorCode::NonEmptyGroup.code());
         assert!(response.topics.is_empty());
         assert_eq!(committed_partitions(&cluster, "g"), vec![0, 1]);
     }
