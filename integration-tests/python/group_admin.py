@@ -17,7 +17,8 @@ Then:
   (kafka-python 3.0 names them so; there is no list_consumer_groups any more), and
   delete_group_offsets (OffsetDelete; confluent-kafka-python has no binding for it) deletes
   one partition's offset of admin-kp, refuses admin-active's subscribed topic with
-  GROUP_SUBSCRIBED_TO_TOPIC and an unknown group with GROUP_ID_NOT_FOUND;
+  GROUP_SUBSCRIBED_TO_TOPIC while deleting its offset of a topic it does not subscribe to,
+  and refuses an unknown group with GROUP_ID_NOT_FOUND;
 - with --riffle, `riffle groups describe admin-active` shows each partition's committed
   offset 10, log end offset 10, lag 0 and the member, and `riffle groups list` the groups.
 """
@@ -58,11 +59,18 @@ def confluent_group_consumer(args, group, client_id):
     return consumer
 
 
+def old_topic(args):
+    return f'{args.topic}-old'
+
+
 def set_up_groups(args):
     create_topic(args.bootstrap, args.topic, PARTITIONS)
     produce_indexed(args.bootstrap, args.topic, range(PARTITIONS * PER_PARTITION), PARTITIONS)
     active = confluent_group_consumer(args, 'admin-active', ACTIVE_CLIENT_ID)
     active.commit(asynchronous=False)
+    # A topic the group read once and no longer subscribes to: OffsetDelete may clean it up.
+    create_topic(args.bootstrap, old_topic(args), 1)
+    active.commit(offsets=[TopicPartition(old_topic(args), 0, 5)], asynchronous=False)
     lagging = confluent_group_consumer(args, 'admin-lagging', 'admin-lagging-client')
     lagging.commit(offsets=[TopicPartition(args.topic, 0, 10), TopicPartition(args.topic, 1, 4)],
                    asynchronous=False)
@@ -188,8 +196,9 @@ def check_kafka_python_admin(args):
 
 
 def check_kafka_python_delete_offsets(args, admin):
-    """OffsetDelete through kafka-python: an empty group loses exactly the partition named, a
-    live member's topic is GROUP_SUBSCRIBED_TO_TOPIC, an unknown group GROUP_ID_NOT_FOUND."""
+    """OffsetDelete through kafka-python: an empty group loses exactly the partition named; in
+    a live group the member's topic is GROUP_SUBSCRIBED_TO_TOPIC while a topic it no longer
+    subscribes to is deleted; an unknown group is GROUP_ID_NOT_FOUND."""
     first = KafkaTopicPartition(args.topic, 0)
     results = admin.delete_group_offsets('admin-kp', [first])
     check(results == {first: kafka_errors.NoError},
@@ -197,16 +206,20 @@ def check_kafka_python_delete_offsets(args, admin):
     offsets = admin.list_group_offsets('admin-kp')['admin-kp']
     check({tp.partition for tp in offsets} == set(range(1, PARTITIONS)),
           f'admin-kp offsets after deleting partition 0: {offsets}')
-    results = admin.delete_group_offsets('admin-active', [first])
-    check(results == {first: kafka_errors.GroupSubscribedToTopicError},
+    old = KafkaTopicPartition(old_topic(args), 0)
+    results = admin.delete_group_offsets('admin-active', [first, old])
+    check(results == {first: kafka_errors.GroupSubscribedToTopicError, old: kafka_errors.NoError},
           f'kafka-python delete_group_offsets admin-active answered {results}')
+    offsets = admin.list_group_offsets('admin-active')['admin-active']
+    check({tp.topic for tp in offsets} == {args.topic},
+          f'admin-active offsets after deleting {old_topic(args)}: {offsets}')
     try:
         admin.delete_group_offsets('no-such-group', [first])
         fail('delete_group_offsets of an unknown group succeeded')
     except kafka_errors.GroupIdNotFoundError:
         pass
-    print('kafka-python: delete_group_offsets deletes, refuses a subscribed topic, '
-          'and reports an unknown group')
+    print('kafka-python: delete_group_offsets deletes, refuses a subscribed topic but deletes '
+          'an unsubscribed one in a live group, and reports an unknown group')
 
 
 def run_riffle(riffle, *args):
