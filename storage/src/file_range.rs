@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -21,13 +21,13 @@ use crate::error::{StorageError, io_error};
 #[derive(Clone, Debug)]
 pub struct FileRange {
     file: Arc<File>,
-    path: PathBuf,
+    path: Arc<Path>,
     position: u64,
     length: usize,
 }
 
 impl FileRange {
-    pub(crate) fn new(file: Arc<File>, path: PathBuf, position: u64, length: usize) -> Self {
+    pub(crate) fn new(file: Arc<File>, path: Arc<Path>, position: u64, length: usize) -> Self {
         FileRange {
             file,
             path,
@@ -57,7 +57,7 @@ impl FileRange {
     }
 
     /// The file's path, for error messages.
-    pub fn path(&self) -> &std::path::Path {
+    pub fn path(&self) -> &Path {
         &self.path
     }
 
@@ -112,7 +112,7 @@ mod tests {
     fn read_returns_exactly_the_range() {
         let mut file = tempfile::tempfile().expect("temp file");
         file.write_all(b"0123456789").expect("write");
-        let range = FileRange::new(Arc::new(file), PathBuf::from("test.log"), 3, 4);
+        let range = FileRange::new(Arc::new(file), Path::new("test.log").into(), 3, 4);
         assert_eq!(range.read().expect("read"), Bytes::from_static(b"3456"));
         assert_eq!(range.len(), 4);
     }
@@ -121,7 +121,7 @@ mod tests {
     fn read_past_the_end_of_the_file_is_an_error_not_short_bytes() {
         let mut file = tempfile::tempfile().expect("temp file");
         file.write_all(b"0123").expect("write");
-        let range = FileRange::new(Arc::new(file), PathBuf::from("test.log"), 2, 8);
+        let range = FileRange::new(Arc::new(file), Path::new("test.log").into(), 2, 8);
         assert!(range.read().is_err());
     }
 }

@@ -41,7 +41,8 @@ pub(crate) struct TimestampAndOffset {
 pub(crate) struct Segment {
     base_offset: i64,
     partition_dir: PathBuf,
-    log_path: PathBuf,
+    /// Shared with the `FileRange`s handed to readers, for their error messages.
+    log_path: Arc<Path>,
     /// The `.log` file, opened read-write. Readers use positioned reads (`pread`) and the
     /// appender positioned writes (`pwrite`), so no one shares a file cursor. Shared with the
     /// `FileRange`s handed to readers.
@@ -277,7 +278,7 @@ impl Segment {
         Segment {
             base_offset,
             partition_dir: partition_dir.to_path_buf(),
-            log_path: segment_file_path(partition_dir, base_offset, SegmentFileKind::Log),
+            log_path: segment_file_path(partition_dir, base_offset, SegmentFileKind::Log).into(),
             file: Arc::new(file),
             bytes_written: AtomicU64::new(bytes_written),
             bytes_synced: AtomicU64::new(bytes_synced),
@@ -550,7 +551,7 @@ impl Segment {
             usize::try_from(end - start).map_err(|_| self.corrupt(start, "read too large"))?;
         Ok(FileRange::new(
             Arc::clone(&self.file),
-            self.log_path.clone(),
+            Arc::clone(&self.log_path),
             start,
             length,
         ))
@@ -558,7 +559,7 @@ impl Segment {
 
     fn corrupt(&self, position: u64, reason: &'static str) -> StorageError {
         StorageError::CorruptSegment {
-            path: self.log_path.clone(),
+            path: self.log_path.to_path_buf(),
             position,
             reason,
         }
