@@ -389,10 +389,8 @@ impl ResponseWriter {
                         &response,
                         &mut self.buffer,
                     );
-                    if let Response::Fetch(fetch) = &response {
-                        self.deferred_records
-                            .extend(fetch.deferred_records().cloned());
-                    }
+                    self.deferred_records
+                        .extend(response.deferred_records().cloned());
                 }
             }
             Inbound::UnsupportedApiVersions { correlation_id } => {

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 
-use crate::DecodeError;
 use crate::api::FetchResponse;
 use crate::codec::{Ctx, LengthKind, Wire, decode_bytes, put_length};
+use crate::{DecodeError, Response};
 
 /// A Fetch response partition's record batches.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,12 +139,6 @@ impl Wire for Option<FetchRecords> {
 }
 
 impl FetchResponse {
-    /// The bytes of every deferred record set in the response: the part of the frame the
-    /// encoder leaves for the I/O layer.
-    pub fn deferred_bytes(&self) -> usize {
-        self.deferred_records().map(DeferredRecords::len).sum()
-    }
-
     /// The deferred record sets, in the order the encoder writes them.
     pub fn deferred_records(&self) -> impl Iterator<Item = &DeferredRecords> {
         self.responses
@@ -154,6 +148,18 @@ impl FetchResponse {
                 Some(FetchRecords::Deferred(deferred)) => Some(deferred),
                 _ => None,
             })
+    }
+}
+
+impl Response {
+    /// The record sets the encoder leaves for the I/O layer, in frame order: a Fetch
+    /// response's deferred records, none for any other response.
+    pub fn deferred_records(&self) -> impl Iterator<Item = &DeferredRecords> {
+        let fetch = match self {
+            Response::Fetch(fetch) => Some(fetch),
+            _ => None,
+        };
+        fetch.into_iter().flat_map(FetchResponse::deferred_records)
     }
 }
 

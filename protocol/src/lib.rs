@@ -148,10 +148,7 @@ pub fn encode_response(
     };
     response.encode_body(buf, ctx);
     // Deferred records are part of the frame, though not of `buf` (see `FetchRecords`).
-    let deferred_bytes = match response {
-        Response::Fetch(fetch) => fetch.deferred_bytes(),
-        _ => 0,
-    };
+    let deferred_bytes = response.deferred_records().map(DeferredRecords::len).sum();
     patch_size_prefix(buf, start, deferred_bytes);
 }
 
