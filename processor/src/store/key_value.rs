@@ -51,7 +51,11 @@ impl KeyValueStore {
             self.changelog
                 .record(key.clone(), Some(value.clone()), timestamp_ms),
         );
-        self.restore(&key, Some(&value), timestamp_ms);
+        let stored = StoredValue {
+            value,
+            timestamp_ms,
+        };
+        write_lock(&self.data).entries.insert(key, stored);
     }
 
     /// Applies a write without logging it (changelog replay).
