@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::graph::{Ctx, DropReason, Msg, Operator, SourceDecoder};
+use crate::graph::{Ctx, DropReason, Msg, Operator, Payload, SourceDecoder};
 use crate::record::InputRecord;
 use crate::serdes::{SerdeError, SharedSerde};
 use crate::store::KeyValueStore;
@@ -52,10 +52,11 @@ impl<K: Send + Sync + 'static, V: Send + Sync + 'static> SourceDecoder for Strea
 
 /// A table update as the table source operator receives it: typed, plus the raw bytes it
 /// stores (so the store holds exactly what the topic holds, and the topic can restore it).
-pub(crate) struct TableRow<V> {
+/// The typed value is already a payload, so forwarding it shares it instead of cloning.
+pub(crate) struct TableRow {
     pub key_bytes: Vec<u8>,
     pub value_bytes: Option<Vec<u8>>,
-    pub value: Option<V>,
+    pub value: Option<Payload>,
 }
 
 /// Decodes a table source: a null key is dropped, a null value is a deletion.
@@ -75,7 +76,7 @@ impl<K: Send + Sync + 'static, V: Send + Sync + 'static> SourceDecoder for Table
         let row = TableRow {
             key_bytes,
             value_bytes: record.value.clone(),
-            value,
+            value: value.map(|value| Arc::new(value) as Payload),
         };
         Ok(Some(Msg::new(
             key,
@@ -95,22 +96,17 @@ pub(crate) struct TableSource<K, V> {
     pub _types: std::marker::PhantomData<fn() -> (K, V)>,
 }
 
-impl<K: Send + Sync + Clone + 'static, V: Send + Sync + Clone + 'static> Operator
-    for TableSource<K, V>
-{
+impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Operator for TableSource<K, V> {
     fn process(&mut self, ctx: &mut Ctx<'_>, msg: Msg) {
-        let (Some(key), Some(row)) = (msg.key::<K>(), msg.value::<TableRow<V>>()) else {
+        let (Some(_), Some(row)) = (msg.key::<K>(), msg.value::<TableRow>()) else {
             ctx.drop_record(DropReason::NullKeyOrValue);
             return;
         };
         self.store
             .restore(&row.key_bytes, row.value_bytes.as_deref(), msg.timestamp_ms);
         let update = Msg {
-            key: Some(Arc::new(key.clone())),
-            value: row
-                .value
-                .clone()
-                .map(|value| Arc::new(value) as crate::graph::Payload),
+            key: msg.key.clone(),
+            value: row.value.clone(),
             timestamp_ms: msg.timestamp_ms,
             headers: msg.headers.clone(),
         };
