@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use super::aggregate::key_and_value;
-use crate::graph::{Ctx, DropReason, Msg, Operator};
+use super::aggregate::{key_and_value, store_key};
+use crate::graph::{Ctx, Msg, Operator};
 use crate::serdes::SharedSerde;
 use crate::store::KeyValueStore;
 
@@ -35,8 +35,7 @@ where
             return;
         };
         let name = &self.table_store_name;
-        let Ok(key_bytes) = self.key_serde.serialize(name, key) else {
-            ctx.drop_record(DropReason::Deserialization);
+        let Some(key_bytes) = store_key(ctx, &self.key_serde, name, key) else {
             return;
         };
         let table_value = self
