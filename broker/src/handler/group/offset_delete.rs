@@ -99,6 +99,17 @@ mod tests {
     use crate::group::records::CommittedOffset;
     use crate::testing::test_cluster;
 
+    /// A commit of `offset`, without metadata or expiry.
+    fn committed(offset: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 1_000,
+            expire_timestamp_ms: None,
+        }
+    }
+
     /// A cluster with topic `t` of two partitions, and group `g` (no members) holding
     /// commits for both, as a consumer using assign() leaves them.
     fn cluster_with_commits() -> (tempfile::TempDir, Arc<Cluster>) {
@@ -108,14 +119,11 @@ mod tests {
             .expect("create");
         let commits = (0..2)
             .map(|partition| {
-                let committed = CommittedOffset {
-                    offset: 10 + i64::from(partition),
-                    leader_epoch: -1,
-                    metadata: String::new(),
-                    commit_timestamp_ms: 1_000,
-                    expire_timestamp_ms: None,
-                };
-                ("t".to_string(), partition, committed)
+                (
+                    "t".to_string(),
+                    partition,
+                    committed(10 + i64::from(partition)),
+                )
             })
             .collect();
         let (errors, _) = cluster.groups().commit_offsets("g", "", None, -1, commits);
@@ -161,6 +169,22 @@ mod tests {
         ]))
     }
 
+    /// A member joining `g` with `protocol_type` and one protocol carrying `metadata`.
+    fn join(cluster: &Cluster, protocol_type: &str, metadata: Bytes) {
+        let join = JoinRequest {
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: protocol_type.into(),
+            protocols: vec![("range".into(), metadata)],
+            require_known_member_id: false,
+        };
+        let _joining = cluster.groups().join(Instant::now(), "g", join);
+    }
+
     #[tokio::test]
     async fn deletes_a_committed_offset_of_an_empty_group() {
         // Proves the happy path: a group without members loses exactly the offsets named
@@ -178,18 +202,7 @@ mod tests {
         // subscribed to `t` has joined, each requested partition of `t` is answered
         // GROUP_SUBSCRIBED_TO_TOPIC and every commit stays.
         let (_dir, cluster) = cluster_with_commits();
-        let join = JoinRequest {
-            member_id: String::new(),
-            group_instance_id: None,
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout: Duration::from_secs(10),
-            rebalance_timeout: Duration::from_secs(10),
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), subscription_to_t())],
-            require_known_member_id: false,
-        };
-        let _joining = cluster.groups().join(Instant::now(), "g", join);
+        join(&cluster, "consumer", subscription_to_t());
         let response = handle(&cluster, 0, request("g", &[0, 1])).await;
         assert_eq!(response.error_code, 0);
         let subscribed = ErrorCode::GroupSubscribedToTopic.code();
@@ -211,39 +224,16 @@ mod tests {
         assert_eq!(committed_partitions(&cluster, "g"), vec![0, 1]);
     }
 
-    /// A member joining `g` with `protocol_type` and one protocol carrying `metadata`.
-    fn join(cluster: &Cluster, protocol_type: &str, metadata: Bytes) {
-        let join = JoinRequest {
-            member_id: String::new(),
-            group_instance_id: None,
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout: Duration::from_secs(10),
-            rebalance_timeout: Duration::from_secs(10),
-            protocol_type: protocol_type.into(),
-            protocols: vec![("range".into(), metadata)],
-            require_known_member_id: false,
-        };
-        let _joining = cluster.groups().join(Instant::now(), "g", join);
-    }
-
     #[tokio::test]
     async fn deletes_offsets_of_a_topic_no_member_subscribes_to_while_the_group_is_active() {
         // Proves Kafka's rule, per topic: with a member subscribed to `t` only, a request
         // naming `t` and `u` keeps `t`'s offset (GROUP_SUBSCRIBED_TO_TOPIC) and deletes
         // `u`'s, so an operator can clean up a topic the group stopped reading.
         let (_dir, cluster) = cluster_with_commits();
-        let committed = CommittedOffset {
-            offset: 7,
-            leader_epoch: -1,
-            metadata: String::new(),
-            commit_timestamp_ms: 1_000,
-            expire_timestamp_ms: None,
-        };
         let (errors, _) =
             cluster
                 .groups()
-                .commit_offsets("g", "", None, -1, vec![("u".into(), 0, committed)]);
+                .commit_offsets("g", "", None, -1, vec![("u".into(), 0, committed(7))]);
         assert_eq!(errors, vec![ErrorCode::None]);
         join(&cluster, "consumer", subscription_to_t());
 
