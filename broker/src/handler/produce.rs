@@ -200,14 +200,13 @@ fn produce_to_partition(
     let log_append_time = topic.config.uses_log_append_time();
     // Only a LogAppendTime topic changes bytes the CRC covers, which needs a copy of its own;
     // otherwise the batch is written from the request's buffer as it is.
-    let rewritten = match log_append_time {
-        true => {
-            let mut bytes = BytesMut::from(&batch.as_bytes()[..]);
-            set_log_append_time(&mut bytes, now_ms)
-                .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
-            Some(bytes)
-        }
-        false => None,
+    let rewritten = if log_append_time {
+        let mut bytes = BytesMut::from(&batch.as_bytes()[..]);
+        set_log_append_time(&mut bytes, now_ms)
+            .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
+        Some(bytes)
+    } else {
+        None
     };
     let base_offset = append(partition, &batch, rewritten, now_ms)?;
     let response = PartitionProduceResponse {
