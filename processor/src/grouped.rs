@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::builder::{Data, Graph};
-use crate::graph::OperatorFactory;
+use crate::graph::{NodeId, OperatorFactory};
 use crate::operator::aggregate::{
     AggregateLogic, Aggregator, KeyValueAggregate, Merger, WindowClock,
 };
@@ -115,18 +115,10 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 logic: logic.clone(),
             })
         });
-        let graph = &self.stream.graph;
-        let mut builder = graph.borrow_mut();
-        let node = builder.add_node(
-            "AGGREGATE",
-            &[self.stream.node],
-            factory,
-            vec![store_name.to_string()],
-        );
-        builder.add_store(store_name, StoreKind::KeyValue, node);
-        drop(builder);
+        let kind = StoreKind::KeyValue;
+        let node = add_aggregate_node(&self.stream, "AGGREGATE", store_name, kind, factory);
         KTable::new(
-            graph.clone(),
+            self.stream.graph.clone(),
             node,
             self.key_serde.clone(),
             aggregate_serde,
@@ -153,6 +145,21 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             emit: Emit::OnUpdate,
         }
     }
+}
+
+/// Adds an aggregation node below `stream`, owning the store `store_name` it declares.
+fn add_aggregate_node<K, V>(
+    stream: &KStream<K, V>,
+    operator: &str,
+    store_name: &str,
+    store: StoreKind,
+    factory: OperatorFactory,
+) -> NodeId {
+    let mut builder = stream.graph.borrow_mut();
+    let stores = vec![store_name.to_string()];
+    let node = builder.add_node(operator, &[stream.node], factory, stores);
+    builder.add_store(store_name, store, node);
+    node
 }
 
 fn count_aggregator<K, V>() -> Aggregator<K, V, i64> {
@@ -252,20 +259,14 @@ impl<K: Data + Clone, V: Data> TimeWindowedStream<K, V> {
             retention_ms: windows.retention_ms(),
             keep_duplicates: false,
         };
-        let graph = &self.stream.graph;
-        let mut builder = graph.borrow_mut();
-        let stores = vec![store_name.to_string()];
-        let node = builder.add_node("WINDOW-AGGREGATE", &[self.stream.node], factory, stores);
-        builder.add_store(store_name, kind, node);
-        drop(builder);
-        let size_ms = windows.size_ms;
+        let node = add_aggregate_node(&self.stream, "WINDOW-AGGREGATE", store_name, kind, factory);
         WindowedTable::new(
-            graph.clone(),
+            self.stream.graph.clone(),
             node,
             self.key_serde.clone(),
             aggregate_serde,
             store_name,
-            size_ms,
+            windows.size_ms,
         )
     }
 }
@@ -337,14 +338,9 @@ impl<K: Data + Clone, V: Data> SessionWindowedStream<K, V> {
         let kind = StoreKind::Session {
             retention_ms: windows.gap_ms.saturating_add(windows.grace_ms),
         };
-        let graph = &self.stream.graph;
-        let mut builder = graph.borrow_mut();
-        let stores = vec![store_name.to_string()];
-        let node = builder.add_node("SESSION-AGGREGATE", &[self.stream.node], factory, stores);
-        builder.add_store(store_name, kind, node);
-        drop(builder);
+        let node = add_aggregate_node(&self.stream, "SESSION-AGGREGATE", store_name, kind, factory);
         SessionTable::new(
-            graph.clone(),
+            self.stream.graph.clone(),
             node,
             self.key_serde.clone(),
             aggregate_serde,
