@@ -9,6 +9,7 @@ use crate::graph::{Ctx, DropReason, Msg, Operator};
 use crate::serdes::SharedSerde;
 use crate::store::{KeyValueStore, StoredValue};
 use crate::task::OperatorProgress;
+use crate::window::Windowed;
 
 /// Folds a value into the aggregate so far (`None` for the first value of a key or window).
 pub(crate) type Aggregator<K, V, A> = Arc<dyn Fn(&K, &V, Option<A>) -> A + Send + Sync>;
@@ -40,7 +41,7 @@ pub(crate) struct Folded<A> {
     pub timestamp_ms: i64,
 }
 
-impl<K: 'static, V: 'static, A: 'static> AggregateLogic<K, V, A> {
+impl<K: Send + Sync + 'static, V: 'static, A: Send + Sync + 'static> AggregateLogic<K, V, A> {
     /// Folds `value` into the stored aggregate `old`; the result carries the larger of the
     /// two timestamps. `None` (counted as dropped) when the aggregate cannot be serialized.
     pub fn fold(
@@ -73,6 +74,33 @@ impl<K: 'static, V: 'static, A: 'static> AggregateLogic<K, V, A> {
                 None
             }
         }
+    }
+
+    /// Forwards the final result of the closed window `[start_ms, end_ms]` of the stored
+    /// `key_bytes`, with the stored timestamp; counts it as dropped when the key or the
+    /// aggregate cannot be read back.
+    pub fn forward_closed(
+        &self,
+        ctx: &mut Ctx<'_>,
+        store_name: &str,
+        key_bytes: &[u8],
+        (start_ms, end_ms): (i64, i64),
+        stored: &StoredValue,
+    ) {
+        let (Ok(key), Ok(aggregate)) = (
+            self.key_serde.deserialize(store_name, key_bytes),
+            self.aggregate_serde.deserialize(store_name, &stored.value),
+        ) else {
+            ctx.drop_record(DropReason::Deserialization);
+            return;
+        };
+        let windowed = Windowed {
+            key,
+            start_ms,
+            end_ms,
+        };
+        let headers = Default::default();
+        ctx.forward(Msg::new(windowed, aggregate, stored.timestamp_ms, headers));
     }
 
     /// The aggregate stored as `bytes`; a value this serde cannot read starts afresh.

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::aggregate::{AggregateLogic, Merger, WindowClock, key_and_value, store_key};
-use crate::graph::{Ctx, DropReason, Msg, Operator, Payload};
+use crate::graph::{Ctx, DropReason, Msg, Operator};
 use crate::record::Headers;
 use crate::store::SessionStore;
 use crate::task::OperatorProgress;
@@ -181,25 +181,10 @@ where
             .store
             .ending_between(self.clock.emitted_through_ms, through_ms)
         {
+            let window = (start_ms, end_ms);
             let name = &self.store_name;
-            let (Ok(key), Ok(aggregate)) = (
-                self.logic.key_serde.deserialize(name, &key_bytes),
-                self.logic.aggregate_serde.deserialize(name, &stored.value),
-            ) else {
-                ctx.drop_record(DropReason::Deserialization);
-                continue;
-            };
-            let windowed = Windowed {
-                key,
-                start_ms,
-                end_ms,
-            };
-            ctx.forward(Msg {
-                key: Some(Arc::new(windowed) as Payload),
-                value: Some(Arc::new(aggregate)),
-                timestamp_ms: stored.timestamp_ms,
-                headers: Default::default(),
-            });
+            self.logic
+                .forward_closed(ctx, name, &key_bytes, window, &stored);
         }
         self.clock.emitted_through_ms = through_ms;
     }

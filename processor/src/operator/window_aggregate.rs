@@ -5,8 +5,6 @@
 //! for a closed window is dropped and counted. With `Emit::OnWindowClose` updates are only
 //! stored, and each window is forwarded once, with its final value, when it closes.
 
-use std::sync::Arc;
-
 use super::aggregate::{AggregateLogic, WindowClock, key_and_value, store_key};
 use crate::graph::{Ctx, DropReason, Msg, Operator};
 use crate::store::WindowStore;
@@ -137,26 +135,10 @@ where
             .store
             .starting_between(after_start_ms, through_start_ms)
         {
+            let window = (start_ms, start_ms.saturating_add(size_ms));
             let name = &self.store_name;
-            let (Ok(key), Ok(aggregate)) = (
-                self.logic.key_serde.deserialize(name, &key_bytes),
-                self.logic.aggregate_serde.deserialize(name, &stored.value),
-            ) else {
-                ctx.drop_record(DropReason::Deserialization);
-                continue;
-            };
-            let windowed = Windowed {
-                key,
-                start_ms,
-                end_ms: start_ms.saturating_add(size_ms),
-            };
-            let msg = Msg {
-                key: Some(Arc::new(windowed)),
-                value: Some(Arc::new(aggregate)),
-                timestamp_ms: stored.timestamp_ms,
-                headers: Default::default(),
-            };
-            ctx.forward(msg);
+            self.logic
+                .forward_closed(ctx, name, &key_bytes, window, &stored);
         }
         self.clock.emitted_through_ms = close_ms;
     }
