@@ -54,7 +54,7 @@ impl Writer {
         partition: i32,
         record: OutputRecord,
     ) -> Result<(), BackendError> {
-        let topic_partition = TopicPartition::new(record.topic.clone(), partition);
+        let topic_partition = TopicPartition::new(record.topic, partition);
         let builder = self
             .buffers
             .entry(topic_partition.clone())
@@ -70,13 +70,10 @@ impl Writer {
             record.value.as_deref(),
             &headers,
         );
-        if builder.uncompressed_records_bytes() >= self.max_batch_bytes {
-            let full = self.buffers.remove(&topic_partition);
-            let batches = full
-                .map(|builder| (topic_partition, builder))
-                .into_iter()
-                .collect();
-            self.append(cluster, batches).await?;
+        let full = builder.uncompressed_records_bytes() >= self.max_batch_bytes;
+        if full && let Some(builder) = self.buffers.remove(&topic_partition) {
+            self.append(cluster, BTreeMap::from([(topic_partition, builder)]))
+                .await?;
         }
         Ok(())
     }
