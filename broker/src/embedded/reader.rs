@@ -28,6 +28,13 @@ struct Assigned {
     position: i64,
 }
 
+impl Assigned {
+    /// Whether every record below the high watermark was returned.
+    fn is_caught_up(&self) -> bool {
+        self.position >= self.partition.log.high_watermark()
+    }
+}
+
 /// The assigned partitions and their positions.
 pub struct Reader {
     assigned: BTreeMap<TopicPartition, Assigned>,
@@ -79,7 +86,7 @@ impl Reader {
     pub fn is_caught_up(&self, topic_partition: &TopicPartition) -> bool {
         self.assigned
             .get(topic_partition)
-            .is_some_and(|assigned| assigned.position >= assigned.partition.log.high_watermark())
+            .is_some_and(Assigned::is_caught_up)
     }
 
     /// Reads what the assigned partitions have past their positions, up to the poll byte
@@ -96,15 +103,12 @@ impl Reader {
         self.next_start = self.next_start.wrapping_add(1);
         let mut records = Vec::new();
         let mut read_bytes = 0;
-        let order: Vec<TopicPartition> = self.assigned.keys().cloned().collect();
-        for index in 0..count {
+        let mut order: Vec<_> = self.assigned.iter_mut().collect();
+        order.rotate_left(start);
+        for (topic_partition, assigned) in order {
             if read_bytes >= self.max_poll_bytes {
                 break;
             }
-            let topic_partition = &order[(start + index) % count];
-            let Some(assigned) = self.assigned.get_mut(topic_partition) else {
-                continue;
-            };
             let chunk = read_chunk(topic_partition, assigned)?;
             read_bytes += chunk.len();
             let last_offset = decode_chunk(
@@ -128,7 +132,7 @@ impl Reader {
         for assigned in self.assigned.values() {
             assigned.partition.register_waiter(&waiter);
         }
-        if self.assigned.keys().any(|tp| !self.is_caught_up(tp)) {
+        if !self.assigned.values().all(Assigned::is_caught_up) {
             return;
         }
         let deadline = tokio::time::Instant::from_std(deadline);
