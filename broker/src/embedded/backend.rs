@@ -77,12 +77,6 @@ impl EmbeddedBackend {
         let Some(membership) = self.membership.as_mut() else {
             return Ok(());
         };
-        if !self.needs_join && Instant::now() >= membership.next_heartbeat() {
-            if let HeartbeatOutcome::Rejoin = membership.heartbeat(&self.cluster)? {
-                self.start_rejoin();
-            }
-            return Ok(());
-        }
         if self.needs_join {
             let partitions = membership.join(&self.cluster).await?;
             let committed = membership.committed(&self.cluster, &partitions);
@@ -93,6 +87,10 @@ impl EmbeddedBackend {
             }
             self.needs_join = false;
             self.events.push_back(BackendEvent::Assigned(partitions));
+        } else if Instant::now() >= membership.next_heartbeat()
+            && let HeartbeatOutcome::Rejoin = membership.heartbeat(&self.cluster)?
+        {
+            self.start_rejoin();
         }
         Ok(())
     }
