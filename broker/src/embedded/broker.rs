@@ -259,7 +259,16 @@ mod tests {
     use riffle_processor::{Grouped, StreamsBuilder, StringSerde};
 
     use super::*;
+    use crate::cluster::Validation;
     use crate::testing::test_config;
+
+    /// A broker on a free port whose groups start without the initial rebalance delay.
+    const SERVE_FLAGS: &[&str] = &[
+        "--listen",
+        "127.0.0.1:0",
+        "--group-initial-rebalance-delay-ms",
+        "0",
+    ];
 
     fn counting_topology(application_id: &str) -> Topology {
         let builder = StreamsBuilder::new(application_id);
@@ -270,19 +279,34 @@ mod tests {
         builder.build().unwrap()
     }
 
+    /// Creates the topologies' source topic, `words`.
+    fn create_words(running: &RunningBroker, partitions: i32) {
+        let created = running.cluster().create_topic(
+            "words",
+            partitions,
+            Default::default(),
+            Validation::Apply,
+        );
+        created.unwrap();
+    }
+
+    /// Waits until the first processor runs at least `count` tasks; fails with `what`.
+    async fn wait_for_tasks(running: &RunningBroker, count: usize, what: &str) {
+        let status = running.processors()[0].status.clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while status.lock().unwrap().tasks.len() < count {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn start_serves_runs_topologies_and_shuts_down_in_order() {
         // Proves `start` binds a real port, exposes each topology's stores by application
         // id, runs its tasks once the source topic exists, and `shutdown` stops runners and
         // server cleanly.
         let dir = tempfile::tempdir().unwrap();
-        let flags = [
-            "--listen",
-            "127.0.0.1:0",
-            "--group-initial-rebalance-delay-ms",
-            "0",
-        ];
-        let running = Broker::builder(test_config(dir.path(), &flags))
+        let running = Broker::builder(test_config(dir.path(), SERVE_FLAGS))
             .processor(counting_topology("counter"))
             .start()
             .await
@@ -294,19 +318,8 @@ mod tests {
             .await
             .unwrap();
         // The runner waits for its source topic, then joins and takes both partitions.
-        let created = running.cluster().create_topic(
-            "words",
-            2,
-            Default::default(),
-            crate::cluster::Validation::Apply,
-        );
-        created.unwrap();
-        let status = running.processors()[0].status.clone();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while status.lock().unwrap().tasks.len() < 2 {
-            assert!(std::time::Instant::now() < deadline, "no tasks");
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        create_words(&running, 2);
+        wait_for_tasks(&running, 2, "no tasks").await;
         running.shutdown().await.unwrap();
         let reopened = Cluster::open(test_config(dir.path(), &[]), ("127.0.0.1".into(), 9092));
         assert!(reopened.is_ok());
@@ -337,30 +350,18 @@ mod tests {
         use riffle_protocol::record::{Compression, RecordBatchBuilder};
 
         let dir = tempfile::tempdir().unwrap();
-        let flags = [
-            "--listen",
-            "127.0.0.1:0",
-            "--group-initial-rebalance-delay-ms",
-            "0",
-        ];
         let builder = StreamsBuilder::new("word-counter");
         let counts = builder
             .stream("words", StringSerde, StringSerde)
             .group_by_key(Grouped::new(StringSerde, StringSerde))
             .count("counts");
         let handle = counts.store();
-        let running = Broker::builder(test_config(dir.path(), &flags))
+        let running = Broker::builder(test_config(dir.path(), SERVE_FLAGS))
             .processor(builder.build().unwrap())
             .start()
             .await
             .unwrap();
-        let words = running.cluster().create_topic(
-            "words",
-            1,
-            Default::default(),
-            crate::cluster::Validation::Apply,
-        );
-        words.unwrap();
+        create_words(&running, 1);
         let mut batch = RecordBatchBuilder::new(Compression::None);
         for (timestamp_ms, word) in [(1_000, "apple"), (2_000, "pear"), (3_000, "apple")] {
             batch.append(timestamp_ms, Some(word.as_bytes()), Some(b"x"), &[]);
@@ -403,17 +404,11 @@ mod tests {
         // Proves a co-located topology whose input does not exist yet keeps waiting (with
         // warnings) past the warning interval, and starts once the topic appears.
         let dir = tempfile::tempdir().unwrap();
-        let flags = [
-            "--listen",
-            "127.0.0.1:0",
-            "--group-initial-rebalance-delay-ms",
-            "0",
-        ];
         let config = RuntimeConfig {
             source_topics_warning_interval: std::time::Duration::from_millis(100),
             ..RuntimeConfig::default()
         };
-        let mut running = Broker::builder(test_config(dir.path(), &flags))
+        let mut running = Broker::builder(test_config(dir.path(), SERVE_FLAGS))
             .processor_with(counting_topology("late-input"), config)
             .start()
             .await
@@ -423,22 +418,8 @@ mod tests {
             no_failure.await.is_err(),
             "the topology gave up on its missing input"
         );
-        let created = running.cluster().create_topic(
-            "words",
-            1,
-            Default::default(),
-            crate::cluster::Validation::Apply,
-        );
-        created.unwrap();
-        let status = running.processors()[0].status.clone();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while status.lock().unwrap().tasks.is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no task after the topic appeared"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        create_words(&running, 1);
+        wait_for_tasks(&running, 1, "no task after the topic appeared").await;
         running.shutdown().await.unwrap();
     }
 }
