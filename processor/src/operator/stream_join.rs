@@ -45,9 +45,26 @@ where
     O: Send + Sync + 'static,
 {
     fn process(&mut self, ctx: &mut Ctx<'_>, msg: Msg) {
+        let name = self.store_name.as_str();
         match self.side {
-            JoinSide::Left => self.process_side::<L>(ctx, msg),
-            JoinSide::Right => self.process_side::<R>(ctx, msg),
+            JoinSide::Left => self.process_side(
+                ctx,
+                msg,
+                |left: &L| self.left_serde.serialize(name, left).ok(),
+                |key, left, right_bytes| {
+                    let right = self.right_serde.deserialize(name, right_bytes).ok()?;
+                    Some((self.joiner)(key, left, &right))
+                },
+            ),
+            JoinSide::Right => self.process_side(
+                ctx,
+                msg,
+                |right: &R| self.right_serde.serialize(name, right).ok(),
+                |key, right, left_bytes| {
+                    let left = self.left_serde.deserialize(name, left_bytes).ok()?;
+                    Some((self.joiner)(key, &left, right))
+                },
+            ),
         }
     }
 }
@@ -55,18 +72,25 @@ where
 impl<K, L, R, O> StreamStreamJoin<K, L, R, O>
 where
     K: Send + Sync + 'static,
-    L: Send + Sync + 'static,
-    R: Send + Sync + 'static,
     O: Send + Sync + 'static,
 {
-    fn process_side<T: Send + Sync + 'static>(&mut self, ctx: &mut Ctx<'_>, msg: Msg) {
+    /// Stores a record of this side (`T`), then joins it with each partner in the other
+    /// side's store: `serialize` gives the bytes this side stores, `join` runs the joiner
+    /// on a partner's stored bytes (`None` when they cannot be read).
+    fn process_side<T: 'static>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        msg: Msg,
+        serialize: impl Fn(&T) -> Option<Vec<u8>>,
+        join: impl Fn(&K, &T, &[u8]) -> Option<O>,
+    ) {
         let Some((key, value)) = key_and_value::<K, T>(ctx, &msg) else {
             return;
         };
         let Some(key_bytes) = store_key(ctx, &self.key_serde, &self.store_name, key) else {
             return;
         };
-        let Some(value_bytes) = self.serialize_own(value) else {
+        let Some(value_bytes) = serialize(value) else {
             ctx.drop_record(DropReason::Deserialization);
             return;
         };
@@ -92,7 +116,7 @@ where
             ),
         };
         for (other_ms, stored) in self.other_store.fetch_range(&key_bytes, from_ms, to_ms) {
-            let Some(joined) = self.join_with(key, value, &stored.value) else {
+            let Some(joined) = join(key, value, &stored.value) else {
                 ctx.drop_record(DropReason::Deserialization);
                 continue;
             };
@@ -103,35 +127,6 @@ where
                 timestamp_ms: joined_ms,
                 headers: msg.headers.clone(),
             });
-        }
-    }
-
-    fn serialize_own<T: 'static>(&self, value: &T) -> Option<Vec<u8>> {
-        let any: &dyn std::any::Any = value;
-        match self.side {
-            JoinSide::Left => self
-                .left_serde
-                .serialize(&self.store_name, any.downcast_ref::<L>()?)
-                .ok(),
-            JoinSide::Right => self
-                .right_serde
-                .serialize(&self.store_name, any.downcast_ref::<R>()?)
-                .ok(),
-        }
-    }
-
-    fn join_with<T: 'static>(&self, key: &K, value: &T, other_bytes: &[u8]) -> Option<O> {
-        let any: &dyn std::any::Any = value;
-        let name = &self.store_name;
-        match self.side {
-            JoinSide::Left => {
-                let right = self.right_serde.deserialize(name, other_bytes).ok()?;
-                Some((self.joiner)(key, any.downcast_ref::<L>()?, &right))
-            }
-            JoinSide::Right => {
-                let left = self.left_serde.deserialize(name, other_bytes).ok()?;
-                Some((self.joiner)(key, &left, any.downcast_ref::<R>()?))
-            }
         }
     }
 }
