@@ -11,6 +11,7 @@ mod example_apps;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use example_apps::{Input, MINUTE_MS};
 use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
@@ -25,7 +26,6 @@ use riffle_integration_tests::riffle_cli::riffle_groups;
 /// The example's application id, hence its consumer group.
 const APPLICATION_ID: &str = "fraud-alerts";
 const PAYMENTS_PARTITIONS: i32 = 2;
-const MINUTE_MS: i64 = 60_000;
 const WINDOW_COUNT: i64 = 6;
 const CARD_COUNT: i64 = 12;
 /// The example's thresholds.
@@ -51,10 +51,7 @@ async fn fraud_alerts_survive_a_kill_mid_stream() {
     // exactly the final window results of the payments (as an uninterrupted run computes
     // them), though the process was SIGKILLed with processed but uncommitted input; and the
     // application's progress is an ordinary consumer group with committed offsets and lag.
-    let mut broker = Broker::builder()
-        .binary(&example_apps::example_binary("fraud_alerts"))
-        .args(&["--group-initial-rebalance-delay-ms", "0"])
-        .start();
+    let mut broker = example_apps::start_example("fraud_alerts");
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "payments", PAYMENTS_PARTITIONS, &[]).await;
     let start_ms = example_apps::start_ms();
@@ -131,7 +128,6 @@ fn expected_alerts(payments: &[Payment]) -> BTreeSet<Alert> {
 }
 
 async fn produce(bootstrap: &str, payments: &[Payment]) {
-    let producer = future_producer(bootstrap, &[("enable.idempotence", "true")]);
     let values: Vec<String> = payments
         .iter()
         .map(|payment| {
@@ -141,19 +137,16 @@ async fn produce(bootstrap: &str, payments: &[Payment]) {
             )
         })
         .collect();
-    let mut sends = Vec::new();
-    for (payment, value) in payments.iter().zip(&values) {
-        let record = FutureRecord::to("payments")
-            .key(&payment.card)
-            .payload(value)
-            .timestamp(payment.timestamp_ms);
-        sends.push(producer.send(record, Timeout::After(CLIENT_TIMEOUT)));
-    }
-    for send in sends {
-        if let Err((error, _)) = send.await {
-            panic!("producing a payment failed: {error}");
-        }
-    }
+    let inputs: Vec<Input> = payments
+        .iter()
+        .zip(&values)
+        .map(|(payment, value)| Input {
+            key: &payment.card,
+            value: Some(value.as_bytes()),
+            timestamp_ms: payment.timestamp_ms,
+        })
+        .collect();
+    example_apps::produce(bootstrap, "payments", &inputs).await;
 }
 
 /// A small payment far later on every partition: stream time is per partition, and this
