@@ -127,14 +127,9 @@ fn topology() -> Result<(Topology, WindowStoreHandle<String, Counts>), TopologyE
 }
 
 fn main() -> std::process::ExitCode {
-    match topology() {
-        // The store handle serves queries in tests; `common::run` does not expose it.
-        Ok((topology, _counts)) => common::run(topology),
-        Err(error) => {
-            eprintln!("ad_counting: the topology does not build: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    // The store handle serves queries in tests; `common::run_built` does not expose it.
+    let topology = topology().map(|(topology, _counts)| topology);
+    common::run_built("ad_counting", topology)
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ impl TopProducts {
     }
 }
 
-/// Handles the host program (or a test) reads state through. `common::run` gives the
+/// Handles the host program (or a test) reads state through. `common::run_built` gives the
 /// running broker no way to serve them yet, so outside tests nothing reads them.
 #[cfg_attr(not(test), allow(dead_code))]
 struct Stores {
@@ -234,14 +234,9 @@ fn topology() -> Result<(Topology, Stores), TopologyError> {
 }
 
 fn main() -> std::process::ExitCode {
-    match topology() {
-        // The store handles serve queries in tests; `common::run` does not expose them.
-        Ok((topology, _stores)) => common::run(topology),
-        Err(error) => {
-            eprintln!("ecommerce: the topology does not build: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    // The store handles serve queries in tests; `common::run_built` does not expose them.
+    let topology = topology().map(|(topology, _stores)| topology);
+    common::run_built("ecommerce", topology)
 }
 
 #[cfg(test)]

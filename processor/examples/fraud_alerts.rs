@@ -120,13 +120,7 @@ fn topology() -> Result<Topology, TopologyError> {
 }
 
 fn main() -> ExitCode {
-    match topology() {
-        Ok(topology) => common::run(topology),
-        Err(error) => {
-            eprintln!("fraud_alerts: invalid topology: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_built("fraud_alerts", topology())
 }
 
 #[cfg(test)]

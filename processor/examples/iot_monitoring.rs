@@ -183,13 +183,7 @@ fn topology() -> Result<Topology, TopologyError> {
 }
 
 fn main() -> std::process::ExitCode {
-    match topology() {
-        Ok(topology) => common::run(topology),
-        Err(error) => {
-            eprintln!("iot_monitoring: the topology does not build: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::run_built("iot_monitoring", topology())
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use riffle_broker::config::BrokerConfig;
 use riffle_broker::embedded::Broker;
-use riffle_processor::Topology;
 use riffle_processor::runtime::RuntimeConfig;
+use riffle_processor::{Topology, TopologyError};
 
 /// A Riffle broker running a stream-processing example.
 #[derive(Debug, Parser)]
@@ -49,7 +49,7 @@ struct ExampleArgs {
 
 /// Parses the command line and runs `topology` embedded in a broker, or remotely with
 /// `--remote`, until Ctrl-C or SIGTERM.
-pub fn run(topology: Topology) -> ExitCode {
+fn run(topology: Topology) -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
@@ -58,6 +58,18 @@ pub fn run(topology: Topology) -> ExitCode {
     match args.remote {
         None => Broker::builder(args.broker).processor(topology).run(),
         Some(bootstrap) => run_remote(topology, &bootstrap, &args.broker.log_level),
+    }
+}
+
+/// Runs the topology `example` built, as [`run`] does; if it did not build, says so on
+/// stderr and fails.
+pub fn run_built(example: &str, topology: Result<Topology, TopologyError>) -> ExitCode {
+    match topology {
+        Ok(topology) => run(topology),
+        Err(error) => {
+            eprintln!("{example}: the topology does not build: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
