@@ -356,6 +356,8 @@ impl Task {
     /// calls do, with an explicit stack instead of recursion.
     fn run_from(&mut self, start: NodeId, msg: Msg, outputs: &mut Vec<OutputRecord>) {
         let mut stack = vec![(start, msg)];
+        // One buffer for every step's forwards, drained onto the stack after each.
+        let mut forwards = Vec::new();
         let mut steps = 0usize;
         while let Some((node, msg)) = stack.pop() {
             steps += 1;
@@ -369,19 +371,23 @@ impl Task {
             let mut ctx = Ctx {
                 outputs,
                 metrics: &mut self.metrics,
-                forwards: Vec::new(),
+                forwards,
             };
             operator.process(&mut ctx, msg);
-            let forwards = ctx.forwards;
+            forwards = ctx.forwards;
             let children = &self.topology.inner.nodes[node].children;
-            push_forwards(&mut stack, children, forwards);
+            push_forwards(&mut stack, children, forwards.drain(..));
         }
     }
 }
 
 /// Pushes forwarded records so the first forward's first child is processed first.
-fn push_forwards(stack: &mut Vec<(NodeId, Msg)>, children: &[NodeId], forwards: Vec<Forward>) {
-    for forward in forwards.into_iter().rev() {
+fn push_forwards(
+    stack: &mut Vec<(NodeId, Msg)>,
+    children: &[NodeId],
+    forwards: impl DoubleEndedIterator<Item = Forward>,
+) {
+    for forward in forwards.rev() {
         match forward.child_index {
             Some(index) => {
                 if let Some(child) = children.get(index) {
