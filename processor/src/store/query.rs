@@ -34,24 +34,9 @@ pub struct SessionStoreHandle<K, V> {
     pub(crate) value_serde: SharedSerde<V>,
 }
 
-macro_rules! handle_common {
-    ($handle:ident) => {
-        impl<K, V> Clone for $handle<K, V> {
-            fn clone(&self) -> Self {
-                self.clone_fields()
-            }
-        }
-        impl<K, V> $handle<K, V> {
-            /// The store's name in the topology.
-            pub fn name(&self) -> &str {
-                &self.name
-            }
-        }
-    };
-}
-
-impl<K, V> KeyValueStoreHandle<K, V> {
-    fn clone_fields(&self) -> Self {
+// Clone by hand: a derive would require `K: Clone` and `V: Clone`.
+impl<K, V> Clone for KeyValueStoreHandle<K, V> {
+    fn clone(&self) -> Self {
         KeyValueStoreHandle {
             name: self.name.clone(),
             key_serde: self.key_serde.clone(),
@@ -59,8 +44,16 @@ impl<K, V> KeyValueStoreHandle<K, V> {
         }
     }
 }
-impl<K, V> WindowStoreHandle<K, V> {
-    fn clone_fields(&self) -> Self {
+
+impl<K, V> KeyValueStoreHandle<K, V> {
+    /// The store's name in the topology.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<K, V> Clone for WindowStoreHandle<K, V> {
+    fn clone(&self) -> Self {
         WindowStoreHandle {
             name: self.name.clone(),
             size_ms: self.size_ms,
@@ -69,8 +62,16 @@ impl<K, V> WindowStoreHandle<K, V> {
         }
     }
 }
-impl<K, V> SessionStoreHandle<K, V> {
-    fn clone_fields(&self) -> Self {
+
+impl<K, V> WindowStoreHandle<K, V> {
+    /// The store's name in the topology.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<K, V> Clone for SessionStoreHandle<K, V> {
+    fn clone(&self) -> Self {
         SessionStoreHandle {
             name: self.name.clone(),
             key_serde: self.key_serde.clone(),
@@ -78,9 +79,13 @@ impl<K, V> SessionStoreHandle<K, V> {
         }
     }
 }
-handle_common!(KeyValueStoreHandle);
-handle_common!(WindowStoreHandle);
-handle_common!(SessionStoreHandle);
+
+impl<K, V> SessionStoreHandle<K, V> {
+    /// The store's name in the topology.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
 
 /// The stores of the tasks a runtime runs now, shared with the host program.
 #[derive(Clone, Default)]
