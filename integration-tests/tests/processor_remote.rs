@@ -295,12 +295,17 @@ fn assert_final_counts(output: &[WindowCount], expected: &BTreeMap<(String, i64)
         let want = expected.get(&(key.clone(), *start_ms));
         assert_eq!(want, Some(count), "window {key}@{start_ms} emitted {count}");
     }
-    let emitted: BTreeSet<(String, i64)> = output.iter().map(|(k, s, _)| (k.clone(), *s)).collect();
+    let emitted = emitted_windows(output);
     let missing: Vec<_> = expected
         .keys()
         .filter(|window| !emitted.contains(*window))
         .collect();
     assert!(missing.is_empty(), "windows never emitted: {missing:?}");
+}
+
+/// The windows (key, start) the output holds.
+fn emitted_windows(output: &[WindowCount]) -> BTreeSet<(String, i64)> {
+    output.iter().map(|(k, s, _)| (k.clone(), *s)).collect()
 }
 
 /// Waits until the output holds every expected window, and returns all of it.
@@ -312,8 +317,7 @@ async fn wait_for_windows(
     let deadline = Instant::now() + WAIT_TIMEOUT;
     loop {
         let output = read_window_counts(bootstrap, topic).await;
-        let emitted: BTreeSet<(String, i64)> =
-            output.iter().map(|(k, s, _)| (k.clone(), *s)).collect();
+        let emitted = emitted_windows(&output);
         if expected.keys().all(|window| emitted.contains(window)) {
             return output;
         }
