@@ -106,7 +106,8 @@ impl EmbeddedBackend {
     }
 
     fn group_id(&self) -> &str {
-        // Only called by the runner after subscribe; an empty id fails the request cleanly.
+        // Only called by the runner after subscribe; before it, the empty id has no offsets
+        // (OffsetCommit refuses it), so `committed` answers nothing committed.
         self.membership.as_ref().map_or("", Membership::group_id)
     }
 
