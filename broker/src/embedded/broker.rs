@@ -73,7 +73,7 @@ impl BrokerBuilder {
             let mut running = self.start_announced(true).await?;
             let failure = tokio::select! {
                 () = stop => None,
-                failure = running.failures.recv() => failure,
+                failure = running.failed() => Some(failure),
             };
             let stopped = running.shutdown().await;
             match failure {
@@ -227,9 +227,14 @@ impl RunningBroker {
             .map(|processor| processor.stores.clone())
     }
 
-    /// Waits until a processor fails, and returns its message.
-    pub async fn failed(&mut self) -> Option<String> {
-        self.failures.recv().await
+    /// Waits until a processor fails, and returns its message. Once no processor is left
+    /// that could fail (there were none), it waits for ever: a broker without topologies
+    /// serves until it is stopped.
+    pub async fn failed(&mut self) -> String {
+        match self.failures.recv().await {
+            Some(message) => message,
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops the processors (each commits a last time and leaves its group), then the
@@ -420,6 +425,24 @@ mod tests {
         );
         create_words(&running, 1);
         wait_for_tasks(&running, 1, "no task after the topic appeared").await;
+        running.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_broker_without_topologies_does_not_report_a_failure() {
+        // Proves `failed` (what `Broker::run` waits on beside the stop signal) does not
+        // return when there is no processor to fail, so such a broker keeps serving.
+        let dir = tempfile::tempdir().unwrap();
+        let mut running = Broker::builder(test_config(dir.path(), SERVE_FLAGS))
+            .start()
+            .await
+            .unwrap();
+        let no_failure =
+            tokio::time::timeout(std::time::Duration::from_millis(300), running.failed());
+        assert!(
+            no_failure.await.is_err(),
+            "failed() returned without a failure"
+        );
         running.shutdown().await.unwrap();
     }
 }
