@@ -9,6 +9,7 @@
 mod key_value;
 pub mod query;
 mod session;
+mod time_index;
 mod window;
 
 use std::collections::HashMap;

@@ -227,7 +227,7 @@ impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
             let data = read_lock(part);
             let lower = (key_bytes.clone(), from_ms, i32::MIN);
             let upper = (key_bytes.clone(), to_ms, i32::MAX);
-            for ((_, start_ms, _), stored) in data.entries.range(lower..=upper) {
+            for ((_, start_ms, _), stored) in data.entries.by_key.range(lower..=upper) {
                 let value = self.handle.value_serde.deserialize(name, &stored.value)?;
                 found.push((self.windowed(key.clone(), *start_ms), value));
             }
@@ -242,7 +242,7 @@ impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
         let mut raw = Vec::new();
         for part in &self.parts {
             let data = read_lock(part);
-            for ((key, start_ms, _), stored) in &data.entries {
+            for ((key, start_ms, _), stored) in &data.entries.by_key {
                 raw.push((key.clone(), *start_ms, stored.value.clone()));
             }
         }
@@ -281,7 +281,7 @@ impl<K: Clone + 'static, V: 'static> SessionView<K, V> {
             let data = read_lock(part);
             let lower = (key_bytes.clone(), i64::MIN, i64::MIN);
             let upper = (key_bytes.clone(), i64::MAX, i64::MAX);
-            for ((_, end_ms, start_ms), stored) in data.entries.range(lower..=upper) {
+            for ((_, end_ms, start_ms), stored) in data.entries.by_key.range(lower..=upper) {
                 let value = self.handle.value_serde.deserialize(name, &stored.value)?;
                 let window = Windowed {
                     key: key.clone(),

@@ -3,23 +3,19 @@
 //! Changelog key layout (Kafka Streams' `SessionKeySchema`): `key ‖ end (i64 BE) ‖ start
 //! (i64 BE)`.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
+use super::time_index::TimeIndexed;
 use super::{Changelog, StoredValue, read_i64, read_lock, write_lock};
 use crate::record::OutputRecord;
-
-/// A session's position: key bytes, end, start.
-pub(crate) type SessionKey = (Vec<u8>, i64, i64);
 
 const SUFFIX_BYTES: usize = 16;
 
 /// The data of one task's session store, shared with host-program queries.
 #[derive(Debug, Default)]
 pub(crate) struct SessionData {
-    pub entries: BTreeMap<SessionKey, StoredValue>,
-    /// The same sessions ordered by end, for expiry and for emitting closed sessions.
-    by_end: BTreeSet<(i64, Vec<u8>, i64)>,
+    /// By key bytes, session end and session start.
+    pub entries: TimeIndexed<i64>,
     observed_end_ms: i64,
 }
 
@@ -67,6 +63,7 @@ impl SessionStore {
         let lower = (key.to_vec(), earliest_end_ms, i64::MIN);
         let upper = (key.to_vec(), i64::MAX, i64::MAX);
         data.entries
+            .by_key
             .range(lower..=upper)
             .filter(|((_, _, start_ms), _)| *start_ms <= latest_start_ms)
             .map(|((_, end_ms, start_ms), stored)| (*start_ms, *end_ms, stored.clone()))
@@ -78,22 +75,11 @@ impl SessionStore {
         &self,
         after_ms: i64,
         through_ms: i64,
-    ) -> Vec<(Vec<u8>, i64, i64, StoredValue)> {
-        if through_ms <= after_ms {
-            return Vec::new();
-        }
-        let data = self.read();
-        let lower = (after_ms.saturating_add(1), Vec::new(), i64::MIN);
-        let mut found = Vec::new();
-        for (end_ms, key, start_ms) in data.by_end.range(lower..) {
-            if *end_ms > through_ms {
-                break;
-            }
-            if let Some(stored) = data.entries.get(&(key.clone(), *end_ms, *start_ms)) {
-                found.push((key.clone(), *start_ms, *end_ms, stored.clone()));
-            }
-        }
+    ) -> impl Iterator<Item = (Vec<u8>, i64, i64, StoredValue)> + use<> {
+        let found = self.read().entries.between(after_ms, through_ms);
         found
+            .into_iter()
+            .map(|(key, end_ms, start_ms, stored)| (key, start_ms, end_ms, stored))
     }
 
     /// Writes (or with `None` removes) the session `[start_ms, end_ms]` of `key`.
@@ -146,32 +132,15 @@ impl SessionStore {
         timestamp_ms: i64,
     ) {
         let mut data = self.write();
-        match value {
-            Some(value) => {
-                data.by_end.insert((end_ms, key.clone(), start_ms));
-                let stored = StoredValue {
-                    value,
-                    timestamp_ms,
-                };
-                data.entries.insert((key, end_ms, start_ms), stored);
-            }
-            None => {
-                data.by_end.remove(&(end_ms, key.clone(), start_ms));
-                data.entries.remove(&(key, end_ms, start_ms));
-            }
-        }
+        let stored = value.map(|value| StoredValue {
+            value,
+            timestamp_ms,
+        });
+        data.entries.write(key, end_ms, start_ms, stored);
         if end_ms > data.observed_end_ms {
             data.observed_end_ms = end_ms;
             let cutoff_ms = end_ms.saturating_sub(self.retention_ms);
-            while let Some(first) = data.by_end.first() {
-                if first.0 >= cutoff_ms {
-                    break;
-                }
-                let Some((end_ms, key, start_ms)) = data.by_end.pop_first() else {
-                    break;
-                };
-                data.entries.remove(&(key, end_ms, start_ms));
-            }
+            data.entries.expire_while(|end_ms| end_ms < cutoff_ms);
         }
     }
 }

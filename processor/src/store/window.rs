@@ -3,23 +3,19 @@
 //! Changelog key layout (Kafka Streams' `WindowKeySchema`): `key ‖ start (i64 BE) ‖ seq
 //! (i32 BE)`, where seq is 0 except in stores that keep duplicates (join buffers).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
+use super::time_index::TimeIndexed;
 use super::{Changelog, StoredValue, read_i32, read_i64, read_lock, write_lock};
 use crate::record::OutputRecord;
-
-/// A window entry's position: key bytes, window start, duplicate number.
-pub(crate) type WindowEntryKey = (Vec<u8>, i64, i32);
 
 const SUFFIX_BYTES: usize = 8 + 4;
 
 /// The data of one task's window store, shared with host-program queries.
 #[derive(Debug, Default)]
 pub(crate) struct WindowData {
-    pub entries: BTreeMap<WindowEntryKey, StoredValue>,
-    /// The same entries ordered by start, for expiry and for emitting closed windows.
-    by_start: BTreeSet<(i64, Vec<u8>, i32)>,
+    /// By key bytes, window start and duplicate number.
+    pub entries: TimeIndexed<i32>,
     /// The largest window start written: the store's notion of stream time.
     observed_start_ms: i64,
     next_seq: i32,
@@ -64,6 +60,7 @@ impl WindowStore {
     pub fn fetch(&self, key: &[u8], start_ms: i64) -> Option<StoredValue> {
         self.read()
             .entries
+            .by_key
             .get(&(key.to_vec(), start_ms, 0))
             .cloned()
     }
@@ -74,6 +71,7 @@ impl WindowStore {
         let lower = (key.to_vec(), from_ms, i32::MIN);
         let upper = (key.to_vec(), to_ms, i32::MAX);
         data.entries
+            .by_key
             .range(lower..=upper)
             .map(|((_, start_ms, _), stored)| (*start_ms, stored.clone()))
             .collect()
@@ -84,22 +82,11 @@ impl WindowStore {
         &self,
         after_ms: i64,
         through_ms: i64,
-    ) -> Vec<(Vec<u8>, i64, StoredValue)> {
-        if through_ms <= after_ms {
-            return Vec::new();
-        }
-        let data = self.read();
-        let lower = (after_ms.saturating_add(1), Vec::new(), i32::MIN);
-        let mut found = Vec::new();
-        for (start_ms, key, seq) in data.by_start.range(lower..) {
-            if *start_ms > through_ms {
-                break;
-            }
-            if let Some(stored) = data.entries.get(&(key.clone(), *start_ms, *seq)) {
-                found.push((key.clone(), *start_ms, stored.clone()));
-            }
-        }
+    ) -> impl Iterator<Item = (Vec<u8>, i64, StoredValue)> + use<> {
+        let found = self.read().entries.between(after_ms, through_ms);
         found
+            .into_iter()
+            .map(|(key, start_ms, _, stored)| (key, start_ms, stored))
     }
 
     /// Writes (or with `None` deletes) `key` in the window at `start_ms`; false when the
@@ -164,38 +151,17 @@ impl WindowStore {
         timestamp_ms: i64,
     ) {
         let mut data = self.write();
-        match value {
-            Some(value) => {
-                data.by_start.insert((start_ms, key.clone(), seq));
-                let stored = StoredValue {
-                    value,
-                    timestamp_ms,
-                };
-                data.entries.insert((key, start_ms, seq), stored);
-            }
-            None => {
-                data.by_start.remove(&(start_ms, key.clone(), seq));
-                data.entries.remove(&(key, start_ms, seq));
-            }
-        }
+        let stored = value.map(|value| StoredValue {
+            value,
+            timestamp_ms,
+        });
+        data.entries.write(key, start_ms, seq, stored);
         if start_ms > data.observed_start_ms {
             data.observed_start_ms = start_ms;
-            self.expire(&mut data);
-        }
-    }
-
-    /// Drops windows that fell out of retention; the changelog's own retention drops them
-    /// there, as in Kafka Streams.
-    fn expire(&self, data: &mut WindowData) {
-        let cutoff_ms = data.observed_start_ms.saturating_sub(self.retention_ms);
-        while let Some(first) = data.by_start.first() {
-            if first.0 > cutoff_ms {
-                break;
-            }
-            let Some((start_ms, key, seq)) = data.by_start.pop_first() else {
-                break;
-            };
-            data.entries.remove(&(key, start_ms, seq));
+            // Windows that fell out of retention; the changelog's own retention drops them
+            // there, as in Kafka Streams.
+            let cutoff_ms = start_ms.saturating_sub(self.retention_ms);
+            data.entries.expire_while(|start_ms| start_ms <= cutoff_ms);
         }
     }
 }
