@@ -21,6 +21,26 @@ const ACKS_ALL: i16 = -1;
 /// How long Produce may take, as a client would say it.
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 
+/// At most this many bytes of varints frame a record in a v2 batch: its length, timestamp
+/// and offset deltas, key and value lengths and header count (the attributes byte included).
+const RECORD_FRAMING_BYTES_MAX: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+/// At most this many bytes of varints frame one header: its name and value lengths.
+const HEADER_FRAMING_BYTES_MAX: usize = 5 + 5;
+
+/// An upper bound on the bytes `record` adds to a batch's records.
+fn record_bytes_bound(record: &OutputRecord) -> usize {
+    let headers_bytes: usize = record
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            HEADER_FRAMING_BYTES_MAX + name.len() + value.as_ref().map_or(0, Vec::len)
+        })
+        .sum();
+    let key_bytes = record.key.as_ref().map_or(0, Vec::len);
+    let value_bytes = record.value.as_ref().map_or(0, Vec::len);
+    RECORD_FRAMING_BYTES_MAX + key_bytes + value_bytes + headers_bytes
+}
+
 /// The buffered batches and what was written since the last flush.
 pub struct Writer {
     /// One open batch per partition. Bounded: a batch reaching `max_batch_bytes` is
@@ -44,7 +64,8 @@ impl Writer {
     }
 
     /// Buffers `record` for `partition` of its topic; appends that partition's batch when
-    /// it is full.
+    /// it is full, and first, if the record would take the batch past `max_batch_bytes`, so
+    /// a batch passes `max_batch_bytes` only by a record it holds alone.
     ///
     /// # Errors
     /// When a full batch cannot be appended.
@@ -54,7 +75,15 @@ impl Writer {
         partition: i32,
         record: OutputRecord,
     ) -> Result<(), BackendError> {
+        let record_bytes = record_bytes_bound(&record);
         let topic_partition = TopicPartition::new(record.topic, partition);
+        let overflows = self.buffers.get(&topic_partition).is_some_and(|builder| {
+            builder.records_count() > 0
+                && builder.uncompressed_records_bytes() + record_bytes > self.max_batch_bytes
+        });
+        if overflows {
+            self.append_partition(cluster, &topic_partition).await?;
+        }
         let builder = self
             .buffers
             .entry(topic_partition.clone())
@@ -70,12 +99,28 @@ impl Writer {
             record.value.as_deref(),
             &headers,
         );
-        let full = builder.uncompressed_records_bytes() >= self.max_batch_bytes;
-        if full && let Some(builder) = self.buffers.remove(&topic_partition) {
-            self.append(cluster, BTreeMap::from([(topic_partition, builder)]))
-                .await?;
+        if builder.uncompressed_records_bytes() >= self.max_batch_bytes {
+            self.append_partition(cluster, &topic_partition).await?;
         }
         Ok(())
+    }
+
+    /// Appends `topic_partition`'s open batch on its own.
+    async fn append_partition(
+        &mut self,
+        cluster: &Arc<Cluster>,
+        topic_partition: &TopicPartition,
+    ) -> Result<(), BackendError> {
+        match self.buffers.remove(topic_partition) {
+            Some(builder) => {
+                self.append(
+                    cluster,
+                    BTreeMap::from([(topic_partition.clone(), builder)]),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
     }
 
     /// Appends every buffered batch (in one Produce request, so one fsync covers them) and
@@ -149,5 +194,75 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use riffle_processor::{Headers, OutputKind, OutputPartition};
+    use riffle_protocol::record::batches;
+    use riffle_storage::FirstBatch;
+
+    use super::*;
+    use crate::cluster::Validation;
+    use crate::testing::test_cluster;
+
+    /// The default `max.message.bytes`: the largest batch a topic accepts.
+    const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+    /// The embedded runtime's default batch target.
+    const MAX_BATCH_BYTES: usize = 512 * 1024;
+
+    fn record_of(value_bytes: usize, fill: u8) -> OutputRecord {
+        OutputRecord {
+            topic: "out".into(),
+            partition: OutputPartition::Exactly(0),
+            key: None,
+            value: Some(vec![fill; value_bytes]),
+            timestamp_ms: 1_000,
+            headers: Headers::default(),
+            kind: OutputKind::Sink,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_record_that_would_overfill_the_open_batch_starts_a_new_one() {
+        // Proves the size check comes before the record joins the batch: 400 KiB buffered
+        // and then a 700 KiB record, together over max.message.bytes, go out as two
+        // batches the topic accepts, not one it refuses with MESSAGE_TOO_LARGE.
+        let (_dir, cluster) = test_cluster();
+        cluster
+            .create_topic("out", 1, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        let cluster = Arc::new(cluster);
+        let mut writer = Writer::new(MAX_BATCH_BYTES);
+        let (first_bytes, second_bytes) = (400 * 1024, 700 * 1024);
+        assert!(first_bytes < MAX_BATCH_BYTES);
+        assert!(first_bytes + second_bytes > MAX_MESSAGE_BYTES);
+        writer
+            .send(&cluster, 0, record_of(first_bytes, b'a'))
+            .await
+            .expect("the first record is buffered");
+        writer
+            .send(&cluster, 0, record_of(second_bytes, b'b'))
+            .await
+            .expect("the second record is written in a batch of its own");
+        let written = writer.flush(&cluster).await.expect("flush");
+        assert_eq!(written.values().copied().collect::<Vec<_>>(), vec![2]);
+
+        let log = &cluster.topic("out").expect("topic").partitions[0].log;
+        let stored = log
+            .read(0, usize::MAX, FirstBatch::AlwaysWhole)
+            .expect("read");
+        let values: Vec<Vec<u8>> = batches(stored)
+            .map(|batch| batch.expect("a valid batch"))
+            .flat_map(|batch| batch.records().expect("records"))
+            .map(|record| record.value.expect("a value").to_vec())
+            .collect();
+        assert_eq!(
+            values,
+            vec![vec![b'a'; first_bytes], vec![b'b'; second_bytes]]
+        );
     }
 }
