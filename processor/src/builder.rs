@@ -201,9 +201,9 @@ impl StreamsBuilder {
         };
         let name = store_name.to_string();
         let factory: OperatorFactory = Arc::new(move |stores| {
-            Box::new(TableSource::<K, V> {
+            Box::new(TableSource::<K> {
                 store: stores.key_value(&name),
-                _types: PhantomData,
+                _key_type: PhantomData,
             })
         });
         let mut graph = self.graph.borrow_mut();

@@ -1,7 +1,6 @@
 //! Tables: the latest value per key (from a compacted topic or an aggregation), and the
 //! windowed and session tables that windowed aggregations produce.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::builder::{Data, Graph};
@@ -50,7 +49,6 @@ pub struct KTable<K, V> {
     pub(crate) key_serde: SharedSerde<K>,
     pub(crate) value_serde: SharedSerde<V>,
     pub(crate) store_name: String,
-    _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -67,7 +65,6 @@ impl<K: Data, V: Data> KTable<K, V> {
             key_serde,
             value_serde,
             store_name: store_name.to_string(),
-            _types: PhantomData,
         }
     }
 

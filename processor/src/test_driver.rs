@@ -6,7 +6,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -117,7 +116,6 @@ impl TestDriver {
             topic: topic.to_string(),
             key_serde: Arc::new(key_serde),
             value_serde: Arc::new(value_serde),
-            _types: PhantomData,
         }
     }
 
@@ -365,7 +363,6 @@ pub struct TestOutputTopic<K, V> {
     topic: String,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
-    _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K: 'static, V: 'static> TestOutputTopic<K, V> {

@@ -91,12 +91,12 @@ impl<K: Send + Sync + 'static, V: Send + Sync + 'static> SourceDecoder for Table
 ///
 /// The store's changelog is the source topic itself (Kafka Streams' source-topic
 /// optimization), so the write is not logged again: restoring replays the topic.
-pub(crate) struct TableSource<K, V> {
+pub(crate) struct TableSource<K> {
     pub store: KeyValueStore,
-    pub _types: std::marker::PhantomData<fn() -> (K, V)>,
+    pub _key_type: std::marker::PhantomData<fn() -> K>,
 }
 
-impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Operator for TableSource<K, V> {
+impl<K: Send + Sync + 'static> Operator for TableSource<K> {
     fn process(&mut self, ctx: &mut Ctx<'_>, msg: Msg) {
         let (Some(_), Some(row)) = (msg.key::<K>(), msg.value::<TableRow>()) else {
             ctx.drop_record(DropReason::NullKeyOrValue);
