@@ -366,17 +366,24 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// `<application>-<name>-repartition`, the name from `grouped` or generated) if an
     /// upstream operator changed the key.
     pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
-        let stream = if self.key_changed {
-            let name = grouped.repartition_name(&self.graph);
-            self.repartition_shared(
-                &name,
-                grouped.key_serde.clone(),
-                grouped.value_serde.clone(),
-            )
+        let name = grouped.repartition_name(&self.graph);
+        let stream = self.partitioned_by_key(&name, &grouped.key_serde, &grouped.value_serde);
+        KGroupedStream::new(stream, grouped)
+    }
+
+    /// This stream, or when an upstream operator changed the key, the stream read back
+    /// through the repartition topic `name`.
+    fn partitioned_by_key(
+        &self,
+        name: &str,
+        key_serde: &SharedSerde<K>,
+        value_serde: &SharedSerde<V>,
+    ) -> Self {
+        if self.key_changed {
+            self.repartition_shared(name, key_serde.clone(), value_serde.clone())
         } else {
             self.clone()
-        };
-        KGroupedStream::new(stream, grouped)
+        }
     }
 
     /// Groups by a new key computed from each record; always repartitions.
@@ -459,23 +466,17 @@ impl<K: Data, V: Data> KStream<K, V> {
         windows: JoinWindows,
         joined: StreamJoined<K, V, V2>,
     ) -> KStream<K, R> {
-        let name = joined.name.clone();
-        let left = match self.key_changed {
-            true => self.repartition_shared(
-                &format!("{name}-left"),
-                joined.key_serde.clone(),
-                joined.left_serde.clone(),
-            ),
-            false => self.clone(),
-        };
-        let right = match other.key_changed {
-            true => other.repartition_shared(
-                &format!("{name}-right"),
-                joined.key_serde.clone(),
-                joined.right_serde.clone(),
-            ),
-            false => other.clone(),
-        };
+        let name = &joined.name;
+        let left = self.partitioned_by_key(
+            &format!("{name}-left"),
+            &joined.key_serde,
+            &joined.left_serde,
+        );
+        let right = other.partitioned_by_key(
+            &format!("{name}-right"),
+            &joined.key_serde,
+            &joined.right_serde,
+        );
         let this_store = format!("{name}-this-join-store");
         let other_store = format!("{name}-other-join-store");
         let joiner: StreamJoiner<K, V, V2, R> = Arc::new(joiner);
