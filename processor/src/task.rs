@@ -179,8 +179,8 @@ impl Task {
         self.queues.keys().cloned().collect()
     }
 
-    /// The changelog partitions to replay before processing, with whether each is a table's
-    /// own source topic (restored from the start up to the committed input offset).
+    /// The changelog partitions to replay before processing: one per store, on the task's
+    /// partition (a table's store replays its own source topic).
     pub fn changelog_partitions(&self) -> Vec<TopicPartition> {
         let sub = &self.topology.inner.subtopologies[self.id.subtopology as usize];
         sub.stores
