@@ -8,7 +8,7 @@
 //!
 //! # Entry points
 //!
-//! ```ignore
+//! ```text
 //! // Everything in one call; returns once `shutdown` completes and the final commit is done.
 //! pub async fn run_remote(
 //!     topology: Topology,
