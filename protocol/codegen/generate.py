@@ -22,6 +22,8 @@ APIS = [
     "DescribeGroups", "ListGroups", "ApiVersions", "CreateTopics", "DeleteTopics",
     "DeleteRecords", "InitProducerId", "DescribeConfigs", "DeleteGroups",
     "CreatePartitions", "IncrementalAlterConfigs", "OffsetDelete", "DescribeCluster",
+    "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "TxnOffsetCommit",
+    "DescribeTransactions", "ListTransactions", "DescribeProducers",
 ]
 
 RUST_KEYWORDS = {"type", "match", "ref", "self", "struct", "mod", "fn", "use", "loop"}

@@ -94,6 +94,14 @@ pub async fn dispatch(
         Request::OffsetDelete(body) => {
             Response::OffsetDelete(group::offset_delete::handle(cluster, version, body).await)
         }
+        // Not advertised yet: the connection refuses them before they reach dispatch.
+        Request::AddPartitionsToTxn(_)
+        | Request::AddOffsetsToTxn(_)
+        | Request::EndTxn(_)
+        | Request::TxnOffsetCommit(_)
+        | Request::DescribeTransactions(_)
+        | Request::ListTransactions(_)
+        | Request::DescribeProducers(_) => return None,
     };
     Some(response)
 }

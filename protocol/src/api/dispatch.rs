@@ -73,6 +73,20 @@ pub enum ApiKey {
     OffsetDelete = 47,
     /// DescribeCluster
     DescribeCluster = 60,
+    /// AddPartitionsToTxn
+    AddPartitionsToTxn = 24,
+    /// AddOffsetsToTxn
+    AddOffsetsToTxn = 25,
+    /// EndTxn
+    EndTxn = 26,
+    /// TxnOffsetCommit
+    TxnOffsetCommit = 28,
+    /// DescribeTransactions
+    DescribeTransactions = 65,
+    /// ListTransactions
+    ListTransactions = 66,
+    /// DescribeProducers
+    DescribeProducers = 61,
 }
 
 impl ApiKey {
@@ -103,6 +117,13 @@ impl ApiKey {
             44 => Some(ApiKey::IncrementalAlterConfigs),
             47 => Some(ApiKey::OffsetDelete),
             60 => Some(ApiKey::DescribeCluster),
+            24 => Some(ApiKey::AddPartitionsToTxn),
+            25 => Some(ApiKey::AddOffsetsToTxn),
+            26 => Some(ApiKey::EndTxn),
+            28 => Some(ApiKey::TxnOffsetCommit),
+            65 => Some(ApiKey::DescribeTransactions),
+            66 => Some(ApiKey::ListTransactions),
+            61 => Some(ApiKey::DescribeProducers),
             _ => None,
         }
     }
@@ -134,6 +155,13 @@ impl ApiKey {
             ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
             ApiKey::OffsetDelete => "OffsetDelete",
             ApiKey::DescribeCluster => "DescribeCluster",
+            ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
+            ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
+            ApiKey::EndTxn => "EndTxn",
+            ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
+            ApiKey::DescribeTransactions => "DescribeTransactions",
+            ApiKey::ListTransactions => "ListTransactions",
+            ApiKey::DescribeProducers => "DescribeProducers",
         }
     }
 
@@ -218,6 +246,31 @@ impl ApiKey {
                 DescribeClusterRequest::MIN_VERSION,
                 DescribeClusterRequest::MAX_VERSION,
             ),
+            ApiKey::AddPartitionsToTxn => (
+                AddPartitionsToTxnRequest::MIN_VERSION,
+                AddPartitionsToTxnRequest::MAX_VERSION,
+            ),
+            ApiKey::AddOffsetsToTxn => (
+                AddOffsetsToTxnRequest::MIN_VERSION,
+                AddOffsetsToTxnRequest::MAX_VERSION,
+            ),
+            ApiKey::EndTxn => (EndTxnRequest::MIN_VERSION, EndTxnRequest::MAX_VERSION),
+            ApiKey::TxnOffsetCommit => (
+                TxnOffsetCommitRequest::MIN_VERSION,
+                TxnOffsetCommitRequest::MAX_VERSION,
+            ),
+            ApiKey::DescribeTransactions => (
+                DescribeTransactionsRequest::MIN_VERSION,
+                DescribeTransactionsRequest::MAX_VERSION,
+            ),
+            ApiKey::ListTransactions => (
+                ListTransactionsRequest::MIN_VERSION,
+                ListTransactionsRequest::MAX_VERSION,
+            ),
+            ApiKey::DescribeProducers => (
+                DescribeProducersRequest::MIN_VERSION,
+                DescribeProducersRequest::MAX_VERSION,
+            ),
         }
     }
 
@@ -250,6 +303,13 @@ impl ApiKey {
             }
             ApiKey::OffsetDelete => OffsetDeleteRequest::FIRST_FLEXIBLE_VERSION,
             ApiKey::DescribeCluster => DescribeClusterRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::EndTxn => EndTxnRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::DescribeTransactions => DescribeTransactionsRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::ListTransactions => ListTransactionsRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::DescribeProducers => DescribeProducersRequest::FIRST_FLEXIBLE_VERSION,
         }
     }
 }
@@ -305,6 +365,20 @@ pub enum Request {
     OffsetDelete(OffsetDeleteRequest),
     /// DescribeCluster
     DescribeCluster(DescribeClusterRequest),
+    /// AddPartitionsToTxn
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    /// AddOffsetsToTxn
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    /// EndTxn
+    EndTxn(EndTxnRequest),
+    /// TxnOffsetCommit
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+    /// DescribeTransactions
+    DescribeTransactions(DescribeTransactionsRequest),
+    /// ListTransactions
+    ListTransactions(ListTransactionsRequest),
+    /// DescribeProducers
+    DescribeProducers(DescribeProducersRequest),
 }
 
 impl Request {
@@ -341,6 +415,13 @@ impl Request {
             }
             ApiKey::OffsetDelete => Request::OffsetDelete(Wire::decode(body, ctx)?),
             ApiKey::DescribeCluster => Request::DescribeCluster(Wire::decode(body, ctx)?),
+            ApiKey::AddPartitionsToTxn => Request::AddPartitionsToTxn(Wire::decode(body, ctx)?),
+            ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(Wire::decode(body, ctx)?),
+            ApiKey::EndTxn => Request::EndTxn(Wire::decode(body, ctx)?),
+            ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(Wire::decode(body, ctx)?),
+            ApiKey::DescribeTransactions => Request::DescribeTransactions(Wire::decode(body, ctx)?),
+            ApiKey::ListTransactions => Request::ListTransactions(Wire::decode(body, ctx)?),
+            ApiKey::DescribeProducers => Request::DescribeProducers(Wire::decode(body, ctx)?),
         })
     }
 
@@ -371,6 +452,13 @@ impl Request {
             Request::IncrementalAlterConfigs(body) => body.encode(buf, ctx),
             Request::OffsetDelete(body) => body.encode(buf, ctx),
             Request::DescribeCluster(body) => body.encode(buf, ctx),
+            Request::AddPartitionsToTxn(body) => body.encode(buf, ctx),
+            Request::AddOffsetsToTxn(body) => body.encode(buf, ctx),
+            Request::EndTxn(body) => body.encode(buf, ctx),
+            Request::TxnOffsetCommit(body) => body.encode(buf, ctx),
+            Request::DescribeTransactions(body) => body.encode(buf, ctx),
+            Request::ListTransactions(body) => body.encode(buf, ctx),
+            Request::DescribeProducers(body) => body.encode(buf, ctx),
         }
     }
 
@@ -401,6 +489,13 @@ impl Request {
             Request::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
             Request::OffsetDelete(_) => ApiKey::OffsetDelete,
             Request::DescribeCluster(_) => ApiKey::DescribeCluster,
+            Request::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Request::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
+            Request::EndTxn(_) => ApiKey::EndTxn,
+            Request::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
+            Request::DescribeTransactions(_) => ApiKey::DescribeTransactions,
+            Request::ListTransactions(_) => ApiKey::ListTransactions,
+            Request::DescribeProducers(_) => ApiKey::DescribeProducers,
         }
     }
 }
@@ -456,6 +551,20 @@ pub enum Response {
     OffsetDelete(OffsetDeleteResponse),
     /// DescribeCluster
     DescribeCluster(DescribeClusterResponse),
+    /// AddPartitionsToTxn
+    AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    /// AddOffsetsToTxn
+    AddOffsetsToTxn(AddOffsetsToTxnResponse),
+    /// EndTxn
+    EndTxn(EndTxnResponse),
+    /// TxnOffsetCommit
+    TxnOffsetCommit(TxnOffsetCommitResponse),
+    /// DescribeTransactions
+    DescribeTransactions(DescribeTransactionsResponse),
+    /// ListTransactions
+    ListTransactions(ListTransactionsResponse),
+    /// DescribeProducers
+    DescribeProducers(DescribeProducersResponse),
 }
 
 impl Response {
@@ -486,6 +595,13 @@ impl Response {
             Response::IncrementalAlterConfigs(body) => body.encode(buf, ctx),
             Response::OffsetDelete(body) => body.encode(buf, ctx),
             Response::DescribeCluster(body) => body.encode(buf, ctx),
+            Response::AddPartitionsToTxn(body) => body.encode(buf, ctx),
+            Response::AddOffsetsToTxn(body) => body.encode(buf, ctx),
+            Response::EndTxn(body) => body.encode(buf, ctx),
+            Response::TxnOffsetCommit(body) => body.encode(buf, ctx),
+            Response::DescribeTransactions(body) => body.encode(buf, ctx),
+            Response::ListTransactions(body) => body.encode(buf, ctx),
+            Response::DescribeProducers(body) => body.encode(buf, ctx),
         }
     }
 
@@ -522,6 +638,15 @@ impl Response {
             }
             ApiKey::OffsetDelete => Response::OffsetDelete(Wire::decode(body, ctx)?),
             ApiKey::DescribeCluster => Response::DescribeCluster(Wire::decode(body, ctx)?),
+            ApiKey::AddPartitionsToTxn => Response::AddPartitionsToTxn(Wire::decode(body, ctx)?),
+            ApiKey::AddOffsetsToTxn => Response::AddOffsetsToTxn(Wire::decode(body, ctx)?),
+            ApiKey::EndTxn => Response::EndTxn(Wire::decode(body, ctx)?),
+            ApiKey::TxnOffsetCommit => Response::TxnOffsetCommit(Wire::decode(body, ctx)?),
+            ApiKey::DescribeTransactions => {
+                Response::DescribeTransactions(Wire::decode(body, ctx)?)
+            }
+            ApiKey::ListTransactions => Response::ListTransactions(Wire::decode(body, ctx)?),
+            ApiKey::DescribeProducers => Response::DescribeProducers(Wire::decode(body, ctx)?),
         })
     }
 
@@ -552,6 +677,13 @@ impl Response {
             Response::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
             Response::OffsetDelete(_) => ApiKey::OffsetDelete,
             Response::DescribeCluster(_) => ApiKey::DescribeCluster,
+            Response::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Response::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
+            Response::EndTxn(_) => ApiKey::EndTxn,
+            Response::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
+            Response::DescribeTransactions(_) => ApiKey::DescribeTransactions,
+            Response::ListTransactions(_) => ApiKey::ListTransactions,
+            Response::DescribeProducers(_) => ApiKey::DescribeProducers,
         }
     }
 }
@@ -582,6 +714,13 @@ pub const ALL_API_KEYS: &[ApiKey] = &[
     ApiKey::IncrementalAlterConfigs,
     ApiKey::OffsetDelete,
     ApiKey::DescribeCluster,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::DescribeTransactions,
+    ApiKey::ListTransactions,
+    ApiKey::DescribeProducers,
 ];
 
 /// A random request and response of one API, for round-trip property tests.
@@ -688,6 +827,34 @@ pub(crate) fn sample_messages(
         ApiKey::DescribeCluster => (
             Request::DescribeCluster(Sample::sample(rng, ctx)),
             Response::DescribeCluster(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::AddPartitionsToTxn => (
+            Request::AddPartitionsToTxn(Sample::sample(rng, ctx)),
+            Response::AddPartitionsToTxn(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::AddOffsetsToTxn => (
+            Request::AddOffsetsToTxn(Sample::sample(rng, ctx)),
+            Response::AddOffsetsToTxn(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::EndTxn => (
+            Request::EndTxn(Sample::sample(rng, ctx)),
+            Response::EndTxn(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::TxnOffsetCommit => (
+            Request::TxnOffsetCommit(Sample::sample(rng, ctx)),
+            Response::TxnOffsetCommit(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::DescribeTransactions => (
+            Request::DescribeTransactions(Sample::sample(rng, ctx)),
+            Response::DescribeTransactions(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::ListTransactions => (
+            Request::ListTransactions(Sample::sample(rng, ctx)),
+            Response::ListTransactions(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::DescribeProducers => (
+            Request::DescribeProducers(Sample::sample(rng, ctx)),
+            Response::DescribeProducers(Sample::sample(rng, ctx)),
         ),
     }
 }

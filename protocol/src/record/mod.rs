@@ -13,10 +13,12 @@
 //! - `compression` and `snappy`: the codecs, with a decompression limit.
 //! - `edit`: the broker's in-place rewrites.
 //! - `builder`: [`RecordBatchBuilder`].
+//! - `control`: transaction markers ([`end_txn_marker_batch`], [`EndTxnMarker`]).
 //! - `retain`: [`retain_records`], compaction's rewrite of a batch.
 
 mod builder;
 mod compression;
+mod control;
 mod edit;
 mod error;
 mod format;
@@ -29,6 +31,7 @@ mod view;
 
 pub use builder::RecordBatchBuilder;
 pub use compression::{Compression, MAX_DECOMPRESSED_BYTES, compress, decompress};
+pub use control::{ControlRecordType, EndTxnMarker, control_record_type, end_txn_marker_batch};
 pub use edit::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
 pub use error::RecordError;
 pub use format::{LOG_OVERHEAD_BYTES, MAGIC_V2, RECORD_BATCH_OVERHEAD_BYTES, batch_total_bytes};
