@@ -18,12 +18,12 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use riffle_integration_tests::BrokerBuilder;
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, create_topic, future_producer, isolated_consumer, poll_for,
     poll_until_position, read_visible, transactional_producer,
 };
 use riffle_integration_tests::wire::{self, IsolationLevel};
-use riffle_integration_tests::BrokerBuilder;
 
 use IsolationLevel::{ReadCommitted, ReadUncommitted};
 
