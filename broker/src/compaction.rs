@@ -46,10 +46,14 @@ pub fn compact_logs(cluster: &Cluster) {
         .filter(|topic| topic.config.is_compacted())
     {
         for partition in &topic.partitions {
-            match partition
-                .log
-                .compact(now_ms, &ProtocolRecordCodec, &cleaner)
-            {
+            // The broker's last stable offset replaces this once transactions land.
+            let first_unstable_offset = partition.log.high_watermark();
+            match partition.log.compact(
+                now_ms,
+                &ProtocolRecordCodec,
+                &cleaner,
+                first_unstable_offset,
+            ) {
                 Ok(outcome) if outcome.segments_cleaned == 0 => {}
                 Ok(outcome) => {
                     info!(topic = %topic.name, partition = partition.index, ?outcome, "compacted")
