@@ -4,7 +4,8 @@ Part 1, a zombie with an open transaction: producer A begins a transaction and g
 acknowledged; producer B with the same transactional.id initializes, so the coordinator
 aborts A's transaction and bumps the epoch. A then produces 5 late records and tries to commit:
 librdkafka reports a fatal _FENCED (the partition answers INVALID_PRODUCER_EPOCH, the
-coordinator PRODUCER_FENCED) and A cannot begin another transaction. B commits 5 records.
+coordinator PRODUCER_FENCED) and A takes no new transaction (begin_transaction() raises,
+produce() raises _FATAL). B commits 5 records.
 read_committed sees exactly B's 5 (offsets 6-10, after A's 0-4 and the abort marker at 5);
 read_uncommitted also A's first 5, never its late ones.
 
@@ -36,6 +37,24 @@ def expect_fenced(call, what):
     fail(f'{what} succeeded, but a newer producer with the same transactional.id fenced it')
 
 
+def expect_unusable(zombie, topic):
+    """A fenced librdkafka producer takes no new transaction: begin_transaction() raises and
+    produce() raises _FATAL."""
+    try:
+        zombie.begin_transaction()
+        fail('A begin_transaction after being fenced succeeded')
+    except KafkaException as exception:
+        print(f'A begin_transaction after being fenced: {kafka_error(exception).name()}')
+    try:
+        zombie.produce(topic, value=b'after-fencing', partition=0)
+        fail('A produce() after being fenced succeeded')
+    except KafkaException as exception:
+        error = kafka_error(exception)
+        check(error.code() == KafkaError._FATAL,
+              f'A produce() after being fenced: {error.name()}, expected _FATAL')
+    print('A takes no new transaction')
+
+
 def produce_allowing_fatal(producer, topic, values):
     """Queues records; once librdkafka knows it is fenced, produce() itself raises (fatal)."""
     try:
@@ -62,7 +81,7 @@ def open_transaction_zombie(args):
 
     produce_allowing_fatal(zombie, topic, labelled('zombie-late', 5))
     expect_fenced(lambda: zombie.commit_transaction(CLIENT_TIMEOUT_S), 'A commit_transaction')
-    expect_fenced(zombie.begin_transaction, 'A begin_transaction after being fenced')
+    expect_unusable(zombie, topic)
 
     fresh.begin_transaction()
     produce_values(fresh, topic, 0, labelled('fresh', 5))

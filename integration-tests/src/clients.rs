@@ -5,7 +5,7 @@
 //! `group.id` set (librdkafka wants one) but no `subscribe()` and no commits, so a test
 //! reads exactly the partitions it names. Group consumers are tested in `tests/groups.rs`.
 //!
-//! For transactions: [`transactional_producer`] sets up a `BaseProducer` with a
+//! For transactions: [`transactional_producer`] sets up a producer with a
 //! `transactional.id`, and [`read_visible`] reads a partition the way a consumer with a given
 //! `isolation.level` sees it.
 
@@ -16,7 +16,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{BaseProducer, FutureProducer};
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::wire::IsolationLevel;
@@ -165,8 +165,12 @@ pub async fn topic_config(bootstrap: &str, topic: &str, name: &str) -> Option<St
     resource.get(name).and_then(|entry| entry.value.clone())
 }
 
-/// A `BaseProducer` with `transactional.id` set, created but not yet initialized: the caller
-/// runs `init_transactions` (so a test can check how it fails).
+/// The producer [`transactional_producer`] returns: a `BaseProducer` whose own thread polls
+/// for delivery reports, which librdkafka's `abort_transaction` waits for.
+pub type TransactionalProducer = ThreadedProducer<DefaultProducerContext>;
+
+/// A [`TransactionalProducer`] with `transactional.id` set, created but not yet initialized:
+/// the caller runs `init_transactions` (so a test can check how it fails).
 ///
 /// librdkafka insists that `socket.timeout.ms` and `message.timeout.ms` stay below
 /// `transaction.timeout.ms`; when `settings` sets the latter, both are lowered to fit.
@@ -177,7 +181,7 @@ pub fn transactional_producer(
     bootstrap: &str,
     transactional_id: &str,
     settings: &[(&str, &str)],
-) -> BaseProducer {
+) -> TransactionalProducer {
     let mut config = client_config(bootstrap);
     config
         .set("transactional.id", transactional_id)

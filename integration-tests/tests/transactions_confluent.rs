@@ -55,8 +55,8 @@ fn confluent_consume_transform_produce_commits_offsets_with_the_transaction() {
 #[test]
 fn confluent_zombie_producer_is_fenced() {
     // Proves zombie fencing: a second producer with the same transactional.id aborts the
-    // first one's open transaction, and the first one's commit (and any later begin) fails
-    // with librdkafka's fatal _FENCED; none of the zombie's records become visible to
+    // first one's open transaction, the first one's commit fails with librdkafka's fatal
+    // _FENCED and it takes no new transaction; none of the zombie's records become visible to
     // read_committed, its late records are refused, and an idle zombie's records never reach
     // the log.
     let broker = Broker::start();

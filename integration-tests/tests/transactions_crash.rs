@@ -15,13 +15,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{BaseProducer, BaseRecord, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use riffle_integration_tests::BrokerBuilder;
 use riffle_integration_tests::clients::{
-    CLIENT_TIMEOUT, create_topic, future_producer, isolated_consumer, poll_for,
-    poll_until_position, read_visible, transactional_producer,
+    CLIENT_TIMEOUT, TransactionalProducer, create_topic, future_producer, isolated_consumer,
+    poll_for, poll_until_position, read_visible, transactional_producer,
 };
 use riffle_integration_tests::wire::{self, IsolationLevel};
 
@@ -432,7 +432,7 @@ fn run_loop(
 
 /// One transaction of the loop: begin, 5 records, commit; on an abortable error, abort.
 fn run_loop_transaction(
-    producer: &BaseProducer,
+    producer: &TransactionalProducer,
     topic: &str,
     transaction: usize,
     commit_starts: &mpsc::Sender<usize>,
@@ -471,7 +471,7 @@ fn run_loop_transaction(
 }
 
 /// Aborts after a failed send or commit; `Unknown` if the producer cannot abort (fatal).
-fn abort_or_give_up(producer: &BaseProducer, transaction: usize) -> LoopOutcome {
+fn abort_or_give_up(producer: &TransactionalProducer, transaction: usize) -> LoopOutcome {
     match producer.abort_transaction(CLIENT_TIMEOUT) {
         Ok(()) => LoopOutcome::Aborted,
         Err(error) => {
@@ -483,7 +483,7 @@ fn abort_or_give_up(producer: &BaseProducer, transaction: usize) -> LoopOutcome 
 
 /// A producer for the loop with an initialized transactional id; init is retried while
 /// librdkafka calls its error retriable (the broker may be restarting).
-fn new_loop_producer(bootstrap: &str) -> BaseProducer {
+fn new_loop_producer(bootstrap: &str) -> TransactionalProducer {
     let producer = transactional_producer(bootstrap, "crash-loop-id", RECONNECT_SETTINGS);
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
@@ -611,7 +611,12 @@ async fn send_plain(bootstrap: &str, topic: &str, count: usize) {
 }
 
 /// Sends `label-p-i` for i in 0..count to each of partitions 0 and 1.
-fn send_to_both_partitions(producer: &BaseProducer, topic: &str, label: &str, count: usize) {
+fn send_to_both_partitions(
+    producer: &TransactionalProducer,
+    topic: &str,
+    label: &str,
+    count: usize,
+) {
     for partition in 0..2 {
         send_records(producer, topic, partition, label, 0..count);
     }
@@ -619,7 +624,7 @@ fn send_to_both_partitions(producer: &BaseProducer, topic: &str, label: &str, co
 
 /// Queues `label-partition-index` for each index.
 fn send_records(
-    producer: &BaseProducer,
+    producer: &TransactionalProducer,
     topic: &str,
     partition: i32,
     label: &str,

@@ -8,13 +8,13 @@
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{BaseProducer, BaseRecord, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use riffle_integration_tests::clients::{
-    CLIENT_TIMEOUT, client_config, committed_offset, create_topic, future_producer,
-    poll_until_position, read_visible, transactional_producer,
+    CLIENT_TIMEOUT, TransactionalProducer, client_config, committed_offset, create_topic,
+    future_producer, poll_until_position, read_visible, transactional_producer,
 };
 use riffle_integration_tests::wire::{self, IsolationLevel};
 use riffle_integration_tests::{Broker, BrokerBuilder};
@@ -237,7 +237,13 @@ enum Outcome {
 
 /// Begins a transaction, sends `count` records labelled `label` to partition 0, flushes (so
 /// every record is acknowledged and stored) and commits or aborts.
-fn run_transaction(producer: &BaseProducer, topic: &str, label: &str, count: i64, end: Outcome) {
+fn run_transaction(
+    producer: &TransactionalProducer,
+    topic: &str,
+    label: &str,
+    count: i64,
+    end: Outcome,
+) {
     producer.begin_transaction().expect("begin_transaction");
     send_records(producer, topic, 0, label, count);
     producer
@@ -251,7 +257,13 @@ fn run_transaction(producer: &BaseProducer, topic: &str, label: &str, count: i64
 }
 
 /// Queues `count` records `label-0`, `label-1`, ... for `topic`/`partition`.
-fn send_records(producer: &BaseProducer, topic: &str, partition: i32, label: &str, count: i64) {
+fn send_records(
+    producer: &TransactionalProducer,
+    topic: &str,
+    partition: i32,
+    label: &str,
+    count: i64,
+) {
     for index in 0..count {
         let value = format!("{label}-{index}");
         producer
@@ -359,10 +371,10 @@ fn group_consumer(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer {
 
 /// One consume-transform-produce round: reads input records until the position is `end`,
 /// begins a transaction, writes `output-N` for each `input-N`, and sends the position to the
-/// transaction. The caller commits or aborts.
+/// transaction, then flushes. The caller commits or aborts.
 fn transform_ten(
     consumer: &BaseConsumer,
-    producer: &BaseProducer,
+    producer: &TransactionalProducer,
     input: &str,
     output: &str,
     end: i64,
@@ -386,6 +398,9 @@ fn transform_ten(
     producer
         .send_offsets_to_transaction(&offsets, &metadata, CLIENT_TIMEOUT)
         .expect("send_offsets_to_transaction");
+    // Every output acknowledged, so an aborted round's outputs are in the log (abort purges
+    // what librdkafka still holds).
+    producer.flush(CLIENT_TIMEOUT).expect("flush the outputs");
 }
 
 /// `maximum + 1` fails init_transactions with INVALID_TRANSACTION_TIMEOUT; `maximum` works.
