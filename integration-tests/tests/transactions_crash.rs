@@ -13,15 +13,18 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{BaseRecord, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
 use riffle_integration_tests::BrokerBuilder;
 use riffle_integration_tests::clients::{
-    CLIENT_TIMEOUT, TransactionalProducer, create_topic, future_producer, isolated_consumer,
-    poll_for, poll_until_position, read_visible, transactional_producer,
+    CLIENT_TIMEOUT, TransactionalProducer, client_config, committed_offset, create_topic,
+    future_producer, isolated_consumer, poll_for, poll_until_position, read_visible,
+    transactional_producer,
 };
 use riffle_integration_tests::wire::{self, IsolationLevel};
 
@@ -240,11 +243,12 @@ async fn open_transaction_is_aborted_after_its_timeout_and_readers_move_past_it(
 
 #[tokio::test]
 async fn sigkill_right_after_commit_returns_loses_nothing() {
-    // Proves a commit that returned is durable: three times, a transaction of 5 records per
-    // partition commits and the broker is SIGKILLed the moment commit_transaction returns and
-    // restarted; each time the last stable offset reaches the high watermark, read_committed
-    // sees every committed record, and the same producer goes on committing (the
-    // coordinator kept its producer id and epoch).
+    // Proves a commit that returned is durable and an abort stays an abort: three times, a
+    // transaction of 5 records per partition is aborted (after its records were acknowledged),
+    // the next one commits, and the broker is SIGKILLed the moment commit_transaction returns
+    // and restarted; each time the last stable offset reaches the high watermark,
+    // read_committed sees every committed record and no aborted one, and the same producer
+    // goes on (the coordinator kept its producer id and epoch).
     let mut broker = BrokerBuilder::default().args(BROKER_ARGS).start();
     let bootstrap = broker.bootstrap();
     let topic = "crash-commit";
@@ -256,6 +260,14 @@ async fn sigkill_right_after_commit_returns_loses_nothing() {
     for round in 0..3 {
         let label = format!("round{round}");
         producer.begin_transaction().expect("begin_transaction");
+        send_to_both_partitions(&producer, topic, &format!("aborted{round}"), 5);
+        producer
+            .flush(CLIENT_TIMEOUT)
+            .expect("flush before the abort");
+        producer
+            .abort_transaction(CLIENT_TIMEOUT)
+            .unwrap_or_else(|error| panic!("abort before {label}: {error}"));
+        producer.begin_transaction().expect("begin_transaction");
         send_to_both_partitions(&producer, topic, &label, 5);
         producer
             .commit_transaction(CLIENT_TIMEOUT)
@@ -263,8 +275,8 @@ async fn sigkill_right_after_commit_returns_loses_nothing() {
         broker.kill();
         broker.restart();
         for partition in 0..2 {
-            // Each round adds 5 records and a marker to each partition.
-            let end = 6 * (round + 1);
+            // Each round adds two transactions of 5 records and a marker to each partition.
+            let end = 12 * (round + 1);
             wait_until_stable(&bootstrap, topic, partition, end);
             let values: Vec<String> = read_visible(&bootstrap, topic, partition, ReadCommitted)
                 .iter()
@@ -285,6 +297,95 @@ async fn sigkill_right_after_commit_returns_loses_nothing() {
     }
 }
 
+#[tokio::test]
+async fn sigkill_keeps_committed_transactional_offsets_and_drops_pending_ones() {
+    // Proves offsets sent to transactions survive a crash as Kafka keeps them: group
+    // crash-offsets commits offset 5 in a transaction; a second transaction sends offset 10
+    // and is left open; after a SIGKILL and restart OffsetFetch still answers 5, a new
+    // producer with the same transactional id aborts the open transaction and the answer
+    // stays 5 at both isolation levels (a read_committed consumer is not kept waiting); the
+    // new producer commits 15, which survives another SIGKILL.
+    let mut broker = BrokerBuilder::default().args(BROKER_ARGS).start();
+    let bootstrap = broker.bootstrap();
+    let (topic, group) = ("crash-offsets-in", "crash-offsets");
+    create_topic(&bootstrap, topic, 1, &[]).await;
+    let old = transactional_producer(&bootstrap, "crash-offsets-id", RECONNECT_SETTINGS);
+    old.init_transactions(CLIENT_TIMEOUT)
+        .expect("init_transactions");
+    commit_offset_in_transaction(&bootstrap, &old, group, topic, 5);
+    old.begin_transaction().expect("begin_transaction");
+    send_group_offset(&bootstrap, &old, group, topic, 10);
+
+    broker.kill();
+    broker.restart();
+    assert_eq!(
+        committed_offset(&bootstrap, group, topic, 0, ReadUncommitted),
+        Some(5),
+        "after the restart, with offset 10 pending in an open transaction"
+    );
+    let new = transactional_producer(&bootstrap, "crash-offsets-id", RECONNECT_SETTINGS);
+    new.init_transactions(CLIENT_TIMEOUT)
+        .expect("init_transactions of a new producer after the restart");
+    for isolation in [ReadUncommitted, ReadCommitted] {
+        assert_eq!(
+            committed_offset(&bootstrap, group, topic, 0, isolation),
+            Some(5),
+            "after the new producer aborted the open transaction ({isolation:?})"
+        );
+    }
+    commit_offset_in_transaction(&bootstrap, &new, group, topic, 15);
+    broker.kill();
+    broker.restart();
+    for isolation in [ReadUncommitted, ReadCommitted] {
+        assert_eq!(
+            committed_offset(&bootstrap, group, topic, 0, isolation),
+            Some(15),
+            "a transactional offset commit after a SIGKILL ({isolation:?})"
+        );
+    }
+}
+
+/// Runs a transaction that only sends `offset` for `group` and commits it.
+fn commit_offset_in_transaction(
+    bootstrap: &str,
+    producer: &TransactionalProducer,
+    group: &str,
+    topic: &str,
+    offset: i64,
+) {
+    producer.begin_transaction().expect("begin_transaction");
+    send_group_offset(bootstrap, producer, group, topic, offset);
+    producer
+        .commit_transaction(CLIENT_TIMEOUT)
+        .unwrap_or_else(|error| panic!("commit of offset {offset}: {error}"));
+}
+
+/// Sends `offset` for `group` on `topic`/0 to the open transaction, with the metadata of a
+/// consumer that has the group id but does not join (generation -1).
+fn send_group_offset(
+    bootstrap: &str,
+    producer: &TransactionalProducer,
+    group: &str,
+    topic: &str,
+    offset: i64,
+) {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create a consumer");
+    let metadata = consumer
+        .group_metadata()
+        .expect("a consumer with a group.id has group metadata");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(topic, 0, Offset::Offset(offset))
+        .expect("a valid offset");
+    producer
+        .send_offsets_to_transaction(&offsets, &metadata, CLIENT_TIMEOUT)
+        .unwrap_or_else(|error| panic!("send_offsets_to_transaction {offset}: {error}"));
+}
+
 /// Records each transaction of the loop test sends.
 const RECORDS_PER_TRANSACTION: usize = 5;
 /// Committed transactions between two kills in the loop test.
@@ -293,8 +394,9 @@ const COMMITS_BETWEEN_KILLS: usize = 15;
 #[tokio::test]
 async fn sigkill_while_transactions_commit_in_a_loop_keeps_each_all_or_nothing() {
     // Proves atomicity and durability under crashes: a producer thread runs transactions of 5
-    // records over 2 partitions back to back; the broker is SIGKILLed twice (once just as a
-    // commit_transaction starts, once at an arbitrary moment) and restarted. Every
+    // records over 2 partitions back to back, aborting every third one after its records were
+    // acknowledged; the broker is SIGKILLed three times (just as a commit_transaction starts,
+    // just as an abort_transaction starts, and at an arbitrary moment) and restarted. Every
     // transaction whose commit returned is fully visible to read_committed, every one whose
     // abort returned is invisible, the ones cut off by a fatal error are all or nothing, no
     // record is visible twice, and nothing is left open (last stable offset = high watermark).
@@ -304,19 +406,26 @@ async fn sigkill_while_transactions_commit_in_a_loop_keeps_each_all_or_nothing()
     create_topic(&bootstrap, topic, 2, &[]).await;
     let worker = LoopWorker::start(&bootstrap, topic);
 
-    worker.wait_for_commits(COMMITS_BETWEEN_KILLS);
-    let committing = worker.next_commit_start();
-    thread::sleep(jitter(Duration::from_millis(3)));
-    broker.kill();
-    println!("killed as transaction {committing} started committing");
-    broker.restart();
-
-    worker.wait_for_commits(2 * COMMITS_BETWEEN_KILLS);
-    thread::sleep(jitter(Duration::from_millis(20)));
-    broker.kill();
-    broker.restart();
-
-    worker.wait_for_commits(3 * COMMITS_BETWEEN_KILLS);
+    for (round, kill_at) in [Some(Ending::Commit), Some(Ending::Abort), None]
+        .into_iter()
+        .enumerate()
+    {
+        worker.wait_for_commits((round + 1) * COMMITS_BETWEEN_KILLS);
+        match kill_at {
+            Some(ending) => {
+                let transaction = worker.next_ending(ending);
+                thread::sleep(jitter(Duration::from_millis(3)));
+                broker.kill();
+                println!("killed as transaction {transaction} started its {ending:?}");
+            }
+            None => {
+                thread::sleep(jitter(Duration::from_millis(20)));
+                broker.kill();
+            }
+        }
+        broker.restart();
+    }
+    worker.wait_for_commits(4 * COMMITS_BETWEEN_KILLS);
     let outcomes = worker.stop();
     let counts = count_by(&outcomes);
     println!("transaction outcomes: {counts:?}");
@@ -330,6 +439,13 @@ async fn sigkill_while_transactions_commit_in_a_loop_keeps_each_all_or_nothing()
         }
     }
     check_loop_outcomes(&outcomes, &visible);
+}
+
+/// How the loop worker means to end a transaction: every third one is aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Commit,
+    Abort,
 }
 
 /// What the loop worker knows about one of its transactions.
@@ -347,7 +463,7 @@ enum LoopOutcome {
 struct LoopWorker {
     stop: Arc<AtomicBool>,
     committed_count: Arc<AtomicUsize>,
-    commit_starts: mpsc::Receiver<usize>,
+    endings: mpsc::Receiver<(usize, Ending)>,
     thread: thread::JoinHandle<Vec<LoopOutcome>>,
 }
 
@@ -355,7 +471,7 @@ impl LoopWorker {
     fn start(bootstrap: &str, topic: &str) -> LoopWorker {
         let stop = Arc::new(AtomicBool::new(false));
         let committed_count = Arc::new(AtomicUsize::new(0));
-        let (sender, commit_starts) = mpsc::channel();
+        let (sender, endings) = mpsc::channel();
         let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
         let thread = {
             let (stop, committed_count) = (Arc::clone(&stop), Arc::clone(&committed_count));
@@ -364,7 +480,7 @@ impl LoopWorker {
         LoopWorker {
             stop,
             committed_count,
-            commit_starts,
+            endings,
             thread,
         }
     }
@@ -386,12 +502,18 @@ impl LoopWorker {
         }
     }
 
-    /// Waits for the next transaction to start committing; returns its number.
-    fn next_commit_start(&self) -> usize {
-        while self.commit_starts.try_recv().is_ok() {}
-        self.commit_starts
-            .recv_timeout(CLIENT_TIMEOUT)
-            .expect("the producer thread starts another commit")
+    /// Waits for the next transaction to start ending with `ending`; returns its number.
+    fn next_ending(&self, ending: Ending) -> usize {
+        while self.endings.try_recv().is_ok() {}
+        loop {
+            let (transaction, next) = self
+                .endings
+                .recv_timeout(CLIENT_TIMEOUT)
+                .expect("the producer thread ends another transaction");
+            if next == ending {
+                return transaction;
+            }
+        }
     }
 
     /// Stops the thread after its current transaction and returns every outcome.
@@ -411,13 +533,13 @@ fn run_loop(
     topic: &str,
     stop: &AtomicBool,
     committed_count: &AtomicUsize,
-    commit_starts: &mpsc::Sender<usize>,
+    endings: &mpsc::Sender<(usize, Ending)>,
 ) -> Vec<LoopOutcome> {
     let mut producer = new_loop_producer(bootstrap);
     let mut outcomes = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let transaction = outcomes.len();
-        let outcome = run_loop_transaction(&producer, topic, transaction, commit_starts);
+        let outcome = run_loop_transaction(&producer, topic, transaction, endings);
         if outcome == LoopOutcome::Committed {
             committed_count.fetch_add(1, Ordering::SeqCst);
         }
@@ -430,12 +552,13 @@ fn run_loop(
     outcomes
 }
 
-/// One transaction of the loop: begin, 5 records, commit; on an abortable error, abort.
+/// One transaction of the loop: begin, 5 records, then commit (or, every third one, flush and
+/// abort); on an abortable error, abort.
 fn run_loop_transaction(
     producer: &TransactionalProducer,
     topic: &str,
     transaction: usize,
-    commit_starts: &mpsc::Sender<usize>,
+    endings: &mpsc::Sender<(usize, Ending)>,
 ) -> LoopOutcome {
     if let Err(error) = producer.begin_transaction() {
         println!("transaction {transaction}: begin failed: {error}");
@@ -453,7 +576,14 @@ fn run_loop_transaction(
             return abort_or_give_up(producer, transaction);
         }
     }
-    let _ = commit_starts.send(transaction);
+    if transaction % 3 == 2 {
+        if let Err(error) = producer.flush(CLIENT_TIMEOUT) {
+            println!("transaction {transaction}: flush before the abort failed: {error}");
+        }
+        let _ = endings.send((transaction, Ending::Abort));
+        return abort_or_give_up(producer, transaction);
+    }
+    let _ = endings.send((transaction, Ending::Commit));
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -470,13 +600,20 @@ fn run_loop_transaction(
     }
 }
 
-/// Aborts after a failed send or commit; `Unknown` if the producer cannot abort (fatal).
+/// Aborts (retrying what librdkafka calls retriable); `Unknown` if the producer cannot abort.
 fn abort_or_give_up(producer: &TransactionalProducer, transaction: usize) -> LoopOutcome {
-    match producer.abort_transaction(CLIENT_TIMEOUT) {
-        Ok(()) => LoopOutcome::Aborted,
-        Err(error) => {
-            println!("transaction {transaction}: abort failed: {error}");
-            LoopOutcome::Unknown
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match producer.abort_transaction(CLIENT_TIMEOUT) {
+            Ok(()) => return LoopOutcome::Aborted,
+            Err(KafkaError::Transaction(error)) if error.is_retriable() && attempts < 3 => {
+                println!("transaction {transaction}: abort will be retried: {error}");
+            }
+            Err(error) => {
+                println!("transaction {transaction}: abort failed: {error}");
+                return LoopOutcome::Unknown;
+            }
         }
     }
 }

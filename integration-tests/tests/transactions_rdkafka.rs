@@ -5,6 +5,8 @@
 //! Kafka's behaviour is the spec. Each committed or aborted transaction ends with one control
 //! record per partition, so the offsets asserted here count those markers too.
 
+use std::time::Duration;
+
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
@@ -14,7 +16,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, TransactionalProducer, client_config, committed_offset, create_topic,
-    future_producer, poll_until_position, read_visible, transactional_producer,
+    future_producer, isolated_consumer, poll_for, poll_until_position, read_visible,
+    transactional_producer,
 };
 use riffle_integration_tests::wire::{self, IsolationLevel};
 use riffle_integration_tests::{Broker, BrokerBuilder};
@@ -206,6 +209,79 @@ async fn read_committed_offsets_stop_at_the_first_open_transaction() {
         [16],
         "a read_committed Fetch from 0 lists the one aborted transaction: {state:?}"
     );
+}
+
+#[tokio::test]
+async fn last_stable_offset_follows_the_oldest_open_transaction() {
+    // Proves the last stable offset with two interleaved transactions: X writes 0-2, Y 3-5,
+    // X 6-7. While X is open the last stable offset stays 0, even after Y commits (marker at
+    // 8); when X aborts (marker at 9) it jumps to 10. read_committed then gets Y's 3 records
+    // and none of X's on either side of them, also when it starts at offset 6, inside X's
+    // range; a read_committed Fetch from 0 or from 6 lists X's transaction (first offset 0) as
+    // aborted.
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let topic = "rust-interleaved";
+    create_topic(&bootstrap, topic, 1, &[]).await;
+    let x = transactional_producer(&bootstrap, "rust-interleaved-x", &[]);
+    let y = transactional_producer(&bootstrap, "rust-interleaved-y", &[]);
+    for producer in [&x, &y] {
+        producer
+            .init_transactions(CLIENT_TIMEOUT)
+            .expect("init_transactions");
+        producer.begin_transaction().expect("begin_transaction");
+    }
+    for (producer, label, count) in [(&x, "x-early", 3), (&y, "y", 3), (&x, "x-late", 2)] {
+        send_records(producer, topic, 0, label, count);
+        producer.flush(CLIENT_TIMEOUT).expect("flush");
+    }
+    assert_stable_offsets(&bootstrap, topic, 0, 8);
+    y.commit_transaction(CLIENT_TIMEOUT).expect("commit Y");
+    assert_stable_offsets(&bootstrap, topic, 0, 9);
+    assert!(
+        read_visible(&bootstrap, topic, 0, ReadCommitted).is_empty(),
+        "read_committed got records while X, the oldest transaction, is open"
+    );
+    x.abort_transaction(CLIENT_TIMEOUT).expect("abort X");
+    assert_stable_offsets(&bootstrap, topic, 10, 10);
+
+    assert_eq!(
+        offsets_and_values(&read_visible(&bootstrap, topic, 0, ReadCommitted)),
+        labelled_values("y", 3, 3),
+        "read_committed after Y committed and X aborted"
+    );
+    assert_eq!(
+        read_visible(&bootstrap, topic, 0, ReadUncommitted).len(),
+        8,
+        "read_uncommitted sees all 8 records"
+    );
+    let consumer = isolated_consumer(&bootstrap, topic, 0, ReadCommitted);
+    let mut from_six = TopicPartitionList::new();
+    from_six
+        .add_partition_offset(topic, 0, Offset::Offset(6))
+        .expect("a valid offset");
+    consumer.assign(&from_six).expect("assign at offset 6");
+    let mut inside = poll_until_position(&consumer, topic, 0, 10, CLIENT_TIMEOUT);
+    inside.extend(poll_for(&consumer, Duration::from_millis(500)));
+    assert_eq!(
+        offsets_and_values(&inside),
+        [],
+        "read_committed from offset 6, inside X's aborted range"
+    );
+    for fetch_offset in [0, 6] {
+        let state =
+            wire::fetch_transaction_state(&bootstrap, topic, 0, fetch_offset, ReadCommitted);
+        let first_offsets: Vec<i64> = state
+            .aborted_transactions
+            .iter()
+            .map(|aborted| aborted.first_offset)
+            .collect();
+        assert_eq!(
+            first_offsets,
+            [0],
+            "read_committed Fetch from {fetch_offset}: X's aborted transaction: {state:?}"
+        );
+    }
 }
 
 #[test]
