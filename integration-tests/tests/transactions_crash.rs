@@ -112,6 +112,62 @@ async fn sigkill_mid_transaction_then_a_new_producer_aborts_it() {
 }
 
 #[tokio::test]
+async fn open_transaction_survives_restarts_and_its_producer_commits_it() {
+    // Proves an open transaction outlives a restart as Kafka keeps it: after a committed
+    // transaction (0-1, marker 2), 3 records of an open one (3-5) are acknowledged and the
+    // broker stops gracefully (SIGTERM) and restarts: read_committed still ends at 3 and the
+    // same producer commits (marker 6). Then 3 more (7-9) are left open across a SIGKILL:
+    // read_committed ends at 7 and the producer commits again (marker 10). Each time
+    // read_committed then sees every committed record.
+    let mut broker = BrokerBuilder::default().args(BROKER_ARGS).start();
+    let bootstrap = broker.bootstrap();
+    let topic = "restart-open";
+    create_topic(&bootstrap, topic, 1, &[]).await;
+    let producer = transactional_producer(&bootstrap, "restart-open-id", RECONNECT_SETTINGS);
+    producer
+        .init_transactions(CLIENT_TIMEOUT)
+        .expect("init_transactions");
+    producer.begin_transaction().expect("begin_transaction");
+    send_records(&producer, topic, 0, "first", 0..2);
+    producer
+        .commit_transaction(CLIENT_TIMEOUT)
+        .expect("commit the first transaction");
+    let mut expected = labelled(0, "first", 0, 0..2);
+    for (label, first_offset, crash) in [("open", 3, false), ("second", 7, true)] {
+        producer.begin_transaction().expect("begin_transaction");
+        send_records(&producer, topic, 0, label, 0..3);
+        producer
+            .flush(CLIENT_TIMEOUT)
+            .expect("the open transaction's records acknowledged");
+        if crash {
+            broker.kill();
+        } else {
+            broker.stop();
+        }
+        broker.restart();
+        let how = if crash { "SIGKILL" } else { "graceful stop" };
+        assert_eq!(
+            (
+                wire::latest_offset(&bootstrap, topic, 0, ReadCommitted),
+                wire::latest_offset(&bootstrap, topic, 0, ReadUncommitted)
+            ),
+            (first_offset, first_offset + 3),
+            "(last stable offset, high watermark) after a {how} with {label} open"
+        );
+        producer
+            .commit_transaction(CLIENT_TIMEOUT)
+            .unwrap_or_else(|error| panic!("commit {label} after a {how}: {error}"));
+        expected.extend(labelled(0, label, first_offset, 0..3));
+        wait_until_stable(&bootstrap, topic, 0, first_offset + 4);
+        assert_eq!(
+            offsets_and_values(&read_visible(&bootstrap, topic, 0, ReadCommitted)),
+            expected,
+            "read_committed after {label} was committed across a {how}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn sigkill_mid_transaction_with_no_producer_left_is_aborted_after_its_timeout() {
     // Proves a restarted broker still enforces transaction.timeout.ms: a producer with a 3 s
     // timeout leaves 5 acknowledged records in an open transaction and falls idle, the broker
