@@ -10,7 +10,7 @@
 //! answers apart. [`api_versions`], [`first_batch_compression`] and [`topic_id`] are probes the
 //! tests use to look at what the broker advertises and stores; [`latest_offset`] and
 //! [`fetch_transaction_state`] show what a partition's open and aborted transactions look like
-//! to each [`IsolationLevel`].
+//! to each [`IsolationLevel`], and [`offset_fetch`] whether a group's offsets are stable.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -35,6 +35,8 @@ pub mod api_key {
     pub const LIST_OFFSETS: i16 = 2;
     /// Metadata.
     pub const METADATA: i16 = 3;
+    /// OffsetFetch.
+    pub const OFFSET_FETCH: i16 = 9;
     /// ApiVersions.
     pub const API_VERSIONS: i16 = 18;
 }
@@ -51,6 +53,9 @@ pub mod error_code {
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     /// UNSUPPORTED_VERSION.
     pub const UNSUPPORTED_VERSION: i16 = 35;
+    /// UNSTABLE_OFFSET_COMMIT: offsets for the partition are pending in an open transaction
+    /// (OffsetFetch with require_stable, KIP-447).
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 }
 
 /// Which request header layout to write.
@@ -840,6 +845,69 @@ pub fn fetch_transaction_state(
         aborted_transactions,
         record_bytes,
     }
+}
+
+/// OffsetFetch v7 for one partition of `group`: `(committed_offset, error_code)` of that
+/// partition (-1 when nothing is committed).
+///
+/// With `require_stable` Kafka answers UNSTABLE_OFFSET_COMMIT while a transaction with offsets
+/// for the partition is open; without it, the last committed offset.
+///
+/// # Panics
+/// If the broker does not answer or reports a group-level error.
+pub fn offset_fetch(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    require_stable: bool,
+) -> (i64, i16) {
+    let mut body = RequestWriter::new();
+    body.compact_string(group)
+        .compact_array_len(1)
+        .compact_string(topic)
+        .compact_array_len(1)
+        .i32(partition)
+        .empty_tagged_fields()
+        .bool(require_stable)
+        .empty_tagged_fields();
+    let mut connection = RawConnection::connect(bootstrap);
+    let response = connection.request_flexible(api_key::OFFSET_FETCH, 7, &body.into_bytes());
+    let mut reader = ResponseReader::new(&response);
+    reader.i32("throttle_time_ms");
+    assert_eq!(
+        reader.compact_array_len("topics length"),
+        Some(1),
+        "OffsetFetch v7: one topic expected"
+    );
+    assert_eq!(
+        reader.compact_nullable_string("topic name").as_deref(),
+        Some(topic),
+        "OffsetFetch v7 answered another topic"
+    );
+    assert_eq!(
+        reader.compact_array_len("partitions length"),
+        Some(1),
+        "OffsetFetch v7: one partition expected"
+    );
+    assert_eq!(
+        reader.i32("partition_index"),
+        partition,
+        "OffsetFetch v7 partition"
+    );
+    let offset = reader.i64("committed_offset");
+    reader.i32("committed_leader_epoch");
+    reader.compact_nullable_string("metadata");
+    let partition_error = reader.i16("partition error_code");
+    reader.skip_tagged_fields("partition tagged fields");
+    reader.skip_tagged_fields("topic tagged fields");
+    let group_error = reader.i16("error_code");
+    assert_eq!(
+        group_error,
+        error_code::NONE,
+        "OffsetFetch v7 of group {group} failed"
+    );
+    (offset, partition_error)
 }
 
 /// The topic id from Metadata v10-12, or `None` when the broker's Metadata stops below v10.

@@ -19,7 +19,7 @@ use riffle_integration_tests::clients::{
     future_producer, isolated_consumer, poll_for, poll_until_position, read_visible,
     transactional_producer,
 };
-use riffle_integration_tests::wire::{self, IsolationLevel};
+use riffle_integration_tests::wire::{self, IsolationLevel, error_code};
 use riffle_integration_tests::{Broker, BrokerBuilder};
 
 use IsolationLevel::{ReadCommitted, ReadUncommitted};
@@ -78,8 +78,9 @@ async fn send_offsets_to_transaction_moves_the_committed_offset_only_on_commit()
     // Proves consume-transform-produce with librdkafka: a consumer of group rust-ctp (assigned,
     // not subscribed) reads 10 input records, the producer writes 10 outputs and sends the
     // consumer's position (10) to the transaction; OffsetFetch shows no committed offset until
-    // the commit and 10 after it, at both isolation levels. A second round sends 20 and
-    // aborts: the committed offset stays 10 and its outputs never become visible.
+    // the commit (and UNSTABLE_OFFSET_COMMIT when it requires stable offsets) and 10 after
+    // it, at both isolation levels. A second round sends 20 and aborts: the committed offset
+    // stays 10 and its outputs never become visible.
     let broker = Broker::start_with(&["--group-initial-rebalance-delay-ms", "0"]);
     let bootstrap = broker.bootstrap();
     let (input, output, group) = ("rust-ctp-in", "rust-ctp-out", "rust-ctp");
@@ -110,9 +111,19 @@ async fn send_offsets_to_transaction_moves_the_committed_offset_only_on_commit()
         None,
         "offsets sent to an open transaction must not be committed yet"
     );
+    assert_eq!(
+        wire::offset_fetch(&bootstrap, group, input, 0, true),
+        (-1, error_code::UNSTABLE_OFFSET_COMMIT),
+        "OffsetFetch v7 with require_stable while offsets are pending (KIP-447)"
+    );
     producer
         .commit_transaction(CLIENT_TIMEOUT)
         .expect("commit round 1");
+    assert_eq!(
+        wire::offset_fetch(&bootstrap, group, input, 0, true),
+        (10, error_code::NONE),
+        "OffsetFetch v7 with require_stable after the commit"
+    );
     for isolation in [ReadUncommitted, ReadCommitted] {
         assert_eq!(
             committed_offset(&bootstrap, group, input, 0, isolation),
