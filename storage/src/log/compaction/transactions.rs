@@ -75,7 +75,7 @@ pub(super) enum MarkerFate {
     Discardable,
 }
 
-/// The transactions a pass has read into, guarded by being the pass's own.
+/// The transactions a pass has read into so far; each phase of a pass has its own.
 pub(super) struct TransactionTracker {
     /// Aborted transactions whose first offset the pass has not reached, the lowest last.
     pending: Vec<AbortedTransaction>,
@@ -137,18 +137,22 @@ impl TransactionTracker {
         assert!(header.is_control());
         self.reach(header.last_offset);
         let producer_id = header.producer_id;
-        let kept = |data_removed| MarkerFate::Kept { data_removed };
         match marker_type {
             None => MarkerFate::Discardable,
             Some(MarkerType::Abort) => match self.ongoing_aborted.remove(&producer_id) {
-                Some(true) => kept(true),
+                // Aborted data read is aborted data removed.
+                Some(true) => MarkerFate::Kept { data_removed: true },
                 Some(false) | None => MarkerFate::Discardable,
             },
             Some(MarkerType::Commit) => match self.ongoing_committed.remove(&producer_id) {
-                Some(data_kept) => kept(!data_kept),
+                Some(data_kept) => MarkerFate::Kept {
+                    data_removed: !data_kept,
+                },
                 None => MarkerFate::Discardable,
             },
-            Some(MarkerType::Other) => kept(false),
+            Some(MarkerType::Other) => MarkerFate::Kept {
+                data_removed: false,
+            },
         }
     }
 
