@@ -51,7 +51,8 @@ use self::restore::{
     REQUEST_TIMEOUT, RestoreConsumer, partition_count_blocking, read_range_blocking,
 };
 use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset};
-use super::runner::{Runner, RuntimeConfig, RuntimeError};
+use super::config::RuntimeConfig;
+use super::runner::{Runner, RuntimeError};
 use crate::record::{InputRecord, OutputRecord, TopicPartition};
 use crate::topology::{InternalTopic, Topology};
 
