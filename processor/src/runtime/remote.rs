@@ -6,6 +6,21 @@
 //! reads changelogs outside the group, an idempotent `acks=all` producer, and an admin
 //! client for internal topics. [`Runner`] drives it like any other backend.
 //!
+//! # Exactly-once
+//!
+//! With [`ProcessingGuarantee::ExactlyOnce`](crate::runtime::ProcessingGuarantee) the
+//! producer is transactional, with `transactional.id = <application id>-<instance id>`
+//! ([`RuntimeConfig::instance_id`]) and `transaction.timeout.ms = 10000` unless the
+//! caller's settings say otherwise; both consumers read with
+//! `isolation.level=read_committed`. Each commit sends the input offsets into the
+//! transaction with the group consumer's metadata (`send_offsets_to_transaction`), so the
+//! group generation fences a zombie, then commits it. What a user sees when things go
+//! wrong: a failed commit or write logs `aborting the transaction` and the instance goes
+//! on from its last commit (its tasks restored again from their changelogs); a fenced
+//! producer (another instance started with the same instance id, or this one stalled past
+//! the transaction timeout) also logs `replacing it with a new one`, and a new producer is
+//! initialized in its place: no restart, no crash loop, no output twice.
+//!
 //! # Entry points
 //!
 //! ```text
@@ -45,7 +60,9 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
-use self::consumer::{GroupConsumer, GroupContext, committed_offset, poll_blocking};
+use self::consumer::{
+    GroupConsumer, GroupContext, committed_offset, poll_blocking, rewind_blocking,
+};
 use self::producer::OutputProducer;
 use self::restore::{
     REQUEST_TIMEOUT, RestoreConsumer, partition_count_blocking, read_range_blocking,
@@ -96,6 +113,9 @@ pub struct RemoteBackend {
     producer: OutputProducer,
     /// Reads changelogs and answers metadata and watermark requests, outside the group.
     restore: RestoreConsumer,
+    /// Under exactly-once, the group consumer reads read_committed too; set by
+    /// [`Backend::init_transactions`] before [`Backend::subscribe`] creates it.
+    read_committed: bool,
     /// The group member, from [`Backend::subscribe`] on.
     group: Option<Arc<GroupConsumer>>,
     /// A poll whose caller went away (the runner stopped waiting on shutdown); the next
@@ -131,6 +151,7 @@ impl RemoteBackend {
             admin,
             producer: OutputProducer::new(&base_config)?,
             restore: restore::restore_consumer(&base_config)?,
+            read_committed: false,
             base_config,
             group: None,
             in_flight_poll: None,
@@ -142,6 +163,27 @@ impl RemoteBackend {
         self.group
             .clone()
             .ok_or_else(|| BackendError::new(operation, "not subscribed to a group yet"))
+    }
+
+    /// Takes librdkafka's own positions where they are further than the records poll
+    /// returned: they step past control records (transaction markers), which poll never
+    /// returns, so a partition ending in a marker still counts as caught up.
+    fn note_consumer_positions(&mut self) {
+        let Some(consumer) = &self.group else {
+            return;
+        };
+        // Local to librdkafka: no request.
+        let Ok(positions) = consumer.position() else {
+            return;
+        };
+        for element in positions.elements() {
+            let Offset::Offset(offset) = element.offset() else {
+                continue;
+            };
+            let partition = TopicPartition::new(element.topic(), element.partition());
+            let known = self.positions.entry(partition).or_insert(offset);
+            *known = (*known).max(offset);
+        }
     }
 
     /// Tracks what poll returned, for [`Backend::is_caught_up`].
@@ -215,6 +257,9 @@ impl Backend for RemoteBackend {
         for (key, value) in GROUP_SETTINGS {
             config.set(*key, *value);
         }
+        if self.read_committed {
+            config.set("isolation.level", "read_committed");
+        }
         let consumer: GroupConsumer = config
             .create_with_context(GroupContext::new())
             .map_err(|error| BackendError::new(&operation, error))?;
@@ -236,6 +281,7 @@ impl Backend for RemoteBackend {
         self.in_flight_poll = None;
         let events = outcome.map_err(|error| BackendError::new("poll", error))?;
         self.note_positions(&events);
+        self.note_consumer_positions();
         Ok(events)
     }
 
@@ -289,20 +335,51 @@ impl Backend for RemoteBackend {
         offsets: &[(TopicPartition, i64, String)],
     ) -> Result<(), BackendError> {
         let consumer = self.group("commit")?;
-        let mut list = TopicPartitionList::new();
-        for (partition, next_offset, metadata) in offsets {
-            let mut element = list.add_partition(&partition.topic, partition.partition);
-            element
-                .set_offset(Offset::Offset(*next_offset))
-                .map_err(|error| BackendError::new("commit", error))?;
-            element.set_metadata(metadata.as_str());
-        }
+        let list = offsets_list(offsets)?;
         blocking("commit", move || {
             consumer
                 .commit(&list, CommitMode::Sync)
                 .map_err(|error| BackendError::new("commit", error))
         })
         .await
+    }
+
+    async fn init_transactions(&mut self, transactional_id: &str) -> Result<(), BackendError> {
+        self.producer = OutputProducer::transactional(&self.base_config, transactional_id).await?;
+        // Every read from now on sees committed records only: the group consumer, which
+        // subscribe creates, and the restore consumer, created again.
+        self.read_committed = true;
+        let mut config = self.base_config.clone();
+        config.set("isolation.level", "read_committed");
+        self.restore = restore::restore_consumer(&config)?;
+        Ok(())
+    }
+
+    async fn commit_transaction(
+        &mut self,
+        offsets: &[(TopicPartition, i64, String)],
+    ) -> Result<(), BackendError> {
+        let group = self.group("commit transaction")?;
+        let list = offsets_list(offsets)?;
+        self.producer.commit_transaction(list, group).await
+    }
+
+    async fn abort_transaction(&mut self) -> Result<(), BackendError> {
+        self.producer.abort_transaction().await
+    }
+
+    async fn rewind(&mut self, partitions: &[TopicPartition]) -> Result<(), BackendError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let consumer = self.group("rewind")?;
+        let list = partition_list(partitions.iter().map(|p| (p, Offset::Invalid)))?;
+        blocking("rewind", move || rewind_blocking(&consumer, list)).await?;
+        for partition in partitions {
+            // Known again from the new commit (see `is_caught_up`) and the next poll.
+            self.positions.remove(partition);
+        }
+        Ok(())
     }
 
     fn is_caught_up(&self, partition: &TopicPartition) -> bool {
@@ -367,6 +444,21 @@ fn partition_list<'a>(
     for (partition, offset) in offsets {
         list.add_partition_offset(&partition.topic, partition.partition, offset)
             .map_err(|error| BackendError::new("partition list", error))?;
+    }
+    Ok(list)
+}
+
+/// `(partition, next offset, metadata)` as a list to commit.
+fn offsets_list(
+    offsets: &[(TopicPartition, i64, String)],
+) -> Result<TopicPartitionList, BackendError> {
+    let mut list = TopicPartitionList::new();
+    for (partition, next_offset, metadata) in offsets {
+        let mut element = list.add_partition(&partition.topic, partition.partition);
+        element
+            .set_offset(Offset::Offset(*next_offset))
+            .map_err(|error| BackendError::new("commit", error))?;
+        element.set_metadata(metadata.as_str());
     }
     Ok(list)
 }
