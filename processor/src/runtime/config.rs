@@ -83,6 +83,9 @@ pub struct RuntimeConfig {
     /// instance with the same id fences its previous incarnation and aborts that one's
     /// open transaction at once.
     ///
+    /// The remote runtime's `run_remote` also makes it the group consumer's
+    /// `group.instance.id` (static membership), as the embedded runtime does with its node.
+    ///
     /// `None`: the embedded runtime uses `node-<node id>` (one instance per broker); the
     /// remote runtime picks a random id at each start, so after a crash the dead
     /// instance's open transaction holds back read_committed readers of the partitions it
