@@ -1,6 +1,9 @@
-//! Background work on a schedule: the group coordinator's clock, retention, compaction,
-//! recovery point checkpoints, and the periodic fsync of the `interval` flush policy. Storage work runs on the blocking pool;
-//! the coordinator's tick only touches memory and appends (page cache) to its log.
+//! Background work on a schedule: the group and transaction coordinators' clocks,
+//! retention, compaction, recovery point checkpoints with producer-state snapshots, and the
+//! periodic fsync of the `interval` flush policy. Storage work runs on the blocking pool;
+//! the group coordinator's tick only touches memory and appends (page cache) to its log;
+//! the transaction coordinator's tick completes and times out transactions, which writes
+//! markers and waits for their fsyncs (asynchronously).
 
 use std::sync::Arc;
 
@@ -27,9 +30,14 @@ pub fn spawn(cluster: Arc<Cluster>, mut shutdown: Shutdown) -> JoinHandle<()> {
         recovery_points.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut group_tick = interval(GROUP_TICK_INTERVAL);
         group_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The first tick fires at once: transactions a crash left between their decision and
+        // their last marker are completed right after start-up.
+        let mut transaction_tick = interval(cluster.config.transaction_tick_interval());
+        transaction_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = group_tick.tick() => cluster.groups().tick(std::time::Instant::now()),
+                _ = transaction_tick.tick() => cluster.transactions().tick(&cluster).await,
                 _ = retention.tick() => run_blocking(&cluster, enforce_retention).await,
                 _ = cleaner.tick() => run_blocking(&cluster, compact_logs).await,
                 _ = flush.tick(), if flush_periodically => run_blocking(&cluster, flush_all).await,
@@ -89,12 +97,18 @@ fn flush_all(cluster: &Cluster) {
     }
 }
 
+/// Records how far each log is durable and snapshots its producer state, so the scan and
+/// the replay after a crash both start from there.
 fn checkpoint_recovery_points(cluster: &Cluster) {
     for topic in cluster.all_topics() {
         for partition in &topic.partitions {
             if let Err(error) = partition.log.checkpoint_recovery_point() {
                 warn!(topic = %topic.name, partition = partition.index, %error,
                     "could not write the recovery point; a crash would scan more");
+            }
+            if let Err(error) = partition.snapshot_producer_state() {
+                warn!(topic = %topic.name, partition = partition.index, %error,
+                    "could not snapshot the producer state; a crash would replay more");
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
 use crate::partition::Partition;
 use crate::topic_config::{self, TopicConfig};
+use crate::transaction::{TRANSACTION_STATE_TOPIC, TransactionCoordinator};
 
 /// Longest topic name Kafka accepts.
 pub const TOPIC_NAME_MAX_BYTES: usize = 249;
@@ -108,6 +109,8 @@ pub struct Cluster {
     producer_ids: Mutex<ProducerIds>,
     /// Set once in [`Cluster::open`], after the offsets topic exists.
     groups: OnceLock<GroupCoordinator>,
+    /// Set once in [`Cluster::open`], after the transaction state topic exists.
+    transactions: OnceLock<TransactionCoordinator>,
 }
 
 impl Cluster {
@@ -135,6 +138,7 @@ impl Cluster {
                 block_end: 0,
             }),
             groups: OnceLock::new(),
+            transactions: OnceLock::new(),
             config,
         };
         cluster.replay(events)?;
@@ -146,36 +150,37 @@ impl Cluster {
             })?;
             cluster.cluster_id = cluster_id;
         }
-        cluster.open_group_coordinator()?;
+        let offsets = cluster.internal_partition(OFFSETS_TOPIC)?;
+        let groups = GroupCoordinator::open(offsets, cluster.config.group_limits())?;
+        // open() runs once, so the cells are empty here.
+        let _ = cluster.groups.set(groups);
+        let transaction_state = cluster.internal_partition(TRANSACTION_STATE_TOPIC)?;
+        let limits = cluster.config.transaction_limits();
+        let transactions = TransactionCoordinator::open(transaction_state, limits)?;
+        let _ = cluster.transactions.set(transactions);
         Ok(cluster)
     }
 
-    /// Creates `__consumer_offsets` on first start (compacted, one partition: one node
-    /// coordinates every group) and replays it into the coordinator.
-    fn open_group_coordinator(&self) -> Result<(), ClusterOpenError> {
-        let topic = match self.topic(OFFSETS_TOPIC) {
+    /// The one partition of an internal topic (`__consumer_offsets`, `__transaction_state`),
+    /// created compacted on first start: one node coordinates every group and transaction.
+    fn internal_partition(&self, name: &str) -> Result<Arc<Partition>, ClusterOpenError> {
+        let topic = match self.topic(name) {
             Some(topic) => topic,
             None => {
                 let configs = BTreeMap::from([(
                     topic_config::CLEANUP_POLICY.to_string(),
                     "compact".to_string(),
                 )]);
-                self.create_topic(OFFSETS_TOPIC, 1, configs, Validation::Apply)
+                self.create_topic(name, 1, configs, Validation::Apply)
                     .map_err(|error| ClusterOpenError::Partition(error.message))?;
-                self.topic(OFFSETS_TOPIC)
-                    .ok_or(ClusterOpenError::Partition("offsets topic vanished".into()))?
+                self.topic(name).ok_or_else(|| {
+                    ClusterOpenError::Partition(format!("internal topic {name} vanished"))
+                })?
             }
         };
-        let partition = topic
-            .partition(0)
-            .cloned()
-            .ok_or(ClusterOpenError::Partition(
-                "offsets topic has no partition".into(),
-            ))?;
-        let coordinator = GroupCoordinator::open(partition, self.config.group_limits())?;
-        // open() runs once, so the cell is empty here.
-        let _ = self.groups.set(coordinator);
-        Ok(())
+        topic.partition(0).cloned().ok_or_else(|| {
+            ClusterOpenError::Partition(format!("internal topic {name} has no partition"))
+        })
     }
 
     /// The group coordinator.
@@ -185,10 +190,17 @@ impl Cluster {
             .expect("the group coordinator is set in Cluster::open")
     }
 
+    /// The transaction coordinator.
+    pub fn transactions(&self) -> &TransactionCoordinator {
+        self.transactions
+            .get()
+            .expect("the transaction coordinator is set in Cluster::open")
+    }
+
     /// Whether a topic is one of the broker's own, reported as internal and closed to
     /// producers.
     pub fn is_internal_topic(name: &str) -> bool {
-        name == OFFSETS_TOPIC
+        name == OFFSETS_TOPIC || name == TRANSACTION_STATE_TOPIC
     }
 
     fn replay(&mut self, events: Vec<MetadataEvent>) -> Result<(), ClusterOpenError> {
@@ -538,11 +550,13 @@ impl Cluster {
         id >= 0 && id < ids.next
     }
 
-    /// Flushes every log and the metadata log, then marks the data directory clean.
+    /// Flushes every log and the metadata log, snapshots each partition's producer state
+    /// (so the next start replays nothing), then marks the data directory clean.
     pub fn shutdown(&self) -> Result<(), riffle_storage::StorageError> {
         for topic in self.all_topics() {
             for partition in &topic.partitions {
                 partition.log.flush()?;
+                partition.snapshot_producer_state()?;
             }
         }
         self.metadata_log

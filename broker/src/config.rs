@@ -148,6 +148,34 @@ pub struct BrokerConfig {
     #[arg(long, env = "RIFFLE_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
     pub log_cleaner_backoff_ms: u64,
 
+    /// The longest transaction.timeout.ms a transactional producer may ask for (Kafka:
+    /// transaction.max.timeout.ms); a longer one gets INVALID_TRANSACTION_TIMEOUT.
+    #[arg(
+        long,
+        env = "RIFFLE_TRANSACTION_MAX_TIMEOUT_MS",
+        default_value_t = 900_000,
+        value_parser = clap::value_parser!(i32).range(1..)
+    )]
+    pub transaction_max_timeout_ms: i32,
+
+    /// How often transactions open longer than their timeout are aborted (Kafka:
+    /// transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    #[arg(
+        long,
+        env = "RIFFLE_TRANSACTION_ABORT_TIMED_OUT_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub transaction_abort_timed_out_interval_ms: u64,
+
+    /// How long a transactional id without an open transaction is remembered after its
+    /// last use (Kafka: transactional.id.expiration.ms).
+    #[arg(
+        long,
+        env = "RIFFLE_TRANSACTIONAL_ID_EXPIRATION_MS",
+        default_value_t = 604_800_000
+    )]
+    pub transactional_id_expiration_ms: i64,
+
     /// Broker-wide defaults for topic configs (retention.ms and friends).
     #[command(flatten)]
     pub topic_defaults: TopicDefaults,
@@ -201,6 +229,19 @@ impl BrokerConfig {
             initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
             max_members: self.group_max_size.max(1),
         }
+    }
+
+    /// The transaction coordinator's limits, from the flags.
+    pub fn transaction_limits(&self) -> crate::transaction::TransactionLimits {
+        crate::transaction::TransactionLimits {
+            max_timeout_ms: self.transaction_max_timeout_ms,
+            transactional_id_expiration_ms: self.transactional_id_expiration_ms,
+        }
+    }
+
+    /// How long the transaction coordinator's clock waits between ticks.
+    pub fn transaction_tick_interval(&self) -> Duration {
+        Duration::from_millis(self.transaction_abort_timed_out_interval_ms.max(1))
     }
 
     /// How long the cleaner waits between passes.

@@ -28,3 +28,4 @@ pub mod shutdown;
 #[cfg(test)]
 mod testing;
 pub mod topic_config;
+pub mod transaction;

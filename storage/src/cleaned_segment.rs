@@ -12,20 +12,23 @@ use tracing::warn;
 use crate::batch_header::BatchHeader;
 use crate::config::LogConfig;
 use crate::error::{StorageError, io_error};
-use crate::format::{SegmentFileKind, SwapStage, segment_file_path, staged_segment_file_path};
+use crate::format::{
+    AbortedTransaction, SegmentFileKind, SwapStage, segment_file_path, staged_segment_file_path,
+};
 use crate::fs::sync_dir;
 use crate::segment::{Segment, SegmentIndexes};
+use crate::transaction_index::TransactionIndex;
 
 /// Bytes of batches gathered before one write to the `.log.cleaned` file.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The index files, then the `.log`: the order files are renamed in, so that the `.log`
 /// rename is always the last, and a `.log.swap` means its indexes were renamed before it.
-const RENAME_ORDER: [SegmentFileKind; 3] = [
-    SegmentFileKind::OffsetIndex,
-    SegmentFileKind::TimeIndex,
-    SegmentFileKind::Log,
-];
+/// The transaction index is always among them, even when empty, so that recovery can tell
+/// a `.txnindex` already installed from an old one (see `finish_swap` in `recovery.rs`).
+const RENAME_ORDER: [SegmentFileKind; 4] = SegmentFileKind::ALL;
+
+const _: () = assert!(matches!(RENAME_ORDER[3], SegmentFileKind::Log));
 
 /// A new segment being written by the cleaner, named after the first segment it replaces.
 pub(crate) struct CleanedSegment {
@@ -34,6 +37,8 @@ pub(crate) struct CleanedSegment {
     /// The `.log` file, opened read-write: written here, then read by the segment it becomes.
     file: File,
     indexes: SegmentIndexes,
+    /// The aborted transactions whose ABORT markers the cleaner kept in this segment.
+    transaction_index: TransactionIndex,
     /// Batches appended but not yet written to `file`.
     pending: Vec<u8>,
     /// Bytes appended, pending ones included: the position of the next batch.
@@ -46,7 +51,7 @@ pub(crate) struct CleanedSegment {
 }
 
 impl CleanedSegment {
-    /// Creates the three `.cleaned` files, empty. Leftovers of an earlier attempt at the
+    /// Creates the four `.cleaned` files, empty. Leftovers of an earlier attempt at the
     /// same name are overwritten.
     pub fn create(
         partition_dir: &Path,
@@ -69,11 +74,14 @@ impl CleanedSegment {
             base_offset,
             config,
         )?;
+        let transaction_index =
+            TransactionIndex::create_file(&path(SegmentFileKind::TransactionIndex))?;
         Ok(CleanedSegment {
             partition_dir: partition_dir.to_path_buf(),
             base_offset,
             file,
             indexes,
+            transaction_index,
             pending: Vec::with_capacity(WRITE_BUFFER_BYTES),
             size_bytes: 0,
             index_interval_bytes: config.index_interval_bytes,
@@ -104,6 +112,19 @@ impl CleanedSegment {
         Ok(())
     }
 
+    /// Records an aborted transaction whose ABORT marker was appended (and kept) at
+    /// `aborted.last_offset`.
+    ///
+    /// # Panics
+    /// If that marker is not the last batch appended: an entry lives with its marker.
+    pub fn add_aborted_transaction(
+        &mut self,
+        aborted: AbortedTransaction,
+    ) -> Result<(), StorageError> {
+        assert_eq!(self.last_offset, Some(aborted.last_offset));
+        self.transaction_index.append(aborted)
+    }
+
     /// Bytes of batches in the segment.
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes
@@ -111,7 +132,7 @@ impl CleanedSegment {
 
     /// Writes what is left, gives the `.log` the modification time `modified` (the newest of
     /// the segments it replaces, as Kafka does, so time retention of segments without
-    /// timestamps is not reset), seals the indexes, and makes all three files and their
+    /// timestamps is not reset), seals the indexes, and makes all four files and their
     /// directory entries durable.
     pub fn finish(&mut self, modified: SystemTime) -> Result<(), StorageError> {
         self.write_pending()?;
@@ -123,6 +144,7 @@ impl CleanedSegment {
         self.file.sync_all().map_err(io_error(&log_path))?;
         // Trims the indexes to their entries and fsyncs them, for the same reason.
         self.indexes.seal()?;
+        self.transaction_index.sync()?;
         // And the new names must exist durably before they are renamed.
         sync_dir(&self.partition_dir)
     }
@@ -195,6 +217,7 @@ impl CleanedSegment {
             self.base_offset,
             self.file,
             self.indexes,
+            self.transaction_index,
             size_bytes,
             size_bytes,
         )
@@ -206,6 +229,7 @@ impl CleanedSegment {
         match kind {
             SegmentFileKind::OffsetIndex => self.indexes.offset_index.file().renamed_to(to),
             SegmentFileKind::TimeIndex => self.indexes.time_index.file().renamed_to(to),
+            SegmentFileKind::TransactionIndex => self.transaction_index.renamed_to(to),
             SegmentFileKind::Log => {}
         }
         Ok(())

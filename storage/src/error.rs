@@ -90,10 +90,11 @@ pub enum StorageError {
         reason: &'static str,
     },
 
-    /// The log start offset checkpoint of a partition cannot be parsed.
+    /// An offset checkpoint of a partition, or its newest producer snapshot, cannot be parsed
+    /// or fails its CRC.
     #[error("corrupt checkpoint {}: {reason}", path.display())]
     CorruptCheckpoint {
-        /// The checkpoint file.
+        /// The checkpoint or snapshot file.
         path: PathBuf,
         /// What is wrong with it.
         reason: &'static str,
@@ -120,6 +121,21 @@ pub enum StorageError {
     CompactionHalted {
         /// The partition whose swap failed.
         topic_partition: TopicPartition,
+    },
+
+    /// A producer snapshot payload is larger than `MAX_PRODUCER_SNAPSHOT_PAYLOAD_BYTES`.
+    /// Nothing was written.
+    #[error(
+        "producer snapshot of {payload_bytes} bytes for {topic_partition} is larger than \
+         {max_bytes} bytes"
+    )]
+    SnapshotTooLarge {
+        /// The partition the snapshot is for.
+        topic_partition: TopicPartition,
+        /// The payload's size.
+        payload_bytes: usize,
+        /// The limit.
+        max_bytes: usize,
     },
 
     /// A topic name or partition number cannot name a directory safely.

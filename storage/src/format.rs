@@ -12,11 +12,17 @@
 //!     00000000000000000000.log                  record batches, as received
 //!     00000000000000000000.index                offset index: (relative offset u32, position u32)
 //!     00000000000000000000.timeindex            time index: (timestamp i64, relative offset u32)
+//!     00000000000000000000.txnindex             transaction index: the aborted transactions
+//!                                               whose ABORT markers the segment holds; absent
+//!                                               until the first one
+//!     00000000000000000042.snapshot             the broker's producer state as of offset 42
+//!                                               (opaque to storage; only the newest is kept)
 //!     log-start-offset.checkpoint               written by DeleteRecords
 //!     cleaner-offset-checkpoint                 where the log cleaner's next pass starts
 //!     recovery-point.checkpoint                 how much of the active segment is durable
 //!     00000000000000000000.log.cleaned          a segment the cleaner is writing (also
-//!                                               .index.cleaned, .timeindex.cleaned)
+//!                                               .index.cleaned, .timeindex.cleaned,
+//!                                               .txnindex.cleaned)
 //!     00000000000000000000.log.swap             a cleaned segment committed to replace the
 //!                                               segments it was cleaned from
 //! <data-dir>/<topic>-<partition>.<hex>-delete/  a partition being deleted
@@ -26,6 +32,37 @@
 //! offset order. Index entries are big-endian, like Kafka's. A segment file staged by the
 //! cleaner carries one more suffix, `.cleaned` while it is written and `.swap` once the swap
 //! is committed (Kafka's names); start-up deletes the first and completes the second.
+//!
+//! # Transaction index entries
+//!
+//! Kafka's `.txnindex` layout, so the files are Kafka's byte for byte: entries of
+//! `TRANSACTION_INDEX_ENTRY_BYTES`, big-endian, appended in the order of their `last_offset`,
+//! with no header and no preallocation (unlike the other two indexes, the file grows by one
+//! entry per aborted transaction, and most segments have none):
+//!
+//! ```text
+//! position  field
+//!        0  version             i16 (= 0)
+//!        2  producer_id         i64
+//!       10  first_offset        i64  the transaction's first offset
+//!       18  last_offset         i64  the offset of its ABORT marker
+//!       26  last_stable_offset  i64  the partition's last stable offset when it was aborted
+//! ```
+//!
+//! # Producer snapshots
+//!
+//! `<offset>.snapshot`, Kafka's name, holds a payload only the broker reads, in our own framing
+//! (Kafka's has its own, which we do not need to share: the broker, not storage, is Kafka's
+//! counterpart here):
+//!
+//! ```text
+//! position  field
+//!        0  version         i16 (= 0)
+//!        2  crc             u32  CRC-32C of the bytes from position 6 to the end
+//!        6  offset          i64  the offset the payload is the state before (as in the name)
+//!       14  payload_length  u32
+//!       18  payload         payload_length bytes
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +77,10 @@ pub const LOG_SUFFIX: &str = ".log";
 pub const OFFSET_INDEX_SUFFIX: &str = ".index";
 /// Suffix of a segment's time index.
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Suffix of a segment's transaction index.
+pub const TRANSACTION_INDEX_SUFFIX: &str = ".txnindex";
+/// Suffix of a producer state snapshot.
+pub const PRODUCER_SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// The data directory's lock file.
 pub const LOCK_FILE_NAME: &str = ".lock";
 /// Present in the data directory only if the previous broker stopped cleanly.
@@ -68,15 +109,28 @@ pub const TOPIC_NAME_MAX_BYTES: usize = 249;
 pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
 /// Bytes in one time index entry: timestamp i64, relative offset u32.
 pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
+/// Bytes in one transaction index entry: version i16, then four i64 (Kafka's `AbortedTxn`).
+pub const TRANSACTION_INDEX_ENTRY_BYTES: usize = 34;
+/// The only transaction index entry version, Kafka's `AbortedTxn.CURRENT_VERSION`.
+pub const TRANSACTION_INDEX_VERSION: i16 = 0;
+/// Bytes of a producer snapshot before its payload.
+pub const PRODUCER_SNAPSHOT_HEADER_BYTES: usize = 18;
+/// The only producer snapshot version.
+pub const PRODUCER_SNAPSHOT_VERSION: i16 = 0;
+/// The CRC of a producer snapshot covers its bytes from here to the end.
+const PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION: usize = 6;
 
 const _: () = assert!(OFFSET_INDEX_ENTRY_BYTES == 4 + 4);
 const _: () = assert!(TIME_INDEX_ENTRY_BYTES == 8 + 4);
+const _: () = assert!(TRANSACTION_INDEX_ENTRY_BYTES == 2 + 4 * 8);
+const _: () = assert!(PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION == 2 + 4);
+const _: () = assert!(PRODUCER_SNAPSHOT_HEADER_BYTES == 2 + 4 + 8 + 4);
 const _: () = assert!(u64::MAX.ilog10() + 1 == 20);
 
 /// Version written on the first line of an offset checkpoint.
 const CHECKPOINT_VERSION: &str = "0";
 
-/// The three files of one segment.
+/// The four files of one segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentFileKind {
     /// `<base>.log`: the record batches.
@@ -85,14 +139,27 @@ pub enum SegmentFileKind {
     OffsetIndex,
     /// `<base>.timeindex`: the sparse time index.
     TimeIndex,
+    /// `<base>.txnindex`: the aborted transactions whose markers the segment holds. May be
+    /// absent, which means none.
+    TransactionIndex,
 }
 
 impl SegmentFileKind {
+    /// Every kind, the `.log` last: the order a segment's files are removed in, so that a
+    /// crash part-way leaves a `.log` without some of its indexes rather than the reverse.
+    pub const ALL: [SegmentFileKind; 4] = [
+        SegmentFileKind::OffsetIndex,
+        SegmentFileKind::TimeIndex,
+        SegmentFileKind::TransactionIndex,
+        SegmentFileKind::Log,
+    ];
+
     fn suffix(self) -> &'static str {
         match self {
             SegmentFileKind::Log => LOG_SUFFIX,
             SegmentFileKind::OffsetIndex => OFFSET_INDEX_SUFFIX,
             SegmentFileKind::TimeIndex => TIME_INDEX_SUFFIX,
+            SegmentFileKind::TransactionIndex => TRANSACTION_INDEX_SUFFIX,
         }
     }
 }
@@ -168,19 +235,36 @@ pub fn parse_staged_segment_file_name(name: &str) -> Option<(i64, SegmentFileKin
 
 /// Parses a segment file name back into its base offset and kind; `None` for any other name.
 pub fn parse_segment_file_name(name: &str) -> Option<(i64, SegmentFileKind)> {
-    let kinds = [
-        SegmentFileKind::Log,
-        SegmentFileKind::OffsetIndex,
-        SegmentFileKind::TimeIndex,
-    ];
-    let (digits, kind) = kinds
+    let (digits, kind) = SegmentFileKind::ALL
         .iter()
         .find_map(|kind| Some((name.strip_suffix(kind.suffix())?, *kind)))?;
+    Some((parse_offset_digits(digits)?, kind))
+}
+
+/// The name of a producer snapshot, e.g. `00000000000000000042.snapshot`.
+///
+/// # Panics
+/// If `offset` is negative.
+pub fn producer_snapshot_file_name(offset: i64) -> String {
+    assert!(offset >= 0, "negative snapshot offset {offset}");
+    format!(
+        "{offset:0width$}{suffix}",
+        width = BASE_OFFSET_DIGITS,
+        suffix = PRODUCER_SNAPSHOT_SUFFIX
+    )
+}
+
+/// Parses a producer snapshot name back into its offset; `None` for any other name.
+pub fn parse_producer_snapshot_file_name(name: &str) -> Option<i64> {
+    parse_offset_digits(name.strip_suffix(PRODUCER_SNAPSHOT_SUFFIX)?)
+}
+
+/// The 20 zero-padded digits of a file name, as an offset.
+fn parse_offset_digits(digits: &str) -> Option<i64> {
     if digits.len() != BASE_OFFSET_DIGITS || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
-    let base_offset: i64 = digits.parse().ok()?;
-    Some((base_offset, kind))
+    digits.parse().ok()
 }
 
 /// The directory name of a partition, `<topic>-<partition>`.
@@ -309,6 +393,128 @@ impl TimeIndexEntry {
     }
 }
 
+/// One aborted transaction in one partition (Kafka's `AbortedTxn`): a read_committed
+/// consumer skips the producer's transactional batches from `first_offset` up to the ABORT
+/// marker at `last_offset`. The entry lives in the transaction index of the segment that
+/// holds that marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// The producer whose transaction was aborted.
+    pub producer_id: i64,
+    /// The offset of the transaction's first record in this partition.
+    pub first_offset: i64,
+    /// The offset of its ABORT marker.
+    pub last_offset: i64,
+    /// The partition's last stable offset when the transaction was aborted: reads below it
+    /// need no entry after this one (`Log::aborted_transactions` stops there).
+    pub last_stable_offset: i64,
+}
+
+impl AbortedTransaction {
+    /// The entry's on-disk bytes, version `TRANSACTION_INDEX_VERSION`.
+    pub fn to_bytes(self) -> [u8; TRANSACTION_INDEX_ENTRY_BYTES] {
+        let mut bytes = [0; TRANSACTION_INDEX_ENTRY_BYTES];
+        bytes[..2].copy_from_slice(&TRANSACTION_INDEX_VERSION.to_be_bytes());
+        bytes[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
+        bytes[10..18].copy_from_slice(&self.first_offset.to_be_bytes());
+        bytes[18..26].copy_from_slice(&self.last_offset.to_be_bytes());
+        bytes[26..].copy_from_slice(&self.last_stable_offset.to_be_bytes());
+        bytes
+    }
+
+    /// Reads an entry from its on-disk bytes.
+    ///
+    /// # Errors
+    /// A reason, if the version is not `TRANSACTION_INDEX_VERSION`.
+    pub fn from_bytes(
+        bytes: [u8; TRANSACTION_INDEX_ENTRY_BYTES],
+    ) -> Result<AbortedTransaction, &'static str> {
+        let read_i64 = |position: usize| {
+            let mut field = [0; 8];
+            field.copy_from_slice(&bytes[position..position + 8]);
+            i64::from_be_bytes(field)
+        };
+        if i16::from_be_bytes([bytes[0], bytes[1]]) != TRANSACTION_INDEX_VERSION {
+            return Err("unknown transaction index entry version");
+        }
+        Ok(AbortedTransaction {
+            producer_id: read_i64(2),
+            first_offset: read_i64(10),
+            last_offset: read_i64(18),
+            last_stable_offset: read_i64(26),
+        })
+    }
+}
+
+/// A producer snapshot's bytes: the header (see the module doc), then `payload`.
+///
+/// # Panics
+/// If `offset` is negative or the payload is longer than its `u32` length field can say; the
+/// caller checks its own limit first.
+pub fn encode_producer_snapshot(offset: i64, payload: &[u8]) -> Vec<u8> {
+    assert!(offset >= 0, "negative snapshot offset");
+    let payload_length = u32::try_from(payload.len()).expect("the caller limits the payload");
+    let mut bytes = Vec::with_capacity(PRODUCER_SNAPSHOT_HEADER_BYTES + payload.len());
+    bytes.extend_from_slice(&PRODUCER_SNAPSHOT_VERSION.to_be_bytes());
+    bytes.extend_from_slice(&[0; 4]); // crc, filled in below
+    bytes.extend_from_slice(&offset.to_be_bytes());
+    bytes.extend_from_slice(&payload_length.to_be_bytes());
+    assert_eq!(bytes.len(), PRODUCER_SNAPSHOT_HEADER_BYTES);
+    bytes.extend_from_slice(payload);
+    let crc = crc32c::crc32c(&bytes[PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION..]);
+    bytes[2..6].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+/// Checks a producer snapshot's bytes and returns its offset; the payload is the bytes from
+/// `PRODUCER_SNAPSHOT_HEADER_BYTES` on.
+///
+/// # Errors
+/// A reason, if the bytes are not exactly what `encode_producer_snapshot` writes.
+pub fn parse_producer_snapshot(bytes: &[u8]) -> Result<i64, &'static str> {
+    let header: &[u8; PRODUCER_SNAPSHOT_HEADER_BYTES] = bytes
+        .get(..PRODUCER_SNAPSHOT_HEADER_BYTES)
+        .and_then(|header| header.try_into().ok())
+        .ok_or("shorter than a snapshot header")?;
+    let [
+        v0,
+        v1,
+        c0,
+        c1,
+        c2,
+        c3,
+        o0,
+        o1,
+        o2,
+        o3,
+        o4,
+        o5,
+        o6,
+        o7,
+        l0,
+        l1,
+        l2,
+        l3,
+    ] = *header;
+    if i16::from_be_bytes([v0, v1]) != PRODUCER_SNAPSHOT_VERSION {
+        return Err("unknown snapshot version");
+    }
+    let payload_length = u32::from_be_bytes([l0, l1, l2, l3]);
+    let payload_bytes = bytes.len() - PRODUCER_SNAPSHOT_HEADER_BYTES;
+    if usize::try_from(payload_length).ok() != Some(payload_bytes) {
+        return Err("payload length is not the bytes after the header");
+    }
+    let crc = crc32c::crc32c(&bytes[PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION..]);
+    if crc != u32::from_be_bytes([c0, c1, c2, c3]) {
+        return Err("CRC-32C mismatch");
+    }
+    let offset = i64::from_be_bytes([o0, o1, o2, o3, o4, o5, o6, o7]);
+    if offset < 0 {
+        return Err("negative offset");
+    }
+    Ok(offset)
+}
+
 /// The text of an offset checkpoint (the log start offset or the cleaner's): a version line,
 /// then the offset.
 pub fn encode_offset_checkpoint(offset: i64) -> String {
@@ -403,13 +609,8 @@ mod tests {
     /// malformed name is rejected.
     #[test]
     fn segment_file_name_round_trip() {
-        let kinds = [
-            SegmentFileKind::Log,
-            SegmentFileKind::OffsetIndex,
-            SegmentFileKind::TimeIndex,
-        ];
         for base_offset in [0, 1, 42, 4_294_967_296, i64::MAX] {
-            for kind in kinds {
+            for kind in SegmentFileKind::ALL {
                 let name = segment_file_name(base_offset, kind);
                 assert_eq!(parse_segment_file_name(&name), Some((base_offset, kind)));
             }
@@ -421,6 +622,10 @@ mod tests {
         assert_eq!(
             segment_file_name(7, SegmentFileKind::TimeIndex),
             "00000000000000000007.timeindex"
+        );
+        assert_eq!(
+            segment_file_name(7, SegmentFileKind::TransactionIndex),
+            "00000000000000000007.txnindex"
         );
         let bad = [
             "",
@@ -535,13 +740,8 @@ mod tests {
     /// mistaken for segment files (nor segment files for them).
     #[test]
     fn staged_segment_file_name_round_trip() {
-        let kinds = [
-            SegmentFileKind::Log,
-            SegmentFileKind::OffsetIndex,
-            SegmentFileKind::TimeIndex,
-        ];
         for base_offset in [0, 42, i64::MAX] {
-            for kind in kinds {
+            for kind in SegmentFileKind::ALL {
                 for stage in [SwapStage::Cleaned, SwapStage::Swap] {
                     let name = staged_segment_file_name(base_offset, kind, stage);
                     let parsed = parse_staged_segment_file_name(&name);
@@ -568,5 +768,73 @@ mod tests {
         for name in bad {
             assert_eq!(parse_staged_segment_file_name(name), None, "{name}");
         }
+    }
+
+    /// A transaction index entry is Kafka's 34 bytes, as written here by hand from
+    /// `AbortedTxn`'s layout, and reads back; another version is rejected.
+    #[test]
+    fn aborted_transaction_is_kafkas_entry() {
+        let aborted = AbortedTransaction {
+            producer_id: 0x0102_0304_0506_0708,
+            first_offset: 42,
+            last_offset: 0x0100,
+            last_stable_offset: -1,
+        };
+        let expected: [u8; TRANSACTION_INDEX_ENTRY_BYTES] = [
+            0, 0, // version
+            1, 2, 3, 4, 5, 6, 7, 8, // producer id
+            0, 0, 0, 0, 0, 0, 0, 42, // first offset
+            0, 0, 0, 0, 0, 0, 1, 0, // last offset
+            255, 255, 255, 255, 255, 255, 255, 255, // last stable offset
+        ];
+        assert_eq!(aborted.to_bytes(), expected);
+        assert_eq!(AbortedTransaction::from_bytes(expected), Ok(aborted));
+        let mut version_1 = expected;
+        version_1[1] = 1;
+        assert!(AbortedTransaction::from_bytes(version_1).is_err());
+    }
+
+    /// Producer snapshot names build and parse back, are not segment names, and the framing
+    /// round-trips; a flipped byte, a wrong length or an unknown version is rejected.
+    #[test]
+    fn producer_snapshot_round_trip() {
+        for offset in [0, 42, i64::MAX] {
+            let name = producer_snapshot_file_name(offset);
+            assert_eq!(parse_producer_snapshot_file_name(&name), Some(offset));
+            assert_eq!(parse_segment_file_name(&name), None);
+        }
+        assert_eq!(
+            producer_snapshot_file_name(42),
+            "00000000000000000042.snapshot"
+        );
+        for bad in [
+            "42.snapshot",
+            "00000000000000000042.snapshot.tmp",
+            ".snapshot",
+        ] {
+            assert_eq!(parse_producer_snapshot_file_name(bad), None, "{bad}");
+        }
+
+        let bytes = encode_producer_snapshot(7, b"state");
+        assert_eq!(bytes.len(), PRODUCER_SNAPSHOT_HEADER_BYTES + 5);
+        assert_eq!(&bytes[..2], &[0, 0]);
+        assert_eq!(&bytes[6..18], &[0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 5]);
+        assert_eq!(&bytes[PRODUCER_SNAPSHOT_HEADER_BYTES..], b"state");
+        assert_eq!(parse_producer_snapshot(&bytes), Ok(7));
+        assert_eq!(
+            parse_producer_snapshot(&encode_producer_snapshot(0, b"")),
+            Ok(0)
+        );
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 1;
+        assert_eq!(parse_producer_snapshot(&flipped), Err("CRC-32C mismatch"));
+        let mut version_1 = bytes.clone();
+        version_1[1] = 1;
+        assert_eq!(
+            parse_producer_snapshot(&version_1),
+            Err("unknown snapshot version")
+        );
+        assert!(parse_producer_snapshot(&bytes[..bytes.len() - 1]).is_err());
+        assert!(parse_producer_snapshot(&bytes[..10]).is_err());
     }
 }

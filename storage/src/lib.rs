@@ -9,10 +9,17 @@
 //! of each log is checked batch by batch and truncated at the first bad byte.
 //!
 //! Start with [`DataDir`], which locks the directory and opens each partition's [`Log`];
-//! then `Log::append`, `Log::read` (or `Log::read_range`, for `sendfile`) and `Log::sync_through`. The on-disk layout is in
-//! [`format`](mod@format), the recovery policy in `recovery.rs`, and the lock order on [`Log`].
-//! Retention is in `log/retention.rs`; compaction, `Log::compact`, in `log/compaction.rs`,
-//! reading records through the broker's [`RecordCodec`], since this crate never decodes them.
+//! then `Log::append`, `Log::read` (or `Log::read_range`, for `sendfile`) and
+//! `Log::sync_through`. The on-disk layout is in [`format`](mod@format), the recovery policy
+//! in `recovery.rs`, and the lock order on [`Log`]. Retention is in `log/retention.rs`;
+//! compaction, `Log::compact`, in `log/compaction.rs`, reading records through the broker's
+//! [`RecordCodec`], since this crate never decodes them.
+//!
+//! Transactions are the broker's; storage keeps what it needs of them on disk, in
+//! `log/transactions.rs`: each segment's aborted transactions (`transaction_index.rs`, read by
+//! `Log::aborted_transactions` for read_committed fetches, which `Log::read_range_below`
+//! bounds by the last stable offset), and the broker's producer state snapshots
+//! (`producer_snapshot.rs`). Compaction drops aborted records and, in time, markers.
 //!
 //! Synchronous file I/O only: no async runtime, no network, no clock (callers pass `now_ms`).
 #![warn(missing_docs)]
@@ -36,6 +43,7 @@ mod index_file;
 mod key_map;
 mod log;
 mod offset_index;
+mod producer_snapshot;
 mod record_codec;
 mod recovery;
 mod segment;
@@ -44,6 +52,7 @@ mod segment;
 mod test_batch;
 mod time_index;
 mod topic_partition;
+mod transaction_index;
 
 pub use config::{
     CleanerConfig, LogConfig, MAX_SEGMENT_BYTES, MAX_SEGMENT_INDEX_BYTES, MIN_SEGMENT_INDEX_BYTES,
@@ -51,6 +60,9 @@ pub use config::{
 pub use data_dir::DataDir;
 pub use error::StorageError;
 pub use file_range::FileRange;
+pub use format::AbortedTransaction;
 pub use log::{AppendOutcome, CompactionOutcome, FirstBatch, Log};
+pub use producer_snapshot::{MAX_PRODUCER_SNAPSHOT_PAYLOAD_BYTES, ProducerSnapshot};
 pub use record_codec::{RecordCodec, RecordSummary};
 pub use topic_partition::TopicPartition;
+pub use transaction_index::MAX_TRANSACTION_INDEX_ENTRIES;

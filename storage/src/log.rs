@@ -17,9 +17,13 @@
 //! - Compaction (`compaction.rs`) takes the `compaction` lock for a whole pass, reading
 //!   sealed segments without other locks, and the `maintenance` lock for each swap of
 //!   cleaned segments into the list.
+//! - Aborted transactions (`transactions.rs`) are added under the `append` lock, like index
+//!   entries, and read under a brief read lock of the segment list and of each segment's
+//!   transaction index, so read_committed fetches never wait for the appender either.
 
 mod compaction;
 mod retention;
+mod transactions;
 
 pub use compaction::CompactionOutcome;
 
@@ -41,6 +45,7 @@ use crate::fs::sync_dir;
 use crate::recovery::{RecoveryMode, load_log};
 use crate::segment::{Segment, TimestampAndOffset, remove_segment_files};
 use crate::topic_partition::TopicPartition;
+use crate::transaction_index::MAX_TRANSACTION_INDEX_ENTRIES;
 
 /// Whether a read returns its first batch even when that batch alone exceeds `max_bytes`.
 ///
@@ -70,8 +75,10 @@ pub struct AppendOutcome {
 /// One partition's log. `Send + Sync`: the broker shares it as `Arc<Log>`.
 ///
 /// Lock order, for code that holds more than one: `compaction`, then `maintenance`, then
-/// `append`, then `segments`, then a segment's index lock. `sync` is never held with `append` or
-/// `maintenance`; it takes `segments` (read) and a segment's index lock briefly.
+/// `append`, then `segments`, then a segment's index locks (its offset and time indexes, or
+/// its transaction index). `producer_snapshots` comes before `sync`, and `sync` is never held
+/// with `append` or `maintenance`; it takes `segments` (read) and a segment's index locks
+/// briefly.
 pub struct Log {
     topic_partition: TopicPartition,
     partition_dir: PathBuf,
@@ -92,6 +99,9 @@ pub struct Log {
     /// Held for a whole compaction pass, so passes on one log never overlap; guards what the
     /// cleaner remembers between passes. Appends, reads and fsyncs never take it.
     compaction: Mutex<compaction::CompactionState>,
+    /// Serialises producer snapshot writes and reads, so that a write never deletes the
+    /// snapshot another is reading, and two writes never share a temporary file.
+    producer_snapshots: Mutex<()>,
     /// The offset the next append gets; on a single node also the high watermark. Stored
     /// (Release) by the appender after the active segment published its new end; readers load
     /// it (Acquire) before looking up segments, so every offset below it is readable.
@@ -115,6 +125,10 @@ struct AppendState {
     /// When the active segment's `segment_ms` clock started: the time of its first append,
     /// or after a restart its first batch's timestamp. `None` while it has no batch.
     roll_clock_start_ms: Option<i64>,
+    /// The largest `last_offset` of an aborted transaction recorded in this log since it was
+    /// opened (or found at the open); an entry at or below it is already there, or was, so
+    /// `add_aborted_transaction` skips it.
+    last_aborted_offset: Option<i64>,
 }
 
 /// Fsync progress, guarded by `Log::sync`.
@@ -156,6 +170,12 @@ impl Log {
             true => None,
             false => loaded.active_first_timestamp_ms,
         };
+        let last_aborted_offset = loaded
+            .segments
+            .values()
+            .filter_map(|segment| segment.transaction_index().last_entry())
+            .map(|last| last.last_offset)
+            .max();
         debug!(
             %topic_partition,
             next_offset = loaded.next_offset,
@@ -169,6 +189,7 @@ impl Log {
             append: Mutex::new(AppendState {
                 active,
                 roll_clock_start_ms,
+                last_aborted_offset,
             }),
             segments: RwLock::new(loaded.segments),
             sync: Mutex::new(SyncState {
@@ -178,6 +199,7 @@ impl Log {
             }),
             maintenance: Mutex::new(()),
             compaction: Mutex::new(compaction::CompactionState::new()),
+            producer_snapshots: Mutex::new(()),
             next_offset: AtomicI64::new(loaded.next_offset),
             log_start_offset: AtomicI64::new(loaded.log_start_offset),
             config: RwLock::new(config),
@@ -346,24 +368,54 @@ impl Log {
         max_bytes: usize,
         first_batch: FirstBatch,
     ) -> Result<Option<FileRange>, StorageError> {
-        // The high watermark first: every batch below it is in a segment already listed.
         let high_watermark = self.high_watermark();
+        self.read_range_below(offset, max_bytes, first_batch, high_watermark)
+    }
+
+    /// As `read_range`, but returns no batch whose base offset is at or past
+    /// `upper_bound_offset`: the last stable offset, for read_committed fetches, which must
+    /// not see batches of transactions still open. An `offset` at or past the bound (up to the
+    /// high watermark) reads nothing, and is not out of range.
+    ///
+    /// # Errors
+    /// As `read`: `OffsetOutOfRange` if `offset` is below the log start offset or past the
+    /// high watermark; `CorruptSegment` for bytes on disk that are not batches.
+    ///
+    /// # Panics
+    /// If `upper_bound_offset` is past the high watermark: the bound is a batch boundary the
+    /// caller learned from this log.
+    pub fn read_range_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        first_batch: FirstBatch,
+        upper_bound_offset: i64,
+    ) -> Result<Option<FileRange>, StorageError> {
+        // Loaded after the caller learned its bound, so at or above it; and before looking up
+        // segments: every batch below it is in a segment already listed.
+        let high_watermark = self.high_watermark();
+        assert!(
+            upper_bound_offset <= high_watermark,
+            "read bound {upper_bound_offset} past the high watermark {high_watermark}"
+        );
         if offset < self.log_start_offset() || offset > high_watermark {
             return Err(self.out_of_range(offset));
         }
-        if offset == high_watermark {
+        if offset >= upper_bound_offset {
             return Ok(None);
         }
         let mut segment = self
             .segment_holding(offset)
             .ok_or_else(|| self.out_of_range(offset))?;
         loop {
-            if let Some(range) = segment.read(offset, high_watermark, max_bytes, first_batch)? {
+            let read = segment.read(offset, upper_bound_offset, max_bytes, first_batch)?;
+            if let Some(range) = read {
                 return Ok(Some(range).filter(|range| !range.is_empty()));
             }
+            // A segment starting at or past the bound has nothing to return.
             match self.segment_after(&segment, offset) {
-                Some(next) => segment = next,
-                None => return Ok(None),
+                Some(next) if next.base_offset() < upper_bound_offset => segment = next,
+                _ => return Ok(None),
             }
         }
     }
@@ -411,15 +463,19 @@ impl Log {
         self.sync_active(&mut sync)
     }
 
-    /// Makes everything appended so far durable, index entries included, so a clean restart
-    /// finds them. For the periodic flush policy and shutdown. Trims nothing.
+    /// Makes everything appended so far durable, index entries and aborted transactions
+    /// included, so a clean restart finds them. For the periodic flush policy and shutdown.
+    /// Trims nothing.
     ///
     /// The index msync holds the active segment's index read lock, so an append that wants to
-    /// add an index entry meanwhile waits for it; the batch fsync holds no lock appends need.
+    /// add an index entry meanwhile waits for it; the batch and transaction index fsyncs hold
+    /// no lock appends need.
     pub fn flush(&self) -> Result<(), StorageError> {
         let mut sync = self.sync.lock().expect("sync lock poisoned");
         self.sync_active(&mut sync)?;
-        self.active_segment().flush_indexes()
+        let active = self.active_segment();
+        active.transaction_index().sync()?;
+        active.flush_indexes()
     }
 
     fn sync_active(&self, sync: &mut SyncState) -> Result<(), StorageError> {
@@ -681,7 +737,13 @@ fn should_roll(state: &AppendState, config: &LogConfig, append: &AppendShape, no
     let bytes_full = active.bytes_written() + append.size_bytes > config.effective_segment_bytes();
     let index_full = !active.indexes().has_room_for(append.batches_count);
     let offsets_full = append.last_offset - active.base_offset() > i64::from(u32::MAX);
-    bytes_full || index_full || offsets_full || segment_age_ms(state, now_ms) > config.segment_ms
+    let transactions_full =
+        active.transaction_index().entries_count() >= MAX_TRANSACTION_INDEX_ENTRIES;
+    bytes_full
+        || index_full
+        || offsets_full
+        || transactions_full
+        || segment_age_ms(state, now_ms) > config.segment_ms
 }
 
 /// How long the active segment has been collecting batches. A first batch timestamp in the
@@ -843,5 +905,29 @@ mod tests {
         assert_eq!(segments_count(), 3, "index roll");
         log.append(&batch(1, 1), 60_002).expect("append");
         assert_eq!(segments_count(), 4, "age roll");
+    }
+
+    /// A producer snapshot fsyncs the active segment only if batches below its offset may not
+    /// be durable, so a snapshot right after a flush costs no fsync of the log.
+    #[test]
+    fn producer_snapshot_fsyncs_only_what_is_not_durable() {
+        let dir = temp_dir("producer_snapshot_fsyncs_only_what_is_not_durable");
+        let data_dir = DataDir::open(dir.path()).expect("open data dir");
+        let log = data_dir
+            .open_log("orders", 0, LogConfig::default())
+            .expect("open log");
+        log.append(&batch(2, 50), 0).expect("append");
+        let syncs_before = fault::data_syncs_count();
+        log.write_producer_snapshot(2, b"state").expect("snapshot");
+        assert_eq!(fault::data_syncs_count(), syncs_before + 1);
+        log.write_producer_snapshot(1, b"state").expect("covered");
+        log.write_producer_snapshot(2, b"state").expect("covered");
+        assert_eq!(fault::data_syncs_count(), syncs_before + 1);
+        log.append(&batch(1, 50), 0).expect("append");
+        log.write_producer_snapshot(2, b"state")
+            .expect("still covered");
+        assert_eq!(fault::data_syncs_count(), syncs_before + 1);
+        log.write_producer_snapshot(3, b"state").expect("snapshot");
+        assert_eq!(fault::data_syncs_count(), syncs_before + 2);
     }
 }

@@ -26,7 +26,11 @@
 //! `finish_interrupted_swaps`), a missing or malformed index is rebuilt, index files without
 //! a `.log` are removed, other stray files are left alone with a warning, and every
 //! truncation, rebuild or swap is logged at WARN with the partition, offsets, position and
-//! reason.
+//! reason. Each segment's transaction index, which cannot be rebuilt from the segment (the
+//! broker's replay adds lost entries back), is read whole and cut after its last valid entry
+//! (see `TransactionIndex::open`), in both modes: entries are few, and one whose marker
+//! recovery truncated away would misreport an abort. Producer snapshots are only listed; one
+//! past the recovered end is deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -46,15 +50,18 @@ use crate::config::LogConfig;
 use crate::error::{StorageError, io_error};
 use crate::format::{
     CLEANER_OFFSET_CHECKPOINT_FILE_NAME, LOG_START_OFFSET_CHECKPOINT_FILE_NAME,
-    RECOVERY_POINT_CHECKPOINT_FILE_NAME, SegmentFileKind, SwapStage, parse_segment_file_name,
-    parse_staged_segment_file_name, segment_file_path, staged_segment_file_path,
+    RECOVERY_POINT_CHECKPOINT_FILE_NAME, SegmentFileKind, SwapStage,
+    parse_producer_snapshot_file_name, parse_segment_file_name, parse_staged_segment_file_name,
+    segment_file_path, staged_segment_file_path,
 };
 use crate::fs::{create_dir_durably, sync_dir};
 use crate::index_file::IndexCheck;
 use crate::offset_index::OffsetIndex;
+use crate::producer_snapshot::{is_snapshot_temp_file_name, remove_snapshots_past};
 use crate::segment::{Segment, SegmentIndexes, TimestampAndOffset, remove_segment_files};
 use crate::time_index::TimeIndex;
 use crate::topic_partition::TopicPartition;
+use crate::transaction_index::TransactionIndex;
 
 /// How far `load_log` trusts what it finds on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +108,32 @@ pub(crate) fn load_log(
 ) -> Result<LoadedLog, StorageError> {
     create_dir_durably(partition_dir)?;
     finish_interrupted_swaps(partition_dir, topic_partition)?;
-    let mut bases = list_segments(partition_dir, topic_partition)?;
+    let listing = list_dir(partition_dir, topic_partition)?;
+    let loaded = load_segments(
+        partition_dir,
+        topic_partition,
+        config,
+        mode,
+        listing.log_bases,
+    )?;
+    remove_snapshots_past(
+        partition_dir,
+        topic_partition,
+        &listing.snapshot_offsets,
+        loaded.next_offset,
+    )?;
+    Ok(loaded)
+}
+
+/// Opens the segments whose `.log` files start at `bases`, recovering the active one as
+/// `mode` says.
+fn load_segments(
+    partition_dir: &Path,
+    topic_partition: &TopicPartition,
+    config: &LogConfig,
+    mode: RecoveryMode,
+    mut bases: BTreeSet<i64>,
+) -> Result<LoadedLog, StorageError> {
     let checkpoint_offset = read_log_start_offset(partition_dir)?;
     let mut removed_tail_base = None;
     if mode == RecoveryMode::Unclean {
@@ -193,19 +225,31 @@ fn new_empty_log(
     })
 }
 
-/// Base offsets of the segments with a `.log` file. Index files without one are removed;
-/// anything else that is not ours is left alone with a warning.
-fn list_segments(
+/// What a partition directory holds, by name.
+struct DirListing {
+    /// Base offsets of the segments with a `.log` file.
+    log_bases: BTreeSet<i64>,
+    /// Offsets of the producer snapshots.
+    snapshot_offsets: Vec<i64>,
+}
+
+/// Lists the segments and producer snapshots, reading no file. Index files without a `.log`
+/// and temporary files of interrupted checkpoint or snapshot writes are removed; anything else
+/// that is not ours is left alone with a warning.
+fn list_dir(
     partition_dir: &Path,
     topic_partition: &TopicPartition,
-) -> Result<BTreeSet<i64>, StorageError> {
+) -> Result<DirListing, StorageError> {
     let checkpoint_names = [
         LOG_START_OFFSET_CHECKPOINT_FILE_NAME,
         CLEANER_OFFSET_CHECKPOINT_FILE_NAME,
         RECOVERY_POINT_CHECKPOINT_FILE_NAME,
     ];
     let checkpoint_temps = checkpoint_names.map(checkpoint_temp_file_name);
-    let mut logs = BTreeSet::new();
+    let mut listing = DirListing {
+        log_bases: BTreeSet::new(),
+        snapshot_offsets: Vec::new(),
+    };
     let mut indexes = Vec::new();
     for entry in std::fs::read_dir(partition_dir).map_err(io_error(partition_dir))? {
         let path = entry.map_err(io_error(partition_dir))?.path();
@@ -213,14 +257,19 @@ fn list_segments(
             .file_name()
             .and_then(|name| name.to_str())
             .unwrap_or_default();
+        if let Some(offset) = parse_producer_snapshot_file_name(name) {
+            listing.snapshot_offsets.push(offset);
+            continue;
+        }
         match parse_segment_file_name(name) {
             Some((base_offset, SegmentFileKind::Log)) => {
-                logs.insert(base_offset);
+                listing.log_bases.insert(base_offset);
             }
             Some((base_offset, _)) => indexes.push((base_offset, path)),
             None if checkpoint_names.contains(&name) => {}
-            // An interrupted checkpoint write; the checkpoint itself is still the old one.
+            // An interrupted write; the file it was to replace is still the old one.
             None if checkpoint_temps.iter().any(|temp| temp == name) => remove_file(&path)?,
+            None if is_snapshot_temp_file_name(name) => remove_file(&path)?,
             None => {
                 let path = path.display();
                 warn!(%topic_partition, %path, "ignoring a stray file in a partition directory");
@@ -228,13 +277,13 @@ fn list_segments(
         }
     }
     for (base_offset, path) in indexes {
-        if !logs.contains(&base_offset) {
+        if !listing.log_bases.contains(&base_offset) {
             let path_shown = path.display();
             warn!(%topic_partition, path = %path_shown, "removing an index file without its .log");
             remove_file(&path)?;
         }
     }
-    Ok(logs)
+    Ok(listing)
 }
 
 fn remove_file(path: &Path) -> Result<(), StorageError> {
@@ -295,17 +344,20 @@ fn finish_interrupted_swaps(
 
 /// Finishes the committed swap of `<base_offset>.log.swap`: deletes the segments it
 /// replaces after its base (those whose base offsets lie below the end of its batches),
-/// then renames its index files and finally its `.log` over the segment at its base. An index
-/// without its `.swap` is deleted instead, since it may be the old segment's, and rebuilt.
-/// Each step can be repeated, so a crash here is finished by the next start.
+/// then renames its index files and finally its `.log` over the segment at its base (see
+/// `install_swapped_index` for an index without its `.swap`). Each step can be repeated, so a
+/// crash here is finished by the next start.
 fn finish_swap(
     partition_dir: &Path,
     topic_partition: &TopicPartition,
     base_offset: i64,
 ) -> Result<(), StorageError> {
-    let swap_path =
-        |kind| staged_segment_file_path(partition_dir, base_offset, kind, SwapStage::Swap);
-    let log_swap_path = swap_path(SegmentFileKind::Log);
+    let log_swap_path = staged_segment_file_path(
+        partition_dir,
+        base_offset,
+        SegmentFileKind::Log,
+        SwapStage::Swap,
+    );
     let end_offset = swap_end_offset(&log_swap_path, base_offset)?;
     // An empty swap (every record removed) ends at its base and replaces no later segment.
     let replaced: Vec<i64> = log_file_bases(partition_dir)?
@@ -315,18 +367,9 @@ fn finish_swap(
     for replaced_base_offset in &replaced {
         remove_segment_files(partition_dir, *replaced_base_offset)?;
     }
-    for kind in [SegmentFileKind::OffsetIndex, SegmentFileKind::TimeIndex] {
-        let index_path = segment_file_path(partition_dir, base_offset, kind);
-        match std::fs::rename(swap_path(kind), &index_path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                match std::fs::remove_file(&index_path) {
-                    Ok(()) => {}
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(error) => return Err(io_error(&index_path)(error)),
-                }
-            }
-            Err(error) => return Err(io_error(&index_path)(error)),
+    for kind in SegmentFileKind::ALL {
+        if kind != SegmentFileKind::Log {
+            install_swapped_index(partition_dir, base_offset, kind)?;
         }
     }
     let log_path = segment_file_path(partition_dir, base_offset, SegmentFileKind::Log);
@@ -334,6 +377,34 @@ fn finish_swap(
     warn!(%topic_partition, base_offset, end_offset, replaced_segments = ?replaced,
         "finished a compaction swap interrupted by a crash");
     Ok(())
+}
+
+/// Renames a committed swap's index `.swap` file over the segment's index. Without a `.swap`:
+/// an offset or time index is deleted, since it may be the old segment's, and rebuilt; a
+/// transaction index, which cannot be rebuilt, is the new one, already renamed. The cleaner
+/// always writes a `.txnindex.swap` (even empty) and renames it before the `.log.swap`, so
+/// with a `.log.swap` present, a missing one was installed by the crashed swap.
+fn install_swapped_index(
+    partition_dir: &Path,
+    base_offset: i64,
+    kind: SegmentFileKind,
+) -> Result<(), StorageError> {
+    let swap_path = staged_segment_file_path(partition_dir, base_offset, kind, SwapStage::Swap);
+    let index_path = segment_file_path(partition_dir, base_offset, kind);
+    match std::fs::rename(swap_path, &index_path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if kind == SegmentFileKind::TransactionIndex {
+                return Ok(());
+            }
+            match std::fs::remove_file(&index_path) {
+                Ok(()) => Ok(()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(error) => Err(io_error(&index_path)(error)),
+            }
+        }
+        Err(error) => Err(io_error(&index_path)(error)),
+    }
 }
 
 /// Base offsets of the `.log` files in a partition directory.
@@ -471,27 +542,37 @@ impl<'a> SegmentOnDisk<'a> {
         )
     }
 
-    /// The segment, with `bytes_written` and `bytes_synced` as given.
+    /// The segment, with `bytes_written` and `bytes_synced` as given, and its transaction
+    /// index loaded, keeping only entries whose markers lie before `end_offset` (see
+    /// `TransactionIndex::open`).
     fn into_segment(
         self,
         indexes: SegmentIndexes,
+        end_offset: i64,
         bytes_written: u64,
         bytes_synced: u64,
-    ) -> Segment {
+    ) -> Result<Segment, StorageError> {
+        let transaction_index = TransactionIndex::open(
+            &self.path(SegmentFileKind::TransactionIndex),
+            self.topic_partition,
+            self.base_offset,
+            end_offset,
+        )?;
         let SegmentOnDisk {
             partition_dir,
             base_offset,
             file,
             ..
         } = self;
-        Segment::from_parts(
+        Ok(Segment::from_parts(
             partition_dir,
             base_offset,
             file,
             indexes,
+            transaction_index,
             bytes_written,
             bytes_synced,
-        )
+        ))
     }
 }
 
@@ -530,12 +611,12 @@ fn open_sealed(
                 bytes_since_last_index_entry: 0,
             };
             let log_bytes = on_disk.log_bytes;
-            return Ok(on_disk.into_segment(indexes, log_bytes, log_bytes));
+            return on_disk.into_segment(indexes, next_base_offset, log_bytes, log_bytes);
         }
     };
     warn!(topic_partition = %on_disk.topic_partition, base_offset, reason,
         "rebuilding the indexes of a sealed segment");
-    rebuild_sealed(on_disk, config)
+    rebuild_sealed(on_disk, next_base_offset, config)
 }
 
 fn last_time_index_entry(time_index: &TimeIndex) -> Option<TimestampAndOffset> {
@@ -547,8 +628,14 @@ fn last_time_index_entry(time_index: &TimeIndex) -> Option<TimestampAndOffset> {
 }
 
 /// Rebuilds a sealed segment's indexes from its batches. A bad batch is not truncated (that
-/// would leave a gap before the next segment); the segment just ends there for readers.
-fn rebuild_sealed(on_disk: SegmentOnDisk<'_>, config: &LogConfig) -> Result<Segment, StorageError> {
+/// would leave a gap before the next segment); the segment just ends there for readers. Its
+/// transaction index is kept up to `next_base_offset` all the same: its entries cannot be
+/// rebuilt, and the segment's offsets still run to there.
+fn rebuild_sealed(
+    on_disk: SegmentOnDisk<'_>,
+    next_base_offset: i64,
+    config: &LogConfig,
+) -> Result<Segment, StorageError> {
     let base_offset = on_disk.base_offset;
     let mut indexes = SegmentIndexes::create(on_disk.partition_dir, base_offset, config)?;
     let start = ScanStart {
@@ -570,7 +657,7 @@ fn rebuild_sealed(on_disk: SegmentOnDisk<'_>, config: &LogConfig) -> Result<Segm
     }
     indexes.seal()?;
     let end = scan.end_position;
-    Ok(on_disk.into_segment(indexes, end, end))
+    on_disk.into_segment(indexes, next_base_offset, end, end)
 }
 
 /// Opens the active segment as `mode` says; `durable_position` is where its recovery point
@@ -635,7 +722,7 @@ fn open_active_clean(
     let log_bytes = on_disk.log_bytes;
     // Synced bytes start at zero so the first `sync_through` really fsyncs rather than trust
     // that the previous broker's last flush reached the disk.
-    let segment = on_disk.into_segment(indexes, log_bytes, 0);
+    let segment = on_disk.into_segment(indexes, tail.next_offset, log_bytes, 0)?;
     Ok(ActiveSegment {
         segment,
         next_offset: tail.next_offset,
@@ -810,7 +897,7 @@ fn finish_recovery(
     on_disk.file.sync_all().map_err(io_error(log_path))?;
     let first_timestamp_ms = first_batch_max_timestamp(&on_disk, scan.end_position)?;
     let end = scan.end_position;
-    let segment = on_disk.into_segment(indexes, end, end);
+    let segment = on_disk.into_segment(indexes, scan.next_offset, end, end)?;
     Ok(ActiveSegment {
         segment,
         next_offset: scan.next_offset,

@@ -1,4 +1,5 @@
-//! One segment: `<base>.log` holding record batches back to back, and its two sparse indexes.
+//! One segment: `<base>.log` holding record batches back to back, its two sparse indexes,
+//! and its transaction index (`transaction_index.rs`).
 //!
 //! A segment is written only at its end, by the log's single appender, and read by any number
 //! of readers at once, by position, up to `bytes_written`. The appender publishes
@@ -27,6 +28,7 @@ use crate::format::{
 use crate::log::FirstBatch;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::{TimeIndex, TimeIndexSlot};
+use crate::transaction_index::TransactionIndex;
 
 /// A batch max timestamp and the base offset of the first batch that has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,8 @@ pub(crate) struct Segment {
     /// readers for one binary search. Taken after the log's append lock and segment list lock
     /// when they are held.
     indexes: RwLock<SegmentIndexes>,
+    /// The aborted transactions whose markers this segment holds; it has its own locks.
+    transaction_index: TransactionIndex,
 }
 
 /// A segment's indexes and what the appender tracks to maintain them.
@@ -175,12 +179,7 @@ pub(crate) fn remove_segment_files(
     partition_dir: &Path,
     base_offset: i64,
 ) -> Result<(), StorageError> {
-    let kinds = [
-        SegmentFileKind::OffsetIndex,
-        SegmentFileKind::TimeIndex,
-        SegmentFileKind::Log,
-    ];
-    for kind in kinds {
+    for kind in SegmentFileKind::ALL {
         let path = segment_file_path(partition_dir, base_offset, kind);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -237,9 +236,10 @@ fn entries_bytes(entries_count: usize, entry_bytes: usize) -> u64 {
 }
 
 impl Segment {
-    /// Creates a new, empty segment's three files. An existing `.log` of that name is emptied:
-    /// a new segment is named after the log's next offset, so such a file can only hold the
-    /// leftovers of a roll that failed.
+    /// Creates a new, empty segment's files (the transaction index waits for its first entry).
+    /// An existing `.log` of that name is emptied, and a `.txnindex` removed: a new segment is
+    /// named after the log's next offset, so such files can only be the leftovers of a roll
+    /// that failed.
     pub fn create(
         partition_dir: &Path,
         base_offset: i64,
@@ -254,11 +254,18 @@ impl Segment {
             .open(&log_path)
             .map_err(io_error(&log_path))?;
         let indexes = SegmentIndexes::create(partition_dir, base_offset, config)?;
+        let transaction_index_path = segment_file_path(
+            partition_dir,
+            base_offset,
+            SegmentFileKind::TransactionIndex,
+        );
+        let transaction_index = TransactionIndex::create(&transaction_index_path)?;
         Ok(Segment::from_parts(
             partition_dir,
             base_offset,
             file,
             indexes,
+            transaction_index,
             0,
             0,
         ))
@@ -270,6 +277,7 @@ impl Segment {
         base_offset: i64,
         file: File,
         indexes: SegmentIndexes,
+        transaction_index: TransactionIndex,
         bytes_written: u64,
         bytes_synced: u64,
     ) -> Segment {
@@ -283,6 +291,7 @@ impl Segment {
             bytes_written: AtomicU64::new(bytes_written),
             bytes_synced: AtomicU64::new(bytes_synced),
             indexes: RwLock::new(indexes),
+            transaction_index,
         }
     }
 
@@ -320,6 +329,11 @@ impl Segment {
     /// Write access to the indexes, for the appender and for sealing.
     pub fn indexes_mut(&self) -> RwLockWriteGuard<'_, SegmentIndexes> {
         self.indexes.write().expect("segment index lock poisoned")
+    }
+
+    /// The aborted transactions whose markers this segment holds.
+    pub fn transaction_index(&self) -> &TransactionIndex {
+        &self.transaction_index
     }
 
     /// Writes whole batches at the end of the file with one positioned write and publishes
@@ -386,13 +400,16 @@ impl Segment {
     }
 
     /// Makes the segment read-only for good: fsyncs its batches, then finishes and fsyncs its
-    /// indexes (see `SegmentIndexes::seal`). Called when the segment is rolled and when the log
-    /// closes. Safe to call again after a failure part-way.
+    /// indexes (see `SegmentIndexes::seal`) and its transaction index. Called when the segment
+    /// is rolled and when the log closes. Safe to call again after a failure part-way.
     pub fn seal(&self) -> Result<(), StorageError> {
         // The batches first: a sealed segment is never synced again, and `sync_through` relies
         // on every segment but the active one being durable.
         self.sync_data()?;
-        self.indexes_mut().seal()
+        self.indexes_mut().seal()?;
+        // Nothing fsyncs a sealed segment's transaction index later, and a producer snapshot
+        // relies on every entry below it being durable.
+        self.transaction_index.sync()
     }
 
     /// Writes the index mappings back to their files (msync), so a clean restart finds every

@@ -115,7 +115,7 @@ fn seal_active(log: &Log) {
 }
 
 fn compact(log: &Log, now_ms: i64) -> CompactionOutcome {
-    log.compact(now_ms, &TestCodec, &CleanerConfig::default())
+    log.compact(now_ms, &TestCodec, &CleanerConfig::default(), i64::MAX)
         .expect("compact")
 }
 
@@ -350,14 +350,19 @@ fn a_small_map_cleans_a_prefix_per_pass() {
     };
     let sealed_count = segments_count(dir.path()) - 1;
 
-    let first = log.compact(2_000, &TestCodec, &cleaner).expect("compact");
+    let first = log
+        .compact(2_000, &TestCodec, &cleaner, i64::MAX)
+        .expect("compact");
     assert!(first.segments_cleaned > 0);
     assert!(
         first.segments_cleaned < sealed_count,
         "only a prefix fits the map"
     );
     let mut passes = 1;
-    while log.compact(2_000, &TestCodec, &cleaner).expect("compact") != CompactionOutcome::default()
+    while log
+        .compact(2_000, &TestCodec, &cleaner, i64::MAX)
+        .expect("compact")
+        != CompactionOutcome::default()
     {
         passes += 1;
         assert!(passes < 50, "compaction converges");
@@ -423,7 +428,7 @@ fn a_corrupt_sealed_batch_stops_the_pass() {
     common::flip_byte(&first_segment, 70);
     let before = std::fs::read(&first_segment).expect("read");
 
-    let result = log.compact(2_000, &TestCodec, &CleanerConfig::default());
+    let result = log.compact(2_000, &TestCodec, &CleanerConfig::default(), i64::MAX);
     assert!(
         matches!(result, Err(StorageError::CorruptSegment { .. })),
         "{result:?}"
@@ -440,7 +445,7 @@ fn records_the_codec_cannot_read_stop_the_pass() {
     append(&log, &common::batch::batch(2, 40), 0);
     seal_active(&log);
 
-    let result = log.compact(2_000, &TestCodec, &CleanerConfig::default());
+    let result = log.compact(2_000, &TestCodec, &CleanerConfig::default(), i64::MAX);
     assert!(
         matches!(result, Err(StorageError::UnreadableRecords { .. })),
         "{result:?}"

@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use riffle_protocol::ErrorCode;
-use riffle_protocol::record::{Compression, RecordBatchBuilder, batches};
+use riffle_protocol::record::{
+    Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder, RecordBatchView, batches,
+};
 use riffle_storage::{FirstBatch, StorageError};
 use tokio::sync::oneshot;
 use tracing::warn;
@@ -22,6 +24,8 @@ use super::consumer_protocol;
 use super::records::{self, CommittedOffset, GroupSnapshot, OffsetsRecord, SavedMember};
 use super::state::{Group, GroupLimits, GroupState, JoinRequest, JoinResult, SyncResult};
 use crate::partition::Partition;
+use crate::producer_state::NO_SEQUENCE;
+use crate::transaction::TransactionCoordinator;
 
 /// The internal topic holding offsets and groups.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -32,6 +36,26 @@ const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// A group's committed offsets by topic and partition.
 pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
+/// An offset committed in a transaction that has not ended: (group, topic, partition, offset).
+type PendingOffset = (String, String, i32, CommittedOffset);
+
+/// Who commits offsets in a transaction (TxnOffsetCommit), and as which group member.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnCommitter<'a> {
+    /// The producer's transactional id.
+    pub transactional_id: &'a str,
+    /// Its producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// The group member id, empty for producers outside a group's generation.
+    pub member_id: &'a str,
+    /// The member's static instance id.
+    pub group_instance_id: Option<&'a str>,
+    /// The member's generation, -1 when not known (TxnOffsetCommit before v3).
+    pub generation_id: i32,
+}
 
 /// One group as DescribeGroups and ListGroups show it.
 pub struct GroupDescription {
@@ -96,10 +120,15 @@ impl ConsumedTopics {
 /// All groups of this broker.
 pub struct GroupCoordinator {
     limits: GroupLimits,
-    /// Lock order: `groups`, then `offsets`, then the log's append lock. Held for state
-    /// changes and the page-cache append of their records; never across an await.
+    /// Lock order: `groups`, then `offsets`, then `pending`, then the log's producer lock.
+    /// Held for state changes and the page-cache append of their records; never across an
+    /// await.
     groups: Mutex<HashMap<String, Group>>,
     offsets: Mutex<HashMap<String, GroupOffsets>>,
+    /// Offsets committed in open transactions, by producer id: applied to `offsets` when the
+    /// transaction's COMMIT marker is written, dropped at its ABORT. Held while their batch
+    /// or marker is appended, so memory follows the log's order.
+    pending: Mutex<HashMap<i64, Vec<PendingOffset>>>,
     log: Arc<Partition>,
 }
 
@@ -113,6 +142,7 @@ impl GroupCoordinator {
             limits,
             groups: Mutex::new(HashMap::new()),
             offsets: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             log,
         };
         coordinator.replay(Instant::now())?;
@@ -123,6 +153,7 @@ impl GroupCoordinator {
         let log = &self.log.log;
         let mut offset = log.log_start_offset();
         let (mut groups, mut offsets) = (self.lock_groups(), self.lock_offsets());
+        let mut pending = self.lock_pending();
         while offset < log.next_offset() {
             let chunk = log.read(offset, REPLAY_CHUNK_BYTES, FirstBatch::AlwaysWhole)?;
             if chunk.is_empty() {
@@ -131,21 +162,14 @@ impl GroupCoordinator {
             for batch in batches(chunk) {
                 let Ok(batch) = batch else { break };
                 offset = batch.last_offset() + 1;
-                let Ok(records) = batch.records() else {
-                    continue;
-                };
-                for record in records {
-                    let key = record.key.unwrap_or_default();
-                    match records::decode(&key, record.value.as_deref()) {
-                        Ok(decoded) => apply(now, decoded, &mut groups, &mut offsets),
-                        Err(error) => {
-                            warn!(offset = record.offset, %error, "skipping unreadable offsets record")
-                        }
-                    }
-                }
+                replay_batch(now, &batch, &mut groups, &mut offsets, &mut pending);
             }
         }
-        tracing::info!(groups = groups.len(), "consumer groups loaded");
+        tracing::info!(
+            groups = groups.len(),
+            open_transactions = pending.len(),
+            "consumer groups loaded"
+        );
         Ok(())
     }
 
@@ -159,6 +183,17 @@ impl GroupCoordinator {
         self.offsets
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn lock_pending(&self) -> MutexGuard<'_, HashMap<i64, Vec<PendingOffset>>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The offsets partition.
+    pub fn log(&self) -> &Arc<Partition> {
+        &self.log
     }
 
     /// Handles a JoinGroup; await the receiver for the answer.
@@ -548,17 +583,223 @@ impl GroupCoordinator {
             builder.append(now_ms, Some(key), value.as_deref(), &[]);
         }
         let batch = builder.build().map_err(|error| error.to_string())?;
-        let _append = self
-            .log
-            .append_lock
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
         let appended = self
             .log
-            .log
-            .append(&batch, now_ms)
+            .append_records(&batch, now_ms)
             .map_err(|error| error.to_string())?;
         Ok(appended.last_offset)
+    }
+}
+
+impl GroupCoordinator {
+    /// TxnOffsetCommit: appends the offsets as part of the producer's transaction. They
+    /// stay pending, invisible to OffsetFetch, until the transaction's COMMIT marker
+    /// ([`Self::write_txn_marker`]). Returns one error per partition and the offset to wait
+    /// on for durability, if anything was written.
+    ///
+    /// The group checks are Kafka's for transactional commits: a member id must be a member
+    /// (a static one not fenced), and a generation, if given, the current one; commits are
+    /// allowed during a rebalance. The producer check runs under the offsets partition's
+    /// producer lock, so the batch cannot land after the transaction's marker.
+    pub fn commit_txn_offsets(
+        &self,
+        group_id: &str,
+        committer: TxnCommitter<'_>,
+        transactions: &TransactionCoordinator,
+        commits: Vec<(String, i32, CommittedOffset)>,
+    ) -> (Vec<ErrorCode>, Option<i64>) {
+        if let Err(error) = self.check_txn_commit(group_id, &committer) {
+            return (vec![error; commits.len()], None);
+        }
+        let mut errors = Vec::with_capacity(commits.len());
+        let mut accepted = Vec::new();
+        for (topic, partition, committed) in commits {
+            if committed.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                errors.push(ErrorCode::OffsetMetadataTooLarge);
+            } else {
+                errors.push(ErrorCode::None);
+                accepted.push((group_id.to_string(), topic, partition, committed));
+            }
+        }
+        if accepted.is_empty() {
+            return (errors, None);
+        }
+        match self.append_txn_offsets(&committer, transactions, accepted) {
+            Ok(last_offset) => (errors, Some(last_offset)),
+            Err(code) => {
+                let failed = errors
+                    .into_iter()
+                    .map(|error| {
+                        if error == ErrorCode::None {
+                            code
+                        } else {
+                            error
+                        }
+                    })
+                    .collect();
+                (failed, None)
+            }
+        }
+    }
+
+    fn check_txn_commit(
+        &self,
+        group_id: &str,
+        committer: &TxnCommitter<'_>,
+    ) -> Result<(), ErrorCode> {
+        let mut groups = self.lock_groups();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id.to_string()));
+        if !committer.member_id.is_empty() {
+            group.check_member(committer.member_id, committer.group_instance_id)?;
+        }
+        if committer.generation_id >= 0 && committer.generation_id != group.generation_id {
+            return Err(ErrorCode::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// Appends the transactional batch of offsets and records them as pending.
+    fn append_txn_offsets(
+        &self,
+        committer: &TxnCommitter<'_>,
+        transactions: &TransactionCoordinator,
+        accepted: Vec<PendingOffset>,
+    ) -> Result<i64, ErrorCode> {
+        let now_ms = crate::cluster::now_ms();
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder
+            .producer(committer.producer_id, committer.producer_epoch, NO_SEQUENCE)
+            .transactional();
+        for (group_id, topic, partition, committed) in &accepted {
+            let key = records::offset_key(group_id, topic, *partition);
+            builder.append(
+                now_ms,
+                Some(&key),
+                Some(&records::offset_value(committed)),
+                &[],
+            );
+        }
+        let batch = builder
+            .build()
+            .and_then(RecordBatchView::parse)
+            .map_err(|_| ErrorCode::InvalidCommitOffsetSize)?;
+        let mut pending = self.lock_pending();
+        let verify = || {
+            transactions.verify_offsets_commit(
+                committer.transactional_id,
+                committer.producer_id,
+                committer.producer_epoch,
+            )
+        };
+        let appended = self
+            .log
+            .append_coordinator_batch(&batch, now_ms, &verify)
+            .map_err(|error| match error.code {
+                ErrorCode::InvalidProducerEpoch => ErrorCode::ProducerFenced,
+                code => code,
+            })?;
+        pending
+            .entry(committer.producer_id)
+            .or_default()
+            .extend(accepted);
+        Ok(appended.last_offset)
+    }
+
+    /// Appends a transaction marker to the offsets partition for `producer_id` and applies
+    /// (COMMIT) or drops (ABORT) the offsets its transaction committed. Returns the
+    /// marker's offset, to wait on for durability.
+    ///
+    /// # Errors
+    /// Storage errors; the pending offsets stay pending and the coordinator retries.
+    pub fn write_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTxnMarker,
+    ) -> Result<i64, StorageError> {
+        let mut offsets = self.lock_offsets();
+        let mut pending = self.lock_pending();
+        let now_ms = crate::cluster::now_ms();
+        let marker_offset =
+            self.log
+                .append_end_txn_marker(producer_id, producer_epoch, marker, now_ms)?;
+        end_pending(producer_id, marker.control_type, &mut offsets, &mut pending);
+        Ok(marker_offset)
+    }
+
+    /// Whether a transaction that has not ended committed an offset for this partition:
+    /// OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then.
+    pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.lock_pending()
+            .values()
+            .flatten()
+            .any(|(group, pending_topic, index, _)| {
+                group == group_id && pending_topic == topic && *index == partition
+            })
+    }
+}
+
+/// Applies or drops the offsets `producer_id`'s transaction committed, at its marker.
+fn end_pending(
+    producer_id: i64,
+    control_type: ControlRecordType,
+    offsets: &mut HashMap<String, GroupOffsets>,
+    pending: &mut HashMap<i64, Vec<PendingOffset>>,
+) {
+    let Some(ended) = pending.remove(&producer_id) else {
+        return;
+    };
+    if control_type == ControlRecordType::Commit {
+        for (group_id, topic, partition, committed) in ended {
+            offsets
+                .entry(group_id)
+                .or_default()
+                .insert((topic, partition), committed);
+        }
+    }
+}
+
+/// Replays one batch of the offsets log: a marker ends its producer's transaction, a
+/// transactional batch's offsets wait for it, anything else applies at once.
+fn replay_batch(
+    now: Instant,
+    batch: &RecordBatchView,
+    groups: &mut HashMap<String, Group>,
+    offsets: &mut HashMap<String, GroupOffsets>,
+    pending: &mut HashMap<i64, Vec<PendingOffset>>,
+) {
+    if batch.is_control() {
+        if let Ok(Some(marker)) = batch.end_txn_marker() {
+            end_pending(batch.producer_id(), marker.control_type, offsets, pending);
+        }
+        return;
+    }
+    let Ok(records) = batch.records() else {
+        return;
+    };
+    for record in records {
+        let key = record.key.unwrap_or_default();
+        let decoded = match records::decode(&key, record.value.as_deref()) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                warn!(offset = record.offset, %error, "skipping unreadable offsets record");
+                continue;
+            }
+        };
+        match decoded {
+            OffsetsRecord::Offset {
+                group_id,
+                topic,
+                partition,
+                value: Some(committed),
+            } if batch.is_transactional() => pending
+                .entry(batch.producer_id())
+                .or_default()
+                .push((group_id, topic, partition, committed)),
+            decoded => apply(now, decoded, groups, offsets),
+        }
     }
 }
 

@@ -14,7 +14,9 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// batches (magic 2); ListOffsets starts at 1 because v0's multi-offset answer is long
 /// gone from clients. Fetch stops at 16 (17 adds replica directory ids, for followers
 /// only); Produce stops at 10 (11 is for KIP-1102 redirects we do not need on one node);
-/// InitProducerId stops at 4 (5 is transactions v2). The group APIs stop before KIP-848's
+/// InitProducerId stops at 4, and AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and
+/// TxnOffsetCommit at 3: the next versions add only TRANSACTION_ABORTABLE and Kafka's
+/// transactions v2 (KIP-890), and AddPartitionsToTxn 4+ is for brokers. The group APIs stop before KIP-848's
 /// versions (OffsetCommit/OffsetFetch 9, ListGroups 5 with group types) and before
 /// JoinGroup 8-9 (reasons and skip_assignment), which no client needs. FindCoordinator must
 /// be listed in any case: librdkafka uses lz4 only with brokers that list it.
@@ -43,6 +45,13 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The version range we answer for an API, if we advertise it.

@@ -47,9 +47,9 @@ pub async fn dispatch(
         Request::DeleteRecords(body) => Response::DeleteRecords(block_in_place(|| {
             delete_records::handle(cluster, version, body)
         })),
-        Request::InitProducerId(body) => Response::InitProducerId(block_in_place(|| {
-            init_producer_id::handle(cluster, version, body)
-        })),
+        Request::InitProducerId(body) => {
+            Response::InitProducerId(init_producer_id::handle(cluster, version, body).await)
+        }
         Request::DescribeConfigs(body) => {
             Response::DescribeConfigs(describe_configs::handle(cluster, version, body))
         }
@@ -94,14 +94,25 @@ pub async fn dispatch(
         Request::OffsetDelete(body) => {
             Response::OffsetDelete(group::offset_delete::handle(cluster, version, body).await)
         }
-        // Not advertised yet: the connection refuses them before they reach dispatch.
-        Request::AddPartitionsToTxn(_)
-        | Request::AddOffsetsToTxn(_)
-        | Request::EndTxn(_)
-        | Request::TxnOffsetCommit(_)
-        | Request::DescribeTransactions(_)
-        | Request::ListTransactions(_)
-        | Request::DescribeProducers(_) => return None,
+        Request::AddPartitionsToTxn(body) => Response::AddPartitionsToTxn(
+            add_partitions_to_txn::handle(cluster, version, body).await,
+        ),
+        Request::AddOffsetsToTxn(body) => {
+            Response::AddOffsetsToTxn(add_offsets_to_txn::handle(cluster, version, body).await)
+        }
+        Request::EndTxn(body) => Response::EndTxn(end_txn::handle(cluster, version, body).await),
+        Request::TxnOffsetCommit(body) => {
+            Response::TxnOffsetCommit(txn_offset_commit::handle(cluster, version, body).await)
+        }
+        Request::DescribeTransactions(body) => {
+            Response::DescribeTransactions(describe_transactions::handle(cluster, version, body))
+        }
+        Request::ListTransactions(body) => {
+            Response::ListTransactions(list_transactions::handle(cluster, version, body))
+        }
+        Request::DescribeProducers(body) => Response::DescribeProducers(block_in_place(|| {
+            describe_producers::handle(cluster, version, body)
+        })),
     };
     Some(response)
 }

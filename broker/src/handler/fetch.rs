@@ -13,8 +13,13 @@
 //! than the extra system calls.
 //!
 //! Fetch sessions (KIP-227) are not kept: we answer session id 0, which tells clients to
-//! send full fetch requests. Without transactions, the last stable offset is the high
-//! watermark and there are no aborted transactions.
+//! send full fetch requests.
+//!
+//! Every answer carries the partition's last stable offset: below it, every transaction
+//! has ended. A read_committed fetch returns only batches below it, with the aborted
+//! transactions that overlap them (from the log's transaction index), so the client drops
+//! their records and the control batches; a read_uncommitted one returns everything up to
+//! the high watermark.
 //!
 //! Errors: FETCH_SESSION_ID_NOT_FOUND (whole request); per partition
 //! UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_ID, OFFSET_OUT_OF_RANGE, KAFKA_STORAGE_ERROR.
@@ -24,7 +29,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use riffle_protocol::api::fetch::{
-    FetchRequest, FetchResponse, FetchTopic, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchRequest, FetchResponse, FetchTopic, FetchableTopicResponse,
+    PartitionData,
 };
 use riffle_protocol::{DeferredRecords, ErrorCode, FetchRecords, Uuid};
 use riffle_storage::{FileRange, FirstBatch, StorageError};
@@ -190,11 +196,33 @@ fn read_partition(
     let log = &partition.log;
     let high_watermark = log.high_watermark();
     let log_start_offset = log.log_start_offset();
-    let read = log
-        .read_range(wanted.fetch_offset, limit_bytes, first_batch)
-        .and_then(records_from);
-    let records = match read {
-        Ok(records) => records,
+    let read = partition
+        .last_stable_offset()
+        .and_then(|last_stable_offset| {
+            let upper_bound_offset = match read_committed {
+                true => last_stable_offset,
+                false => high_watermark,
+            };
+            let records = log
+                .read_range_below(
+                    wanted.fetch_offset,
+                    limit_bytes,
+                    first_batch,
+                    upper_bound_offset,
+                )
+                .and_then(records_from)?;
+            let aborted = match read_committed {
+                true => Some(aborted_transactions(
+                    partition,
+                    wanted.fetch_offset,
+                    last_stable_offset,
+                )?),
+                false => None,
+            };
+            Ok((records, last_stable_offset, aborted))
+        });
+    let (records, last_stable_offset, aborted_transactions) = match read {
+        Ok(read) => read,
         Err(StorageError::OffsetOutOfRange { .. }) => {
             return failed(
                 wanted.index,
@@ -217,13 +245,30 @@ fn read_partition(
         partition_index: wanted.index,
         error_code: ErrorCode::None.code(),
         high_watermark,
-        last_stable_offset: high_watermark,
+        last_stable_offset,
         log_start_offset,
-        aborted_transactions: read_committed.then(Vec::new),
+        aborted_transactions,
         preferred_read_replica: -1,
         records: Some(records),
         ..Default::default()
     }
+}
+
+/// The aborted transactions a read_committed reader of `[fetch_offset, last_stable_offset)`
+/// needs, in the wire's shape.
+fn aborted_transactions(
+    partition: &Partition,
+    fetch_offset: i64,
+    last_stable_offset: i64,
+) -> Result<Vec<AbortedTransaction>, StorageError> {
+    let aborted = partition.aborted_transactions(fetch_offset, last_stable_offset)?;
+    Ok(aborted
+        .into_iter()
+        .map(|aborted| AbortedTransaction {
+            producer_id: aborted.producer_id,
+            first_offset: aborted.first_offset,
+        })
+        .collect())
 }
 
 /// The range to send with `sendfile` if it is large, else its bytes.

@@ -1,9 +1,9 @@
 //! FindCoordinator (key 10): which broker coordinates a consumer group or a transaction.
 //!
 //! Versions 0-6 (v4+ batch several keys in one request). On one node, this broker is the
-//! coordinator of every group. Transactions are not supported yet, so transaction keys
-//! (key type 1) and share-group keys (key type 2) get INVALID_REQUEST with a message,
-//! rather than COORDINATOR_NOT_AVAILABLE, which clients would retry for ever.
+//! coordinator of every group (key type 0) and every transactional id (key type 1).
+//! Share-group keys (key type 2) get INVALID_REQUEST with a message, rather than
+//! COORDINATOR_NOT_AVAILABLE, which clients would retry for ever.
 //!
 //! Advertising this API matters beyond groups: librdkafka enables lz4 compression only
 //! for brokers that list FindCoordinator (its marker for "Kafka 0.9 or newer").
@@ -17,6 +17,8 @@ use crate::cluster::Cluster;
 
 /// Kafka's key type for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
+/// Kafka's key type for transactional ids.
+const KEY_TYPE_TRANSACTION: i8 = 1;
 /// The first version that batches keys.
 const FIRST_BATCHED_VERSION: i16 = 4;
 
@@ -49,7 +51,7 @@ pub fn handle(
 }
 
 fn coordinator_for(cluster: &Cluster, key: String, key_type: i8) -> Coordinator {
-    if key_type != KEY_TYPE_GROUP {
+    if key_type != KEY_TYPE_GROUP && key_type != KEY_TYPE_TRANSACTION {
         return Coordinator {
             key,
             node_id: -1,
@@ -57,7 +59,7 @@ fn coordinator_for(cluster: &Cluster, key: String, key_type: i8) -> Coordinator 
             port: -1,
             error_code: ErrorCode::InvalidRequest.code(),
             error_message: Some(format!(
-                "key type {key_type} is not supported: riffle coordinates consumer groups only"
+                "key type {key_type} is not supported: riffle coordinates consumer groups and transactions"
             )),
         };
     }
@@ -108,22 +110,24 @@ mod tests {
     }
 
     #[test]
-    fn transaction_keys_are_refused_with_a_message() {
+    fn transactions_are_coordinated_here_and_share_groups_refused() {
         let (_dir, cluster) = test_cluster();
-        let response = handle(
-            &cluster,
-            1,
-            FindCoordinatorRequest {
-                key: "txn".into(),
-                key_type: 1,
-                ..Default::default()
-            },
+        let request = |key_type| FindCoordinatorRequest {
+            key: "txn".into(),
+            key_type,
+            ..Default::default()
+        };
+        let transaction = handle(&cluster, 1, request(1));
+        assert_eq!(
+            (transaction.error_code, transaction.node_id),
+            (0, cluster.node_id)
         );
-        assert_eq!(response.error_code, ErrorCode::InvalidRequest.code());
+        let share = handle(&cluster, 1, request(2));
+        assert_eq!(share.error_code, ErrorCode::InvalidRequest.code());
         assert!(
-            response
+            share
                 .error_message
-                .is_some_and(|message| message.contains("consumer groups only"))
+                .is_some_and(|message| message.contains("groups and transactions"))
         );
     }
 }

@@ -1,62 +1,82 @@
-//! InitProducerId (key 22): gives an idempotent producer its producer id and epoch.
+//! InitProducerId (key 22): gives a producer its producer id and epoch.
 //! Versions 0-4: v2 is the first flexible version; v3 lets a producer send its current id
-//! and epoch to have the epoch bumped instead of starting over (KIP-360); v4 only adds an
-//! error code we never send.
+//! and epoch to have the epoch bumped instead of starting over (KIP-360); v4 adds
+//! PRODUCER_FENCED (older versions get INVALID_PRODUCER_EPOCH instead, KIP-588).
 //!
-//! A producer that sends no id gets a fresh one with epoch 0. One that sends an id we
-//! handed out gets the same id with the next epoch, which resets its sequence numbers;
-//! when the epoch would reach `i16::MAX`, or the id is not one of ours, it gets a fresh
-//! id instead. Ids are never reused, even across restarts (see `Cluster`).
+//! Without a transactional id (idempotent producers): a producer that sends no id gets a
+//! fresh one with epoch 0. One that sends an id we handed out gets the same id with the
+//! next epoch, which resets its sequence numbers; when the epoch would reach `i16::MAX`, or
+//! the id is not one of ours, it gets a fresh id instead. Ids are never reused, even across
+//! restarts (see `Cluster`).
 //!
-//! Errors (producer id -1, epoch -1): INVALID_REQUEST (a transactional id, which we do
-//! not support yet, or only one of producer id and epoch), KAFKA_STORAGE_ERROR (a new
-//! block of ids could not be recorded).
+//! With a transactional id, the transaction coordinator answers: the id keeps its producer
+//! id across producers and restarts, each InitProducerId bumps its epoch (fencing the
+//! previous producer), and an open transaction of the previous producer is aborted first.
+//!
+//! Errors (producer id -1, epoch -1): INVALID_REQUEST (an empty transactional id, or only
+//! one of producer id and epoch), INVALID_TRANSACTION_TIMEOUT (above
+//! `--transaction-max-timeout-ms`, or not positive), PRODUCER_FENCED,
+//! CONCURRENT_TRANSACTIONS, KAFKA_STORAGE_ERROR (a new block of ids could not be recorded).
+
+use std::sync::Arc;
 
 use riffle_protocol::ErrorCode;
 use riffle_protocol::api::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use tracing::warn;
 
 use crate::cluster::Cluster;
+use crate::transaction::metadata::error_for_version;
 
 /// Kafka's "no producer id".
 const NO_PRODUCER_ID: i64 = -1;
 /// Kafka's "no producer epoch".
 const NO_PRODUCER_EPOCH: i16 = -1;
+/// The first version that knows PRODUCER_FENCED.
+const FIRST_FENCED_VERSION: i16 = 4;
 
 /// Answers InitProducerId.
-pub fn handle(
-    cluster: &Cluster,
-    _version: i16,
+pub async fn handle(
+    cluster: &Arc<Cluster>,
+    version: i16,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
-    let (error_code, producer_id, producer_epoch) = match producer_id_and_epoch(cluster, &request) {
+    let expected = match (request.producer_id, request.producer_epoch) {
+        // v0-2 carry neither field, and they decode as -1.
+        (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => Ok(None),
+        (NO_PRODUCER_ID, _) | (_, NO_PRODUCER_EPOCH) => Err(ErrorCode::InvalidRequest),
+        (producer_id, producer_epoch) => Ok(Some((producer_id, producer_epoch))),
+    };
+    let answer = match (expected, request.transactional_id.as_deref()) {
+        (Err(code), _) => Err(code),
+        (Ok(expected), Some(transactional_id)) => {
+            cluster
+                .transactions()
+                .init_producer_id(
+                    cluster,
+                    transactional_id,
+                    request.transaction_timeout_ms,
+                    expected,
+                )
+                .await
+        }
+        (Ok(None), None) => tokio::task::block_in_place(|| fresh_producer_id(cluster)),
+        (Ok(Some((producer_id, producer_epoch))), None) => {
+            tokio::task::block_in_place(|| bumped_epoch(cluster, producer_id, producer_epoch))
+        }
+    };
+    let (error_code, producer_id, producer_epoch) = match answer {
         Ok((producer_id, producer_epoch)) => (ErrorCode::None, producer_id, producer_epoch),
-        Err(code) => (code, NO_PRODUCER_ID, NO_PRODUCER_EPOCH),
+        Err(code) => (
+            error_for_version(code, version, FIRST_FENCED_VERSION),
+            NO_PRODUCER_ID,
+            NO_PRODUCER_EPOCH,
+        ),
     };
     InitProducerIdResponse {
         throttle_time_ms: 0,
         error_code: error_code.code(),
         producer_id,
         producer_epoch,
-    }
-}
-
-fn producer_id_and_epoch(
-    cluster: &Cluster,
-    request: &InitProducerIdRequest,
-) -> Result<(i64, i16), ErrorCode> {
-    if request.transactional_id.is_some() {
-        // Transactions are not supported yet: they also need FindCoordinator for
-        // transaction coordinators, AddPartitionsToTxn, EndTxn and control batches.
-        // COORDINATOR_NOT_AVAILABLE would make clients retry for ever, and an authorization
-        // error would mislead; INVALID_REQUEST fails the producer at once, which says it.
-        return Err(ErrorCode::InvalidRequest);
-    }
-    // v0-2 carry neither field, and they decode as -1: a fresh id.
-    match (request.producer_id, request.producer_epoch) {
-        (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => fresh_producer_id(cluster),
-        (NO_PRODUCER_ID, _) | (_, NO_PRODUCER_EPOCH) => Err(ErrorCode::InvalidRequest),
-        (producer_id, producer_epoch) => bumped_epoch(cluster, producer_id, producer_epoch),
     }
 }
 
@@ -92,18 +112,24 @@ mod tests {
     use crate::testing::test_cluster;
 
     fn init(
-        cluster: &Cluster,
+        cluster: &Arc<Cluster>,
         version: i16,
+        transactional_id: Option<&str>,
         producer_id: i64,
         producer_epoch: i16,
     ) -> (i16, i64, i16) {
         let request = InitProducerIdRequest {
-            transactional_id: None,
+            transactional_id: transactional_id.map(str::to_string),
             transaction_timeout_ms: 60_000,
             producer_id,
             producer_epoch,
         };
-        let response = handle(cluster, version, request);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let response = runtime.block_on(handle(cluster, version, request));
         (
             response.error_code,
             response.producer_id,
@@ -115,8 +141,9 @@ mod tests {
     fn fresh_ids_are_distinct_and_start_at_epoch_zero() {
         // Two requests without an id get two different ids, each with epoch 0.
         let (_dir, cluster) = test_cluster();
-        let (first_code, first_id, first_epoch) = init(&cluster, 1, -1, -1);
-        let (second_code, second_id, second_epoch) = init(&cluster, 4, -1, -1);
+        let cluster = Arc::new(cluster);
+        let (first_code, first_id, first_epoch) = init(&cluster, 1, None, -1, -1);
+        let (second_code, second_id, second_epoch) = init(&cluster, 4, None, -1, -1);
         assert_eq!(
             (first_code, first_epoch, second_code, second_epoch),
             (0, 0, 0, 0)
@@ -130,33 +157,52 @@ mod tests {
         // v3+: our id comes back with epoch + 1; an exhausted epoch or a foreign id gets a
         // fresh id; an id without an epoch is refused.
         let (_dir, cluster) = test_cluster();
-        let (_, producer_id, _) = init(&cluster, 4, -1, -1);
-        assert_eq!(init(&cluster, 3, producer_id, 0), (0, producer_id, 1));
-        let (code, exhausted_id, epoch) = init(&cluster, 4, producer_id, i16::MAX - 1);
+        let cluster = Arc::new(cluster);
+        let (_, producer_id, _) = init(&cluster, 4, None, -1, -1);
+        assert_eq!(init(&cluster, 3, None, producer_id, 0), (0, producer_id, 1));
+        let (code, exhausted_id, epoch) = init(&cluster, 4, None, producer_id, i16::MAX - 1);
         assert_eq!((code, epoch), (0, 0));
         assert_ne!(exhausted_id, producer_id);
-        let (code, foreign_id, epoch) = init(&cluster, 4, 1_000_000_000, 5);
+        let (code, foreign_id, epoch) = init(&cluster, 4, None, 1_000_000_000, 5);
         assert_eq!((code, epoch), (0, 0));
         assert_ne!(foreign_id, 1_000_000_000);
-        assert_eq!(init(&cluster, 4, producer_id, -1), (42, -1, -1));
+        assert_eq!(init(&cluster, 4, None, producer_id, -1), (42, -1, -1));
     }
 
     #[test]
-    fn transactional_producers_are_refused() {
-        // A transactional id gets INVALID_REQUEST with no id and no epoch.
+    fn a_transactional_id_keeps_its_producer_id_and_each_init_fences_the_last() {
+        // The same transactional id maps to the same producer id with a higher epoch each
+        // time; a v3 request naming a stale epoch is fenced (PRODUCER_FENCED at v4,
+        // INVALID_PRODUCER_EPOCH at v3); a timeout above the maximum is refused.
         let (_dir, cluster) = test_cluster();
+        let cluster = Arc::new(cluster);
+        let (code, producer_id, epoch) = init(&cluster, 4, Some("txn"), -1, -1);
+        assert_eq!((code, epoch), (0, 0));
+        assert_eq!(init(&cluster, 4, Some("txn"), -1, -1), (0, producer_id, 1));
+        let fenced = ErrorCode::ProducerFenced.code();
+        assert_eq!(
+            init(&cluster, 4, Some("txn"), producer_id, 0),
+            (fenced, -1, -1)
+        );
+        let epoch_code = ErrorCode::InvalidProducerEpoch.code();
+        assert_eq!(
+            init(&cluster, 3, Some("txn"), producer_id, 0),
+            (epoch_code, -1, -1)
+        );
         let request = InitProducerIdRequest {
             transactional_id: Some("txn".into()),
+            transaction_timeout_ms: 900_001,
             ..Default::default()
         };
-        let response = handle(&cluster, 4, request);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let response = runtime.block_on(handle(&cluster, 4, request));
         assert_eq!(
-            (
-                response.error_code,
-                response.producer_id,
-                response.producer_epoch
-            ),
-            (42, -1, -1)
+            response.error_code,
+            ErrorCode::InvalidTransactionTimeout.code()
         );
     }
 }

@@ -6,14 +6,14 @@
 //!
 //! The `timestamp` of each partition asks for:
 //! - -2 EARLIEST and -4 EARLIEST_LOCAL: the log start offset (all storage is local);
-//! - -1 LATEST, and -5 LATEST_TIERED kept simple the same way: the high watermark, which is
-//!   also the last stable offset while there are no transactions, so `isolation_level`
-//!   changes nothing;
+//! - -1 LATEST, and -5 LATEST_TIERED kept simple the same way: the high watermark, or for
+//!   `isolation_level` read_committed (1) the last stable offset, below which every
+//!   transaction has ended;
 //! - -3 MAX_TIMESTAMP: the first record with the largest timestamp;
 //! - a time >= 0: the first record whose timestamp is at least that;
 //! - any other negative value: nothing (offset -1), as Kafka answers an unknown query.
 //!
-//! Only records below the high watermark are found. The two ends answer timestamp -1, and
+//! Only records below the high watermark (read_committed: the last stable offset) are found. The two ends answer timestamp -1, and
 //! a query that finds nothing answers offset -1 and timestamp -1. Leader epochs are -1,
 //! as in Metadata.
 //!
@@ -47,6 +47,8 @@ const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
 /// Kafka's "no leader epoch".
 const NO_LEADER_EPOCH: i32 = -1;
+/// Kafka's isolation level of read_committed readers.
+const READ_COMMITTED: i8 = 1;
 /// The last version that answers in `old_style_offsets`.
 const LAST_VERSION_WITH_OLD_STYLE_OFFSETS: i16 = 0;
 
@@ -65,10 +67,11 @@ const NOT_FOUND: Found = Found {
 
 /// Answers ListOffsets: one result per requested partition, in request order.
 pub fn handle(cluster: &Cluster, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = request.isolation_level == READ_COMMITTED;
     let topics = request
         .topics
         .into_iter()
-        .map(|topic| list_topic(cluster, version, topic))
+        .map(|topic| list_topic(cluster, version, read_committed, topic))
         .collect();
     ListOffsetsResponse {
         throttle_time_ms: 0,
@@ -79,6 +82,7 @@ pub fn handle(cluster: &Cluster, version: i16, request: ListOffsetsRequest) -> L
 fn list_topic(
     cluster: &Cluster,
     version: i16,
+    read_committed: bool,
     wanted: ListOffsetsTopic,
 ) -> ListOffsetsTopicResponse {
     let topic = cluster.topic(&wanted.name);
@@ -96,7 +100,9 @@ fn list_topic(
                 Err(ErrorCode::InvalidRequest)
             } else {
                 match topic.as_deref().and_then(|topic| topic.partition(index)) {
-                    Some(found_partition) => lookup(found_partition, partition.timestamp),
+                    Some(found_partition) => {
+                        lookup(found_partition, partition.timestamp, read_committed)
+                    }
                     None => Err(ErrorCode::UnknownTopicOrPartition),
                 }
             };
@@ -110,15 +116,21 @@ fn list_topic(
 }
 
 /// Answers one partition's query; see the module doc for what each timestamp means.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<Found, ErrorCode> {
+fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<Found, ErrorCode> {
     let log = &partition.log;
+    let visible_end_offset = match read_committed {
+        true => partition
+            .last_stable_offset()
+            .map_err(|error| storage_error(partition, &error))?,
+        false => log.high_watermark(),
+    };
     match timestamp {
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Found {
             offset: log.log_start_offset(),
             timestamp_ms: -1,
         }),
         LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => Ok(Found {
-            offset: log.high_watermark(),
+            offset: visible_end_offset,
             timestamp_ms: -1,
         }),
         MAX_TIMESTAMP => {
@@ -133,7 +145,7 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<Found, ErrorCode> {
                     Some(best) if best.timestamp_ms >= record.timestamp_ms => Some(best),
                     _ => Some(record),
                 });
-            Ok(visible(partition, best))
+            Ok(visible(visible_end_offset, best))
         }
         timestamp_ms if timestamp_ms >= 0 => {
             let batch = log
@@ -144,7 +156,7 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<Found, ErrorCode> {
             let first = records.iter().find(|record| {
                 record.offset >= log_start_offset && record.timestamp_ms >= timestamp_ms
             });
-            Ok(visible(partition, first))
+            Ok(visible(visible_end_offset, first))
         }
         _ => Ok(NOT_FOUND),
     }
@@ -166,10 +178,10 @@ fn decoded_records(partition: &Partition, batch: Option<Bytes>) -> Result<Vec<Re
 }
 
 /// The record as an answer, if a reader may see it: Kafka only answers offsets below the
-/// high watermark (the last stable offset for read_committed, the same here).
-fn visible(partition: &Partition, record: Option<&Record>) -> Found {
+/// high watermark (the last stable offset for read_committed).
+fn visible(visible_end_offset: i64, record: Option<&Record>) -> Found {
     match record {
-        Some(record) if record.offset < partition.log.high_watermark() => Found {
+        Some(record) if record.offset < visible_end_offset => Found {
             offset: record.offset,
             timestamp_ms: record.timestamp_ms,
         },

@@ -9,12 +9,19 @@
 //! acks=0 gets no response at all; acks=1 is answered once the bytes are in the page
 //! cache; acks=all (-1) once an fsync covers them, when the flush policy is `acks-all`.
 //!
+//! Transactional batches need the request's `transactional_id`; the batch that opens a
+//! producer's transaction in a partition is checked with the transaction coordinator (the
+//! partition must have been added to the producer's open transaction), under the
+//! partition's producer lock, so it cannot land after the transaction's marker.
+//!
 //! Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION,
 //! MESSAGE_TOO_LARGE, CORRUPT_MESSAGE, INVALID_RECORD (also a keyless record on a
 //! compacted topic), UNSUPPORTED_COMPRESSION_TYPE,
 //! INVALID_REQUIRED_ACKS, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID,
-//! INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR; TRANSACTIONAL_ID_AUTHORIZATION_FAILED for
-//! transactional produce, which is not supported yet.
+//! INVALID_PRODUCER_EPOCH (a fenced producer), INVALID_TXN_STATE (a transactional batch for
+//! a partition not in the producer's transaction, or a plain batch while it has one open),
+//! INVALID_PRODUCER_ID_MAPPING, INVALID_REQUEST (a transactional batch without a
+//! transactional id), KAFKA_STORAGE_ERROR.
 
 use std::sync::Arc;
 
@@ -30,10 +37,9 @@ use tracing::warn;
 use crate::cluster::{Cluster, Topic, now_ms};
 use crate::config::FlushPolicy;
 use crate::partition::Partition;
-use crate::producer_state::{BatchSequence, SequenceCheck};
 
 /// A partition's outcome before the durability wait.
-struct Appended {
+struct Written {
     partition: Arc<Partition>,
     last_offset: i64,
 }
@@ -70,7 +76,7 @@ pub enum Acknowledgement {
 #[must_use = "the producer waits for this acknowledgement"]
 pub struct FsyncWait {
     responses: Vec<TopicProduceResponse>,
-    to_sync: Vec<Appended>,
+    to_sync: Vec<Written>,
 }
 
 impl FsyncWait {
@@ -109,19 +115,17 @@ pub fn append_request(
                     ErrorCode::InvalidRequiredAcks,
                     "acks must be -1, 0 or 1",
                 ))
-            } else if request.transactional_id.is_some() {
-                Err(rejected(
-                    ErrorCode::TransactionalIdAuthorizationFailed,
-                    "transactions are not supported yet",
-                ))
             } else if Cluster::is_internal_topic(&topic_data.name) {
                 Err(rejected(
                     ErrorCode::InvalidTopicException,
                     "internal topics are written by the broker only",
                 ))
             } else {
+                let transactional_id = request.transactional_id.as_deref();
                 match &topic {
-                    Ok(topic) => produce_to_partition(topic, data, now_ms),
+                    Ok(topic) => {
+                        produce_to_partition(cluster, topic, transactional_id, data, now_ms)
+                    }
                     Err(error) => Err(rejected(error.code, &error.message)),
                 }
             };
@@ -146,7 +150,7 @@ fn acknowledgement(
     cluster: &Cluster,
     acks: i16,
     responses: Vec<TopicProduceResponse>,
-    to_sync: Vec<Appended>,
+    to_sync: Vec<Written>,
 ) -> Acknowledgement {
     if acks == 0 {
         return Acknowledgement::Ready(None);
@@ -171,10 +175,12 @@ fn rejected(code: ErrorCode, message: &str) -> PartitionProduceResponse {
 
 /// Checks and appends one partition's batch.
 fn produce_to_partition(
+    cluster: &Cluster,
     topic: &Topic,
+    transactional_id: Option<&str>,
     data: PartitionProduceData,
     now_ms: i64,
-) -> Result<(PartitionProduceResponse, Option<Appended>), PartitionProduceResponse> {
+) -> Result<(PartitionProduceResponse, Option<Written>), PartitionProduceResponse> {
     let Some(partition) = usize::try_from(data.index)
         .ok()
         .and_then(|index| topic.partitions.get(index))
@@ -208,7 +214,27 @@ fn produce_to_partition(
     } else {
         None
     };
-    let base_offset = append(partition, &batch, rewritten, now_ms)?;
+    if batch.is_transactional() && transactional_id.is_none() {
+        return Err(rejected(
+            ErrorCode::InvalidRequest,
+            "a transactional batch needs the request's transactional_id",
+        ));
+    }
+    let verify_transaction = |producer_id, producer_epoch| {
+        let transactional_id = transactional_id.unwrap_or_default();
+        cluster.transactions().verify_partition(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            &topic.name,
+            data.index,
+        )
+    };
+    let bytes = rewritten.as_deref().unwrap_or(batch.as_bytes());
+    let base_offset = partition
+        .append_batch(&batch, bytes, now_ms, &verify_transaction)
+        .map_err(|error| rejected(error.code, &error.message))?
+        .base_offset();
     let response = PartitionProduceResponse {
         index: data.index,
         error_code: ErrorCode::None.code(),
@@ -217,7 +243,7 @@ fn produce_to_partition(
         log_start_offset: partition.log.log_start_offset(),
         ..Default::default()
     };
-    let appended = Appended {
+    let appended = Written {
         partition: partition.clone(),
         last_offset: base_offset + i64::from(batch.last_offset_delta()),
     };
@@ -277,54 +303,10 @@ fn check_every_record_has_a_key(batch: &RecordBatchView) -> Result<(), Partition
     Ok(())
 }
 
-/// Checks the producer's sequence and appends, atomically with respect to other appends
-/// to this partition. Returns the base offset (the original one for a duplicate).
-fn append(
-    partition: &Partition,
-    batch: &RecordBatchView,
-    rewritten: Option<BytesMut>,
-    now_ms: i64,
-) -> Result<i64, PartitionProduceResponse> {
-    let sequence = (batch.producer_id() >= 0).then(|| BatchSequence {
-        producer_id: batch.producer_id(),
-        producer_epoch: batch.producer_epoch(),
-        base_sequence: batch.base_sequence(),
-        last_sequence: batch.last_sequence(),
-    });
-    let mut producers = partition
-        .append_lock
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    if let Some(sequence) = sequence {
-        if !producers.is_rebuilt() {
-            partition.rebuild_producer_state(&mut producers).map_err(|error| {
-                warn!(topic = %partition.topic, partition = partition.index, %error, "producer state rebuild failed");
-                rejected(ErrorCode::KafkaStorageError, &error.to_string())
-            })?;
-        }
-        match producers.check(sequence) {
-            SequenceCheck::Append => {}
-            SequenceCheck::Duplicate { base_offset } => return Ok(base_offset),
-            SequenceCheck::Reject(code) => return Err(rejected(code, "sequence check failed")),
-        }
-    }
-    let bytes = rewritten.as_deref().unwrap_or(batch.as_bytes());
-    let appended = partition.log.append(bytes, now_ms).map_err(|error| {
-        warn!(topic = %partition.topic, partition = partition.index, %error, "append failed");
-        rejected(ErrorCode::KafkaStorageError, &error.to_string())
-    })?;
-    if let Some(sequence) = sequence {
-        producers.record(sequence, appended.base_offset);
-    }
-    drop(producers);
-    partition.wake_waiters();
-    Ok(appended.base_offset)
-}
-
 /// Waits for fsyncs covering every appended batch. Every partition's request is queued
 /// before the first wait, so the partitions' fsyncs run side by side; see
 /// `Partition::request_sync` for how requests share them.
-async fn wait_until_durable(appended: Vec<Appended>, responses: &mut [TopicProduceResponse]) {
+async fn wait_until_durable(appended: Vec<Written>, responses: &mut [TopicProduceResponse]) {
     let syncs: Vec<_> = appended
         .into_iter()
         .map(|appended| {

@@ -5,8 +5,10 @@
 //! `Log::compact` runs one pass over one log, as Kafka's cleaner does:
 //!
 //! 1. **Cleanable segments.** The sealed segments, up to the first one holding a batch
-//!    younger than `min_compaction_lag_ms`. The active segment is never cleaned, so appends
-//!    never wait for the cleaner.
+//!    younger than `min_compaction_lag_ms` or any offset at or past the first unstable
+//!    offset (the broker's first offset of a transaction still open), as Kafka bounds its
+//!    cleanable range: the cleaner must know how every transaction it sees ended. The active
+//!    segment is never cleaned, so appends never wait for the cleaner.
 //! 2. **Map.** From the cleaner checkpoint (where the previous pass stopped mapping) to the
 //!    end of the cleanable segments, each key's latest offset goes into a [`KeyMap`] of at
 //!    most `max_compaction_map_entries` keys. If it fills up, mapping stops before the batch
@@ -117,6 +119,10 @@ impl CompactionState {
 struct SealedSegment {
     segment: Arc<Segment>,
     end_offset: i64,
+    /// Entries in its transaction index when the pass began. An entry added since (a marker
+    /// replayed into a sealed segment) would not be in the cleaned segment, so the swap checks
+    /// this first.
+    aborted_transactions_count: usize,
 }
 
 impl Log {
@@ -136,6 +142,7 @@ impl Log {
         now_ms: i64,
         codec: &dyn RecordCodec,
         cleaner: &CleanerConfig,
+        first_unstable_offset: i64,
     ) -> Result<CompactionOutcome, StorageError> {
         let mut state = self.compaction.lock().expect("compaction lock poisoned");
         if state.halted {
@@ -145,7 +152,7 @@ impl Log {
         }
         let config = self.config();
         let cleaner_offset = self.cleaner_offset(&mut state);
-        let cleanable = self.cleanable_segments(&config, now_ms);
+        let cleanable = self.cleanable_segments(&config, now_ms, first_unstable_offset);
         let first_dirty = cleanable
             .iter()
             .position(|sealed| sealed.end_offset > cleaner_offset);
@@ -202,16 +209,24 @@ impl Log {
         offset
     }
 
-    /// The sealed segments, oldest first, up to the first whose newest batch is younger than
-    /// `min_compaction_lag_ms` (a segment without timestamps is old enough).
-    fn cleanable_segments(&self, config: &LogConfig, now_ms: i64) -> Vec<SealedSegment> {
+    /// The sealed segments, oldest first, up to the first that holds an offset at or past
+    /// `first_unstable_offset` or whose newest batch is younger than `min_compaction_lag_ms`
+    /// (a segment without timestamps is old enough).
+    fn cleanable_segments(
+        &self,
+        config: &LogConfig,
+        now_ms: i64,
+        first_unstable_offset: i64,
+    ) -> Vec<SealedSegment> {
         let segments = self.segments_snapshot();
         let mut sealed: Vec<SealedSegment> = segments
             .windows(2)
             .map(|pair| SealedSegment {
                 segment: Arc::clone(&pair[0]),
                 end_offset: pair[1].base_offset(),
+                aborted_transactions_count: pair[0].transaction_index().entries_count(),
             })
+            .take_while(|sealed| sealed.end_offset <= first_unstable_offset)
             .collect();
         if config.min_compaction_lag_ms > 0 {
             let newest_allowed_ms = now_ms.saturating_sub(config.min_compaction_lag_ms);
@@ -282,7 +297,7 @@ impl Log {
         if !self.all_listed(group) {
             debug!(topic_partition = %self.topic_partition,
                 base_offset = group[0].segment.base_offset(),
-                "skipping a cleaned segment: retention deleted part of what it replaces");
+                "skipping a cleaned segment: what it replaces changed since it was cleaned");
             cleaned.discard();
             return Ok(false);
         }
@@ -308,12 +323,16 @@ impl Log {
         Ok(true)
     }
 
-    /// Whether every segment of `group` is still in the segment list.
+    /// Whether every segment of `group` is still in the segment list, with no aborted
+    /// transaction added since the pass began. Called under the maintenance lock, which an
+    /// add to a sealed segment takes too, so neither can change before the swap is done.
     fn all_listed(&self, group: &[SealedSegment]) -> bool {
         let segments = self.segments.read().expect("segment list lock poisoned");
         group.iter().all(|old| {
             let listed = segments.get(&old.segment.base_offset());
+            let entries_count = old.segment.transaction_index().entries_count();
             listed.is_some_and(|listed| Arc::ptr_eq(listed, &old.segment))
+                && entries_count == old.aborted_transactions_count
         })
     }
 }
@@ -412,13 +431,33 @@ fn write_cleaned(
             let kept = rules.clean_batch(&sealed.segment, &batch)?;
             records_removed += kept.records_removed;
             match kept.rewritten {
-                Rewrite::Unchanged => cleaned.append(&batch.header, &batch.bytes)?,
+                Rewrite::Unchanged => {
+                    cleaned.append(&batch.header, &batch.bytes)?;
+                    keep_aborted_transaction(&sealed.segment, &batch.header, cleaned)?;
+                }
                 Rewrite::Dropped => {}
                 Rewrite::Retained(header, bytes) => cleaned.append(&header, &bytes)?,
             }
         }
     }
     Ok(records_removed)
+}
+
+/// Copies the entry of the ABORT marker just kept whole, if `header` is one, into the cleaned
+/// segment's transaction index: an entry lives with its marker. Entries of markers not kept,
+/// or of offsets that hold no marker, are left behind.
+fn keep_aborted_transaction(
+    segment: &Segment,
+    header: &BatchHeader,
+    cleaned: &mut CleanedSegment,
+) -> Result<(), StorageError> {
+    if !header.is_control() {
+        return Ok(());
+    }
+    match segment.transaction_index().entry_at(header.last_offset) {
+        Some(aborted) => cleaned.add_aborted_transaction(aborted),
+        None => Ok(()),
+    }
 }
 
 /// Finishes a committed swap: deletes the group's later segments, oldest first, and
@@ -625,9 +664,15 @@ mod tests {
     use super::*;
     use crate::data_dir::DataDir;
     use crate::fault::{self, SwapStep};
-    use crate::format::{SegmentFileKind, parse_segment_file_name, parse_staged_segment_file_name};
+    use crate::format::{
+        AbortedTransaction, SegmentFileKind, parse_segment_file_name,
+        parse_staged_segment_file_name, segment_file_path,
+    };
     use crate::log::FirstBatch;
-    use crate::test_batch::{TestCodec, TestRecord, keyed_batch, keyed_records, last_offset_of};
+    use crate::test_batch::{
+        ControlType, TestCodec, TestRecord, control_batch, keyed_batch, keyed_records,
+        last_offset_of, transactional_batch,
+    };
 
     const TOPIC: &str = "compacted";
 
@@ -654,7 +699,7 @@ mod tests {
     }
 
     fn compact(log: &Log) -> Result<CompactionOutcome, StorageError> {
-        log.compact(2_000, &TestCodec, &CleanerConfig::default())
+        log.compact(2_000, &TestCodec, &CleanerConfig::default(), i64::MAX)
     }
 
     /// Appends `batches_count` batches of two updates over `keys_count` keys, values numbered
@@ -704,8 +749,8 @@ mod tests {
         records.iter().filter(is_last).cloned().collect()
     }
 
-    /// Each segment's `.log` bytes by base offset.
-    fn segment_logs(partition_dir: &Path) -> BTreeMap<i64, Vec<u8>> {
+    /// Each segment's `.log` bytes and `.txnindex` bytes (empty if absent) by base offset.
+    fn segment_logs(partition_dir: &Path) -> BTreeMap<i64, (Vec<u8>, Vec<u8>)> {
         let mut logs = BTreeMap::new();
         for entry in std::fs::read_dir(partition_dir).expect("read dir") {
             let path = entry.expect("entry").path();
@@ -714,7 +759,11 @@ mod tests {
                 .and_then(|name| name.to_str())
                 .unwrap_or_default();
             if let Some((base_offset, SegmentFileKind::Log)) = parse_segment_file_name(name) {
-                logs.insert(base_offset, std::fs::read(&path).expect("read segment"));
+                let kind = SegmentFileKind::TransactionIndex;
+                let index_path = segment_file_path(partition_dir, base_offset, kind);
+                let index = std::fs::read(&index_path).unwrap_or_default();
+                let log = std::fs::read(&path).expect("read segment");
+                logs.insert(base_offset, (log, index));
             }
         }
         logs
@@ -742,13 +791,29 @@ mod tests {
         }
     }
 
+    /// The aborted transaction `log_ready_to_merge` starts with: one record, then its marker.
+    const ABORTED: AbortedTransaction = AbortedTransaction {
+        producer_id: 9,
+        first_offset: 0,
+        last_offset: 1,
+        last_stable_offset: 2,
+    };
+
     /// A log whose next pass both removes records and merges several shrunk segments into
-    /// one, so that every swap step is reached: updates over five keys, a first pass, more
-    /// updates over `keys_updated_later` of them (all five: the merged segment is empty;
-    /// fewer: it keeps the others' latest records), and a batch in the active segment (an
-    /// empty one would be dropped by an unclean reopen, making the last sealed one active).
+    /// one, so that every swap step is reached: an aborted transaction (so that a swap moves
+    /// a `.txnindex` too), updates over five keys, a first pass, more updates over
+    /// `keys_updated_later` of them (all five: the merged segment is empty but for the
+    /// marker; fewer: it keeps the others' latest records), and a batch in the active segment
+    /// (an empty one would be dropped by an unclean reopen, making the last sealed one
+    /// active).
     fn log_ready_to_merge(data_dir_path: &Path, keys_updated_later: usize) -> (DataDir, Log) {
         let (data_dir, log) = open(data_dir_path);
+        let record = [(Some(&b"txn"[..]), Some(&b"aborted"[..]))];
+        let data = transactional_batch(ABORTED.producer_id, &record, 1_000);
+        log.append(&data, 0).expect("append");
+        let marker = control_batch(ABORTED.producer_id, ControlType::Abort, 1_000);
+        log.append(&marker, 0).expect("append");
+        log.add_aborted_transaction(ABORTED).expect("add");
         append_sealed_updates(&log, 40, 5, 0);
         compact(&log).expect("first pass");
         append_sealed_updates(&log, 10, keys_updated_later, 1_000);
@@ -821,7 +886,9 @@ mod tests {
                 expected.iter().all(|record| after.contains(record)),
                 "{step:?}"
             );
-            assert_eq!(log.next_offset(), 101, "{step:?}");
+            assert_eq!(log.next_offset(), 103, "{step:?}");
+            let aborted = log.aborted_transactions(0, i64::MAX).expect("aborted");
+            assert_eq!(aborted, [ABORTED], "{step:?}");
 
             compact(&log).expect("pass after recovery");
             assert_eq!(read_records(&log), expected, "{step:?}");
@@ -905,7 +972,7 @@ mod tests {
             let mut state = log.append.lock().expect("append lock");
             log.roll(&mut state, &config()).expect("roll");
         }
-        let sealed = log.cleanable_segments(&config(), 0);
+        let sealed = log.cleanable_segments(&config(), 0, i64::MAX);
         let groups = group_segments(&sealed, &config());
         let lengths: Vec<usize> = groups.iter().map(|group| group.len()).collect();
         assert_eq!(lengths, [3, 1, 1, 1], "sizes {sizes:?}");

@@ -3,7 +3,9 @@
 //!
 //! Compaction tests need keys, so `keyed_batch` lays out real, uncompressed v2 records, and
 //! `TestCodec` reads and rewrites them for `Log::compact` as the broker's codec does with
-//! riffle-protocol.
+//! riffle-protocol. Transactions need two more kinds, built the same way:
+//! `transactional_batch` (data of a producer's transaction) and `control_batch` (the COMMIT or
+//! ABORT marker that ends it), laid out as Kafka writes them.
 //!
 //! Shared by the integration tests and, through `#[path]`, by the crate's unit tests, so it
 //! uses nothing but `crc32c` and the crate's public API (`riffle_storage` names the crate
@@ -143,6 +145,59 @@ pub fn keyed_batch(records: &[KeyValue<'_>], timestamp_ms: i64) -> Vec<u8> {
     batch.extend_from_slice(&encoded);
     fix_length_and_crc(&mut batch);
     batch
+}
+
+/// Attribute bit of a transactional batch.
+pub const TRANSACTIONAL_ATTRIBUTE_BIT: i16 = 1 << 4;
+/// Attribute bit of a control batch.
+pub const CONTROL_ATTRIBUTE_BIT: i16 = 1 << 5;
+
+/// How a transaction ended: the type in a control record's key (Kafka's `ControlRecordType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    /// Type 0: the transaction was aborted.
+    Abort,
+    /// Type 1: the transaction was committed.
+    Commit,
+}
+
+/// A transactional batch of `producer_id` (epoch 0, base sequence 0), one record per
+/// `(key, value)`, as `keyed_batch` lays them out.
+pub fn transactional_batch(
+    producer_id: i64,
+    records: &[KeyValue<'_>],
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let mut batch = keyed_batch(records, timestamp_ms);
+    set_producer(&mut batch, TRANSACTIONAL_ATTRIBUTE_BIT, producer_id, 0);
+    batch
+}
+
+/// A control batch of `producer_id` ending its transaction: one record whose key is
+/// `[version i16 = 0][type i16]` and whose value is `[version i16 = 0][coordinator epoch
+/// i32 = 0]`, as Kafka's `EndTransactionMarker` writes them.
+pub fn control_batch(producer_id: i64, control_type: ControlType, timestamp_ms: i64) -> Vec<u8> {
+    let type_id: i16 = match control_type {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    };
+    let mut key = 0_i16.to_be_bytes().to_vec();
+    key.extend_from_slice(&type_id.to_be_bytes());
+    let mut value = 0_i16.to_be_bytes().to_vec();
+    value.extend_from_slice(&0_i32.to_be_bytes());
+    let mut batch = keyed_batch(&[(Some(&key), Some(&value))], timestamp_ms);
+    let attributes = TRANSACTIONAL_ATTRIBUTE_BIT | CONTROL_ATTRIBUTE_BIT;
+    set_producer(&mut batch, attributes, producer_id, -1);
+    batch
+}
+
+/// Sets a batch's attributes and producer fields (epoch 0), and fixes its CRC.
+fn set_producer(batch: &mut [u8], attributes: i16, producer_id: i64, base_sequence: i32) {
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&0_i16.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    fix_length_and_crc(batch);
 }
 
 /// The records of a keyed test batch, with absolute offsets.

@@ -1,8 +1,12 @@
 //! OffsetFetch (key 9): a group's committed offsets.
 //!
 //! Versions 0-8; v8 asks for several groups at once. A null topic list means every
-//! committed partition. A partition with no commit answers offset -1. Without
-//! transactions, `require_stable` has nothing to wait for.
+//! committed partition. A partition with no commit answers offset -1.
+//!
+//! Offsets committed in a transaction that has not ended are not answered: the last
+//! committed one is. With `require_stable` (v7+, what read_committed consumers send), such
+//! a partition answers UNSTABLE_OFFSET_COMMIT instead, which the client retries until the
+//! transaction ends.
 
 use riffle_protocol::ErrorCode;
 use riffle_protocol::api::offset_fetch::{
@@ -17,8 +21,8 @@ use crate::group::coordinator::GroupOffsets;
 /// The first version with several groups per request.
 const FIRST_BATCHED_VERSION: i16 = 8;
 
-/// One partition's answer: (partition, offset, leader epoch, metadata).
-type Answer = (i32, i64, i32, String);
+/// One partition's answer: (partition, offset, leader epoch, metadata, error).
+type Answer = (i32, i64, i32, String, ErrorCode);
 
 /// Answers OffsetFetch.
 pub fn handle(cluster: &Cluster, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
@@ -29,20 +33,26 @@ pub fn handle(cluster: &Cluster, version: i16, request: OffsetFetchRequest) -> O
                 .map(|topic| (topic.name, topic.partition_indexes))
                 .collect()
         });
-        let topics = lookup(cluster, &request.group_id, wanted)
+        let topics = lookup(cluster, &request.group_id, wanted, request.require_stable)
             .into_iter()
             .map(|(name, partitions)| OffsetFetchResponseTopic {
                 name,
                 partitions: partitions
                     .into_iter()
                     .map(
-                        |(partition_index, committed_offset, committed_leader_epoch, metadata)| {
+                        |(
+                            partition_index,
+                            committed_offset,
+                            committed_leader_epoch,
+                            metadata,
+                            error,
+                        )| {
                             OffsetFetchResponsePartition {
                                 partition_index,
                                 committed_offset,
                                 committed_leader_epoch,
                                 metadata: Some(metadata),
-                                error_code: ErrorCode::None.code(),
+                                error_code: error.code(),
                             }
                         },
                     )
@@ -61,20 +71,26 @@ pub fn handle(cluster: &Cluster, version: i16, request: OffsetFetchRequest) -> O
                 .map(|topic| (topic.name, topic.partition_indexes))
                 .collect()
         });
-        let topics = lookup(cluster, &group.group_id, wanted)
+        let topics = lookup(cluster, &group.group_id, wanted, request.require_stable)
             .into_iter()
             .map(|(name, partitions)| OffsetFetchResponseTopics {
                 name,
                 partitions: partitions
                     .into_iter()
                     .map(
-                        |(partition_index, committed_offset, committed_leader_epoch, metadata)| {
+                        |(
+                            partition_index,
+                            committed_offset,
+                            committed_leader_epoch,
+                            metadata,
+                            error,
+                        )| {
                             OffsetFetchResponsePartitions {
                                 partition_index,
                                 committed_offset,
                                 committed_leader_epoch,
                                 metadata: Some(metadata),
-                                error_code: ErrorCode::None.code(),
+                                error_code: error.code(),
                             }
                         },
                     )
@@ -98,17 +114,30 @@ fn lookup(
     cluster: &Cluster,
     group_id: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Vec<(String, Vec<Answer>)> {
-    let committed: GroupOffsets = cluster.groups().fetch_offsets(group_id);
-    let answer = |topic: &str, partition: i32| match committed.get(&(topic.to_string(), partition))
-    {
-        Some(offset) => (
-            partition,
-            offset.offset,
-            offset.leader_epoch,
-            offset.metadata.clone(),
-        ),
-        None => (partition, -1, -1, String::new()),
+    let groups = cluster.groups();
+    let committed: GroupOffsets = groups.fetch_offsets(group_id);
+    let answer = |topic: &str, partition: i32| {
+        if require_stable && groups.has_pending_offset(group_id, topic, partition) {
+            return (
+                partition,
+                -1,
+                -1,
+                String::new(),
+                ErrorCode::UnstableOffsetCommit,
+            );
+        }
+        match committed.get(&(topic.to_string(), partition)) {
+            Some(offset) => (
+                partition,
+                offset.offset,
+                offset.leader_epoch,
+                offset.metadata.clone(),
+                ErrorCode::None,
+            ),
+            None => (partition, -1, -1, String::new(), ErrorCode::None),
+        }
     };
     match wanted {
         Some(wanted) => wanted
