@@ -182,6 +182,15 @@ pub trait Backend: Send {
     /// partition before it picks records by timestamp.
     fn is_caught_up(&self, partition: &TopicPartition) -> bool;
 
+    /// The next offset [`Backend::poll`] reads from this assigned partition, counting the
+    /// records it skipped (transaction markers, aborted records); `None` when unknown.
+    /// The default knows none: commits then name the offset after the last processed
+    /// record.
+    fn position(&self, partition: &TopicPartition) -> Option<i64> {
+        let _ = partition;
+        None
+    }
+
     /// Leaves the group and releases resources; called once, after the last commit.
     fn close(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
 }

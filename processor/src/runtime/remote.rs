@@ -409,6 +409,10 @@ impl Backend for RemoteBackend {
         position.is_some_and(|position| position >= high)
     }
 
+    fn position(&self, partition: &TopicPartition) -> Option<i64> {
+        self.positions.get(partition).copied()
+    }
+
     async fn close(&mut self) -> Result<(), BackendError> {
         if let Some(handle) = self.in_flight_poll.take() {
             let _ = handle.await;

@@ -458,13 +458,22 @@ impl<B: Backend> Runner<B> {
         }
     }
 
-    /// Each task's `(input partition, next offset, metadata)`.
+    /// Each task's `(input partition, next offset, metadata)`. Where a task has processed
+    /// everything it was given from a partition, the backend's position may be further:
+    /// past records that are not for processing (transaction markers, aborted records).
+    /// Committing it then, as Kafka Streams does, lets the group's lag reach 0 on inputs
+    /// written in transactions (repartition topics under exactly-once).
     fn committable_offsets(&self) -> Vec<(TopicPartition, i64, String)> {
         let mut offsets = Vec::new();
         for task in self.tasks.values() {
             let metadata = self.metadata_for(task).encode();
             for (topic_partition, next_offset) in task.committable_offsets() {
-                offsets.push((topic_partition, next_offset, metadata.clone()));
+                let position = self
+                    .backend
+                    .position(&topic_partition)
+                    .filter(|_| task.is_drained(&topic_partition));
+                let offset = position.map_or(next_offset, |position| position.max(next_offset));
+                offsets.push((topic_partition, offset, metadata.clone()));
             }
         }
         offsets
