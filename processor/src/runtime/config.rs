@@ -90,9 +90,9 @@ pub struct RuntimeConfig {
     /// remote runtime picks a random id at each start, so after a crash the dead
     /// instance's open transaction holds back read_committed readers of the partitions it
     /// wrote (including the tasks' next owner) until the transaction timeout (10 s) aborts
-    /// it. Two instances sharing an id keep fencing each other: each fencing aborts the
-    /// fenced instance's transaction and logs a warning, and no work is lost, but little
-    /// gets done.
+    /// it. Give every instance its own id: two running with the same one fence each
+    /// other's producer over and over (and, with `run_remote`, each other's group
+    /// membership).
     pub instance_id: Option<String>,
 }
 
