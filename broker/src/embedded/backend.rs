@@ -560,14 +560,8 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_transaction_shows_outputs_with_offsets_and_an_abort_shows_nothing() {
-        // Proves the exactly-once path through the broker's own coordinator, in process:
-        // outputs and input offsets committed in one transaction appear together to a
-        // read_committed reader; an aborted transaction's outputs never appear (though
-        // they are in the log) and its offsets stay at the previous commit; rewind reads
-        // the input again from that commit; the next transaction (a new producer epoch,
-        // sequences from 0) commits normally.
+    /// A cluster with one-partition topics `in`, holding 3 records, and `out`.
+    async fn cluster_with_input() -> (tempfile::TempDir, Arc<Cluster>) {
         let dir = tempfile::tempdir().unwrap();
         let config = test_config(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
         let cluster = Arc::new(Cluster::open(config, ("127.0.0.1".into(), 9092)).unwrap());
@@ -584,7 +578,18 @@ mod tests {
             input.send(0, output("in", "k", value)).await.unwrap();
         }
         input.flush().await.unwrap();
+        (dir, cluster)
+    }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_transaction_shows_outputs_with_offsets_and_an_abort_shows_nothing() {
+        // Proves the exactly-once path through the broker's own coordinator, in process:
+        // outputs and input offsets committed in one transaction appear together to a
+        // read_committed reader; an aborted transaction's outputs never appear (though
+        // they are in the log) and its offsets stay at the previous commit; rewind reads
+        // the input again from that commit; the next transaction (a new producer epoch,
+        // sequences from 0) commits normally.
+        let (_dir, cluster) = cluster_with_input().await;
         let mut backend = EmbeddedBackend::new(cluster.clone(), EmbeddedConfig::default());
         backend.init_transactions("app-node-1").await.unwrap();
         backend.subscribe("app", &["in".to_string()]).await.unwrap();
