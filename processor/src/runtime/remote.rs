@@ -357,7 +357,10 @@ impl Backend for RemoteBackend {
     }
 
     async fn init_transactions(&mut self, transactional_id: &str) -> Result<(), BackendError> {
-        self.producer = OutputProducer::transactional(&self.base_config, transactional_id).await?;
+        let transactional = OutputProducer::transactional(&self.base_config, transactional_id);
+        let idempotent = std::mem::replace(&mut self.producer, transactional.await?);
+        // Dropping a producer joins its threads: not on a runtime worker.
+        tokio::task::spawn_blocking(move || drop(idempotent));
         // Every read from now on sees committed records only: the group consumer, which
         // subscribe creates, and the restore consumer, created again.
         self.read_committed = true;

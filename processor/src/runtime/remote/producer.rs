@@ -263,7 +263,11 @@ impl OutputProducer {
             "the producer cannot go on (fenced by an instance with the same transactional \
              id, or failed for good); replacing it with a new one"
         );
-        self.producer = init_transactional(&transaction.config).await?;
+        let replacement = init_transactional(&transaction.config).await?;
+        let fenced = std::mem::replace(&mut self.producer, replacement);
+        // Dropping a producer purges, flushes for up to 500 ms and joins its threads: not
+        // on a runtime worker.
+        tokio::task::spawn_blocking(move || drop(fenced));
         Ok(())
     }
 
