@@ -269,9 +269,14 @@ impl Backend for RemoteBackend {
         for (key, value) in GROUP_SETTINGS {
             config.set(*key, *value);
         }
-        if self.read_committed {
-            config.set("isolation.level", "read_committed");
-        }
+        // Kafka Streams' isolation levels: read_committed under exactly-once, and
+        // read_uncommitted otherwise, as the embedded runtime reads (librdkafka's own
+        // default would be read_committed).
+        let isolation_level = match self.read_committed {
+            true => "read_committed",
+            false => "read_uncommitted",
+        };
+        config.set("isolation.level", isolation_level);
         let consumer: GroupConsumer = config
             .create_with_context(GroupContext::new())
             .map_err(|error| BackendError::new(&operation, error))?;
