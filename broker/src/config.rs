@@ -33,6 +33,16 @@ pub enum FlushPolicy {
     Never,
 }
 
+/// What CreateTopics does with a replication factor above 1, which one node cannot hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplicationFactorPolicy {
+    /// Refuse the topic with INVALID_REPLICATION_FACTOR, as a one-broker Kafka does.
+    Reject,
+    /// Create it with its one replica and log a warning: for tools and test suites written
+    /// for three-broker clusters, run against one node.
+    Accept,
+}
+
 /// The settings of `riffle serve`.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerConfig {
@@ -65,6 +75,16 @@ pub struct BrokerConfig {
     /// or per-module directives).
     #[arg(long, env = "RIFFLE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// What CreateTopics does with a replication factor above 1: `reject` it as a
+    /// one-broker Kafka does, or `accept` it and keep the one replica a single node can hold.
+    #[arg(
+        long,
+        env = "RIFFLE_REPLICATION_FACTOR_ABOVE_ONE",
+        value_enum,
+        default_value_t = ReplicationFactorPolicy::Reject
+    )]
+    pub replication_factor_above_one: ReplicationFactorPolicy,
 
     /// When appended data is fsynced.
     #[arg(long, env = "RIFFLE_FLUSH_POLICY", value_enum, default_value_t = FlushPolicy::AcksAll)]

@@ -37,8 +37,8 @@ use crate::producer_state::{
 /// offsets. Producers whose last batch is older are forgotten and get UNKNOWN_PRODUCER_ID
 /// on their next batch, which clients handle by resetting.
 pub const PRODUCER_STATE_REBUILD_MAX_OFFSETS: i64 = 10_000;
-/// The replay reads the log in chunks of this size.
-const PRODUCER_STATE_REBUILD_CHUNK_BYTES: usize = 1024 * 1024;
+/// Scans read the log in chunks of this size.
+const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
 /// Without a snapshot, the most the rebuild reads before giving up, so one partition of
 /// huge batches cannot stall its first produce for long. A replay from a snapshot reads to
 /// the end: it may pass open transactions, which must not be missed.
@@ -551,25 +551,41 @@ impl Partition {
         replay: Replay,
         end_offset: i64,
     ) -> Result<usize, StorageError> {
-        let mut offset = replay.from_offset;
+        let scan = Scan {
+            from_offset: replay.from_offset,
+            end_offset,
+            max_bytes: replay.max_bytes,
+        };
+        self.scan_batches(scan, |batch| self.replay_batch(table, batch))
+    }
+
+    /// Reads the log's batches in `scan`'s range in chunks and hands each to `visit`, for the
+    /// replays after a start (producer state, groups, transactions). Returns the bytes read.
+    /// The log holds only batches that passed validation; a bad one ends the scan.
+    ///
+    /// # Errors
+    /// The log's read errors, and `visit`'s.
+    pub fn scan_batches(
+        &self,
+        scan: Scan,
+        mut visit: impl FnMut(&RecordBatchView) -> Result<(), StorageError>,
+    ) -> Result<usize, StorageError> {
+        let mut offset = scan.from_offset;
         let mut read_bytes = 0;
-        while offset < end_offset && read_bytes < replay.max_bytes {
-            let chunk = self.log.read(
-                offset,
-                PRODUCER_STATE_REBUILD_CHUNK_BYTES,
-                FirstBatch::AlwaysWhole,
-            )?;
+        while offset < scan.end_offset && read_bytes < scan.max_bytes {
+            let chunk = self
+                .log
+                .read(offset, SCAN_CHUNK_BYTES, FirstBatch::AlwaysWhole)?;
             if chunk.is_empty() {
                 break;
             }
             read_bytes += chunk.len();
             for batch in batches(chunk) {
-                // The log holds only batches that passed validation; a bad one ends the scan.
                 let Ok(batch) = batch else {
                     return Ok(read_bytes);
                 };
                 offset = batch.last_offset() + 1;
-                self.replay_batch(table, &batch)?;
+                visit(&batch)?;
             }
         }
         Ok(read_bytes)
@@ -653,6 +669,28 @@ impl Partition {
         producers.snapshot_exists = Some(true);
         producers.snapshot_offset = Some(producers.snapshot_offset.unwrap_or(offset).max(offset));
         Ok(())
+    }
+}
+
+/// The part of a log [`Partition::scan_batches`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan {
+    /// Where it starts.
+    pub from_offset: i64,
+    /// Where it stops: usually the log end when it started.
+    pub end_offset: i64,
+    /// It stops after reading this much.
+    pub max_bytes: usize,
+}
+
+impl Scan {
+    /// The whole log, from its start to its current end.
+    pub fn whole(log: &Log) -> Scan {
+        Scan {
+            from_offset: log.log_start_offset(),
+            end_offset: log.next_offset(),
+            max_bytes: usize::MAX,
+        }
     }
 }
 

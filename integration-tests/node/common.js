@@ -130,11 +130,15 @@ function verifyMessage(topic, partition, message, prefix) {
   return index;
 }
 
-// Resolves once `predicate()` holds, polling every 50 ms; rejects after `timeoutMs`.
+// Resolves once `predicate()` holds, polling every 50 ms; rejects after `timeoutMs`. `what`
+// is a description, or a function giving one (called on timeout, so it can show counts).
 async function waitFor(predicate, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      const description = typeof what === 'function' ? what() : what;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
+    }
     await sleep(50);
   }
 }

@@ -4,6 +4,10 @@
 //! Consumers here never join a group: they `assign()` partitions explicitly, with a
 //! `group.id` set (librdkafka wants one) but no `subscribe()` and no commits, so a test
 //! reads exactly the partitions it names. Group consumers are tested in `tests/groups.rs`.
+//!
+//! For transactions: [`transactional_producer`] sets up a producer with a
+//! `transactional.id`, and [`read_visible`] reads a partition the way a consumer with a given
+//! `isolation.level` sees it.
 
 use std::time::{Duration, Instant};
 
@@ -12,8 +16,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
+
+use crate::wire::IsolationLevel;
 
 /// The longest any single client operation in these helpers may take.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -157,4 +163,194 @@ pub async fn topic_config(bootstrap: &str, topic: &str, name: &str) -> Option<St
         .expect("one resource")
         .unwrap_or_else(|code| panic!("DescribeConfigs {topic}: broker error {code:?}"));
     resource.get(name).and_then(|entry| entry.value.clone())
+}
+
+/// The producer [`transactional_producer`] returns: a `BaseProducer` whose own thread polls
+/// for delivery reports, which librdkafka's `abort_transaction` waits for.
+pub type TransactionalProducer = ThreadedProducer<DefaultProducerContext>;
+
+/// A [`TransactionalProducer`] with `transactional.id` set, created but not yet initialized:
+/// the caller runs `init_transactions` (so a test can check how it fails).
+///
+/// librdkafka insists that `socket.timeout.ms` and `message.timeout.ms` stay below
+/// `transaction.timeout.ms`; when `settings` sets the latter, both are lowered to fit.
+///
+/// # Panics
+/// If librdkafka rejects the configuration.
+pub fn transactional_producer(
+    bootstrap: &str,
+    transactional_id: &str,
+    settings: &[(&str, &str)],
+) -> TransactionalProducer {
+    let mut config = client_config(bootstrap);
+    config
+        .set("transactional.id", transactional_id)
+        .set("message.timeout.ms", "30000");
+    if let Some((_, timeout)) = settings
+        .iter()
+        .find(|(key, _)| *key == "transaction.timeout.ms")
+    {
+        let timeout_ms: u64 = timeout.parse().expect("transaction.timeout.ms is a number");
+        let socket_ms = timeout_ms.saturating_sub(100).clamp(100, 30_000);
+        config
+            .set("socket.timeout.ms", socket_ms.to_string())
+            .set("message.timeout.ms", timeout_ms.min(30_000).to_string());
+    }
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    config
+        .create()
+        .unwrap_or_else(|error| panic!("create transactional producer {transactional_id}: {error}"))
+}
+
+/// A `BaseConsumer` with `isolation.level` set, assigned to `topic`/`partition` from the start.
+///
+/// # Panics
+/// If librdkafka rejects the configuration or the assignment.
+pub fn isolated_consumer(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    isolation: IsolationLevel,
+) -> BaseConsumer {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set(
+            "group.id",
+            format!("riffle-it-{topic}-{}", isolation.config_value()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", isolation.config_value())
+        .create()
+        .expect("create an rdkafka BaseConsumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Beginning)
+        .expect("a valid start offset");
+    consumer
+        .assign(&assignment)
+        .unwrap_or_else(|error| panic!("assign {topic}/{partition}: {error}"));
+    consumer
+}
+
+/// Everything a consumer with `isolation` reads from the start of `topic`/`partition`: it reads
+/// until its position reaches the end offset ListOffsets gives at that isolation level (the
+/// last stable offset for read_committed, the high watermark otherwise), then polls 500 ms more
+/// so a record that should not be visible has the chance to show up.
+///
+/// # Panics
+/// If the end offset cannot be fetched or the position does not reach it within
+/// [`CLIENT_TIMEOUT`].
+pub fn read_visible(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    isolation: IsolationLevel,
+) -> Vec<OwnedMessage> {
+    let consumer = isolated_consumer(bootstrap, topic, partition, isolation);
+    let (_, end) = consumer
+        .fetch_watermarks(topic, partition, CLIENT_TIMEOUT)
+        .unwrap_or_else(|error| panic!("ListOffsets for {topic}/{partition} failed: {error}"));
+    let mut messages = poll_until_position(&consumer, topic, partition, end, CLIENT_TIMEOUT);
+    messages.extend(poll_for(&consumer, Duration::from_millis(500)));
+    messages
+}
+
+/// Polls `consumer` until its position on `topic`/`partition` is at least `end`; returns the
+/// messages it got on the way. Control records are never returned but move the position.
+///
+/// # Panics
+/// If the position does not reach `end` within `timeout`; the message says where it stopped.
+pub fn poll_until_position(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    end: i64,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
+    let mut messages: Vec<OwnedMessage> = Vec::new();
+    if end <= 0 {
+        // An empty range: a consumer that has read nothing has no position to compare.
+        return messages;
+    }
+    let mut last_error = None;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let position = position_of(consumer, topic, partition);
+        if position.is_some_and(|position| position >= end) {
+            return messages;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}/{partition}: the consumer's position is {position:?} after {timeout:?}, \
+             expected it to reach {end}; got {} messages, last consumer error: {last_error:?}",
+            messages.len()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => messages.push(message.detach()),
+            Some(Err(error)) => last_error = Some(error),
+            None => {}
+        }
+    }
+}
+
+/// Every message `consumer` returns within `duration`.
+pub fn poll_for(consumer: &BaseConsumer, duration: Duration) -> Vec<OwnedMessage> {
+    let deadline = Instant::now() + duration;
+    let mut messages = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+            messages.push(message.detach());
+        }
+    }
+    messages
+}
+
+/// The consumer's position on `topic`/`partition`: the offset after the last record (or
+/// control record) it consumed, `None` before it consumed anything.
+///
+/// # Panics
+/// If librdkafka cannot report positions.
+pub fn position_of(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let positions = consumer
+        .position()
+        .unwrap_or_else(|error| panic!("position() failed: {error}"));
+    match positions.find_partition(topic, partition)?.offset() {
+        Offset::Offset(offset) => Some(offset),
+        _ => None,
+    }
+}
+
+/// The offset `group` has committed for `topic`/`partition` (OffsetFetch), `None` if none, as
+/// seen by a consumer with `isolation` (librdkafka asks for stable offsets when read_committed).
+///
+/// # Panics
+/// If the request fails.
+pub fn committed_offset(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    isolation: IsolationLevel,
+) -> Option<i64> {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation.config_value())
+        .create()
+        .expect("create an rdkafka BaseConsumer");
+    let mut partitions = TopicPartitionList::new();
+    partitions.add_partition(topic, partition);
+    let committed = consumer
+        .committed_offsets(partitions, CLIENT_TIMEOUT)
+        .unwrap_or_else(|error| panic!("OffsetFetch {group} {topic}/{partition}: {error}"));
+    let element = committed
+        .find_partition(topic, partition)
+        .unwrap_or_else(|| panic!("OffsetFetch {group} did not answer {topic}/{partition}"));
+    match element.offset() {
+        Offset::Offset(offset) => Some(offset),
+        _ => None,
+    }
 }

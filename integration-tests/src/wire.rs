@@ -8,7 +8,9 @@
 //!
 //! Start with [`RawConnection`]; [`RequestWriter`] builds bodies and [`ResponseReader`] takes
 //! answers apart. [`api_versions`], [`first_batch_compression`] and [`topic_id`] are probes the
-//! tests use to look at what the broker advertises and stores.
+//! tests use to look at what the broker advertises and stores; [`latest_offset`] and
+//! [`fetch_transaction_state`] show what a partition's open and aborted transactions look like
+//! to each [`IsolationLevel`], and [`offset_fetch`] whether a group's offsets are stable.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -29,8 +31,12 @@ pub mod api_key {
     pub const PRODUCE: i16 = 0;
     /// Fetch.
     pub const FETCH: i16 = 1;
+    /// ListOffsets.
+    pub const LIST_OFFSETS: i16 = 2;
     /// Metadata.
     pub const METADATA: i16 = 3;
+    /// OffsetFetch.
+    pub const OFFSET_FETCH: i16 = 9;
     /// ApiVersions.
     pub const API_VERSIONS: i16 = 18;
 }
@@ -47,6 +53,9 @@ pub mod error_code {
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     /// UNSUPPORTED_VERSION.
     pub const UNSUPPORTED_VERSION: i16 = 35;
+    /// UNSTABLE_OFFSET_COMMIT: offsets for the partition are pending in an open transaction
+    /// (OffsetFetch with require_stable, KIP-447).
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 }
 
 /// Which request header layout to write.
@@ -663,6 +672,242 @@ pub fn first_batch_compression(bootstrap: &str, topic: &str, partition: i32) -> 
     let attributes = i16::from_be_bytes([records[21], records[22]]);
     Compression::from_attributes(attributes)
         .unwrap_or_else(|| panic!("unknown codec in batch attributes {attributes:#06x}"))
+}
+
+/// A consumer's isolation level, as ListOffsets (v2+) and Fetch (v4+) carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// 0: everything up to the high watermark, records of open and aborted transactions too.
+    ReadUncommitted,
+    /// 1: only up to the last stable offset, and aborted transactions' records filtered out.
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The INT8 the requests carry.
+    pub fn wire_value(self) -> i8 {
+        match self {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }
+    }
+
+    /// The value of a client's `isolation.level` setting.
+    pub fn config_value(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+            IsolationLevel::ReadCommitted => "read_committed",
+        }
+    }
+}
+
+/// The latest offset ListOffsets v2 answers for `topic`/`partition` (timestamp -1).
+///
+/// With [`IsolationLevel::ReadUncommitted`] Kafka answers the high watermark; with
+/// [`IsolationLevel::ReadCommitted`] the last stable offset, which stops at the first record
+/// of the oldest transaction still open on the partition.
+///
+/// # Panics
+/// If the broker does not answer or reports an error for the partition.
+pub fn latest_offset(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    isolation: IsolationLevel,
+) -> i64 {
+    let mut body = RequestWriter::new();
+    body.i32(-1) // replica_id: a consumer
+        .i8(isolation.wire_value())
+        .array_len(1)
+        .string(topic)
+        .array_len(1)
+        .i32(partition)
+        .i64(-1); // timestamp: latest
+    let mut connection = RawConnection::connect(bootstrap);
+    let response = connection.request(api_key::LIST_OFFSETS, 2, &body.into_bytes());
+    let mut reader = ResponseReader::new(&response);
+    reader.i32("throttle_time_ms");
+    assert_eq!(
+        reader.array_len("topics length"),
+        Some(1),
+        "ListOffsets v2: one topic expected"
+    );
+    assert_eq!(
+        reader.string("topic name"),
+        topic,
+        "ListOffsets v2 answered another topic"
+    );
+    assert_eq!(
+        reader.array_len("partitions length"),
+        Some(1),
+        "ListOffsets v2: one partition expected"
+    );
+    assert_eq!(
+        reader.i32("partition_index"),
+        partition,
+        "ListOffsets v2 partition"
+    );
+    let error = reader.i16("error_code");
+    assert_eq!(
+        error,
+        error_code::NONE,
+        "ListOffsets v2 ({isolation:?}) of {topic}/{partition} failed"
+    );
+    reader.i64("timestamp");
+    reader.i64("offset")
+}
+
+/// One entry of a Fetch response's `aborted_transactions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// The producer id whose transaction was aborted.
+    pub producer_id: i64,
+    /// The offset of that transaction's first record on the partition.
+    pub first_offset: i64,
+}
+
+/// What a Fetch v4 answer says about one partition's transactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedTransactionState {
+    /// The high watermark.
+    pub high_watermark: i64,
+    /// The last stable offset.
+    pub last_stable_offset: i64,
+    /// Aborted transactions overlapping the fetched range (read_committed only, per Kafka).
+    pub aborted_transactions: Vec<AbortedTransaction>,
+    /// How many record bytes came back.
+    pub record_bytes: usize,
+}
+
+/// Fetches `topic`/`partition` from `fetch_offset` with Fetch v4 at `isolation` (waiting at most
+/// 100 ms) and returns the watermarks and aborted transactions the broker reports.
+///
+/// # Panics
+/// If the fetch fails or reports an error for the partition.
+pub fn fetch_transaction_state(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    fetch_offset: i64,
+    isolation: IsolationLevel,
+) -> FetchedTransactionState {
+    let mut body = RequestWriter::new();
+    body.i32(-1) // replica_id: a consumer
+        .i32(100) // max_wait_ms
+        .i32(1) // min_bytes
+        .i32(1 << 20) // max_bytes
+        .i8(isolation.wire_value())
+        .array_len(1)
+        .string(topic)
+        .array_len(1)
+        .i32(partition)
+        .i64(fetch_offset)
+        .i32(1 << 20); // partition_max_bytes
+    let mut connection = RawConnection::connect(bootstrap);
+    let response = connection.request(api_key::FETCH, 4, &body.into_bytes());
+    let mut reader = ResponseReader::new(&response);
+    reader.i32("throttle_time_ms");
+    assert_eq!(
+        reader.array_len("responses length"),
+        Some(1),
+        "Fetch v4: one topic expected"
+    );
+    assert_eq!(
+        reader.string("topic"),
+        topic,
+        "Fetch v4 answered another topic"
+    );
+    assert_eq!(
+        reader.array_len("partitions length"),
+        Some(1),
+        "Fetch v4: one partition expected"
+    );
+    reader.i32("partition_index");
+    let error = reader.i16("error_code");
+    assert_eq!(
+        error,
+        error_code::NONE,
+        "Fetch v4 ({isolation:?}) of {topic}/{partition} from {fetch_offset} failed"
+    );
+    let high_watermark = reader.i64("high_watermark");
+    let last_stable_offset = reader.i64("last_stable_offset");
+    let aborted_count = reader.array_len("aborted_transactions length").unwrap_or(0);
+    let aborted_transactions = (0..aborted_count)
+        .map(|_| AbortedTransaction {
+            producer_id: reader.i64("aborted producer_id"),
+            first_offset: reader.i64("aborted first_offset"),
+        })
+        .collect();
+    let record_bytes = reader.nullable_bytes("records").map_or(0, <[u8]>::len);
+    FetchedTransactionState {
+        high_watermark,
+        last_stable_offset,
+        aborted_transactions,
+        record_bytes,
+    }
+}
+
+/// OffsetFetch v7 for one partition of `group`: `(committed_offset, error_code)` of that
+/// partition (-1 when nothing is committed).
+///
+/// With `require_stable` Kafka answers UNSTABLE_OFFSET_COMMIT while a transaction with offsets
+/// for the partition is open; without it, the last committed offset.
+///
+/// # Panics
+/// If the broker does not answer or reports a group-level error.
+pub fn offset_fetch(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    require_stable: bool,
+) -> (i64, i16) {
+    let mut body = RequestWriter::new();
+    body.compact_string(group)
+        .compact_array_len(1)
+        .compact_string(topic)
+        .compact_array_len(1)
+        .i32(partition)
+        .empty_tagged_fields()
+        .bool(require_stable)
+        .empty_tagged_fields();
+    let mut connection = RawConnection::connect(bootstrap);
+    let response = connection.request_flexible(api_key::OFFSET_FETCH, 7, &body.into_bytes());
+    let mut reader = ResponseReader::new(&response);
+    reader.i32("throttle_time_ms");
+    assert_eq!(
+        reader.compact_array_len("topics length"),
+        Some(1),
+        "OffsetFetch v7: one topic expected"
+    );
+    assert_eq!(
+        reader.compact_nullable_string("topic name").as_deref(),
+        Some(topic),
+        "OffsetFetch v7 answered another topic"
+    );
+    assert_eq!(
+        reader.compact_array_len("partitions length"),
+        Some(1),
+        "OffsetFetch v7: one partition expected"
+    );
+    assert_eq!(
+        reader.i32("partition_index"),
+        partition,
+        "OffsetFetch v7 partition"
+    );
+    let offset = reader.i64("committed_offset");
+    reader.i32("committed_leader_epoch");
+    reader.compact_nullable_string("metadata");
+    let partition_error = reader.i16("partition error_code");
+    reader.skip_tagged_fields("partition tagged fields");
+    reader.skip_tagged_fields("topic tagged fields");
+    let group_error = reader.i16("error_code");
+    assert_eq!(
+        group_error,
+        error_code::NONE,
+        "OffsetFetch v7 of group {group} failed"
+    );
+    (offset, partition_error)
 }
 
 /// The topic id from Metadata v10-12, or `None` when the broker's Metadata stops below v10.

@@ -33,6 +33,8 @@ pub const BATCH_HEADER_BYTES: usize = 61;
 pub const LOG_OVERHEAD_BYTES: usize = 12;
 /// The only batch format we store.
 pub const MAGIC_V2: i8 = 2;
+/// Attribute bit of a batch written inside a transaction (data or marker).
+pub const TRANSACTIONAL_ATTRIBUTE_BIT: i16 = 1 << 4;
 /// Attribute bit of a batch of control records (transaction markers).
 pub const CONTROL_ATTRIBUTE_BIT: i16 = 1 << 5;
 
@@ -155,9 +157,15 @@ impl BatchHeader {
         i64::from(self.last_offset_delta) + 1
     }
 
-    /// Whether the batch holds control records, which compaction keeps as they are.
+    /// Whether the batch holds control records (transaction markers), which compaction never
+    /// maps and removes only whole.
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_ATTRIBUTE_BIT != 0
+    }
+
+    /// Whether the batch belongs to a transaction of its producer.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_ATTRIBUTE_BIT != 0
     }
 }
 

@@ -24,16 +24,31 @@ pub struct FileRange {
     path: Arc<Path>,
     position: u64,
     length: usize,
+    /// The offset after the range's last batch (its first batch's base offset if empty).
+    next_offset: i64,
 }
 
 impl FileRange {
-    pub(crate) fn new(file: Arc<File>, path: Arc<Path>, position: u64, length: usize) -> Self {
+    pub(crate) fn new(
+        file: Arc<File>,
+        path: Arc<Path>,
+        position: u64,
+        length: usize,
+        next_offset: i64,
+    ) -> Self {
         FileRange {
             file,
             path,
             position,
             length,
+            next_offset,
         }
+    }
+
+    /// The offset after the range's last batch: where a reader continues, and the upper bound
+    /// of the aborted transactions a read_committed reader of the range needs.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
     }
 
     /// The open `.log` file.
@@ -112,7 +127,7 @@ mod tests {
     fn read_returns_exactly_the_range() {
         let mut file = tempfile::tempfile().expect("temp file");
         file.write_all(b"0123456789").expect("write");
-        let range = FileRange::new(Arc::new(file), Path::new("test.log").into(), 3, 4);
+        let range = FileRange::new(Arc::new(file), Path::new("test.log").into(), 3, 4, 0);
         assert_eq!(range.read().expect("read"), Bytes::from_static(b"3456"));
         assert_eq!(range.len(), 4);
     }
@@ -121,7 +136,7 @@ mod tests {
     fn read_past_the_end_of_the_file_is_an_error_not_short_bytes() {
         let mut file = tempfile::tempfile().expect("temp file");
         file.write_all(b"0123").expect("write");
-        let range = FileRange::new(Arc::new(file), Path::new("test.log").into(), 2, 8);
+        let range = FileRange::new(Arc::new(file), Path::new("test.log").into(), 2, 8, 0);
         assert!(range.read().is_err());
     }
 }

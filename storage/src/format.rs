@@ -1,5 +1,5 @@
-//! The on-disk format: every file and directory name, and the byte layout of index entries
-//! and checkpoints. Nothing else in the crate formats a path.
+//! The on-disk format: every file and directory name, and the byte layout of index entries,
+//! checkpoints and producer snapshots. Nothing else in the crate formats a path.
 //!
 //! # Layout
 //!

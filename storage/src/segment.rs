@@ -492,16 +492,18 @@ impl Segment {
         };
         let max_bytes = u64::try_from(max_bytes).unwrap_or(u64::MAX);
         if first.size_bytes > max_bytes && first_batch == FirstBatch::WithinMaxBytes {
-            return self.range(start, start).map(Some);
+            return self.range(start, start, first.base_offset).map(Some);
         }
         let mut end = start + first.size_bytes;
+        let mut next_offset = first.last_offset + 1;
         while let Some((position, header)) = walk.next_batch()? {
             if end - start + header.size_bytes > max_bytes {
                 break;
             }
             end = position + header.size_bytes;
+            next_offset = header.last_offset + 1;
         }
-        self.range(start, end).map(Some)
+        self.range(start, end, next_offset).map(Some)
     }
 
     /// The first batch, below `high_watermark` and not wholly below `log_start_offset`, whose
@@ -524,7 +526,11 @@ impl Segment {
         while let Some((position, header)) = walk.next_batch()? {
             if header.max_timestamp_ms >= timestamp_ms && header.last_offset >= log_start_offset {
                 return self
-                    .range(position, position + header.size_bytes)?
+                    .range(
+                        position,
+                        position + header.size_bytes,
+                        header.last_offset + 1,
+                    )?
                     .read()
                     .map(Some);
             }
@@ -561,7 +567,8 @@ impl Segment {
     }
 
     /// `start..end` of the file, for reading or sending.
-    fn range(&self, start: u64, end: u64) -> Result<FileRange, StorageError> {
+    /// The bytes `start..end`, whose batches end just before `next_offset`.
+    fn range(&self, start: u64, end: u64, next_offset: i64) -> Result<FileRange, StorageError> {
         assert!(start <= end);
         assert!(end <= self.bytes_written());
         let length =
@@ -571,6 +578,7 @@ impl Segment {
             Arc::clone(&self.log_path),
             start,
             length,
+            next_offset,
         ))
     }
 

@@ -1,28 +1,48 @@
 //! Log compaction: the latest value of each key survives, tombstones expire, the active
-//! segment is left alone, appends go on meanwhile, and the result survives a reopen.
-//! Crashes during a swap are tested in the crate (`log/compaction.rs`), through the fault
-//! seam.
+//! segment is left alone, appends go on meanwhile, and the result survives a reopen; with
+//! transactions, aborted records go and are never mapped, markers stay while their data does,
+//! the transaction indexes follow the markers, and nothing is cleaned from the first
+//! unstable offset on. Crashes during a swap are tested in the crate (`log/compaction.rs`),
+//! through the fault seam.
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use common::batch::{
-    KeyValue, TestCodec, TestRecord, keyed_batch, keyed_records, last_offset_of, split,
+    CONTROL_ATTRIBUTE_BIT, ControlType, KeyValue, TestCodec, TestRecord, control_batch,
+    keyed_batch, keyed_records, last_offset_of, split, transactional_batch,
 };
 use common::{
     active_log_file, append, close_cleanly, crash, open_log, partition_dir, segment_files,
     small_config, temp_dir,
 };
 use riffle_storage::format::{CLEANER_OFFSET_CHECKPOINT_FILE_NAME, SegmentFileKind};
-use riffle_storage::{CleanerConfig, CompactionOutcome, FirstBatch, Log, LogConfig, StorageError};
+use riffle_storage::{
+    AbortedTransaction, CleanerConfig, CompactionOutcome, FirstBatch, Log, LogConfig, StorageError,
+};
 
-/// Every record readable from the log start, in offset order, reading batch after batch
-/// until a read returns nothing (the end, or removed records at the end).
+/// Every data record readable from the log start, in offset order, reading batch after
+/// batch until a read returns nothing (the end, or removed records at the end).
 fn read_records(log: &Log) -> Vec<TestRecord> {
     read_batches(log)
         .iter()
+        .filter(|batch| !is_marker(batch))
         .flat_map(|batch| keyed_records(batch).expect("keyed batch"))
+        .collect()
+}
+
+/// Whether a stored batch is a control batch: a transaction marker.
+fn is_marker(batch: &[u8]) -> bool {
+    i16::from_be_bytes([batch[21], batch[22]]) & CONTROL_ATTRIBUTE_BIT != 0
+}
+
+/// The offsets of the markers readable from the log start.
+fn read_markers(log: &Log) -> Vec<i64> {
+    read_batches(log)
+        .iter()
+        .filter(|batch| is_marker(batch))
+        .map(|batch| last_offset_of(batch))
         .collect()
 }
 
@@ -460,4 +480,288 @@ fn read_records_until_unreadable(log: &Log) -> usize {
         .map_while(|batch| keyed_records(batch).ok())
         .map(|records| records.len())
         .sum()
+}
+
+/// Appends a transaction of `producer_id`: one batch per element of `batches`, then its
+/// marker. Returns its records as stored and the marker's offset.
+fn append_transaction(
+    log: &Log,
+    producer_id: i64,
+    batches: &[&[(&str, Option<&str>)]],
+    end: ControlType,
+) -> (Vec<TestRecord>, i64) {
+    let mut records = Vec::new();
+    for batch in batches {
+        let pairs: Vec<KeyValue<'_>> = batch
+            .iter()
+            .map(|(key, value)| (Some(key.as_bytes()), value.map(str::as_bytes)))
+            .collect();
+        let (_, stored) = append(log, &transactional_batch(producer_id, &pairs, 1_000), 0);
+        records.extend(keyed_records(&stored).expect("keyed batch"));
+    }
+    let (marker, _) = append(log, &control_batch(producer_id, end, 1_000), 0);
+    (records, marker.base_offset)
+}
+
+/// Appends an aborted transaction and records it, as the broker does, with no other
+/// transaction open.
+fn abort_transaction(
+    log: &Log,
+    producer_id: i64,
+    batches: &[&[(&str, Option<&str>)]],
+) -> AbortedTransaction {
+    let (records, marker) = append_transaction(log, producer_id, batches, ControlType::Abort);
+    let aborted = AbortedTransaction {
+        producer_id,
+        first_offset: records.first().map_or(marker, |record| record.offset),
+        last_offset: marker,
+        last_stable_offset: marker + 1,
+    };
+    log.add_aborted_transaction(aborted).expect("add");
+    aborted
+}
+
+/// A small config whose tombstones and markers expire 10 s after their batch.
+fn transactional_config() -> LogConfig {
+    LogConfig {
+        delete_retention_ms: 10_000,
+        ..small_config()
+    }
+}
+
+/// An aborted offset commit never becomes its key's latest: the committed value before it
+/// survives the pass that removes the aborted records, as on `__consumer_offsets`. The ABORT
+/// marker and its entry stay while the pass reads the aborted data, and go in a later pass
+/// once the marker is past the delete horizon.
+#[test]
+fn aborted_records_are_removed_and_never_mapped() {
+    let dir = temp_dir("aborted_records_are_removed_and_never_mapped");
+    let (data_dir, log) = open_log(dir.path(), transactional_config());
+    let committed = append_records(&log, &[("group/orders-0", Some("offset 10"))], 1_000);
+    let aborted_batch: &[(&str, Option<&str>)] = &[
+        ("group/orders-0", Some("offset 99")),
+        ("group/orders-1", None),
+    ];
+    let aborted = abort_transaction(&log, 7, &[aborted_batch, &[("group/orders-0", None)]]);
+    let later = append_records(&log, &[("group/orders-1", Some("offset 3"))], 1_000);
+    seal_active(&log);
+
+    let outcome = compact(&log, 2_000);
+    assert_eq!(outcome.records_removed, 3, "the aborted records");
+    let expected = [committed[0].clone(), later[0].clone()];
+    assert_eq!(read_records(&log), expected);
+    assert_eq!(read_markers(&log), [aborted.last_offset]);
+    assert_eq!(
+        log.aborted_transactions(0, i64::MAX).expect("aborted"),
+        [aborted]
+    );
+
+    assert_eq!(
+        compact(&log, 11_000),
+        CompactionOutcome::default(),
+        "not yet"
+    );
+    let outcome = compact(&log, 11_001);
+    assert_eq!(outcome.records_removed, 1, "the marker");
+    assert_eq!(read_markers(&log), Vec::<i64>::new());
+    assert_eq!(log.aborted_transactions(0, i64::MAX).expect("aborted"), []);
+    assert_eq!(read_records(&log), expected);
+    let values = latest_values(&read_records(&log));
+    let offset = values.get(&b"group/orders-0"[..]).map(Vec::as_slice);
+    assert_eq!(offset, Some(&b"offset 10"[..]));
+
+    close_cleanly(data_dir, log);
+    let (_data_dir, log) = open_log(dir.path(), transactional_config());
+    assert_eq!(read_records(&log), expected);
+    assert_eq!(log.aborted_transactions(0, i64::MAX).expect("aborted"), []);
+}
+
+/// Committed transactional records are compacted like any others, in both directions; the
+/// COMMIT marker stays while records of its transaction do, and once none is left it goes
+/// when past the delete horizon.
+#[test]
+fn committed_transactional_records_are_compacted_like_others() {
+    let dir = temp_dir("committed_transactional_records_are_compacted_like_others");
+    let (_data_dir, log) = open_log(dir.path(), transactional_config());
+    let first = append_records(&log, &[("a", Some("0")), ("c", Some("0"))], 1_000);
+    let commit: &[(&str, Option<&str>)] = &[("a", Some("1")), ("b", Some("1"))];
+    let (committed, first_marker) = append_transaction(&log, 5, &[commit], ControlType::Commit);
+    let later = append_records(&log, &[("b", Some("2"))], 1_000);
+    let (kept, second_marker) =
+        append_transaction(&log, 6, &[&[("c", Some("3"))]], ControlType::Commit);
+    seal_active(&log);
+
+    compact(&log, 2_000);
+    let expected = [committed[0].clone(), later[0].clone(), kept[0].clone()];
+    assert_eq!(read_records(&log), expected);
+    assert_eq!(read_markers(&log), [first_marker, second_marker]);
+    assert!(first[0].offset < committed[0].offset);
+
+    append_records(&log, &[("a", Some("4"))], 1_000);
+    seal_active(&log);
+    compact(&log, 3_000);
+    assert_eq!(
+        read_markers(&log),
+        [first_marker, second_marker],
+        "not past the horizon"
+    );
+    compact(&log, 11_001);
+    assert_eq!(read_markers(&log), [second_marker], "5 has no record left");
+    let values = latest_values(&read_records(&log));
+    let value = |key: &[u8]| values.get(key).map(Vec::as_slice);
+    assert_eq!(
+        (value(b"a"), value(b"b"), value(b"c")),
+        (Some(&b"4"[..]), Some(&b"2"[..]), Some(&b"3"[..]))
+    );
+}
+
+/// Interleaved transactions over many segments, some aborted and spanning several segments:
+/// after each pass, every record read is committed or plain, the transaction indexes hold
+/// exactly the aborted transactions whose markers are still in the log, in the segments
+/// holding them (a reopen would cut any misplaced entry), and markers go in the end.
+#[test]
+fn transaction_indexes_follow_the_markers_kept() {
+    let dir = temp_dir("transaction_indexes_follow_the_markers_kept");
+    let (data_dir, log) = open_log(dir.path(), transactional_config());
+    let mut entries = Vec::new();
+    let mut expected = Vec::new();
+    for round in 0..8 {
+        let key = format!("k{}", round % 3);
+        let value = format!("plain {round}");
+        expected.extend(append_records(&log, &[(&key, Some(&value))], 1_000));
+        let long: Vec<(String, Option<&str>)> = (0..4)
+            .map(|index| (format!("k{index}"), Some("aborted")))
+            .collect();
+        let long: Vec<(&str, Option<&str>)> = long
+            .iter()
+            .map(|(key, value)| (key.as_str(), *value))
+            .collect();
+        let batches: Vec<&[(&str, Option<&str>)]> = long.chunks(1).collect();
+        if round % 2 == 0 {
+            entries.push(abort_transaction(&log, 100 + round, &batches));
+        } else {
+            let (records, _) = append_transaction(&log, 100 + round, &batches, ControlType::Commit);
+            expected.extend(records);
+        }
+    }
+    seal_active(&log);
+    assert!(segments_count(dir.path()) > 4);
+    let check = |log: &Log, pass: &str| {
+        let markers = read_markers(log);
+        let left: Vec<AbortedTransaction> = entries
+            .iter()
+            .copied()
+            .filter(|entry| markers.contains(&entry.last_offset))
+            .collect();
+        assert_eq!(
+            log.aborted_transactions(0, i64::MAX).expect("aborted"),
+            left,
+            "{pass}"
+        );
+        assert_eq!(read_records(log), last_record_per_key(&expected), "{pass}");
+        left.len()
+    };
+    compact(&log, 2_000);
+    assert_eq!(
+        check(&log, "first pass"),
+        entries.len(),
+        "their data was read"
+    );
+    compact(&log, 3_000);
+    assert_eq!(check(&log, "before the horizon"), entries.len());
+    close_cleanly(data_dir, log);
+    let (_data_dir, log) = open_log(dir.path(), transactional_config());
+    assert_eq!(check(&log, "reopened"), entries.len());
+    compact(&log, 20_000);
+    assert_eq!(check(&log, "past the horizon"), 0);
+}
+
+/// No segment holding an offset at or past the first unstable offset is cleaned, nor any
+/// after it: an open transaction's data and everything from it on stay byte for byte; once
+/// it commits and the bound moves, the next pass cleans the rest.
+#[test]
+fn nothing_is_cleaned_from_the_first_unstable_offset_on() {
+    let dir = temp_dir("nothing_is_cleaned_from_the_first_unstable_offset_on");
+    let (_data_dir, log) = open_log(dir.path(), transactional_config());
+    let mut appended = append_updates(&log, 30, 4);
+    let pairs = [(Some(&b"k0"[..]), Some(&b"open"[..]))];
+    let (open, stored) = append(&log, &transactional_batch(9, &pairs, 1_000), 0);
+    appended.extend(keyed_records(&stored).expect("keyed"));
+    seal_active(&log);
+    appended.extend(append_updates(&log, 30, 4));
+    seal_active(&log);
+    let files = || -> Vec<Vec<u8>> {
+        segment_files(&partition_dir(dir.path()), SegmentFileKind::Log)
+            .iter()
+            .map(|path| std::fs::read(path).expect("read"))
+            .collect()
+    };
+    let before = files();
+    let first_unstable_offset = open.base_offset;
+
+    let outcome = log
+        .compact(
+            2_000,
+            &TestCodec,
+            &CleanerConfig::default(),
+            first_unstable_offset,
+        )
+        .expect("compact");
+    assert!(outcome.segments_cleaned > 0);
+    let after = files();
+    let untouched: Vec<&Vec<u8>> = before
+        .iter()
+        .filter(|bytes| {
+            split(bytes)
+                .iter()
+                .any(|(_, batch)| last_offset_of(batch) >= first_unstable_offset)
+        })
+        .collect();
+    assert!(
+        untouched.len() >= 3,
+        "the open transaction's segment, the next, the active"
+    );
+    for bytes in untouched {
+        assert!(
+            after.contains(bytes),
+            "a segment from the first unstable offset on changed"
+        );
+    }
+    let records = read_records(&log);
+    assert!(
+        records
+            .iter()
+            .any(|record| record.offset == open.base_offset)
+    );
+
+    append(&log, &control_batch(9, ControlType::Commit, 1_000), 0);
+    seal_active(&log);
+    compact(&log, 2_000);
+    assert_eq!(read_records(&log), last_record_per_key(&appended));
+}
+
+/// An ABORT marker already past the delete horizon outlives its data by one pass: the pass
+/// that removes the data keeps the marker and its entry, and the next pass, with nothing new
+/// sealed, removes both.
+#[test]
+fn an_abort_marker_outlives_its_data_by_one_pass() {
+    let dir = temp_dir("an_abort_marker_outlives_its_data_by_one_pass");
+    let (_data_dir, log) = open_log(dir.path(), transactional_config());
+    let plain = append_records(&log, &[("k", Some("plain"))], 1_000);
+    let aborted = abort_transaction(&log, 3, &[&[("k", Some("aborted"))]]);
+    seal_active(&log);
+
+    compact(&log, 20_000);
+    assert_eq!(read_records(&log), plain);
+    assert_eq!(read_markers(&log), [aborted.last_offset]);
+    assert_eq!(
+        log.aborted_transactions(0, i64::MAX).expect("aborted"),
+        [aborted]
+    );
+
+    let outcome = compact(&log, 20_000);
+    assert_eq!(outcome.records_removed, 1);
+    assert_eq!(read_markers(&log), Vec::<i64>::new());
+    assert_eq!(log.aborted_transactions(0, i64::MAX).expect("aborted"), []);
+    assert_eq!(read_records(&log), plain);
 }

@@ -1,17 +1,18 @@
 //! Property: whatever batches are appended, with whatever segment and index sizes, a reopen
 //! (clean, or after a crash that cut the active segment anywhere) gives back every batch
-//! before the cut, byte for byte, with contiguous offsets, and appends carry on after it.
+//! before the cut, byte for byte, with contiguous offsets, and every aborted transaction
+//! recorded with a marker before the cut; and appends carry on after it.
 
 mod common;
 
 use common::batch::{base_offset_of, batch, last_offset_of};
 use common::{
-    active_log_file, append_all, assert_every_offset_reads_its_batch, close_cleanly, crash,
-    file_len, open_log, partition_dir, read_all, temp_dir, truncate_file,
+    active_log_file, append, assert_every_offset_reads_its_batch, close_cleanly, crash, file_len,
+    open_log, partition_dir, read_all, temp_dir, truncate_file,
 };
 use proptest::prelude::*;
-use riffle_storage::LogConfig;
 use riffle_storage::format::parse_segment_file_name;
+use riffle_storage::{AbortedTransaction, Log, LogConfig};
 
 /// How the broker stopped before the reopen.
 #[derive(Debug, Clone, Copy)]
@@ -72,18 +73,48 @@ fn cut_active_segment(dir: &std::path::Path, stored: &[Vec<u8>], permille: u64) 
     survivors
 }
 
+/// Appends one batch per `(records_count, payload_bytes, ends_an_abort)`; for each batch that
+/// ends an abort, records the aborted transaction it ends (from the batch before it), as the
+/// broker does right after appending a marker. Returns the batches as stored and the
+/// aborted transactions.
+fn append_with_aborts(
+    log: &Log,
+    shapes: &[(i32, usize, bool)],
+) -> (Vec<Vec<u8>>, Vec<AbortedTransaction>) {
+    let mut stored: Vec<Vec<u8>> = Vec::new();
+    let mut aborted = Vec::new();
+    for (index, (records_count, payload_bytes, ends_an_abort)) in shapes.iter().enumerate() {
+        let (outcome, bytes) = append(log, &batch(*records_count, *payload_bytes), 0);
+        let first_offset = stored
+            .last()
+            .map_or(outcome.base_offset, |previous| base_offset_of(previous));
+        stored.push(bytes);
+        if *ends_an_abort {
+            let entry = AbortedTransaction {
+                producer_id: i64::try_from(index).expect("small"),
+                first_offset,
+                last_offset: outcome.last_offset,
+                last_stable_offset: outcome.last_offset + 1,
+            };
+            log.add_aborted_transaction(entry).expect("add");
+            aborted.push(entry);
+        }
+    }
+    (stored, aborted)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn reopen_keeps_every_batch_before_the_cut(
-        shapes in prop::collection::vec((1_i32..6, 0_usize..400), 1..50),
+        shapes in prop::collection::vec((1_i32..6, 0_usize..400, any::<bool>()), 1..50),
         config in config_strategy(),
         stop in stop_strategy(),
     ) {
         let dir = temp_dir("reopen_keeps_every_batch_before_the_cut");
         let (data_dir, log) = open_log(dir.path(), config);
-        let stored = append_all(&log, &shapes);
+        let (stored, aborted) = append_with_aborts(&log, &shapes);
         let expected = match stop {
             Stop::Clean => {
                 close_cleanly(data_dir, log);
@@ -109,6 +140,11 @@ proptest! {
             next_offset = last_offset_of(batch) + 1;
         }
         prop_assert_eq!(log.next_offset(), next_offset);
+        let aborted_before_cut: Vec<AbortedTransaction> = aborted
+            .into_iter()
+            .filter(|entry| entry.last_offset < next_offset)
+            .collect();
+        prop_assert_eq!(log.aborted_transactions(0, i64::MAX).expect("aborted"), aborted_before_cut);
         assert_every_offset_reads_its_batch(&log, &read);
         let more = batch(2, 30);
         let outcome = log.append(&more, 0).expect("append after reopen");

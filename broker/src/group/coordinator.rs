@@ -14,16 +14,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use riffle_protocol::ErrorCode;
 use riffle_protocol::record::{
-    Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder, RecordBatchView, batches,
+    Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder, RecordBatchView,
 };
-use riffle_storage::{FirstBatch, StorageError};
+use riffle_storage::StorageError;
 use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::consumer_protocol;
 use super::records::{self, CommittedOffset, GroupSnapshot, OffsetsRecord, SavedMember};
 use super::state::{Group, GroupLimits, GroupState, JoinRequest, JoinResult, SyncResult};
-use crate::partition::Partition;
+use crate::partition::{Partition, Scan};
 use crate::producer_state::NO_SEQUENCE;
 use crate::transaction::TransactionCoordinator;
 
@@ -31,8 +31,6 @@ use crate::transaction::TransactionCoordinator;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Longest metadata string a commit may carry (Kafka: offset.metadata.max.bytes).
 pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
-/// Replay reads the offsets log in chunks of this size.
-const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// A group's committed offsets by topic and partition.
 pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
@@ -150,21 +148,12 @@ impl GroupCoordinator {
     }
 
     fn replay(&self, now: Instant) -> Result<(), StorageError> {
-        let log = &self.log.log;
-        let mut offset = log.log_start_offset();
         let (mut groups, mut offsets) = (self.lock_groups(), self.lock_offsets());
         let mut pending = self.lock_pending();
-        while offset < log.next_offset() {
-            let chunk = log.read(offset, REPLAY_CHUNK_BYTES, FirstBatch::AlwaysWhole)?;
-            if chunk.is_empty() {
-                break;
-            }
-            for batch in batches(chunk) {
-                let Ok(batch) = batch else { break };
-                offset = batch.last_offset() + 1;
-                replay_batch(now, &batch, &mut groups, &mut offsets, &mut pending);
-            }
-        }
+        self.log.scan_batches(Scan::whole(&self.log.log), |batch| {
+            replay_batch(now, batch, &mut groups, &mut offsets, &mut pending);
+            Ok(())
+        })?;
         tracing::info!(
             groups = groups.len(),
             open_transactions = pending.len(),
@@ -364,16 +353,7 @@ impl GroupCoordinator {
         {
             return (vec![error; commits.len()], None);
         }
-        let mut errors = Vec::with_capacity(commits.len());
-        let mut accepted = Vec::new();
-        for (topic, partition, committed) in commits {
-            if committed.metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                errors.push(ErrorCode::OffsetMetadataTooLarge);
-            } else {
-                errors.push(ErrorCode::None);
-                accepted.push((topic, partition, committed));
-            }
-        }
+        let (errors, accepted) = check_metadata_sizes(commits);
         if accepted.is_empty() {
             return (errors, None);
         }
@@ -397,19 +377,7 @@ impl GroupCoordinator {
             }
             Err(error) => {
                 warn!(group = group_id, %error, "could not persist offsets");
-                (
-                    errors
-                        .into_iter()
-                        .map(|error| {
-                            if error == ErrorCode::None {
-                                ErrorCode::KafkaStorageError
-                            } else {
-                                error
-                            }
-                        })
-                        .collect(),
-                    None,
-                )
+                (fail_accepted(errors, ErrorCode::KafkaStorageError), None)
             }
         }
     }
@@ -611,34 +579,19 @@ impl GroupCoordinator {
         if let Err(error) = self.check_txn_commit(group_id, &committer) {
             return (vec![error; commits.len()], None);
         }
-        let mut errors = Vec::with_capacity(commits.len());
-        let mut accepted = Vec::new();
-        for (topic, partition, committed) in commits {
-            if committed.metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                errors.push(ErrorCode::OffsetMetadataTooLarge);
-            } else {
-                errors.push(ErrorCode::None);
-                accepted.push((group_id.to_string(), topic, partition, committed));
-            }
-        }
+        let (errors, accepted) = check_metadata_sizes(commits);
         if accepted.is_empty() {
             return (errors, None);
         }
+        let accepted = accepted
+            .into_iter()
+            .map(|(topic, partition, committed)| {
+                (group_id.to_string(), topic, partition, committed)
+            })
+            .collect();
         match self.append_txn_offsets(&committer, transactions, accepted) {
             Ok(last_offset) => (errors, Some(last_offset)),
-            Err(code) => {
-                let failed = errors
-                    .into_iter()
-                    .map(|error| {
-                        if error == ErrorCode::None {
-                            code
-                        } else {
-                            error
-                        }
-                    })
-                    .collect();
-                (failed, None)
-            }
+            Err(code) => (fail_accepted(errors, code), None),
         }
     }
 
@@ -801,6 +754,37 @@ fn replay_batch(
             decoded => apply(now, decoded, groups, offsets),
         }
     }
+}
+
+/// One error per commit (OFFSET_METADATA_TOO_LARGE, or none), and the commits that pass.
+fn check_metadata_sizes(
+    commits: Vec<(String, i32, CommittedOffset)>,
+) -> (Vec<ErrorCode>, Vec<(String, i32, CommittedOffset)>) {
+    let mut errors = Vec::with_capacity(commits.len());
+    let mut accepted = Vec::new();
+    for (topic, partition, committed) in commits {
+        if committed.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+            errors.push(ErrorCode::OffsetMetadataTooLarge);
+        } else {
+            errors.push(ErrorCode::None);
+            accepted.push((topic, partition, committed));
+        }
+    }
+    (errors, accepted)
+}
+
+/// The errors of commits that passed their checks but could not be written: `code`.
+fn fail_accepted(errors: Vec<ErrorCode>, code: ErrorCode) -> Vec<ErrorCode> {
+    errors
+        .into_iter()
+        .map(|error| {
+            if error == ErrorCode::None {
+                code
+            } else {
+                error
+            }
+        })
+        .collect()
 }
 
 /// Whether a committed offset of a group without members has expired at `now_ms`.

@@ -5,7 +5,9 @@
 //! effective configs, v7 its topic id.
 //!
 //! A single node can only hold one replica, so the replication factor must be -1 or 1
-//! and a manual assignment must put every partition on this node alone.
+//! and a manual assignment must put every partition on this node alone. With
+//! `--replication-factor-above-one accept`, a larger factor creates the topic with its one
+//! replica (and a warning) instead, for tools written for three-broker clusters.
 //!
 //! Errors per topic: INVALID_REQUEST (the name appears more than once in the request, or
 //! both a count and an assignment are given), INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS,
@@ -21,6 +23,7 @@ use riffle_protocol::api::create_topics::{
 };
 
 use crate::cluster::{Cluster, CreatedTopic, TopicError, Validation, validate_topic_name};
+use crate::config::ReplicationFactorPolicy;
 use crate::topic_config::TOPIC_CONFIGS;
 use crate::topic_config::TopicConfig;
 
@@ -84,14 +87,19 @@ fn create_one(
         let message = format!("Topic '{}' already exists.", topic.name);
         return Err(topic_error(ErrorCode::TopicAlreadyExists, message));
     }
-    let partitions_count = requested_partitions_count(cluster.node_id, &topic)?;
+    let policy = cluster.config.replication_factor_above_one;
+    let partitions_count = requested_partitions_count(cluster.node_id, policy, &topic)?;
     let configs = requested_configs(topic.configs)?;
     cluster.create_topic(&topic.name, partitions_count, configs, validation)
 }
 
 /// The partition count asked for (-1 for the default), after checking the replication
 /// factor or the manual assignment against what a single node can hold.
-fn requested_partitions_count(node_id: i32, topic: &CreatableTopic) -> Result<i32, TopicError> {
+fn requested_partitions_count(
+    node_id: i32,
+    policy: ReplicationFactorPolicy,
+    topic: &CreatableTopic,
+) -> Result<i32, TopicError> {
     if !topic.assignments.is_empty() {
         if topic.num_partitions != DEFAULT_NUM_PARTITIONS
             || topic.replication_factor != DEFAULT_REPLICATION_FACTOR
@@ -107,7 +115,12 @@ fn requested_partitions_count(node_id: i32, topic: &CreatableTopic) -> Result<i3
         let message = "Replication factor must be larger than 0, or -1 to use the default value.";
         return Err(topic_error(ErrorCode::InvalidReplicationFactor, message));
     }
-    if replication_factor > SINGLE_NODE_REPLICATION_FACTOR {
+    if replication_factor > SINGLE_NODE_REPLICATION_FACTOR
+        && policy == ReplicationFactorPolicy::Accept
+    {
+        tracing::warn!(topic = %topic.name, replication_factor,
+            "creating the topic with one replica: a single node holds no more");
+    } else if replication_factor > SINGLE_NODE_REPLICATION_FACTOR {
         let message = format!(
             "Unable to replicate the partition {replication_factor} time(s): the target \
              replication factor of {replication_factor} cannot be reached because only 1 \
@@ -362,6 +375,27 @@ mod tests {
                 .as_deref()
                 .is_some_and(|message| message.contains("replication factor"))
         );
+    }
+
+    #[test]
+    fn accepts_replication_factor_three_with_one_replica_when_told_to() {
+        // With `--replication-factor-above-one accept`, replication factor 3 creates the
+        // topic and answers the one replica it has.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config =
+            crate::testing::test_config(dir.path(), &["--replication-factor-above-one", "accept"]);
+        let cluster = Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("open");
+        let response = handle(&cluster, 5, request(vec![creatable("replicated", 2, 3)]));
+        let created = &response.topics[0];
+        assert_eq!(
+            (
+                created.error_code,
+                created.num_partitions,
+                created.replication_factor
+            ),
+            (0, 2, 1)
+        );
+        assert!(cluster.topic("replicated").is_some());
     }
 
     #[test]

@@ -193,34 +193,16 @@ fn read_partition(
     let Some(partition) = &wanted.partition else {
         return failed(wanted.index, unknown, -1, -1);
     };
-    let log = &partition.log;
-    let high_watermark = log.high_watermark();
-    let log_start_offset = log.log_start_offset();
-    let read = partition
-        .last_stable_offset()
-        .and_then(|last_stable_offset| {
-            let upper_bound_offset = match read_committed {
-                true => last_stable_offset,
-                false => high_watermark,
-            };
-            let records = log
-                .read_range_below(
-                    wanted.fetch_offset,
-                    limit_bytes,
-                    first_batch,
-                    upper_bound_offset,
-                )
-                .and_then(records_from)?;
-            let aborted = match read_committed {
-                true => Some(aborted_transactions(
-                    partition,
-                    wanted.fetch_offset,
-                    last_stable_offset,
-                )?),
-                false => None,
-            };
-            Ok((records, last_stable_offset, aborted))
-        });
+    let read = read_visible(
+        partition,
+        wanted.fetch_offset,
+        limit_bytes,
+        first_batch,
+        read_committed,
+    );
+    // Loaded after the read, so it is at least the last stable offset and the records' end.
+    let high_watermark = partition.log.high_watermark();
+    let log_start_offset = partition.log.log_start_offset();
     let (records, last_stable_offset, aborted_transactions) = match read {
         Ok(read) => read,
         Err(StorageError::OffsetOutOfRange { .. }) => {
@@ -254,14 +236,47 @@ fn read_partition(
     }
 }
 
-/// The aborted transactions a read_committed reader of `[fetch_offset, last_stable_offset)`
-/// needs, in the wire's shape.
+/// What a reader at `isolation` may see from `fetch_offset`: the records (below the last
+/// stable offset for read_committed, the high watermark otherwise), the last stable offset,
+/// and for read_committed the aborted transactions that overlap the records returned. Those
+/// are bounded by the records, as Kafka bounds them, so a reader catching up on a long log
+/// gets a short list with each fetch.
+fn read_visible(
+    partition: &Partition,
+    fetch_offset: i64,
+    limit_bytes: usize,
+    first_batch: FirstBatch,
+    read_committed: bool,
+) -> Result<(FetchRecords, i64, Option<Vec<AbortedTransaction>>), StorageError> {
+    let last_stable_offset = partition.last_stable_offset()?;
+    let upper_bound_offset = match read_committed {
+        true => last_stable_offset,
+        false => partition.log.high_watermark(),
+    };
+    let range = partition.log.read_range_below(
+        fetch_offset,
+        limit_bytes,
+        first_batch,
+        upper_bound_offset,
+    )?;
+    let aborted = match read_committed {
+        true => {
+            let end_offset = range.as_ref().map_or(fetch_offset, FileRange::next_offset);
+            Some(aborted_transactions(partition, fetch_offset, end_offset)?)
+        }
+        false => None,
+    };
+    Ok((records_from(range)?, last_stable_offset, aborted))
+}
+
+/// The aborted transactions a read_committed reader of `[fetch_offset, end_offset)` needs,
+/// in the wire's shape.
 fn aborted_transactions(
     partition: &Partition,
     fetch_offset: i64,
-    last_stable_offset: i64,
+    end_offset: i64,
 ) -> Result<Vec<AbortedTransaction>, StorageError> {
-    let aborted = partition.aborted_transactions(fetch_offset, last_stable_offset)?;
+    let aborted = partition.aborted_transactions(fetch_offset, end_offset)?;
     Ok(aborted
         .into_iter()
         .map(|aborted| AbortedTransaction {
@@ -309,7 +324,9 @@ mod tests {
 
     use riffle_protocol::api::fetch::FetchPartition;
     use riffle_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
-    use riffle_protocol::record::{Compression, RecordBatchBuilder};
+    use riffle_protocol::record::{
+        Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder,
+    };
 
     use super::*;
     use crate::cluster::Validation;
@@ -494,6 +511,87 @@ mod tests {
         tiny.max_bytes = 10;
         let response = handle(&cluster, VERSION, tiny).await;
         assert_eq!(record_bytes(&response), vec![batch_bytes, 0]);
+    }
+
+    /// Appends a one-record transactional batch of `producer_id` to `partition`.
+    fn append_transactional(partition: &Partition, producer_id: i64, base_sequence: i32) {
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder
+            .producer(producer_id, 0, base_sequence)
+            .transactional()
+            .append(1_000, None, Some(&[b'v'; VALUE_BYTES]), &[]);
+        let batch =
+            riffle_protocol::record::RecordBatchView::parse(builder.build().expect("a batch"))
+                .expect("parses");
+        partition
+            .append_batch(&batch, batch.as_bytes(), 1_000, &|_, _| Ok(()))
+            .expect("appended");
+    }
+
+    fn end(partition: &Partition, producer_id: i64, control_type: ControlRecordType) {
+        let marker = EndTxnMarker {
+            control_type,
+            coordinator_epoch: 0,
+        };
+        partition
+            .append_end_txn_marker(producer_id, 0, marker, 1_000)
+            .expect("marker");
+    }
+
+    #[tokio::test]
+    async fn read_committed_stops_at_the_last_stable_offset_and_lists_aborts_it_returns() {
+        // Offsets: 0 aborted (1), 1 its marker, 2 committed (2), 3 its marker, 4 open (3).
+        // read_committed gets offsets below 4 and the one aborted transaction; from offset 2
+        // it gets no aborted transaction, as none overlaps what it returns; read_uncommitted
+        // gets everything and reports the same last stable offset.
+        let (_dir, cluster) = cluster_with("t", 1, 0);
+        let partition = cluster.topic("t").expect("topic").partitions[0].clone();
+        append_transactional(&partition, 1, 0);
+        end(&partition, 1, ControlRecordType::Abort);
+        append_transactional(&partition, 2, 0);
+        end(&partition, 2, ControlRecordType::Commit);
+        append_transactional(&partition, 3, 0);
+        let fetch = |offset, isolation_level| {
+            let mut request = request("t", 1, 1, 0);
+            request.topics[0].partitions[0].fetch_offset = offset;
+            request.isolation_level = isolation_level;
+            request
+        };
+        let response = handle(&cluster, VERSION, fetch(0, READ_COMMITTED)).await;
+        let data = &response.responses[0].partitions[0];
+        assert_eq!((data.high_watermark, data.last_stable_offset), (5, 4));
+        let aborted = data.aborted_transactions.clone().expect("listed");
+        assert_eq!(
+            aborted
+                .iter()
+                .map(|txn| (txn.producer_id, txn.first_offset))
+                .collect::<Vec<_>>(),
+            vec![(1, 0)]
+        );
+        let stored = partition
+            .log
+            .read(0, usize::MAX, FirstBatch::AlwaysWhole)
+            .expect("read");
+        let below_lso = partition
+            .log
+            .read_range_below(0, usize::MAX, FirstBatch::AlwaysWhole, 4)
+            .expect("read")
+            .expect("records")
+            .read()
+            .expect("bytes");
+        let returned = data.records.as_ref().and_then(FetchRecords::as_bytes);
+        assert_eq!(returned, Some(&below_lso));
+        assert!(below_lso.len() < stored.len());
+
+        let response = handle(&cluster, VERSION, fetch(2, READ_COMMITTED)).await;
+        let data = &response.responses[0].partitions[0];
+        assert_eq!(data.aborted_transactions, Some(Vec::new()));
+
+        let response = handle(&cluster, VERSION, fetch(0, 0)).await;
+        let data = &response.responses[0].partitions[0];
+        assert_eq!(data.last_stable_offset, 4);
+        assert_eq!(data.aborted_transactions, None);
+        assert_eq!(record_bytes(&response), vec![stored.len()]);
     }
 
     #[tokio::test]

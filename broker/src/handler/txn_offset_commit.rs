@@ -25,14 +25,12 @@ use riffle_protocol::api::txn_offset_commit::{
 use crate::cluster::{Cluster, now_ms};
 use crate::group::coordinator::TxnCommitter;
 use crate::group::records::CommittedOffset;
-use crate::handler::group::offset_commit::wait_durable;
+use crate::handler::group::commit_answers::{RequestedCommit, sort_commits};
+use crate::handler::group::offset_commit::wait_durable_or_fail;
 use crate::transaction::metadata::error_for_version;
 
 /// The first version whose clients know PRODUCER_FENCED here.
 const FIRST_FENCED_VERSION: i16 = 2;
-
-/// A partition and, if it was refused before reaching the coordinator, why.
-type PartitionAnswer = (i32, Option<ErrorCode>);
 
 /// Answers TxnOffsetCommit.
 pub async fn handle(
@@ -41,33 +39,24 @@ pub async fn handle(
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let now_ms = now_ms();
-    let mut commits = Vec::new();
-    let mut answers: Vec<(String, Vec<PartitionAnswer>)> = Vec::new();
-    for topic in request.topics {
-        let known = cluster.topic(&topic.name);
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for partition in topic.partitions {
-            let index = partition.partition_index;
-            if known
-                .as_ref()
-                .and_then(|known| known.partition(index))
-                .is_none()
-            {
-                partitions.push((index, Some(ErrorCode::UnknownTopicOrPartition)));
-                continue;
-            }
-            partitions.push((index, None));
-            let committed = CommittedOffset {
-                offset: partition.committed_offset,
-                leader_epoch: partition.committed_leader_epoch,
-                metadata: partition.committed_metadata.unwrap_or_default(),
-                commit_timestamp_ms: now_ms,
-                expire_timestamp_ms: None,
-            };
-            commits.push((topic.name.clone(), index, committed));
-        }
-        answers.push((topic.name, partitions));
-    }
+    let requested = request.topics.into_iter().map(|topic| {
+        let partitions = topic
+            .partitions
+            .into_iter()
+            .map(|partition| RequestedCommit {
+                partition_index: partition.partition_index,
+                committed: CommittedOffset {
+                    offset: partition.committed_offset,
+                    leader_epoch: partition.committed_leader_epoch,
+                    metadata: partition.committed_metadata.unwrap_or_default(),
+                    commit_timestamp_ms: now_ms,
+                    expire_timestamp_ms: None,
+                },
+            })
+            .collect();
+        (topic.name, partitions)
+    });
+    let (commits, answers) = sort_commits(cluster, requested);
     let committer = TxnCommitter {
         transactional_id: &request.transactional_id,
         producer_id: request.producer_id,
@@ -84,28 +73,20 @@ pub async fn handle(
             .groups()
             .commit_txn_offsets(&request.group_id, committer, transactions, commits)
     };
-    if let Some(last_offset) = last_offset
-        && let Err(error) = wait_durable(cluster, last_offset).await
-    {
-        tracing::warn!(group = %request.group_id, %error, "offsets fsync failed");
-        errors.fill(ErrorCode::KafkaStorageError);
-    }
-    let mut errors = errors.into_iter();
+    wait_durable_or_fail(cluster, &request.group_id, last_offset, &mut errors).await;
     let topics = answers
+        .with_errors(errors)
         .into_iter()
         .map(|(name, partitions)| TxnOffsetCommitResponseTopic {
             name,
             partitions: partitions
                 .into_iter()
-                .map(|(partition_index, known_error)| {
-                    let error = known_error
-                        .unwrap_or_else(|| errors.next().unwrap_or(ErrorCode::UnknownServerError));
-                    let error = error_for_version(error, version, FIRST_FENCED_VERSION);
-                    TxnOffsetCommitResponsePartition {
+                .map(
+                    |(partition_index, error)| TxnOffsetCommitResponsePartition {
                         partition_index,
-                        error_code: error.code(),
-                    }
-                })
+                        error_code: error_for_version(error, version, FIRST_FENCED_VERSION).code(),
+                    },
+                )
                 .collect(),
         })
         .collect();

@@ -31,24 +31,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use riffle_protocol::ErrorCode;
-use riffle_protocol::record::{
-    Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder, batches,
-};
-use riffle_storage::{FirstBatch, StorageError};
+use riffle_protocol::record::{Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder};
+use riffle_storage::StorageError;
 use tracing::{info, warn};
 
 use super::metadata::{InitDecision, TransactionMetadata, TransactionState};
 use super::records;
 use crate::cluster::{Cluster, now_ms};
 use crate::group::OFFSETS_TOPIC;
-use crate::partition::Partition;
+use crate::partition::{Partition, Scan};
 
 /// The internal topic holding every transactional id's state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// One node coordinates every transaction, so its coordinator epoch never changes.
 pub const COORDINATOR_EPOCH: i32 = 0;
-/// Replay reads the log in chunks of this size.
-const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
 /// How many times InitProducerId fences an open transaction before it gives up with
 /// CONCURRENT_TRANSACTIONS (the client retries): once is always enough unless another
 /// producer races it.
@@ -95,36 +91,27 @@ impl TransactionCoordinator {
     }
 
     fn replay(&self) -> Result<(), StorageError> {
-        let log = &self.log.log;
-        let mut offset = log.log_start_offset();
         let mut transactions = self.lock();
-        while offset < log.next_offset() {
-            let chunk = log.read(offset, REPLAY_CHUNK_BYTES, FirstBatch::AlwaysWhole)?;
-            if chunk.is_empty() {
-                break;
-            }
-            for batch in batches(chunk) {
-                let Ok(batch) = batch else { break };
-                offset = batch.last_offset() + 1;
-                let Ok(records) = batch.records() else {
-                    continue;
-                };
-                for record in records {
-                    let key = record.key.unwrap_or_default();
-                    match records::decode(&key, record.value.as_deref()) {
-                        Ok((id, Some(metadata))) => {
-                            transactions.insert(id, metadata);
-                        }
-                        Ok((id, None)) => {
-                            transactions.remove(&id);
-                        }
-                        Err(error) => {
-                            warn!(offset = record.offset, %error, "skipping unreadable transaction record");
-                        }
+        self.log.scan_batches(Scan::whole(&self.log.log), |batch| {
+            let Ok(records) = batch.records() else {
+                return Ok(());
+            };
+            for record in records {
+                let key = record.key.unwrap_or_default();
+                match records::decode(key, record.value) {
+                    Ok((id, Some(metadata))) => {
+                        transactions.insert(id, metadata);
+                    }
+                    Ok((id, None)) => {
+                        transactions.remove(&id);
+                    }
+                    Err(error) => {
+                        warn!(offset = record.offset, %error, "skipping unreadable transaction record");
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         let prepared = transactions
             .values()
             .filter(|metadata| metadata.state.is_prepared())

@@ -15,19 +15,25 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::{Buf, BufMut};
+use bytes::{Bytes, BytesMut};
+use riffle_protocol::{Ctx, DecodeError, Wire};
 
 use super::metadata::{TransactionMetadata, TransactionState};
 
 const KEY_VERSION: i16 = 0;
 const VALUE_VERSION: i16 = 0;
+/// Classic (non-flexible) encoding: INT16 string lengths, INT32 array lengths.
+const CLASSIC: Ctx = Ctx {
+    version: 0,
+    flexible: false,
+};
 
 /// Why a `__transaction_state` record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransactionRecordError {
-    /// The record ends early, or a length in it is negative.
-    #[error("truncated or malformed {0}")]
-    Malformed(&'static str),
+    /// The record ends early, or a length in it is negative or too long.
+    #[error("malformed record: {0}")]
+    Malformed(#[from] DecodeError),
     /// A key or value version this broker does not read.
     #[error("unknown {what} version {version}")]
     UnknownVersion {
@@ -41,12 +47,32 @@ pub enum TransactionRecordError {
     UnknownStatus(i8),
 }
 
+/// One topic's partitions in a value: Kafka's `PartitionsSchema`.
+struct TopicPartitions {
+    topic: String,
+    partition_ids: Vec<i32>,
+}
+
+impl Wire for TopicPartitions {
+    fn encode(&self, buf: &mut BytesMut, ctx: Ctx) {
+        self.topic.encode(buf, ctx);
+        self.partition_ids.encode(buf, ctx);
+    }
+
+    fn decode(buf: &mut Bytes, ctx: Ctx) -> Result<Self, DecodeError> {
+        Ok(TopicPartitions {
+            topic: String::decode(buf, ctx)?,
+            partition_ids: Vec::decode(buf, ctx)?,
+        })
+    }
+}
+
 /// The key of a transactional id's record.
 pub fn key(transactional_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4 + transactional_id.len());
-    key.put_i16(KEY_VERSION);
-    put_string(&mut key, transactional_id);
-    key
+    let mut key = BytesMut::with_capacity(4 + transactional_id.len());
+    KEY_VERSION.encode(&mut key, CLASSIC);
+    transactional_id.to_string().encode(&mut key, CLASSIC);
+    key.to_vec()
 }
 
 /// The value recording `metadata`'s producer, epoch, state and partitions.
@@ -55,23 +81,25 @@ pub fn value(metadata: &TransactionMetadata) -> Vec<u8> {
     for (topic, partition) in &metadata.partitions {
         by_topic.entry(topic).or_default().push(*partition);
     }
-    let mut value = Vec::with_capacity(64);
-    value.put_i16(VALUE_VERSION);
-    value.put_i64(metadata.producer_id);
-    value.put_i16(metadata.producer_epoch);
-    value.put_i32(metadata.timeout_ms);
-    value.put_i8(metadata.state.id());
-    value.put_i32(i32::try_from(by_topic.len()).expect("partitions are bounded"));
-    for (topic, partitions) in by_topic {
-        put_string(&mut value, topic);
-        value.put_i32(i32::try_from(partitions.len()).expect("partitions are bounded"));
-        for partition in partitions {
-            value.put_i32(partition);
-        }
-    }
-    value.put_i64(metadata.last_update_timestamp_ms);
-    value.put_i64(metadata.start_timestamp_ms);
-    value
+    let partitions: Vec<TopicPartitions> = by_topic
+        .into_iter()
+        .map(|(topic, partition_ids)| TopicPartitions {
+            topic: topic.to_string(),
+            partition_ids,
+        })
+        .collect();
+    let mut value = BytesMut::with_capacity(64);
+    VALUE_VERSION.encode(&mut value, CLASSIC);
+    metadata.producer_id.encode(&mut value, CLASSIC);
+    metadata.producer_epoch.encode(&mut value, CLASSIC);
+    metadata.timeout_ms.encode(&mut value, CLASSIC);
+    metadata.state.id().encode(&mut value, CLASSIC);
+    partitions.encode(&mut value, CLASSIC);
+    metadata
+        .last_update_timestamp_ms
+        .encode(&mut value, CLASSIC);
+    metadata.start_timestamp_ms.encode(&mut value, CLASSIC);
+    value.to_vec()
 }
 
 /// Decodes a record read back from the log: the transactional id, and its metadata or
@@ -80,18 +108,18 @@ pub fn value(metadata: &TransactionMetadata) -> Vec<u8> {
 /// # Errors
 /// When the key or value is not a version-0 record.
 pub fn decode(
-    key: &[u8],
-    value: Option<&[u8]>,
+    key: Bytes,
+    value: Option<Bytes>,
 ) -> Result<(String, Option<TransactionMetadata>), TransactionRecordError> {
     let mut key = key;
-    let version = get_i16(&mut key, "key")?;
+    let version = i16::decode(&mut key, CLASSIC)?;
     if version != KEY_VERSION {
         return Err(TransactionRecordError::UnknownVersion {
             what: "key",
             version,
         });
     }
-    let transactional_id = get_string(&mut key, "transactional id")?;
+    let transactional_id = String::decode(&mut key, CLASSIC)?;
     let metadata = value
         .map(|value| decode_value(&transactional_id, value))
         .transpose()?;
@@ -100,24 +128,36 @@ pub fn decode(
 
 fn decode_value(
     transactional_id: &str,
-    mut value: &[u8],
+    mut value: Bytes,
 ) -> Result<TransactionMetadata, TransactionRecordError> {
-    let version = get_i16(&mut value, "value")?;
+    let version = i16::decode(&mut value, CLASSIC)?;
     if version != VALUE_VERSION {
         return Err(TransactionRecordError::UnknownVersion {
             what: "value",
             version,
         });
     }
-    let producer_id = get_i64(&mut value, "producer id")?;
-    let producer_epoch = get_i16(&mut value, "producer epoch")?;
-    let timeout_ms = get_i32(&mut value, "timeout")?;
-    let status = get_i8(&mut value, "status")?;
+    let producer_id = i64::decode(&mut value, CLASSIC)?;
+    let producer_epoch = i16::decode(&mut value, CLASSIC)?;
+    let timeout_ms = i32::decode(&mut value, CLASSIC)?;
+    let status = i8::decode(&mut value, CLASSIC)?;
     let state =
         TransactionState::from_id(status).ok_or(TransactionRecordError::UnknownStatus(status))?;
-    let partitions = get_partitions(&mut value)?;
-    let last_update_timestamp_ms = get_i64(&mut value, "last update timestamp")?;
-    let start_timestamp_ms = get_i64(&mut value, "start timestamp")?;
+    // A null array (-1) is no partitions.
+    let topics = Option::<Vec<TopicPartitions>>::decode(&mut value, CLASSIC)?;
+    let partitions: BTreeSet<(String, i32)> = topics
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|topic| {
+            let name = topic.topic;
+            topic
+                .partition_ids
+                .into_iter()
+                .map(move |partition| (name.clone(), partition))
+        })
+        .collect();
+    let last_update_timestamp_ms = i64::decode(&mut value, CLASSIC)?;
+    let start_timestamp_ms = i64::decode(&mut value, CLASSIC)?;
     Ok(TransactionMetadata {
         transactional_id: transactional_id.to_string(),
         producer_id,
@@ -130,66 +170,6 @@ fn decode_value(
         last_update_timestamp_ms,
         pending: None,
     })
-}
-
-fn get_partitions(value: &mut &[u8]) -> Result<BTreeSet<(String, i32)>, TransactionRecordError> {
-    let mut partitions = BTreeSet::new();
-    let topics_count = get_i32(value, "partitions")?;
-    // -1 is a null array: no partitions.
-    for _ in 0..topics_count.max(0) {
-        let topic = get_string(value, "topic")?;
-        let count = get_i32(value, "partition ids")?;
-        if usize::try_from(count).is_ok_and(|count| count > value.len() / 4) {
-            return Err(TransactionRecordError::Malformed("partition ids"));
-        }
-        for _ in 0..count.max(0) {
-            partitions.insert((topic.clone(), get_i32(value, "partition id")?));
-        }
-    }
-    Ok(partitions)
-}
-
-fn put_string(buf: &mut Vec<u8>, text: &str) {
-    // Transactional ids and topic names are bounded well below 32 KiB by the handlers.
-    let length = text.len().min(i16::MAX as usize);
-    buf.put_i16(i16::try_from(length).expect("bounded above"));
-    buf.put_slice(&text.as_bytes()[..length]);
-}
-
-fn get_i8(buf: &mut &[u8], what: &'static str) -> Result<i8, TransactionRecordError> {
-    (buf.remaining() >= 1)
-        .then(|| buf.get_i8())
-        .ok_or(TransactionRecordError::Malformed(what))
-}
-
-fn get_i16(buf: &mut &[u8], what: &'static str) -> Result<i16, TransactionRecordError> {
-    (buf.remaining() >= 2)
-        .then(|| buf.get_i16())
-        .ok_or(TransactionRecordError::Malformed(what))
-}
-
-fn get_i32(buf: &mut &[u8], what: &'static str) -> Result<i32, TransactionRecordError> {
-    (buf.remaining() >= 4)
-        .then(|| buf.get_i32())
-        .ok_or(TransactionRecordError::Malformed(what))
-}
-
-fn get_i64(buf: &mut &[u8], what: &'static str) -> Result<i64, TransactionRecordError> {
-    (buf.remaining() >= 8)
-        .then(|| buf.get_i64())
-        .ok_or(TransactionRecordError::Malformed(what))
-}
-
-fn get_string(buf: &mut &[u8], what: &'static str) -> Result<String, TransactionRecordError> {
-    let length = usize::try_from(get_i16(buf, what)?)
-        .map_err(|_| TransactionRecordError::Malformed(what))?;
-    if buf.remaining() < length {
-        return Err(TransactionRecordError::Malformed(what));
-    }
-    let text = String::from_utf8(buf[..length].to_vec())
-        .map_err(|_| TransactionRecordError::Malformed(what))?;
-    buf.advance(length);
-    Ok(text)
 }
 
 #[cfg(test)]
@@ -219,20 +199,20 @@ mod tests {
         expected.extend(1_000i64.to_be_bytes());
         assert_eq!(bytes, expected);
         assert_eq!(key("t"), vec![0, 0, 0, 1, b't']);
-        let decoded = decode(&key("t"), Some(&bytes)).expect("decodes");
+        let decoded = decode(key("t").into(), Some(bytes.into())).expect("decodes");
         assert_eq!(decoded, ("t".to_string(), Some(metadata)));
-        assert_eq!(decode(&key("t"), None), Ok(("t".to_string(), None)));
+        assert_eq!(decode(key("t").into(), None), Ok(("t".to_string(), None)));
     }
 
     #[test]
     fn malformed_records_are_errors() {
-        assert!(decode(&[0, 1, 0, 0], None).is_err());
-        assert!(decode(&[0, 0, 0, 5, b'a'], None).is_err());
+        assert!(decode(Bytes::from_static(&[0, 1, 0, 0]), None).is_err());
+        assert!(decode(Bytes::from_static(&[0, 0, 0, 5, b'a']), None).is_err());
         let mut bad_status = vec![0, 0];
         bad_status.extend([0; 8]);
         bad_status.extend([0, 0, 0, 0, 0, 1, 99]);
         assert_eq!(
-            decode(&key("t"), Some(&bad_status)),
+            decode(key("t").into(), Some(bad_status.into())),
             Err(TransactionRecordError::UnknownStatus(99))
         );
     }

@@ -13,7 +13,8 @@
 //!    end of the cleanable segments, each key's latest offset goes into a [`KeyMap`] of at
 //!    most `max_compaction_map_entries` keys. If it fills up, mapping stops before the batch
 //!    that does not fit: that batch's base offset is the *cleaned end*; otherwise the cleaned
-//!    end is the end of the cleanable segments.
+//!    end is the end of the cleanable segments. Control batches (transaction markers) and
+//!    aborted data are not mapped (see *Transactions*).
 //! 3. **Clean.** The cleanable segments below the cleaned end are rewritten, in groups of
 //!    neighbours whose bytes fit one segment (`segment_bytes`) and whose offsets fit one
 //!    index, each group into one new segment named after its first (Kafka's
@@ -21,9 +22,12 @@
 //!    record is removed if a later record of its key was mapped, or if it is a tombstone
 //!    whose batch's max timestamp is more than `delete_retention_ms` before `now_ms` (Kafka
 //!    instead counts from the pass that first cleaned the tombstone, which needs state kept
-//!    per batch). Keyless records, control batches and batches at or past the cleaned end
-//!    are kept as they are. A kept batch keeps its base and last offset (see
-//!    `RecordCodec::retain`), so the log gets gaps, which reads and recovery accept.
+//!    per batch). Keyless records and the records of batches at or past the cleaned end are
+//!    kept. Aborted data and markers follow the rules of *Transactions*, wherever they are.
+//!    A kept batch keeps its base and last offset (see `RecordCodec::retain`), so the log
+//!    gets gaps, which reads and recovery accept. The new segment's transaction index holds
+//!    the entries of the ABORT markers it keeps, and only those: an entry lives with its
+//!    marker.
 //! 4. **Checkpoint** the cleaned end in `cleaner-offset-checkpoint`.
 //!
 //! Below the checkpoint, a record whose key the map lacks is kept: every earlier pass kept
@@ -32,15 +36,44 @@
 //! deleted.
 //!
 //! With nothing dirty (no segment sealed past the checkpoint), a pass returns at once,
-//! unless a tombstone the previous pass kept may have expired since. That time is kept in
-//! memory only, so the first pass after the log opens always runs.
+//! unless a tombstone or marker the previous pass kept may have expired since. That time is
+//! kept in memory only, so the first pass after the log opens always runs.
+//!
+//! # Transactions
+//!
+//! Kafka's rules (`LogCleaner`, `CleanedTransactionMetadata`), for the same reasons. Each
+//! pass reads its batches in offset order with the aborted transactions that touch them
+//! (`Log::aborted_transactions`), and follows every producer through its transactions
+//! (`compaction/transactions.rs`):
+//!
+//! - **Aborted data is never mapped, and is removed whole.** A read_committed consumer never
+//!   sees it, so it must not become a key's latest record: `__consumer_offsets` is compacted
+//!   and gets transactional offset commits, and an aborted commit mapped as the latest would
+//!   make the pass remove the committed offset before it. Nothing of it is worth keeping, so
+//!   it goes whole, as in Kafka.
+//! - **Committed transactional data is ordinary data**, mapped and compacted like the rest.
+//!   That every transactional batch not inside a recorded abort committed holds because the
+//!   cleanable range ends before the first unstable offset, and the broker records each abort
+//!   (`Log::add_aborted_transaction`) before its last stable offset moves past it.
+//! - **Markers are never mapped.** A marker stays while the pass reads any data of its
+//!   transaction (for a COMMIT, a transactional batch of its producer since its previous
+//!   marker; for an ABORT, a batch of the aborted transaction, even one this pass removes),
+//!   since a consumer reading that data needs the marker to know how it ended. Once none is
+//!   left, it goes when its batch is past the same horizon as tombstones, so that a consumer
+//!   that read the data before it was removed still finds the marker. A control batch of any
+//!   other type is kept.
+//!
+//! Unlike Kafka, the pass keeps no batch for the sake of producer state (Kafka keeps each
+//! active producer's last batch, emptied, so that rebuilding the state from the log finds its
+//! epoch and sequence): the broker's producer snapshots carry that state instead.
 //!
 //! # The swap, and crashes
 //!
 //! A group's new segment is written as `<base>.log.cleaned` (and `.index.cleaned`,
-//! `.timeindex.cleaned`), fsynced with its directory. Then, holding the `maintenance` lock
-//! so that retention and DeleteRecords cannot delete the group meanwhile (a group they
-//! already deleted from is skipped):
+//! `.timeindex.cleaned`, `.txnindex.cleaned`, the last even if empty), fsynced with its
+//! directory. Then, holding the `maintenance` lock so that retention and DeleteRecords
+//! cannot delete the group meanwhile, nor `add_aborted_transaction` add an entry to one of
+//! its segments (a group they changed since the pass began is skipped):
 //!
 //! 1. the index files are renamed to `.swap`, then the `.log`, and the directory is fsynced:
 //!    a durable `<base>.log.swap` is the commit point;
@@ -54,17 +87,22 @@
 //! On start-up, recovery deletes `.cleaned` files and index `.swap` files without a
 //! `.log.swap`, which undoes a swap that did not commit; and finishes a committed one: it
 //! deletes the segments whose base offsets lie after the swap's base and below the end of
-//! its batches, then renames the `.swap` files into place. Each segment is thus old or new.
+//! its batches, then renames the `.swap` files into place (without a `.txnindex.swap`, the
+//! new `.txnindex` is already in place: the cleaner always writes one, and renames it before
+//! the `.log`). Each segment is thus old or new.
 //! After a crash in step 2, a group segment at or past the end of the new segment's batches
 //! may survive as it was; all its records were removed by the pass, so they are older
 //! versions of keys updated later, or keys deleted by a tombstone later in the log, which
 //! survives too (group segments are deleted in offset order, and groups are swapped in
-//! offset order). A later pass removes them again; nothing is lost and nothing deleted comes
-//! back as current.
+//! offset order); or aborted data, whose marker is later, so it survives too, with its
+//! transaction index entry. A later pass removes them again; nothing is lost and nothing
+//! deleted comes back as current.
 //!
 //! A failure before the commit point removes the new files and leaves the log as it was.
 //! After it, this `Log` stops compacting (`CompactionHalted`) and the next open finishes the
 //! swap.
+
+mod transactions;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -80,6 +118,7 @@ use crate::error::StorageError;
 use crate::key_map::KeyMap;
 use crate::record_codec::{RecordCodec, RecordSummary};
 use crate::segment::{Segment, SegmentBatches, StoredBatch};
+use transactions::{MarkerFate, MarkerType, TransactionTracker};
 
 /// What one compaction pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,8 +138,9 @@ pub(super) struct CompactionState {
     /// Offsets below this were mapped by an earlier pass; `None` until the checkpoint file is
     /// read by the first pass.
     cleaner_offset: Option<i64>,
-    /// The earliest `now_ms` at which a tombstone kept by the last pass may be removed.
-    next_tombstone_expiry_ms: i64,
+    /// The earliest `now_ms` at which a tombstone or a transaction marker kept by the last
+    /// pass may be removed.
+    next_expiry_ms: i64,
     /// Set when a swap failed after its commit point; see `StorageError::CompactionHalted`.
     halted: bool,
 }
@@ -109,7 +149,7 @@ impl CompactionState {
     pub(super) fn new() -> CompactionState {
         CompactionState {
             cleaner_offset: None,
-            next_tombstone_expiry_ms: i64::MIN,
+            next_expiry_ms: i64::MIN,
             halted: false,
         }
     }
@@ -126,12 +166,18 @@ struct SealedSegment {
 }
 
 impl Log {
-    /// Runs one compaction pass (see the module doc): keeps, in the sealed segments, only the
-    /// latest record of each key and the tombstones younger than `delete_retention_ms`, then
-    /// swaps the cleaned segments in. The broker calls this only for topics whose
-    /// `cleanup.policy` includes `compact`, from a background thread: a pass reads and writes
-    /// whole segments. Appends and reads go on meanwhile; retention and DeleteRecords wait
-    /// only for each swap.
+    /// Runs one compaction pass (see the module doc): keeps, in the sealed segments below
+    /// `first_unstable_offset`, only the latest record of each key, the tombstones younger
+    /// than `delete_retention_ms`, no aborted data, and the markers whose data is left or
+    /// that are younger than that; then swaps the cleaned segments in. The broker calls this
+    /// only for topics whose `cleanup.policy` includes `compact`, from a background thread: a
+    /// pass reads and writes whole segments. Appends and reads go on meanwhile; retention and
+    /// DeleteRecords wait only for each swap.
+    ///
+    /// `first_unstable_offset` is the first offset of the earliest transaction still open,
+    /// or the high watermark if none is. Every abort below it must be recorded already
+    /// (`add_aborted_transaction` returned): the pass takes any other transactional data
+    /// there for committed.
     ///
     /// # Errors
     /// `UnreadableRecords` if `codec` fails on a batch, `CorruptSegment` for a bad batch on
@@ -156,31 +202,40 @@ impl Log {
         let first_dirty = cleanable
             .iter()
             .position(|sealed| sealed.end_offset > cleaner_offset);
-        if first_dirty.is_none() && now_ms < state.next_tombstone_expiry_ms {
+        if first_dirty.is_none() && now_ms < state.next_expiry_ms {
             return Ok(CompactionOutcome::default());
         }
         let mut map = KeyMap::new(cleaner.max_compaction_map_entries);
         let cleaned_end_offset = match first_dirty {
-            Some(first) => map_keys(&cleanable[first..], cleaner_offset, codec, &mut map)?,
+            Some(first) => {
+                let dirty = &cleanable[first..];
+                let mut transactions = self.transaction_tracker(dirty, cleaner_offset)?;
+                map_keys(dirty, cleaner_offset, codec, &mut map, &mut transactions)?
+            }
             None => cleaner_offset,
-        };
-        let mut rules = PassRules {
-            codec,
-            map,
-            cleaned_end_offset,
-            tombstone_horizon_ms: now_ms.saturating_sub(config.delete_retention_ms),
-            delete_retention_ms: config.delete_retention_ms,
-            next_tombstone_expiry_ms: i64::MAX,
         };
         let cleaned_count = cleanable
             .iter()
             .take_while(|sealed| sealed.segment.base_offset() < cleaned_end_offset)
             .count();
+        let cleaned = &cleanable[..cleaned_count];
+        let cleaned_start_offset = cleaned
+            .first()
+            .map_or(0, |first| first.segment.base_offset());
+        let mut rules = PassRules {
+            codec,
+            map,
+            transactions: self.transaction_tracker(cleaned, cleaned_start_offset)?,
+            cleaned_end_offset,
+            delete_horizon_ms: now_ms.saturating_sub(config.delete_retention_ms),
+            delete_retention_ms: config.delete_retention_ms,
+            next_expiry_ms: i64::MAX,
+        };
         let mut outcome = CompactionOutcome::default();
-        for group in group_segments(&cleanable[..cleaned_count], &config) {
+        for group in group_segments(cleaned, &config) {
             self.clean_group(&mut state, group, &config, &mut rules, &mut outcome)?;
         }
-        state.next_tombstone_expiry_ms = rules.next_tombstone_expiry_ms;
+        state.next_expiry_ms = rules.next_expiry_ms;
         if cleaned_end_offset > cleaner_offset {
             write_cleaner_offset(&self.partition_dir, cleaned_end_offset)?;
             state.cleaner_offset = Some(cleaned_end_offset);
@@ -207,6 +262,21 @@ impl Log {
             .map_or(log_start_offset, |offset| offset.max(log_start_offset));
         state.cleaner_offset = Some(offset);
         offset
+    }
+
+    /// A tracker of the transactions in `segments` (neighbours), for a pass that reads them
+    /// in order from the batch holding `start_offset`, with the aborted transactions that
+    /// touch that range.
+    fn transaction_tracker(
+        &self,
+        segments: &[SealedSegment],
+        start_offset: i64,
+    ) -> Result<TransactionTracker, StorageError> {
+        let aborted = match segments.last() {
+            Some(last) => self.aborted_transactions(start_offset, last.end_offset)?,
+            None => Vec::new(),
+        };
+        Ok(TransactionTracker::new(aborted))
     }
 
     /// The sealed segments, oldest first, up to the first that holds an offset at or past
@@ -255,11 +325,11 @@ impl Log {
         let base_offset = group[0].segment.base_offset();
         let mut cleaned = CleanedSegment::create(&self.partition_dir, base_offset, config)?;
         let records_removed = match write_cleaned(group, rules, &mut cleaned) {
-            Ok(0) if group.len() == 1 => {
+            Ok(written) if !written.changed && group.len() == 1 => {
                 cleaned.discard();
                 return Ok(());
             }
-            Ok(records_removed) => records_removed,
+            Ok(written) => written.records_removed,
             Err(error) => {
                 cleaned.discard();
                 return Err(error);
@@ -358,18 +428,27 @@ fn next_batch_within(
 
 /// Maps the keys of the batches in `dirty` from `cleaner_offset` on, until `map` is full.
 /// Returns the cleaned end: the base offset of the first batch left out, or the end of
-/// `dirty`. Control batches are not mapped; they are kept as they are.
+/// `dirty`. Control batches and aborted data are not mapped.
 fn map_keys(
     dirty: &[SealedSegment],
     cleaner_offset: i64,
     codec: &dyn RecordCodec,
     map: &mut KeyMap,
+    transactions: &mut TransactionTracker,
 ) -> Result<i64, StorageError> {
     for sealed in dirty {
         let mut batches = sealed.segment.batches();
         while let Some(batch) = next_batch_within(sealed, &mut batches)? {
             let header = &batch.header;
-            if header.last_offset < cleaner_offset || header.is_control() {
+            if header.last_offset < cleaner_offset {
+                continue;
+            }
+            if header.is_control() {
+                let records = records_of(codec, &sealed.segment, &batch)?;
+                transactions.read_marker(header, MarkerType::of(&records));
+                continue;
+            }
+            if transactions.read_data(header) {
                 continue;
             }
             let records = records_of(codec, &sealed.segment, &batch)?;
@@ -418,18 +497,29 @@ fn group_segments<'a>(
     groups
 }
 
-/// Writes the kept batches of `group` into `cleaned`; returns how many records it removed.
+/// What `write_cleaned` did to a group.
+struct WrittenGroup {
+    records_removed: u64,
+    /// Whether any batch was dropped or rewritten.
+    changed: bool,
+}
+
+/// Writes the kept batches of `group` into `cleaned`.
 fn write_cleaned(
     group: &[SealedSegment],
     rules: &mut PassRules<'_>,
     cleaned: &mut CleanedSegment,
-) -> Result<u64, StorageError> {
-    let mut records_removed = 0;
+) -> Result<WrittenGroup, StorageError> {
+    let mut written = WrittenGroup {
+        records_removed: 0,
+        changed: false,
+    };
     for sealed in group {
         let mut batches = sealed.segment.batches();
         while let Some(batch) = next_batch_within(sealed, &mut batches)? {
             let kept = rules.clean_batch(&sealed.segment, &batch)?;
-            records_removed += kept.records_removed;
+            written.records_removed += kept.records_removed;
+            written.changed |= !matches!(kept.rewritten, Rewrite::Unchanged);
             match kept.rewritten {
                 Rewrite::Unchanged => {
                     cleaned.append(&batch.header, &batch.bytes)?;
@@ -440,7 +530,7 @@ fn write_cleaned(
             }
         }
     }
-    Ok(records_removed)
+    Ok(written)
 }
 
 /// Copies the entry of the ABORT marker just kept whole, if `header` is one, into the cleaned
@@ -490,19 +580,30 @@ fn last_modified(group: &[SealedSegment]) -> Result<SystemTime, StorageError> {
 struct PassRules<'a> {
     codec: &'a dyn RecordCodec,
     map: KeyMap,
-    /// Batches from this offset on were not mapped, and are kept as they are.
+    /// The transactions of the batches cleaned so far, read in order.
+    transactions: TransactionTracker,
+    /// Batches from this offset on were not mapped: their records are kept, though aborted
+    /// data and markers follow the transaction rules wherever they are.
     cleaned_end_offset: i64,
-    /// Tombstones in batches whose max timestamp is below this are removed.
-    tombstone_horizon_ms: i64,
+    /// Tombstones and discardable markers in batches whose max timestamp is below this are
+    /// removed.
+    delete_horizon_ms: i64,
     delete_retention_ms: i64,
-    /// The earliest time at which a tombstone kept so far may be removed.
-    next_tombstone_expiry_ms: i64,
+    /// The earliest time at which a tombstone or marker kept so far may be removed.
+    next_expiry_ms: i64,
 }
 
 /// One batch as the cleaned segment gets it.
 struct CleanedBatch {
     rewritten: Rewrite,
     records_removed: u64,
+}
+
+impl CleanedBatch {
+    const UNCHANGED: CleanedBatch = CleanedBatch {
+        rewritten: Rewrite::Unchanged,
+        records_removed: 0,
+    };
 }
 
 enum Rewrite {
@@ -515,28 +616,50 @@ enum Rewrite {
 }
 
 impl PassRules<'_> {
-    /// Decides which records of `batch` to keep and rewrites it if that is some of them.
+    /// Decides what stays of `batch`: markers and aborted data by the transaction rules, other
+    /// data by its keys.
     fn clean_batch(
         &mut self,
         segment: &Segment,
         batch: &StoredBatch,
     ) -> Result<CleanedBatch, StorageError> {
         let header = &batch.header;
-        let unchanged = CleanedBatch {
-            rewritten: Rewrite::Unchanged,
-            records_removed: 0,
-        };
-        if header.is_control() || header.base_offset >= self.cleaned_end_offset {
-            return Ok(unchanged);
+        if header.is_control() {
+            return self.clean_marker(segment, batch);
+        }
+        if self.transactions.read_data(header) {
+            let records_removed = u64::try_from(header.records_count).unwrap_or(0);
+            return Ok(CleanedBatch {
+                rewritten: Rewrite::Dropped,
+                records_removed,
+            });
+        }
+        let cleaned = self.clean_records(segment, batch)?;
+        if !matches!(cleaned.rewritten, Rewrite::Dropped) {
+            self.transactions.keep_data(header);
+        }
+        Ok(cleaned)
+    }
+
+    /// Decides which records of the data batch `batch` to keep by their keys, and rewrites
+    /// it if that is some of them.
+    fn clean_records(
+        &mut self,
+        segment: &Segment,
+        batch: &StoredBatch,
+    ) -> Result<CleanedBatch, StorageError> {
+        let header = &batch.header;
+        if header.base_offset >= self.cleaned_end_offset {
+            return Ok(CleanedBatch::UNCHANGED);
         }
         let records = records_of(self.codec, segment, batch)?;
-        let tombstones_expired = header.max_timestamp_ms < self.tombstone_horizon_ms;
+        let tombstones_expired = header.max_timestamp_ms < self.delete_horizon_ms;
         let mut kept_offsets: Vec<i64> = Vec::with_capacity(records.len());
         for record in &records {
             if self.keeps(record, tombstones_expired) {
                 kept_offsets.push(record.offset);
                 if record.is_tombstone {
-                    self.note_kept_tombstone(header);
+                    self.note_expiry(header);
                 }
             }
         }
@@ -569,12 +692,48 @@ impl PassRules<'_> {
         !(superseded || expired_tombstone)
     }
 
-    fn note_kept_tombstone(&mut self, header: &BatchHeader) {
+    /// Decides whether the marker `batch` stays: it goes once no data of its transaction is
+    /// left (see `transactions.rs`) and it is past the delete horizon, so that a consumer
+    /// that read the data has had `delete_retention_ms` to read the marker too.
+    fn clean_marker(
+        &mut self,
+        segment: &Segment,
+        batch: &StoredBatch,
+    ) -> Result<CleanedBatch, StorageError> {
+        let header = &batch.header;
+        let records = records_of(self.codec, segment, batch)?;
+        let fate = self
+            .transactions
+            .read_marker(header, MarkerType::of(&records));
+        let past_horizon = header.max_timestamp_ms < self.delete_horizon_ms;
+        match fate {
+            MarkerFate::Discardable if past_horizon => {
+                let records_removed = u64::try_from(records.len()).expect("a count fits u64");
+                return Ok(CleanedBatch {
+                    rewritten: Rewrite::Dropped,
+                    records_removed,
+                });
+            }
+            // Without new data, a pass must still come back for it: once past the horizon,
+            // or, if its data goes in this pass, as early as the next one.
+            MarkerFate::Discardable | MarkerFate::Kept { data_removed: true } => {
+                self.note_expiry(header);
+            }
+            MarkerFate::Kept {
+                data_removed: false,
+            } => {}
+        }
+        Ok(CleanedBatch::UNCHANGED)
+    }
+
+    /// Notes that a tombstone or marker of the batch with `header` was kept, to be removed
+    /// once past the delete horizon.
+    fn note_expiry(&mut self, header: &BatchHeader) {
         let expiry_ms = header
             .max_timestamp_ms
             .saturating_add(self.delete_retention_ms)
             .saturating_add(1);
-        self.next_tombstone_expiry_ms = self.next_tombstone_expiry_ms.min(expiry_ms);
+        self.next_expiry_ms = self.next_expiry_ms.min(expiry_ms);
     }
 
     /// The codec's rewrite of `batch` keeping `kept_offsets` (ascending), checked against the

@@ -2,6 +2,7 @@
 //!
 //! [`GroupCoordinator`]: crate::group::GroupCoordinator
 
+pub mod commit_answers;
 pub mod delete;
 pub mod describe;
 pub mod heartbeat;

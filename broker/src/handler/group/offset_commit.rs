@@ -24,9 +24,7 @@ use riffle_protocol::api::offset_commit::{
 use crate::cluster::{Cluster, now_ms};
 use crate::config::FlushPolicy;
 use crate::group::records::CommittedOffset;
-
-/// A partition and, if it was refused before reaching the coordinator, why.
-type PartitionAnswer = (i32, Option<ErrorCode>);
+use crate::handler::group::commit_answers::{RequestedCommit, sort_commits};
 
 /// Answers OffsetCommit.
 pub async fn handle(
@@ -36,35 +34,24 @@ pub async fn handle(
 ) -> OffsetCommitResponse {
     let now_ms = now_ms();
     let expire_timestamp_ms = expire_timestamp_ms(request.retention_time_ms, now_ms);
-    let mut commits = Vec::new();
-    let mut answers: Vec<(String, Vec<PartitionAnswer>)> = Vec::new();
-    for topic in request.topics {
-        let known = cluster.topic(&topic.name);
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for partition in topic.partitions {
-            if known
-                .as_ref()
-                .and_then(|known| known.partition(partition.partition_index))
-                .is_none()
-            {
-                partitions.push((
-                    partition.partition_index,
-                    Some(ErrorCode::UnknownTopicOrPartition),
-                ));
-                continue;
-            }
-            partitions.push((partition.partition_index, None));
-            let committed = CommittedOffset {
-                offset: partition.committed_offset,
-                leader_epoch: partition.committed_leader_epoch,
-                metadata: partition.committed_metadata.unwrap_or_default(),
-                commit_timestamp_ms: now_ms,
-                expire_timestamp_ms,
-            };
-            commits.push((topic.name.clone(), partition.partition_index, committed));
-        }
-        answers.push((topic.name, partitions));
-    }
+    let requested = request.topics.into_iter().map(|topic| {
+        let partitions = topic
+            .partitions
+            .into_iter()
+            .map(|partition| RequestedCommit {
+                partition_index: partition.partition_index,
+                committed: CommittedOffset {
+                    offset: partition.committed_offset,
+                    leader_epoch: partition.committed_leader_epoch,
+                    metadata: partition.committed_metadata.unwrap_or_default(),
+                    commit_timestamp_ms: now_ms,
+                    expire_timestamp_ms,
+                },
+            })
+            .collect();
+        (topic.name, partitions)
+    });
+    let (commits, answers) = sort_commits(cluster, requested);
     let (mut errors, last_offset) = if request.group_id.is_empty() {
         (vec![ErrorCode::InvalidGroupId; commits.len()], None)
     } else {
@@ -76,28 +63,17 @@ pub async fn handle(
             commits,
         )
     };
-    if let Some(last_offset) = last_offset
-        && let Err(error) = wait_durable(cluster, last_offset).await
-    {
-        tracing::warn!(group = %request.group_id, %error, "offsets fsync failed");
-        errors
-            .iter_mut()
-            .for_each(|code| *code = ErrorCode::KafkaStorageError);
-    }
-    let mut errors = errors.into_iter();
+    wait_durable_or_fail(cluster, &request.group_id, last_offset, &mut errors).await;
     let topics = answers
+        .with_errors(errors)
         .into_iter()
         .map(|(name, partitions)| OffsetCommitResponseTopic {
             name,
             partitions: partitions
                 .into_iter()
-                .map(|(partition_index, known_error)| {
-                    let error = known_error
-                        .unwrap_or_else(|| errors.next().unwrap_or(ErrorCode::UnknownServerError));
-                    OffsetCommitResponsePartition {
-                        partition_index,
-                        error_code: error.code(),
-                    }
+                .map(|(partition_index, error)| OffsetCommitResponsePartition {
+                    partition_index,
+                    error_code: error.code(),
                 })
                 .collect(),
         })
@@ -112,6 +88,23 @@ pub async fn handle(
 /// what versions without the field decode to) leaves it to the broker's default.
 fn expire_timestamp_ms(retention_time_ms: i64, now_ms: i64) -> Option<i64> {
     (retention_time_ms != -1).then(|| now_ms.saturating_add(retention_time_ms))
+}
+
+/// Waits until what a commit wrote (through `last_offset`, if it wrote anything) is as
+/// durable as the flush policy makes it; if the fsync fails, every partition's answer
+/// becomes KAFKA_STORAGE_ERROR.
+pub async fn wait_durable_or_fail(
+    cluster: &Arc<Cluster>,
+    group_id: &str,
+    last_offset: Option<i64>,
+    errors: &mut [ErrorCode],
+) {
+    if let Some(last_offset) = last_offset
+        && let Err(error) = wait_durable(cluster, last_offset).await
+    {
+        tracing::warn!(group = %group_id, %error, "offsets fsync failed");
+        errors.fill(ErrorCode::KafkaStorageError);
+    }
 }
 
 /// Waits for the offsets log to be fsynced through `last_offset`, when the flush policy
