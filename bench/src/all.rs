@@ -63,6 +63,10 @@ pub struct AllArgs {
     /// Each round writes its own topics, so the broker's disk holds this many copies.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
+    /// Run only these scenarios, by number (`--only 7,8`). Scenario 3 reads what 1 and 2
+    /// wrote, so asking for 3 runs them too. Default: every scenario.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<u32>,
 }
 
 /// Scenario sizes after scaling.
@@ -106,6 +110,7 @@ pub fn run(args: AllArgs) -> Result<()> {
             scale: args.scale,
             rounds: args.rounds,
             page_cache_cost: None,
+            only: args.only.clone(),
             scenarios: Vec::new(),
             failures: Vec::new(),
         },
@@ -210,7 +215,7 @@ pub fn run(args: AllArgs) -> Result<()> {
     drop(mock);
     broker.stop().context("the broker did not stop cleanly")?;
 
-    if !args.skip_startup {
+    if !args.skip_startup && wanted(&args.only, 6) {
         let startup_dir = tempfile::tempdir().context("cannot create a data directory")?;
         match startup::run(
             &binary,
@@ -252,7 +257,11 @@ struct Suite<'a> {
 }
 
 impl Suite<'_> {
+    /// Runs `scenario` unless `--only` leaves it out; records its result or its failure.
     fn attempt(&mut self, title: String, scenario: impl FnOnce(&mut Self) -> Result<Scenario>) {
+        if !wanted(&self.report.only, report::title_number(&title)) {
+            return;
+        }
         eprintln!("riffle-bench: {title}");
         match scenario(self) {
             Ok(done) => self.report.scenarios.push(done),
@@ -616,6 +625,12 @@ impl Suite<'_> {
     }
 }
 
+/// Whether scenario `number` runs under `--only` (empty: all); 1 and 2 run for 3, which
+/// reads their topics.
+fn wanted(only: &[u32], number: u32) -> bool {
+    only.is_empty() || only.contains(&number) || (number <= 2 && only.contains(&3))
+}
+
 /// `spec` as produce round `round` writes it: a topic of its own per round, on riffle and
 /// on the mock alike.
 fn round_spec(spec: &ProduceSpec, round: u32) -> ProduceSpec {
@@ -769,5 +784,23 @@ fn startup_scenario(result: &startup::StartupResult) -> Scenario {
              --unflushed-tail-bytes N` varies it (FINDINGS.md has such a series).",
             result.unflushed_tail_bytes as f64 / 1e9
         )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_selects_scenarios_and_what_3_reads() {
+        // Proves an empty --only runs everything, a list runs just its numbers, and 3
+        // brings 1 and 2 (it consumes their topics) but nothing else.
+        assert!((1..=8).all(|number| wanted(&[], number)));
+        assert!(wanted(&[7, 8], 7));
+        assert!(!wanted(&[7, 8], 1));
+        assert!(!wanted(&[7, 8], 6));
+        assert!(wanted(&[3], 1));
+        assert!(wanted(&[3], 2));
+        assert!(!wanted(&[3], 4));
     }
 }

@@ -62,6 +62,8 @@ pub struct Report {
     pub scale: f64,
     /// Rounds per throughput scenario; their medians are the figures shown.
     pub rounds: u32,
+    /// The scenarios `--only` asked for; empty when every scenario ran.
+    pub only: Vec<u32>,
     /// The machine's page-cache first-touch cost, measured before the scenarios.
     pub page_cache_cost: Option<PageCacheCost>,
     pub scenarios: Vec<Scenario>,
@@ -81,7 +83,7 @@ pub fn insert_in_order(scenarios: &mut Vec<Scenario>, scenario: Scenario) {
 }
 
 /// The number a title starts with ("3b. Consume" is 3); titles without one sort last.
-fn title_number(title: &str) -> u32 {
+pub fn title_number(title: &str) -> u32 {
     let digits: String = title.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().unwrap_or(u32::MAX)
 }
@@ -108,6 +110,14 @@ fn render(report: &Report) -> String {
         report.rounds,
         rounds_sentence(report.rounds)
     );
+    if !report.only.is_empty() {
+        let listed: Vec<String> = report.only.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            out,
+            "- scenarios: only {} (`--only`; 3 brings 1 and 2)",
+            listed.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "- broker: `riffle serve` as shipped (flush policy acks-all: acks=all answered after fsync)"
