@@ -2,23 +2,28 @@
 //! binary: topologies run in this test process over rdkafka, with input produced and output
 //! read by plain rdkafka clients. Windowed counts match a model of the input, progress
 //! shows as the application's consumer-group offsets, a processor killed without its final
-//! commit is replaced without losing or double-counting anything, and instances share and
-//! hand over tasks with their state.
+//! commit is replaced without losing or double-counting anything, instances share and
+//! hand over tasks with their state, and under exactly-once a fenced producer is replaced
+//! without stopping the runner or writing a window twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureRecord;
+use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use riffle_integration_tests::Broker;
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, client_config, create_topic, future_producer, read_to_end,
 };
 use riffle_processor::runtime::remote::RemoteBackend;
-use riffle_processor::runtime::{Runner, RuntimeConfig, RuntimeError, RuntimeStatus};
+use riffle_processor::runtime::{
+    ProcessingGuarantee, Runner, RuntimeConfig, RuntimeError, RuntimeStatus,
+};
 use riffle_processor::{
     Emit, Grouped, I64Serde, KeyValueStoreHandle, Serde, StoreRegistry, StreamsBuilder,
     StringSerde, TaskId, TimeWindows, Topology, Windowed, WindowedSerde, murmur2_partition,
@@ -207,6 +212,183 @@ async fn instances_share_tasks_and_a_joining_one_takes_over_their_state() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_once_goes_on_after_its_producer_is_fenced() {
+    // Proves the remote runtime's exactly-once with a repartition topic in the path and a
+    // fenced producer: mid-stream another producer initializes the instance's
+    // transactional id (as a second instance with the same id would), fencing it; the
+    // runner aborts, replaces its producer, restores and goes on without stopping, and
+    // the output read read_committed holds each window's final count exactly once.
+    let broker = Broker::start_with(GROUP_BROKER_ARGS);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "clicks", PARTITION_COUNT, &[]).await;
+    create_topic(&bootstrap, "page-counts", 1, &[]).await;
+    let first = click_rows(0..600);
+    produce(&bootstrap, "clicks", &first).await;
+    let instance = Instance::start_exactly_once(
+        rekeyed_windowed_count_topology("fenced-app"),
+        &bootstrap,
+        "it-1",
+    );
+    wait_until(
+        "the instance commits the first input through both sub-topologies",
+        || {
+            let status = instance.status();
+            status.metrics.processed_records >= 2 * first.len() as u64 && status.commits >= 2
+        },
+    )
+    .await;
+
+    fence_transactional_id(&bootstrap, "fenced-app-it-1").await;
+    let second = click_rows(600..1_200);
+    produce(&bootstrap, "clicks", &second).await;
+    // Closers only once every record is through the repartition topic: there, records of
+    // different source tasks interleave, and data behind a closer would be late.
+    wait_until("the second input is through both sub-topologies", || {
+        ["clicks", FENCED_APP_REPARTITION]
+            .iter()
+            .all(|topic| is_consumed(&bootstrap, "fenced-app", topic))
+    })
+    .await;
+    produce(&bootstrap, "clicks", &rekeyed_closer_rows()).await;
+    let expected: BTreeMap<(String, i64), i64> = expected_window_counts(&[first, second].concat())
+        .into_iter()
+        .map(|((key, start_ms), count)| ((key.to_uppercase(), start_ms), count))
+        .collect();
+    let output = wait_for_committed_windows(&bootstrap, "page-counts", &expected).await;
+    let mut repeated = output.clone();
+    repeated.sort();
+    repeated.dedup();
+    assert_eq!(
+        repeated.len(),
+        output.len(),
+        "a window emitted twice: {output:?}"
+    );
+    assert_final_counts(&output, &expected);
+    let status = instance.status();
+    assert!(
+        status.aborted_transactions >= 1,
+        "the fencing went unnoticed: {status:?}"
+    );
+    instance.stop().await;
+}
+
+/// The repartition topic of [`rekeyed_windowed_count_topology`] for `fenced-app`.
+const FENCED_APP_REPARTITION: &str = "fenced-app-by-page-repartition";
+
+/// Whether `group_id` has committed every partition of `topic` up to its end as a
+/// read_committed reader sees it (empty partitions need no commit).
+fn is_consumed(bootstrap: &str, group_id: &str, topic: &str) -> bool {
+    let reader: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "riffle-it-consumed")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("create an rdkafka BaseConsumer");
+    (0..PARTITION_COUNT).all(|partition| {
+        let end = reader
+            .fetch_watermarks(topic, partition, CLIENT_TIMEOUT)
+            .map_or(i64::MAX, |(_, end)| end);
+        let committed = committed_offset(bootstrap, group_id, topic, partition);
+        committed.map_or(0, |(offset, _)| offset) >= end
+    })
+}
+
+/// Initializes a transactional producer with `transactional_id`, which fences the
+/// producer that had it, then drops it.
+async fn fence_transactional_id(bootstrap: &str, transactional_id: &str) {
+    let producer: rdkafka::producer::BaseProducer = client_config(bootstrap)
+        .set("transactional.id", transactional_id)
+        .create()
+        .expect("create a transactional producer");
+    tokio::task::spawn_blocking(move || {
+        producer
+            .init_transactions(CLIENT_TIMEOUT)
+            .expect("init_transactions fences the instance's producer");
+    })
+    .await
+    .expect("the fencing thread");
+}
+
+/// The windowed count, re-keyed first (upper case), so records cross a repartition topic
+/// between the source and the count. The tasks that write the repartition topic interleave
+/// their records there, so the count takes a grace period as long as the whole input.
+fn rekeyed_windowed_count_topology(application_id: &str) -> Topology {
+    let builder = StreamsBuilder::new(application_id);
+    let window = Duration::from_millis(WINDOW_MS as u64);
+    builder
+        .stream("clicks", StringSerde, StringSerde)
+        .select_key(|key: &String, _click| key.to_uppercase())
+        .group_by_key(Grouped::new(StringSerde, StringSerde).name("by-page"))
+        .windowed_by(TimeWindows::tumbling(window).grace(Duration::from_secs(120)))
+        .emit(Emit::OnWindowClose)
+        .count("page-counts-store")
+        .to_stream()
+        .to(
+            "page-counts",
+            WindowedSerde::time(StringSerde, WINDOW_MS),
+            I64Serde,
+        );
+    builder
+        .build()
+        .expect("a valid re-keyed windowed-count topology")
+}
+
+/// Waits until `topic`, read with `isolation.level=read_committed`, holds every expected
+/// window, and returns all of it.
+async fn wait_for_committed_windows(
+    bootstrap: &str,
+    topic: &str,
+    expected: &BTreeMap<(String, i64), i64>,
+) -> Vec<WindowCount> {
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let (bootstrap_owned, topic_owned) = (bootstrap.to_string(), topic.to_string());
+        let messages =
+            tokio::task::spawn_blocking(move || read_committed(&bootstrap_owned, &topic_owned))
+                .await
+                .expect("the reader thread");
+        let output = window_counts(&messages);
+        let emitted = emitted_windows(&output);
+        if expected.keys().all(|window| emitted.contains(window)) {
+            return output;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} holds {} of {} windows after {WAIT_TIMEOUT:?}",
+            emitted.len(),
+            expected.len()
+        );
+        tokio::time::sleep(WAIT_INTERVAL * 5).await;
+    }
+}
+
+/// Partition 0 of `topic` from the start to its end as a read_committed consumer sees
+/// it: up to the last stable offset, without aborted records or transaction markers.
+fn read_committed(bootstrap: &str, topic: &str) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "riffle-it-read-committed")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("create an rdkafka BaseConsumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("a valid start offset");
+    consumer.assign(&assignment).expect("assign partition 0");
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let mut messages = Vec::new();
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => messages.push(message.detach()),
+            Some(Err(KafkaError::PartitionEOF(_))) => return messages,
+            Some(Err(_)) | None => {}
+        }
+    }
+    panic!("no end of {topic} within {CLIENT_TIMEOUT:?}");
+}
+
 /// Counts per key and 10-second tumbling window, emitted once per window when it closes.
 fn windowed_count_topology(application_id: &str) -> Topology {
     windowed_count_topology_to(application_id, "click-counts")
@@ -266,6 +448,25 @@ fn closer_rows() -> Vec<InputRow> {
                 .map(|n| format!("closer-{n}"))
                 .find(|key| murmur2_partition(key.as_bytes(), PARTITION_COUNT) == partition)
                 .expect("some key lands on every partition");
+            (partition, key, "close".to_string(), timestamp_ms)
+        })
+        .collect()
+}
+
+/// [`closer_rows`] for the re-keyed topology: one record far in the future for every
+/// partition of its repartition topic, where the count's tasks read.
+fn rekeyed_closer_rows() -> Vec<InputRow> {
+    let timestamp_ms = BASE_TIMESTAMP_MS + 1_000 * WINDOW_MS;
+    (0..PARTITION_COUNT)
+        .map(|rekeyed_partition| {
+            let key = (0..)
+                .map(|n| format!("closer-{n}"))
+                .find(|key| {
+                    let rekeyed = key.to_uppercase();
+                    murmur2_partition(rekeyed.as_bytes(), PARTITION_COUNT) == rekeyed_partition
+                })
+                .expect("some key lands on every partition");
+            let partition = murmur2_partition(key.as_bytes(), PARTITION_COUNT);
             (partition, key, "close".to_string(), timestamp_ms)
         })
         .collect()
@@ -336,6 +537,11 @@ async fn read_window_counts(bootstrap: &str, topic: &str) -> Vec<WindowCount> {
     let messages = tokio::task::spawn_blocking(move || read_to_end(&bootstrap, &topic, 0))
         .await
         .expect("the reader thread");
+    window_counts(&messages)
+}
+
+/// The window counts `messages` hold, in order.
+fn window_counts(messages: &[OwnedMessage]) -> Vec<WindowCount> {
     let key_serde = WindowedSerde::time(StringSerde, WINDOW_MS);
     messages
         .iter()
@@ -444,6 +650,26 @@ impl Instance {
     }
 
     fn start_with(topology: Topology, bootstrap: &str, commit_interval: Duration) -> Instance {
+        let config = RuntimeConfig {
+            commit_interval,
+            poll_timeout: Duration::from_millis(50),
+            ..RuntimeConfig::default()
+        };
+        Instance::start_configured(topology, bootstrap, config)
+    }
+
+    /// An exactly-once instance named `instance_id` (its transactional id is
+    /// `<application id>-<instance id>`), committing every 100 ms.
+    fn start_exactly_once(topology: Topology, bootstrap: &str, instance_id: &str) -> Instance {
+        let config = RuntimeConfig {
+            poll_timeout: Duration::from_millis(50),
+            instance_id: Some(instance_id.to_string()),
+            ..RuntimeConfig::for_guarantee(ProcessingGuarantee::ExactlyOnce)
+        };
+        Instance::start_configured(topology, bootstrap, config)
+    }
+
+    fn start_configured(topology: Topology, bootstrap: &str, config: RuntimeConfig) -> Instance {
         // The runtime's log, with RUST_LOG=riffle_processor=info for example.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -455,11 +681,6 @@ impl Instance {
             settings.push(("debug", debug.as_str()));
         }
         let backend = RemoteBackend::new(bootstrap, &settings).expect("create the remote backend");
-        let config = RuntimeConfig {
-            commit_interval,
-            poll_timeout: Duration::from_millis(50),
-            ..RuntimeConfig::default()
-        };
         let runner = Runner::new(topology, backend, config);
         let (stores, status) = (runner.stores(), runner.status());
         let (shutdown, stop) = oneshot::channel::<()>();

@@ -19,7 +19,8 @@
 //! Semantics follow Kafka Streams (see `../shared/processor.md` in the design notes):
 //! stream time per task, windows closing at `end + grace`, late records dropped and
 //! counted, one output per input per updated aggregate, changelogs named
-//! `<application>-<store>-changelog`, at-least-once commits (flush outputs, then commit).
+//! `<application>-<store>-changelog`, at-least-once commits (flush outputs, then commit)
+//! or exactly-once ones (one transaction per commit, read_committed reads).
 //!
 //! Where to start: [`StreamsBuilder`], [`KStream`], then `task.rs`.
 

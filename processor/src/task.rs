@@ -222,6 +222,13 @@ impl Task {
         }
     }
 
+    /// Whether every record buffered for `topic_partition` has been processed.
+    pub fn is_drained(&self, topic_partition: &TopicPartition) -> bool {
+        self.queues
+            .get(topic_partition)
+            .is_none_or(|queue| queue.records.is_empty())
+    }
+
     /// Records buffered, not yet processed.
     pub fn buffered_records(&self) -> usize {
         self.queues.values().map(|queue| queue.records.len()).sum()

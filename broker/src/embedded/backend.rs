@@ -1,4 +1,10 @@
 //! [`EmbeddedBackend`]: the processor runtime's [`Backend`] inside the broker process.
+//!
+//! Under exactly-once, each commit is one transaction of the broker's own coordinator: the
+//! writer's batches are transactional, the input offsets go in with TxnOffsetCommit as this
+//! member of its generation, and EndTxn writes the markers; reads are read_committed. No
+//! sockets, and nothing a client's transaction would not do, so outside read_committed
+//! consumers see a topology's outputs and its group's offsets change together.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -9,7 +15,8 @@ use riffle_processor::{InputRecord, InternalTopic, OutputRecord, TopicPartition}
 use riffle_protocol::ErrorCode;
 
 use super::membership::{self, GroupTimeouts, HeartbeatOutcome, Membership};
-use super::reader::{self, Reader};
+use super::reader::{self, Isolation, Reader};
+use super::transaction::TransactionalProducer;
 use super::writer::Writer;
 use crate::cluster::{Cluster, Validation};
 
@@ -26,6 +33,10 @@ pub struct EmbeddedConfig {
     pub max_poll_bytes: usize,
     /// Uncompressed bytes at which a partition's output batch is appended.
     pub max_batch_bytes: usize,
+    /// Under exactly-once, how long the coordinator keeps a transaction open before it
+    /// aborts it (`transaction.timeout.ms`; Kafka Streams uses 10 s): how long at most a
+    /// dead producer's open transaction holds back read_committed readers.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for EmbeddedConfig {
@@ -39,6 +50,7 @@ impl Default for EmbeddedConfig {
             group_instance_id: None,
             max_poll_bytes: 4 * 1024 * 1024,
             max_batch_bytes: 512 * 1024,
+            transaction_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -194,7 +206,8 @@ impl Backend for EmbeddedBackend {
         from_offset: i64,
         end_offset: Option<i64>,
     ) -> Result<Vec<InputRecord>, BackendError> {
-        reader::read_range(&self.cluster, partition, from_offset, end_offset)
+        let isolation = self.reader.isolation();
+        reader::read_range(&self.cluster, partition, from_offset, end_offset, isolation)
     }
 
     async fn send(&mut self, partition: i32, record: OutputRecord) -> Result<(), BackendError> {
@@ -218,8 +231,69 @@ impl Backend for EmbeddedBackend {
         Ok(())
     }
 
+    async fn init_transactions(&mut self, transactional_id: &str) -> Result<(), BackendError> {
+        let timeout = self.config.transaction_timeout;
+        let producer =
+            TransactionalProducer::init(&self.cluster, transactional_id, timeout).await?;
+        self.writer.set_producer(producer);
+        self.reader.set_isolation(Isolation::ReadCommitted);
+        Ok(())
+    }
+
+    async fn commit_transaction(
+        &mut self,
+        offsets: &[(TopicPartition, i64, String)],
+    ) -> Result<(), BackendError> {
+        let operation = "commit transaction";
+        self.writer.flush(&self.cluster).await?;
+        let Some(membership) = self.membership.as_mut() else {
+            return Err(BackendError::new(operation, "not subscribed to a group"));
+        };
+        let Some(producer) = self.writer.producer_mut() else {
+            return Err(BackendError::new(operation, "transactions not initialized"));
+        };
+        if !offsets.is_empty() {
+            producer
+                .add_offsets(&self.cluster, membership.group_id())
+                .await?;
+            let outcome = membership
+                .commit_in_transaction(&self.cluster, producer, offsets)
+                .await?;
+            if let HeartbeatOutcome::Rejoin = outcome {
+                self.start_rejoin();
+                return Err(BackendError::new(
+                    operation,
+                    "the group moved on (a rebalance): this member's offsets are fenced",
+                ));
+            }
+        }
+        producer.commit(&self.cluster).await
+    }
+
+    async fn abort_transaction(&mut self) -> Result<(), BackendError> {
+        self.writer.discard();
+        match self.writer.producer_mut() {
+            Some(producer) => producer.abort(&self.cluster).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn rewind(&mut self, partitions: &[TopicPartition]) -> Result<(), BackendError> {
+        let committed = membership::committed_offsets(&self.cluster, self.group_id(), partitions);
+        for (topic_partition, offset) in &committed {
+            let position = offset.as_ref().map(|committed| committed.offset);
+            self.reader
+                .assign(&self.cluster, topic_partition, position)?;
+        }
+        Ok(())
+    }
+
     fn is_caught_up(&self, partition: &TopicPartition) -> bool {
         self.reader.is_caught_up(partition)
+    }
+
+    fn position(&self, partition: &TopicPartition) -> Option<i64> {
+        self.reader.position(partition)
     }
 
     async fn close(&mut self) -> Result<(), BackendError> {
@@ -240,6 +314,7 @@ mod tests {
 
     use super::*;
     use crate::testing::test_config;
+    use crate::transaction::metadata::TransactionState;
 
     fn output(topic: &str, key: &str, value: &str) -> OutputRecord {
         OutputRecord {
@@ -322,5 +397,255 @@ mod tests {
         backend.close().await.unwrap();
         let group = cluster.groups().describe_group("app").unwrap();
         assert!(group.members.is_empty(), "the member left");
+    }
+
+    /// Words re-keyed through a repartition topic and counted, every count written out:
+    /// under exactly-once each word's outputs read 1, 2, ..., n with no repeat and no gap.
+    fn word_count_topology() -> riffle_processor::Topology {
+        use riffle_processor::{Grouped, I64Serde, StreamsBuilder, StringSerde};
+        let builder = StreamsBuilder::new("words-app");
+        builder
+            .stream("lines", StringSerde, StringSerde)
+            .select_key(|_key, word: &String| word.clone())
+            .group_by_key(Grouped::new(StringSerde, StringSerde))
+            .count("word-counts-store")
+            .to("word-counts", StringSerde, I64Serde);
+        builder.build().unwrap()
+    }
+
+    const WORDS: [&str; 4] = ["apple", "pear", "plum", "fig"];
+
+    /// Appends input lines `range` (a word each) to both partitions of `lines`.
+    async fn write_lines(cluster: &Arc<Cluster>, range: std::ops::Range<usize>) {
+        let mut input = EmbeddedBackend::new(cluster.clone(), EmbeddedConfig::default());
+        for index in range {
+            let partition = i32::from(index % 2 == 1);
+            let word = WORDS[(index * 3 + index / 5) % WORDS.len()];
+            input
+                .send(partition, output("lines", "line", word))
+                .await
+                .unwrap();
+        }
+        input.flush().await.unwrap();
+    }
+
+    /// A runner committing exactly-once every 200 ms over a backend that appends every
+    /// record as its own batch, so its transaction is open nearly all the time.
+    fn eos_runner(cluster: &Arc<Cluster>) -> riffle_processor::runtime::Runner<EmbeddedBackend> {
+        use riffle_processor::runtime::{ProcessingGuarantee, RuntimeConfig};
+        let embedded = EmbeddedConfig {
+            max_batch_bytes: 1,
+            group_instance_id: Some("node-1".to_string()),
+            ..EmbeddedConfig::default()
+        };
+        let config = RuntimeConfig {
+            commit_interval: Duration::from_millis(200),
+            poll_timeout: Duration::from_millis(10),
+            instance_id: Some("node-1".to_string()),
+            ..RuntimeConfig::for_guarantee(ProcessingGuarantee::ExactlyOnce)
+        };
+        let backend = EmbeddedBackend::new(cluster.clone(), embedded);
+        riffle_processor::runtime::Runner::new(word_count_topology(), backend, config)
+    }
+
+    /// Whether the group committed the end of every partition of `lines` and of the
+    /// repartition topic, so every line went all the way through.
+    fn all_consumed(cluster: &Cluster) -> bool {
+        let topics = cluster.all_topics();
+        let consumed = topics
+            .iter()
+            .filter(|topic| topic.name == "lines" || topic.name.ends_with("-repartition"));
+        let mut partitions = Vec::new();
+        for topic in consumed {
+            for partition in &topic.partitions {
+                let end = partition.last_stable_offset().unwrap();
+                partitions.push((
+                    TopicPartition::new(topic.name.clone(), partition.index),
+                    end,
+                ));
+            }
+        }
+        let wanted: Vec<TopicPartition> = partitions.iter().map(|(p, _)| p.clone()).collect();
+        let committed = membership::committed_offsets(cluster, "words-app", &wanted);
+        partitions.len() == 4
+            && committed
+                .iter()
+                .zip(&partitions)
+                .all(|((_, commit), (_, end))| {
+                    let committed = commit.as_ref().map_or(0, |commit| commit.offset);
+                    committed >= *end
+                })
+    }
+
+    /// Waits up to 30 s for `condition`, failing with `what`.
+    async fn wait_for(what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_runner_dropped_mid_transaction_is_replaced_without_repeats_or_gaps() {
+        // Proves the co-located exactly-once path through a crash inside a transaction: a
+        // runner is dropped while the coordinator shows its transaction ongoing (records
+        // of it already in the output, changelog and repartition logs); a new runner with
+        // the same instance id fences it, which aborts that transaction, restores the
+        // committed changelog and reprocesses from the committed offsets; read_committed,
+        // each word's counts read 1, 2, ..., n, with no repeat and no gap.
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_config(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
+        let cluster = Arc::new(Cluster::open(config, ("127.0.0.1".into(), 9092)).unwrap());
+        let lines = InternalTopic {
+            name: "lines".to_string(),
+            partitions: 2,
+            configs: Vec::new(),
+        };
+        let mut admin = EmbeddedBackend::new(cluster.clone(), EmbeddedConfig::default());
+        admin.create_topic(&lines).await.unwrap();
+        write_lines(&cluster, 0..60).await;
+
+        let first = eos_runner(&cluster);
+        let status = first.status();
+        let running = tokio::spawn(first.run_until(std::future::pending()));
+        wait_for("the first lines committed", || all_consumed(&cluster)).await;
+        write_lines(&cluster, 60..120).await;
+        let ongoing = || {
+            let transaction = cluster.transactions().describe("words-app-node-1");
+            transaction.is_some_and(|t| t.state == TransactionState::Ongoing)
+        };
+        wait_for("a transaction in progress", ongoing).await;
+        running.abort();
+        let _ = running.await;
+        assert!(ongoing(), "the crash left a transaction open");
+        assert!(status.lock().unwrap().commits >= 2);
+
+        let second = eos_runner(&cluster);
+        let consumed = async {
+            while !all_consumed(&cluster) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let finished = tokio::time::timeout(Duration::from_secs(30), second.run_until(consumed));
+        finished.await.unwrap().unwrap();
+
+        let mut counts: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        let out = TopicPartition::new("word-counts", 0);
+        for record in reader::read_range(&cluster, &out, 0, None, Isolation::ReadCommitted).unwrap()
+        {
+            let word = String::from_utf8(record.key.unwrap()).unwrap();
+            let bytes: [u8; 8] = record.value.unwrap().try_into().unwrap();
+            counts
+                .entry(word)
+                .or_default()
+                .push(i64::from_be_bytes(bytes));
+        }
+        let mut expected: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        for index in 0..120 {
+            let word = WORDS[(index * 3 + index / 5) % WORDS.len()].to_string();
+            let seen = expected.entry(word).or_default();
+            seen.push(i64::try_from(seen.len()).unwrap() + 1);
+        }
+        assert_eq!(counts, expected);
+    }
+
+    /// The values of `topic` partition 0 a reader with `isolation` sees.
+    fn values(cluster: &Cluster, topic: &str, isolation: Isolation) -> Vec<String> {
+        let partition = TopicPartition::new(topic, 0);
+        reader::read_range(cluster, &partition, 0, None, isolation)
+            .unwrap()
+            .into_iter()
+            .map(|record| String::from_utf8(record.value.unwrap()).unwrap())
+            .collect()
+    }
+
+    /// A cluster with one-partition topics `in`, holding 3 records, and `out`.
+    async fn cluster_with_input() -> (tempfile::TempDir, Arc<Cluster>) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_config(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
+        let cluster = Arc::new(Cluster::open(config, ("127.0.0.1".into(), 9092)).unwrap());
+        let mut input = EmbeddedBackend::new(cluster.clone(), EmbeddedConfig::default());
+        for topic in ["in", "out"] {
+            let spec = InternalTopic {
+                name: topic.to_string(),
+                partitions: 1,
+                configs: Vec::new(),
+            };
+            input.create_topic(&spec).await.unwrap();
+        }
+        for value in ["i0", "i1", "i2"] {
+            input.send(0, output("in", "k", value)).await.unwrap();
+        }
+        input.flush().await.unwrap();
+        (dir, cluster)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_transaction_shows_outputs_with_offsets_and_an_abort_shows_nothing() {
+        // Proves the exactly-once path through the broker's own coordinator, in process:
+        // outputs and input offsets committed in one transaction appear together to a
+        // read_committed reader; an aborted transaction's outputs never appear (though
+        // they are in the log) and its offsets stay at the previous commit; rewind reads
+        // the input again from that commit; the next transaction (a new producer epoch,
+        // sequences from 0) commits normally.
+        let (_dir, cluster) = cluster_with_input().await;
+        let mut backend = EmbeddedBackend::new(cluster.clone(), EmbeddedConfig::default());
+        backend.init_transactions("app-node-1").await.unwrap();
+        backend.subscribe("app", &["in".to_string()]).await.unwrap();
+        poll_until(&mut backend, |e| matches!(e, BackendEvent::Assigned(_))).await;
+        poll_until(&mut backend, |e| matches!(e, BackendEvent::Records(_))).await;
+        let input_partition = TopicPartition::new("in", 0);
+        let committed_offset = || {
+            let partitions = [input_partition.clone()];
+            let committed = membership::committed_offsets(&cluster, "app", &partitions);
+            committed[0].1.as_ref().map(|c| c.offset)
+        };
+
+        for value in ["a", "b"] {
+            backend.send(0, output("out", "k", value)).await.unwrap();
+        }
+        let offsets = [(input_partition.clone(), 2, "meta".to_string())];
+        backend.commit_transaction(&offsets).await.unwrap();
+        assert_eq!(
+            values(&cluster, "out", Isolation::ReadCommitted),
+            ["a", "b"]
+        );
+        assert_eq!(committed_offset(), Some(2));
+
+        backend.send(0, output("out", "k", "c")).await.unwrap();
+        backend.flush().await.unwrap();
+        assert_eq!(
+            values(&cluster, "out", Isolation::ReadCommitted),
+            ["a", "b"]
+        );
+        backend.abort_transaction().await.unwrap();
+        assert_eq!(
+            values(&cluster, "out", Isolation::ReadUncommitted),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            values(&cluster, "out", Isolation::ReadCommitted),
+            ["a", "b"]
+        );
+        assert_eq!(committed_offset(), Some(2));
+
+        let rewound = std::slice::from_ref(&input_partition);
+        backend.rewind(rewound).await.unwrap();
+        let BackendEvent::Records(again) =
+            poll_until(&mut backend, |e| matches!(e, BackendEvent::Records(_))).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(again.iter().map(|r| r.offset).collect::<Vec<_>>(), [2]);
+        backend.send(0, output("out", "k", "d")).await.unwrap();
+        let offsets = [(input_partition.clone(), 3, "meta".to_string())];
+        backend.commit_transaction(&offsets).await.unwrap();
+        assert_eq!(
+            values(&cluster, "out", Isolation::ReadCommitted),
+            ["a", "b", "d"]
+        );
+        assert_eq!(committed_offset(), Some(3));
+        backend.close().await.unwrap();
     }
 }

@@ -113,7 +113,10 @@ impl BrokerBuilder {
         let mut processors = Vec::new();
         let mut runners = Vec::new();
         let embedded = embedded_for(self.embedded, &cluster);
-        for (topology, config) in self.processors {
+        for (topology, mut config) in self.processors {
+            // One instance per broker: the node id names it unless the program did.
+            let node_instance = || format!("node-{}", cluster.node_id);
+            config.instance_id.get_or_insert_with(node_instance);
             let backend = EmbeddedBackend::new(cluster.clone(), embedded.clone());
             let runner = Runner::new(topology.clone(), backend, config);
             processors.push(Processor {

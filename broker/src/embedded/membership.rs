@@ -1,6 +1,6 @@
 //! The embedded runtime's membership of its consumer group, through the group handlers in
 //! process: JoinGroup, SyncGroup (as leader, the range assignment for every member),
-//! Heartbeat, OffsetCommit and LeaveGroup.
+//! Heartbeat, OffsetCommit (or, under exactly-once, TxnOffsetCommit) and LeaveGroup.
 //!
 //! The requests are the ones a Kafka client would send, so the group looks like any other
 //! consumer group in `riffle groups` and Kafka tools, and remote instances of the same
@@ -22,13 +22,17 @@ use riffle_protocol::api::offset_commit::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use riffle_protocol::api::sync_group::{SyncGroupRequest, SyncGroupRequestAssignment};
+use riffle_protocol::api::txn_offset_commit::{
+    TxnOffsetCommitRequest, TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
 use tracing::{info, warn};
 
+use super::transaction::TransactionalProducer;
 use crate::cluster::Cluster;
 use crate::group::consumer_protocol::{
     self, PROTOCOL_TYPE, RANGE_ASSIGNOR, decode_consumer_assignment,
 };
-use crate::handler::group;
+use crate::handler::{group, txn_offset_commit};
 
 /// The request versions used: the newest each handler serves, so static membership and
 /// the two-step join (MEMBER_ID_REQUIRED) behave as for current clients.
@@ -36,6 +40,9 @@ const JOIN_GROUP_VERSION: i16 = 7;
 const SYNC_GROUP_VERSION: i16 = 5;
 const HEARTBEAT_VERSION: i16 = 4;
 const OFFSET_COMMIT_VERSION: i16 = 8;
+/// TxnOffsetCommit v3 carries the member id, generation and group instance id, so the
+/// group fences a member it has moved past (KIP-447).
+const TXN_OFFSET_COMMIT_VERSION: i16 = 3;
 const LEAVE_GROUP_VERSION: i16 = 5;
 /// The client id the group shows for embedded members.
 const CLIENT_ID: &str = "riffle-embedded";
@@ -264,8 +271,69 @@ impl Membership {
         let errors = answer
             .topics
             .iter()
-            .flat_map(|topic| topic.partitions.iter().map(|p| p.error_code))
-            .filter(|code| *code != ErrorCode::None.code());
+            .flat_map(|topic| topic.partitions.iter().map(|p| p.error_code));
+        self.commit_outcome("commit", errors)
+    }
+
+    /// Commits offsets inside `producer`'s open transaction (TxnOffsetCommit), as this
+    /// member of this generation; they count only if the transaction commits. The caller
+    /// has added the group's offsets to the transaction (AddOffsetsToTxn).
+    ///
+    /// A refusal because the group moved on is `Ok(HeartbeatOutcome::Rejoin)`: this member
+    /// is a zombie for those partitions, and its transaction must be aborted.
+    ///
+    /// # Errors
+    /// Any other refusal.
+    pub async fn commit_in_transaction(
+        &mut self,
+        cluster: &Arc<Cluster>,
+        producer: &TransactionalProducer,
+        offsets: &[(TopicPartition, i64, String)],
+    ) -> Result<HeartbeatOutcome, BackendError> {
+        let (producer_id, producer_epoch) = producer.producer_id_and_epoch();
+        let topics = by_topic(offsets)
+            .into_iter()
+            .map(|(name, partitions)| TxnOffsetCommitRequestTopic {
+                name: name.to_string(),
+                partitions: partitions
+                    .into_iter()
+                    .map(
+                        |(partition_index, offset, metadata)| TxnOffsetCommitRequestPartition {
+                            partition_index,
+                            committed_offset: offset,
+                            committed_metadata: Some(metadata.to_string()),
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
+            })
+            .collect();
+        let request = TxnOffsetCommitRequest {
+            transactional_id: producer.transactional_id().to_string(),
+            group_id: self.group_id.clone(),
+            producer_id,
+            producer_epoch,
+            generation_id: self.generation_id,
+            member_id: self.member_id.clone(),
+            group_instance_id: self.group_instance_id.clone(),
+            topics,
+        };
+        let answer = txn_offset_commit::handle(cluster, TXN_OFFSET_COMMIT_VERSION, request).await;
+        let errors = answer
+            .topics
+            .iter()
+            .flat_map(|topic| topic.partitions.iter().map(|p| p.error_code));
+        self.commit_outcome("commit in transaction", errors)
+    }
+
+    /// What the partitions' error codes of a commit mean: the group moved on (rejoin),
+    /// or a refusal.
+    fn commit_outcome(
+        &self,
+        operation: &str,
+        codes: impl Iterator<Item = i16>,
+    ) -> Result<HeartbeatOutcome, BackendError> {
+        let errors = codes.filter(|code| *code != ErrorCode::None.code());
         let mut outcome = HeartbeatOutcome::Member;
         for code in errors {
             match ErrorCode::from_code(code) {
@@ -277,37 +345,36 @@ impl Membership {
                     warn!(group = %self.group_id, code, "commit refused by a rebalance; rejoining");
                     outcome = HeartbeatOutcome::Rejoin;
                 }
-                _ => return Err(self.refused("commit", code)),
+                _ => return Err(self.refused(operation, code)),
             }
         }
         Ok(outcome)
     }
 
     fn commit_request(&self, offsets: &[(TopicPartition, i64, String)]) -> OffsetCommitRequest {
-        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for (topic_partition, offset, metadata) in offsets {
-            topics
-                .entry(&topic_partition.topic)
-                .or_default()
-                .push(OffsetCommitRequestPartition {
-                    partition_index: topic_partition.partition,
-                    committed_offset: *offset,
-                    committed_metadata: Some(metadata.clone()),
-                    ..Default::default()
-                });
-        }
+        let topics = by_topic(offsets)
+            .into_iter()
+            .map(|(name, partitions)| OffsetCommitRequestTopic {
+                name: name.to_string(),
+                partitions: partitions
+                    .into_iter()
+                    .map(
+                        |(partition_index, offset, metadata)| OffsetCommitRequestPartition {
+                            partition_index,
+                            committed_offset: offset,
+                            committed_metadata: Some(metadata.to_string()),
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
+            })
+            .collect();
         OffsetCommitRequest {
             group_id: self.group_id.clone(),
             generation_id_or_member_epoch: self.generation_id,
             member_id: self.member_id.clone(),
             group_instance_id: self.group_instance_id.clone(),
-            topics: topics
-                .into_iter()
-                .map(|(name, partitions)| OffsetCommitRequestTopic {
-                    name: name.to_string(),
-                    partitions,
-                })
-                .collect(),
+            topics,
             ..Default::default()
         }
     }
@@ -349,6 +416,19 @@ impl Membership {
         let name = ErrorCode::from_code(code).map_or_else(|| code.to_string(), |c| c.to_string());
         BackendError::new(format!("{operation} {}", self.group_id), name)
     }
+}
+
+/// Offsets to commit grouped by topic: `(partition, next offset, metadata)` per topic.
+fn by_topic(offsets: &[(TopicPartition, i64, String)]) -> BTreeMap<&str, Vec<(i32, i64, &str)>> {
+    let mut topics: BTreeMap<&str, Vec<(i32, i64, &str)>> = BTreeMap::new();
+    for (topic_partition, offset, metadata) in offsets {
+        topics.entry(&topic_partition.topic).or_default().push((
+            topic_partition.partition,
+            *offset,
+            metadata,
+        ));
+    }
+    topics
 }
 
 /// The committed offsets of `group_id` for `partitions`, read from the coordinator.

@@ -11,11 +11,15 @@
 //!   [`crate::group::consumer_protocol`]'s, shared with remote instances that use librdkafka.
 //! - `reader`: reading assigned partitions from their logs, with long polls.
 //! - `writer`: output batches appended through the Produce handler with acks=all.
+//! - `transaction`: under exactly-once, the transactional producer those batches belong
+//!   to, through the transaction handlers (InitProducerId, AddPartitionsToTxn,
+//!   AddOffsetsToTxn, EndTxn); the offsets go in through `membership` (TxnOffsetCommit).
 
 mod backend;
 mod broker;
 mod membership;
 mod reader;
+mod transaction;
 mod writer;
 
 pub use backend::{EmbeddedBackend, EmbeddedConfig};

@@ -1,6 +1,11 @@
 //! Reading partitions for the embedded runtime, straight from their logs: what Fetch does,
 //! without the wire. Each assigned partition has a position (the next offset to return);
 //! an empty read waits on the partitions' append notifications, never in a sleep loop.
+//!
+//! [`Isolation::ReadCommitted`] (exactly-once) reads as a read_committed consumer does:
+//! only below the partition's last stable offset (records past it belong to transactions
+//! not decided yet), without the records of aborted transactions, and never control
+//! batches, which carry no records.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +15,7 @@ use bytes::Bytes;
 use riffle_processor::runtime::BackendError;
 use riffle_processor::{InputRecord, TopicPartition};
 use riffle_protocol::record::{RecordBatchView, TimestampType, batches};
-use riffle_storage::{FirstBatch, StorageError};
+use riffle_storage::{AbortedTransaction, FirstBatch, StorageError};
 use tokio::sync::Notify;
 use tracing::warn;
 
@@ -21,6 +26,15 @@ use crate::partition::Partition;
 /// batch comes whole even when larger, so a big batch never stalls the reader.
 pub const PARTITION_READ_MAX_BYTES: usize = 1024 * 1024;
 
+/// Which records a read returns: Kafka's `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything below the high watermark (at-least-once).
+    ReadUncommitted,
+    /// Committed records only (exactly-once): see the module doc.
+    ReadCommitted,
+}
+
 /// An assigned partition and how far it has been returned.
 struct Assigned {
     partition: Arc<Partition>,
@@ -29,9 +43,10 @@ struct Assigned {
 }
 
 impl Assigned {
-    /// Whether every record below the high watermark was returned.
-    fn is_caught_up(&self) -> bool {
-        self.position >= self.partition.log.high_watermark()
+    /// Whether every readable record was returned.
+    fn is_caught_up(&self, isolation: Isolation) -> bool {
+        // A failed read of the stable offset reads as "behind": the next read reports it.
+        readable_end(&self.partition, isolation).is_ok_and(|end| self.position >= end)
     }
 }
 
@@ -42,16 +57,29 @@ pub struct Reader {
     max_poll_bytes: usize,
     /// Where the next read starts, so one busy partition cannot starve the others.
     next_start: usize,
+    isolation: Isolation,
 }
 
 impl Reader {
-    /// A reader with nothing assigned.
+    /// A reader with nothing assigned, reading uncommitted records until
+    /// [`Reader::set_isolation`] says otherwise.
     pub fn new(max_poll_bytes: usize) -> Reader {
         Reader {
             assigned: BTreeMap::new(),
             max_poll_bytes,
             next_start: 0,
+            isolation: Isolation::ReadUncommitted,
         }
+    }
+
+    /// Which records reads return from now on.
+    pub fn set_isolation(&mut self, isolation: Isolation) {
+        self.isolation = isolation;
+    }
+
+    /// Which records reads return.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
     }
 
     /// Starts reading `topic_partition` at `position` (its committed offset), or at the log
@@ -82,11 +110,17 @@ impl Reader {
         std::mem::take(&mut self.assigned).into_keys().collect()
     }
 
-    /// Whether every record of `topic_partition` below its high watermark was returned.
+    /// The next offset to read from `topic_partition`, past whatever reads skipped.
+    pub fn position(&self, topic_partition: &TopicPartition) -> Option<i64> {
+        let assigned = self.assigned.get(topic_partition)?;
+        Some(assigned.position)
+    }
+
+    /// Whether every readable record of `topic_partition` was returned.
     pub fn is_caught_up(&self, topic_partition: &TopicPartition) -> bool {
         self.assigned
             .get(topic_partition)
-            .is_some_and(Assigned::is_caught_up)
+            .is_some_and(|assigned| assigned.is_caught_up(self.isolation))
     }
 
     /// Reads what the assigned partitions have past their positions, up to the poll byte
@@ -109,15 +143,16 @@ impl Reader {
             if read_bytes >= self.max_poll_bytes {
                 break;
             }
+            let end_offset = readable_end(&assigned.partition, self.isolation)
+                .map_err(|error| read_error(topic_partition, error))?;
+            if assigned.position >= end_offset {
+                continue;
+            }
             let chunk = read_chunk(topic_partition, assigned)?;
             read_bytes += chunk.len();
-            let last_offset = decode_chunk(
-                topic_partition,
-                chunk,
-                assigned.position,
-                None,
-                &mut records,
-            )?;
+            let readable = Readable::new(assigned, end_offset, self.isolation)
+                .map_err(|error| read_error(topic_partition, error))?;
+            let last_offset = decode_chunk(topic_partition, chunk, &readable, &mut records)?;
             if let Some(last_offset) = last_offset {
                 assigned.position = assigned.position.max(last_offset + 1);
             }
@@ -132,7 +167,11 @@ impl Reader {
         for assigned in self.assigned.values() {
             assigned.partition.register_waiter(&waiter);
         }
-        if !self.assigned.values().all(Assigned::is_caught_up) {
+        if !self
+            .assigned
+            .values()
+            .all(|assigned| assigned.is_caught_up(self.isolation))
+        {
             return;
         }
         let deadline = tokio::time::Instant::from_std(deadline);
@@ -141,7 +180,8 @@ impl Reader {
 }
 
 /// Every record of `topic_partition` from `from_offset` to `end_offset` (exclusive), or to
-/// the high watermark as it is now; positions of the group are not touched.
+/// the readable end as it is now (the high watermark, or with [`Isolation::ReadCommitted`]
+/// the last stable offset); positions of the group are not touched.
 ///
 /// # Errors
 /// When the partition does not exist, cannot be read, or holds a batch that does not decode.
@@ -150,10 +190,12 @@ pub fn read_range(
     topic_partition: &TopicPartition,
     from_offset: i64,
     end_offset: Option<i64>,
+    isolation: Isolation,
 ) -> Result<Vec<InputRecord>, BackendError> {
     let partition = find_partition(cluster, topic_partition)?;
-    let high_watermark = partition.log.high_watermark();
-    let end_offset = end_offset.map_or(high_watermark, |end| end.min(high_watermark));
+    let readable_end =
+        readable_end(&partition, isolation).map_err(|error| read_error(topic_partition, error))?;
+    let end_offset = end_offset.map_or(readable_end, |end| end.min(readable_end));
     let mut assigned = Assigned {
         partition,
         position: from_offset,
@@ -164,17 +206,62 @@ pub fn read_range(
         if chunk.is_empty() {
             break;
         }
-        let last_offset = decode_chunk(
-            topic_partition,
-            chunk,
-            assigned.position,
-            Some(end_offset),
-            &mut records,
-        )?;
+        let readable = Readable::new(&assigned, end_offset, isolation)
+            .map_err(|error| read_error(topic_partition, error))?;
+        let last_offset = decode_chunk(topic_partition, chunk, &readable, &mut records)?;
         // Step by the batches read, not the records kept: a compacted log has gaps.
         assigned.position = last_offset.map_or(end_offset, |offset| offset + 1);
     }
     Ok(records)
+}
+
+/// Where reading `partition` stops (exclusive): the high watermark, or for read_committed
+/// the last stable offset.
+fn readable_end(partition: &Partition, isolation: Isolation) -> Result<i64, StorageError> {
+    match isolation {
+        Isolation::ReadUncommitted => Ok(partition.log.high_watermark()),
+        Isolation::ReadCommitted => partition.last_stable_offset(),
+    }
+}
+
+/// What one read may return: records from `from_offset` below `end_offset`, outside the
+/// aborted transactions.
+struct Readable {
+    from_offset: i64,
+    end_offset: i64,
+    /// Aborted transactions overlapping the range; empty when reading uncommitted.
+    aborted: Vec<AbortedTransaction>,
+}
+
+impl Readable {
+    fn new(
+        assigned: &Assigned,
+        end_offset: i64,
+        isolation: Isolation,
+    ) -> Result<Readable, StorageError> {
+        let from_offset = assigned.position;
+        let aborted = match isolation {
+            Isolation::ReadUncommitted => Vec::new(),
+            Isolation::ReadCommitted => assigned
+                .partition
+                .aborted_transactions(from_offset, end_offset)?,
+        };
+        Ok(Readable {
+            from_offset,
+            end_offset,
+            aborted,
+        })
+    }
+
+    /// Whether `batch` belongs to an aborted transaction: its producer's records within
+    /// that transaction's offsets.
+    fn is_aborted(&self, batch: &RecordBatchView) -> bool {
+        batch.is_transactional()
+            && self.aborted.iter().any(|aborted| {
+                aborted.producer_id == batch.producer_id()
+                    && (aborted.first_offset..=aborted.last_offset).contains(&batch.base_offset())
+            })
+    }
 }
 
 fn find_partition(
@@ -216,25 +303,31 @@ fn read_error(topic_partition: &TopicPartition, error: impl std::fmt::Display) -
     BackendError::new(format!("read {topic_partition}"), error)
 }
 
-/// Decodes the records of `chunk` at or after `from_offset` (and below `end_offset`) into
-/// `records`. Returns the last offset the batches cover, so callers step past batches whose
-/// records compaction removed or that carry none (control batches).
+/// Decodes the records of `chunk` that `readable` allows into `records`. Returns the last
+/// offset the batches below the readable end cover, so callers step past batches whose
+/// records compaction removed or that carry none (control batches, aborted ones), and
+/// never past the end.
 fn decode_chunk(
     topic_partition: &TopicPartition,
     chunk: Bytes,
-    from_offset: i64,
-    end_offset: Option<i64>,
+    readable: &Readable,
     records: &mut Vec<InputRecord>,
 ) -> Result<Option<i64>, BackendError> {
     let mut last_offset = None;
     for batch in batches(chunk) {
         let batch = batch.map_err(|error| read_error(topic_partition, error))?;
+        // Transactions are decided batch by batch, so the last stable offset never falls
+        // inside a batch: one starting at the end is past it whole.
+        if batch.base_offset() >= readable.end_offset {
+            break;
+        }
         last_offset = Some(batch.last_offset());
         // Control batches mark transactions, which carry no user records.
-        if batch.is_control() || batch.last_offset() < from_offset {
+        let skipped = batch.is_control() || readable.is_aborted(&batch);
+        if skipped || batch.last_offset() < readable.from_offset {
             continue;
         }
-        decode_batch(topic_partition, &batch, from_offset, end_offset, records)?;
+        decode_batch(topic_partition, &batch, readable, records)?;
     }
     Ok(last_offset)
 }
@@ -242,18 +335,18 @@ fn decode_chunk(
 fn decode_batch(
     topic_partition: &TopicPartition,
     batch: &RecordBatchView,
-    from_offset: i64,
-    end_offset: Option<i64>,
+    readable: &Readable,
     records: &mut Vec<InputRecord>,
 ) -> Result<(), BackendError> {
+    let (from_offset, end_offset) = (readable.from_offset, readable.end_offset);
     let log_append_time =
         (batch.timestamp_type() == TimestampType::LogAppendTime).then(|| batch.max_timestamp());
     let decoded = batch
         .records()
         .map_err(|error| read_error(topic_partition, error))?;
-    let wanted = decoded.into_iter().filter(|record| {
-        record.offset >= from_offset && end_offset.is_none_or(|end| record.offset < end)
-    });
+    let wanted = decoded
+        .into_iter()
+        .filter(|record| record.offset >= from_offset && record.offset < end_offset);
     for record in wanted {
         let headers = record
             .headers

@@ -1,6 +1,11 @@
 //! Writing for the embedded runtime: records are buffered per partition as record batches
 //! and appended through the Produce handler with acks=all, so they take exactly the path a
 //! client's batches take (validation, offsets, fsync under the `acks-all` flush policy).
+//!
+//! Under exactly-once the writer holds a [`TransactionalProducer`]: each partition joins
+//! the open transaction before its first batch, and batches go out stamped with the
+//! producer's id, epoch and sequences and the transactional id, as a transactional
+//! client's would.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use riffle_protocol::ErrorCode;
 use riffle_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use riffle_protocol::record::{Compression, RecordBatchBuilder};
 
+use super::transaction::TransactionalProducer;
 use crate::cluster::Cluster;
 use crate::handler::produce;
 
@@ -51,6 +57,8 @@ pub struct Writer {
     /// Uncompressed record bytes at which a partition's batch is appended; below the
     /// default `max.message.bytes` (1 MiB) so a batch is never refused for its size.
     max_batch_bytes: usize,
+    /// Under exactly-once, the producer whose transactions the batches belong to.
+    producer: Option<TransactionalProducer>,
 }
 
 impl Writer {
@@ -60,7 +68,25 @@ impl Writer {
             buffers: BTreeMap::new(),
             written: BTreeMap::new(),
             max_batch_bytes,
+            producer: None,
         }
+    }
+
+    /// Writes every later batch in transactions of `producer`.
+    pub fn set_producer(&mut self, producer: TransactionalProducer) {
+        self.producer = Some(producer);
+    }
+
+    /// The transactional producer, under exactly-once.
+    pub fn producer_mut(&mut self) -> Option<&mut TransactionalProducer> {
+        self.producer.as_mut()
+    }
+
+    /// Drops the buffered batches and what was written since the last flush: they belong
+    /// to a transaction being aborted.
+    pub fn discard(&mut self) {
+        self.buffers.clear();
+        self.written.clear();
     }
 
     /// Buffers `record` for `partition` of its topic; appends that partition's batch when
@@ -139,15 +165,59 @@ impl Writer {
         Ok(std::mem::take(&mut self.written))
     }
 
-    /// Appends one batch per partition through the Produce handler and waits for acks=all.
+    /// Appends one batch per partition through the Produce handler and waits for acks=all;
+    /// under exactly-once, as transactional batches of partitions added to the transaction.
     async fn append(
         &mut self,
         cluster: &Arc<Cluster>,
         batches: BTreeMap<TopicPartition, RecordBatchBuilder>,
     ) -> Result<(), BackendError> {
+        if let Some(producer) = self.producer.as_mut() {
+            producer.add_partitions(cluster, batches.keys()).await?;
+        }
+        let (request, record_counts) = self.produce_request(batches)?;
+        let response = produce::handle(cluster, PRODUCE_VERSION, request)
+            .await
+            .ok_or_else(|| BackendError::new("write", "produce with acks=all got no answer"))?;
+        // Every accepted batch is counted before an error is returned, so the next batch
+        // of a partition that took this one gets the next sequence.
+        let mut first_error = None;
+        for topic in response.responses {
+            for answer in topic.partition_responses {
+                let topic_partition = TopicPartition::new(topic.name.clone(), answer.index);
+                if answer.error_code != ErrorCode::None.code() {
+                    let code = ErrorCode::from_code(answer.error_code)
+                        .map_or_else(|| answer.error_code.to_string(), |code| code.to_string());
+                    let message = answer.error_message.unwrap_or_default();
+                    let operation = format!("write {topic_partition}");
+                    let error = BackendError::new(operation, format!("{code} {message}"));
+                    first_error.get_or_insert(error);
+                    continue;
+                }
+                let count = record_counts.get(&topic_partition).copied().unwrap_or(0);
+                if let Some(producer) = self.producer.as_mut() {
+                    producer.acknowledge(&topic_partition, count);
+                }
+                let count = i64::try_from(count).unwrap_or(i64::MAX);
+                self.written
+                    .insert(topic_partition, answer.base_offset + count);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// One Produce request with every batch (stamped by the producer under exactly-once),
+    /// and each partition's record count.
+    fn produce_request(
+        &self,
+        batches: BTreeMap<TopicPartition, RecordBatchBuilder>,
+    ) -> Result<(ProduceRequest, BTreeMap<TopicPartition, usize>), BackendError> {
         let mut record_counts = BTreeMap::new();
         let mut topics: BTreeMap<String, Vec<PartitionProduceData>> = BTreeMap::new();
-        for (topic_partition, builder) in batches {
+        for (topic_partition, mut builder) in batches {
+            if let Some(producer) = &self.producer {
+                producer.stamp(&mut builder, &topic_partition);
+            }
             let bytes = builder
                 .build()
                 .map_err(|error| BackendError::new(format!("write {topic_partition}"), error))?;
@@ -161,6 +231,10 @@ impl Writer {
             record_counts.insert(topic_partition, builder.records_count());
         }
         let request = ProduceRequest {
+            transactional_id: self
+                .producer
+                .as_ref()
+                .map(|producer| producer.transactional_id().to_string()),
             acks: ACKS_ALL,
             timeout_ms: PRODUCE_TIMEOUT_MS,
             topic_data: topics
@@ -170,30 +244,8 @@ impl Writer {
                     partition_data,
                 })
                 .collect(),
-            ..Default::default()
         };
-        let response = produce::handle(cluster, PRODUCE_VERSION, request)
-            .await
-            .ok_or_else(|| BackendError::new("write", "produce with acks=all got no answer"))?;
-        for topic in response.responses {
-            for answer in topic.partition_responses {
-                let topic_partition = TopicPartition::new(topic.name.clone(), answer.index);
-                if answer.error_code != ErrorCode::None.code() {
-                    let code = ErrorCode::from_code(answer.error_code)
-                        .map_or_else(|| answer.error_code.to_string(), |code| code.to_string());
-                    let message = answer.error_message.unwrap_or_default();
-                    return Err(BackendError::new(
-                        format!("write {topic_partition}"),
-                        format!("{code} {message}"),
-                    ));
-                }
-                let count = record_counts.get(&topic_partition).copied().unwrap_or(0);
-                let count = i64::try_from(count).unwrap_or(i64::MAX);
-                self.written
-                    .insert(topic_partition, answer.base_offset + count);
-            }
-        }
-        Ok(())
+        Ok((request, record_counts))
     }
 }
 

@@ -8,8 +8,9 @@
 //! writes to. EndTxn makes the decision durable first (PrepareCommit or PrepareAbort, fsynced),
 //! then appends a COMMIT or ABORT marker to every partition of the transaction (and lets the
 //! group coordinator apply or drop offsets committed in it), fsyncs them, and records
-//! CompleteCommit or CompleteAbort. EndTxn is answered once the markers are written, so a
-//! read_committed consumer sees the outcome as soon as the producer does.
+//! CompleteCommit or CompleteAbort (without waiting for that record's fsync: see
+//! `append_and_apply`). EndTxn is answered once the markers are written, so a read_committed
+//! consumer sees the outcome as soon as the producer does.
 //!
 //! Every change goes through the same two steps: decide and mark the transaction `pending`
 //! under the lock, append its record (page cache), release the lock, wait for the fsync,
@@ -292,7 +293,25 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    /// Appends `target`'s record (or a tombstone, for `None`) and waits for it to be durable.
+    /// Appends `target`'s record and applies it without waiting for the fsync: for the
+    /// Complete record only. If a crash loses it, the restart finds the transaction
+    /// prepared and writes its markers again, which the partitions ignore; and the
+    /// producer's next change (a new transaction's partitions, a new epoch) is fsynced
+    /// before it is applied, which makes this record durable too, as it precedes it in the log.
+    fn append_and_apply(&self, target: &TransactionMetadata) -> Result<(), ErrorCode> {
+        let value = records::value(target);
+        let appended = self.append_record(&target.transactional_id, Some(&value));
+        let mut transactions = self.lock();
+        let metadata = transactions
+            .get_mut(&target.transactional_id)
+            .expect("a pending transaction is never removed");
+        metadata.pending = None;
+        appended?;
+        *metadata = target.clone();
+        Ok(())
+    }
+
+    /// Appends `target`'s record and waits for it to be durable.
     async fn persist(&self, target: &TransactionMetadata) -> Result<(), ErrorCode> {
         let id = &target.transactional_id;
         let value = records::value(target);
@@ -343,7 +362,7 @@ impl TransactionCoordinator {
             }
         };
         let outcome = match completed {
-            Ok(completed) => self.persist_and_apply(&completed).await,
+            Ok(completed) => self.append_and_apply(&completed),
             Err(code) => {
                 self.clear_pending(&id);
                 Err(code)

@@ -434,3 +434,95 @@ fn fetch_offset(cluster: &Cluster, require_stable: bool) -> (i64, i16) {
     let partition = &response.topics[0].partitions[0];
     (partition.committed_offset, partition.error_code)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_drops_aborted_offsets_and_keeps_the_committed_one() {
+    // __consumer_offsets in small segments: offset 7 committed in one transaction, 9 in an
+    // aborted one, then a plain record so that both are in sealed segments. A cleaner pass
+    // removes the aborted record (it must not count as the key's latest value), and after
+    // a restart the group's offset is still 7.
+    let (dir, cluster) = cluster();
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), "200".to_string()),
+    ]);
+    cluster
+        .set_topic_configs(crate::group::OFFSETS_TOPIC, configs, Validation::Apply)
+        .expect("small segments");
+    let producer = init(&cluster, "txn").await;
+    for (offset, commit) in [(7, true), (9, false)] {
+        let add_offsets = AddOffsetsToTxnRequest {
+            transactional_id: "txn".into(),
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch,
+            group_id: "group".into(),
+        };
+        assert_eq!(
+            add_offsets_to_txn::handle(&cluster, 3, add_offsets)
+                .await
+                .error_code,
+            0
+        );
+        let request = TxnOffsetCommitRequest {
+            transactional_id: "txn".into(),
+            group_id: "group".into(),
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch,
+            topics: vec![TxnOffsetCommitRequestTopic {
+                name: TOPIC.into(),
+                partitions: vec![TxnOffsetCommitRequestPartition {
+                    partition_index: 0,
+                    committed_offset: offset,
+                    committed_leader_epoch: -1,
+                    committed_metadata: None,
+                }],
+            }],
+            ..Default::default()
+        };
+        let response = txn_offset_commit::handle(&cluster, 3, request).await;
+        assert_eq!(response.topics[0].partitions[0].error_code, 0);
+        assert_eq!(end(&cluster, &producer, commit).await, 0);
+    }
+    let sealing = crate::group::records::CommittedOffset {
+        offset: 1,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 0,
+        expire_timestamp_ms: None,
+    };
+    let commits = vec![(TOPIC.to_string(), 1, sealing)];
+    let (errors, _) = cluster
+        .groups()
+        .commit_offsets("other", "", None, -1, commits);
+    assert_eq!(errors, [ErrorCode::None]);
+    let offsets = cluster
+        .topic(crate::group::OFFSETS_TOPIC)
+        .expect("offsets topic");
+    let log = &offsets.partitions[0].log;
+    let before_bytes = log.size_bytes();
+    tokio::task::block_in_place(|| crate::compaction::compact_logs(&cluster));
+    assert!(
+        log.size_bytes() < before_bytes,
+        "the aborted commit was removed"
+    );
+    assert_eq!(fetch_offset(&cluster, true), (7, 0));
+    cluster.shutdown().expect("shutdown");
+    drop(offsets);
+    drop(cluster);
+    let cluster = Arc::new(open_test_cluster(dir.path()));
+    assert_eq!(fetch_offset(&cluster, true), (7, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_transactional_id_expires_and_stays_forgotten() {
+    let (dir, cluster) = cluster_with_flags(&["--transactional-id-expiration-ms", "1"]);
+    init(&cluster, "idle").await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    cluster.transactions().tick(&cluster).await;
+    assert!(cluster.transactions().describe("idle").is_none());
+    cluster.shutdown().expect("shutdown");
+    drop(cluster);
+    let config = test_config(dir.path(), &["--transactional-id-expiration-ms", "1"]);
+    let cluster = Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("reopen");
+    assert!(cluster.transactions().describe("idle").is_none());
+}

@@ -7,6 +7,9 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+pub mod fraud_alerts;
+pub mod remote;
+
 use std::env;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -167,4 +170,32 @@ pub fn json(bytes: &[u8]) -> serde_json::Value {
 /// The UTF-8 text of a key.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("keys are UTF-8")
+}
+
+/// A small deterministic generator for "random" test choices (kill moments): seeded from
+/// `RIFFLE_TEST_SEED` when set, else from the clock, and the seed is printed, so a failing
+/// run can be replayed.
+pub struct TestRng(u64);
+
+impl TestRng {
+    pub fn from_env_or_clock() -> TestRng {
+        let seed = env::var("RIFFLE_TEST_SEED")
+            .ok()
+            .and_then(|seed| seed.parse().ok())
+            .unwrap_or_else(|| {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                let nanos = now.map_or(0, |since| since.as_nanos());
+                u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1)
+            });
+        println!("RIFFLE_TEST_SEED={seed}");
+        TestRng(seed | 1)
+    }
+
+    /// A number in `0..bound` (xorshift64*).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound.max(1)
+    }
 }

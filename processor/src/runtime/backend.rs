@@ -85,8 +85,9 @@ pub trait Backend: Send {
     ) -> impl Future<Output = Result<Vec<(TopicPartition, Option<CommittedOffset>)>, BackendError>> + Send;
 
     /// Every record of `partition` from `from_offset` up to `end_offset` (exclusive), or
-    /// to the partition's end when `None`: how stores are restored. Outside the group's
-    /// assignment; it must not move the group's positions.
+    /// to the partition's end when `None` (under read_committed, its last stable offset):
+    /// how stores are restored. Outside the group's assignment; it must not move the
+    /// group's positions.
     fn read_range(
         &mut self,
         partition: &TopicPartition,
@@ -113,10 +114,82 @@ pub trait Backend: Send {
         offsets: &[(TopicPartition, i64, String)],
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// Whether everything on the broker of this assigned partition has been returned by
-    /// [`Backend::poll`] (lag 0). `false` when unknown: a task then waits for that
+    /// Turns on exactly-once, before [`Backend::subscribe`]: from now on every record sent
+    /// belongs to a transaction of the producer `transactional_id`, and reads ([`Backend::poll`],
+    /// [`Backend::read_range`]) return committed records only (`isolation.level=read_committed`).
+    /// Fences any earlier producer with the same id and aborts its open transaction.
+    ///
+    /// The default refuses: a backend without transactions cannot run exactly-once.
+    fn init_transactions(
+        &mut self,
+        transactional_id: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let error = BackendError::new(
+            format!("init transactions {transactional_id}"),
+            "this backend does not support exactly-once",
+        );
+        std::future::ready(Err(error))
+    }
+
+    /// Commits, as one transaction, every record sent since the previous commit or abort
+    /// together with `(partition, next offset, metadata)` as the group's position, sent as
+    /// this member of its current generation (a member the group has moved past is
+    /// refused: that is how a zombie is fenced). Only after [`Backend::init_transactions`].
+    ///
+    /// # Errors
+    /// When anything in the transaction failed: the runtime then calls
+    /// [`Backend::abort_transaction`].
+    fn commit_transaction(
+        &mut self,
+        offsets: &[(TopicPartition, i64, String)],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let error = BackendError::new(
+            format!("commit transaction of {} offsets", offsets.len()),
+            "this backend does not support exactly-once",
+        );
+        std::future::ready(Err(error))
+    }
+
+    /// Aborts the open transaction: no record sent since the previous commit becomes
+    /// visible to read_committed readers, and the group's offsets stay where that commit
+    /// put them. Leaves the backend ready for the next transaction; a producer that was
+    /// fenced or failed for good is replaced by a new one (a new `init_transactions`).
+    fn abort_transaction(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let error = BackendError::new(
+            "abort transaction",
+            "this backend does not support exactly-once",
+        );
+        std::future::ready(Err(error))
+    }
+
+    /// Moves reading of these assigned `partitions` back to the group's committed offsets,
+    /// dropping whatever was read past them; [`Backend::committed`] then answers those
+    /// commits. How the runtime goes on after an aborted transaction.
+    fn rewind(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let error = BackendError::new(
+            format!("rewind {} partitions", partitions.len()),
+            "this backend does not support exactly-once",
+        );
+        std::future::ready(Err(error))
+    }
+
+    /// Whether everything readable on the broker of this assigned partition has been
+    /// returned by [`Backend::poll`] (lag 0; under read_committed, up to the last stable
+    /// offset). `false` when unknown: a task then waits for that
     /// partition before it picks records by timestamp.
     fn is_caught_up(&self, partition: &TopicPartition) -> bool;
+
+    /// The next offset [`Backend::poll`] reads from this assigned partition, counting the
+    /// records it skipped (transaction markers, aborted records); `None` when unknown.
+    /// The default knows none: commits then name the offset after the last processed
+    /// record.
+    fn position(&self, partition: &TopicPartition) -> Option<i64> {
+        let _ = partition;
+        None
+    }
 
     /// Leaves the group and releases resources; called once, after the last commit.
     fn close(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;

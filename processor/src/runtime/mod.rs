@@ -9,20 +9,40 @@
 //!
 //! # Delivery
 //!
-//! At-least-once. A commit first flushes every output, changelog and repartition record
-//! sent so far, and only then commits the input offsets, with [`CommitMetadata`] naming the
-//! changelog offsets the commit covers. A restarted task restores its stores only up to
-//! those offsets and reprocesses the input from the committed position, so its state and
-//! final window results match an uninterrupted run; outputs after the last commit may
-//! repeat.
+//! [`RuntimeConfig::processing_guarantee`] chooses between two guarantees; both keep a
+//! task's state consistent with its committed input position wherever it restarts.
+//!
+//! - [`ProcessingGuarantee::AtLeastOnce`] (the default). A commit first flushes every
+//!   output, changelog and repartition record sent so far, and only then commits the
+//!   input offsets, with [`CommitMetadata`] naming the changelog offsets the commit
+//!   covers. A restarted task restores its stores only up to those offsets and
+//!   reprocesses the input from the committed position, so its state and final window
+//!   results match an uninterrupted run; outputs after the last commit may repeat.
+//! - [`ProcessingGuarantee::ExactlyOnce`], Kafka Streams' `exactly_once_v2`. Everything a
+//!   commit interval writes (outputs, changelog and repartition records) and the input
+//!   offsets that produced it form one transaction of the instance's transactional
+//!   producer ([`Backend::init_transactions`], [`Backend::commit_transaction`]), sent
+//!   with the member's group generation so a zombie the group has moved past is refused.
+//!   Every read is read_committed, restores included, so a restored store holds exactly
+//!   the committed transactions' writes, the state the committed offsets imply. A failed
+//!   write or commit aborts the transaction ([`Backend::abort_transaction`]); every task
+//!   is then rebuilt from the committed changelogs and reads again from the committed
+//!   offsets ([`Backend::rewind`]), and processing goes on: a fenced producer is
+//!   replaced, not fatal. Readers with `isolation.level=read_committed` see each output
+//!   exactly once, when its transaction commits, which is why the default commit
+//!   interval drops to 100 ms ([`RuntimeConfig::for_guarantee`]).
 
 mod backend;
+mod config;
 mod runner;
+#[cfg(test)]
+mod testing;
 
 #[cfg(feature = "remote")]
 pub mod remote;
 
 pub use backend::{Backend, BackendError, BackendEvent, CommittedOffset};
-pub use runner::{Runner, RuntimeConfig, RuntimeError, RuntimeStatus};
+pub use config::{ProcessingGuarantee, RuntimeConfig, UnknownGuarantee};
+pub use runner::{Runner, RuntimeError, RuntimeStatus};
 
 pub use crate::task::CommitMetadata;

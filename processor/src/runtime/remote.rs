@@ -6,6 +6,21 @@
 //! reads changelogs outside the group, an idempotent `acks=all` producer, and an admin
 //! client for internal topics. [`Runner`] drives it like any other backend.
 //!
+//! # Exactly-once
+//!
+//! With [`ProcessingGuarantee::ExactlyOnce`](crate::runtime::ProcessingGuarantee) the
+//! producer is transactional, with `transactional.id = <application id>-<instance id>`
+//! ([`RuntimeConfig::instance_id`]) and `transaction.timeout.ms = 10000` unless the
+//! caller's settings say otherwise; both consumers read with
+//! `isolation.level=read_committed`. Each commit sends the input offsets into the
+//! transaction with the group consumer's metadata (`send_offsets_to_transaction`), so the
+//! group generation fences a zombie, then commits it. What a user sees when things go
+//! wrong: a failed commit or write logs `aborting the transaction` and the instance goes
+//! on from its last commit (its tasks restored again from their changelogs); a fenced
+//! producer (another instance started with the same instance id, or this one stalled past
+//! the transaction timeout) also logs `replacing it with a new one`, and a new producer is
+//! initialized in its place: no restart, no crash loop, no output twice.
+//!
 //! # Entry points
 //!
 //! ```text
@@ -45,13 +60,16 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
-use self::consumer::{GroupConsumer, GroupContext, committed_offset, poll_blocking};
+use self::consumer::{
+    GroupConsumer, GroupContext, committed_offset, poll_blocking, rewind_blocking,
+};
 use self::producer::OutputProducer;
 use self::restore::{
     REQUEST_TIMEOUT, RestoreConsumer, partition_count_blocking, read_range_blocking,
 };
 use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset};
-use super::runner::{Runner, RuntimeConfig, RuntimeError};
+use super::config::RuntimeConfig;
+use super::runner::{Runner, RuntimeError};
 use crate::record::{InputRecord, OutputRecord, TopicPartition};
 use crate::topology::{InternalTopic, Topology};
 
@@ -72,6 +90,13 @@ const GROUP_SETTINGS: &[(&str, &str)] = &[
 /// Runs `topology` against the cluster at `bootstrap_servers` until `shutdown` completes,
 /// then commits and leaves the group.
 ///
+/// With [`RuntimeConfig::instance_id`] set, the instance is also a static member of its
+/// group (`group.instance.id` = the instance id, KIP-345), as a co-located runtime is: a
+/// restarted instance takes its partitions back at once, without waiting for its previous
+/// member's session (librdkafka's 45 s) to expire; in exchange a static member does not
+/// leave the group when it stops, so its partitions move to others only after that
+/// session timeout.
+///
 /// # Errors
 /// When the clients cannot be created, the topology cannot run on the cluster, or a
 /// request the runtime cannot do without fails.
@@ -81,7 +106,12 @@ pub async fn run_remote(
     config: RuntimeConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
-    let backend = RemoteBackend::new(bootstrap_servers, &[])?;
+    let static_member = config.instance_id.as_deref();
+    let settings: Vec<(&str, &str)> = static_member
+        .map(|instance_id| ("group.instance.id", instance_id))
+        .into_iter()
+        .collect();
+    let backend = RemoteBackend::new(bootstrap_servers, &settings)?;
     Runner::new(topology, backend, config)
         .run_until(shutdown)
         .await
@@ -95,6 +125,9 @@ pub struct RemoteBackend {
     producer: OutputProducer,
     /// Reads changelogs and answers metadata and watermark requests, outside the group.
     restore: RestoreConsumer,
+    /// Under exactly-once, the group consumer reads read_committed too; set by
+    /// [`Backend::init_transactions`] before [`Backend::subscribe`] creates it.
+    read_committed: bool,
     /// The group member, from [`Backend::subscribe`] on.
     group: Option<Arc<GroupConsumer>>,
     /// A poll whose caller went away (the runner stopped waiting on shutdown); the next
@@ -130,6 +163,7 @@ impl RemoteBackend {
             admin,
             producer: OutputProducer::new(&base_config)?,
             restore: restore::restore_consumer(&base_config)?,
+            read_committed: false,
             base_config,
             group: None,
             in_flight_poll: None,
@@ -141,6 +175,27 @@ impl RemoteBackend {
         self.group
             .clone()
             .ok_or_else(|| BackendError::new(operation, "not subscribed to a group yet"))
+    }
+
+    /// Takes librdkafka's own positions where they are further than the records poll
+    /// returned: they step past control records (transaction markers), which poll never
+    /// returns, so a partition ending in a marker still counts as caught up.
+    fn note_consumer_positions(&mut self) {
+        let Some(consumer) = &self.group else {
+            return;
+        };
+        // Local to librdkafka: no request.
+        let Ok(positions) = consumer.position() else {
+            return;
+        };
+        for element in positions.elements() {
+            let Offset::Offset(offset) = element.offset() else {
+                continue;
+            };
+            let partition = TopicPartition::new(element.topic(), element.partition());
+            let known = self.positions.entry(partition).or_insert(offset);
+            *known = (*known).max(offset);
+        }
     }
 
     /// Tracks what poll returned, for [`Backend::is_caught_up`].
@@ -214,6 +269,9 @@ impl Backend for RemoteBackend {
         for (key, value) in GROUP_SETTINGS {
             config.set(*key, *value);
         }
+        if self.read_committed {
+            config.set("isolation.level", "read_committed");
+        }
         let consumer: GroupConsumer = config
             .create_with_context(GroupContext::new())
             .map_err(|error| BackendError::new(&operation, error))?;
@@ -235,6 +293,7 @@ impl Backend for RemoteBackend {
         self.in_flight_poll = None;
         let events = outcome.map_err(|error| BackendError::new("poll", error))?;
         self.note_positions(&events);
+        self.note_consumer_positions();
         Ok(events)
     }
 
@@ -288,20 +347,54 @@ impl Backend for RemoteBackend {
         offsets: &[(TopicPartition, i64, String)],
     ) -> Result<(), BackendError> {
         let consumer = self.group("commit")?;
-        let mut list = TopicPartitionList::new();
-        for (partition, next_offset, metadata) in offsets {
-            let mut element = list.add_partition(&partition.topic, partition.partition);
-            element
-                .set_offset(Offset::Offset(*next_offset))
-                .map_err(|error| BackendError::new("commit", error))?;
-            element.set_metadata(metadata.as_str());
-        }
+        let list = offsets_list(offsets)?;
         blocking("commit", move || {
             consumer
                 .commit(&list, CommitMode::Sync)
                 .map_err(|error| BackendError::new("commit", error))
         })
         .await
+    }
+
+    async fn init_transactions(&mut self, transactional_id: &str) -> Result<(), BackendError> {
+        let transactional = OutputProducer::transactional(&self.base_config, transactional_id);
+        let idempotent = std::mem::replace(&mut self.producer, transactional.await?);
+        // Dropping a producer joins its threads: not on a runtime worker.
+        tokio::task::spawn_blocking(move || drop(idempotent));
+        // Every read from now on sees committed records only: the group consumer, which
+        // subscribe creates, and the restore consumer, created again.
+        self.read_committed = true;
+        let mut config = self.base_config.clone();
+        config.set("isolation.level", "read_committed");
+        self.restore = restore::restore_consumer(&config)?;
+        Ok(())
+    }
+
+    async fn commit_transaction(
+        &mut self,
+        offsets: &[(TopicPartition, i64, String)],
+    ) -> Result<(), BackendError> {
+        let group = self.group("commit transaction")?;
+        let list = offsets_list(offsets)?;
+        self.producer.commit_transaction(list, group).await
+    }
+
+    async fn abort_transaction(&mut self) -> Result<(), BackendError> {
+        self.producer.abort_transaction().await
+    }
+
+    async fn rewind(&mut self, partitions: &[TopicPartition]) -> Result<(), BackendError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let consumer = self.group("rewind")?;
+        let list = partition_list(partitions.iter().map(|p| (p, Offset::Invalid)))?;
+        blocking("rewind", move || rewind_blocking(&consumer, list)).await?;
+        for partition in partitions {
+            // Known again from the new commit (see `is_caught_up`) and the next poll.
+            self.positions.remove(partition);
+        }
+        Ok(())
     }
 
     fn is_caught_up(&self, partition: &TopicPartition) -> bool {
@@ -317,6 +410,10 @@ impl Backend for RemoteBackend {
             Some(commit.map_or(low, |c| c.offset))
         });
         position.is_some_and(|position| position >= high)
+    }
+
+    fn position(&self, partition: &TopicPartition) -> Option<i64> {
+        self.positions.get(partition).copied()
     }
 
     async fn close(&mut self) -> Result<(), BackendError> {
@@ -366,6 +463,21 @@ fn partition_list<'a>(
     for (partition, offset) in offsets {
         list.add_partition_offset(&partition.topic, partition.partition, offset)
             .map_err(|error| BackendError::new("partition list", error))?;
+    }
+    Ok(list)
+}
+
+/// `(partition, next offset, metadata)` as a list to commit.
+fn offsets_list(
+    offsets: &[(TopicPartition, i64, String)],
+) -> Result<TopicPartitionList, BackendError> {
+    let mut list = TopicPartitionList::new();
+    for (partition, next_offset, metadata) in offsets {
+        let mut element = list.add_partition(&partition.topic, partition.partition);
+        element
+            .set_offset(Offset::Offset(*next_offset))
+            .map_err(|error| BackendError::new("commit", error))?;
+        element.set_metadata(metadata.as_str());
     }
     Ok(list)
 }

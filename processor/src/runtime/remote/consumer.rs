@@ -11,6 +11,10 @@
 //!   next poll, after the runner has committed what it processed: the member stays in its
 //!   generation until then, so that commit is accepted, and the group's next assignment
 //!   reads it.
+//!
+//! After an aborted transaction (exactly-once), [`rewind_blocking`] reads the commits again
+//! and keeps them in place of the assignment's, so rebuilt tasks restore from and resume at
+//! the same commit too.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,13 +24,14 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::topic_partition_list::TopicPartitionListElem;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::record::{InputRecord, TopicPartition};
-use crate::runtime::backend::{BackendEvent, CommittedOffset};
+use crate::runtime::backend::{BackendError, BackendEvent, CommittedOffset};
 
 /// The group consumer with its rebalance-recording context.
 pub(super) type GroupConsumer = BaseConsumer<GroupContext>;
@@ -41,6 +46,11 @@ const REBALANCE_CHANNEL_CAPACITY: usize = 64;
 
 /// How long the assignment callback waits for the group's committed offsets.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a rewind keeps retrying a seek librdkafka is not ready for (a partition whose
+/// fetcher is still starting), and how long it waits between tries.
+const SEEK_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+const SEEK_RETRY_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Records what the group does to this member; shared by the consumer's threads.
 pub(super) struct GroupContext {
@@ -169,6 +179,52 @@ impl GroupContext {
 fn release(consumer: &GroupConsumer) {
     if let Err(error) = consumer.unassign() {
         tracing::error!(%error, "unassign failed");
+    }
+}
+
+/// Reads the group's commits for `partitions` again, keeps them as the assigned commits
+/// (what the runner restores from) and moves the consumer there, dropping what it fetched
+/// past them. Blocks: run it on a blocking thread.
+pub(super) fn rewind_blocking(
+    consumer: &GroupConsumer,
+    partitions: TopicPartitionList,
+) -> Result<(), BackendError> {
+    let operation = "rewind to the committed offsets";
+    let committed = consumer
+        .committed_offsets(partitions, COMMITTED_TIMEOUT)
+        .map_err(|error| BackendError::new(operation, error))?;
+    if let Some(error) = committed.elements().iter().find_map(|e| e.error().err()) {
+        return Err(BackendError::new(operation, error));
+    }
+    let mut pending = consumer.context().remember_commits(&committed);
+    let deadline = Instant::now() + SEEK_RETRY_TIMEOUT;
+    loop {
+        // A seek also drops the messages librdkafka fetched for the partition before it.
+        let sought = consumer
+            .seek_partitions(pending, COMMITTED_TIMEOUT)
+            .map_err(|error| BackendError::new(operation, error))?;
+        let mut retry = TopicPartitionList::new();
+        for element in sought.elements() {
+            match element.error() {
+                Ok(()) => {}
+                // The partition's fetcher has not started (just assigned) or is stopping.
+                Err(KafkaError::OffsetFetch(
+                    RDKafkaErrorCode::State | RDKafkaErrorCode::PreviousInProgress,
+                )) if Instant::now() < deadline => {
+                    let _ = retry.add_partition_offset(
+                        element.topic(),
+                        element.partition(),
+                        element.offset(),
+                    );
+                }
+                Err(error) => return Err(BackendError::new(operation, error)),
+            }
+        }
+        if retry.count() == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(SEEK_RETRY_INTERVAL);
+        pending = retry;
     }
 }
 

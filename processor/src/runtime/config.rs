@@ -1,0 +1,166 @@
+//! How a runtime is configured: its pace and its processing guarantee.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// What a crash, a rebalance or a failed write may do to a topology's results.
+///
+/// Both guarantees keep state consistent with the committed input position: a task that
+/// restarts anywhere restores its stores to exactly what its last commit covers. They
+/// differ in what readers of the output topics see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ProcessingGuarantee {
+    /// Outputs are written as they are produced and the input offsets committed after
+    /// them. After a crash the input since the last commit is processed again, so outputs
+    /// written after that commit appear twice (with the same values).
+    #[default]
+    AtLeastOnce,
+    /// Kafka Streams' `exactly_once_v2` (KIP-447): each commit is one transaction holding
+    /// the outputs, changelog and repartition records written since the previous commit
+    /// and the input offsets. Readers with `isolation.level=read_committed` see every
+    /// result exactly once, at commit time; a crash or failed write aborts the open
+    /// transaction, and the tasks go back to their last commit.
+    ExactlyOnce,
+}
+
+impl ProcessingGuarantee {
+    /// The name used by [`FromStr`] and [`fmt::Display`]: `at-least-once`, `exactly-once`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessingGuarantee::AtLeastOnce => "at-least-once",
+            ProcessingGuarantee::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
+impl fmt::Display for ProcessingGuarantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A processing guarantee name that is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown processing guarantee '{0}' (expected at-least-once or exactly-once)")]
+pub struct UnknownGuarantee(pub String);
+
+impl FromStr for ProcessingGuarantee {
+    type Err = UnknownGuarantee;
+
+    /// Parses `at-least-once` or `exactly-once`, and Kafka Streams' spellings
+    /// `at_least_once` and `exactly_once_v2`, so a config copied from Kafka Streams works.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "at-least-once" | "at_least_once" => Ok(ProcessingGuarantee::AtLeastOnce),
+            "exactly-once" | "exactly_once_v2" => Ok(ProcessingGuarantee::ExactlyOnce),
+            other => Err(UnknownGuarantee(other.to_string())),
+        }
+    }
+}
+
+/// How a runtime paces itself, and what it guarantees.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// How often progress is committed (Kafka Streams' `commit.interval.ms`). Under
+    /// at-least-once, shorter means fewer repeated outputs after a crash, at the cost of
+    /// more flushes; under exactly-once it is also the latency read_committed readers see,
+    /// since outputs become visible only when their transaction commits.
+    pub commit_interval: Duration,
+    /// Longest wait for new records in one poll.
+    pub poll_timeout: Duration,
+    /// Records processed between two polls at most, so group duties keep running.
+    pub max_records_per_round: usize,
+    /// How often to log a warning while the runner waits at start-up for its source
+    /// topics to exist. It waits until they do (or until it is stopped): a co-located
+    /// topology must not take its broker down because nobody produced yet.
+    pub source_topics_warning_interval: Duration,
+    /// At-least-once (the default) or exactly-once; see [`ProcessingGuarantee`].
+    pub processing_guarantee: ProcessingGuarantee,
+    /// A name for this instance of the application, stable across its restarts and unique
+    /// among its instances (a host name, a pod name). Under exactly-once the instance's
+    /// producer has the transactional id `<application id>-<instance id>`: a restarted
+    /// instance with the same id fences its previous incarnation and aborts that one's
+    /// open transaction at once.
+    ///
+    /// The remote runtime's `run_remote` also makes it the group consumer's
+    /// `group.instance.id` (static membership), as the embedded runtime does with its node.
+    ///
+    /// `None`: the embedded runtime uses `node-<node id>` (one instance per broker); the
+    /// remote runtime picks a random id at each start, so after a crash the dead
+    /// instance's open transaction holds back read_committed readers of the partitions it
+    /// wrote (including the tasks' next owner) until the transaction timeout (10 s) aborts
+    /// it. Give every instance its own id: two running with the same one fence each
+    /// other's producer over and over (and, with `run_remote`, each other's group
+    /// membership).
+    pub instance_id: Option<String>,
+}
+
+impl RuntimeConfig {
+    /// The defaults for `guarantee`. Exactly-once commits every 100 ms, as Kafka Streams
+    /// does with `exactly_once_v2`: read_committed readers see outputs only once their
+    /// transaction commits, so the commit interval is their latency. At-least-once commits
+    /// every second.
+    pub fn for_guarantee(guarantee: ProcessingGuarantee) -> RuntimeConfig {
+        let commit_interval = match guarantee {
+            ProcessingGuarantee::AtLeastOnce => Duration::from_millis(1_000),
+            ProcessingGuarantee::ExactlyOnce => Duration::from_millis(100),
+        };
+        RuntimeConfig {
+            commit_interval,
+            poll_timeout: Duration::from_millis(100),
+            max_records_per_round: 10_000,
+            source_topics_warning_interval: Duration::from_secs(30),
+            processing_guarantee: guarantee,
+            instance_id: None,
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    /// At-least-once, committing every second.
+    fn default() -> Self {
+        RuntimeConfig::for_guarantee(ProcessingGuarantee::AtLeastOnce)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both guarantees parse from our names and Kafka Streams' and print back as ours;
+    /// anything else is refused with the text it got.
+    #[test]
+    fn guarantee_names_round_trip() {
+        for guarantee in [
+            ProcessingGuarantee::AtLeastOnce,
+            ProcessingGuarantee::ExactlyOnce,
+        ] {
+            assert_eq!(guarantee.to_string().parse(), Ok(guarantee));
+        }
+        assert_eq!(
+            "exactly_once_v2".parse(),
+            Ok(ProcessingGuarantee::ExactlyOnce)
+        );
+        assert_eq!(
+            "at_least_once".parse(),
+            Ok(ProcessingGuarantee::AtLeastOnce)
+        );
+        let refused = "exactly_once".parse::<ProcessingGuarantee>();
+        assert_eq!(refused, Err(UnknownGuarantee("exactly_once".to_string())));
+    }
+
+    /// The default stays at-least-once; the exactly-once defaults commit ten times as often.
+    #[test]
+    fn defaults_per_guarantee() {
+        let default = RuntimeConfig::default();
+        assert_eq!(
+            default.processing_guarantee,
+            ProcessingGuarantee::AtLeastOnce
+        );
+        assert_eq!(default.commit_interval, Duration::from_secs(1));
+        let exactly_once = RuntimeConfig::for_guarantee(ProcessingGuarantee::ExactlyOnce);
+        assert_eq!(exactly_once.commit_interval, Duration::from_millis(100));
+        assert_eq!(exactly_once.instance_id, None);
+    }
+}
