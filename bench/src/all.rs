@@ -7,13 +7,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
 use crate::broker_process::{BrokerProcess, ProcUsage, find_riffle_binary};
 use crate::consume::{self, ConsumeSpec};
 use crate::latency::{self, LatencyResult, LatencySpec};
+use crate::processing::{self, ProcessingRound, ProcessingSpec};
 use crate::produce::{self, CommitTiming, Delivery, ProduceSpec, Throughput};
 use crate::report::{self, Report, Row, Scenario, TargetCheck};
 use crate::rounds::{self, RoundPair};
@@ -31,6 +32,9 @@ const TARGET_CLEAN_START_MS: f64 = 1000.0;
 const TARGET_TRANSACTIONAL_RATIO: f64 = 0.80;
 /// Scenario 7's commit interval (of sending time), as the issue gives it.
 const TRANSACTIONAL_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// Scenario 8's commit interval, for both guarantees: Kafka Streams' exactly_once_v2
+/// default, and the runtime's own for exactly-once.
+const PROCESSING_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 /// librdkafka's mock cluster trims each partition's log past these (rdkafka_mock.c sets
 /// 100,000 messages and 5 MiB); we stay under both with a margin.
 const MOCK_PARTITION_MESSAGES_MAX: u64 = 90_000;
@@ -76,6 +80,8 @@ struct Sizes {
     s4_seconds: f64,
     s6_partitions: i32,
     s6_bytes: u64,
+    s8_backlog_events: u64,
+    s8_seconds: f64,
 }
 
 impl Sizes {
@@ -87,6 +93,8 @@ impl Sizes {
             s4_seconds: scaled(30.0, 3.0),
             s6_partitions: scaled(1000.0, 10.0) as i32,
             s6_bytes: scaled(5e9, 1e6) as u64,
+            s8_backlog_events: scaled(1_000_000.0, 10_000.0) as u64,
+            s8_seconds: scaled(10.0, 3.0),
         }
     }
 }
@@ -206,6 +214,18 @@ pub fn run(args: AllArgs) -> Result<()> {
     };
     suite.attempt(titled("7. Transactional produce"), |suite| {
         suite.transactional_produce(&s7, &s7_reference)
+    });
+    let s8 = ProcessingSpec {
+        partitions: 4,
+        keys: 1000,
+        value_bytes: 100,
+        backlog_events: sizes.s8_backlog_events,
+        rate_per_s: 10_000,
+        seconds: sizes.s8_seconds,
+        commit_interval: PROCESSING_COMMIT_INTERVAL,
+    };
+    suite.attempt(titled("8. Exactly-once processing"), |suite| {
+        suite.processing(&s8)
     });
     let Suite {
         mut report,
@@ -402,6 +422,13 @@ impl Suite<'_> {
             TRANSACTIONAL_COMMIT_INTERVAL.as_millis()
         );
         Ok(scenario)
+    }
+
+    /// Scenario 8: co-located brokers of its own (not the suite's), both guarantees per
+    /// round in alternating order.
+    fn processing(&self, spec: &ProcessingSpec) -> Result<Scenario> {
+        let rounds = processing::run(spec, self.rounds)?;
+        processing_scenario(spec, &rounds)
     }
 
     /// The raw-disk rows, measured once after all rounds, in the broker's average stored
@@ -724,6 +751,132 @@ fn transactional_scenario(
         notes,
         ..Scenario::default()
     })
+}
+
+/// Scenario 8's rows: each guarantee's throughput over the backlog (median of the rounds,
+/// exactly-once's ratio the median of the per-round ratios) and its latency percentiles
+/// over every round's outputs.
+fn processing_scenario(spec: &ProcessingSpec, rounds: &[ProcessingRound]) -> Result<Scenario> {
+    if rounds.is_empty() {
+        bail!("no rounds were run");
+    }
+    let [at_least_once_rate, exactly_once_rate, ratio] = processing::throughput_medians(rounds);
+    let backlog_row = |run: &str, rate: Option<f64>, ratio: Option<f64>| Row {
+        run: run.into(),
+        messages: Some(spec.backlog_events),
+        messages_per_s: rate,
+        mb_per_s: rate.map(|rate| rate * spec.value_bytes as f64 / 1e6),
+        ratio_to_ceiling: ratio,
+        ..Row::default()
+    };
+    let latency_row = |run: String, pick: fn(&ProcessingRound) -> &LatencyResult| {
+        let pooled = pool_latencies(rounds.iter().map(pick));
+        Row {
+            run,
+            messages: Some(pooled.sorted_us.len() as u64),
+            messages_per_s: Some(pooled.sent as f64 / pooled.elapsed.as_secs_f64()),
+            mb_per_s: Some(
+                pooled.sent as f64 * spec.value_bytes as f64 / 1e6 / pooled.elapsed.as_secs_f64(),
+            ),
+            latency_ms: Some(Row::latency(&pooled)),
+            ..Row::default()
+        }
+    };
+    let rate = spec.rate_per_s;
+    let rows = vec![
+        backlog_row("at-least-once, backlog", at_least_once_rate, Some(1.0)),
+        backlog_row("exactly-once, backlog", exactly_once_rate, ratio),
+        latency_row(format!("at-least-once, {rate} events/s"), |round| {
+            &round.at_least_once.latency
+        }),
+        latency_row(format!("exactly-once, {rate} events/s"), |round| {
+            &round.exactly_once.latency
+        }),
+    ];
+    Ok(Scenario {
+        title: format!(
+            "8. Exactly-once processing against at-least-once, co-located windowed count, a \
+             commit every {} ms",
+            spec.commit_interval.as_millis()
+        ),
+        shape: format!(
+            "A topology running inside a broker (riffle_broker::embedded, started by riffle-bench \
+             on a runtime of its own): {} keys of {} B events on {} partitions, counted per key \
+             in 1 s tumbling windows, one output per event. Throughput: a backlog of {} events \
+             written before the topology starts, timed from the topology holding its tasks to \
+             the last output seen by a read_committed consumer. Latency: {rate} events/s for \
+             {:.0} s on a fresh broker, each event's send time to its output at a \
+             read_committed consumer. Both guarantees commit every {} ms; per round each \
+             measurement runs both, in alternating order.",
+            spec.keys,
+            spec.value_bytes,
+            spec.partitions,
+            spec.backlog_events,
+            spec.seconds,
+            spec.commit_interval.as_millis()
+        ),
+        ratio_header: Some("vs at-least-once".into()),
+        rows,
+        targets: Vec::new(),
+        notes: processing_notes(rounds),
+    })
+}
+
+/// Every round's figures, and what the topologies committed and aborted.
+fn processing_notes(rounds: &[ProcessingRound]) -> Vec<String> {
+    let listed: Vec<String> = rounds
+        .iter()
+        .map(|round| {
+            format!(
+                "{:.0}% {:.1}/{:.1} ms",
+                round.throughput_ratio() * 100.0,
+                round.at_least_once.latency.quantile_ms(0.99),
+                round.exactly_once.latency.quantile_ms(0.99)
+            )
+        })
+        .collect();
+    let sum = |pick: fn(&ProcessingRound) -> u64| rounds.iter().map(pick).sum::<u64>();
+    let mut notes = Vec::new();
+    if rounds.len() > 1 {
+        notes.push(format!(
+            "Rounds (exactly-once throughput vs at-least-once, p99 at-least-once/exactly-once): \
+             {}; medians shown for throughput, percentiles over every round's outputs for \
+             latency.",
+            listed.join(", ")
+        ));
+    }
+    let [at_least_once_cpu, exactly_once_cpu] = processing::cpu_seconds_per_million_events(rounds);
+    notes.push(format!(
+        "CPU over the backlog runs (median): at-least-once {:.2}, exactly-once {:.2} CPU-s \
+         per million events, for riffle-bench's whole process (broker, topology and the \
+         output consumer share it here, so there is no broker-only figure).",
+        at_least_once_cpu.unwrap_or(f64::NAN),
+        exactly_once_cpu.unwrap_or(f64::NAN)
+    ));
+    notes.push(format!(
+        "Commits over all runs: at-least-once {}, exactly-once {} (each a transaction), of \
+         which aborted: {}.",
+        sum(|round| round.at_least_once.commits),
+        sum(|round| round.exactly_once.commits),
+        sum(|round| round.exactly_once.aborted_transactions)
+    ));
+    notes
+}
+
+/// One latency result over several runs: all their samples, sends and time.
+fn pool_latencies<'a>(results: impl Iterator<Item = &'a LatencyResult>) -> LatencyResult {
+    let mut pooled = LatencyResult {
+        sorted_us: Vec::new(),
+        sent: 0,
+        elapsed: Duration::ZERO,
+    };
+    for result in results {
+        pooled.sorted_us.extend_from_slice(&result.sorted_us);
+        pooled.sent += result.sent;
+        pooled.elapsed += result.elapsed;
+    }
+    pooled.sorted_us.sort_unstable();
+    pooled
 }
 
 fn throughput_targets(row: &Row, cpu_target: f64, verb: &str) -> Vec<TargetCheck> {

@@ -441,7 +441,7 @@ impl Transaction {
 /// has to wait at all takes at least 100 ms, whatever the broker does. With a commit
 /// every 100 ms that would halve a transactional run (`commit_transaction` flushes the
 /// same way first; after this flush it finds nothing left and goes straight to EndTxn).
-fn flush<C: ProducerContext>(producer: &BaseProducer<C>) -> Result<()> {
+pub fn flush<C: ProducerContext>(producer: &BaseProducer<C>) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(FLUSH_TIMEOUT_S);
     loop {
         producer.poll(Duration::ZERO);
