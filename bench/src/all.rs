@@ -200,30 +200,11 @@ pub fn run(args: AllArgs) -> Result<()> {
         let title = format!("5. Produce as 1, acks={acks}");
         suite.attempt(title.clone(), |suite| suite.produce(&title, &spec, false));
     }
-    let s7 = ProduceSpec {
-        topic: format!("s7-transactional-{suffix}"),
-        delivery: Delivery::Transactional {
-            commit_interval: TRANSACTIONAL_COMMIT_INTERVAL,
-        },
-        ..s1.clone()
-    };
-    let s7_reference = ProduceSpec {
-        topic: format!("s7-idempotent-{suffix}"),
-        delivery: Delivery::Idempotent,
-        ..s1.clone()
-    };
+    let (s7, s7_reference) = transactional_specs(&s1, &suffix);
     suite.attempt(titled("7. Transactional produce"), |suite| {
         suite.transactional_produce(&s7, &s7_reference)
     });
-    let s8 = ProcessingSpec {
-        partitions: 4,
-        keys: 1000,
-        value_bytes: 100,
-        backlog_events: sizes.s8_backlog_events,
-        rate_per_s: 10_000,
-        seconds: sizes.s8_seconds,
-        commit_interval: PROCESSING_COMMIT_INTERVAL,
-    };
+    let s8 = processing_spec(&sizes);
     suite.attempt(titled("8. Exactly-once processing"), |suite| {
         suite.processing(&s8)
     });
@@ -263,6 +244,38 @@ pub fn run(args: AllArgs) -> Result<()> {
     report::write(&report, &output_dir.join("REPORT.md"))?;
     println!("wrote {}", output_dir.join("REPORT.md").display());
     Ok(())
+}
+
+/// Scenario 7's two producers: scenario 1's shape, transactional with a commit every
+/// [`TRANSACTIONAL_COMMIT_INTERVAL`], and idempotent as its reference.
+fn transactional_specs(s1: &ProduceSpec, suffix: &str) -> (ProduceSpec, ProduceSpec) {
+    let transactional = ProduceSpec {
+        topic: format!("s7-transactional-{suffix}"),
+        delivery: Delivery::Transactional {
+            commit_interval: TRANSACTIONAL_COMMIT_INTERVAL,
+        },
+        ..s1.clone()
+    };
+    let reference = ProduceSpec {
+        topic: format!("s7-idempotent-{suffix}"),
+        delivery: Delivery::Idempotent,
+        ..s1.clone()
+    };
+    (transactional, reference)
+}
+
+/// Scenario 8's shape: 100 B events over 1000 keys and 4 partitions, 10,000 events/s in
+/// the latency runs, a commit every [`PROCESSING_COMMIT_INTERVAL`].
+fn processing_spec(sizes: &Sizes) -> ProcessingSpec {
+    ProcessingSpec {
+        partitions: 4,
+        keys: 1000,
+        value_bytes: 100,
+        backlog_events: sizes.s8_backlog_events,
+        rate_per_s: 10_000,
+        seconds: sizes.s8_seconds,
+        commit_interval: PROCESSING_COMMIT_INTERVAL,
+    }
 }
 
 /// What the scenarios share: the broker, the ceiling and the report being filled.
