@@ -691,3 +691,33 @@ pub fn throughput_medians(rounds: &[ProcessingRound]) -> [Option<f64>; 3] {
         figure(ProcessingRound::throughput_ratio),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_round_trips_with_its_stamp_first() {
+        // Proves the aggregate's bytes carry the send time where latency::receive reads it
+        // (the first 8 bytes, little-endian) and read back whole; short bytes are refused.
+        let counted = Counted::default().add(7).add(0x0102_0304_0506_0708);
+        assert_eq!(counted.count, 2);
+        let bytes = CountedSerde
+            .serialize("counts", &counted)
+            .expect("serializes");
+        assert_eq!(bytes[..STAMP_BYTES], 0x0102_0304_0506_0708u64.to_le_bytes());
+        assert_eq!(stamp_of(&bytes), 0x0102_0304_0506_0708);
+        let read = CountedSerde
+            .deserialize("counts", &bytes)
+            .expect("deserializes");
+        assert_eq!(read, counted);
+        assert!(CountedSerde.deserialize("counts", &bytes[..15]).is_err());
+    }
+
+    #[test]
+    fn an_event_without_a_stamp_counts_from_zero() {
+        // Proves a value shorter than a stamp is counted with send time 0, not refused.
+        assert_eq!(stamp_of(b"short"), 0);
+        assert_eq!(Counted::default().add(stamp_of(b"")).last_stamp_ns, 0);
+    }
+}
