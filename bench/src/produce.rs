@@ -3,13 +3,13 @@
 //! transactional producers ([`Delivery`]).
 //!
 //! One `BaseProducer` per producer thread, polled inline: a future per message would
-//! measure the executor, not the broker. A transactional producer commits after every
+//! measure the executor, not the broker. The clock starts once every thread's producer is
+//! ready to send (see [`prepare`]). A transactional producer commits after every
 //! `commit_interval` of sending and once at the end; each commit is timed in two parts,
 //! the flush of its last records and the `commit_transaction` (EndTxn) after it.
 
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -217,8 +217,9 @@ pub fn run_with_commits(
     bootstrap: &str,
     spec: &ProduceSpec,
 ) -> Result<(Throughput, Vec<CommitTiming>)> {
-    let started = Instant::now();
     let per_producer = spec.messages / u64::from(spec.producers);
+    // Every producer thread and this one: the clock starts when all producers are ready.
+    let ready = Arc::new(Barrier::new(spec.producers as usize + 1));
     let threads: Vec<_> = (0..spec.producers)
         .map(|index| {
             let extra = if index == 0 {
@@ -228,9 +229,14 @@ pub fn run_with_commits(
             };
             let bootstrap = bootstrap.to_string();
             let spec = spec.clone();
-            std::thread::spawn(move || produce_one(&bootstrap, &spec, index, per_producer + extra))
+            let ready = Arc::clone(&ready);
+            std::thread::spawn(move || {
+                produce_one(&bootstrap, &spec, index, per_producer + extra, &ready)
+            })
         })
         .collect();
+    ready.wait();
+    let started = Instant::now();
     let mut commits = Vec::new();
     for thread in threads {
         let producer_commits = thread
@@ -316,19 +322,16 @@ fn produce_one(
     spec: &ProduceSpec,
     index: u32,
     messages: u64,
+    ready: &Barrier,
 ) -> Result<Vec<CommitTiming>> {
     let context = CountingContext::default();
-    let transactional_id = format!("riffle-bench-{}-{index}", spec.topic);
-    let producer: BaseProducer<CountingContext> =
-        delivery_config(bootstrap, spec, &transactional_id)
-            .create_with_context(context.clone())
-            .context("cannot create the producer")?;
-    let mut transaction = match spec.delivery {
-        Delivery::Transactional { commit_interval } => {
-            Some(Transaction::begin_first(&producer, commit_interval)?)
-        }
-        Delivery::Plain | Delivery::Idempotent => None,
-    };
+    let prepared = prepare(bootstrap, spec, index, &context);
+    // Waited for even after a failure, so the other threads are not left waiting.
+    ready.wait();
+    let (producer, mut transaction) = prepared?;
+    if let Some(transaction) = &mut transaction {
+        transaction.begin(&producer)?;
+    }
     let value = vec![b'x'; spec.value_bytes];
     let partitions = spec.partitions.max(1);
     for sequence in 0..messages {
@@ -366,6 +369,43 @@ fn produce_one(
     Ok(commits)
 }
 
+/// A producer thread's client, ready to send at once: an idempotent or transactional one
+/// already holds its producer id. librdkafka's idempotent producer asks for one from a
+/// 500 ms timer after it starts (`rdkafka_idempotence.c`, `rd_kafka_idemp_start` with
+/// `immediate` false), which would put half a second of waiting inside the timed run, so
+/// it sends one warm-up record to partition 0 first; a transactional one gets its id in
+/// `init_transactions`.
+fn prepare(
+    bootstrap: &str,
+    spec: &ProduceSpec,
+    index: u32,
+    context: &CountingContext,
+) -> Result<(BaseProducer<CountingContext>, Option<Transaction>)> {
+    let transactional_id = format!("riffle-bench-{}-{index}", spec.topic);
+    let producer: BaseProducer<CountingContext> =
+        delivery_config(bootstrap, spec, &transactional_id)
+            .create_with_context(context.clone())
+            .context("cannot create the producer")?;
+    let transaction = match spec.delivery {
+        Delivery::Plain => None,
+        Delivery::Idempotent => {
+            let warm_up: BaseRecord<'_, (), [u8]> = BaseRecord::to(&spec.topic)
+                .payload(&b"warm-up"[..])
+                .partition(0);
+            producer
+                .send(warm_up)
+                .map_err(|(error, _)| error)
+                .context("cannot enqueue the warm-up record")?;
+            flush(&producer).context("the warm-up record was not acknowledged")?;
+            None
+        }
+        Delivery::Transactional { commit_interval } => {
+            Some(Transaction::init(&producer, commit_interval)?)
+        }
+    };
+    Ok((producer, transaction))
+}
+
 /// The open transaction of a transactional producer thread, and the commits made so far.
 struct Transaction {
     commit_interval: Duration,
@@ -375,22 +415,28 @@ struct Transaction {
 }
 
 impl Transaction {
-    /// init_transactions (InitProducerId), then the first begin_transaction.
-    fn begin_first<C: ProducerContext>(
+    /// init_transactions: FindCoordinator and InitProducerId, before the clock starts.
+    fn init<C: ProducerContext>(
         producer: &BaseProducer<C>,
         commit_interval: Duration,
     ) -> Result<Self> {
         producer
             .init_transactions(Duration::from_secs(FLUSH_TIMEOUT_S))
             .context("init_transactions failed")?;
-        producer
-            .begin_transaction()
-            .context("begin_transaction failed")?;
         Ok(Self {
             commit_interval,
             began: Instant::now(),
             commits: Vec::new(),
         })
+    }
+
+    /// begin_transaction, and the interval's clock with it.
+    fn begin<C: ProducerContext>(&mut self, producer: &BaseProducer<C>) -> Result<()> {
+        producer
+            .begin_transaction()
+            .context("begin_transaction failed")?;
+        self.began = Instant::now();
+        Ok(())
     }
 
     /// Commits and begins the next transaction once the open one has sent for
@@ -400,11 +446,7 @@ impl Transaction {
             return Ok(());
         }
         self.commit(producer)?;
-        producer
-            .begin_transaction()
-            .context("begin_transaction failed")?;
-        self.began = Instant::now();
-        Ok(())
+        self.begin(producer)
     }
 
     /// The final commit; returns every commit's timing.
