@@ -7,14 +7,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
 use crate::broker_process::{BrokerProcess, ProcUsage, find_riffle_binary};
 use crate::consume::{self, ConsumeSpec};
 use crate::latency::{self, LatencyResult, LatencySpec};
-use crate::produce::{self, ProduceSpec, Throughput};
+use crate::processing::{self, ProcessingRound, ProcessingSpec};
+use crate::produce::{self, CommitTiming, Delivery, ProduceSpec, Throughput};
 use crate::report::{self, Report, Row, Scenario, TargetCheck};
 use crate::rounds::{self, RoundPair};
 use crate::{chart, disk, startup, topic};
@@ -27,6 +28,13 @@ const TARGET_PEAK_RSS_MB: f64 = 150.0;
 const TARGET_P99_MS: f64 = 5.0;
 const TARGET_P999_MS: f64 = 20.0;
 const TARGET_CLEAN_START_MS: f64 = 1000.0;
+/// Scenario 7: a transactional producer against an idempotent one, same run.
+const TARGET_TRANSACTIONAL_RATIO: f64 = 0.80;
+/// Scenario 7's commit interval (of sending time), as the issue gives it.
+const TRANSACTIONAL_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// Scenario 8's commit interval, for both guarantees: Kafka Streams' exactly_once_v2
+/// default, and the runtime's own for exactly-once.
+const PROCESSING_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 /// librdkafka's mock cluster trims each partition's log past these (rdkafka_mock.c sets
 /// 100,000 messages and 5 MiB); we stay under both with a margin.
 const MOCK_PARTITION_MESSAGES_MAX: u64 = 90_000;
@@ -55,10 +63,14 @@ pub struct AllArgs {
     /// Skip scenario 6 (it fills the disk with --scale × 5 GB).
     #[arg(long)]
     pub skip_startup: bool,
-    /// Rounds of each throughput scenario (1, 2, 3, 5); the report shows their medians.
+    /// Rounds of each throughput scenario (1, 2, 3, 5, 7, 8); the report shows their medians.
     /// Each round writes its own topics, so the broker's disk holds this many copies.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
+    /// Run only these scenarios, by number (`--only 7,8`). Scenario 3 reads what 1 and 2
+    /// wrote, so asking for 3 runs them too. Default: every scenario.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<u32>,
 }
 
 /// Scenario sizes after scaling.
@@ -68,6 +80,8 @@ struct Sizes {
     s4_seconds: f64,
     s6_partitions: i32,
     s6_bytes: u64,
+    s8_backlog_events: u64,
+    s8_seconds: f64,
 }
 
 impl Sizes {
@@ -79,6 +93,8 @@ impl Sizes {
             s4_seconds: scaled(30.0, 3.0),
             s6_partitions: scaled(1000.0, 10.0) as i32,
             s6_bytes: scaled(5e9, 1e6) as u64,
+            s8_backlog_events: scaled(1_000_000.0, 10_000.0) as u64,
+            s8_seconds: scaled(10.0, 3.0),
         }
     }
 }
@@ -102,6 +118,7 @@ pub fn run(args: AllArgs) -> Result<()> {
             scale: args.scale,
             rounds: args.rounds,
             page_cache_cost: None,
+            only: args.only.clone(),
             scenarios: Vec::new(),
             failures: Vec::new(),
         },
@@ -129,6 +146,7 @@ pub fn run(args: AllArgs) -> Result<()> {
         acks: "all".into(),
         linger_ms: 5,
         producers: 1,
+        delivery: Delivery::Plain,
     };
     let s2 = ProduceSpec {
         topic: format!("s2-{suffix}"),
@@ -138,6 +156,7 @@ pub fn run(args: AllArgs) -> Result<()> {
         acks: "all".into(),
         linger_ms: 5,
         producers: 2,
+        delivery: Delivery::Plain,
     };
     let titled = |title: &str| title.to_string();
     suite.attempt(
@@ -181,6 +200,14 @@ pub fn run(args: AllArgs) -> Result<()> {
         let title = format!("5. Produce as 1, acks={acks}");
         suite.attempt(title.clone(), |suite| suite.produce(&title, &spec, false));
     }
+    let (s7, s7_reference) = transactional_specs(&s1, &suffix);
+    suite.attempt(titled("7. Transactional produce"), |suite| {
+        suite.transactional_produce(&s7, &s7_reference)
+    });
+    let s8 = processing_spec(&sizes);
+    suite.attempt(titled("8. Exactly-once processing"), |suite| {
+        suite.processing(&s8)
+    });
     let Suite {
         mut report,
         latency: latency_runs,
@@ -189,7 +216,7 @@ pub fn run(args: AllArgs) -> Result<()> {
     drop(mock);
     broker.stop().context("the broker did not stop cleanly")?;
 
-    if !args.skip_startup {
+    if !args.skip_startup && wanted(&args.only, 6) {
         let startup_dir = tempfile::tempdir().context("cannot create a data directory")?;
         match startup::run(
             &binary,
@@ -200,7 +227,7 @@ pub fn run(args: AllArgs) -> Result<()> {
                 sizes.s6_bytes / startup::UNFLUSHED_TAIL_DIVISOR,
             ),
         ) {
-            Ok(result) => report.scenarios.push(startup_scenario(&result)),
+            Ok(result) => report::insert_in_order(&mut report.scenarios, startup_scenario(&result)),
             Err(error) => report.failures.push(format!("6. Start-up: {error:#}")),
         }
     }
@@ -219,6 +246,38 @@ pub fn run(args: AllArgs) -> Result<()> {
     Ok(())
 }
 
+/// Scenario 7's two producers: scenario 1's shape, transactional with a commit every
+/// [`TRANSACTIONAL_COMMIT_INTERVAL`], and idempotent as its reference.
+fn transactional_specs(s1: &ProduceSpec, suffix: &str) -> (ProduceSpec, ProduceSpec) {
+    let transactional = ProduceSpec {
+        topic: format!("s7-transactional-{suffix}"),
+        delivery: Delivery::Transactional {
+            commit_interval: TRANSACTIONAL_COMMIT_INTERVAL,
+        },
+        ..s1.clone()
+    };
+    let reference = ProduceSpec {
+        topic: format!("s7-idempotent-{suffix}"),
+        delivery: Delivery::Idempotent,
+        ..s1.clone()
+    };
+    (transactional, reference)
+}
+
+/// Scenario 8's shape: 100 B events over 1000 keys and 4 partitions, 10,000 events/s in
+/// the latency runs, a commit every [`PROCESSING_COMMIT_INTERVAL`].
+fn processing_spec(sizes: &Sizes) -> ProcessingSpec {
+    ProcessingSpec {
+        partitions: 4,
+        keys: 1000,
+        value_bytes: 100,
+        backlog_events: sizes.s8_backlog_events,
+        rate_per_s: 10_000,
+        seconds: sizes.s8_seconds,
+        commit_interval: PROCESSING_COMMIT_INTERVAL,
+    }
+}
+
 /// What the scenarios share: the broker, the ceiling and the report being filled.
 struct Suite<'a> {
     broker: &'a BrokerProcess,
@@ -231,7 +290,11 @@ struct Suite<'a> {
 }
 
 impl Suite<'_> {
+    /// Runs `scenario` unless `--only` leaves it out; records its result or its failure.
     fn attempt(&mut self, title: String, scenario: impl FnOnce(&mut Self) -> Result<Scenario>) {
+        if !wanted(&self.report.only, report::title_number(&title)) {
+            return;
+        }
         eprintln!("riffle-bench: {title}");
         match scenario(self) {
             Ok(done) => self.report.scenarios.push(done),
@@ -320,6 +383,70 @@ impl Suite<'_> {
                 throughput_targets(&scenario.rows[0], TARGET_PRODUCE_CPU_S_PER_GB, "produced");
         }
         Ok(scenario)
+    }
+
+    /// Scenario 7: per round, `transactional` and `reference` (the idempotent producer of
+    /// the same shape) on the broker, back to back in alternating order; after the rounds,
+    /// a read_committed read-back of every transactional round's topic, which must find
+    /// every record: a broker that loses or hides committed records fails the scenario.
+    fn transactional_produce(
+        &self,
+        transactional: &ProduceSpec,
+        reference: &ProduceSpec,
+    ) -> Result<Scenario> {
+        let mut commits = Vec::new();
+        let mut reference_cpu_s_per_gb = Vec::new();
+        let paired = self.paired_rounds(
+            |round| {
+                let spec = round_spec(transactional, round);
+                topic::create_topic(&self.broker.bootstrap, &spec.topic, spec.partitions)?;
+                let ((run, round_commits), usage) =
+                    self.on_broker(|bootstrap| produce::run_with_commits(bootstrap, &spec))?;
+                commits.extend(round_commits);
+                Ok((run, usage))
+            },
+            |round| {
+                let spec = round_spec(reference, round);
+                topic::create_topic(&self.broker.bootstrap, &spec.topic, spec.partitions)?;
+                let (run, usage) = self.on_broker(|bootstrap| produce::run(bootstrap, &spec))?;
+                let moved_gb = run.value_bytes_total as f64 / 1e9;
+                reference_cpu_s_per_gb.push(usage.cpu_seconds / moved_gb);
+                Ok(run)
+            },
+        )?;
+        // After the rounds, so each round's two runs stay back to back.
+        for round in 0..self.rounds {
+            let spec = round_spec(transactional, round);
+            consume::check_read_committed(
+                &self.broker.bootstrap,
+                &spec.topic,
+                spec.partitions,
+                spec.messages,
+            )
+            .with_context(|| format!("round {} of {}", round + 1, self.rounds))?;
+        }
+        let mut scenario = transactional_scenario(&paired, &reference_cpu_s_per_gb, &commits)?;
+        scenario.shape = format!(
+            "{} messages of {} B values to {} partition(s), {} producer(s), acks=all, \
+             linger.ms={}, by a transactional producer committing after every {} ms of \
+             sending and once at the end, against an idempotent producer \
+             (enable.idempotence=true) of the same shape on the same broker, paired round by \
+             round.",
+            transactional.messages,
+            transactional.value_bytes,
+            transactional.partitions,
+            transactional.producers,
+            transactional.linger_ms,
+            TRANSACTIONAL_COMMIT_INTERVAL.as_millis()
+        );
+        Ok(scenario)
+    }
+
+    /// Scenario 8: co-located brokers of its own (not the suite's), both guarantees per
+    /// round in alternating order.
+    fn processing(&self, spec: &ProcessingSpec) -> Result<Scenario> {
+        let rounds = processing::run(spec, self.rounds)?;
+        processing_scenario(spec, &rounds)
     }
 
     /// The raw-disk rows, measured once after all rounds, in the broker's average stored
@@ -504,6 +631,7 @@ impl Suite<'_> {
                  an assign() consumer in the same process. Every message counts (no warm-up cut).",
                 spec.rate_per_s, spec.seconds
             ),
+            ratio_header: None,
             rows: vec![broker_row],
             targets: vec![
                 TargetCheck {
@@ -542,6 +670,12 @@ impl Suite<'_> {
     }
 }
 
+/// Whether scenario `number` runs under `--only` (empty: all); 1 and 2 run for 3, which
+/// reads their topics.
+fn wanted(only: &[u32], number: u32) -> bool {
+    only.is_empty() || only.contains(&number) || (number <= 2 && only.contains(&3))
+}
+
 /// `spec` as produce round `round` writes it: a topic of its own per round, on riffle and
 /// on the mock alike.
 fn round_spec(spec: &ProduceSpec, round: u32) -> ProduceSpec {
@@ -574,6 +708,194 @@ fn throughput_scenario(title: &str, rounds: &[RoundPair]) -> Result<Scenario> {
         notes: rounds::rounds_note(rounds).into_iter().collect(),
         ..Scenario::default()
     })
+}
+
+/// Scenario 7's rows, target and notes: the transactional row against the idempotent
+/// reference, each with its broker CPU per GB, and the commits' timings.
+fn transactional_scenario(
+    rounds: &[RoundPair],
+    reference_cpu_s_per_gb: &[f64],
+    commits: &[CommitTiming],
+) -> Result<Scenario> {
+    let [mut transactional_row, mut reference_row] =
+        rounds::median_rows(rounds).context("no rounds were run")?;
+    transactional_row.run = "riffle, transactional".into();
+    reference_row.run = "riffle, idempotent (reference)".into();
+    reference_row.cpu_s_per_gb = rounds::median(reference_cpu_s_per_gb);
+    let ratio = transactional_row.ratio_to_ceiling.unwrap_or(0.0);
+    let listed: Vec<String> = rounds
+        .iter()
+        .zip(reference_cpu_s_per_gb)
+        .map(|(round, reference_cpu)| {
+            format!(
+                "{:.0}% {:.2}/{reference_cpu:.2}",
+                round.ratio_to_ceiling() * 100.0,
+                round.cpu_s_per_gb()
+            )
+        })
+        .collect();
+    let mut notes = Vec::new();
+    // As rounds::rounds_note: a single round's figures are the table's.
+    if rounds.len() > 1 {
+        notes.push(format!(
+            "Rounds (transactional vs idempotent, broker CPU-s/GB transactional/idempotent): \
+             {}; medians shown.",
+            listed.join(", ")
+        ));
+    }
+    notes.extend([
+        format!(
+            "Commits over all rounds: {}. Each commit is a flush (until the transaction's \
+             last records are acknowledged) and then commit_transaction, whose time is \
+             EndTxn's round trip.",
+            produce::commits_summary(commits)
+        ),
+        "After the rounds, a consumer with isolation.level=read_committed read each \
+         transactional round's topic from the start and found exactly the records produced \
+         (not timed)."
+            .into(),
+    ]);
+    Ok(Scenario {
+        title: "7. Transactional produce, 100 B, 1 partition, a commit every 100 ms".into(),
+        ratio_header: Some("vs idempotent".into()),
+        rows: vec![transactional_row, reference_row],
+        targets: vec![TargetCheck {
+            what: format!(
+                ">= {:.0}% of the idempotent producer",
+                TARGET_TRANSACTIONAL_RATIO * 100.0
+            ),
+            measured: format!("{:.0}%", ratio * 100.0),
+            met: ratio >= TARGET_TRANSACTIONAL_RATIO,
+        }],
+        notes,
+        ..Scenario::default()
+    })
+}
+
+/// Scenario 8's rows: each guarantee's throughput over the backlog (median of the rounds,
+/// exactly-once's ratio the median of the per-round ratios) and its latency percentiles
+/// over every round's outputs.
+fn processing_scenario(spec: &ProcessingSpec, rounds: &[ProcessingRound]) -> Result<Scenario> {
+    if rounds.is_empty() {
+        bail!("no rounds were run");
+    }
+    let [at_least_once_rate, exactly_once_rate, ratio] = processing::throughput_medians(rounds);
+    let backlog_row = |run: &str, rate: Option<f64>, ratio: Option<f64>| Row {
+        run: run.into(),
+        messages: Some(spec.backlog_events),
+        messages_per_s: rate,
+        mb_per_s: rate.map(|rate| rate * spec.value_bytes as f64 / 1e6),
+        ratio_to_ceiling: ratio,
+        ..Row::default()
+    };
+    let latency_row = |run: String, pick: fn(&ProcessingRound) -> &LatencyResult| {
+        let pooled = pool_latencies(rounds.iter().map(pick));
+        Row {
+            run,
+            messages: Some(pooled.sorted_us.len() as u64),
+            messages_per_s: Some(pooled.sent as f64 / pooled.elapsed.as_secs_f64()),
+            mb_per_s: Some(
+                pooled.sent as f64 * spec.value_bytes as f64 / 1e6 / pooled.elapsed.as_secs_f64(),
+            ),
+            latency_ms: Some(Row::latency(&pooled)),
+            ..Row::default()
+        }
+    };
+    let rate = spec.rate_per_s;
+    let rows = vec![
+        backlog_row("at-least-once, backlog", at_least_once_rate, Some(1.0)),
+        backlog_row("exactly-once, backlog", exactly_once_rate, ratio),
+        latency_row(format!("at-least-once, {rate} events/s"), |round| {
+            &round.at_least_once.latency
+        }),
+        latency_row(format!("exactly-once, {rate} events/s"), |round| {
+            &round.exactly_once.latency
+        }),
+    ];
+    Ok(Scenario {
+        title: format!(
+            "8. Exactly-once processing against at-least-once, co-located windowed count, a \
+             commit every {} ms",
+            spec.commit_interval.as_millis()
+        ),
+        shape: format!(
+            "A topology running inside a broker (riffle_broker::embedded, started by riffle-bench \
+             on a runtime of its own): {} keys of {} B events on {} partitions, counted per key \
+             in 1 s tumbling windows, one output per event. Throughput: a backlog of {} events \
+             written before the topology starts, timed from the topology holding its tasks to \
+             the last output seen by a read_committed consumer. Latency: {rate} events/s for \
+             {:.0} s on a fresh broker, each event's send time to its output at a \
+             read_committed consumer. Both guarantees commit every {} ms; per round each \
+             measurement runs both, in alternating order.",
+            spec.keys,
+            spec.value_bytes,
+            spec.partitions,
+            spec.backlog_events,
+            spec.seconds,
+            spec.commit_interval.as_millis()
+        ),
+        ratio_header: Some("vs at-least-once".into()),
+        rows,
+        targets: Vec::new(),
+        notes: processing_notes(rounds),
+    })
+}
+
+/// Every round's figures, and what the topologies committed and aborted.
+fn processing_notes(rounds: &[ProcessingRound]) -> Vec<String> {
+    let listed: Vec<String> = rounds
+        .iter()
+        .map(|round| {
+            format!(
+                "{:.0}% {:.1}/{:.1} ms",
+                round.throughput_ratio() * 100.0,
+                round.at_least_once.latency.quantile_ms(0.99),
+                round.exactly_once.latency.quantile_ms(0.99)
+            )
+        })
+        .collect();
+    let sum = |pick: fn(&ProcessingRound) -> u64| rounds.iter().map(pick).sum::<u64>();
+    let mut notes = Vec::new();
+    if rounds.len() > 1 {
+        notes.push(format!(
+            "Rounds (exactly-once throughput vs at-least-once, p99 at-least-once/exactly-once): \
+             {}; medians shown for throughput, percentiles over every round's outputs for \
+             latency.",
+            listed.join(", ")
+        ));
+    }
+    let [at_least_once_cpu, exactly_once_cpu] = processing::cpu_seconds_per_million_events(rounds);
+    notes.push(format!(
+        "CPU over the backlog runs (median): at-least-once {:.2}, exactly-once {:.2} CPU-s \
+         per million events, for riffle-bench's whole process (broker, topology and the \
+         output consumer share it here, so there is no broker-only figure).",
+        at_least_once_cpu.unwrap_or(f64::NAN),
+        exactly_once_cpu.unwrap_or(f64::NAN)
+    ));
+    notes.push(format!(
+        "Commits over all runs: at-least-once {}, exactly-once {} (each a transaction), of \
+         which aborted: {}.",
+        sum(|round| round.at_least_once.commits),
+        sum(|round| round.exactly_once.commits),
+        sum(|round| round.exactly_once.aborted_transactions)
+    ));
+    notes
+}
+
+/// One latency result over several runs: all their samples, sends and time.
+fn pool_latencies<'a>(results: impl Iterator<Item = &'a LatencyResult>) -> LatencyResult {
+    let mut pooled = LatencyResult {
+        sorted_us: Vec::new(),
+        sent: 0,
+        elapsed: Duration::ZERO,
+    };
+    for result in results {
+        pooled.sorted_us.extend_from_slice(&result.sorted_us);
+        pooled.sent += result.sent;
+        pooled.elapsed += result.elapsed;
+    }
+    pooled.sorted_us.sort_unstable();
+    pooled
 }
 
 fn throughput_targets(row: &Row, cpu_target: f64, verb: &str) -> Vec<TargetCheck> {
@@ -610,6 +932,7 @@ fn startup_scenario(result: &startup::StartupResult) -> Scenario {
             result.partitions,
             result.value_bytes_total as f64 / 1e9
         ),
+        ratio_header: None,
         rows: vec![
             Row {
                 run: "after clean stop".into(),
@@ -633,5 +956,23 @@ fn startup_scenario(result: &startup::StartupResult) -> Scenario {
              --unflushed-tail-bytes N` varies it (FINDINGS.md has such a series).",
             result.unflushed_tail_bytes as f64 / 1e9
         )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_selects_scenarios_and_what_3_reads() {
+        // Proves an empty --only runs everything, a list runs just its numbers, and 3
+        // brings 1 and 2 (it consumes their topics) but nothing else.
+        assert!((1..=8).all(|number| wanted(&[], number)));
+        assert!(wanted(&[7, 8], 7));
+        assert!(!wanted(&[7, 8], 1));
+        assert!(!wanted(&[7, 8], 6));
+        assert!(wanted(&[3], 1));
+        assert!(wanted(&[3], 2));
+        assert!(!wanted(&[3], 4));
     }
 }

@@ -158,3 +158,57 @@ pub fn run(bootstrap: &str, spec: &ConsumeSpec) -> Result<Throughput> {
         elapsed: started.elapsed(),
     })
 }
+
+/// After the read_committed check has its records, how long it goes on polling to be
+/// sure no more arrive.
+const READ_COMMITTED_QUIET_MS: u64 = 500;
+
+/// Reads every partition of `topic` from the start with `isolation.level=read_committed`
+/// and fails unless exactly `expected` records arrive: fewer (a stall of
+/// [`IDLE_TIMEOUT_S`]) or more (within [`READ_COMMITTED_QUIET_MS`] of the last expected
+/// one). Not timed: it proves a transactional run's records became visible as committed.
+pub fn check_read_committed(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: u64,
+) -> Result<()> {
+    let mut config = consumer_config(bootstrap, "riffle-bench-read-committed");
+    config.set("isolation.level", "read_committed");
+    let consumer: BaseConsumer = config.create().context("cannot create the consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .context("cannot build the assignment")?;
+    }
+    consumer.assign(&assignment).context("assign failed")?;
+    let mut received = 0u64;
+    let mut last_message = Instant::now();
+    let mut quiet_since: Option<Instant> = None;
+    loop {
+        if let Some(quiet_since) = quiet_since
+            && quiet_since.elapsed() >= Duration::from_millis(READ_COMMITTED_QUIET_MS)
+        {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(_)) => {
+                received += 1;
+                last_message = Instant::now();
+            }
+            Some(Err(error)) => return Err(error).context("read_committed consume failed"),
+            None if last_message.elapsed() > Duration::from_secs(IDLE_TIMEOUT_S) => break,
+            None => {}
+        }
+        if received >= expected {
+            quiet_since.get_or_insert_with(Instant::now);
+        }
+    }
+    if received != expected {
+        bail!(
+            "a read_committed consumer of {topic} read {received} records, not the {expected} produced"
+        );
+    }
+    Ok(())
+}

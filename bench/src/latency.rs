@@ -192,8 +192,10 @@ fn send_retrying(producer: &BaseProducer, topic: &str, value: &[u8]) -> Result<(
     }
 }
 
-/// Receive until `total` messages arrived; a stall after the producer finished is an error.
-fn receive(
+/// Receive until `total` messages arrived, each one's latency taken from the send time in
+/// its value's first [`STAMP_BYTES`]; a stall after the producer finished is an error.
+/// Scenario 8 reads its outputs with it too.
+pub fn receive(
     consumer: &BaseConsumer,
     base: Instant,
     total: u64,

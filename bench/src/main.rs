@@ -11,6 +11,7 @@ mod chart;
 mod consume;
 mod disk;
 mod latency;
+mod processing;
 mod produce;
 mod report;
 mod rounds;
@@ -44,6 +45,10 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// End-to-end latency at a fixed rate (scenario 4).
     Latency(latency::LatencyArgs),
+    /// The cost of exactly-once processing (scenario 8): a windowed count co-located in a
+    /// broker this process starts, at-least-once against exactly-once, throughput over a
+    /// backlog and end-to-end latency at a fixed rate.
+    Processing(processing::ProcessingArgs),
     /// Time to the first Metadata answer after a clean stop and after kill -9 (scenario 6).
     /// Needs to start the broker itself, so it takes the riffle binary, not a bootstrap.
     Startup(startup::StartupArgs),
@@ -56,6 +61,7 @@ fn main() -> Result<()> {
         Command::Produce(args) => produce::run_cli(args),
         Command::Consume(args) => consume::run_cli(args),
         Command::Latency(args) => latency::run_cli(args),
+        Command::Processing(args) => processing::run_cli(args),
         Command::Startup(args) => startup::run_cli(args),
     }
 }

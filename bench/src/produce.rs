@@ -1,12 +1,15 @@
-//! Produce throughput (scenarios 1, 2 and 5): fixed-size values, no keys, as fast as the
-//! client can send them, with the acks and linger given.
+//! Produce throughput (scenarios 1, 2, 5 and 7): fixed-size values, no keys, as fast as
+//! the client can send them, with the acks and linger given, and plain, idempotent or
+//! transactional producers ([`Delivery`]).
 //!
 //! One `BaseProducer` per producer thread, polled inline: a future per message would
-//! measure the executor, not the broker.
+//! measure the executor, not the broker. The clock starts once every thread's producer is
+//! ready to send (see [`prepare`]). A transactional producer commits after every
+//! `commit_interval` of sending and once at the end; each commit is timed in two parts,
+//! the flush of its last records and the `commit_transaction` (EndTxn) after it.
 
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -16,10 +19,16 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
-use crate::topic;
+use crate::{consume, rounds, topic};
 
 /// How long the final flush may take before the run counts as failed.
 const FLUSH_TIMEOUT_S: u64 = 300;
+/// How often [`flush`] looks whether the producer's queue is empty.
+const FLUSH_CHECK_INTERVAL_US: u64 = 200;
+/// `message.timeout.ms`; librdkafka wants a transactional producer's
+/// `transaction.timeout.ms` at least as long, so both are this (Kafka's
+/// `transaction.max.timeout.ms` default is 900 s, Riffle's too).
+const MESSAGE_TIMEOUT_MS: u64 = 300_000;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProduceArgs {
@@ -47,6 +56,14 @@ pub struct ProduceArgs {
     /// Producer threads, each with its own client and connection.
     #[arg(long, default_value_t = 1)]
     pub producers: u32,
+    /// enable.idempotence=true (needs --acks all); the reference of scenario 7.
+    #[arg(long, conflicts_with = "transactional_commit_ms")]
+    pub idempotent: bool,
+    /// A transactional producer (transactional.id set, so idempotent too; needs --acks
+    /// all) committing after every N ms of sending and once at the end; afterwards a
+    /// read_committed consumer must read back exactly the records produced.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub transactional_commit_ms: Option<u64>,
 }
 
 /// One produce run's shape, shared by the broker run and its ceiling run.
@@ -59,6 +76,27 @@ pub struct ProduceSpec {
     pub acks: String,
     pub linger_ms: u32,
     pub producers: u32,
+    pub delivery: Delivery,
+}
+
+/// What the producer guarantees, and so what it asks of the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// `enable.idempotence=false`: scenarios 1, 2 and 5, and their mock ceiling.
+    Plain,
+    /// `enable.idempotence=true`: a producer id and sequence numbers, checked by the broker.
+    Idempotent,
+    /// A `transactional.id`: every record belongs to a transaction, committed after each
+    /// `commit_interval` of sending and once at the end.
+    Transactional { commit_interval: Duration },
+}
+
+/// One commit of a transactional run: how long its last records took to be acknowledged
+/// (the flush) and how long `commit_transaction` took after that (EndTxn's round trip).
+#[derive(Clone, Copy, Debug)]
+pub struct CommitTiming {
+    pub flush: Duration,
+    pub commit: Duration,
 }
 
 /// What a throughput run moved and how long it took.
@@ -97,6 +135,13 @@ impl ProduceArgs {
             acks: self.acks.clone(),
             linger_ms: self.linger_ms,
             producers: self.producers.max(1),
+            delivery: match (self.transactional_commit_ms, self.idempotent) {
+                (Some(commit_ms), _) => Delivery::Transactional {
+                    commit_interval: Duration::from_millis(commit_ms),
+                },
+                (None, true) => Delivery::Idempotent,
+                (None, false) => Delivery::Plain,
+            },
         }
     }
 }
@@ -105,9 +150,9 @@ pub fn run_cli(args: ProduceArgs) -> Result<()> {
     let spec = args.spec();
     let target = topic::Target::resolve(&args.bootstrap)?;
     target.create_topic(&spec.topic, spec.partitions)?;
-    let result = run(&target.bootstrap, &spec)?;
+    let (result, commits) = run_with_commits(&target.bootstrap, &spec)?;
     println!(
-        "produce topic={} messages={} value_bytes={} partitions={} acks={} producers={}: \
+        "produce topic={} messages={} value_bytes={} partitions={} acks={} producers={} {:?}: \
          {:.0} msg/s, {:.1} MB/s in {:.2} s",
         spec.topic,
         result.messages,
@@ -115,18 +160,66 @@ pub fn run_cli(args: ProduceArgs) -> Result<()> {
         spec.partitions,
         spec.acks,
         spec.producers,
+        spec.delivery,
         result.messages_per_s(),
         result.mb_per_s(),
         result.elapsed.as_secs_f64()
     );
+    if let Delivery::Transactional { .. } = spec.delivery {
+        println!("{}", commits_summary(&commits));
+        consume::check_read_committed(
+            &target.bootstrap,
+            &spec.topic,
+            spec.partitions,
+            spec.messages,
+        )?;
+        println!(
+            "read_committed: a consumer read back exactly {} records",
+            spec.messages
+        );
+    }
     Ok(())
+}
+
+/// Commits, flush and commit_transaction times (p50 and max) of a transactional run.
+pub fn commits_summary(commits: &[CommitTiming]) -> String {
+    let millis = |pick: fn(&CommitTiming) -> Duration| -> Vec<f64> {
+        commits
+            .iter()
+            .map(|commit| pick(commit).as_secs_f64() * 1000.0)
+            .collect()
+    };
+    let (flush, commit) = (
+        millis(|timing| timing.flush),
+        millis(|timing| timing.commit),
+    );
+    let max = |values: &[f64]| values.iter().copied().fold(f64::NAN, f64::max);
+    format!(
+        "{} commits; flush before commit p50 {:.1} ms, max {:.1} ms; commit_transaction \
+         (EndTxn) p50 {:.1} ms, max {:.1} ms",
+        commits.len(),
+        rounds::median(&flush).unwrap_or(f64::NAN),
+        max(&flush),
+        rounds::median(&commit).unwrap_or(f64::NAN),
+        max(&commit)
+    )
 }
 
 /// Produce `spec.messages` to an existing topic and wait until every one is acknowledged
 /// (for acks=0, until every one is sent).
 pub fn run(bootstrap: &str, spec: &ProduceSpec) -> Result<Throughput> {
-    let started = Instant::now();
+    run_with_commits(bootstrap, spec).map(|(throughput, _)| throughput)
+}
+
+/// [`run`], with every commit of a transactional run (none for the other kinds), in the
+/// order each producer made them.
+pub fn run_with_commits(
+    bootstrap: &str,
+    spec: &ProduceSpec,
+) -> Result<(Throughput, Vec<CommitTiming>)> {
     let per_producer = spec.messages / u64::from(spec.producers);
+    // Every producer thread and this one: the clock starts when all producers are ready.
+    let ready = Arc::new(Barrier::new(spec.producers as usize + 1));
     let threads: Vec<_> = (0..spec.producers)
         .map(|index| {
             let extra = if index == 0 {
@@ -136,19 +229,27 @@ pub fn run(bootstrap: &str, spec: &ProduceSpec) -> Result<Throughput> {
             };
             let bootstrap = bootstrap.to_string();
             let spec = spec.clone();
-            std::thread::spawn(move || produce_one(&bootstrap, &spec, per_producer + extra))
+            let ready = Arc::clone(&ready);
+            std::thread::spawn(move || {
+                produce_one(&bootstrap, &spec, index, per_producer + extra, &ready)
+            })
         })
         .collect();
+    ready.wait();
+    let started = Instant::now();
+    let mut commits = Vec::new();
     for thread in threads {
-        thread
+        let producer_commits = thread
             .join()
             .map_err(|_| anyhow::anyhow!("a producer thread panicked"))??;
+        commits.extend(producer_commits);
     }
-    Ok(Throughput {
+    let throughput = Throughput {
         messages: spec.messages,
         value_bytes_total: spec.messages * spec.value_bytes as u64,
         elapsed: started.elapsed(),
-    })
+    };
+    Ok((throughput, commits))
 }
 
 /// Counts delivery reports; keeps the first error so a failed run says why.
@@ -181,6 +282,25 @@ impl ProducerContext for CountingContext {
     }
 }
 
+/// [`producer_config`] with the settings `delivery` needs; `transactional_id` names a
+/// transactional producer (unique per producer thread).
+fn delivery_config(bootstrap: &str, spec: &ProduceSpec, transactional_id: &str) -> ClientConfig {
+    let mut config = producer_config(bootstrap, &spec.acks, spec.linger_ms);
+    match spec.delivery {
+        Delivery::Plain => {}
+        Delivery::Idempotent => {
+            config.set("enable.idempotence", "true");
+        }
+        Delivery::Transactional { .. } => {
+            config
+                .set("enable.idempotence", "true")
+                .set("transactional.id", transactional_id)
+                .set("transaction.timeout.ms", MESSAGE_TIMEOUT_MS.to_string());
+        }
+    }
+    config
+}
+
 /// The producer settings a scenario pins; everything else is librdkafka's default, the
 /// same for the broker run and the ceiling run.
 pub fn producer_config(bootstrap: &str, acks: &str, linger_ms: u32) -> ClientConfig {
@@ -191,16 +311,27 @@ pub fn producer_config(bootstrap: &str, acks: &str, linger_ms: u32) -> ClientCon
         .set("linger.ms", linger_ms.to_string())
         .set("enable.idempotence", "false")
         .set("compression.type", "none")
-        .set("message.timeout.ms", "300000");
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string());
     config
 }
 
-fn produce_one(bootstrap: &str, spec: &ProduceSpec, messages: u64) -> Result<()> {
+/// One producer thread: `messages` records, then a flush (or, for a transactional
+/// producer, a last commit). Returns the commits it made.
+fn produce_one(
+    bootstrap: &str,
+    spec: &ProduceSpec,
+    index: u32,
+    messages: u64,
+    ready: &Barrier,
+) -> Result<Vec<CommitTiming>> {
     let context = CountingContext::default();
-    let producer: BaseProducer<CountingContext> =
-        producer_config(bootstrap, &spec.acks, spec.linger_ms)
-            .create_with_context(context.clone())
-            .context("cannot create the producer")?;
+    let prepared = prepare(bootstrap, spec, index, &context);
+    // Waited for even after a failure, so the other threads are not left waiting.
+    ready.wait();
+    let (producer, mut transaction) = prepared?;
+    if let Some(transaction) = &mut transaction {
+        transaction.begin(&producer)?;
+    }
     let value = vec![b'x'; spec.value_bytes];
     let partitions = spec.partitions.max(1);
     for sequence in 0..messages {
@@ -221,11 +352,156 @@ fn produce_one(bootstrap: &str, spec: &ProduceSpec, messages: u64) -> Result<()>
         }
         if sequence % 1024 == 0 {
             producer.poll(Duration::ZERO);
+            // The clock is read here, so a commit comes at most 1024 records late.
+            if let Some(transaction) = &mut transaction {
+                transaction.commit_if_due(&producer)?;
+            }
         }
     }
-    producer
-        .flush(Duration::from_secs(FLUSH_TIMEOUT_S))
-        .context("flush did not finish")?;
+    let commits = match transaction {
+        Some(transaction) => transaction.commit_last(&producer)?,
+        None => {
+            flush(&producer).context("flush did not finish")?;
+            Vec::new()
+        }
+    };
+    check_delivered(&context)?;
+    Ok(commits)
+}
+
+/// A producer thread's client, ready to send at once: an idempotent or transactional one
+/// already holds its producer id. librdkafka's idempotent producer asks for one from a
+/// 500 ms timer after it starts (`rdkafka_idempotence.c`, `rd_kafka_idemp_start` with
+/// `immediate` false), which would put half a second of waiting inside the timed run, so
+/// it sends one warm-up record to partition 0 first; a transactional one gets its id in
+/// `init_transactions`.
+fn prepare(
+    bootstrap: &str,
+    spec: &ProduceSpec,
+    index: u32,
+    context: &CountingContext,
+) -> Result<(BaseProducer<CountingContext>, Option<Transaction>)> {
+    let transactional_id = format!("riffle-bench-{}-{index}", spec.topic);
+    let producer: BaseProducer<CountingContext> =
+        delivery_config(bootstrap, spec, &transactional_id)
+            .create_with_context(context.clone())
+            .context("cannot create the producer")?;
+    let transaction = match spec.delivery {
+        Delivery::Plain => None,
+        Delivery::Idempotent => {
+            let warm_up: BaseRecord<'_, (), [u8]> = BaseRecord::to(&spec.topic)
+                .payload(&b"warm-up"[..])
+                .partition(0);
+            producer
+                .send(warm_up)
+                .map_err(|(error, _)| error)
+                .context("cannot enqueue the warm-up record")?;
+            flush(&producer).context("the warm-up record was not acknowledged")?;
+            None
+        }
+        Delivery::Transactional { commit_interval } => {
+            Some(Transaction::init(&producer, commit_interval)?)
+        }
+    };
+    Ok((producer, transaction))
+}
+
+/// The open transaction of a transactional producer thread, and the commits made so far.
+struct Transaction {
+    commit_interval: Duration,
+    /// When the open transaction began.
+    began: Instant,
+    commits: Vec<CommitTiming>,
+}
+
+impl Transaction {
+    /// init_transactions: FindCoordinator and InitProducerId, before the clock starts.
+    fn init<C: ProducerContext>(
+        producer: &BaseProducer<C>,
+        commit_interval: Duration,
+    ) -> Result<Self> {
+        producer
+            .init_transactions(Duration::from_secs(FLUSH_TIMEOUT_S))
+            .context("init_transactions failed")?;
+        Ok(Self {
+            commit_interval,
+            began: Instant::now(),
+            commits: Vec::new(),
+        })
+    }
+
+    /// begin_transaction, and the interval's clock with it.
+    fn begin<C: ProducerContext>(&mut self, producer: &BaseProducer<C>) -> Result<()> {
+        producer
+            .begin_transaction()
+            .context("begin_transaction failed")?;
+        self.began = Instant::now();
+        Ok(())
+    }
+
+    /// Commits and begins the next transaction once the open one has sent for
+    /// `commit_interval`.
+    fn commit_if_due<C: ProducerContext>(&mut self, producer: &BaseProducer<C>) -> Result<()> {
+        if self.began.elapsed() < self.commit_interval {
+            return Ok(());
+        }
+        self.commit(producer)?;
+        self.begin(producer)
+    }
+
+    /// The final commit; returns every commit's timing.
+    fn commit_last<C: ProducerContext>(
+        mut self,
+        producer: &BaseProducer<C>,
+    ) -> Result<Vec<CommitTiming>> {
+        self.commit(producer)?;
+        Ok(self.commits)
+    }
+
+    /// Flushes, then commits: commit_transaction would flush first anyway, so splitting
+    /// the two only lets each be timed.
+    fn commit<C: ProducerContext>(&mut self, producer: &BaseProducer<C>) -> Result<()> {
+        let flush_started = Instant::now();
+        flush(producer).context("flush before a commit did not finish")?;
+        let commit_started = Instant::now();
+        producer
+            .commit_transaction(Duration::from_secs(FLUSH_TIMEOUT_S))
+            .context("commit_transaction failed")?;
+        self.commits.push(CommitTiming {
+            flush: commit_started - flush_started,
+            commit: commit_started.elapsed(),
+        });
+        Ok(())
+    }
+}
+
+/// Waits until every message is acknowledged and its delivery report served, checking
+/// every [`FLUSH_CHECK_INTERVAL_US`].
+///
+/// Not `Producer::flush`: rdkafka's `BaseProducer::flush` polls in steps of 100 ms and
+/// each poll runs to its deadline even when the queue is served early, so a flush that
+/// has to wait at all takes at least 100 ms, whatever the broker does. With a commit
+/// every 100 ms that would halve a transactional run (`commit_transaction` flushes the
+/// same way first; after this flush it finds nothing left and goes straight to EndTxn).
+pub fn flush<C: ProducerContext>(producer: &BaseProducer<C>) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(FLUSH_TIMEOUT_S);
+    loop {
+        producer.poll(Duration::ZERO);
+        if producer.in_flight_count() == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} messages still in flight after {FLUSH_TIMEOUT_S} s",
+                producer.in_flight_count()
+            );
+        }
+        std::thread::sleep(Duration::from_micros(FLUSH_CHECK_INTERVAL_US));
+    }
+}
+
+/// Fails when any delivery report was an error, with the first one.
+fn check_delivered(context: &CountingContext) -> Result<()> {
     let failed = context.0.failed.load(Ordering::Relaxed);
     if failed > 0 {
         let first = context

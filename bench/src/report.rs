@@ -50,6 +50,8 @@ pub struct TargetCheck {
 pub struct Scenario {
     pub title: String,
     pub shape: String,
+    /// The header of the ratio column when the reference is not the mock-cluster ceiling.
+    pub ratio_header: Option<String>,
     pub rows: Vec<Row>,
     pub targets: Vec<TargetCheck>,
     pub notes: Vec<String>,
@@ -60,10 +62,30 @@ pub struct Report {
     pub scale: f64,
     /// Rounds per throughput scenario; their medians are the figures shown.
     pub rounds: u32,
+    /// The scenarios `--only` asked for; empty when every scenario ran.
+    pub only: Vec<u32>,
     /// The machine's page-cache first-touch cost, measured before the scenarios.
     pub page_cache_cost: Option<PageCacheCost>,
     pub scenarios: Vec<Scenario>,
     pub failures: Vec<String>,
+}
+
+/// Puts `scenario` before the first one whose title starts with a higher number, so a
+/// scenario run out of order (6 needs a broker of its own, so it runs last) is still
+/// reported in order.
+pub fn insert_in_order(scenarios: &mut Vec<Scenario>, scenario: Scenario) {
+    let number = title_number(&scenario.title);
+    let position = scenarios
+        .iter()
+        .position(|other| title_number(&other.title) > number)
+        .unwrap_or(scenarios.len());
+    scenarios.insert(position, scenario);
+}
+
+/// The number a title starts with ("3b. Consume" is 3); titles without one sort last.
+pub fn title_number(title: &str) -> u32 {
+    let digits: String = title.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or(u32::MAX)
 }
 
 pub fn write(report: &Report, path: &Path) -> Result<()> {
@@ -88,6 +110,14 @@ fn render(report: &Report) -> String {
         report.rounds,
         rounds_sentence(report.rounds)
     );
+    if !report.only.is_empty() {
+        let listed: Vec<String> = report.only.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            out,
+            "- scenarios: only {} (`--only`; 3 brings 1 and 2)",
+            listed.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "- broker: `riffle serve` as shipped (flush policy acks-all: acks=all answered after fsync)"
@@ -137,15 +167,17 @@ fn render(report: &Report) -> String {
 /// Why the throughput figures are medians: single runs on this shared machine are noisy.
 fn rounds_sentence(rounds: u32) -> String {
     if rounds == 1 {
-        return "Each throughput figure (scenarios 1, 2, 3, 5) is from a single run of riffle and \
-                the ceiling back to back; `--rounds N` gives medians of N, which single runs on \
-                a shared machine need."
+        return "Each throughput figure (scenarios 1, 2, 3, 5, 7, 8) is from a single run of \
+                riffle and its reference back to back; `--rounds N` gives medians of N, which \
+                single runs on a shared machine need."
             .into();
     }
     format!(
-        "Each throughput figure (scenarios 1, 2, 3, 5) is the median of {rounds} interleaved \
-         rounds, each running riffle and the ceiling back to back with the order alternating, \
-         and \"vs ceiling\" is the median of the per-round ratios; scenarios 4 and 6 run once."
+        "Each throughput figure (scenarios 1, 2, 3, 5, 7, 8) is the median of {rounds} \
+         interleaved rounds, each running riffle and its reference (the ceiling; for 7 the \
+         idempotent producer, for 8 at-least-once processing) back to back with the order \
+         alternating, and the ratio is the median of the per-round ratios; scenarios 4 and 6 \
+         run once."
     )
 }
 
@@ -153,8 +185,9 @@ fn render_scenario(out: &mut String, scenario: &Scenario) {
     let _ = writeln!(out, "## {}\n\n{}\n", scenario.title, scenario.shape);
     let with_latency = scenario.rows.iter().any(|row| row.latency_ms.is_some());
     let with_note = scenario.rows.iter().any(|row| !row.note.is_empty());
+    let ratio_header = scenario.ratio_header.as_deref().unwrap_or("vs ceiling");
     let mut header =
-        String::from("| run | messages | msg/s | MB/s | vs ceiling | CPU-s/GB | peak RSS MB |");
+        format!("| run | messages | msg/s | MB/s | {ratio_header} | CPU-s/GB | peak RSS MB |");
     if with_latency {
         header.push_str(" p50 ms | p99 ms | p99.9 ms | max ms |");
     }
@@ -263,4 +296,52 @@ fn utc_now() -> String {
         second_of_day / 3600,
         second_of_day % 3600 / 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn titled(title: &str) -> Scenario {
+        Scenario {
+            title: title.into(),
+            ..Scenario::default()
+        }
+    }
+
+    fn titles(scenarios: &[Scenario]) -> Vec<&str> {
+        scenarios
+            .iter()
+            .map(|scenario| scenario.title.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_scenario_run_last_is_reported_in_its_place() {
+        // Scenario 6 runs after 7 and 8 (it needs a broker of its own) but is listed
+        // between 5 and 7; sub-scenarios (3a, 3b) count as their number.
+        let mut scenarios = vec![
+            titled("3a. Consume"),
+            titled("3b. Consume"),
+            titled("5. Produce"),
+            titled("7. Transactional produce"),
+            titled("8. Exactly-once processing"),
+        ];
+        insert_in_order(&mut scenarios, titled("6. Start-up"));
+        insert_in_order(&mut scenarios, titled("4. Latency"));
+        insert_in_order(&mut scenarios, titled("no number"));
+        assert_eq!(
+            titles(&scenarios),
+            [
+                "3a. Consume",
+                "3b. Consume",
+                "4. Latency",
+                "5. Produce",
+                "6. Start-up",
+                "7. Transactional produce",
+                "8. Exactly-once processing",
+                "no number",
+            ]
+        );
+    }
 }

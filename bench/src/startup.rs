@@ -87,6 +87,7 @@ pub fn run(
         acks: "1".into(),
         linger_ms: 5,
         producers: 1,
+        delivery: produce::Delivery::Plain,
     };
     produce::run(&broker.bootstrap, &spec)?;
     broker.stop()?;
