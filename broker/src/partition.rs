@@ -343,10 +343,11 @@ impl Partition {
     ) -> Result<AppendOutcome, AppendError> {
         let opens = producer.is_transactional
             && !producers.table.has_open_transaction(producer.producer_id);
+        // Every append holds the producer lock, so the next offset cannot move under us.
+        let first_offset = self.log.next_offset();
         if opens {
             self.ensure_snapshot_exists(producers)
                 .map_err(|error| AppendError::storage(self, &error))?;
-            let first_offset = self.log.next_offset();
             self.first_unstable_offset
                 .fetch_min(first_offset, Ordering::Release);
         }
@@ -357,6 +358,7 @@ impl Partition {
                 return Err(AppendError::storage(self, &error));
             }
         };
+        assert_eq!(outcome.base_offset, first_offset);
         producers
             .table
             .record(producer, origin, outcome.base_offset);
