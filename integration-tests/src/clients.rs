@@ -354,3 +354,16 @@ pub fn committed_offset(
         _ => None,
     }
 }
+
+/// Each message's offset and its value as text, for comparing what a consumer read.
+pub fn offsets_and_values(messages: &[OwnedMessage]) -> Vec<(i64, String)> {
+    messages
+        .iter()
+        .map(|message| (message.offset(), value_text(message)))
+        .collect()
+}
+
+/// A message's value as text (lossy), empty for a null value.
+pub fn value_text(message: &OwnedMessage) -> String {
+    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned()
+}

@@ -613,51 +613,15 @@ impl Compression {
 /// # Panics
 /// If the fetch fails or returns no magic-v2 batch.
 pub fn first_batch_compression(bootstrap: &str, topic: &str, partition: i32) -> Compression {
-    let mut body = RequestWriter::new();
-    body.i32(-1) // replica_id: a consumer
-        .i32(500) // max_wait_ms
-        .i32(1) // min_bytes
-        .i32(1 << 20) // max_bytes
-        .i8(0) // isolation_level: read_uncommitted
-        .array_len(1)
-        .string(topic)
-        .array_len(1)
-        .i32(partition)
-        .i64(0) // fetch_offset
-        .i32(1 << 20); // partition_max_bytes
-    let mut connection = RawConnection::connect(bootstrap);
-    let response = connection.request(api_key::FETCH, 4, &body.into_bytes());
-    let mut reader = ResponseReader::new(&response);
-    reader.i32("throttle_time_ms");
-    assert_eq!(
-        reader.array_len("responses length"),
-        Some(1),
-        "Fetch v4: one topic expected"
-    );
-    assert_eq!(
-        reader.string("topic"),
+    let fetched = fetch_v4(
+        bootstrap,
         topic,
-        "Fetch v4 answered another topic"
+        partition,
+        0,
+        IsolationLevel::ReadUncommitted,
+        500,
     );
-    assert_eq!(
-        reader.array_len("partitions length"),
-        Some(1),
-        "Fetch v4: one partition expected"
-    );
-    reader.i32("partition_index");
-    let error = reader.i16("error_code");
-    assert_eq!(
-        error,
-        error_code::NONE,
-        "Fetch v4 of {topic}/{partition} failed"
-    );
-    reader.i64("high_watermark");
-    reader.i64("last_stable_offset");
-    for _ in 0..reader.array_len("aborted_transactions length").unwrap_or(0) {
-        reader.i64("aborted producer_id");
-        reader.i64("aborted first_offset");
-    }
-    let records = reader.nullable_bytes("records").unwrap_or_default();
+    let records = fetched.records;
     // base_offset i64, batch_length i32, partition_leader_epoch i32, magic i8, crc u32,
     // attributes i16: the attributes start at byte 21.
     assert!(
@@ -791,9 +755,39 @@ pub fn fetch_transaction_state(
     fetch_offset: i64,
     isolation: IsolationLevel,
 ) -> FetchedTransactionState {
+    let fetched = fetch_v4(bootstrap, topic, partition, fetch_offset, isolation, 100);
+    FetchedTransactionState {
+        high_watermark: fetched.high_watermark,
+        last_stable_offset: fetched.last_stable_offset,
+        aborted_transactions: fetched.aborted_transactions,
+        record_bytes: fetched.records.len(),
+    }
+}
+
+/// One partition of a Fetch v4 answer.
+struct FetchedPartition {
+    high_watermark: i64,
+    last_stable_offset: i64,
+    aborted_transactions: Vec<AbortedTransaction>,
+    records: Vec<u8>,
+}
+
+/// Fetches `topic`/`partition` from `fetch_offset` with Fetch v4 at `isolation`, waiting at
+/// most `max_wait_ms` for at least one byte.
+///
+/// # Panics
+/// If the fetch fails or reports an error for the partition.
+fn fetch_v4(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    fetch_offset: i64,
+    isolation: IsolationLevel,
+    max_wait_ms: i32,
+) -> FetchedPartition {
     let mut body = RequestWriter::new();
     body.i32(-1) // replica_id: a consumer
-        .i32(100) // max_wait_ms
+        .i32(max_wait_ms)
         .i32(1) // min_bytes
         .i32(1 << 20) // max_bytes
         .i8(isolation.wire_value())
@@ -838,12 +832,15 @@ pub fn fetch_transaction_state(
             first_offset: reader.i64("aborted first_offset"),
         })
         .collect();
-    let record_bytes = reader.nullable_bytes("records").map_or(0, <[u8]>::len);
-    FetchedTransactionState {
+    let records = reader
+        .nullable_bytes("records")
+        .unwrap_or_default()
+        .to_vec();
+    FetchedPartition {
         high_watermark,
         last_stable_offset,
         aborted_transactions,
-        record_bytes,
+        records,
     }
 }
 

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{BaseRecord, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -23,8 +22,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use riffle_integration_tests::BrokerBuilder;
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, TransactionalProducer, client_config, committed_offset, create_topic,
-    future_producer, isolated_consumer, poll_for, poll_until_position, read_visible,
-    transactional_producer,
+    future_producer, isolated_consumer, offsets_and_values, poll_for, poll_until_position,
+    read_visible, transactional_producer, value_text,
 };
 use riffle_integration_tests::wire::{self, IsolationLevel};
 
@@ -845,15 +844,4 @@ fn labelled(
         .zip(first_offset..)
         .map(|(index, offset)| (offset, format!("{label}-{partition}-{index}")))
         .collect()
-}
-
-fn offsets_and_values(messages: &[OwnedMessage]) -> Vec<(i64, String)> {
-    messages
-        .iter()
-        .map(|message| (message.offset(), value_text(message)))
-        .collect()
-}
-
-fn value_text(message: &OwnedMessage) -> String {
-    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned()
 }

@@ -9,15 +9,14 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{BaseRecord, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, TransactionalProducer, client_config, committed_offset, create_topic,
-    future_producer, isolated_consumer, poll_for, poll_until_position, read_visible,
-    transactional_producer,
+    future_producer, isolated_consumer, offsets_and_values, poll_for, poll_until_position,
+    read_visible, transactional_producer, value_text,
 };
 use riffle_integration_tests::wire::{self, IsolationLevel, error_code};
 use riffle_integration_tests::{Broker, BrokerBuilder};
@@ -389,17 +388,6 @@ fn labelled_values(label: &str, count: i64, first_offset: i64) -> Vec<(i64, Stri
     (0..count)
         .map(|index| (first_offset + index, format!("{label}-{index}")))
         .collect()
-}
-
-fn offsets_and_values(messages: &[OwnedMessage]) -> Vec<(i64, String)> {
-    messages
-        .iter()
-        .map(|message| (message.offset(), value_text(message)))
-        .collect()
-}
-
-fn value_text(message: &OwnedMessage) -> String {
-    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned()
 }
 
 /// Checks the latest offsets at both isolation levels through ListOffsets (raw and through
