@@ -36,6 +36,7 @@ pub async fn handle(
         cluster
             .transactions()
             .add_partitions(
+                cluster,
                 &request.transactional_id,
                 request.producer_id,
                 request.producer_epoch,

@@ -60,6 +60,7 @@ pub async fn handle(
         let added = cluster
             .transactions()
             .add_partitions(
+                cluster,
                 &request.v3_and_below_transactional_id,
                 request.v3_and_below_producer_id,
                 request.v3_and_below_producer_epoch,

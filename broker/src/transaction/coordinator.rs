@@ -15,7 +15,8 @@
 //! Every change goes through the same two steps: decide and mark the transaction `pending`
 //! under the lock, append its record (page cache), release the lock, wait for the fsync,
 //! then apply. Requests for a pending transaction get CONCURRENT_TRANSACTIONS, which clients
-//! retry.
+//! retry. A change runs on a task of its own, so a request abandoned half-way cannot leave
+//! its transaction pending for ever.
 //!
 //! # Crashes
 //!
@@ -29,6 +30,7 @@
 //! or the timeout does.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use riffle_protocol::ErrorCode;
@@ -144,6 +146,23 @@ impl TransactionCoordinator {
     /// CONCURRENT_TRANSACTIONS; KAFKA_STORAGE_ERROR.
     pub async fn init_producer_id(
         &self,
+        cluster: &Arc<Cluster>,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ErrorCode> {
+        let (cluster, id) = (Arc::clone(cluster), transactional_id.to_string());
+        run_detached(async move {
+            let coordinator = cluster.transactions();
+            coordinator
+                .init_producer_id_now(&cluster, &id, timeout_ms, expected)
+                .await
+        })
+        .await
+    }
+
+    async fn init_producer_id_now(
+        &self,
         cluster: &Cluster,
         transactional_id: &str,
         timeout_ms: i32,
@@ -221,6 +240,25 @@ impl TransactionCoordinator {
     /// KAFKA_STORAGE_ERROR.
     pub async fn add_partitions(
         &self,
+        cluster: &Arc<Cluster>,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<(), ErrorCode> {
+        let (cluster, id) = (Arc::clone(cluster), transactional_id.to_string());
+        let partitions = partitions.to_vec();
+        run_detached(async move {
+            let coordinator = cluster.transactions();
+            coordinator
+                .add_partitions_now(&id, producer_id, producer_epoch, &partitions)
+                .await
+        })
+        .await
+    }
+
+    async fn add_partitions_now(
+        &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
@@ -243,6 +281,24 @@ impl TransactionCoordinator {
     /// INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, INVALID_TXN_STATE,
     /// CONCURRENT_TRANSACTIONS, KAFKA_STORAGE_ERROR.
     pub async fn end_transaction(
+        &self,
+        cluster: &Arc<Cluster>,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(), ErrorCode> {
+        let (cluster, id) = (Arc::clone(cluster), transactional_id.to_string());
+        run_detached(async move {
+            let coordinator = cluster.transactions();
+            coordinator
+                .end_transaction_now(&cluster, &id, producer_id, producer_epoch, commit)
+                .await
+        })
+        .await
+    }
+
+    async fn end_transaction_now(
         &self,
         cluster: &Cluster,
         transactional_id: &str,
@@ -382,6 +438,19 @@ impl TransactionCoordinator {
             metadata.pending = None;
         }
     }
+}
+
+/// Runs a state change on a task of its own, so that it completes even when the request
+/// that asked for it is abandoned (a client that disconnects, a runtime dropped mid-call):
+/// a change cut short between marking a transaction pending and applying it would leave it
+/// pending, and every later request for it would get CONCURRENT_TRANSACTIONS.
+async fn run_detached<T: Send + 'static>(
+    change: impl Future<Output = Result<T, ErrorCode>> + Send + 'static,
+) -> Result<T, ErrorCode> {
+    tokio::spawn(change).await.unwrap_or_else(|error| {
+        warn!(%error, "a transaction state change did not finish");
+        Err(ErrorCode::UnknownServerError)
+    })
 }
 
 /// What a decision leaves pending while it is persisted.

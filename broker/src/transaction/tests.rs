@@ -526,3 +526,26 @@ async fn an_idle_transactional_id_expires_and_stays_forgotten() {
     let cluster = Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("reopen");
     assert!(cluster.transactions().describe("idle").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_txn_abandoned_by_its_client_still_completes() {
+    // The request future is dropped right after its first poll, as when a client
+    // disconnects: the commit still completes, and the id takes a new producer at once
+    // rather than answering CONCURRENT_TRANSACTIONS for ever.
+    let (_dir, cluster) = cluster();
+    let mut producer = init(&cluster, "txn").await;
+    assert_eq!(add_partition(&cluster, &producer, 0).await, 0);
+    assert_eq!(send(&cluster, &mut producer, 0, &["a"]).await, 0);
+    let abandoned = end(&cluster, &producer, true);
+    let _ = tokio::time::timeout(std::time::Duration::from_micros(1), abandoned).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state_of(&cluster, "txn") != TransactionState::CompleteCommit {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commit never completed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(read_committed(&cluster, 0), ["a"]);
+    init(&cluster, "txn").await;
+}
