@@ -16,7 +16,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{DefaultProducerContext, FutureProducer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::wire::IsolationLevel;
@@ -366,4 +366,24 @@ pub fn offsets_and_values(messages: &[OwnedMessage]) -> Vec<(i64, String)> {
 /// A message's value as text (lossy), empty for a null value.
 pub fn value_text(message: &OwnedMessage) -> String {
     String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned()
+}
+
+/// Sends `count` records `label-N`, outside any transaction, to partition 0 of `topic`, and
+/// waits for each one's acknowledgement.
+///
+/// # Panics
+/// If a record is not delivered.
+pub async fn send_plain(producer: &FutureProducer, topic: &str, label: &str, count: i64) {
+    for index in 0..count {
+        let value = format!("{label}-{index}");
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic)
+                    .partition(0)
+                    .payload(&value),
+                CLIENT_TIMEOUT,
+            )
+            .await
+            .unwrap_or_else(|(error, _)| panic!("{value} not delivered: {error}"));
+    }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -23,7 +23,7 @@ use riffle_integration_tests::BrokerBuilder;
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, TransactionalProducer, client_config, committed_offset, create_topic,
     future_producer, isolated_consumer, offsets_and_values, poll_for, poll_until_position,
-    read_visible, transactional_producer, value_text,
+    read_visible, send_plain, transactional_producer, value_text,
 };
 use riffle_integration_tests::wire::{self, IsolationLevel};
 
@@ -197,7 +197,13 @@ async fn sigkill_mid_transaction_with_no_producer_left_is_aborted_after_its_time
     broker.kill();
     broker.restart();
     let restarted = Instant::now();
-    send_plain(&bootstrap, topic, 3).await;
+    send_plain(
+        &future_producer(&bootstrap, &[("acks", "all")]),
+        topic,
+        "plain",
+        3,
+    )
+    .await;
 
     let consumer = isolated_consumer(&bootstrap, topic, 0, ReadCommitted);
     // open 0-4, the 3 plain records and the abort marker in either order: 9 offsets in all.
@@ -243,7 +249,13 @@ async fn open_transaction_is_aborted_after_its_timeout_and_readers_move_past_it(
     producer
         .flush(CLIENT_TIMEOUT)
         .expect("the open transaction's records acknowledged");
-    send_plain(&bootstrap, topic, 3).await;
+    send_plain(
+        &future_producer(&bootstrap, &[("acks", "all")]),
+        topic,
+        "plain",
+        3,
+    )
+    .await;
 
     let consumer = isolated_consumer(&bootstrap, topic, 0, ReadCommitted);
     let early_until = began + Duration::from_millis(2500);
@@ -783,23 +795,6 @@ fn assert_fenced(result: Result<(), KafkaError>, what: &str) {
         "{what}: {error}; expected _FENCED or PRODUCER_FENCED"
     );
     assert!(rdkafka_error.is_fatal(), "{what}: {error} is not fatal");
-}
-
-/// Sends `plain-0` .. `plain-{count-1}` without a transaction to partition 0, each acknowledged.
-async fn send_plain(bootstrap: &str, topic: &str, count: usize) {
-    let producer = future_producer(bootstrap, &[("acks", "all")]);
-    for index in 0..count {
-        let value = format!("plain-{index}");
-        producer
-            .send(
-                FutureRecord::<(), _>::to(topic)
-                    .partition(0)
-                    .payload(&value),
-                CLIENT_TIMEOUT,
-            )
-            .await
-            .unwrap_or_else(|(error, _)| panic!("{value} not delivered: {error}"));
-    }
 }
 
 /// Sends `label-p-i` for i in 0..count to each of partitions 0 and 1.

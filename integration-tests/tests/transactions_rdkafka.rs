@@ -16,7 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, TransactionalProducer, client_config, committed_offset, create_topic,
     future_producer, isolated_consumer, offsets_and_values, poll_for, poll_until_position,
-    read_visible, transactional_producer, value_text,
+    read_visible, send_plain, transactional_producer, value_text,
 };
 use riffle_integration_tests::wire::{self, IsolationLevel, error_code};
 use riffle_integration_tests::{Broker, BrokerBuilder};
@@ -359,27 +359,6 @@ fn send_records(
                     .payload(&value),
             )
             .unwrap_or_else(|(error, _)| panic!("librdkafka refused {value}: {error}"));
-    }
-}
-
-/// Sends `count` non-transactional records `label-N` to partition 0 and waits for each ack.
-async fn send_plain(
-    producer: &rdkafka::producer::FutureProducer,
-    topic: &str,
-    label: &str,
-    count: i64,
-) {
-    for index in 0..count {
-        let value = format!("{label}-{index}");
-        producer
-            .send(
-                FutureRecord::<(), _>::to(topic)
-                    .partition(0)
-                    .payload(&value),
-                CLIENT_TIMEOUT,
-            )
-            .await
-            .unwrap_or_else(|(error, _)| panic!("{value} not delivered: {error}"));
     }
 }
 
