@@ -32,7 +32,8 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::cluster::Cluster;
 use crate::handler::produce::{self, Acknowledgement};
-use crate::handler::{api_versions, dispatch};
+use crate::handler::{RequestContext, api_versions, dispatch};
+use crate::security::Principal;
 use crate::sendfile::send_file_range;
 use crate::shutdown::Shutdown;
 
@@ -220,8 +221,8 @@ struct ResponseWriter {
     /// from their files with `sendfile` when the buffer is written.
     deferred_records: Vec<DeferredRecords>,
     cluster: Arc<Cluster>,
-    /// The peer as Kafka reports a member's host: "/address".
-    client_host: String,
+    /// Who the client is and where it came from, for the handlers.
+    context: RequestContext,
     /// Appended produce requests not answered yet, oldest first. At most
     /// `max_in_flight_requests` long: when full, no further request is taken until the
     /// oldest is answered. Each holds only its response, not the request's bytes, so
@@ -259,8 +260,15 @@ impl ResponseWriter {
             socket: BufWriter::new(socket),
             buffer: BytesMut::new(),
             deferred_records: Vec::new(),
+            context: RequestContext {
+                principal: Principal::anonymous(),
+                client_address: peer.ip(),
+                client_host: format!("/{}", peer.ip()),
+                listener_name: "PLAINTEXT".to_string(),
+                advertised_host: cluster.advertised_host.clone(),
+                advertised_port: cluster.advertised_port,
+            },
             cluster,
-            client_host: format!("/{}", peer.ip()),
             in_flight_produces: VecDeque::new(),
             max_in_flight_requests,
         }
@@ -379,7 +387,7 @@ impl ResponseWriter {
         match inbound {
             Inbound::Request(header, request) => {
                 let span = request_span(&header, request.api_key());
-                let response = dispatch(&self.cluster, &header, &self.client_host, request)
+                let response = dispatch(&self.cluster, &self.context, &header, request)
                     .instrument(span)
                     .await;
                 if let Some(response) = response {

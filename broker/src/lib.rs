@@ -22,6 +22,7 @@ pub mod handler;
 pub mod metadata_log;
 pub mod partition;
 pub mod producer_state;
+pub mod security;
 mod sendfile;
 pub mod server;
 pub mod shutdown;

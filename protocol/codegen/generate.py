@@ -24,6 +24,8 @@ APIS = [
     "CreatePartitions", "IncrementalAlterConfigs", "OffsetDelete", "DescribeCluster",
     "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "TxnOffsetCommit",
     "DescribeTransactions", "ListTransactions", "DescribeProducers",
+    "SaslHandshake", "SaslAuthenticate", "DescribeUserScramCredentials",
+    "AlterUserScramCredentials", "CreateAcls", "DescribeAcls", "DeleteAcls",
 ]
 
 RUST_KEYWORDS = {"type", "match", "ref", "self", "struct", "mod", "fn", "use", "loop"}

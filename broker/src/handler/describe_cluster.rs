@@ -15,6 +15,7 @@ use riffle_protocol::api::describe_cluster::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 
 /// The endpoint type that lists brokers.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
@@ -24,6 +25,7 @@ const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Answers DescribeCluster.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
@@ -50,8 +52,8 @@ pub fn handle(
         controller_id: cluster.node_id,
         brokers: vec![DescribeClusterBroker {
             broker_id: cluster.node_id,
-            host: cluster.advertised_host.clone(),
-            port: cluster.advertised_port,
+            host: context.advertised_host.clone(),
+            port: context.advertised_port,
             rack: None,
         }],
         cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
@@ -71,7 +73,7 @@ mod tests {
             include_cluster_authorized_operations: true,
             endpoint_type: 1,
         };
-        let response = handle(&cluster, 1, request);
+        let response = handle(&cluster, &RequestContext::internal(&cluster), 1, request);
         assert_eq!(response.error_code, 0);
         assert_eq!(response.cluster_id, cluster.cluster_id);
         assert_eq!(response.controller_id, cluster.node_id);
@@ -91,7 +93,7 @@ mod tests {
             include_cluster_authorized_operations: false,
             endpoint_type: 2,
         };
-        let response = handle(&cluster, 1, request);
+        let response = handle(&cluster, &RequestContext::internal(&cluster), 1, request);
         assert_eq!(response.error_code, 42);
         assert!(response.error_message.is_some());
         assert!(response.brokers.is_empty());

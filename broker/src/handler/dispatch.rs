@@ -15,8 +15,8 @@ use crate::cluster::Cluster;
 /// `block_in_place` so the blocking write does not stall other tasks on this thread.
 pub async fn dispatch(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     header: &RequestHeader,
-    client_host: &str,
     request: Request,
 ) -> Option<Response> {
     let version = header.api_version;
@@ -31,11 +31,11 @@ pub async fn dispatch(
         Request::ListOffsets(body) => {
             Response::ListOffsets(list_offsets::handle(cluster, version, body))
         }
-        Request::Metadata(body) => {
-            Response::Metadata(block_in_place(|| metadata::handle(cluster, version, body)))
-        }
+        Request::Metadata(body) => Response::Metadata(block_in_place(|| {
+            metadata::handle(cluster, context, version, body)
+        })),
         Request::FindCoordinator(body) => {
-            Response::FindCoordinator(find_coordinator::handle(cluster, version, body))
+            Response::FindCoordinator(find_coordinator::handle(cluster, context, version, body))
         }
         Request::ApiVersions(body) => Response::ApiVersions(api_versions::handle(body)),
         Request::CreateTopics(body) => Response::CreateTopics(block_in_place(|| {
@@ -62,7 +62,7 @@ pub async fn dispatch(
             }))
         }
         Request::DescribeCluster(body) => {
-            Response::DescribeCluster(describe_cluster::handle(cluster, version, body))
+            Response::DescribeCluster(describe_cluster::handle(cluster, context, version, body))
         }
         Request::OffsetCommit(body) => {
             Response::OffsetCommit(group::offset_commit::handle(cluster, version, body).await)
@@ -71,7 +71,7 @@ pub async fn dispatch(
             Response::OffsetFetch(group::offset_fetch::handle(cluster, version, body))
         }
         Request::JoinGroup(body) => Response::JoinGroup(
-            group::join::handle(cluster, version, client_id, client_host, body).await,
+            group::join::handle(cluster, version, client_id, &context.client_host, body).await,
         ),
         Request::Heartbeat(body) => {
             Response::Heartbeat(group::heartbeat::handle(cluster, version, body))
@@ -113,6 +113,14 @@ pub async fn dispatch(
         Request::DescribeProducers(body) => Response::DescribeProducers(block_in_place(|| {
             describe_producers::handle(cluster, version, body)
         })),
+        // Not advertised yet: the connection refuses them before they reach dispatch.
+        Request::SaslHandshake(_)
+        | Request::SaslAuthenticate(_)
+        | Request::DescribeUserScramCredentials(_)
+        | Request::AlterUserScramCredentials(_)
+        | Request::CreateAcls(_)
+        | Request::DescribeAcls(_)
+        | Request::DeleteAcls(_) => return None,
     };
     Some(response)
 }

@@ -14,6 +14,7 @@ use riffle_protocol::api::find_coordinator::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 
 /// Kafka's key type for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -25,11 +26,12 @@ const FIRST_BATCHED_VERSION: i16 = 4;
 /// Answers FindCoordinator.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     if version < FIRST_BATCHED_VERSION {
-        let answer = coordinator_for(cluster, request.key, request.key_type);
+        let answer = coordinator_for(cluster, context, request.key, request.key_type);
         return FindCoordinatorResponse {
             error_code: answer.error_code,
             error_message: answer.error_message,
@@ -42,7 +44,7 @@ pub fn handle(
     let coordinators = request
         .coordinator_keys
         .into_iter()
-        .map(|key| coordinator_for(cluster, key, request.key_type))
+        .map(|key| coordinator_for(cluster, context, key, request.key_type))
         .collect();
     FindCoordinatorResponse {
         coordinators,
@@ -50,7 +52,12 @@ pub fn handle(
     }
 }
 
-fn coordinator_for(cluster: &Cluster, key: String, key_type: i8) -> Coordinator {
+fn coordinator_for(
+    cluster: &Cluster,
+    context: &RequestContext,
+    key: String,
+    key_type: i8,
+) -> Coordinator {
     if key_type != KEY_TYPE_GROUP && key_type != KEY_TYPE_TRANSACTION {
         return Coordinator {
             key,
@@ -66,8 +73,8 @@ fn coordinator_for(cluster: &Cluster, key: String, key_type: i8) -> Coordinator 
     Coordinator {
         key,
         node_id: cluster.node_id,
-        host: cluster.advertised_host.clone(),
-        port: cluster.advertised_port,
+        host: context.advertised_host.clone(),
+        port: context.advertised_port,
         error_code: ErrorCode::None.code(),
         error_message: None,
     }
@@ -83,6 +90,7 @@ mod tests {
         let (_dir, cluster) = test_cluster();
         let single = handle(
             &cluster,
+            &RequestContext::internal(&cluster),
             3,
             FindCoordinatorRequest {
                 key: "g".into(),
@@ -95,6 +103,7 @@ mod tests {
         );
         let batched = handle(
             &cluster,
+            &RequestContext::internal(&cluster),
             4,
             FindCoordinatorRequest {
                 coordinator_keys: vec!["a".into(), "b".into()],
@@ -117,12 +126,12 @@ mod tests {
             key_type,
             ..Default::default()
         };
-        let transaction = handle(&cluster, 1, request(1));
+        let transaction = handle(&cluster, &RequestContext::internal(&cluster), 1, request(1));
         assert_eq!(
             (transaction.error_code, transaction.node_id),
             (0, cluster.node_id)
         );
-        let share = handle(&cluster, 1, request(2));
+        let share = handle(&cluster, &RequestContext::internal(&cluster), 1, request(2));
         assert_eq!(share.error_code, ErrorCode::InvalidRequest.code());
         assert!(
             share

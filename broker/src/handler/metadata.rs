@@ -1,6 +1,7 @@
 //! Metadata (key 3): brokers, the controller, topics and their partitions' leaders.
 //!
-//! Versions 0-12. On one node we lead every partition, so each partition reports us as
+//! Versions 0-12. The broker is listed at the address of the listener the client came in
+//! on, so it stays on that listener. On one node we lead every partition, so each partition reports us as
 //! leader, sole replica and sole in-sync replica. Leader epochs are reported as -1:
 //! clients then skip OffsetForLeaderEpoch, which a single node has no use for.
 //!
@@ -14,12 +15,18 @@ use riffle_protocol::api::metadata::{
 use riffle_protocol::{ErrorCode, Uuid};
 
 use crate::cluster::{Cluster, Topic};
+use crate::handler::RequestContext;
 
 /// Kafka's "authorized operations not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Answers Metadata.
-pub fn handle(cluster: &Cluster, version: i16, request: MetadataRequest) -> MetadataResponse {
+pub fn handle(
+    cluster: &Cluster,
+    context: &RequestContext,
+    version: i16,
+    request: MetadataRequest,
+) -> MetadataResponse {
     // v0 has no null topic list: an empty list means "all topics" there.
     let topics = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => topics
@@ -44,8 +51,8 @@ pub fn handle(cluster: &Cluster, version: i16, request: MetadataRequest) -> Meta
         throttle_time_ms: 0,
         brokers: vec![MetadataResponseBroker {
             node_id: cluster.node_id,
-            host: cluster.advertised_host.clone(),
-            port: cluster.advertised_port,
+            host: context.advertised_host.clone(),
+            port: context.advertised_port,
             rack: None,
         }],
         cluster_id: Some(cluster.cluster_id.clone()),

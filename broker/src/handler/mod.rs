@@ -8,6 +8,7 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod api_versions;
+mod context;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
@@ -30,4 +31,5 @@ pub mod txn_offset_commit;
 
 mod dispatch;
 
+pub use context::RequestContext;
 pub use dispatch::dispatch;

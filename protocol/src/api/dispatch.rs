@@ -87,6 +87,20 @@ pub enum ApiKey {
     ListTransactions = 66,
     /// DescribeProducers
     DescribeProducers = 61,
+    /// SaslHandshake
+    SaslHandshake = 17,
+    /// SaslAuthenticate
+    SaslAuthenticate = 36,
+    /// DescribeUserScramCredentials
+    DescribeUserScramCredentials = 50,
+    /// AlterUserScramCredentials
+    AlterUserScramCredentials = 51,
+    /// CreateAcls
+    CreateAcls = 30,
+    /// DescribeAcls
+    DescribeAcls = 29,
+    /// DeleteAcls
+    DeleteAcls = 31,
 }
 
 impl ApiKey {
@@ -124,6 +138,13 @@ impl ApiKey {
             65 => Some(ApiKey::DescribeTransactions),
             66 => Some(ApiKey::ListTransactions),
             61 => Some(ApiKey::DescribeProducers),
+            17 => Some(ApiKey::SaslHandshake),
+            36 => Some(ApiKey::SaslAuthenticate),
+            50 => Some(ApiKey::DescribeUserScramCredentials),
+            51 => Some(ApiKey::AlterUserScramCredentials),
+            30 => Some(ApiKey::CreateAcls),
+            29 => Some(ApiKey::DescribeAcls),
+            31 => Some(ApiKey::DeleteAcls),
             _ => None,
         }
     }
@@ -162,6 +183,13 @@ impl ApiKey {
             ApiKey::DescribeTransactions => "DescribeTransactions",
             ApiKey::ListTransactions => "ListTransactions",
             ApiKey::DescribeProducers => "DescribeProducers",
+            ApiKey::SaslHandshake => "SaslHandshake",
+            ApiKey::SaslAuthenticate => "SaslAuthenticate",
+            ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+            ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
+            ApiKey::CreateAcls => "CreateAcls",
+            ApiKey::DescribeAcls => "DescribeAcls",
+            ApiKey::DeleteAcls => "DeleteAcls",
         }
     }
 
@@ -271,6 +299,34 @@ impl ApiKey {
                 DescribeProducersRequest::MIN_VERSION,
                 DescribeProducersRequest::MAX_VERSION,
             ),
+            ApiKey::SaslHandshake => (
+                SaslHandshakeRequest::MIN_VERSION,
+                SaslHandshakeRequest::MAX_VERSION,
+            ),
+            ApiKey::SaslAuthenticate => (
+                SaslAuthenticateRequest::MIN_VERSION,
+                SaslAuthenticateRequest::MAX_VERSION,
+            ),
+            ApiKey::DescribeUserScramCredentials => (
+                DescribeUserScramCredentialsRequest::MIN_VERSION,
+                DescribeUserScramCredentialsRequest::MAX_VERSION,
+            ),
+            ApiKey::AlterUserScramCredentials => (
+                AlterUserScramCredentialsRequest::MIN_VERSION,
+                AlterUserScramCredentialsRequest::MAX_VERSION,
+            ),
+            ApiKey::CreateAcls => (
+                CreateAclsRequest::MIN_VERSION,
+                CreateAclsRequest::MAX_VERSION,
+            ),
+            ApiKey::DescribeAcls => (
+                DescribeAclsRequest::MIN_VERSION,
+                DescribeAclsRequest::MAX_VERSION,
+            ),
+            ApiKey::DeleteAcls => (
+                DeleteAclsRequest::MIN_VERSION,
+                DeleteAclsRequest::MAX_VERSION,
+            ),
         }
     }
 
@@ -310,6 +366,17 @@ impl ApiKey {
             ApiKey::DescribeTransactions => DescribeTransactionsRequest::FIRST_FLEXIBLE_VERSION,
             ApiKey::ListTransactions => ListTransactionsRequest::FIRST_FLEXIBLE_VERSION,
             ApiKey::DescribeProducers => DescribeProducersRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::SaslHandshake => SaslHandshakeRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::SaslAuthenticate => SaslAuthenticateRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::DescribeUserScramCredentials => {
+                DescribeUserScramCredentialsRequest::FIRST_FLEXIBLE_VERSION
+            }
+            ApiKey::AlterUserScramCredentials => {
+                AlterUserScramCredentialsRequest::FIRST_FLEXIBLE_VERSION
+            }
+            ApiKey::CreateAcls => CreateAclsRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::DescribeAcls => DescribeAclsRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::DeleteAcls => DeleteAclsRequest::FIRST_FLEXIBLE_VERSION,
         }
     }
 }
@@ -379,6 +446,20 @@ pub enum Request {
     ListTransactions(ListTransactionsRequest),
     /// DescribeProducers
     DescribeProducers(DescribeProducersRequest),
+    /// SaslHandshake
+    SaslHandshake(SaslHandshakeRequest),
+    /// SaslAuthenticate
+    SaslAuthenticate(SaslAuthenticateRequest),
+    /// DescribeUserScramCredentials
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
+    /// AlterUserScramCredentials
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    /// CreateAcls
+    CreateAcls(CreateAclsRequest),
+    /// DescribeAcls
+    DescribeAcls(DescribeAclsRequest),
+    /// DeleteAcls
+    DeleteAcls(DeleteAclsRequest),
 }
 
 impl Request {
@@ -422,6 +503,17 @@ impl Request {
             ApiKey::DescribeTransactions => Request::DescribeTransactions(Wire::decode(body, ctx)?),
             ApiKey::ListTransactions => Request::ListTransactions(Wire::decode(body, ctx)?),
             ApiKey::DescribeProducers => Request::DescribeProducers(Wire::decode(body, ctx)?),
+            ApiKey::SaslHandshake => Request::SaslHandshake(Wire::decode(body, ctx)?),
+            ApiKey::SaslAuthenticate => Request::SaslAuthenticate(Wire::decode(body, ctx)?),
+            ApiKey::DescribeUserScramCredentials => {
+                Request::DescribeUserScramCredentials(Wire::decode(body, ctx)?)
+            }
+            ApiKey::AlterUserScramCredentials => {
+                Request::AlterUserScramCredentials(Wire::decode(body, ctx)?)
+            }
+            ApiKey::CreateAcls => Request::CreateAcls(Wire::decode(body, ctx)?),
+            ApiKey::DescribeAcls => Request::DescribeAcls(Wire::decode(body, ctx)?),
+            ApiKey::DeleteAcls => Request::DeleteAcls(Wire::decode(body, ctx)?),
         })
     }
 
@@ -459,6 +551,13 @@ impl Request {
             Request::DescribeTransactions(body) => body.encode(buf, ctx),
             Request::ListTransactions(body) => body.encode(buf, ctx),
             Request::DescribeProducers(body) => body.encode(buf, ctx),
+            Request::SaslHandshake(body) => body.encode(buf, ctx),
+            Request::SaslAuthenticate(body) => body.encode(buf, ctx),
+            Request::DescribeUserScramCredentials(body) => body.encode(buf, ctx),
+            Request::AlterUserScramCredentials(body) => body.encode(buf, ctx),
+            Request::CreateAcls(body) => body.encode(buf, ctx),
+            Request::DescribeAcls(body) => body.encode(buf, ctx),
+            Request::DeleteAcls(body) => body.encode(buf, ctx),
         }
     }
 
@@ -496,6 +595,13 @@ impl Request {
             Request::DescribeTransactions(_) => ApiKey::DescribeTransactions,
             Request::ListTransactions(_) => ApiKey::ListTransactions,
             Request::DescribeProducers(_) => ApiKey::DescribeProducers,
+            Request::SaslHandshake(_) => ApiKey::SaslHandshake,
+            Request::SaslAuthenticate(_) => ApiKey::SaslAuthenticate,
+            Request::DescribeUserScramCredentials(_) => ApiKey::DescribeUserScramCredentials,
+            Request::AlterUserScramCredentials(_) => ApiKey::AlterUserScramCredentials,
+            Request::CreateAcls(_) => ApiKey::CreateAcls,
+            Request::DescribeAcls(_) => ApiKey::DescribeAcls,
+            Request::DeleteAcls(_) => ApiKey::DeleteAcls,
         }
     }
 }
@@ -565,6 +671,20 @@ pub enum Response {
     ListTransactions(ListTransactionsResponse),
     /// DescribeProducers
     DescribeProducers(DescribeProducersResponse),
+    /// SaslHandshake
+    SaslHandshake(SaslHandshakeResponse),
+    /// SaslAuthenticate
+    SaslAuthenticate(SaslAuthenticateResponse),
+    /// DescribeUserScramCredentials
+    DescribeUserScramCredentials(DescribeUserScramCredentialsResponse),
+    /// AlterUserScramCredentials
+    AlterUserScramCredentials(AlterUserScramCredentialsResponse),
+    /// CreateAcls
+    CreateAcls(CreateAclsResponse),
+    /// DescribeAcls
+    DescribeAcls(DescribeAclsResponse),
+    /// DeleteAcls
+    DeleteAcls(DeleteAclsResponse),
 }
 
 impl Response {
@@ -602,6 +722,13 @@ impl Response {
             Response::DescribeTransactions(body) => body.encode(buf, ctx),
             Response::ListTransactions(body) => body.encode(buf, ctx),
             Response::DescribeProducers(body) => body.encode(buf, ctx),
+            Response::SaslHandshake(body) => body.encode(buf, ctx),
+            Response::SaslAuthenticate(body) => body.encode(buf, ctx),
+            Response::DescribeUserScramCredentials(body) => body.encode(buf, ctx),
+            Response::AlterUserScramCredentials(body) => body.encode(buf, ctx),
+            Response::CreateAcls(body) => body.encode(buf, ctx),
+            Response::DescribeAcls(body) => body.encode(buf, ctx),
+            Response::DeleteAcls(body) => body.encode(buf, ctx),
         }
     }
 
@@ -647,6 +774,17 @@ impl Response {
             }
             ApiKey::ListTransactions => Response::ListTransactions(Wire::decode(body, ctx)?),
             ApiKey::DescribeProducers => Response::DescribeProducers(Wire::decode(body, ctx)?),
+            ApiKey::SaslHandshake => Response::SaslHandshake(Wire::decode(body, ctx)?),
+            ApiKey::SaslAuthenticate => Response::SaslAuthenticate(Wire::decode(body, ctx)?),
+            ApiKey::DescribeUserScramCredentials => {
+                Response::DescribeUserScramCredentials(Wire::decode(body, ctx)?)
+            }
+            ApiKey::AlterUserScramCredentials => {
+                Response::AlterUserScramCredentials(Wire::decode(body, ctx)?)
+            }
+            ApiKey::CreateAcls => Response::CreateAcls(Wire::decode(body, ctx)?),
+            ApiKey::DescribeAcls => Response::DescribeAcls(Wire::decode(body, ctx)?),
+            ApiKey::DeleteAcls => Response::DeleteAcls(Wire::decode(body, ctx)?),
         })
     }
 
@@ -684,6 +822,13 @@ impl Response {
             Response::DescribeTransactions(_) => ApiKey::DescribeTransactions,
             Response::ListTransactions(_) => ApiKey::ListTransactions,
             Response::DescribeProducers(_) => ApiKey::DescribeProducers,
+            Response::SaslHandshake(_) => ApiKey::SaslHandshake,
+            Response::SaslAuthenticate(_) => ApiKey::SaslAuthenticate,
+            Response::DescribeUserScramCredentials(_) => ApiKey::DescribeUserScramCredentials,
+            Response::AlterUserScramCredentials(_) => ApiKey::AlterUserScramCredentials,
+            Response::CreateAcls(_) => ApiKey::CreateAcls,
+            Response::DescribeAcls(_) => ApiKey::DescribeAcls,
+            Response::DeleteAcls(_) => ApiKey::DeleteAcls,
         }
     }
 }
@@ -721,6 +866,13 @@ pub const ALL_API_KEYS: &[ApiKey] = &[
     ApiKey::DescribeTransactions,
     ApiKey::ListTransactions,
     ApiKey::DescribeProducers,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::CreateAcls,
+    ApiKey::DescribeAcls,
+    ApiKey::DeleteAcls,
 ];
 
 /// A random request and response of one API, for round-trip property tests.
@@ -855,6 +1007,34 @@ pub(crate) fn sample_messages(
         ApiKey::DescribeProducers => (
             Request::DescribeProducers(Sample::sample(rng, ctx)),
             Response::DescribeProducers(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::SaslHandshake => (
+            Request::SaslHandshake(Sample::sample(rng, ctx)),
+            Response::SaslHandshake(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::SaslAuthenticate => (
+            Request::SaslAuthenticate(Sample::sample(rng, ctx)),
+            Response::SaslAuthenticate(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::DescribeUserScramCredentials => (
+            Request::DescribeUserScramCredentials(Sample::sample(rng, ctx)),
+            Response::DescribeUserScramCredentials(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::AlterUserScramCredentials => (
+            Request::AlterUserScramCredentials(Sample::sample(rng, ctx)),
+            Response::AlterUserScramCredentials(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::CreateAcls => (
+            Request::CreateAcls(Sample::sample(rng, ctx)),
+            Response::CreateAcls(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::DescribeAcls => (
+            Request::DescribeAcls(Sample::sample(rng, ctx)),
+            Response::DescribeAcls(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::DeleteAcls => (
+            Request::DeleteAcls(Sample::sample(rng, ctx)),
+            Response::DeleteAcls(Sample::sample(rng, ctx)),
         ),
     }
 }
