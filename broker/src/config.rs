@@ -17,6 +17,15 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 16;
 /// The longest a Fetch may wait for data, whatever the client asks.
 pub const FETCH_MAX_WAIT_MS_LIMIT: i32 = 30_000;
+/// How long a failed authentication waits before its connection closes, as Kafka's
+/// `connection.failed.authentication.delay.ms`.
+pub const DEFAULT_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS: u64 = 100;
+/// How long a new connection on a TLS or SASL listener may take to authenticate.
+pub const DEFAULT_AUTHENTICATION_TIMEOUT_MS: u64 = 10_000;
+/// The largest frame read before a SASL connection is authenticated, as Kafka's
+/// `sasl.server.max.receive.size`: SASL tokens are small, so an unauthenticated client
+/// cannot make the broker buffer `max_request_bytes`.
+pub const DEFAULT_SASL_SERVER_MAX_RECEIVE_BYTES: usize = 512 * 1024;
 
 const _: () = assert!(DEFAULT_MAX_IN_FLIGHT_REQUESTS >= 1);
 const _: () = assert!(DEFAULT_MAX_REQUEST_BYTES <= i32::MAX as usize);
@@ -43,17 +52,111 @@ pub enum ReplicationFactorPolicy {
     Accept,
 }
 
+/// Whether a TLS client must, may or must not present a certificate (Kafka's
+/// `ssl.client.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SslClientAuth {
+    /// No client certificate is asked for; an SSL connection is `User:ANONYMOUS`.
+    None,
+    /// A certificate is asked for; a client without one is `User:ANONYMOUS`.
+    Requested,
+    /// A client without a certificate signed by `--ssl-truststore` is refused.
+    Required,
+}
+
 /// The settings of `riffle serve`.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerConfig {
-    /// Address to listen on. Port 0 picks a free port; the bound address is printed on
-    /// the first line of standard output.
+    /// Address to listen on, as one PLAINTEXT listener. Port 0 picks a free port; the bound
+    /// address is printed on the first line of standard output. Not with `--listeners`.
     #[arg(long, env = "RIFFLE_LISTEN", default_value = "127.0.0.1:9092")]
     pub listen: SocketAddr,
 
     /// Address clients are told to connect to, in Metadata. Defaults to the bound address.
+    /// Not with `--listeners` (use `--advertised-listeners`).
     #[arg(long, env = "RIFFLE_ADVERTISE")]
     pub advertise: Option<String>,
+
+    /// Listeners in Kafka's syntax, `NAME://HOST:PORT` separated by commas, such as
+    /// `PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9093`. The name is the security
+    /// protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) unless
+    /// `--listener-security-protocol-map` maps it; an empty host listens on every
+    /// interface; port 0 picks a free port. Replaces `--listen` and `--advertise`.
+    #[arg(long, env = "RIFFLE_LISTENERS", conflicts_with_all = ["listen", "advertise"])]
+    pub listeners: Option<String>,
+
+    /// The address each listener gives clients in Metadata, FindCoordinator and
+    /// DescribeCluster, in the same syntax (`NAME://HOST:PORT`; port 0 means the port
+    /// bound). A listener not named here advertises its bound address.
+    #[arg(long, env = "RIFFLE_ADVERTISED_LISTENERS", requires = "listeners")]
+    pub advertised_listeners: Option<String>,
+
+    /// Security protocols of listener names that are not protocol names themselves:
+    /// `NAME:PROTOCOL` separated by commas, such as `INTERNAL:SASL_SSL,EXTERNAL:SSL`.
+    #[arg(
+        long,
+        env = "RIFFLE_LISTENER_SECURITY_PROTOCOL_MAP",
+        requires = "listeners"
+    )]
+    pub listener_security_protocol_map: Option<String>,
+
+    /// The server's certificate chain (PEM, leaf first), for SSL and SASL_SSL listeners.
+    /// Reloaded with the key on SIGHUP.
+    #[arg(long, env = "RIFFLE_SSL_CERTIFICATE")]
+    pub ssl_certificate: Option<PathBuf>,
+
+    /// The private key of `--ssl-certificate` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "RIFFLE_SSL_KEY")]
+    pub ssl_key: Option<PathBuf>,
+
+    /// Client certificates on SSL listeners: `none`, `requested` or `required` (Kafka's
+    /// `ssl.client.auth`). A certificate makes the connection `User:<subject DN>`.
+    #[arg(long, env = "RIFFLE_SSL_CLIENT_AUTH", value_enum, default_value_t = SslClientAuth::None)]
+    pub ssl_client_auth: SslClientAuth,
+
+    /// The CA certificates (PEM) that client certificates must chain to; needed with
+    /// `--ssl-client-auth requested` or `required`.
+    #[arg(long, env = "RIFFLE_SSL_TRUSTSTORE")]
+    pub ssl_truststore: Option<PathBuf>,
+
+    /// SASL mechanisms offered on SASL listeners, separated by commas. PLAIN sends the
+    /// password itself, so it is offered only when named here.
+    #[arg(
+        long,
+        env = "RIFFLE_SASL_ENABLED_MECHANISMS",
+        value_delimiter = ',',
+        default_value = "SCRAM-SHA-256,SCRAM-SHA-512"
+    )]
+    pub sasl_enabled_mechanisms: Vec<String>,
+
+    /// How long a connection whose authentication failed waits before it closes (Kafka's
+    /// `connection.failed.authentication.delay.ms`): it slows password guessing, and over
+    /// TLS it lets the error response reach the client before the close.
+    #[arg(
+        long,
+        env = "RIFFLE_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS",
+        default_value_t = DEFAULT_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS
+    )]
+    pub connection_failed_authentication_delay_ms: u64,
+
+    /// How long a new connection may take to finish its TLS handshake and its SASL
+    /// exchange, together; a client that stalls is dropped, freeing its connection slot.
+    #[arg(
+        long,
+        env = "RIFFLE_AUTHENTICATION_TIMEOUT_MS",
+        default_value_t = DEFAULT_AUTHENTICATION_TIMEOUT_MS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub authentication_timeout_ms: u64,
+
+    /// The largest frame (request or SASL token) accepted before a SASL connection is
+    /// authenticated (Kafka's `sasl.server.max.receive.size`); a larger one closes it.
+    #[arg(
+        long,
+        env = "RIFFLE_SASL_SERVER_MAX_RECEIVE_BYTES",
+        default_value_t = DEFAULT_SASL_SERVER_MAX_RECEIVE_BYTES
+    )]
+    pub sasl_server_max_receive_bytes: usize,
 
     /// Where partitions and cluster metadata live.
     #[arg(long, env = "RIFFLE_DATA_DIR", default_value = "./riffle-data")]
@@ -282,5 +385,15 @@ impl BrokerConfig {
     /// How long the retention task waits between passes.
     pub fn retention_check_interval(&self) -> Duration {
         Duration::from_millis(self.retention_check_interval_ms.max(1))
+    }
+
+    /// How long a failed authentication waits before its connection closes.
+    pub fn connection_failed_authentication_delay(&self) -> Duration {
+        Duration::from_millis(self.connection_failed_authentication_delay_ms)
+    }
+
+    /// How long a connection may take to authenticate (TLS handshake and SASL).
+    pub fn authentication_timeout(&self) -> Duration {
+        Duration::from_millis(self.authentication_timeout_ms.max(1))
     }
 }
