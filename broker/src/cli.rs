@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
+use crate::listener::{self, BoundListener};
 
 /// Riffle: a Kafka-compatible log broker.
 #[derive(Debug, Parser)]
@@ -86,75 +86,71 @@ async fn run(config: BrokerConfig) -> Result<(), String> {
     // as it reads the first line, and the default action would kill us uncleanly.
     let stop = stop_signal().map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
     announce(&opened);
-    crate::server::run(opened.listener, opened.cluster, stop).await;
+    crate::server::run(opened.listeners, opened.cluster, stop).await;
     Ok(())
 }
 
-/// A broker bound to its address with its data directory open, not serving yet.
+/// A broker bound to its addresses with its data directory open, not serving yet.
 pub struct OpenedBroker {
-    /// The bound listener, handed to [`crate::server::run`].
-    pub listener: TcpListener,
-    /// The address it is bound to (the real port when asked for port 0).
+    /// The bound listeners, in the order of `--listeners`, handed to
+    /// [`crate::server::run`].
+    pub listeners: Vec<BoundListener>,
+    /// The first listener's address (the real port when asked for port 0).
     pub bound: SocketAddr,
     /// The topics, logs and group coordinator.
     pub cluster: Arc<Cluster>,
 }
 
-/// Binds the listen address and opens the data directory (recovering it if needed).
+/// Binds every listener (reading the TLS files they need) and opens the data directory
+/// (recovering it if needed).
 ///
 /// # Errors
-/// A message naming the address or directory that failed.
+/// A message naming the flag, address, file or directory that failed.
 pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, String> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|error| format!("cannot read the bound address: {error}"))?;
-    let advertised = advertised_address(&config, bound)?;
+    let listeners = listener::bind(&config).await?;
+    let first = listeners
+        .first()
+        .ok_or_else(|| "no listener to serve on".to_string())?;
+    let bound = first.local_address;
+    // Requests the broker makes of itself report the first listener.
+    let advertised = (
+        first.listener.advertised_host.clone(),
+        first.listener.advertised_port,
+    );
     let cluster = tokio::task::spawn_blocking(move || Cluster::open(config, advertised))
         .await
         .map_err(|error| format!("start-up panicked: {error}"))?
         .map_err(|error| format!("cannot open the data directory: {error}"))?;
     Ok(OpenedBroker {
-        listener,
+        listeners,
         bound,
         cluster: Arc::new(cluster),
     })
 }
 
-/// Logs the start and prints `riffle listening on ADDR`: the first line of stdout is the
-/// contract tests and scripts rely on.
+/// Logs the start and prints the listening lines, the contract tests and scripts rely on:
+///
+/// ```text
+/// riffle listening on 127.0.0.1:9092             the first listener's bound address
+/// riffle listening on PLAINTEXT://127.0.0.1:9092  then one line per listener, in order:
+/// riffle listening on SASL_SSL://127.0.0.1:9093   NAME://bound address
+/// ```
 pub fn announce(opened: &OpenedBroker) {
     let cluster = &opened.cluster;
     let bound = opened.bound;
     info!(%bound, cluster_id = %cluster.cluster_id, node_id = cluster.node_id, "riffle started");
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "riffle listening on {bound}");
+    for listener in &opened.listeners {
+        let name = &listener.listener.name;
+        info!(listener = %name, protocol = %listener.listener.protocol, address = %listener.local_address, "listening");
+        let _ = writeln!(
+            stdout,
+            "riffle listening on {name}://{}",
+            listener.local_address
+        );
+    }
     let _ = stdout.flush();
-}
-
-/// `--advertise` if given, else the bound address (with a loopback host when bound to
-/// all interfaces, since 0.0.0.0 is not an address a client can reach).
-fn advertised_address(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), String> {
-    let Some(advertise) = &config.advertise else {
-        let host = if bound.ip().is_unspecified() {
-            warn!(
-                "listening on all interfaces; advertising 127.0.0.1 (set --advertise for remote clients)"
-            );
-            "127.0.0.1".to_string()
-        } else {
-            bound.ip().to_string()
-        };
-        return Ok((host, i32::from(bound.port())));
-    };
-    let (host, port) = advertise
-        .rsplit_once(':')
-        .ok_or_else(|| format!("--advertise '{advertise}' must be HOST:PORT"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("--advertise '{advertise}' has an invalid port"))?;
-    Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
 }
 
 /// Installs the Ctrl-C and SIGTERM handlers now, and returns a future that resolves on

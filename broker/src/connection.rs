@@ -10,8 +10,23 @@
 //! A frame larger than `max_request_bytes`, a malformed request, or a version we do not
 //! advertise closes this connection with a log line; other connections are unaffected.
 //! An unsupported ApiVersions version is answered instead (KIP-511).
+//!
+//! # Security
+//! Before the reader and writer start, the listener's security runs, bounded together by
+//! `authentication_timeout_ms` so a stalled client cannot hold a connection slot: on SSL
+//! and SASL_SSL listeners the TLS handshake (a client certificate names the principal),
+//! on SASL listeners the SASL exchange ([`authentication`]). A plaintext client on a TLS
+//! listener, or a TLS handshake on a plaintext one, is closed at once with one log line.
+//! Over TLS the reader and writer work on the decrypted stream, and Fetch record sets that
+//! plaintext connections send with `sendfile` are read from their file and encrypted
+//! ([`ResponseSocket`]); the plaintext path is compiled separately and stays as it was.
+
+mod authentication;
+#[cfg(test)]
+mod security_tests;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -23,19 +38,25 @@ use riffle_protocol::{
     decode_request_with, encode_response,
 };
 use riffle_storage::FileRange;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::cluster::Cluster;
 use crate::handler::produce::{self, Acknowledgement};
 use crate::handler::{RequestContext, api_versions, dispatch};
+use crate::listener::Listener;
 use crate::security::Principal;
-use crate::sendfile::send_file_range;
+use crate::security::subject::SubjectError;
+use crate::security::tls::{TlsServer, client_certificate_principal};
+use crate::sendfile::{send_file_range, write_file_range};
 use crate::shutdown::Shutdown;
+use authentication::{AuthenticationLimits, SaslAuthenticator, authenticate};
 
 /// Read buffer size; grows to the frame size when a larger frame arrives.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -43,12 +64,29 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// How much of a malformed frame is logged, in bytes, at debug level.
 const MALFORMED_FRAME_LOG_BYTES: usize = 256;
 
+/// The first bytes of a TLS handshake record (content type 22, version 3.x). As a Kafka
+/// size prefix they announce a frame of over 369 MB, so a TLS client on a plaintext
+/// listener is recognised rather than reported as an oversized frame.
+const TLS_HANDSHAKE_PREFIX: [u8; 2] = [0x16, 0x03];
+
+/// The first byte of every TLS client's first record: a handshake.
+const TLS_HANDSHAKE_CONTENT_TYPE: u8 = 0x16;
+
 /// A request read off the wire, waiting for the writer.
 enum Inbound {
     /// A request we advertise.
     Request(RequestHeader, Request),
     /// ApiVersions at a version we do not speak: answered with our ranges (KIP-511).
     UnsupportedApiVersions { correlation_id: i32 },
+}
+
+/// What carries a connection's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// The TCP socket itself.
+    Plaintext,
+    /// TLS over the socket.
+    Tls,
 }
 
 /// Why a connection ended early.
@@ -86,35 +124,273 @@ pub enum ConnectionError {
         /// The version.
         api_version: i16,
     },
+    /// A TLS client on a plaintext listener: its first bytes are a TLS handshake record.
+    #[error("TLS handshake on a plaintext listener")]
+    TlsOnPlaintext,
+    /// A client on a TLS listener whose first byte is not a TLS handshake record.
+    #[error("not a TLS handshake on a TLS listener (a plaintext client?)")]
+    PlaintextOnTls,
+    /// The TLS handshake failed (a bad or missing client certificate, no common version).
+    #[error("TLS handshake failed: {0}")]
+    TlsHandshake(std::io::Error),
+    /// The client certificate's subject could not be read.
+    #[error("{0}")]
+    ClientCertificate(#[from] SubjectError),
+    /// The TLS handshake and SASL exchange did not finish within the deadline.
+    #[error("not authenticated within {timeout_ms} ms")]
+    AuthenticationTimeout {
+        /// The limit, `authentication_timeout_ms`.
+        timeout_ms: u64,
+    },
+    /// A request not allowed before SASL authentication (Kafka's ILLEGAL_SASL_STATE).
+    #[error("api key {api_key} {state}: only ApiVersions, SaslHandshake and SaslAuthenticate")]
+    IllegalSaslState {
+        /// The request's api key.
+        api_key: i16,
+        /// Where the exchange was.
+        state: &'static str,
+    },
+    /// SASL authentication failed; the client was told why.
+    #[error("authentication failed: {0}")]
+    AuthenticationFailed(String),
 }
 
 /// Serves one connection until the client leaves, an error occurs, or shutdown.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, cluster: Arc<Cluster>, shutdown: Shutdown) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<Listener>,
+    cluster: Arc<Cluster>,
+    shutdown: Shutdown,
+) {
     let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
-    let (sender, receiver) = mpsc::channel(cluster.config.max_in_flight_requests.max(1));
-    let max_request_bytes = cluster.config.max_request_bytes;
-    let reader = read_requests(read_half, sender, max_request_bytes, shutdown);
-    let writer = write_responses(write_half, receiver, cluster, peer);
-    // The writer ends when the reader drops its sender, after answering what was read.
-    let (read_result, write_result) = tokio::join!(reader, writer);
-    for result in [read_result, write_result] {
+    let results = match &listener.tls {
+        None => serve_plaintext(stream, peer, &listener, cluster, shutdown).await,
+        Some(tls) => serve_tls(stream, tls, peer, &listener, cluster, shutdown).await,
+    };
+    for result in results {
         match result {
             Ok(()) => {}
-            Err(ConnectionError::Io(error)) => debug!(%peer, %error, "connection closed"),
-            Err(error) => warn!(%peer, %error, "closing connection"),
+            Err(ConnectionError::Io(error)) => {
+                debug!(%peer, listener = %listener.name, %error, "connection closed");
+            }
+            Err(error) => warn!(%peer, listener = %listener.name, %error, "closing connection"),
         }
     }
 }
 
-async fn read_requests(
-    mut socket: OwnedReadHalf,
+/// The reader's and the writer's outcomes, or the security phase's alone.
+type Outcomes = [Result<(), ConnectionError>; 2];
+
+/// A PLAINTEXT or SASL_PLAINTEXT connection.
+async fn serve_plaintext(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    listener: &Listener,
+    cluster: Arc<Cluster>,
+    mut shutdown: Shutdown,
+) -> Outcomes {
+    let deadline = Instant::now() + cluster.config.authentication_timeout();
+    let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    let principal = if listener.protocol.uses_sasl() {
+        let sasl = sasl_phase(
+            &mut stream,
+            &mut buffer,
+            listener,
+            &cluster,
+            Transport::Plaintext,
+        );
+        match secured(sasl, deadline, &cluster, &mut shutdown).await {
+            Ok(Some(principal)) => principal,
+            Ok(None) => return [Ok(()), Ok(())],
+            Err(error) => return [Err(error), Ok(())],
+        }
+    } else {
+        Principal::anonymous()
+    };
+    let context = connection_context(listener, peer, principal);
+    let (read_half, write_half) = stream.into_split();
+    let parts = ConnectionParts {
+        buffer,
+        context,
+        transport: Transport::Plaintext,
+    };
+    run(read_half, write_half, parts, cluster, shutdown).await
+}
+
+/// An SSL or SASL_SSL connection: the TLS handshake, then SASL on SASL_SSL.
+async fn serve_tls(
+    stream: TcpStream,
+    tls: &TlsServer,
+    peer: SocketAddr,
+    listener: &Listener,
+    cluster: Arc<Cluster>,
+    mut shutdown: Shutdown,
+) -> Outcomes {
+    let deadline = Instant::now() + cluster.config.authentication_timeout();
+    let handshake = tls_handshake(stream, tls);
+    let (mut stream, certificate_principal) =
+        match secured(handshake, deadline, &cluster, &mut shutdown).await {
+            Ok(Some(accepted)) => accepted,
+            Ok(None) => return [Ok(()), Ok(())],
+            Err(error) => return [Err(error), Ok(())],
+        };
+    let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    // On SASL_SSL the SASL principal is the connection's, as in Kafka.
+    let principal = if listener.protocol.uses_sasl() {
+        let sasl = sasl_phase(&mut stream, &mut buffer, listener, &cluster, Transport::Tls);
+        match secured(sasl, deadline, &cluster, &mut shutdown).await {
+            Ok(Some(principal)) => principal,
+            Ok(None) => return [Ok(()), Ok(())],
+            Err(error) => return [Err(error), Ok(())],
+        }
+    } else {
+        certificate_principal.unwrap_or_else(Principal::anonymous)
+    };
+    let context = connection_context(listener, peer, principal);
+    let (read_half, write_half) = tokio::io::split(stream);
+    let parts = ConnectionParts {
+        buffer,
+        context,
+        transport: Transport::Tls,
+    };
+    run(read_half, write_half, parts, cluster, shutdown).await
+}
+
+/// Runs a security step until `deadline`; `None` if shutdown came first.
+async fn secured<T>(
+    step: impl Future<Output = Result<T, ConnectionError>>,
+    deadline: Instant,
+    cluster: &Cluster,
+    shutdown: &mut Shutdown,
+) -> Result<Option<T>, ConnectionError> {
+    tokio::select! {
+        result = tokio::time::timeout_at(deadline, step) => match result {
+            Ok(done) => done.map(Some),
+            Err(_elapsed) => Err(ConnectionError::AuthenticationTimeout {
+                timeout_ms: cluster.config.authentication_timeout_ms,
+            }),
+        },
+        () = shutdown.recv() => Ok(None),
+    }
+}
+
+/// The TLS handshake, after checking that the client starts one at all; returns the
+/// stream and the principal of the client certificate, if one was sent.
+async fn tls_handshake(
+    stream: TcpStream,
+    tls: &TlsServer,
+) -> Result<(TlsStream<TcpStream>, Option<Principal>), ConnectionError> {
+    let mut first_byte = [0u8; 1];
+    let peeked = stream.peek(&mut first_byte).await?;
+    if peeked == 0 {
+        return Err(ConnectionError::Io(
+            std::io::ErrorKind::UnexpectedEof.into(),
+        ));
+    }
+    if first_byte[0] != TLS_HANDSHAKE_CONTENT_TYPE {
+        return Err(ConnectionError::PlaintextOnTls);
+    }
+    let stream = tls
+        .acceptor()
+        .accept(stream)
+        .await
+        .map_err(ConnectionError::TlsHandshake)?;
+    let principal = client_certificate_principal(stream.get_ref().1)?;
+    Ok((stream, principal))
+}
+
+/// The SASL exchange of a SASL listener; returns the authenticated principal.
+async fn sasl_phase<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    buffer: &mut BytesMut,
+    listener: &Listener,
+    cluster: &Cluster,
+    transport: Transport,
+) -> Result<Principal, ConnectionError> {
+    let start = |mechanism: &str| (listener.sasl_start)(cluster, mechanism);
+    let mut authenticator = SaslAuthenticator::new(&listener.sasl_mechanisms, start);
+    let limits = AuthenticationLimits {
+        max_receive_bytes: cluster.config.sasl_server_max_receive_bytes,
+        failed_authentication_delay: cluster.config.connection_failed_authentication_delay(),
+    };
+    authenticate(stream, buffer, &mut authenticator, limits, transport).await
+}
+
+/// Who the client is and where it came from, for every request on the connection.
+fn connection_context(
+    listener: &Listener,
+    peer: SocketAddr,
+    principal: Principal,
+) -> RequestContext {
+    RequestContext {
+        principal,
+        client_address: peer.ip(),
+        client_host: format!("/{}", peer.ip()),
+        listener_name: listener.name.clone(),
+        advertised_host: listener.advertised_host.clone(),
+        advertised_port: listener.advertised_port,
+    }
+}
+
+/// What the security phase hands to the reader and writer.
+struct ConnectionParts {
+    /// Bytes the client sent after its last authentication frame.
+    buffer: BytesMut,
+    context: RequestContext,
+    transport: Transport,
+}
+
+/// The reader and writer over a secured stream.
+async fn run<R, W>(
+    read_half: R,
+    write_half: W,
+    parts: ConnectionParts,
+    cluster: Arc<Cluster>,
+    shutdown: Shutdown,
+) -> Outcomes
+where
+    R: AsyncRead + Unpin,
+    W: ResponseSocket,
+{
+    let (sender, receiver) = mpsc::channel(cluster.config.max_in_flight_requests.max(1));
+    let max_request_bytes = cluster.config.max_request_bytes;
+    // A TLS handshake can only be misdirected at the start of a plaintext connection.
+    let detect_tls = parts.transport == Transport::Plaintext && parts.buffer.is_empty();
+    let reader = read_requests(
+        read_half,
+        parts.buffer,
+        sender,
+        max_request_bytes,
+        detect_tls,
+        shutdown,
+    );
+    let writer = write_responses(write_half, receiver, cluster, parts.context);
+    // The writer ends when the reader drops its sender, after answering what was read.
+    let (read_result, write_result) = tokio::join!(reader, writer);
+    [read_result, write_result]
+}
+
+/// Whether `buffered` starts like a TLS handshake record.
+fn starts_with_tls_handshake(buffered: &[u8]) -> bool {
+    buffered.starts_with(&TLS_HANDSHAKE_PREFIX)
+}
+
+async fn read_requests<R: AsyncRead + Unpin>(
+    mut socket: R,
+    mut buffer: BytesMut,
     requests: mpsc::Sender<Inbound>,
     max_request_bytes: usize,
+    mut detect_tls: bool,
     mut shutdown: Shutdown,
 ) -> Result<(), ConnectionError> {
-    let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
     loop {
+        if detect_tls {
+            if starts_with_tls_handshake(&buffer) {
+                return Err(ConnectionError::TlsOnPlaintext);
+            }
+            detect_tls = buffer.len() < TLS_HANDSHAKE_PREFIX.len();
+        }
         while let FrameCheck::Complete { body_bytes } = check_frame(&buffer, max_request_bytes)? {
             let frame = buffer
                 .split_to(FRAME_SIZE_PREFIX_BYTES + body_bytes)
@@ -190,20 +466,53 @@ fn decode(frame: Bytes) -> Result<Inbound, ConnectionError> {
 /// Whatever ends the loop (the reader is done, shutdown, a socket error), the fsync waits
 /// already started are awaited before the connection ends, so shutdown's final flush
 /// comes after every fsync this connection began.
-async fn write_responses(
-    socket: OwnedWriteHalf,
+async fn write_responses<W: ResponseSocket>(
+    socket: W,
     mut requests: mpsc::Receiver<Inbound>,
     cluster: Arc<Cluster>,
-    peer: SocketAddr,
+    context: RequestContext,
 ) -> Result<(), ConnectionError> {
-    let mut writer = ResponseWriter::new(socket, cluster, peer);
+    let mut writer = ResponseWriter::new(socket, cluster, context);
     let served = writer.serve(&mut requests).await;
     let answered = writer.answer_in_flight_produces().await;
     served?;
     answered?;
     writer.write_buffer().await?;
     writer.socket.flush().await?;
+    // Over TLS this sends close_notify; on TCP it is the FIN that dropping would send.
+    let _ = writer.socket.shutdown().await;
     Ok(())
+}
+
+/// The write side of a connection as the response writer needs it: bytes, and the Fetch
+/// record sets left in their segment files ([`DeferredRecords`]).
+trait ResponseSocket: AsyncWrite + Unpin + Send {
+    /// Sends `range` from its file, after everything already written to `self`.
+    fn send_file_range(
+        &mut self,
+        range: &FileRange,
+    ) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+/// Plaintext: the kernel copies the range from the page cache (`sendfile`).
+impl ResponseSocket for OwnedWriteHalf {
+    fn send_file_range(
+        &mut self,
+        range: &FileRange,
+    ) -> impl Future<Output = std::io::Result<()>> + Send {
+        let socket: &TcpStream = (*self).as_ref();
+        send_file_range(socket, range)
+    }
+}
+
+/// TLS: the bytes must be encrypted, so they are read from the file and written through.
+impl ResponseSocket for tokio::io::WriteHalf<TlsStream<TcpStream>> {
+    fn send_file_range(
+        &mut self,
+        range: &FileRange,
+    ) -> impl Future<Output = std::io::Result<()>> + Send {
+        write_file_range(self, range)
+    }
 }
 
 /// The writer half of a connection.
@@ -213,8 +522,8 @@ async fn write_responses(
 /// one waits, and both share one fsync. Any other request first waits for every produce
 /// in flight, so responses keep request order and a request that reads (Fetch,
 /// ListOffsets) sees what the producer was told is written.
-struct ResponseWriter {
-    socket: BufWriter<OwnedWriteHalf>,
+struct ResponseWriter<W> {
+    socket: BufWriter<W>,
     /// Encoded responses not yet handed to `socket`.
     buffer: BytesMut,
     /// Fetch record sets that belong inside `buffer`, at their positions, oldest first: sent
@@ -253,21 +562,14 @@ struct AnsweredProduce {
     response: Option<ProduceResponse>,
 }
 
-impl ResponseWriter {
-    fn new(socket: OwnedWriteHalf, cluster: Arc<Cluster>, peer: SocketAddr) -> Self {
+impl<W: ResponseSocket> ResponseWriter<W> {
+    fn new(socket: W, cluster: Arc<Cluster>, context: RequestContext) -> Self {
         let max_in_flight_requests = cluster.config.max_in_flight_requests.max(1);
         ResponseWriter {
             socket: BufWriter::new(socket),
             buffer: BytesMut::new(),
             deferred_records: Vec::new(),
-            context: RequestContext {
-                principal: Principal::anonymous(),
-                client_address: peer.ip(),
-                client_host: format!("/{}", peer.ip()),
-                listener_name: "PLAINTEXT".to_string(),
-                advertised_host: cluster.advertised_host.clone(),
-                advertised_port: cluster.advertised_port,
-            },
+            context,
             cluster,
             in_flight_produces: VecDeque::new(),
             max_in_flight_requests,
@@ -387,9 +689,16 @@ impl ResponseWriter {
         match inbound {
             Inbound::Request(header, request) => {
                 let span = request_span(&header, request.api_key());
-                let response = dispatch(&self.cluster, &self.context, &header, request)
-                    .instrument(span)
-                    .await;
+                // SASL runs before the reader starts; afterwards, or on a listener without
+                // SASL, these two are answered ILLEGAL_SASL_STATE, as Kafka does.
+                let response = match authentication::illegal_state_response(&request) {
+                    Some(response) => Some(response),
+                    None => {
+                        dispatch(&self.cluster, &self.context, &header, request)
+                            .instrument(span)
+                            .await
+                    }
+                };
                 if let Some(response) = response {
                     encode_response(
                         header.correlation_id,
@@ -425,7 +734,9 @@ impl ResponseWriter {
                 .source()
                 .downcast_ref::<FileRange>()
                 .expect("the fetch handler defers only file ranges");
-            send_file_range(self.socket.get_ref().as_ref(), range)
+            self.socket
+                .get_mut()
+                .send_file_range(range)
                 .await
                 .map_err(send_error)?;
             written_bytes = position;
@@ -566,7 +877,16 @@ mod tests {
         tokio::spawn(async move {
             let (stream, peer) = listener.accept().await.expect("accept");
             let (_stop, shutdown) = Shutdown::new();
-            serve(stream, peer, cluster, shutdown).await;
+            let listener = Arc::new(Listener {
+                name: "PLAINTEXT".into(),
+                protocol: crate::listener::SecurityProtocol::Plaintext,
+                advertised_host: "127.0.0.1".into(),
+                advertised_port: 9092,
+                tls: None,
+                sasl_mechanisms: Arc::from(Vec::new()),
+                sasl_start: crate::security::sasl::start,
+            });
+            serve(stream, peer, listener, cluster, shutdown).await;
         });
         TcpStream::connect(address).await.expect("connect")
     }

@@ -1,7 +1,7 @@
 //! riffle-broker: the Kafka-compatible server over `riffle-storage`.
 //!
-//! Follow a request: [`server::run`] accepts a connection and hands it to
-//! [`connection::serve`], whose reader frames and decodes requests and whose writer runs
+//! Follow a request: [`server::run`] accepts a connection on one of the [`listener`]s and
+//! hands it to [`connection::serve`], whose reader frames and decodes requests and whose writer runs
 //! [`handler::dispatch`] and writes responses in order. Handlers (one file per API under
 //! [`handler`]) work on the shared [`cluster::Cluster`]: topics, partitions and their logs.
 //!
@@ -19,6 +19,7 @@ pub mod embedded;
 pub mod group;
 pub mod groups_command;
 pub mod handler;
+pub mod listener;
 pub mod metadata_log;
 pub mod partition;
 pub mod producer_state;

@@ -1,15 +1,18 @@
-//! The accept loop: connection limit, back-off on accept errors, graceful shutdown.
+//! The accept loops: one per listener, sharing one connection limit, with back-off on
+//! accept errors and one graceful shutdown that drains every listener's connections.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::cluster::Cluster;
 use crate::connection;
+use crate::listener::BoundListener;
+use crate::security::tls::TlsServer;
 use crate::shutdown::Shutdown;
 
 /// The longest accept back-off before giving up on the listener.
@@ -17,23 +20,45 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(64);
 /// How long shutdown waits for connections to finish their requests in hand.
 const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves clients until `stop` resolves, then drains connections and flushes the logs.
-pub async fn run(listener: TcpListener, cluster: Arc<Cluster>, stop: impl Future<Output = ()>) {
+/// Serves clients on every listener until `stop` resolves (or a listener fails), then
+/// drains connections and flushes the logs.
+pub async fn run(
+    listeners: Vec<BoundListener>,
+    cluster: Arc<Cluster>,
+    stop: impl Future<Output = ()>,
+) {
     let (notify_shutdown, shutdown) = Shutdown::new();
     // Each connection task holds a sender; recv() returns None once all have ended.
     let (connection_done, mut all_connections_done) = mpsc::channel::<()>(1);
-    // A permit per connection, taken before accept, so a flood waits in the backlog.
+    // A permit per connection, taken before accept, so a flood waits in the backlog. One
+    // limit for all listeners: it protects the process, not a port.
     let limit = Arc::new(Semaphore::new(cluster.config.max_connections.max(1)));
     let background = crate::background::spawn(cluster.clone(), shutdown.clone());
+    let reload = spawn_certificate_reload(&listeners, shutdown.clone());
+    let mut accept_loops = JoinSet::new();
+    for listener in listeners {
+        let accept = accept_loop(
+            listener,
+            cluster.clone(),
+            limit.clone(),
+            shutdown.clone(),
+            connection_done.clone(),
+        );
+        accept_loops.spawn(accept);
+    }
 
     tokio::select! {
-        result = accept_loop(&listener, &cluster, &limit, &shutdown, &connection_done) => {
-            if let Err(error) = result {
-                error!(%error, "listener failed; shutting down");
+        Some(ended) = accept_loops.join_next() => match ended {
+            Ok((name, Err(error))) => {
+                error!(listener = %name, %error, "listener failed; shutting down");
             }
-        }
+            Ok((name, Ok(()))) => error!(listener = %name, "listener stopped; shutting down"),
+            Err(error) => error!(%error, "an accept loop panicked; shutting down"),
+        },
         () = stop => info!("shutdown requested"),
     }
+    // No more accepts on any listener; the connections already accepted drain below.
+    accept_loops.shutdown().await;
     let _ = notify_shutdown.send(true);
     // A JoinGroup may wait minutes for a rebalance; answer it now instead.
     cluster.groups().release_waiters();
@@ -45,6 +70,9 @@ pub async fn run(listener: TcpListener, cluster: Arc<Cluster>, stop: impl Future
         warn!("connections did not finish in time; closing them");
     }
     let _ = background.await;
+    if let Some(reload) = reload {
+        let _ = reload.await;
+    }
     let cluster_for_flush = cluster.clone();
     match tokio::task::spawn_blocking(move || cluster_for_flush.shutdown()).await {
         Ok(Ok(())) => info!("logs flushed; clean shutdown"),
@@ -53,8 +81,22 @@ pub async fn run(listener: TcpListener, cluster: Arc<Cluster>, stop: impl Future
     }
 }
 
+/// Accepts on one listener until its socket fails; returns the listener's name with the
+/// outcome.
 async fn accept_loop(
-    listener: &TcpListener,
+    bound: BoundListener,
+    cluster: Arc<Cluster>,
+    limit: Arc<Semaphore>,
+    shutdown: Shutdown,
+    connection_done: mpsc::Sender<()>,
+) -> (String, std::io::Result<()>) {
+    let name = bound.listener.name.clone();
+    let result = accept_connections(bound, &cluster, &limit, &shutdown, &connection_done).await;
+    (name, result)
+}
+
+async fn accept_connections(
+    bound: BoundListener,
     cluster: &Arc<Cluster>,
     limit: &Arc<Semaphore>,
     shutdown: &Shutdown,
@@ -67,7 +109,7 @@ async fn accept_loop(
             .acquire_owned()
             .await
             .map_err(std::io::Error::other)?;
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match bound.socket.accept().await {
             Ok(accepted) => {
                 backoff = Duration::from_millis(1);
                 accepted
@@ -80,13 +122,57 @@ async fn accept_loop(
             }
             Err(error) => return Err(error),
         };
+        let listener = bound.listener.clone();
         let cluster = cluster.clone();
         let shutdown = shutdown.clone();
         let done = connection_done.clone();
         tokio::spawn(async move {
-            connection::serve(stream, peer, cluster, shutdown).await;
+            connection::serve(stream, peer, listener, cluster, shutdown).await;
             drop(permit);
             drop(done);
         });
+    }
+}
+
+/// On SIGHUP, reads the TLS certificate and key again (Unix only); open connections keep
+/// theirs, new handshakes get the new pair. `None` without TLS listeners, or if the
+/// signal handler cannot be installed (logged).
+fn spawn_certificate_reload(
+    listeners: &[BoundListener],
+    mut shutdown: Shutdown,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let tls: Arc<TlsServer> = listeners
+        .iter()
+        .find_map(|bound| bound.listener.tls.clone())?;
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGHUP; TLS certificates will not reload");
+                return None;
+            }
+        };
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    received = hangup.recv() => if received.is_none() { return },
+                    () = shutdown.recv() => return,
+                }
+                let path = tls.certificate_path().display().to_string();
+                match tls.reload() {
+                    Ok(()) => info!(certificate = %path, "TLS certificate reloaded"),
+                    Err(error) => {
+                        error!(%error, "TLS certificate reload failed; keeping the old one")
+                    }
+                }
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (tls, &mut shutdown);
+        None
     }
 }

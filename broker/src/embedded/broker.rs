@@ -100,12 +100,12 @@ impl BrokerBuilder {
             cli::announce(&opened);
         }
         let OpenedBroker {
-            listener,
+            listeners,
             bound,
             cluster,
         } = opened;
         let (stop_server, server_stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::run(listener, cluster.clone(), async {
+        let server = tokio::spawn(crate::server::run(listeners, cluster.clone(), async {
             let _ = server_stopped.await;
         }));
         let (stop_runners, runners_stopped) = watch::channel(false);

@@ -20,6 +20,8 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// versions (OffsetCommit/OffsetFetch 9, ListGroups 5 with group types) and before
 /// JoinGroup 8-9 (reasons and skip_assignment), which no client needs. FindCoordinator must
 /// be listed in any case: librdkafka uses lz4 only with brokers that list it.
+/// SaslHandshake (0-1) and SaslAuthenticate (0-2, all there is) are listed on every
+/// listener, as Kafka lists them; the connection answers them, not `dispatch`.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
     (ApiKey::Fetch, 4, 16),
@@ -52,6 +54,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The version range we answer for an API, if we advertise it.
