@@ -15,6 +15,8 @@ use crate::config::BrokerConfig;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
 use crate::partition::Partition;
+use crate::security::credentials::{CredentialChange, CredentialStore};
+use crate::security::random::RandomUnavailable;
 use crate::topic_config::{self, TopicConfig};
 use crate::transaction::{TRANSACTION_STATE_TOPIC, TransactionCoordinator};
 
@@ -105,7 +107,12 @@ pub struct Cluster {
     /// Lock order: `topics` before `metadata_log`. Held only for map updates and the
     /// metadata append; the append fsyncs, which is why topic changes are rare admin work.
     topics: RwLock<Topics>,
+    /// Lock order: after `topics`, before the credential store's own lock. Credential
+    /// changes hold it from their existence checks to the store update, so they apply one
+    /// at a time, as a controller applies records.
     metadata_log: Mutex<MetadataLog>,
+    /// SCRAM credentials, replayed from the metadata log; shared with SASL exchanges.
+    credentials: Arc<CredentialStore>,
     producer_ids: Mutex<ProducerIds>,
     /// Set once in [`Cluster::open`], after the offsets topic exists.
     groups: OnceLock<GroupCoordinator>,
@@ -133,6 +140,7 @@ impl Cluster {
             data_dir,
             topics: RwLock::new(Topics::default()),
             metadata_log: Mutex::new(metadata_log),
+            credentials: Arc::new(CredentialStore::new()?),
             producer_ids: Mutex::new(ProducerIds {
                 next: 0,
                 block_end: 0,
@@ -197,6 +205,48 @@ impl Cluster {
             .expect("the transaction coordinator is set in Cluster::open")
     }
 
+    /// The SCRAM credentials SASL exchanges check.
+    pub fn credentials(&self) -> &Arc<CredentialStore> {
+        &self.credentials
+    }
+
+    /// Applies credential changes (AlterUserScramCredentials): all of them are written to
+    /// the metadata log in one batch and fsynced, then made visible. A deletion of a
+    /// credential that does not exist is left out; its user is returned.
+    ///
+    /// # Errors
+    /// When the metadata log cannot be written; then nothing changed.
+    pub fn alter_scram_credentials(
+        &self,
+        changes: Vec<CredentialChange>,
+    ) -> Result<Vec<String>, MetadataLogError> {
+        let log = self
+            .metadata_log
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let (applied, missing): (Vec<_>, Vec<_>) =
+            changes.into_iter().partition(|change| match change {
+                CredentialChange::Set { .. } => true,
+                CredentialChange::Delete { user, mechanism } => {
+                    self.credentials.contains(user, *mechanism)
+                }
+            });
+        let events: Vec<MetadataEvent> = applied.iter().map(CredentialChange::to_event).collect();
+        if !events.is_empty() {
+            log.append_all(&events, now_ms())?;
+        }
+        for event in &events {
+            self.credentials.apply(event);
+        }
+        if !events.is_empty() {
+            info!(changes = events.len(), "SCRAM credentials altered");
+        }
+        Ok(missing
+            .into_iter()
+            .map(|change| change.user().to_string())
+            .collect())
+    }
+
     /// Whether a topic is one of the broker's own, reported as internal and closed to
     /// producers.
     pub fn is_internal_topic(name: &str) -> bool {
@@ -238,6 +288,8 @@ impl Cluster {
                     ids.next = next_block_start;
                     ids.block_end = next_block_start;
                 }
+                event @ (MetadataEvent::ScramCredentialSet { .. }
+                | MetadataEvent::ScramCredentialDeleted { .. }) => self.credentials.apply(&event),
             }
         }
         let mut registry = Topics::default();
@@ -591,6 +643,9 @@ pub enum ClusterOpenError {
     /// A topic id in the metadata log does not parse.
     #[error("topic '{0}' has an invalid id in the metadata log")]
     BadTopicId(String),
+    /// No random bytes for the credential store's key.
+    #[error(transparent)]
+    Random(#[from] RandomUnavailable),
 }
 
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, not "." or "..".
@@ -687,6 +742,64 @@ mod tests {
                 "{bad:?} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn scram_credentials_survive_a_restart_through_the_metadata_log() {
+        // Credentials set and deleted through the cluster are replayed from the metadata
+        // log by the next broker on the directory; a deletion of a missing credential is
+        // reported and writes nothing.
+        use crate::security::credentials::{CredentialChange, ScramCredential};
+        use crate::security::scram::ScramMechanism;
+        use crate::testing::{open_test_cluster, test_cluster};
+
+        let (dir, cluster) = test_cluster();
+        let set = |user: &str, mechanism, password: &str| CredentialChange::Set {
+            user: user.into(),
+            mechanism,
+            credential: ScramCredential::from_password(mechanism, password, vec![1; 32], 4096),
+        };
+        let missing = cluster
+            .alter_scram_credentials(vec![
+                set("alice", ScramMechanism::Sha512, "a"),
+                set("alice", ScramMechanism::Sha256, "b"),
+                set("bob", ScramMechanism::Sha256, "c"),
+            ])
+            .expect("stored");
+        assert!(missing.is_empty());
+        let missing = cluster
+            .alter_scram_credentials(vec![
+                CredentialChange::Delete {
+                    user: "alice".into(),
+                    mechanism: ScramMechanism::Sha256,
+                },
+                CredentialChange::Delete {
+                    user: "carol".into(),
+                    mechanism: ScramMechanism::Sha256,
+                },
+            ])
+            .expect("stored");
+        assert_eq!(missing, ["carol"]);
+        let expected_alice = cluster.credentials().get("alice", ScramMechanism::Sha512);
+        drop(cluster);
+
+        let reopened = open_test_cluster(dir.path());
+        let users = reopened.credentials().users();
+        let described: Vec<_> = users
+            .iter()
+            .map(|user| (user.user.as_str(), user.mechanisms.clone()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("alice", vec![(ScramMechanism::Sha512, 4096)]),
+                ("bob", vec![(ScramMechanism::Sha256, 4096)]),
+            ]
+        );
+        assert_eq!(
+            reopened.credentials().get("alice", ScramMechanism::Sha512),
+            expected_alice
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The cluster's own metadata (cluster id, topics, their ids, partition counts, configs,
-//! producer-id blocks), kept as JSON events in an internal log, `__cluster_metadata-0`.
+//! producer-id blocks, SCRAM credentials), kept as JSON events in an internal log, `__cluster_metadata-0`.
 //!
 //! Using a log of our own storage engine makes metadata crash-safe by the same mechanism
 //! as user data: each event is appended as a record batch and fsynced before the change
@@ -11,6 +11,9 @@ use bytes::Bytes;
 use riffle_protocol::record::{Compression, RecordBatchBuilder, batches};
 use riffle_storage::{DataDir, FirstBatch, Log, LogConfig, StorageError};
 use serde::{Deserialize, Serialize};
+
+use crate::security::credentials::ScramCredential;
+use crate::security::scram::ScramMechanism;
 
 /// The internal topic name; clients never see it in Metadata.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -61,6 +64,26 @@ pub enum MetadataEvent {
         /// The first id of the next block.
         next_block_start: i64,
     },
+    /// A user's SCRAM credential for a mechanism was set (added or replaced). Written as
+    /// `{"event":"scram_credential_set","user":"alice","mechanism":"SCRAM-SHA-512",
+    /// "salt":"<base64>","stored_key":"<base64>","server_key":"<base64>","iterations":4096}`:
+    /// the salted keys only, never a password.
+    ScramCredentialSet {
+        /// The user name.
+        user: String,
+        /// The mechanism, by its SASL name.
+        mechanism: ScramMechanism,
+        /// Salt, StoredKey, ServerKey and iterations.
+        #[serde(flatten)]
+        credential: ScramCredential,
+    },
+    /// A user's SCRAM credential for a mechanism was removed.
+    ScramCredentialDeleted {
+        /// The user name.
+        user: String,
+        /// The mechanism, by its SASL name.
+        mechanism: ScramMechanism,
+    },
 }
 
 /// Why the metadata log could not be read or written.
@@ -94,12 +117,25 @@ impl MetadataLog {
 
     /// Appends one event and waits until it is on disk.
     pub fn append(&self, event: &MetadataEvent, now_ms: i64) -> Result<(), MetadataLogError> {
-        let value = serde_json::to_vec(event).map_err(|error| MetadataLogError::Corrupt {
-            offset: self.log.next_offset(),
-            reason: error.to_string(),
-        })?;
+        self.append_all(std::slice::from_ref(event), now_ms)
+    }
+
+    /// Appends events as one record batch, so they are replayed all or none (recovery
+    /// truncates a torn batch whole), and waits until it is on disk.
+    pub fn append_all(
+        &self,
+        events: &[MetadataEvent],
+        now_ms: i64,
+    ) -> Result<(), MetadataLogError> {
+        assert!(!events.is_empty(), "an empty metadata append");
         let mut builder = RecordBatchBuilder::new(Compression::None);
-        builder.append(now_ms, None, Some(&value), &[]);
+        for event in events {
+            let value = serde_json::to_vec(event).map_err(|error| MetadataLogError::Corrupt {
+                offset: self.log.next_offset(),
+                reason: error.to_string(),
+            })?;
+            builder.append(now_ms, None, Some(&value), &[]);
+        }
         let batch = builder.build().map_err(|error| MetadataLogError::Corrupt {
             offset: self.log.next_offset(),
             reason: error.to_string(),
@@ -144,5 +180,54 @@ fn corrupt(offset: i64, error: impl ToString) -> MetadataLogError {
     MetadataLogError::Corrupt {
         offset,
         reason: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scram_credential_events_are_flat_json_with_base64_keys() {
+        // The credential events keep the file's style: a snake_case "event" tag, the
+        // mechanism by its SASL name, byte fields as base64, and they read back equal.
+        let event = MetadataEvent::ScramCredentialSet {
+            user: "alice".into(),
+            mechanism: ScramMechanism::Sha512,
+            credential: ScramCredential {
+                salt: vec![0, 1, 2],
+                stored_key: vec![3; 3],
+                server_key: vec![4; 3],
+                iterations: 4096,
+            },
+        };
+        let json = serde_json::to_string(&event).expect("serializes");
+        assert_eq!(
+            json,
+            r#"{"event":"scram_credential_set","user":"alice","mechanism":"SCRAM-SHA-512","salt":"AAEC","stored_key":"AwMD","server_key":"BAQE","iterations":4096}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<MetadataEvent>(&json).expect("parses"),
+            event
+        );
+        let deleted = MetadataEvent::ScramCredentialDeleted {
+            user: "alice".into(),
+            mechanism: ScramMechanism::Sha256,
+        };
+        let json = serde_json::to_string(&deleted).expect("serializes");
+        assert_eq!(
+            json,
+            r#"{"event":"scram_credential_deleted","user":"alice","mechanism":"SCRAM-SHA-256"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<MetadataEvent>(&json).expect("parses"),
+            deleted
+        );
+        for bad in [
+            r#"{"event":"scram_credential_deleted","user":"a","mechanism":"SCRAM-SHA-1"}"#,
+            r#"{"event":"scram_credential_set","user":"a","mechanism":"SCRAM-SHA-256","salt":"!","stored_key":"","server_key":"","iterations":1}"#,
+        ] {
+            assert!(serde_json::from_str::<MetadataEvent>(bad).is_err(), "{bad}");
+        }
     }
 }
