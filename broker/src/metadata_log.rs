@@ -1,5 +1,5 @@
 //! The cluster's own metadata (cluster id, topics, their ids, partition counts, configs,
-//! producer-id blocks), kept as JSON events in an internal log, `__cluster_metadata-0`.
+//! producer-id blocks, ACLs), kept as JSON events in an internal log, `__cluster_metadata-0`.
 //!
 //! Using a log of our own storage engine makes metadata crash-safe by the same mechanism
 //! as user data: each event is appended as a record batch and fsynced before the change
@@ -11,6 +11,8 @@ use bytes::Bytes;
 use riffle_protocol::record::{Compression, RecordBatchBuilder, batches};
 use riffle_storage::{DataDir, FirstBatch, Log, LogConfig, StorageError};
 use serde::{Deserialize, Serialize};
+
+use crate::security::acl::AclBinding;
 
 /// The internal topic name; clients never see it in Metadata.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -60,6 +62,16 @@ pub enum MetadataEvent {
     ProducerIdBlock {
         /// The first id of the next block.
         next_block_start: i64,
+    },
+    /// ACLs were created (CreateAcls): one event per request, none of them stored before.
+    AclsCreated {
+        /// The new ACLs.
+        acls: Vec<AclBinding>,
+    },
+    /// ACLs were deleted (DeleteAcls): one event per request, every ACL its filters matched.
+    AclsDeleted {
+        /// The deleted ACLs.
+        acls: Vec<AclBinding>,
     },
 }
 
