@@ -19,6 +19,7 @@ use super::reader::{self, Isolation, Reader};
 use super::transaction::TransactionalProducer;
 use super::writer::Writer;
 use crate::cluster::{Cluster, Validation};
+use crate::handler::RequestContext;
 
 /// Limits and timings of an embedded runtime.
 #[derive(Debug, Clone)]
@@ -75,7 +76,7 @@ impl EmbeddedBackend {
     pub fn new(cluster: Arc<Cluster>, config: EmbeddedConfig) -> EmbeddedBackend {
         EmbeddedBackend {
             reader: Reader::new(config.max_poll_bytes),
-            writer: Writer::new(config.max_batch_bytes),
+            writer: Writer::new(config.max_batch_bytes, RequestContext::processor(&cluster)),
             cluster,
             config,
             membership: None,
@@ -168,6 +169,7 @@ impl Backend for EmbeddedBackend {
             topics,
             self.config.group_instance_id.clone(),
             self.config.group.clone(),
+            RequestContext::processor(&self.cluster),
         ));
         self.needs_join = true;
         Ok(())

@@ -386,9 +386,14 @@ mod tests {
             }],
             ..Default::default()
         };
-        crate::handler::produce::handle(running.cluster(), 9, request)
-            .await
-            .unwrap();
+        crate::handler::produce::handle(
+            running.cluster(),
+            &crate::handler::RequestContext::internal(running.cluster()),
+            9,
+            request,
+        )
+        .await
+        .unwrap();
         let stores = running.stores("word-counter").unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {

@@ -31,7 +31,9 @@ use riffle_protocol::record::RecordBatchBuilder;
 use tracing::warn;
 
 use crate::cluster::Cluster;
-use crate::handler::{add_offsets_to_txn, add_partitions_to_txn, end_txn, init_producer_id};
+use crate::handler::{
+    RequestContext, add_offsets_to_txn, add_partitions_to_txn, end_txn, init_producer_id,
+};
 
 /// The request versions used: the newest client layouts the handlers serve (AddPartitions
 /// v3 is the last with one transaction per request, as clients send it).
@@ -58,6 +60,8 @@ pub struct TransactionalProducer {
     partitions: BTreeSet<TopicPartition>,
     /// Whether the group's offsets are part of the open transaction (AddOffsetsToTxn).
     offsets_added: bool,
+    /// Who the requests come from: the topology's principal.
+    context: RequestContext,
 }
 
 impl TransactionalProducer {
@@ -80,6 +84,7 @@ impl TransactionalProducer {
             next_sequences: BTreeMap::new(),
             partitions: BTreeSet::new(),
             offsets_added: false,
+            context: RequestContext::processor(cluster),
         };
         producer.new_epoch(cluster).await?;
         Ok(producer)
@@ -131,11 +136,13 @@ impl TransactionalProducer {
                 .collect(),
             ..Default::default()
         };
+        let context = &self.context;
         retrying("add partitions to transaction", || {
             let request = request.clone();
             async move {
                 let version = ADD_PARTITIONS_TO_TXN_VERSION;
-                let answer = add_partitions_to_txn::handle(cluster, version, request).await;
+                let answer =
+                    add_partitions_to_txn::handle(cluster, context, version, request).await;
                 (first_partition_error(&answer), ())
             }
         })
@@ -178,11 +185,12 @@ impl TransactionalProducer {
             producer_epoch: self.producer_epoch,
             group_id: group_id.to_string(),
         };
+        let context = &self.context;
         retrying("add offsets to transaction", || {
             let request = request.clone();
             async move {
                 let version = ADD_OFFSETS_TO_TXN_VERSION;
-                let answer = add_offsets_to_txn::handle(cluster, version, request).await;
+                let answer = add_offsets_to_txn::handle(cluster, context, version, request).await;
                 (answer.error_code, ())
             }
         })
@@ -237,7 +245,7 @@ impl TransactionalProducer {
             producer_epoch: self.producer_epoch,
             committed: outcome == Outcome::Commit,
         };
-        end_txn::handle(cluster, END_TXN_VERSION, request)
+        end_txn::handle(cluster, &self.context, END_TXN_VERSION, request)
             .await
             .error_code
     }
@@ -252,11 +260,12 @@ impl TransactionalProducer {
             producer_epoch: -1,
         };
         let operation = format!("init producer id {}", self.transactional_id);
+        let context = &self.context;
         let answer = retrying(&operation, || {
             let request = request.clone();
             async move {
                 let version = INIT_PRODUCER_ID_VERSION;
-                let answer = init_producer_id::handle(cluster, version, request).await;
+                let answer = init_producer_id::handle(cluster, context, version, request).await;
                 (answer.error_code, answer)
             }
         })

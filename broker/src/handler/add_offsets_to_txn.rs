@@ -16,6 +16,7 @@ use riffle_protocol::api::add_offsets_to_txn::{AddOffsetsToTxnRequest, AddOffset
 
 use crate::cluster::Cluster;
 use crate::group::OFFSETS_TOPIC;
+use crate::handler::RequestContext;
 use crate::transaction::metadata::error_for_version;
 
 /// The first version that knows PRODUCER_FENCED.
@@ -24,6 +25,7 @@ const FIRST_FENCED_VERSION: i16 = 2;
 /// Answers AddOffsetsToTxn.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     version: i16,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {

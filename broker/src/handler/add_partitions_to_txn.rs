@@ -20,6 +20,7 @@ use riffle_protocol::api::add_partitions_to_txn::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 use crate::transaction::metadata::error_for_version;
 
 /// The first version that knows PRODUCER_FENCED.
@@ -28,6 +29,7 @@ const FIRST_FENCED_VERSION: i16 = 2;
 /// Answers AddPartitionsToTxn.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     version: i16,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {

@@ -18,10 +18,12 @@ use riffle_protocol::api::create_partitions::{
 };
 
 use crate::cluster::{Cluster, TopicError, Validation};
+use crate::handler::RequestContext;
 
 /// Answers CreatePartitions: one result per distinct topic name, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
@@ -177,6 +179,7 @@ mod tests {
         ];
         let response = handle(
             &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
             3,
             CreatePartitionsRequest {
                 topics,
@@ -212,7 +215,12 @@ mod tests {
             timeout_ms: 1000,
             validate_only: true,
         };
-        let response = handle(&cluster, 0, request);
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request,
+        );
         assert_eq!(codes(&response), vec![("dry-run", 0)]);
         assert_eq!(
             cluster.topic("dry-run").expect("exists").partitions.len(),

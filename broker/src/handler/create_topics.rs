@@ -24,6 +24,7 @@ use riffle_protocol::api::create_topics::{
 
 use crate::cluster::{Cluster, CreatedTopic, TopicError, Validation, validate_topic_name};
 use crate::config::ReplicationFactorPolicy;
+use crate::handler::RequestContext;
 use crate::topic_config::TOPIC_CONFIGS;
 use crate::topic_config::TopicConfig;
 
@@ -39,6 +40,7 @@ const FIRST_VERSION_WITH_TOPIC_DETAILS: i16 = 5;
 /// Answers CreateTopics: one result per distinct topic name, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     version: i16,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
@@ -293,6 +295,7 @@ mod tests {
         }];
         let response = handle(
             &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
             7,
             request(vec![creatable("events", -1, -1), orders]),
         );
@@ -323,7 +326,12 @@ mod tests {
         // Replication factor 3, an assignment to another broker, a gap in the assignment,
         // a null config, a duplicate name and an existing topic each fail alone.
         let (_dir, cluster) = test_cluster();
-        handle(&cluster, 4, request(vec![creatable("existing", 1, 1)]));
+        handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            4,
+            request(vec![creatable("existing", 1, 1)]),
+        );
         let assigned = |indexes: &[i32], broker: i32| CreatableTopic {
             name: format!("assigned-{broker}-{}", indexes.len()),
             num_partitions: -1,
@@ -352,7 +360,12 @@ mod tests {
             creatable("twice", 1, 1),
             creatable("existing", 1, 1),
         ];
-        let response = handle(&cluster, 5, request(topics));
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            5,
+            request(topics),
+        );
         let codes: Vec<i16> = response
             .topics
             .iter()
@@ -385,7 +398,12 @@ mod tests {
         let config =
             crate::testing::test_config(dir.path(), &["--replication-factor-above-one", "accept"]);
         let cluster = Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("open");
-        let response = handle(&cluster, 5, request(vec![creatable("replicated", 2, 3)]));
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            5,
+            request(vec![creatable("replicated", 2, 3)]),
+        );
         let created = &response.topics[0];
         assert_eq!(
             (
@@ -405,6 +423,7 @@ mod tests {
         let (dir, cluster) = test_cluster();
         let response = handle(
             &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
             1,
             CreateTopicsRequest {
                 validate_only: true,

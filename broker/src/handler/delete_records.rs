@@ -18,6 +18,7 @@ use riffle_storage::StorageError;
 use tracing::warn;
 
 use crate::cluster::{Cluster, Topic};
+use crate::handler::RequestContext;
 use crate::partition::Partition;
 
 /// Kafka's "delete up to the high watermark" offset.
@@ -28,6 +29,7 @@ const UNKNOWN_LOW_WATERMARK: i64 = -1;
 /// Answers DeleteRecords: one result per requested partition, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
@@ -133,7 +135,12 @@ mod tests {
             }],
             timeout_ms: 1000,
         };
-        let response = handle(cluster, 2, request);
+        let response = handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            2,
+            request,
+        );
         response.topics[0]
             .partitions
             .iter()

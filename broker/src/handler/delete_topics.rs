@@ -14,6 +14,7 @@ use riffle_protocol::api::delete_topics::{
 use riffle_protocol::{ErrorCode, Uuid};
 
 use crate::cluster::{Cluster, TopicError};
+use crate::handler::RequestContext;
 
 /// First version that names topics by name or id in `topics`.
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 6;
@@ -28,6 +29,7 @@ enum TopicKey {
 /// Answers DeleteTopics: one result per distinct topic, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     version: i16,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
@@ -189,6 +191,7 @@ mod tests {
         create(&cluster, "twice");
         let response = handle(
             &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
             5,
             by_names(&["gone", "missing", "twice", "twice"]),
         );
@@ -223,7 +226,12 @@ mod tests {
             ],
             ..Default::default()
         };
-        let response = handle(&cluster, 6, request);
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            6,
+            request,
+        );
         let first = &response.responses[0];
         assert_eq!(
             (first.name.as_deref(), first.topic_id, first.error_code),

@@ -20,6 +20,7 @@ use riffle_protocol::api::describe_configs::{
 };
 
 use crate::cluster::{Cluster, Topic, TopicError};
+use crate::handler::RequestContext;
 use crate::topic_config::{ConfigDef, ConfigSource, ConfigType, TOPIC_CONFIGS};
 
 /// Kafka's resource type of a topic.
@@ -49,6 +50,7 @@ struct ConfigEntry {
 /// Answers DescribeConfigs: one result per resource, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
@@ -300,7 +302,12 @@ mod tests {
             include_synonyms: true,
             include_documentation: true,
         };
-        handle(cluster, version, request)
+        handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            version,
+            request,
+        )
     }
 
     #[test]

@@ -15,10 +15,12 @@ use riffle_protocol::api::describe_producers::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 
 /// Answers DescribeProducers.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {

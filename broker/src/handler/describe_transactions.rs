@@ -13,10 +13,12 @@ use riffle_protocol::api::describe_transactions::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 
 /// Answers DescribeTransactions.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {

@@ -39,6 +39,7 @@ use tokio::time::Instant;
 
 use crate::cluster::{Cluster, Topic};
 use crate::config::FETCH_MAX_WAIT_MS_LIMIT;
+use crate::handler::RequestContext;
 use crate::partition::Partition;
 
 /// Kafka's isolation level for read_committed consumers.
@@ -58,7 +59,12 @@ struct Wanted {
 }
 
 /// Answers Fetch.
-pub async fn handle(cluster: &Cluster, version: i16, request: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    cluster: &Cluster,
+    context: &RequestContext,
+    version: i16,
+    request: FetchRequest,
+) -> FetchResponse {
     if request.session_id != 0 {
         // We never hand out sessions, so any id is one we do not know.
         return FetchResponse {
@@ -420,9 +426,14 @@ mod tests {
             }],
             ..Default::default()
         };
-        let response = produce::handle(cluster, 9, request)
-            .await
-            .expect("acks=1 answers");
+        let response = produce::handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            9,
+            request,
+        )
+        .await
+        .expect("acks=1 answers");
         assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
     }
 
@@ -435,7 +446,13 @@ mod tests {
         let max_wait = Duration::from_millis(1_000);
         let started = std::time::Instant::now();
         let request = request("t", 1, 1 << 20, 1_000);
-        let response = handle(&cluster, VERSION, request).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            request,
+        )
+        .await;
         let elapsed = started.elapsed();
         assert!(elapsed >= max_wait, "answered after {elapsed:?}");
         assert!(
@@ -457,7 +474,15 @@ mod tests {
         let max_wait = Duration::from_secs(5);
         let fetching = {
             let cluster = cluster.clone();
-            tokio::spawn(async move { handle(&cluster, VERSION, request("t", 1, 1, 5_000)).await })
+            tokio::spawn(async move {
+                handle(
+                    &cluster,
+                    &crate::handler::RequestContext::internal(&cluster),
+                    VERSION,
+                    request("t", 1, 1, 5_000),
+                )
+                .await
+            })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!fetching.is_finished(), "answered with nothing to return");
@@ -486,11 +511,23 @@ mod tests {
         let batch_bytes = batch().len();
 
         let roomy = with_partition_max_bytes(request("t", 2, 1, 0), batch_bytes * 5 / 2);
-        let response = handle(&cluster, VERSION, roomy).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            roomy,
+        )
+        .await;
         assert_eq!(record_bytes(&response), vec![2 * batch_bytes; 2]);
 
         let tiny = with_partition_max_bytes(request("t", 2, 1, 0), 10);
-        let response = handle(&cluster, VERSION, tiny).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            tiny,
+        )
+        .await;
         assert_eq!(record_bytes(&response), vec![batch_bytes, 0]);
     }
 
@@ -504,12 +541,24 @@ mod tests {
 
         let mut limited = request("t", 2, 1, 0);
         limited.max_bytes = i32::try_from(batch_bytes * 3 / 2).expect("small");
-        let response = handle(&cluster, VERSION, limited).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            limited,
+        )
+        .await;
         assert_eq!(record_bytes(&response), vec![batch_bytes, 0]);
 
         let mut tiny = request("t", 2, 1, 0);
         tiny.max_bytes = 10;
-        let response = handle(&cluster, VERSION, tiny).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            tiny,
+        )
+        .await;
         assert_eq!(record_bytes(&response), vec![batch_bytes, 0]);
     }
 
@@ -557,7 +606,13 @@ mod tests {
             request.isolation_level = isolation_level;
             request
         };
-        let response = handle(&cluster, VERSION, fetch(0, READ_COMMITTED)).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            fetch(0, READ_COMMITTED),
+        )
+        .await;
         let data = &response.responses[0].partitions[0];
         assert_eq!((data.high_watermark, data.last_stable_offset), (5, 4));
         let aborted = data.aborted_transactions.clone().expect("listed");
@@ -583,11 +638,23 @@ mod tests {
         assert_eq!(returned, Some(&below_lso));
         assert!(below_lso.len() < stored.len());
 
-        let response = handle(&cluster, VERSION, fetch(2, READ_COMMITTED)).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            fetch(2, READ_COMMITTED),
+        )
+        .await;
         let data = &response.responses[0].partitions[0];
         assert_eq!(data.aborted_transactions, Some(Vec::new()));
 
-        let response = handle(&cluster, VERSION, fetch(0, 0)).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            fetch(0, 0),
+        )
+        .await;
         let data = &response.responses[0].partitions[0];
         assert_eq!(data.last_stable_offset, 4);
         assert_eq!(data.aborted_transactions, None);
@@ -602,7 +669,13 @@ mod tests {
         let (_dir, cluster) = cluster_with("t", 1, 2);
         let mut committed = request("t", 1, 1, 0);
         committed.isolation_level = READ_COMMITTED;
-        let response = handle(&cluster, VERSION, committed).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            committed,
+        )
+        .await;
         let partition = &response.responses[0].partitions[0];
         assert_eq!(partition.error_code, 0);
         assert_eq!(partition.high_watermark, 2);
@@ -610,7 +683,13 @@ mod tests {
         assert_eq!(partition.aborted_transactions, Some(Vec::new()));
         assert_eq!(record_bytes(&response), vec![2 * batch().len()]);
 
-        let response = handle(&cluster, VERSION, request("t", 1, 1, 0)).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            request("t", 1, 1, 0),
+        )
+        .await;
         assert_eq!(response.responses[0].partitions[0].last_stable_offset, 2);
     }
 
@@ -621,7 +700,13 @@ mod tests {
         // batches, and one with less returns the bytes themselves.
         let batches_above_threshold = SENDFILE_MIN_BYTES / batch().len() + 1;
         let (_dir, cluster) = cluster_with("t", 1, batches_above_threshold);
-        let response = handle(&cluster, VERSION, request("t", 1, 1, 0)).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            request("t", 1, 1, 0),
+        )
+        .await;
         let records = response.responses[0].partitions[0]
             .records
             .as_ref()
@@ -642,7 +727,13 @@ mod tests {
         assert_eq!(stored, expected);
 
         let (_dir, cluster) = cluster_with("small", 1, 2);
-        let response = handle(&cluster, VERSION, request("small", 1, 1, 0)).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            VERSION,
+            request("small", 1, 1, 0),
+        )
+        .await;
         let records = response.responses[0].partitions[0].records.as_ref();
         assert_eq!(
             records.and_then(FetchRecords::as_bytes).map(Bytes::len),

@@ -24,6 +24,7 @@ use riffle_protocol::api::incremental_alter_configs::{
 
 use super::describe_configs::{RESOURCE_TYPE_BROKER, RESOURCE_TYPE_TOPIC};
 use crate::cluster::{Cluster, TopicError, Validation};
+use crate::handler::RequestContext;
 use crate::topic_config::{ConfigType, TopicConfig, config_def};
 
 /// Sets the value.
@@ -38,6 +39,7 @@ const OPERATION_SUBTRACT: i8 = 3;
 /// Answers IncrementalAlterConfigs: one response per resource, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
@@ -269,7 +271,14 @@ mod tests {
             resources: vec![resource],
             validate_only: false,
         };
-        handle(cluster, 1, request).responses.remove(0)
+        handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            1,
+            request,
+        )
+        .responses
+        .remove(0)
     }
 
     fn topic_with(cluster: &Cluster, name: &str, configs: &[(&str, &str)]) {
@@ -404,17 +413,32 @@ mod tests {
             resources: vec![resource.clone(), resource.clone()],
             validate_only: false,
         };
-        let codes: Vec<i16> = handle(&cluster, 0, request)
-            .responses
-            .iter()
-            .map(|r| r.error_code)
-            .collect();
+        let codes: Vec<i16> = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request,
+        )
+        .responses
+        .iter()
+        .map(|r| r.error_code)
+        .collect();
         assert_eq!(codes, vec![42, 42]);
         let request = IncrementalAlterConfigsRequest {
             resources: vec![resource],
             validate_only: true,
         };
-        assert_eq!(handle(&cluster, 0, request).responses[0].error_code, 0);
+        assert_eq!(
+            handle(
+                &cluster,
+                &crate::handler::RequestContext::internal(&cluster),
+                0,
+                request
+            )
+            .responses[0]
+                .error_code,
+            0
+        );
         assert!(
             cluster
                 .topic("orders")

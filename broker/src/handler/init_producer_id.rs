@@ -25,6 +25,7 @@ use riffle_protocol::api::init_producer_id::{InitProducerIdRequest, InitProducer
 use tracing::warn;
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 use crate::transaction::metadata::error_for_version;
 
 /// Kafka's "no producer id".
@@ -37,6 +38,7 @@ const FIRST_FENCED_VERSION: i16 = 4;
 /// Answers InitProducerId.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     version: i16,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -129,7 +131,12 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let response = runtime.block_on(handle(cluster, version, request));
+        let response = runtime.block_on(handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            version,
+            request,
+        ));
         (
             response.error_code,
             response.producer_id,
@@ -199,7 +206,12 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let response = runtime.block_on(handle(&cluster, 4, request));
+        let response = runtime.block_on(handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            4,
+            request,
+        ));
         assert_eq!(
             response.error_code,
             ErrorCode::InvalidTransactionTimeout.code()

@@ -33,6 +33,7 @@ use riffle_storage::StorageError;
 use tracing::warn;
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 use crate::partition::Partition;
 
 /// The log start offset.
@@ -66,7 +67,12 @@ const NOT_FOUND: Found = Found {
 };
 
 /// Answers ListOffsets: one result per requested partition, in request order.
-pub fn handle(cluster: &Cluster, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(
+    cluster: &Cluster,
+    context: &RequestContext,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let read_committed = request.isolation_level == READ_COMMITTED;
     let topics = request
         .topics
@@ -262,7 +268,12 @@ mod tests {
             }],
             ..Default::default()
         };
-        let response = handle(cluster, 8, request);
+        let response = handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            8,
+            request,
+        );
         response.topics[0]
             .partitions
             .iter()

@@ -12,11 +12,13 @@ use riffle_protocol::api::list_transactions::{
 };
 
 use crate::cluster::{Cluster, now_ms};
+use crate::handler::RequestContext;
 use crate::transaction::TransactionState;
 
 /// Answers ListTransactions.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {

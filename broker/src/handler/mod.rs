@@ -31,5 +31,5 @@ pub mod txn_offset_commit;
 
 mod dispatch;
 
-pub use context::RequestContext;
+pub use context::{AUTHORIZED_OPERATIONS_OMITTED, Access, RequestContext};
 pub use dispatch::dispatch;

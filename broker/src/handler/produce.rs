@@ -36,6 +36,7 @@ use tracing::warn;
 
 use crate::cluster::{Cluster, Topic, now_ms};
 use crate::config::FlushPolicy;
+use crate::handler::RequestContext;
 use crate::partition::Partition;
 
 /// A partition's outcome before the durability wait.
@@ -47,10 +48,11 @@ struct Written {
 /// Answers Produce; `None` for acks=0, which expects no response.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     version: i16,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
-    match append_request(cluster, version, request) {
+    match append_request(cluster, context, version, request) {
         Acknowledgement::Ready(response) => response,
         Acknowledgement::AfterFsync(wait) => Some(wait.wait().await),
     }
@@ -98,6 +100,7 @@ impl FsyncWait {
 /// Checks and appends every partition's batch; does not wait for any fsync.
 pub fn append_request(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     _version: i16,
     request: ProduceRequest,
 ) -> Acknowledgement {
@@ -378,7 +381,12 @@ mod tests {
             .build()
             .expect("runtime");
         let response = runtime
-            .block_on(handle(cluster, 9, request))
+            .block_on(handle(
+                cluster,
+                &crate::handler::RequestContext::internal(cluster),
+                9,
+                request,
+            ))
             .expect("acks=-1 answers");
         response.responses[0].partition_responses[0].clone()
     }

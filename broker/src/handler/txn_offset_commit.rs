@@ -25,6 +25,7 @@ use riffle_protocol::api::txn_offset_commit::{
 use crate::cluster::{Cluster, now_ms};
 use crate::group::coordinator::TxnCommitter;
 use crate::group::records::CommittedOffset;
+use crate::handler::RequestContext;
 use crate::handler::group::commit_answers::{RequestedCommit, sort_commits};
 use crate::handler::group::offset_commit::wait_durable_or_fail;
 use crate::transaction::metadata::error_for_version;
@@ -35,6 +36,7 @@ const FIRST_FENCED_VERSION: i16 = 2;
 /// Answers TxnOffsetCommit.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     version: i16,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {

@@ -11,11 +11,13 @@ use riffle_protocol::api::delete_groups::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 use crate::handler::group::offset_commit::wait_durable;
 
 /// Answers DeleteGroups.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     _version: i16,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {

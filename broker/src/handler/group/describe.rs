@@ -11,10 +11,12 @@ use riffle_protocol::api::describe_groups::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 
 /// Answers DescribeGroups.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {

@@ -8,9 +8,15 @@ use std::time::Instant;
 use riffle_protocol::api::heartbeat::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 
 /// Answers Heartbeat.
-pub fn handle(cluster: &Cluster, _version: i16, request: HeartbeatRequest) -> HeartbeatResponse {
+pub fn handle(
+    cluster: &Cluster,
+    context: &RequestContext,
+    _version: i16,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
     let error = cluster.groups().heartbeat(
         Instant::now(),
         &request.group_id,

@@ -18,6 +18,7 @@ use riffle_protocol::api::join_group::{
 
 use crate::cluster::Cluster;
 use crate::group::{JoinRequest, JoinResult};
+use crate::handler::RequestContext;
 
 /// The first version with the two-step join (KIP-394).
 const FIRST_VERSION_REQUIRING_MEMBER_ID: i16 = 4;
@@ -25,9 +26,9 @@ const FIRST_VERSION_REQUIRING_MEMBER_ID: i16 = 4;
 /// Answers JoinGroup, once the rebalance allows.
 pub async fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     version: i16,
     client_id: &str,
-    client_host: &str,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
     if request.group_id.is_empty() {
@@ -46,7 +47,7 @@ pub async fn handle(
         member_id: request.member_id.clone(),
         group_instance_id: request.group_instance_id,
         client_id: client_id.to_string(),
-        client_host: client_host.to_string(),
+        client_host: context.client_host.clone(),
         session_timeout,
         rebalance_timeout,
         protocol_type: request.protocol_type,

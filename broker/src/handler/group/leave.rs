@@ -10,12 +10,18 @@ use riffle_protocol::ErrorCode;
 use riffle_protocol::api::leave_group::{LeaveGroupRequest, LeaveGroupResponse, MemberResponse};
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 
 /// The first version listing several members.
 const FIRST_BATCHED_VERSION: i16 = 3;
 
 /// Answers LeaveGroup.
-pub fn handle(cluster: &Cluster, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
+pub fn handle(
+    cluster: &Cluster,
+    context: &RequestContext,
+    version: i16,
+    request: LeaveGroupRequest,
+) -> LeaveGroupResponse {
     let leaving: Vec<(String, Option<String>)> = if version < FIRST_BATCHED_VERSION {
         vec![(request.member_id, None)]
     } else {

@@ -5,9 +5,15 @@
 use riffle_protocol::api::list_groups::{ListGroupsRequest, ListGroupsResponse, ListedGroup};
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 
 /// Answers ListGroups.
-pub fn handle(cluster: &Cluster, _version: i16, request: ListGroupsRequest) -> ListGroupsResponse {
+pub fn handle(
+    cluster: &Cluster,
+    context: &RequestContext,
+    _version: i16,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
     let wanted = |state: &str| {
         request.states_filter.is_empty()
             || request

@@ -24,11 +24,13 @@ use riffle_protocol::api::offset_commit::{
 use crate::cluster::{Cluster, now_ms};
 use crate::config::FlushPolicy;
 use crate::group::records::CommittedOffset;
+use crate::handler::RequestContext;
 use crate::handler::group::commit_answers::{RequestedCommit, sort_commits};
 
 /// Answers OffsetCommit.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     _version: i16,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
@@ -164,7 +166,13 @@ mod tests {
             .expect("create");
         let cluster = Arc::new(cluster);
         for (partition, retention_time_ms) in [(0, 60_000), (1, -1)] {
-            let response = handle(&cluster, 2, commit(partition, retention_time_ms)).await;
+            let response = handle(
+                &cluster,
+                &crate::handler::RequestContext::internal(&cluster),
+                2,
+                commit(partition, retention_time_ms),
+            )
+            .await;
             assert_eq!(response.topics[0].partitions[0].error_code, 0);
         }
         let offsets = cluster.groups().fetch_offsets("g");

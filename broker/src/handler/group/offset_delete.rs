@@ -18,11 +18,13 @@ use riffle_protocol::api::offset_delete::{
 
 use crate::cluster::Cluster;
 use crate::group::ConsumedTopics;
+use crate::handler::RequestContext;
 use crate::handler::group::offset_commit::wait_durable;
 
 /// Answers OffsetDelete.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     _version: i16,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
@@ -190,7 +192,13 @@ mod tests {
         // Proves the happy path: a group without members loses exactly the offsets named
         // (partition 0), keeps the others, and the answer has no errors.
         let (_dir, cluster) = cluster_with_commits();
-        let response = handle(&cluster, 0, request("g", &[0])).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request("g", &[0]),
+        )
+        .await;
         assert_eq!(response.error_code, 0);
         assert_eq!(partition_errors(&response), vec![(0, 0)]);
         assert_eq!(committed_partitions(&cluster, "g"), vec![1]);
@@ -203,7 +211,13 @@ mod tests {
         // GROUP_SUBSCRIBED_TO_TOPIC and every commit stays.
         let (_dir, cluster) = cluster_with_commits();
         join(&cluster, "consumer", subscription_to_t());
-        let response = handle(&cluster, 0, request("g", &[0, 1])).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request("g", &[0, 1]),
+        )
+        .await;
         assert_eq!(response.error_code, 0);
         let subscribed = ErrorCode::GroupSubscribedToTopic.code();
         assert_eq!(
@@ -218,7 +232,13 @@ mod tests {
         // Proves a group with no offsets and no members gets the request-level error
         // GROUP_ID_NOT_FOUND, and the other group's commits are untouched.
         let (_dir, cluster) = cluster_with_commits();
-        let response = handle(&cluster, 0, request("no-such-group", &[0])).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request("no-such-group", &[0]),
+        )
+        .await;
         assert_eq!(response.error_code, ErrorCode::GroupIdNotFound.code());
         assert!(response.topics.is_empty());
         assert_eq!(committed_partitions(&cluster, "g"), vec![0, 1]);
@@ -242,7 +262,13 @@ mod tests {
             name: "u".into(),
             partitions: vec![OffsetDeleteRequestPartition { partition_index: 0 }],
         });
-        let response = handle(&cluster, 0, both).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            both,
+        )
+        .await;
         assert_eq!(response.error_code, 0);
         let errors: Vec<(String, i16)> = response
             .topics
@@ -261,7 +287,13 @@ mod tests {
         // (a Connect-style group): NON_EMPTY_GROUP, no topics, every commit stays.
         let (_dir, cluster) = cluster_with_commits();
         join(&cluster, "connect", Bytes::from_static(b"worker"));
-        let response = handle(&cluster, 0, request("g", &[0])).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request("g", &[0]),
+        )
+        .await;
         assert_eq!(response.error_code, ErrorCode::NonEmptyGroup.code());
         assert!(response.topics.is_empty());
         assert_eq!(committed_partitions(&cluster, "g"), vec![0, 1]);

@@ -17,6 +17,7 @@ use riffle_protocol::api::offset_fetch::{
 
 use crate::cluster::Cluster;
 use crate::group::coordinator::GroupOffsets;
+use crate::handler::RequestContext;
 
 /// The first version with several groups per request.
 const FIRST_BATCHED_VERSION: i16 = 8;
@@ -25,7 +26,12 @@ const FIRST_BATCHED_VERSION: i16 = 8;
 type Answer = (i32, i64, i32, String, ErrorCode);
 
 /// Answers OffsetFetch.
-pub fn handle(cluster: &Cluster, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+pub fn handle(
+    cluster: &Cluster,
+    context: &RequestContext,
+    version: i16,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
     if version < FIRST_BATCHED_VERSION {
         let wanted = request.topics.map(|topics| {
             topics

@@ -11,10 +11,12 @@ use riffle_protocol::api::sync_group::{SyncGroupRequest, SyncGroupResponse};
 
 use crate::cluster::Cluster;
 use crate::group::SyncResult;
+use crate::handler::RequestContext;
 
 /// Answers SyncGroup, once the leader's assignment is in.
 pub async fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
