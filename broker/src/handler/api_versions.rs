@@ -19,7 +19,9 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// transactions v2 (KIP-890), and AddPartitionsToTxn 4+ is for brokers. The group APIs stop before KIP-848's
 /// versions (OffsetCommit/OffsetFetch 9, ListGroups 5 with group types) and before
 /// JoinGroup 8-9 (reasons and skip_assignment), which no client needs. FindCoordinator must
-/// be listed in any case: librdkafka uses lz4 only with brokers that list it.
+/// be listed in any case: librdkafka uses lz4 only with brokers that list it. The ACL APIs
+/// are listed whether or not an authorizer is on: without one they answer
+/// SECURITY_DISABLED, as Kafka does.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
     (ApiKey::Fetch, 4, 16),
@@ -52,6 +54,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
 ];
 
 /// The version range we answer for an API, if we advertise it.

@@ -117,14 +117,20 @@ pub async fn dispatch(
         Request::DescribeProducers(body) => Response::DescribeProducers(block_in_place(|| {
             describe_producers::handle(cluster, context, version, body)
         })),
+        Request::CreateAcls(body) => Response::CreateAcls(block_in_place(|| {
+            create_acls::handle(cluster, context, version, body)
+        })),
+        Request::DescribeAcls(body) => {
+            Response::DescribeAcls(describe_acls::handle(cluster, context, version, body))
+        }
+        Request::DeleteAcls(body) => Response::DeleteAcls(block_in_place(|| {
+            delete_acls::handle(cluster, context, version, body)
+        })),
         // Not advertised yet: the connection refuses them before they reach dispatch.
         Request::SaslHandshake(_)
         | Request::SaslAuthenticate(_)
         | Request::DescribeUserScramCredentials(_)
-        | Request::AlterUserScramCredentials(_)
-        | Request::CreateAcls(_)
-        | Request::DescribeAcls(_)
-        | Request::DeleteAcls(_) => return None,
+        | Request::AlterUserScramCredentials(_) => return None,
     };
     Some(response)
 }
