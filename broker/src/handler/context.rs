@@ -133,6 +133,13 @@ impl Access<'_> {
         self.allows(operation, ResourceType::Cluster, CLUSTER_NAME)
     }
 
+    /// Whether the principal may create topic `name`: Create on the cluster (checked
+    /// quietly, as Kafka does) or on the topic.
+    pub fn may_create_topic(&self, name: &str) -> bool {
+        self.filters(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME)
+            || self.allows(AclOperation::Create, ResourceType::Topic, name)
+    }
+
     /// Whether the principal may perform `operation` on some resource of the type (Kafka's
     /// `authorizeByResourceType`).
     pub fn allows_any(&self, operation: AclOperation, resource_type: ResourceType) -> bool {
