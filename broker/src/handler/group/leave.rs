@@ -2,7 +2,8 @@
 //! a session timeout.
 //!
 //! Versions 0-5; v3+ lets several members (static ones by instance id) leave in one call.
-//! Errors: UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID.
+//! Errors: GROUP_AUTHORIZATION_FAILED (with `--authorizer acl`, no Read on the group),
+//! UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID.
 
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use riffle_protocol::api::leave_group::{LeaveGroupRequest, LeaveGroupResponse, M
 
 use crate::cluster::Cluster;
 use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// The first version listing several members.
 const FIRST_BATCHED_VERSION: i16 = 3;
@@ -22,6 +24,15 @@ pub fn handle(
     version: i16,
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
+    if !context
+        .access(cluster)
+        .allows(AclOperation::Read, ResourceType::Group, &request.group_id)
+    {
+        return LeaveGroupResponse {
+            error_code: ErrorCode::GroupAuthorizationFailed.code(),
+            ..Default::default()
+        };
+    }
     let leaving: Vec<(String, Option<String>)> = if version < FIRST_BATCHED_VERSION {
         vec![(request.member_id, None)]
     } else {

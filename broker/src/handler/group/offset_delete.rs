@@ -5,7 +5,9 @@
 //! clean up after a topic the group stopped reading without stopping the group. A group
 //! with members of another protocol type is refused as a whole (NON_EMPTY_GROUP): their
 //! metadata does not say which topics they read.
-//! Errors: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, GROUP_SUBSCRIBED_TO_TOPIC,
+//! With `--authorizer acl`: Delete on the group (else GROUP_AUTHORIZATION_FAILED for the
+//! request) and Read on each topic (else TOPIC_AUTHORIZATION_FAILED for its partitions).
+//! Errors: GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, GROUP_SUBSCRIBED_TO_TOPIC,
 //! KAFKA_STORAGE_ERROR.
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use crate::cluster::Cluster;
 use crate::group::ConsumedTopics;
 use crate::handler::RequestContext;
 use crate::handler::group::offset_commit::wait_durable;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Answers OffsetDelete.
 pub async fn handle(
@@ -28,10 +31,22 @@ pub async fn handle(
     _version: i16,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    let access = context.access(cluster);
+    if !access.allows(AclOperation::Delete, ResourceType::Group, &request.group_id) {
+        return refused(ErrorCode::GroupAuthorizationFailed);
+    }
+    // One check per topic; an unreadable topic's offsets are not touched.
+    let readable: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|topic| access.allows(AclOperation::Read, ResourceType::Topic, &topic.name))
+        .collect();
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
-        .flat_map(|topic| {
+        .zip(&readable)
+        .filter(|(_, readable)| **readable)
+        .flat_map(|(topic, _)| {
             topic
                 .partitions
                 .iter()
@@ -52,8 +67,11 @@ pub async fn handle(
     let topics = request
         .topics
         .into_iter()
-        .map(|topic| {
-            let error = if consumed.includes(&topic.name) {
+        .zip(readable)
+        .map(|(topic, readable)| {
+            let error = if !readable {
+                ErrorCode::TopicAuthorizationFailed
+            } else if consumed.includes(&topic.name) {
                 ErrorCode::GroupSubscribedToTopic
             } else {
                 deleted_error
