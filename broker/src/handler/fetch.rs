@@ -780,7 +780,7 @@ mod tests {
         let partition = cluster.topic("events").expect("created").partitions[0].clone();
         partition
             .log
-            .append(&batch().to_vec(), 1_000)
+            .append(&batch(), 1_000)
             .expect("append");
         let cluster = Arc::new(cluster);
         let alice = crate::testing::context_of(&cluster, "User:alice");
@@ -798,7 +798,7 @@ mod tests {
         assert!(
             data.records
                 .as_ref()
-                .is_some_and(|records| records.len() > 0)
+                .is_some_and(|records| !records.is_empty())
         );
     }
 }
