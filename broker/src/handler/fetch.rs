@@ -778,10 +778,7 @@ mod tests {
             .create_topic("events", 1, BTreeMap::new(), Validation::Apply)
             .expect("create");
         let partition = cluster.topic("events").expect("created").partitions[0].clone();
-        partition
-            .log
-            .append(&batch(), 1_000)
-            .expect("append");
+        partition.log.append(&batch(), 1_000).expect("append");
         let cluster = Arc::new(cluster);
         let alice = crate::testing::context_of(&cluster, "User:alice");
         let denied = ErrorCode::TopicAuthorizationFailed.code();

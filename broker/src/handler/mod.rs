@@ -34,5 +34,8 @@ pub mod txn_offset_commit;
 
 mod dispatch;
 
+#[cfg(test)]
+mod authorization_tests;
+
 pub use context::{AUTHORIZED_OPERATIONS_OMITTED, Access, RequestContext};
 pub use dispatch::dispatch;
