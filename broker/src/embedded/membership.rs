@@ -419,8 +419,11 @@ impl Membership {
     }
 
     fn refused(&self, operation: &str, code: i16) -> BackendError {
-        let name = ErrorCode::from_code(code).map_or_else(|| code.to_string(), |c| c.to_string());
-        BackendError::new(format!("{operation} {}", self.group_id), name)
+        super::refusal::refused(
+            &self.context,
+            &format!("{operation} {}", self.group_id),
+            code,
+        )
     }
 }
 

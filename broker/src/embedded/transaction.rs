@@ -30,6 +30,7 @@ use riffle_protocol::api::init_producer_id::InitProducerIdRequest;
 use riffle_protocol::record::RecordBatchBuilder;
 use tracing::warn;
 
+use super::refusal::refused;
 use crate::cluster::Cluster;
 use crate::handler::{
     RequestContext, add_offsets_to_txn, add_partitions_to_txn, end_txn, init_producer_id,
@@ -137,7 +138,7 @@ impl TransactionalProducer {
             ..Default::default()
         };
         let context = &self.context;
-        retrying("add partitions to transaction", || {
+        retrying(context, "add partitions to transaction", || {
             let request = request.clone();
             async move {
                 let version = ADD_PARTITIONS_TO_TXN_VERSION;
@@ -186,7 +187,7 @@ impl TransactionalProducer {
             group_id: group_id.to_string(),
         };
         let context = &self.context;
-        retrying("add offsets to transaction", || {
+        retrying(context, "add offsets to transaction", || {
             let request = request.clone();
             async move {
                 let version = ADD_OFFSETS_TO_TXN_VERSION;
@@ -209,7 +210,7 @@ impl TransactionalProducer {
             return Ok(());
         }
         let code = self.end(cluster, Outcome::Commit).await;
-        check("commit transaction", code)?;
+        check(&self.context, "commit transaction", code)?;
         self.partitions.clear();
         self.offsets_added = false;
         Ok(())
@@ -261,7 +262,7 @@ impl TransactionalProducer {
         };
         let operation = format!("init producer id {}", self.transactional_id);
         let context = &self.context;
-        let answer = retrying(&operation, || {
+        let answer = retrying(context, &operation, || {
             let request = request.clone();
             async move {
                 let version = INIT_PRODUCER_ID_VERSION;
@@ -289,7 +290,11 @@ enum Outcome {
 /// Runs `attempt` until it answers without an error code and returns its answer, retrying
 /// the codes that mean "not yet" (the previous transaction completing, the coordinator
 /// loading) a bounded number of times.
-async fn retrying<T, F, Fut>(operation: &str, mut attempt: F) -> Result<T, BackendError>
+async fn retrying<T, F, Fut>(
+    context: &RequestContext,
+    operation: &str,
+    mut attempt: F,
+) -> Result<T, BackendError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = (i16, T)>,
@@ -304,7 +309,7 @@ where
                 | ErrorCode::NotCoordinator
                 | ErrorCode::CoordinatorNotAvailable,
             ) => tokio::time::sleep(RETRY_BACKOFF).await,
-            _ => return Err(refused(operation, code)),
+            _ => return Err(refused(context, operation, code)),
         }
     }
     Err(BackendError::new(
@@ -314,27 +319,28 @@ where
 }
 
 /// `Ok` for no error, else the refusal.
-fn check(operation: &str, code: i16) -> Result<(), BackendError> {
+fn check(context: &RequestContext, operation: &str, code: i16) -> Result<(), BackendError> {
     match code == ErrorCode::None.code() {
         true => Ok(()),
-        false => Err(refused(operation, code)),
+        false => Err(refused(context, operation, code)),
     }
 }
 
-/// An error naming `code`.
-fn refused(operation: &str, code: i16) -> BackendError {
-    let name = ErrorCode::from_code(code).map_or_else(|| code.to_string(), |c| c.to_string());
-    BackendError::new(operation, name)
-}
-
-/// The first partition's error of an AddPartitionsToTxn answer, or none.
+/// The error of an AddPartitionsToTxn answer, or none: the first partition's that says
+/// why, rather than OPERATION_NOT_ATTEMPTED, which only says another partition failed.
 fn first_partition_error(answer: &AddPartitionsToTxnResponse) -> i16 {
-    answer
-        .results_by_topic_v3_and_below
-        .iter()
-        .flat_map(|topic| &topic.results_by_partition)
-        .map(|result| result.partition_error_code)
-        .find(|code| *code != ErrorCode::None.code())
+    let errors = || {
+        answer
+            .results_by_topic_v3_and_below
+            .iter()
+            .flat_map(|topic| &topic.results_by_partition)
+            .map(|result| result.partition_error_code)
+            .filter(|code| *code != ErrorCode::None.code())
+    };
+    let not_attempted = ErrorCode::OperationNotAttempted.code();
+    errors()
+        .find(|code| *code != not_attempted)
+        .or_else(|| errors().next())
         .unwrap_or(ErrorCode::None.code())
 }
 

@@ -16,6 +16,7 @@ use riffle_protocol::ErrorCode;
 use riffle_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use riffle_protocol::record::{Compression, RecordBatchBuilder};
 
+use super::refusal::refused;
 use super::transaction::TransactionalProducer;
 use crate::cluster::Cluster;
 use crate::handler::{RequestContext, produce};
@@ -189,11 +190,11 @@ impl Writer {
             for answer in topic.partition_responses {
                 let topic_partition = TopicPartition::new(topic.name.clone(), answer.index);
                 if answer.error_code != ErrorCode::None.code() {
-                    let code = ErrorCode::from_code(answer.error_code)
-                        .map_or_else(|| answer.error_code.to_string(), |code| code.to_string());
-                    let message = answer.error_message.unwrap_or_default();
                     let operation = format!("write {topic_partition}");
-                    let error = BackendError::new(operation, format!("{code} {message}"));
+                    let mut error = refused(&self.context, &operation, answer.error_code);
+                    if let Some(message) = answer.error_message.filter(|text| !text.is_empty()) {
+                        error.message = format!("{} {message}", error.message);
+                    }
                     first_error.get_or_insert(error);
                     continue;
                 }
