@@ -4,7 +4,7 @@
 //! Topic changes are written to the [`MetadataLog`] (and fsynced) before they become
 //! visible, so a crash never loses an acknowledged CreateTopics or keeps a deleted topic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use riffle_protocol::{ErrorCode, Uuid};
@@ -15,6 +15,8 @@ use crate::config::BrokerConfig;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
 use crate::partition::Partition;
+use crate::security::Authorizer;
+use crate::security::acl::{AclBinding, AclFilter};
 use crate::security::credentials::{CredentialChange, CredentialStore};
 use crate::security::random::RandomUnavailable;
 use crate::topic_config::{self, TopicConfig};
@@ -118,6 +120,9 @@ pub struct Cluster {
     groups: OnceLock<GroupCoordinator>,
     /// Set once in [`Cluster::open`], after the transaction state topic exists.
     transactions: OnceLock<TransactionCoordinator>,
+    /// The ACL authorizer, with `--authorizer acl`; `None` lets everyone do everything.
+    /// Lock order for ACL changes: its ACL set before `metadata_log`.
+    authorizer: Option<Authorizer>,
 }
 
 impl Cluster {
@@ -132,6 +137,11 @@ impl Cluster {
         if !data_dir.was_clean_shutdown() && !events.is_empty() {
             warn!(data_dir = %config.data_dir.display(), "previous stop was not clean; recovering logs");
         }
+        // ACLs are kept in the log whether or not an authorizer uses them, so turning it on
+        // later finds them.
+        let authorizer = config
+            .authorizer_config()
+            .map(|authorizer| Authorizer::new(authorizer, fold_acls(&events)));
         let mut cluster = Cluster {
             node_id: config.node_id,
             advertised_host: advertised.0,
@@ -147,6 +157,7 @@ impl Cluster {
             }),
             groups: OnceLock::new(),
             transactions: OnceLock::new(),
+            authorizer,
             config,
         };
         cluster.replay(events)?;
@@ -290,6 +301,8 @@ impl Cluster {
                 }
                 event @ (MetadataEvent::ScramCredentialSet { .. }
                 | MetadataEvent::ScramCredentialDeleted { .. }) => self.credentials.apply(&event),
+                // Folded into the authorizer by `fold_acls`.
+                MetadataEvent::AclsCreated { .. } | MetadataEvent::AclsDeleted { .. } => {}
             }
         }
         let mut registry = Topics::default();
@@ -309,7 +322,8 @@ impl Cluster {
             registry.by_id.insert(id, topic.clone());
             registry.by_name.insert(name, topic);
         }
-        info!(topics = registry.by_name.len(), "metadata loaded");
+        let acls = self.authorizer.as_ref().map(Authorizer::acl_count);
+        info!(topics = registry.by_name.len(), ?acls, "metadata loaded");
         *self
             .topics
             .get_mut()
@@ -602,6 +616,63 @@ impl Cluster {
         id >= 0 && id < ids.next
     }
 
+    /// The ACL authorizer, if `--authorizer acl` turned it on.
+    pub fn authorizer(&self) -> Option<&Authorizer> {
+        self.authorizer.as_ref()
+    }
+
+    /// Stores `acls` (those not stored yet) and applies them once the metadata log has
+    /// them on disk.
+    ///
+    /// # Errors
+    /// [`AclStoreError::SecurityDisabled`] without an authorizer; a metadata log failure.
+    pub fn create_acls(&self, acls: &[AclBinding]) -> Result<(), AclStoreError> {
+        let authorizer = self.authorizer().ok_or(AclStoreError::SecurityDisabled)?;
+        let mut change = authorizer.begin_change();
+        let added = change.absent(acls);
+        if added.is_empty() {
+            return Ok(());
+        }
+        self.append_event(&MetadataEvent::AclsCreated {
+            acls: added.clone(),
+        })?;
+        info!(count = added.len(), "ACLs created");
+        change.add(added);
+        Ok(())
+    }
+
+    /// Deletes every ACL one of `filters` selects, once the metadata log has the deletion on
+    /// disk, and returns what each filter selected.
+    ///
+    /// # Errors
+    /// [`AclStoreError::SecurityDisabled`] without an authorizer; a metadata log failure.
+    pub fn delete_acls(
+        &self,
+        filters: &[AclFilter],
+    ) -> Result<Vec<Vec<AclBinding>>, AclStoreError> {
+        let authorizer = self.authorizer().ok_or(AclStoreError::SecurityDisabled)?;
+        let mut change = authorizer.begin_change();
+        let matched: Vec<Vec<AclBinding>> = filters
+            .iter()
+            .map(|filter| change.matching(filter))
+            .collect();
+        let deleted: Vec<AclBinding> = matched
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !deleted.is_empty() {
+            self.append_event(&MetadataEvent::AclsDeleted {
+                acls: deleted.clone(),
+            })?;
+            info!(count = deleted.len(), "ACLs deleted");
+            change.remove(&deleted);
+        }
+        Ok(matched)
+    }
+
     /// Flushes every log and the metadata log, snapshots each partition's producer state
     /// (so the next start replays nothing), then marks the data directory clean.
     pub fn shutdown(&self) -> Result<(), riffle_storage::StorageError> {
@@ -646,6 +717,34 @@ pub enum ClusterOpenError {
     /// No random bytes for the credential store's key.
     #[error(transparent)]
     Random(#[from] RandomUnavailable),
+}
+
+/// Why CreateAcls or DeleteAcls could not change the ACLs.
+#[derive(Debug, thiserror::Error)]
+pub enum AclStoreError {
+    /// The broker runs without `--authorizer acl`.
+    #[error("No Authorizer is configured on the broker")]
+    SecurityDisabled,
+    /// The change could not be recorded.
+    #[error(transparent)]
+    MetadataLog(#[from] MetadataLogError),
+}
+
+/// The ACLs the metadata log's events leave, in order.
+fn fold_acls(events: &[MetadataEvent]) -> BTreeSet<AclBinding> {
+    let mut acls = BTreeSet::new();
+    for event in events {
+        match event {
+            MetadataEvent::AclsCreated { acls: created } => acls.extend(created.iter().cloned()),
+            MetadataEvent::AclsDeleted { acls: deleted } => {
+                for binding in deleted {
+                    acls.remove(binding);
+                }
+            }
+            _ => {}
+        }
+    }
+    acls
 }
 
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, not "." or "..".
@@ -742,6 +841,71 @@ mod tests {
                 "{bad:?} should be rejected"
             );
         }
+    }
+
+    /// A cluster on `dir` with `--authorizer acl`, or without an authorizer.
+    fn open_with_authorizer(dir: &std::path::Path, authorizer: bool) -> Cluster {
+        let flags: &[&str] = if authorizer {
+            &["--authorizer", "acl"]
+        } else {
+            &[]
+        };
+        let config = crate::testing::test_config(dir, flags);
+        Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("open a cluster")
+    }
+
+    fn read_acl(principal: &str, topic: &str) -> AclBinding {
+        use crate::security::acl::{AclFields, AclOperation, AclPermission};
+        AclBinding::from_fields(&AclFields {
+            resource_type: 2,
+            resource_name: topic,
+            pattern_type: 3,
+            principal,
+            host: "*",
+            operation: AclOperation::Read.code(),
+            permission: AclPermission::Allow.code(),
+        })
+        .expect("a valid ACL")
+    }
+
+    #[test]
+    fn acls_survive_a_restart_and_so_do_their_deletions() {
+        // Proves ACL persistence: created ACLs are replayed from the metadata log at the
+        // next start, deleted ones stay deleted, and a start without the authorizer keeps
+        // them in the log for a later start with it.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = open_with_authorizer(dir.path(), true);
+        let (alice, bob) = (read_acl("User:alice", "t"), read_acl("User:bob", "t"));
+        cluster
+            .create_acls(&[alice.clone(), bob.clone(), alice.clone()])
+            .expect("create");
+        let mut only_bob = AclFilter::any();
+        only_bob.principal = Some("User:bob".into());
+        let deleted = cluster.delete_acls(&[only_bob]).expect("delete");
+        assert_eq!(deleted, vec![vec![bob]]);
+        drop(cluster);
+
+        let without = open_with_authorizer(dir.path(), false);
+        assert!(without.authorizer().is_none());
+        assert!(matches!(
+            without.create_acls(std::slice::from_ref(&alice)),
+            Err(AclStoreError::SecurityDisabled)
+        ));
+        drop(without);
+
+        let reopened = open_with_authorizer(dir.path(), true);
+        let authorizer = reopened.authorizer().expect("on");
+        assert_eq!(authorizer.acls(&AclFilter::any()), vec![alice]);
+        let alice = crate::security::Principal::user("alice");
+        let address = std::net::Ipv4Addr::LOCALHOST.into();
+        use crate::security::acl::{AclOperation, ResourceType};
+        assert!(authorizer.authorize(
+            &alice,
+            address,
+            AclOperation::Read,
+            ResourceType::Topic,
+            "t"
+        ));
     }
 
     #[test]

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::security::Principal;
+use crate::security::authorizer::AuthorizerConfig;
+
 /// Largest request frame we accept, as Kafka's `socket.request.max.bytes`.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 /// How many client connections may be open at once.
@@ -62,6 +65,36 @@ pub enum SslClientAuth {
     Requested,
     /// A client without a certificate signed by `--ssl-truststore` is refused.
     Required,
+}
+
+/// Whether requests are authorized, as Kafka's `authorizer.class.name` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthorizerKind {
+    /// No authorizer: every principal may do everything, as in Kafka without one; the ACL
+    /// APIs answer SECURITY_DISABLED.
+    None,
+    /// Kafka's ACL model: a principal may do what the ACLs (or `--super-users`) allow.
+    Acl,
+}
+
+/// `--super-users`: principals separated by semicolons, Kafka's `super.users` syntax
+/// (`User:admin;User:ops`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SuperUsers(pub Vec<Principal>);
+
+impl SuperUsers {
+    /// Reads `User:admin;User:ops`; blanks around each principal and empty items are ignored.
+    ///
+    /// # Errors
+    /// The first item that is not `TYPE:NAME`.
+    pub fn parse(text: &str) -> Result<SuperUsers, String> {
+        text.split(';')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| Principal::parse(item).map_err(|error| error.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(SuperUsers)
+    }
 }
 
 /// The settings of `riffle serve`.
@@ -299,6 +332,41 @@ pub struct BrokerConfig {
     )]
     pub transactional_id_expiration_ms: i64,
 
+    /// `acl` checks every request against the ACLs (Kafka's `StandardAuthorizer`); `none`
+    /// lets everyone do everything, as Kafka without an authorizer.
+    #[arg(long, env = "RIFFLE_AUTHORIZER", value_enum, default_value_t = AuthorizerKind::None)]
+    pub authorizer: AuthorizerKind,
+
+    /// Principals allowed everything whatever the ACLs say, separated by semicolons
+    /// (Kafka: super.users), e.g. `User:admin;User:ops`.
+    #[arg(
+        long,
+        env = "RIFFLE_SUPER_USERS",
+        default_value = "",
+        value_parser = SuperUsers::parse
+    )]
+    pub super_users: SuperUsers,
+
+    /// With `--authorizer acl`, whether a resource that no ACL names is open to every
+    /// principal (Kafka: allow.everyone.if.no.acl.found). Closed by default.
+    #[arg(
+        long,
+        env = "RIFFLE_ALLOW_EVERYONE_IF_NO_ACL_FOUND",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub allow_everyone_if_no_acl_found: bool,
+
+    /// The principal co-located (embedded) topologies act as: their group, reads, writes
+    /// and transactions are authorized as this principal's would be over the network.
+    #[arg(
+        long,
+        env = "RIFFLE_PROCESSOR_PRINCIPAL",
+        default_value = "User:ANONYMOUS",
+        value_parser = |text: &str| Principal::parse(text).map_err(|error| error.to_string())
+    )]
+    pub processor_principal: Principal,
+
     /// Broker-wide defaults for topic configs (retention.ms and friends).
     #[command(flatten)]
     pub topic_defaults: TopicDefaults,
@@ -367,6 +435,14 @@ impl BrokerConfig {
         Duration::from_millis(self.transaction_abort_timed_out_interval_ms.max(1))
     }
 
+    /// The authorizer's settings, when `--authorizer acl` asks for one.
+    pub fn authorizer_config(&self) -> Option<AuthorizerConfig> {
+        (self.authorizer == AuthorizerKind::Acl).then(|| AuthorizerConfig {
+            super_users: self.super_users.0.clone(),
+            allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+        })
+    }
+
     /// How long the cleaner waits between passes.
     pub fn log_cleaner_backoff(&self) -> Duration {
         Duration::from_millis(self.log_cleaner_backoff_ms.max(1))
@@ -395,5 +471,46 @@ impl BrokerConfig {
     /// How long a connection may take to authenticate (TLS handshake and SASL).
     pub fn authentication_timeout(&self) -> Duration {
         Duration::from_millis(self.authentication_timeout_ms.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn super_users_read_kafkas_semicolon_list() {
+        // `super.users` syntax: semicolons between principals, blanks and empty items
+        // ignored; an item without TYPE:NAME is refused.
+        let users = SuperUsers::parse(" User:admin ;User:ops;;").expect("parses");
+        assert_eq!(
+            users.0,
+            vec![Principal::user("admin"), Principal::user("ops")]
+        );
+        assert_eq!(SuperUsers::parse(""), Ok(SuperUsers::default()));
+        assert!(SuperUsers::parse("User:admin;ops").is_err());
+    }
+
+    #[test]
+    fn the_authorizer_is_off_unless_asked_for() {
+        // Without `--authorizer acl` there is no authorizer config; with it, the flags fill it.
+        let dir = std::path::Path::new("/nonexistent");
+        let off = crate::testing::test_config(dir, &[]);
+        assert_eq!(off.authorizer_config(), None);
+        assert_eq!(off.processor_principal, Principal::anonymous());
+        let on = crate::testing::test_config(
+            dir,
+            &[
+                "--authorizer",
+                "acl",
+                "--super-users",
+                "User:admin",
+                "--allow-everyone-if-no-acl-found",
+                "true",
+            ],
+        );
+        let config = on.authorizer_config().expect("on");
+        assert_eq!(config.super_users, vec![Principal::user("admin")]);
+        assert!(config.allow_everyone_if_no_acl_found);
     }
 }

@@ -629,8 +629,9 @@ impl<W: ResponseSocket> ResponseWriter<W> {
 
     fn append_produce(&mut self, header: &RequestHeader, body: ProduceRequest) {
         let span = request_span(header, ApiKey::Produce);
-        let appended =
-            span.in_scope(|| produce::append_request(&self.cluster, header.api_version, body));
+        let appended = span.in_scope(|| {
+            produce::append_request(&self.cluster, &self.context, header.api_version, body)
+        });
         let acknowledgement = match appended {
             Acknowledgement::Ready(response) => InFlightAcknowledgement::Ready(response),
             Acknowledgement::AfterFsync(wait) => {

@@ -1,5 +1,6 @@
 //! The cluster's own metadata (cluster id, topics, their ids, partition counts, configs,
-//! producer-id blocks, SCRAM credentials), kept as JSON events in an internal log, `__cluster_metadata-0`.
+//! producer-id blocks, SCRAM credentials, ACLs), kept as JSON events in an internal log,
+//! `__cluster_metadata-0`.
 //!
 //! Using a log of our own storage engine makes metadata crash-safe by the same mechanism
 //! as user data: each event is appended as a record batch and fsynced before the change
@@ -12,6 +13,7 @@ use riffle_protocol::record::{Compression, RecordBatchBuilder, batches};
 use riffle_storage::{DataDir, FirstBatch, Log, LogConfig, StorageError};
 use serde::{Deserialize, Serialize};
 
+use crate::security::acl::AclBinding;
 use crate::security::credentials::ScramCredential;
 use crate::security::scram::ScramMechanism;
 
@@ -83,6 +85,16 @@ pub enum MetadataEvent {
         user: String,
         /// The mechanism, by its SASL name.
         mechanism: ScramMechanism,
+    },
+    /// ACLs were created (CreateAcls): one event per request, none of them stored before.
+    AclsCreated {
+        /// The new ACLs.
+        acls: Vec<AclBinding>,
+    },
+    /// ACLs were deleted (DeleteAcls): one event per request, every ACL its filters matched.
+    AclsDeleted {
+        /// The deleted ACLs.
+        acls: Vec<AclBinding>,
     },
 }
 

@@ -37,3 +37,59 @@ pub(crate) fn test_config(data_dir: &Path, flags: &[&str]) -> crate::config::Bro
         .chain(flags.iter().copied());
     TestArgs::parse_from(args).config
 }
+
+/// A cluster with `--authorizer acl` and `flags`, over a fresh temporary data directory.
+pub(crate) fn acl_cluster(flags: &[&str]) -> (tempfile::TempDir, Cluster) {
+    let dir = tempfile::Builder::new()
+        .prefix("riffle-acl-test-")
+        .tempdir()
+        .expect("create a temp dir");
+    let flags: Vec<&str> = ["--authorizer", "acl"]
+        .into_iter()
+        .chain(flags.iter().copied())
+        .collect();
+    let config = test_config(dir.path(), &flags);
+    let cluster = Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("open a cluster");
+    (dir, cluster)
+}
+
+/// The context of a request from `principal` (`User:alice`) at 127.0.0.1.
+pub(crate) fn context_of(cluster: &Cluster, principal: &str) -> crate::handler::RequestContext {
+    crate::handler::RequestContext {
+        principal: crate::security::Principal::parse(principal).expect("a principal"),
+        ..crate::handler::RequestContext::internal(cluster)
+    }
+}
+
+/// Stores one allow ACL: `pattern` is `type:pattern-type:name`, such as
+/// `topic:literal:orders`, `group:prefixed:app-` or `cluster:literal:kafka-cluster`.
+pub(crate) fn allow(
+    cluster: &Cluster,
+    pattern: &str,
+    principal: &str,
+    operation: crate::security::acl::AclOperation,
+) {
+    use crate::security::acl::{AclBinding, AclFields, AclPermission, PatternType, ResourceType};
+    let mut parts = pattern.splitn(3, ':');
+    let resource_type = match parts.next() {
+        Some("topic") => ResourceType::Topic,
+        Some("group") => ResourceType::Group,
+        Some("cluster") => ResourceType::Cluster,
+        _ => ResourceType::TransactionalId,
+    };
+    let pattern_type = match parts.next() {
+        Some("prefixed") => PatternType::Prefixed,
+        _ => PatternType::Literal,
+    };
+    let binding = AclBinding::from_fields(&AclFields {
+        resource_type: resource_type.code(),
+        resource_name: parts.next().unwrap_or_default(),
+        pattern_type: pattern_type.code(),
+        principal,
+        host: "*",
+        operation: operation.code(),
+        permission: AclPermission::Allow.code(),
+    })
+    .expect("a valid ACL");
+    cluster.create_acls(&[binding]).expect("store the ACL");
+}

@@ -53,9 +53,14 @@ async fn produce(running: &riffle_broker::embedded::RunningBroker, partition: i3
         }],
         ..Default::default()
     };
-    riffle_broker::handler::produce::handle(running.cluster(), 9, request)
-        .await
-        .expect("acks=all gets a response");
+    riffle_broker::handler::produce::handle(
+        running.cluster(),
+        &riffle_broker::handler::RequestContext::internal(running.cluster()),
+        9,
+        request,
+    )
+    .await
+    .expect("acks=all gets a response");
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

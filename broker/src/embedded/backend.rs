@@ -16,9 +16,12 @@ use riffle_protocol::ErrorCode;
 
 use super::membership::{self, GroupTimeouts, HeartbeatOutcome, Membership};
 use super::reader::{self, Isolation, Reader};
+use super::refusal::refused;
 use super::transaction::TransactionalProducer;
 use super::writer::Writer;
 use crate::cluster::{Cluster, Validation};
+use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Limits and timings of an embedded runtime.
 #[derive(Debug, Clone)]
@@ -68,14 +71,20 @@ pub struct EmbeddedBackend {
     writer: Writer,
     /// Events to return from the next poll; at most a revocation and an assignment.
     events: VecDeque<BackendEvent>,
+    /// Who the topology acts as: `--processor-principal`. Its handler calls carry it, and
+    /// what this backend does without a handler (reading logs, creating topics, counting
+    /// partitions) is checked against it as Fetch, CreateTopics and Metadata would check.
+    context: RequestContext,
 }
 
 impl EmbeddedBackend {
     /// A backend over `cluster`; nothing happens until the runner subscribes.
     pub fn new(cluster: Arc<Cluster>, config: EmbeddedConfig) -> EmbeddedBackend {
+        let context = RequestContext::processor(&cluster);
         EmbeddedBackend {
             reader: Reader::new(config.max_poll_bytes),
-            writer: Writer::new(config.max_batch_bytes),
+            writer: Writer::new(config.max_batch_bytes, context.clone()),
+            context,
             cluster,
             config,
             membership: None,
@@ -91,6 +100,9 @@ impl EmbeddedBackend {
         };
         if self.needs_join {
             let partitions = membership.join(&self.cluster).await?;
+            for topic_partition in &partitions {
+                check_read(&self.cluster, &self.context, &topic_partition.topic)?;
+            }
             let committed = membership.committed(&self.cluster, &partitions);
             for (topic_partition, offset) in &committed {
                 let position = offset.as_ref().map(|committed| committed.offset);
@@ -132,8 +144,33 @@ impl EmbeddedBackend {
     }
 }
 
+/// Reading a topic's log directly is what a Fetch does, so it needs Read on the topic.
+fn check_read(
+    cluster: &Cluster,
+    context: &RequestContext,
+    topic: &str,
+) -> Result<(), BackendError> {
+    if context
+        .access(cluster)
+        .allows(AclOperation::Read, ResourceType::Topic, topic)
+    {
+        return Ok(());
+    }
+    let code = ErrorCode::TopicAuthorizationFailed.code();
+    Err(refused(context, &format!("read {topic}"), code))
+}
+
 impl Backend for EmbeddedBackend {
     async fn partition_count(&mut self, topic: &str) -> Result<Option<i32>, BackendError> {
+        let access = self.context.access(&self.cluster);
+        if !access.allows(AclOperation::Describe, ResourceType::Topic, topic) {
+            let code = ErrorCode::TopicAuthorizationFailed.code();
+            return Err(refused(
+                &self.context,
+                &format!("describe topic {topic}"),
+                code,
+            ));
+        }
         let Some(topic) = self.cluster.topic(topic) else {
             return Ok(None);
         };
@@ -143,6 +180,15 @@ impl Backend for EmbeddedBackend {
     }
 
     async fn create_topic(&mut self, topic: &InternalTopic) -> Result<(), BackendError> {
+        if !self
+            .context
+            .access(&self.cluster)
+            .may_create_topic(&topic.name)
+        {
+            let code = ErrorCode::TopicAuthorizationFailed.code();
+            let operation = format!("create topic {}", topic.name);
+            return Err(refused(&self.context, &operation, code));
+        }
         let cluster = self.cluster.clone();
         let spec = topic.clone();
         // Creating a topic fsyncs the metadata log and creates directories.
@@ -168,6 +214,7 @@ impl Backend for EmbeddedBackend {
             topics,
             self.config.group_instance_id.clone(),
             self.config.group.clone(),
+            self.context.clone(),
         ));
         self.needs_join = true;
         Ok(())
@@ -206,6 +253,7 @@ impl Backend for EmbeddedBackend {
         from_offset: i64,
         end_offset: Option<i64>,
     ) -> Result<Vec<InputRecord>, BackendError> {
+        check_read(&self.cluster, &self.context, &partition.topic)?;
         let isolation = self.reader.isolation();
         reader::read_range(&self.cluster, partition, from_offset, end_offset, isolation)
     }
@@ -279,6 +327,9 @@ impl Backend for EmbeddedBackend {
     }
 
     async fn rewind(&mut self, partitions: &[TopicPartition]) -> Result<(), BackendError> {
+        for topic_partition in partitions {
+            check_read(&self.cluster, &self.context, &topic_partition.topic)?;
+        }
         let committed = membership::committed_offsets(&self.cluster, self.group_id(), partitions);
         for (topic_partition, offset) in &committed {
             let position = offset.as_ref().map(|committed| committed.offset);

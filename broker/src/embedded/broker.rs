@@ -386,9 +386,14 @@ mod tests {
             }],
             ..Default::default()
         };
-        crate::handler::produce::handle(running.cluster(), 9, request)
-            .await
-            .unwrap();
+        crate::handler::produce::handle(
+            running.cluster(),
+            &crate::handler::RequestContext::internal(running.cluster()),
+            9,
+            request,
+        )
+        .await
+        .unwrap();
         let stores = running.stores("word-counter").unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
@@ -446,6 +451,62 @@ mod tests {
             no_failure.await.is_err(),
             "failed() returned without a failure"
         );
+        running.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_topology_is_refused_like_a_client_without_acls_for_its_principal() {
+        // Proves co-located topologies are authorized as --processor-principal: with the
+        // authorizer on and no ACL for it, the topology fails and says which principal was
+        // refused; with ACLs for its group, its input and its internal topics, it runs.
+        let dir = tempfile::tempdir().unwrap();
+        let flags: Vec<&str> = SERVE_FLAGS
+            .iter()
+            .copied()
+            .chain([
+                "--authorizer",
+                "acl",
+                "--processor-principal",
+                "User:streams",
+            ])
+            .collect();
+        let mut running = Broker::builder(test_config(dir.path(), &flags))
+            .processor(counting_topology("counter"))
+            .start()
+            .await
+            .unwrap();
+        create_words(&running, 1);
+        let failure = tokio::time::timeout(std::time::Duration::from_secs(20), running.failed())
+            .await
+            .expect("the topology is refused");
+        assert!(failure.contains("TOPIC_AUTHORIZATION_FAILED"), "{failure}");
+        assert!(failure.contains("User:streams"), "{failure}");
+        // The ACLs are kept in the metadata log, so the next start has them.
+        use crate::security::acl::AclOperation::{All, Create, Read};
+        let cluster = running.cluster();
+        let streams = "User:streams";
+        crate::testing::allow(cluster, "group:literal:counter", streams, Read);
+        crate::testing::allow(cluster, "topic:literal:words", streams, Read);
+        crate::testing::allow(cluster, "topic:prefixed:counter-", streams, All);
+        crate::testing::allow(cluster, "cluster:literal:kafka-cluster", streams, Create);
+        running.shutdown().await.unwrap();
+
+        let mut running = Broker::builder(test_config(dir.path(), &flags))
+            .processor(counting_topology("counter"))
+            .start()
+            .await
+            .unwrap();
+        let status = running.processors()[0].status.clone();
+        let started = async {
+            while status.lock().unwrap().tasks.is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            () = started => {}
+            failure = running.failed() => panic!("refused with the ACLs: {failure}"),
+            () = tokio::time::sleep(std::time::Duration::from_secs(20)) => panic!("no task"),
+        }
         running.shutdown().await.unwrap();
     }
 }

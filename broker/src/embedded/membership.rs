@@ -32,7 +32,7 @@ use crate::cluster::Cluster;
 use crate::group::consumer_protocol::{
     self, PROTOCOL_TYPE, RANGE_ASSIGNOR, decode_consumer_assignment,
 };
-use crate::handler::{group, txn_offset_commit};
+use crate::handler::{RequestContext, group, txn_offset_commit};
 
 /// The request versions used: the newest each handler serves, so static membership and
 /// the two-step join (MEMBER_ID_REQUIRED) behave as for current clients.
@@ -46,8 +46,6 @@ const TXN_OFFSET_COMMIT_VERSION: i16 = 3;
 const LEAVE_GROUP_VERSION: i16 = 5;
 /// The client id the group shows for embedded members.
 const CLIENT_ID: &str = "riffle-embedded";
-/// In-process members have no network address.
-const CLIENT_HOST: &str = "/in-process";
 /// How many join attempts (each may wait for a whole rebalance) before giving up.
 const JOIN_ATTEMPTS_MAX: u32 = 20;
 /// Pause between join attempts refused with a retriable error.
@@ -84,15 +82,18 @@ pub struct Membership {
     generation_id: i32,
     timeouts: GroupTimeouts,
     next_heartbeat: Instant,
+    /// Who the group requests come from: the topology's principal.
+    context: RequestContext,
 }
 
 impl Membership {
-    /// A member that has not joined yet.
+    /// A member that has not joined yet, whose requests come from `context`.
     pub fn new(
         group_id: &str,
         topics: &[String],
         group_instance_id: Option<String>,
         timeouts: GroupTimeouts,
+        context: RequestContext,
     ) -> Membership {
         Membership {
             group_id: group_id.to_string(),
@@ -102,6 +103,7 @@ impl Membership {
             generation_id: -1,
             timeouts,
             next_heartbeat: Instant::now(),
+            context,
         }
     }
 
@@ -126,9 +128,9 @@ impl Membership {
         for _ in 0..JOIN_ATTEMPTS_MAX {
             let joined = group::join::handle(
                 cluster,
+                &self.context,
                 JOIN_GROUP_VERSION,
                 CLIENT_ID,
-                CLIENT_HOST,
                 self.join_request(),
             )
             .await;
@@ -205,7 +207,7 @@ impl Membership {
             protocol_name: Some(RANGE_ASSIGNOR.to_string()),
             assignments,
         };
-        let synced = group::sync::handle(cluster, SYNC_GROUP_VERSION, request).await;
+        let synced = group::sync::handle(cluster, &self.context, SYNC_GROUP_VERSION, request).await;
         match ErrorCode::from_code(synced.error_code) {
             Some(ErrorCode::None) => {}
             Some(ErrorCode::UnknownMemberId) => {
@@ -238,7 +240,7 @@ impl Membership {
             member_id: self.member_id.clone(),
             group_instance_id: self.group_instance_id.clone(),
         };
-        let answer = group::heartbeat::handle(cluster, HEARTBEAT_VERSION, request);
+        let answer = group::heartbeat::handle(cluster, &self.context, HEARTBEAT_VERSION, request);
         match ErrorCode::from_code(answer.error_code) {
             Some(ErrorCode::None) => Ok(HeartbeatOutcome::Member),
             Some(ErrorCode::FencedInstanceId) => Err(self.refused("heartbeat", answer.error_code)),
@@ -267,7 +269,9 @@ impl Membership {
         offsets: &[(TopicPartition, i64, String)],
     ) -> Result<HeartbeatOutcome, BackendError> {
         let request = self.commit_request(offsets);
-        let answer = group::offset_commit::handle(cluster, OFFSET_COMMIT_VERSION, request).await;
+        let answer =
+            group::offset_commit::handle(cluster, &self.context, OFFSET_COMMIT_VERSION, request)
+                .await;
         let errors = answer
             .topics
             .iter()
@@ -318,7 +322,9 @@ impl Membership {
             group_instance_id: self.group_instance_id.clone(),
             topics,
         };
-        let answer = txn_offset_commit::handle(cluster, TXN_OFFSET_COMMIT_VERSION, request).await;
+        let answer =
+            txn_offset_commit::handle(cluster, &self.context, TXN_OFFSET_COMMIT_VERSION, request)
+                .await;
         let errors = answer
             .topics
             .iter()
@@ -402,7 +408,7 @@ impl Membership {
             }],
             ..Default::default()
         };
-        let answer = group::leave::handle(cluster, LEAVE_GROUP_VERSION, request);
+        let answer = group::leave::handle(cluster, &self.context, LEAVE_GROUP_VERSION, request);
         let code = answer
             .members
             .first()
@@ -413,8 +419,11 @@ impl Membership {
     }
 
     fn refused(&self, operation: &str, code: i16) -> BackendError {
-        let name = ErrorCode::from_code(code).map_or_else(|| code.to_string(), |c| c.to_string());
-        BackendError::new(format!("{operation} {}", self.group_id), name)
+        super::refusal::refused(
+            &self.context,
+            &format!("{operation} {}", self.group_id),
+            code,
+        )
     }
 }
 

@@ -19,6 +19,7 @@ mod backend;
 mod broker;
 mod membership;
 mod reader;
+mod refusal;
 mod transaction;
 mod writer;
 

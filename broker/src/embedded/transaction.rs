@@ -30,8 +30,11 @@ use riffle_protocol::api::init_producer_id::InitProducerIdRequest;
 use riffle_protocol::record::RecordBatchBuilder;
 use tracing::warn;
 
+use super::refusal::refused;
 use crate::cluster::Cluster;
-use crate::handler::{add_offsets_to_txn, add_partitions_to_txn, end_txn, init_producer_id};
+use crate::handler::{
+    RequestContext, add_offsets_to_txn, add_partitions_to_txn, end_txn, init_producer_id,
+};
 
 /// The request versions used: the newest client layouts the handlers serve (AddPartitions
 /// v3 is the last with one transaction per request, as clients send it).
@@ -58,6 +61,8 @@ pub struct TransactionalProducer {
     partitions: BTreeSet<TopicPartition>,
     /// Whether the group's offsets are part of the open transaction (AddOffsetsToTxn).
     offsets_added: bool,
+    /// Who the requests come from: the topology's principal.
+    context: RequestContext,
 }
 
 impl TransactionalProducer {
@@ -80,6 +85,7 @@ impl TransactionalProducer {
             next_sequences: BTreeMap::new(),
             partitions: BTreeSet::new(),
             offsets_added: false,
+            context: RequestContext::processor(cluster),
         };
         producer.new_epoch(cluster).await?;
         Ok(producer)
@@ -131,11 +137,13 @@ impl TransactionalProducer {
                 .collect(),
             ..Default::default()
         };
-        retrying("add partitions to transaction", || {
+        let context = &self.context;
+        retrying(context, "add partitions to transaction", || {
             let request = request.clone();
             async move {
                 let version = ADD_PARTITIONS_TO_TXN_VERSION;
-                let answer = add_partitions_to_txn::handle(cluster, version, request).await;
+                let answer =
+                    add_partitions_to_txn::handle(cluster, context, version, request).await;
                 (first_partition_error(&answer), ())
             }
         })
@@ -178,11 +186,12 @@ impl TransactionalProducer {
             producer_epoch: self.producer_epoch,
             group_id: group_id.to_string(),
         };
-        retrying("add offsets to transaction", || {
+        let context = &self.context;
+        retrying(context, "add offsets to transaction", || {
             let request = request.clone();
             async move {
                 let version = ADD_OFFSETS_TO_TXN_VERSION;
-                let answer = add_offsets_to_txn::handle(cluster, version, request).await;
+                let answer = add_offsets_to_txn::handle(cluster, context, version, request).await;
                 (answer.error_code, ())
             }
         })
@@ -201,7 +210,7 @@ impl TransactionalProducer {
             return Ok(());
         }
         let code = self.end(cluster, Outcome::Commit).await;
-        check("commit transaction", code)?;
+        check(&self.context, "commit transaction", code)?;
         self.partitions.clear();
         self.offsets_added = false;
         Ok(())
@@ -237,7 +246,7 @@ impl TransactionalProducer {
             producer_epoch: self.producer_epoch,
             committed: outcome == Outcome::Commit,
         };
-        end_txn::handle(cluster, END_TXN_VERSION, request)
+        end_txn::handle(cluster, &self.context, END_TXN_VERSION, request)
             .await
             .error_code
     }
@@ -252,11 +261,12 @@ impl TransactionalProducer {
             producer_epoch: -1,
         };
         let operation = format!("init producer id {}", self.transactional_id);
-        let answer = retrying(&operation, || {
+        let context = &self.context;
+        let answer = retrying(context, &operation, || {
             let request = request.clone();
             async move {
                 let version = INIT_PRODUCER_ID_VERSION;
-                let answer = init_producer_id::handle(cluster, version, request).await;
+                let answer = init_producer_id::handle(cluster, context, version, request).await;
                 (answer.error_code, answer)
             }
         })
@@ -280,7 +290,11 @@ enum Outcome {
 /// Runs `attempt` until it answers without an error code and returns its answer, retrying
 /// the codes that mean "not yet" (the previous transaction completing, the coordinator
 /// loading) a bounded number of times.
-async fn retrying<T, F, Fut>(operation: &str, mut attempt: F) -> Result<T, BackendError>
+async fn retrying<T, F, Fut>(
+    context: &RequestContext,
+    operation: &str,
+    mut attempt: F,
+) -> Result<T, BackendError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = (i16, T)>,
@@ -295,7 +309,7 @@ where
                 | ErrorCode::NotCoordinator
                 | ErrorCode::CoordinatorNotAvailable,
             ) => tokio::time::sleep(RETRY_BACKOFF).await,
-            _ => return Err(refused(operation, code)),
+            _ => return Err(refused(context, operation, code)),
         }
     }
     Err(BackendError::new(
@@ -305,27 +319,28 @@ where
 }
 
 /// `Ok` for no error, else the refusal.
-fn check(operation: &str, code: i16) -> Result<(), BackendError> {
+fn check(context: &RequestContext, operation: &str, code: i16) -> Result<(), BackendError> {
     match code == ErrorCode::None.code() {
         true => Ok(()),
-        false => Err(refused(operation, code)),
+        false => Err(refused(context, operation, code)),
     }
 }
 
-/// An error naming `code`.
-fn refused(operation: &str, code: i16) -> BackendError {
-    let name = ErrorCode::from_code(code).map_or_else(|| code.to_string(), |c| c.to_string());
-    BackendError::new(operation, name)
-}
-
-/// The first partition's error of an AddPartitionsToTxn answer, or none.
+/// The error of an AddPartitionsToTxn answer, or none: the first partition's that says
+/// why, rather than OPERATION_NOT_ATTEMPTED, which only says another partition failed.
 fn first_partition_error(answer: &AddPartitionsToTxnResponse) -> i16 {
-    answer
-        .results_by_topic_v3_and_below
-        .iter()
-        .flat_map(|topic| &topic.results_by_partition)
-        .map(|result| result.partition_error_code)
-        .find(|code| *code != ErrorCode::None.code())
+    let errors = || {
+        answer
+            .results_by_topic_v3_and_below
+            .iter()
+            .flat_map(|topic| &topic.results_by_partition)
+            .map(|result| result.partition_error_code)
+            .filter(|code| *code != ErrorCode::None.code())
+    };
+    let not_attempted = ErrorCode::OperationNotAttempted.code();
+    errors()
+        .find(|code| *code != not_attempted)
+        .or_else(|| errors().next())
         .unwrap_or(ErrorCode::None.code())
 }
 

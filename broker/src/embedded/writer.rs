@@ -16,9 +16,10 @@ use riffle_protocol::ErrorCode;
 use riffle_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use riffle_protocol::record::{Compression, RecordBatchBuilder};
 
+use super::refusal::refused;
 use super::transaction::TransactionalProducer;
 use crate::cluster::Cluster;
-use crate::handler::produce;
+use crate::handler::{RequestContext, produce};
 
 /// The Produce version used; the handler treats 3-10 alike for v2 batches.
 const PRODUCE_VERSION: i16 = 9;
@@ -59,16 +60,19 @@ pub struct Writer {
     max_batch_bytes: usize,
     /// Under exactly-once, the producer whose transactions the batches belong to.
     producer: Option<TransactionalProducer>,
+    /// Who the Produce requests come from: the topology's principal.
+    context: RequestContext,
 }
 
 impl Writer {
-    /// An empty writer.
-    pub fn new(max_batch_bytes: usize) -> Writer {
+    /// An empty writer, producing as `context`'s principal.
+    pub fn new(max_batch_bytes: usize, context: RequestContext) -> Writer {
         Writer {
             buffers: BTreeMap::new(),
             written: BTreeMap::new(),
             max_batch_bytes,
             producer: None,
+            context,
         }
     }
 
@@ -176,7 +180,7 @@ impl Writer {
             producer.add_partitions(cluster, batches.keys()).await?;
         }
         let (request, record_counts) = self.produce_request(batches)?;
-        let response = produce::handle(cluster, PRODUCE_VERSION, request)
+        let response = produce::handle(cluster, &self.context, PRODUCE_VERSION, request)
             .await
             .ok_or_else(|| BackendError::new("write", "produce with acks=all got no answer"))?;
         // Every accepted batch is counted before an error is returned, so the next batch
@@ -186,11 +190,11 @@ impl Writer {
             for answer in topic.partition_responses {
                 let topic_partition = TopicPartition::new(topic.name.clone(), answer.index);
                 if answer.error_code != ErrorCode::None.code() {
-                    let code = ErrorCode::from_code(answer.error_code)
-                        .map_or_else(|| answer.error_code.to_string(), |code| code.to_string());
-                    let message = answer.error_message.unwrap_or_default();
                     let operation = format!("write {topic_partition}");
-                    let error = BackendError::new(operation, format!("{code} {message}"));
+                    let mut error = refused(&self.context, &operation, answer.error_code);
+                    if let Some(message) = answer.error_message.filter(|text| !text.is_empty()) {
+                        error.message = format!("{} {message}", error.message);
+                    }
                     first_error.get_or_insert(error);
                     continue;
                 }
@@ -288,7 +292,7 @@ mod tests {
             .create_topic("out", 1, BTreeMap::new(), Validation::Apply)
             .expect("create");
         let cluster = Arc::new(cluster);
-        let mut writer = Writer::new(MAX_BATCH_BYTES);
+        let mut writer = Writer::new(MAX_BATCH_BYTES, RequestContext::processor(&cluster));
         let (first_bytes, second_bytes) = (400 * 1024, 700 * 1024);
         assert!(first_bytes < MAX_BATCH_BYTES);
         assert!(first_bytes + second_bytes > MAX_MESSAGE_BYTES);

@@ -6,8 +6,13 @@
 //! INVALID_PRODUCER_EPOCH instead; v3 is flexible). Versions 4+ batch transactions for
 //! brokers verifying on each other's behalf, which one node never needs.
 //!
-//! Errors, per partition: UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist,
-//! and OPERATION_NOT_ATTEMPTED for the others of that request; otherwise the same code for
+//! With `--authorizer acl`, as in Kafka: Write on the transactional id (else every
+//! partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (else
+//! TOPIC_AUTHORIZATION_FAILED for its partitions; internal topics are always refused).
+//!
+//! Errors, per partition: TOPIC_AUTHORIZATION_FAILED or UNKNOWN_TOPIC_OR_PARTITION for a
+//! partition refused up front, and OPERATION_NOT_ATTEMPTED for the others of that request;
+//! otherwise the same code for
 //! every partition: INVALID_REQUEST (empty transactional id), INVALID_PRODUCER_ID_MAPPING,
 //! PRODUCER_FENCED, CONCURRENT_TRANSACTIONS, KAFKA_STORAGE_ERROR.
 
@@ -20,6 +25,8 @@ use riffle_protocol::api::add_partitions_to_txn::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::{Access, RequestContext};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::transaction::metadata::error_for_version;
 
 /// The first version that knows PRODUCER_FENCED.
@@ -28,63 +35,65 @@ const FIRST_FENCED_VERSION: i16 = 2;
 /// Answers AddPartitionsToTxn.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     version: i16,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
     let topics = request.v3_and_below_topics;
-    let unknown = |topic: &AddPartitionsToTxnTopic, partition: i32| {
-        cluster
-            .topic(&topic.name)
-            .is_none_or(|known| known.partition(partition).is_none())
-    };
-    let any_unknown = topics.iter().any(|topic| {
-        topic
-            .partitions
-            .iter()
-            .any(|partition| unknown(topic, *partition))
-    });
-    let outcome = if any_unknown {
-        None
-    } else if request.v3_and_below_transactional_id.is_empty() {
-        Some(ErrorCode::InvalidRequest)
+    let transactional_id = &request.v3_and_below_transactional_id;
+    let access = context.access(cluster);
+    let outcome = if !access.allows(
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        Outcome::Decided(ErrorCode::TransactionalIdAuthorizationFailed)
     } else {
-        let partitions: Vec<(String, i32)> = topics
-            .iter()
-            .flat_map(|topic| {
-                topic
-                    .partitions
-                    .iter()
-                    .map(|partition| (topic.name.clone(), *partition))
-            })
-            .collect();
-        let added = cluster
-            .transactions()
-            .add_partitions(
-                cluster,
-                &request.v3_and_below_transactional_id,
-                request.v3_and_below_producer_id,
-                request.v3_and_below_producer_epoch,
-                &partitions,
-            )
-            .await;
-        Some(added.err().unwrap_or(ErrorCode::None))
-    };
-    let code_for = |topic: &AddPartitionsToTxnTopic, partition: i32| match outcome {
-        Some(code) => error_for_version(code, version, FIRST_FENCED_VERSION),
-        None if unknown(topic, partition) => ErrorCode::UnknownTopicOrPartition,
-        None => ErrorCode::OperationNotAttempted,
+        let refusals = refusals(cluster, &access, &topics);
+        if refusals.iter().flatten().any(Option::is_some) {
+            Outcome::Refused(refusals)
+        } else if transactional_id.is_empty() {
+            Outcome::Decided(ErrorCode::InvalidRequest)
+        } else {
+            let partitions: Vec<(String, i32)> = topics
+                .iter()
+                .flat_map(|topic| {
+                    let name = &topic.name;
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|partition| (name.clone(), *partition))
+                })
+                .collect();
+            let added = cluster
+                .transactions()
+                .add_partitions(
+                    cluster,
+                    transactional_id,
+                    request.v3_and_below_producer_id,
+                    request.v3_and_below_producer_epoch,
+                    &partitions,
+                )
+                .await;
+            let code = added.err().unwrap_or(ErrorCode::None);
+            Outcome::Decided(error_for_version(code, version, FIRST_FENCED_VERSION))
+        }
     };
     let results = topics
         .iter()
-        .map(|topic| AddPartitionsToTxnTopicResult {
+        .enumerate()
+        .map(|(topic_index, topic)| AddPartitionsToTxnTopicResult {
             name: topic.name.clone(),
             results_by_partition: topic
                 .partitions
                 .iter()
-                .map(|partition| AddPartitionsToTxnPartitionResult {
-                    partition_index: *partition,
-                    partition_error_code: code_for(topic, *partition).code(),
-                })
+                .enumerate()
+                .map(
+                    |(partition_index, partition)| AddPartitionsToTxnPartitionResult {
+                        partition_index: *partition,
+                        partition_error_code: outcome.code(topic_index, partition_index).code(),
+                    },
+                )
                 .collect(),
         })
         .collect();
@@ -92,4 +101,53 @@ pub async fn handle(
         results_by_topic_v3_and_below: results,
         ..Default::default()
     }
+}
+
+/// What every partition is answered.
+enum Outcome {
+    /// The same code for every partition: the coordinator's answer, or a refusal of the
+    /// transactional id or request.
+    Decided(ErrorCode),
+    /// Some partitions refused up front (by topic, then partition, in request order); the
+    /// others were not attempted.
+    Refused(Vec<Vec<Option<ErrorCode>>>),
+}
+
+impl Outcome {
+    fn code(&self, topic_index: usize, partition_index: usize) -> ErrorCode {
+        match self {
+            Outcome::Decided(code) => *code,
+            Outcome::Refused(refusals) => refusals
+                .get(topic_index)
+                .and_then(|partitions| partitions.get(partition_index).copied().flatten())
+                .unwrap_or(ErrorCode::OperationNotAttempted),
+        }
+    }
+}
+
+/// Each partition's refusal, if any: TOPIC_AUTHORIZATION_FAILED for a topic the principal
+/// may not write (with an authorizer, internal topics too, as in Kafka), then
+/// UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist.
+fn refusals(
+    cluster: &Cluster,
+    access: &Access<'_>,
+    topics: &[AddPartitionsToTxnTopic],
+) -> Vec<Vec<Option<ErrorCode>>> {
+    topics
+        .iter()
+        .map(|topic| {
+            let writable = !(access.is_enforced() && Cluster::is_internal_topic(&topic.name))
+                && access.allows(AclOperation::Write, ResourceType::Topic, &topic.name);
+            let known = cluster.topic(&topic.name);
+            topic
+                .partitions
+                .iter()
+                .map(|partition| match &known {
+                    _ if !writable => Some(ErrorCode::TopicAuthorizationFailed),
+                    Some(known) if known.partition(*partition).is_some() => None,
+                    _ => Some(ErrorCode::UnknownTopicOrPartition),
+                })
+                .collect()
+        })
+        .collect()
 }

@@ -21,7 +21,9 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// JoinGroup 8-9 (reasons and skip_assignment), which no client needs. FindCoordinator must
 /// be listed in any case: librdkafka uses lz4 only with brokers that list it.
 /// SaslHandshake (0-1) and SaslAuthenticate (0-2, all there is) are listed on every
-/// listener, as Kafka lists them; the connection answers them, not `dispatch`.
+/// listener, as Kafka lists them; the connection answers them, not `dispatch`. The ACL APIs
+/// are listed whether or not an authorizer is on: without one they answer
+/// SECURITY_DISABLED, as Kafka does.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
     (ApiKey::Fetch, 4, 16),
@@ -56,6 +58,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
 ];
 
 /// The version range we answer for an API, if we advertise it.

@@ -5,7 +5,8 @@
 //! A single node can only hold one replica, so `assignments` must be null or give every
 //! new partition exactly `[node_id]`.
 //!
-//! Errors per topic: UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS (the count is not
+//! Errors per topic: TOPIC_AUTHORIZATION_FAILED (with `--authorizer acl`, no Alter on the
+//! topic), UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS (the count is not
 //! larger than today's, or above the limit), INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST
 //! (the topic appears more than once), KAFKA_STORAGE_ERROR.
 
@@ -18,10 +19,13 @@ use riffle_protocol::api::create_partitions::{
 };
 
 use crate::cluster::{Cluster, TopicError, Validation};
+use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Answers CreatePartitions: one result per distinct topic name, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
@@ -34,6 +38,7 @@ pub fn handle(
     for topic in &request.topics {
         *occurrences.entry(topic.name.clone()).or_default() += 1;
     }
+    let access = context.access(cluster);
     let mut results = Vec::with_capacity(occurrences.len());
     for topic in request.topics {
         let result = match occurrences.get_mut(&topic.name) {
@@ -44,6 +49,12 @@ pub fn handle(
                 Err(topic_error(
                     ErrorCode::InvalidRequest,
                     "Duplicate topic name.",
+                ))
+            }
+            _ if !access.allows(AclOperation::Alter, ResourceType::Topic, &topic.name) => {
+                Err(topic_error(
+                    ErrorCode::TopicAuthorizationFailed,
+                    "The topic authorization is failed.",
                 ))
             }
             _ => create_partitions(cluster, &topic, validation),
@@ -177,6 +188,7 @@ mod tests {
         ];
         let response = handle(
             &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
             3,
             CreatePartitionsRequest {
                 topics,
@@ -212,7 +224,12 @@ mod tests {
             timeout_ms: 1000,
             validate_only: true,
         };
-        let response = handle(&cluster, 0, request);
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request,
+        );
         assert_eq!(codes(&response), vec![("dry-run", 0)]);
         assert_eq!(
             cluster.topic("dry-run").expect("exists").partitions.len(),

@@ -9,8 +9,12 @@
 //! `--replication-factor-above-one accept`, a larger factor creates the topic with its one
 //! replica (and a warning) instead, for tools written for three-broker clusters.
 //!
+//! With `--authorizer acl`, creating needs Create on the cluster or the topic (else
+//! TOPIC_AUTHORIZATION_FAILED), and a created topic's configs (v5+) are shown only with
+//! DescribeConfigs on it (else its `topic_config_error_code` is TOPIC_AUTHORIZATION_FAILED).
+//!
 //! Errors per topic: INVALID_REQUEST (the name appears more than once in the request, or
-//! both a count and an assignment are given), INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS,
+//! both a count and an assignment are given), TOPIC_AUTHORIZATION_FAILED, INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS,
 //! INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_PARTITIONS,
 //! INVALID_CONFIG, KAFKA_STORAGE_ERROR.
 
@@ -24,6 +28,8 @@ use riffle_protocol::api::create_topics::{
 
 use crate::cluster::{Cluster, CreatedTopic, TopicError, Validation, validate_topic_name};
 use crate::config::ReplicationFactorPolicy;
+use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 use crate::topic_config::TOPIC_CONFIGS;
 use crate::topic_config::TopicConfig;
 
@@ -39,6 +45,7 @@ const FIRST_VERSION_WITH_TOPIC_DETAILS: i16 = 5;
 /// Answers CreateTopics: one result per distinct topic name, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     version: i16,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
@@ -51,6 +58,9 @@ pub fn handle(
     for topic in &request.topics {
         *occurrences.entry(topic.name.clone()).or_default() += 1;
     }
+    let access = context.access(cluster);
+    // Create on the cluster covers every topic; checked quietly, as Kafka does.
+    let may_create_any = access.filters(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME);
     let mut answered = HashSet::new();
     let mut topics = Vec::with_capacity(occurrences.len());
     for topic in request.topics {
@@ -64,10 +74,30 @@ pub fn handle(
                 ErrorCode::InvalidRequest,
                 "Duplicate topic name.",
             ))
+        } else if !may_create_any
+            && !access.allows(AclOperation::Create, ResourceType::Topic, &name)
+        {
+            Err(topic_error(
+                ErrorCode::TopicAuthorizationFailed,
+                "Authorization failed.",
+            ))
         } else {
             create_one(cluster, topic, validation)
         };
-        topics.push(topic_result(version, name, result));
+        let mut result = topic_result(version, name, result);
+        // The configs are shown only to a principal that may describe them.
+        if result.error_code == ErrorCode::None.code()
+            && version >= FIRST_VERSION_WITH_TOPIC_DETAILS
+            && !access.filters(
+                AclOperation::DescribeConfigs,
+                ResourceType::Topic,
+                &result.name,
+            )
+        {
+            result.topic_config_error_code = ErrorCode::TopicAuthorizationFailed.code();
+            result.configs = Some(Vec::new());
+        }
+        topics.push(result);
     }
     CreateTopicsResponse {
         throttle_time_ms: 0,
@@ -293,6 +323,7 @@ mod tests {
         }];
         let response = handle(
             &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
             7,
             request(vec![creatable("events", -1, -1), orders]),
         );
@@ -323,7 +354,12 @@ mod tests {
         // Replication factor 3, an assignment to another broker, a gap in the assignment,
         // a null config, a duplicate name and an existing topic each fail alone.
         let (_dir, cluster) = test_cluster();
-        handle(&cluster, 4, request(vec![creatable("existing", 1, 1)]));
+        handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            4,
+            request(vec![creatable("existing", 1, 1)]),
+        );
         let assigned = |indexes: &[i32], broker: i32| CreatableTopic {
             name: format!("assigned-{broker}-{}", indexes.len()),
             num_partitions: -1,
@@ -352,7 +388,12 @@ mod tests {
             creatable("twice", 1, 1),
             creatable("existing", 1, 1),
         ];
-        let response = handle(&cluster, 5, request(topics));
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            5,
+            request(topics),
+        );
         let codes: Vec<i16> = response
             .topics
             .iter()
@@ -385,7 +426,12 @@ mod tests {
         let config =
             crate::testing::test_config(dir.path(), &["--replication-factor-above-one", "accept"]);
         let cluster = Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("open");
-        let response = handle(&cluster, 5, request(vec![creatable("replicated", 2, 3)]));
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            5,
+            request(vec![creatable("replicated", 2, 3)]),
+        );
         let created = &response.topics[0];
         assert_eq!(
             (
@@ -405,6 +451,7 @@ mod tests {
         let (dir, cluster) = test_cluster();
         let response = handle(
             &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
             1,
             CreateTopicsRequest {
                 validate_only: true,

@@ -6,7 +6,8 @@
 //! partition's log start offset afterwards; an offset at or below the current start
 //! changes nothing and answers the current start, as in Kafka.
 //!
-//! Errors per partition (low watermark -1): UNKNOWN_TOPIC_OR_PARTITION, OFFSET_OUT_OF_RANGE
+//! Errors per partition (low watermark -1): TOPIC_AUTHORIZATION_FAILED (with
+//! `--authorizer acl`, no Delete on the topic), UNKNOWN_TOPIC_OR_PARTITION, OFFSET_OUT_OF_RANGE
 //! (an offset past the high watermark, or negative other than -1), KAFKA_STORAGE_ERROR.
 
 use riffle_protocol::ErrorCode;
@@ -18,7 +19,9 @@ use riffle_storage::StorageError;
 use tracing::warn;
 
 use crate::cluster::{Cluster, Topic};
+use crate::handler::RequestContext;
 use crate::partition::Partition;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka's "delete up to the high watermark" offset.
 const HIGH_WATERMARK_OFFSET: i64 = -1;
@@ -28,18 +31,28 @@ const UNKNOWN_LOW_WATERMARK: i64 = -1;
 /// Answers DeleteRecords: one result per requested partition, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
+    let access = context.access(cluster);
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
+            let deletable = access.allows(AclOperation::Delete, ResourceType::Topic, &topic.name);
             let found = cluster.topic(&topic.name);
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|wanted| delete_partition(found.as_deref(), wanted))
+                .map(|wanted| match deletable {
+                    true => delete_partition(found.as_deref(), wanted),
+                    false => DeleteRecordsPartitionResult {
+                        partition_index: wanted.partition_index,
+                        low_watermark: UNKNOWN_LOW_WATERMARK,
+                        error_code: ErrorCode::TopicAuthorizationFailed.code(),
+                    },
+                })
                 .collect();
             DeleteRecordsTopicResult {
                 name: topic.name,
@@ -133,7 +146,12 @@ mod tests {
             }],
             timeout_ms: 1000,
         };
-        let response = handle(cluster, 2, request);
+        let response = handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            2,
+            request,
+        );
         response.topics[0]
             .partitions
             .iter()

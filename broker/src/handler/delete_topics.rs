@@ -2,7 +2,11 @@
 //! in `topic_names`; v4 is the first flexible version; v5 adds per-topic error messages;
 //! v6 names each topic by name or by id (`topics`) and answers the id.
 //!
-//! Errors per topic: UNKNOWN_TOPIC_OR_PARTITION (no topic of that name), UNKNOWN_TOPIC_ID
+//! With `--authorizer acl` deleting needs Delete on the topic; a topic named by id that the
+//! principal may not describe is refused without its name, as in Kafka.
+//!
+//! Errors per topic: TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION (no topic of
+//! that name), UNKNOWN_TOPIC_ID
 //! (v6, no topic with that id), INVALID_REQUEST (a topic named twice, or v6 with both or
 //! neither of name and id), KAFKA_STORAGE_ERROR (the deletion could not be recorded).
 
@@ -13,7 +17,9 @@ use riffle_protocol::api::delete_topics::{
 };
 use riffle_protocol::{ErrorCode, Uuid};
 
-use crate::cluster::{Cluster, TopicError};
+use crate::cluster::{Cluster, Topic, TopicError};
+use crate::handler::{Access, RequestContext};
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// First version that names topics by name or id in `topics`.
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 6;
@@ -28,6 +34,7 @@ enum TopicKey {
 /// Answers DeleteTopics: one result per distinct topic, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     version: i16,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
@@ -44,6 +51,7 @@ pub fn handle(
     for key in keys.iter().flatten() {
         *occurrences.entry(key.clone()).or_default() += 1;
     }
+    let access = context.access(cluster);
     let mut responses = Vec::with_capacity(keys.len());
     for key in keys {
         let result = match key {
@@ -55,7 +63,7 @@ pub fn handle(
                     *count = 0;
                     duplicate_result(key)
                 }
-                _ => delete_one(cluster, key),
+                _ => delete_one(cluster, &access, key),
             },
         };
         responses.push(result);
@@ -64,6 +72,32 @@ pub fn handle(
         throttle_time_ms: 0,
         responses,
     }
+}
+
+/// The answer when the authorizer refuses, in Kafka's order: an unknown id has no name to
+/// check (UNKNOWN_TOPIC_ID follows); a topic named by id that the principal may not
+/// describe is refused without its name; then Delete on the topic is needed.
+fn refusal(
+    access: &Access<'_>,
+    key: &TopicKey,
+    found: Option<&Topic>,
+) -> Option<DeletableTopicResult> {
+    let (name, topic_id) = match (key, found) {
+        (TopicKey::Id(id), Some(topic)) => (topic.name.as_str(), *id),
+        (TopicKey::Id(_), None) => return None,
+        (TopicKey::Name(name), _) => (name.as_str(), Uuid::ZERO),
+    };
+    let refused = |name: Option<&str>| DeletableTopicResult {
+        name: name.map(str::to_string),
+        topic_id,
+        error_code: ErrorCode::TopicAuthorizationFailed.code(),
+        error_message: None,
+    };
+    let by_id = matches!(key, TopicKey::Id(_));
+    if by_id && !access.allows(AclOperation::Describe, ResourceType::Topic, name) {
+        return Some(refused(None));
+    }
+    (!access.allows(AclOperation::Delete, ResourceType::Topic, name)).then(|| refused(Some(name)))
 }
 
 /// A v6 entry's name or id; exactly one of them must be set.
@@ -78,13 +112,16 @@ fn topic_key(state: DeleteTopicState) -> Result<TopicKey, TopicError> {
     }
 }
 
-/// Resolves the topic, then deletes it. The id is read before deleting, because the
-/// deletion answers only success or failure.
-fn delete_one(cluster: &Cluster, key: TopicKey) -> DeletableTopicResult {
+/// Resolves the topic, checks the principal may delete it, then deletes it. The id is read
+/// before deleting, because the deletion answers only success or failure.
+fn delete_one(cluster: &Cluster, access: &Access<'_>, key: TopicKey) -> DeletableTopicResult {
     let found = match &key {
         TopicKey::Name(name) => cluster.topic(name),
         TopicKey::Id(id) => cluster.topic_by_id(id),
     };
+    if let Some(refused) = refusal(access, &key, found.as_deref()) {
+        return refused;
+    }
     let Some(topic) = found else {
         let (name, topic_id, code, message) = match key {
             TopicKey::Name(name) => {
@@ -189,6 +226,7 @@ mod tests {
         create(&cluster, "twice");
         let response = handle(
             &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
             5,
             by_names(&["gone", "missing", "twice", "twice"]),
         );
@@ -223,7 +261,12 @@ mod tests {
             ],
             ..Default::default()
         };
-        let response = handle(&cluster, 6, request);
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            6,
+            request,
+        );
         let first = &response.responses[0];
         assert_eq!(
             (first.name.as_deref(), first.topic_id, first.error_code),

@@ -2,8 +2,10 @@
 //! clients. Versions 0-1 (both flexible): v1 adds `endpoint_type`, asking for brokers (1)
 //! or controllers (2).
 //!
-//! On one node this broker is the whole cluster and its own controller. Authorized
-//! operations are always "not computed" (`i32::MIN`): there is no authorizer.
+//! On one node this broker is the whole cluster and its own controller. No ACL is needed
+//! to ask, as in Kafka; asked for, the cluster's authorized operations are reported: all of
+//! them without an authorizer, those allowed with `--authorizer acl`, and none (0) to a
+//! principal that may not describe the cluster.
 //!
 //! Errors: INVALID_REQUEST for an endpoint type other than brokers. Kafka answers
 //! UNSUPPORTED_ENDPOINT_TYPE (115) there, a code our `ErrorCode` does not have; the
@@ -15,12 +17,11 @@ use riffle_protocol::api::describe_cluster::{
 };
 
 use crate::cluster::Cluster;
-use crate::handler::RequestContext;
+use crate::handler::{AUTHORIZED_OPERATIONS_OMITTED, RequestContext};
+use crate::security::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 
 /// The endpoint type that lists brokers.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
-/// Kafka's "authorized operations not computed" marker.
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Answers DescribeCluster.
 pub fn handle(
@@ -42,7 +43,14 @@ pub fn handle(
             ..Default::default()
         };
     }
-    // Authorized operations are not computed even when asked for: there is no authorizer.
+    let access = context.access(cluster);
+    let cluster_authorized_operations = match request.include_cluster_authorized_operations {
+        false => AUTHORIZED_OPERATIONS_OMITTED,
+        true if access.allows_cluster(AclOperation::Describe) => {
+            access.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        }
+        true => 0,
+    };
     DescribeClusterResponse {
         throttle_time_ms: 0,
         error_code: ErrorCode::None.code(),
@@ -56,7 +64,7 @@ pub fn handle(
             port: context.advertised_port,
             rack: None,
         }],
-        cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+        cluster_authorized_operations,
     }
 }
 
@@ -82,7 +90,12 @@ mod tests {
             (broker.broker_id, broker.host.as_str(), broker.port),
             (cluster.node_id, "127.0.0.1", 9092)
         );
-        assert_eq!(response.cluster_authorized_operations, i32::MIN);
+        // Without an authorizer every cluster operation is reported, as Kafka does.
+        let every_operation = ResourceType::Cluster
+            .operations()
+            .iter()
+            .fold(0, |bits, operation| bits | (1 << operation.code()));
+        assert_eq!(response.cluster_authorized_operations, every_operation);
     }
 
     #[test]

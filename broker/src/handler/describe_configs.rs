@@ -10,7 +10,12 @@
 //! Broker configs are the flags the broker was started with, so they are read-only with
 //! source STATIC_BROKER_CONFIG.
 //!
-//! Errors per resource: UNKNOWN_TOPIC_OR_PARTITION (no such topic), INVALID_REQUEST (a
+//! With `--authorizer acl`, as in Kafka: DescribeConfigs on the topic (else
+//! TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster (else
+//! CLUSTER_AUTHORIZATION_FAILED); AlterConfigs implies it.
+//!
+//! Errors per resource: TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED,
+//! UNKNOWN_TOPIC_OR_PARTITION (no such topic), INVALID_REQUEST (a
 //! broker other than this one, or a resource type other than topic and broker).
 
 use riffle_protocol::ErrorCode;
@@ -20,6 +25,8 @@ use riffle_protocol::api::describe_configs::{
 };
 
 use crate::cluster::{Cluster, Topic, TopicError};
+use crate::handler::{Access, RequestContext};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::topic_config::{ConfigDef, ConfigSource, ConfigType, TOPIC_CONFIGS};
 
 /// Kafka's resource type of a topic.
@@ -49,6 +56,7 @@ struct ConfigEntry {
 /// Answers DescribeConfigs: one result per resource, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
@@ -61,7 +69,7 @@ pub fn handle(
     let results = request
         .resources
         .into_iter()
-        .map(|resource| describe_resource(cluster, &include, resource))
+        .map(|resource| describe_resource(cluster, &context.access(cluster), &include, resource))
         .collect();
     DescribeConfigsResponse {
         throttle_time_ms: 0,
@@ -71,12 +79,22 @@ pub fn handle(
 
 fn describe_resource(
     cluster: &Cluster,
+    access: &Access<'_>,
     include: &Include,
     resource: DescribeConfigsResource,
 ) -> DescribeConfigsResult {
+    let name = &resource.resource_name;
     let described = match resource.resource_type {
-        RESOURCE_TYPE_TOPIC => topic_entries(cluster, &resource.resource_name),
-        RESOURCE_TYPE_BROKER => broker_entries(cluster, &resource.resource_name),
+        RESOURCE_TYPE_TOPIC
+            if !access.allows(AclOperation::DescribeConfigs, ResourceType::Topic, name) =>
+        {
+            Err(refused(ErrorCode::TopicAuthorizationFailed))
+        }
+        RESOURCE_TYPE_BROKER if !access.allows_cluster(AclOperation::DescribeConfigs) => {
+            Err(refused(ErrorCode::ClusterAuthorizationFailed))
+        }
+        RESOURCE_TYPE_TOPIC => topic_entries(cluster, name),
+        RESOURCE_TYPE_BROKER => broker_entries(cluster, name),
         other => {
             let message = format!(
                 "unsupported resource type {other}; Riffle describes topics (2) and brokers (4)"
@@ -112,6 +130,18 @@ fn describe_resource(
             resource_name: resource.resource_name,
             configs: Vec::new(),
         },
+    }
+}
+
+/// A resource the principal may not describe the configs of, with Kafka's message.
+pub(crate) fn refused(code: ErrorCode) -> TopicError {
+    let message = match code {
+        ErrorCode::ClusterAuthorizationFailed => "Cluster authorization failed.",
+        _ => "Topic authorization failed.",
+    };
+    TopicError {
+        code,
+        message: message.to_string(),
     }
 }
 
@@ -300,7 +330,12 @@ mod tests {
             include_synonyms: true,
             include_documentation: true,
         };
-        handle(cluster, version, request)
+        handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            version,
+            request,
+        )
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! Version 0 (flexible).
 //!
-//! Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR (the producer
+//! Errors per partition: TOPIC_AUTHORIZATION_FAILED (with `--authorizer acl`, no Read on
+//! the topic, as Kafka checks), UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR (the producer
 //! state could not be loaded).
 
 use riffle_protocol::ErrorCode;
@@ -15,17 +16,31 @@ use riffle_protocol::api::describe_producers::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Answers DescribeProducers.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
+    let access = context.access(cluster);
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
+            if !access.allows(AclOperation::Read, ResourceType::Topic, &topic.name) {
+                let partitions = topic.partition_indexes.into_iter();
+                let refused = ErrorCode::TopicAuthorizationFailed;
+                return TopicResponse {
+                    name: topic.name,
+                    partitions: partitions
+                        .map(|index| failed(index, refused, None))
+                        .collect(),
+                };
+            }
             let known = cluster.topic(&topic.name);
             let partitions = topic
                 .partition_indexes

@@ -3,7 +3,12 @@
 //!
 //! Version 0 (flexible).
 //!
-//! Errors per id: INVALID_REQUEST (an empty id), TRANSACTIONAL_ID_NOT_FOUND.
+//! With `--authorizer acl`, as in Kafka: an id the principal may not describe answers
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and a described transaction lists only the topics
+//! it may describe.
+//!
+//! Errors per id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, INVALID_REQUEST (an empty id),
+//! TRANSACTIONAL_ID_NOT_FOUND.
 
 use std::collections::BTreeMap;
 
@@ -13,17 +18,36 @@ use riffle_protocol::api::describe_transactions::{
 };
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Answers DescribeTransactions.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
+    let access = context.access(cluster);
     let transaction_states = request
         .transactional_ids
         .into_iter()
-        .map(|transactional_id| describe(cluster, transactional_id))
+        .map(|transactional_id| {
+            let id = &transactional_id;
+            if !access.allows(AclOperation::Describe, ResourceType::TransactionalId, id) {
+                return TransactionState {
+                    error_code: ErrorCode::TransactionalIdAuthorizationFailed.code(),
+                    transactional_id,
+                    ..Default::default()
+                };
+            }
+            let mut state = describe(cluster, transactional_id);
+            // Only the partitions of topics the principal may describe, as in Kafka.
+            state.topics.retain(|topic| {
+                access.filters(AclOperation::Describe, ResourceType::Topic, &topic.topic)
+            });
+            state
+        })
         .collect();
     DescribeTransactionsResponse {
         throttle_time_ms: 0,

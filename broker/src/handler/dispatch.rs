@@ -23,13 +23,15 @@ pub async fn dispatch(
     let client_id = header.client_id.as_deref().unwrap_or("");
     let response = match request {
         Request::Produce(body) => {
-            return produce::handle(cluster, version, body)
+            return produce::handle(cluster, context, version, body)
                 .await
                 .map(Response::Produce);
         }
-        Request::Fetch(body) => Response::Fetch(fetch::handle(cluster, version, body).await),
+        Request::Fetch(body) => {
+            Response::Fetch(fetch::handle(cluster, context, version, body).await)
+        }
         Request::ListOffsets(body) => {
-            Response::ListOffsets(list_offsets::handle(cluster, version, body))
+            Response::ListOffsets(list_offsets::handle(cluster, context, version, body))
         }
         Request::Metadata(body) => Response::Metadata(block_in_place(|| {
             metadata::handle(cluster, context, version, body)
@@ -39,88 +41,96 @@ pub async fn dispatch(
         }
         Request::ApiVersions(body) => Response::ApiVersions(api_versions::handle(body)),
         Request::CreateTopics(body) => Response::CreateTopics(block_in_place(|| {
-            create_topics::handle(cluster, version, body)
+            create_topics::handle(cluster, context, version, body)
         })),
         Request::DeleteTopics(body) => Response::DeleteTopics(block_in_place(|| {
-            delete_topics::handle(cluster, version, body)
+            delete_topics::handle(cluster, context, version, body)
         })),
         Request::DeleteRecords(body) => Response::DeleteRecords(block_in_place(|| {
-            delete_records::handle(cluster, version, body)
+            delete_records::handle(cluster, context, version, body)
         })),
-        Request::InitProducerId(body) => {
-            Response::InitProducerId(init_producer_id::handle(cluster, version, body).await)
-        }
+        Request::InitProducerId(body) => Response::InitProducerId(
+            init_producer_id::handle(cluster, context, version, body).await,
+        ),
         Request::DescribeConfigs(body) => {
-            Response::DescribeConfigs(describe_configs::handle(cluster, version, body))
+            Response::DescribeConfigs(describe_configs::handle(cluster, context, version, body))
         }
         Request::CreatePartitions(body) => Response::CreatePartitions(block_in_place(|| {
-            create_partitions::handle(cluster, version, body)
+            create_partitions::handle(cluster, context, version, body)
         })),
         Request::IncrementalAlterConfigs(body) => {
             Response::IncrementalAlterConfigs(block_in_place(|| {
-                incremental_alter_configs::handle(cluster, version, body)
+                incremental_alter_configs::handle(cluster, context, version, body)
             }))
         }
         Request::DescribeCluster(body) => {
             Response::DescribeCluster(describe_cluster::handle(cluster, context, version, body))
         }
-        Request::OffsetCommit(body) => {
-            Response::OffsetCommit(group::offset_commit::handle(cluster, version, body).await)
-        }
+        Request::OffsetCommit(body) => Response::OffsetCommit(
+            group::offset_commit::handle(cluster, context, version, body).await,
+        ),
         Request::OffsetFetch(body) => {
-            Response::OffsetFetch(group::offset_fetch::handle(cluster, version, body))
+            Response::OffsetFetch(group::offset_fetch::handle(cluster, context, version, body))
         }
         Request::JoinGroup(body) => Response::JoinGroup(
-            group::join::handle(cluster, version, client_id, &context.client_host, body).await,
+            group::join::handle(cluster, context, version, client_id, body).await,
         ),
         Request::Heartbeat(body) => {
-            Response::Heartbeat(group::heartbeat::handle(cluster, version, body))
+            Response::Heartbeat(group::heartbeat::handle(cluster, context, version, body))
         }
         Request::LeaveGroup(body) => {
-            Response::LeaveGroup(group::leave::handle(cluster, version, body))
+            Response::LeaveGroup(group::leave::handle(cluster, context, version, body))
         }
         Request::SyncGroup(body) => {
-            Response::SyncGroup(group::sync::handle(cluster, version, body).await)
+            Response::SyncGroup(group::sync::handle(cluster, context, version, body).await)
         }
         Request::DescribeGroups(body) => {
-            Response::DescribeGroups(group::describe::handle(cluster, version, body))
+            Response::DescribeGroups(group::describe::handle(cluster, context, version, body))
         }
         Request::ListGroups(body) => {
-            Response::ListGroups(group::list::handle(cluster, version, body))
+            Response::ListGroups(group::list::handle(cluster, context, version, body))
         }
         Request::DeleteGroups(body) => {
-            Response::DeleteGroups(group::delete::handle(cluster, version, body).await)
+            Response::DeleteGroups(group::delete::handle(cluster, context, version, body).await)
         }
-        Request::OffsetDelete(body) => {
-            Response::OffsetDelete(group::offset_delete::handle(cluster, version, body).await)
-        }
-        Request::AddPartitionsToTxn(body) => Response::AddPartitionsToTxn(
-            add_partitions_to_txn::handle(cluster, version, body).await,
+        Request::OffsetDelete(body) => Response::OffsetDelete(
+            group::offset_delete::handle(cluster, context, version, body).await,
         ),
-        Request::AddOffsetsToTxn(body) => {
-            Response::AddOffsetsToTxn(add_offsets_to_txn::handle(cluster, version, body).await)
+        Request::AddPartitionsToTxn(body) => Response::AddPartitionsToTxn(
+            add_partitions_to_txn::handle(cluster, context, version, body).await,
+        ),
+        Request::AddOffsetsToTxn(body) => Response::AddOffsetsToTxn(
+            add_offsets_to_txn::handle(cluster, context, version, body).await,
+        ),
+        Request::EndTxn(body) => {
+            Response::EndTxn(end_txn::handle(cluster, context, version, body).await)
         }
-        Request::EndTxn(body) => Response::EndTxn(end_txn::handle(cluster, version, body).await),
-        Request::TxnOffsetCommit(body) => {
-            Response::TxnOffsetCommit(txn_offset_commit::handle(cluster, version, body).await)
-        }
-        Request::DescribeTransactions(body) => {
-            Response::DescribeTransactions(describe_transactions::handle(cluster, version, body))
-        }
+        Request::TxnOffsetCommit(body) => Response::TxnOffsetCommit(
+            txn_offset_commit::handle(cluster, context, version, body).await,
+        ),
+        Request::DescribeTransactions(body) => Response::DescribeTransactions(
+            describe_transactions::handle(cluster, context, version, body),
+        ),
         Request::ListTransactions(body) => {
-            Response::ListTransactions(list_transactions::handle(cluster, version, body))
+            Response::ListTransactions(list_transactions::handle(cluster, context, version, body))
         }
         Request::DescribeProducers(body) => Response::DescribeProducers(block_in_place(|| {
-            describe_producers::handle(cluster, version, body)
+            describe_producers::handle(cluster, context, version, body)
+        })),
+        Request::CreateAcls(body) => Response::CreateAcls(block_in_place(|| {
+            create_acls::handle(cluster, context, version, body)
+        })),
+        Request::DescribeAcls(body) => {
+            Response::DescribeAcls(describe_acls::handle(cluster, context, version, body))
+        }
+        Request::DeleteAcls(body) => Response::DeleteAcls(block_in_place(|| {
+            delete_acls::handle(cluster, context, version, body)
         })),
         // Not advertised yet: the connection refuses them before they reach dispatch.
         Request::SaslHandshake(_)
         | Request::SaslAuthenticate(_)
         | Request::DescribeUserScramCredentials(_)
-        | Request::AlterUserScramCredentials(_)
-        | Request::CreateAcls(_)
-        | Request::DescribeAcls(_)
-        | Request::DeleteAcls(_) => return None,
+        | Request::AlterUserScramCredentials(_) => return None,
     };
     Some(response)
 }

@@ -6,7 +6,8 @@
 //! read_committed consumer sees the outcome by the time the producer does. A retry of an
 //! EndTxn that already completed the same way succeeds again.
 //!
-//! Errors: INVALID_REQUEST (empty transactional id), INVALID_PRODUCER_ID_MAPPING,
+//! Errors: TRANSACTIONAL_ID_AUTHORIZATION_FAILED (with `--authorizer acl`, no Write on the
+//! transactional id), INVALID_REQUEST (empty transactional id), INVALID_PRODUCER_ID_MAPPING,
 //! PRODUCER_FENCED, INVALID_TXN_STATE (no open transaction, or the opposite outcome),
 //! CONCURRENT_TRANSACTIONS, KAFKA_STORAGE_ERROR.
 
@@ -16,6 +17,8 @@ use riffle_protocol::ErrorCode;
 use riffle_protocol::api::end_txn::{EndTxnRequest, EndTxnResponse};
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::transaction::metadata::error_for_version;
 
 /// The first version that knows PRODUCER_FENCED.
@@ -24,10 +27,19 @@ const FIRST_FENCED_VERSION: i16 = 2;
 /// Answers EndTxn.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     version: i16,
     request: EndTxnRequest,
 ) -> EndTxnResponse {
-    let outcome = if request.transactional_id.is_empty() {
+    let access = context.access(cluster);
+    let transactional_id = &request.transactional_id;
+    let outcome = if !access.allows(
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        Err(ErrorCode::TransactionalIdAuthorizationFailed)
+    } else if request.transactional_id.is_empty() {
         Err(ErrorCode::InvalidRequest)
     } else {
         cluster

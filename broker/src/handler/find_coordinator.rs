@@ -5,6 +5,10 @@
 //! Share-group keys (key type 2) get INVALID_REQUEST with a message, rather than
 //! COORDINATOR_NOT_AVAILABLE, which clients would retry for ever.
 //!
+//! With `--authorizer acl` the principal needs Describe on the group (else
+//! GROUP_AUTHORIZATION_FAILED) or the transactional id (else
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as in Kafka.
+//!
 //! Advertising this API matters beyond groups: librdkafka enables lz4 compression only
 //! for brokers that list FindCoordinator (its marker for "Kafka 0.9 or newer").
 
@@ -15,6 +19,7 @@ use riffle_protocol::api::find_coordinator::{
 
 use crate::cluster::Cluster;
 use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka's key type for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -58,6 +63,28 @@ fn coordinator_for(
     key: String,
     key_type: i8,
 ) -> Coordinator {
+    let access = context.access(cluster);
+    let refusal = match key_type {
+        KEY_TYPE_GROUP if !access.allows(AclOperation::Describe, ResourceType::Group, &key) => {
+            Some(ErrorCode::GroupAuthorizationFailed)
+        }
+        KEY_TYPE_TRANSACTION
+            if !access.allows(AclOperation::Describe, ResourceType::TransactionalId, &key) =>
+        {
+            Some(ErrorCode::TransactionalIdAuthorizationFailed)
+        }
+        _ => None,
+    };
+    if let Some(code) = refusal {
+        return Coordinator {
+            key,
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+            error_code: code.code(),
+            error_message: None,
+        };
+    }
     if key_type != KEY_TYPE_GROUP && key_type != KEY_TYPE_TRANSACTION {
         return Coordinator {
             key,

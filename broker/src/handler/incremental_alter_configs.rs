@@ -9,7 +9,11 @@
 //! either changes completely or not at all. Broker configs are command-line flags and
 //! cannot change while running.
 //!
-//! Errors per resource: UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG (an unknown config, a
+//! With `--authorizer acl`: AlterConfigs on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
+//! for the broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
+//!
+//! Errors per resource: TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED,
+//! UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG (an unknown config, a
 //! bad value, APPEND or SUBTRACT on a config that is not a list), INVALID_REQUEST (a null
 //! value outside DELETE, a config named twice, an unknown operation, a resource named
 //! twice, a broker or other resource type), KAFKA_STORAGE_ERROR.
@@ -24,6 +28,8 @@ use riffle_protocol::api::incremental_alter_configs::{
 
 use super::describe_configs::{RESOURCE_TYPE_BROKER, RESOURCE_TYPE_TOPIC};
 use crate::cluster::{Cluster, TopicError, Validation};
+use crate::handler::{Access, RequestContext};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::topic_config::{ConfigType, TopicConfig, config_def};
 
 /// Sets the value.
@@ -38,6 +44,7 @@ const OPERATION_SUBTRACT: i8 = 3;
 /// Answers IncrementalAlterConfigs: one response per resource, in request order.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
@@ -52,6 +59,7 @@ pub fn handle(
             .entry((resource.resource_type, resource.resource_name.clone()))
             .or_default() += 1;
     }
+    let access = context.access(cluster);
     let responses = request
         .resources
         .into_iter()
@@ -60,6 +68,8 @@ pub fn handle(
             // Kafka refuses every copy of a repeated resource: which one should win is unclear.
             let result = if occurrences.get(&key).copied().unwrap_or(0) > 1 {
                 Err(invalid_request("Each resource must appear at most once."))
+            } else if let Some(code) = refusal(&access, &resource) {
+                Err(super::describe_configs::refused(code))
             } else {
                 alter_resource(cluster, &resource, validation)
             };
@@ -69,6 +79,23 @@ pub fn handle(
     IncrementalAlterConfigsResponse {
         throttle_time_ms: 0,
         responses,
+    }
+}
+
+/// Why the authorizer refuses altering `resource`, as Kafka checks: AlterConfigs on the
+/// topic, or on the cluster for a broker. Other types are refused later as invalid.
+fn refusal(access: &Access<'_>, resource: &AlterConfigsResource) -> Option<ErrorCode> {
+    let name = &resource.resource_name;
+    match resource.resource_type {
+        RESOURCE_TYPE_TOPIC
+            if !access.allows(AclOperation::AlterConfigs, ResourceType::Topic, name) =>
+        {
+            Some(ErrorCode::TopicAuthorizationFailed)
+        }
+        RESOURCE_TYPE_BROKER if !access.allows_cluster(AclOperation::AlterConfigs) => {
+            Some(ErrorCode::ClusterAuthorizationFailed)
+        }
+        _ => None,
     }
 }
 
@@ -269,7 +296,14 @@ mod tests {
             resources: vec![resource],
             validate_only: false,
         };
-        handle(cluster, 1, request).responses.remove(0)
+        handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            1,
+            request,
+        )
+        .responses
+        .remove(0)
     }
 
     fn topic_with(cluster: &Cluster, name: &str, configs: &[(&str, &str)]) {
@@ -404,17 +438,32 @@ mod tests {
             resources: vec![resource.clone(), resource.clone()],
             validate_only: false,
         };
-        let codes: Vec<i16> = handle(&cluster, 0, request)
-            .responses
-            .iter()
-            .map(|r| r.error_code)
-            .collect();
+        let codes: Vec<i16> = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request,
+        )
+        .responses
+        .iter()
+        .map(|r| r.error_code)
+        .collect();
         assert_eq!(codes, vec![42, 42]);
         let request = IncrementalAlterConfigsRequest {
             resources: vec![resource],
             validate_only: true,
         };
-        assert_eq!(handle(&cluster, 0, request).responses[0].error_code, 0);
+        assert_eq!(
+            handle(
+                &cluster,
+                &crate::handler::RequestContext::internal(&cluster),
+                0,
+                request
+            )
+            .responses[0]
+                .error_code,
+            0
+        );
         assert!(
             cluster
                 .topic("orders")

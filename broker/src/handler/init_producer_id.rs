@@ -13,7 +13,12 @@
 //! id across producers and restarts, each InitProducerId bumps its epoch (fencing the
 //! previous producer), and an open transaction of the previous producer is aborted first.
 //!
-//! Errors (producer id -1, epoch -1): INVALID_REQUEST (an empty transactional id, or only
+//! With `--authorizer acl`: a transactional producer needs Write on its transactional id
+//! (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED), an idempotent one IdempotentWrite on the
+//! cluster or Write on some topic (else CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
+//!
+//! Errors (producer id -1, epoch -1): TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+//! CLUSTER_AUTHORIZATION_FAILED, INVALID_REQUEST (an empty transactional id, or only
 //! one of producer id and epoch), INVALID_TRANSACTION_TIMEOUT (above
 //! `--transaction-max-timeout-ms`, or not positive), PRODUCER_FENCED,
 //! CONCURRENT_TRANSACTIONS, KAFKA_STORAGE_ERROR (a new block of ids could not be recorded).
@@ -25,6 +30,8 @@ use riffle_protocol::api::init_producer_id::{InitProducerIdRequest, InitProducer
 use tracing::warn;
 
 use crate::cluster::Cluster;
+use crate::handler::{Access, RequestContext};
+use crate::security::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 use crate::transaction::metadata::error_for_version;
 
 /// Kafka's "no producer id".
@@ -37,9 +44,21 @@ const FIRST_FENCED_VERSION: i16 = 4;
 /// Answers InitProducerId.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     version: i16,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
+    if let Some(code) = refusal(
+        &context.access(cluster),
+        request.transactional_id.as_deref(),
+    ) {
+        return InitProducerIdResponse {
+            throttle_time_ms: 0,
+            error_code: code.code(),
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+        };
+    }
     let expected = match (request.producer_id, request.producer_epoch) {
         // v0-2 carry neither field, and they decode as -1.
         (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => Ok(None),
@@ -77,6 +96,33 @@ pub async fn handle(
         error_code: error_code.code(),
         producer_id,
         producer_epoch,
+    }
+}
+
+/// Why the authorizer refuses the request, as Kafka checks it: a transactional producer
+/// needs Write on its transactional id; an idempotent one IdempotentWrite on the cluster,
+/// or Write on some topic (KIP-679, so that idempotence can be on by default).
+fn refusal(access: &Access<'_>, transactional_id: Option<&str>) -> Option<ErrorCode> {
+    match transactional_id {
+        Some(transactional_id)
+            if !access.allows(
+                AclOperation::Write,
+                ResourceType::TransactionalId,
+                transactional_id,
+            ) =>
+        {
+            Some(ErrorCode::TransactionalIdAuthorizationFailed)
+        }
+        Some(_) => None,
+        None if !access.filters(
+            AclOperation::IdempotentWrite,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        ) && !access.allows_any(AclOperation::Write, ResourceType::Topic) =>
+        {
+            Some(ErrorCode::ClusterAuthorizationFailed)
+        }
+        None => None,
     }
 }
 
@@ -129,7 +175,12 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let response = runtime.block_on(handle(cluster, version, request));
+        let response = runtime.block_on(handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            version,
+            request,
+        ));
         (
             response.error_code,
             response.producer_id,
@@ -199,7 +250,12 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let response = runtime.block_on(handle(&cluster, 4, request));
+        let response = runtime.block_on(handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            4,
+            request,
+        ));
         assert_eq!(
             response.error_code,
             ErrorCode::InvalidTransactionTimeout.code()

@@ -17,8 +17,9 @@
 //! a query that finds nothing answers offset -1 and timestamp -1. Leader epochs are -1,
 //! as in Metadata.
 //!
-//! Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (the partition is
-//! asked for twice), KAFKA_STORAGE_ERROR (the log or a stored batch cannot be read).
+//! Errors per partition: TOPIC_AUTHORIZATION_FAILED (with `--authorizer acl`, the principal
+//! may not describe the topic), UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (the partition
+//! is asked for twice), KAFKA_STORAGE_ERROR (the log or a stored batch cannot be read).
 
 use std::collections::HashMap;
 
@@ -33,7 +34,9 @@ use riffle_storage::StorageError;
 use tracing::warn;
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
 use crate::partition::Partition;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// The log start offset.
 const EARLIEST_TIMESTAMP: i64 = -2;
@@ -66,12 +69,24 @@ const NOT_FOUND: Found = Found {
 };
 
 /// Answers ListOffsets: one result per requested partition, in request order.
-pub fn handle(cluster: &Cluster, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(
+    cluster: &Cluster,
+    context: &RequestContext,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let read_committed = request.isolation_level == READ_COMMITTED;
+    let access = context.access(cluster);
     let topics = request
         .topics
         .into_iter()
-        .map(|topic| list_topic(cluster, version, read_committed, topic))
+        .map(|topic| {
+            if access.allows(AclOperation::Describe, ResourceType::Topic, &topic.name) {
+                list_topic(cluster, version, read_committed, topic)
+            } else {
+                refused_topic(version, topic)
+            }
+        })
         .collect();
     ListOffsetsResponse {
         throttle_time_ms: 0,
@@ -107,6 +122,22 @@ fn list_topic(
                 }
             };
             partition_response(version, index, found)
+        })
+        .collect();
+    ListOffsetsTopicResponse {
+        name: wanted.name,
+        partitions,
+    }
+}
+
+/// A topic the principal may not describe: each partition TOPIC_AUTHORIZATION_FAILED.
+fn refused_topic(version: i16, wanted: ListOffsetsTopic) -> ListOffsetsTopicResponse {
+    let partitions = wanted
+        .partitions
+        .iter()
+        .map(|partition| {
+            let refused = Err(ErrorCode::TopicAuthorizationFailed);
+            partition_response(version, partition.partition_index, refused)
         })
         .collect();
     ListOffsetsTopicResponse {
@@ -262,7 +293,12 @@ mod tests {
             }],
             ..Default::default()
         };
-        let response = handle(cluster, 8, request);
+        let response = handle(
+            cluster,
+            &crate::handler::RequestContext::internal(cluster),
+            8,
+            request,
+        );
         response.topics[0]
             .partitions
             .iter()
@@ -322,5 +358,27 @@ mod tests {
             vec![(-1, -1, 42), (-1, -1, 42)]
         );
         assert_eq!(list(&cluster, "missing", &[(0, -1)]), vec![(-1, -1, 3)]);
+    }
+
+    #[test]
+    fn listing_offsets_needs_describe_on_the_topic() {
+        // Without Describe (or an operation implying it) each partition answers
+        // TOPIC_AUTHORIZATION_FAILED and offset -1; Read implies Describe.
+        let (_dir, cluster) = crate::testing::acl_cluster(&[]);
+        cluster
+            .create_topic("t", 1, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        append(&cluster, "t", &[1_000]);
+        let denied = ErrorCode::TopicAuthorizationFailed.code();
+        assert_eq!(
+            list(&cluster, "t", &[(0, LATEST_TIMESTAMP)]),
+            vec![(-1, -1, denied)]
+        );
+        let anonymous = "User:ANONYMOUS";
+        crate::testing::allow(&cluster, "topic:literal:t", anonymous, AclOperation::Read);
+        assert_eq!(
+            list(&cluster, "t", &[(0, LATEST_TIMESTAMP)]),
+            vec![(1, -1, 0)]
+        );
     }
 }

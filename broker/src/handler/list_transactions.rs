@@ -4,7 +4,8 @@
 //!
 //! Versions 0-1 (flexible; v1 adds `duration_filter`: only transactions open longer than
 //! that many milliseconds). An empty filter list matches everything; a state name Kafka does
-//! not define is returned in `unknown_state_filters` and matches nothing.
+//! not define is returned in `unknown_state_filters` and matches nothing. With
+//! `--authorizer acl`, only the ids the principal may describe are listed, as in Kafka.
 
 use riffle_protocol::ErrorCode;
 use riffle_protocol::api::list_transactions::{
@@ -12,11 +13,14 @@ use riffle_protocol::api::list_transactions::{
 };
 
 use crate::cluster::{Cluster, now_ms};
+use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::transaction::TransactionState;
 
 /// Answers ListTransactions.
 pub fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     _version: i16,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
@@ -29,12 +33,17 @@ pub fn handle(
         }
     }
     let now_ms = now_ms();
+    let access = context.access(cluster);
     let matches_state = |state| request.state_filters.is_empty() || states.contains(&state);
     let transaction_states = cluster
         .transactions()
         .list()
         .into_iter()
         .filter(|metadata| metadata.state != TransactionState::Dead)
+        .filter(|metadata| {
+            let id = &metadata.transactional_id;
+            access.filters(AclOperation::Describe, ResourceType::TransactionalId, id)
+        })
         .filter(|metadata| matches_state(metadata.state))
         .filter(|metadata| {
             request.producer_id_filters.is_empty()

@@ -9,10 +9,13 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod api_versions;
 mod context;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_producers;
@@ -31,5 +34,8 @@ pub mod txn_offset_commit;
 
 mod dispatch;
 
-pub use context::RequestContext;
+#[cfg(test)]
+mod authorization_tests;
+
+pub use context::{AUTHORIZED_OPERATIONS_OMITTED, Access, RequestContext};
 pub use dispatch::dispatch;

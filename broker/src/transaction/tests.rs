@@ -63,7 +63,13 @@ async fn init(cluster: &Arc<Cluster>, transactional_id: &str) -> Producer {
         producer_id: -1,
         producer_epoch: -1,
     };
-    let response = init_producer_id::handle(cluster, 4, request).await;
+    let response = init_producer_id::handle(
+        cluster,
+        &crate::handler::RequestContext::internal(cluster),
+        4,
+        request,
+    )
+    .await;
     assert_eq!(response.error_code, 0, "InitProducerId");
     Producer {
         transactional_id: transactional_id.into(),
@@ -84,7 +90,13 @@ async fn add_partition(cluster: &Arc<Cluster>, producer: &Producer, partition: i
         }],
         ..Default::default()
     };
-    let response = add_partitions_to_txn::handle(cluster, 3, request).await;
+    let response = add_partitions_to_txn::handle(
+        cluster,
+        &crate::handler::RequestContext::internal(cluster),
+        3,
+        request,
+    )
+    .await;
     response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
 }
 
@@ -115,9 +127,14 @@ async fn send(
             }],
         }],
     };
-    let response = produce::handle(cluster, 9, request)
-        .await
-        .expect("acks=all");
+    let response = produce::handle(
+        cluster,
+        &crate::handler::RequestContext::internal(cluster),
+        9,
+        request,
+    )
+    .await
+    .expect("acks=all");
     let code = response.responses[0].partition_responses[0].error_code;
     if code == 0 {
         *sequence += i32::try_from(values.len()).expect("few values");
@@ -132,7 +149,14 @@ async fn end(cluster: &Arc<Cluster>, producer: &Producer, commit: bool) -> i16 {
         producer_epoch: producer.producer_epoch,
         committed: commit,
     };
-    end_txn::handle(cluster, 3, request).await.error_code
+    end_txn::handle(
+        cluster,
+        &crate::handler::RequestContext::internal(cluster),
+        3,
+        request,
+    )
+    .await
+    .error_code
 }
 
 /// The values a read_committed reader of `partition` sees, as a consumer would filter
@@ -254,9 +278,14 @@ async fn bad_requests_get_kafkas_codes_and_disturb_nothing() {
         }],
         ..Default::default()
     };
-    let response = produce::handle(&cluster, 9, request)
-        .await
-        .expect("acks=all");
+    let response = produce::handle(
+        &cluster,
+        &crate::handler::RequestContext::internal(&cluster),
+        9,
+        request,
+    )
+    .await
+    .expect("acks=all");
     assert_eq!(
         response.responses[0].partition_responses[0].error_code,
         ErrorCode::InvalidTxnState.code()
@@ -299,7 +328,13 @@ async fn a_transaction_open_past_its_timeout_is_aborted_and_its_producer_fenced(
         producer_id: -1,
         producer_epoch: -1,
     };
-    let response = init_producer_id::handle(&cluster, 4, request).await;
+    let response = init_producer_id::handle(
+        &cluster,
+        &crate::handler::RequestContext::internal(&cluster),
+        4,
+        request,
+    )
+    .await;
     let mut producer = Producer {
         transactional_id: "slow".into(),
         producer_id: response.producer_id,
@@ -386,14 +421,32 @@ async fn offsets_committed_in_a_transaction_appear_only_when_it_commits() {
         group_id: "group".into(),
     };
     // Without AddOffsetsToTxn first, the commit is refused.
-    let refused = txn_offset_commit::handle(&cluster, 3, commit_offset(1)).await;
+    let refused = txn_offset_commit::handle(
+        &cluster,
+        &crate::handler::RequestContext::internal(&cluster),
+        3,
+        commit_offset(1),
+    )
+    .await;
     assert_eq!(
         refused.topics[0].partitions[0].error_code,
         ErrorCode::InvalidTxnState.code()
     );
-    let added = add_offsets_to_txn::handle(&cluster, 3, add_offsets.clone()).await;
+    let added = add_offsets_to_txn::handle(
+        &cluster,
+        &crate::handler::RequestContext::internal(&cluster),
+        3,
+        add_offsets.clone(),
+    )
+    .await;
     assert_eq!(added.error_code, 0);
-    let committed = txn_offset_commit::handle(&cluster, 3, commit_offset(7)).await;
+    let committed = txn_offset_commit::handle(
+        &cluster,
+        &crate::handler::RequestContext::internal(&cluster),
+        3,
+        commit_offset(7),
+    )
+    .await;
     assert_eq!(committed.topics[0].partitions[0].error_code, 0);
     assert_eq!(fetch_offset(&cluster, false), (-1, 0));
     assert_eq!(
@@ -404,12 +457,23 @@ async fn offsets_committed_in_a_transaction_appear_only_when_it_commits() {
     assert_eq!(fetch_offset(&cluster, true), (7, 0));
 
     assert_eq!(
-        add_offsets_to_txn::handle(&cluster, 3, add_offsets)
-            .await
-            .error_code,
+        add_offsets_to_txn::handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            3,
+            add_offsets
+        )
+        .await
+        .error_code,
         0
     );
-    let committed = txn_offset_commit::handle(&cluster, 3, commit_offset(9)).await;
+    let committed = txn_offset_commit::handle(
+        &cluster,
+        &crate::handler::RequestContext::internal(&cluster),
+        3,
+        commit_offset(9),
+    )
+    .await;
     assert_eq!(committed.topics[0].partitions[0].error_code, 0);
     assert_eq!(end(&cluster, &producer, false).await, 0);
     assert_eq!(fetch_offset(&cluster, true), (7, 0));
@@ -430,7 +494,12 @@ fn fetch_offset(cluster: &Cluster, require_stable: bool) -> (i64, i16) {
         require_stable,
         ..Default::default()
     };
-    let response = offset_fetch::handle(cluster, 7, request);
+    let response = offset_fetch::handle(
+        cluster,
+        &crate::handler::RequestContext::internal(cluster),
+        7,
+        request,
+    );
     let partition = &response.topics[0].partitions[0];
     (partition.committed_offset, partition.error_code)
 }
@@ -458,9 +527,14 @@ async fn compaction_drops_aborted_offsets_and_keeps_the_committed_one() {
             group_id: "group".into(),
         };
         assert_eq!(
-            add_offsets_to_txn::handle(&cluster, 3, add_offsets)
-                .await
-                .error_code,
+            add_offsets_to_txn::handle(
+                &cluster,
+                &crate::handler::RequestContext::internal(&cluster),
+                3,
+                add_offsets
+            )
+            .await
+            .error_code,
             0
         );
         let request = TxnOffsetCommitRequest {
@@ -479,7 +553,13 @@ async fn compaction_drops_aborted_offsets_and_keeps_the_committed_one() {
             }],
             ..Default::default()
         };
-        let response = txn_offset_commit::handle(&cluster, 3, request).await;
+        let response = txn_offset_commit::handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            3,
+            request,
+        )
+        .await;
         assert_eq!(response.topics[0].partitions[0].error_code, 0);
         assert_eq!(end(&cluster, &producer, commit).await, 0);
     }

@@ -5,7 +5,8 @@
 //! timeout stands in, as in Kafka). v4+ first answers MEMBER_ID_REQUIRED with an id to
 //! rejoin with; v5+ carries static membership (group.instance.id).
 //!
-//! Errors: INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, INCONSISTENT_GROUP_PROTOCOL,
+//! Errors: GROUP_AUTHORIZATION_FAILED (with `--authorizer acl`, no Read on the group),
+//! INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, INCONSISTENT_GROUP_PROTOCOL,
 //! MEMBER_ID_REQUIRED, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED,
 //! REBALANCE_IN_PROGRESS (a newer JoinGroup from the same member replaced this one).
 
@@ -18,6 +19,8 @@ use riffle_protocol::api::join_group::{
 
 use crate::cluster::Cluster;
 use crate::group::{JoinRequest, JoinResult};
+use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// The first version with the two-step join (KIP-394).
 const FIRST_VERSION_REQUIRING_MEMBER_ID: i16 = 4;
@@ -25,11 +28,16 @@ const FIRST_VERSION_REQUIRING_MEMBER_ID: i16 = 4;
 /// Answers JoinGroup, once the rebalance allows.
 pub async fn handle(
     cluster: &Cluster,
+    context: &RequestContext,
     version: i16,
     client_id: &str,
-    client_host: &str,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
+    let access = context.access(cluster);
+    if !access.allows(AclOperation::Read, ResourceType::Group, &request.group_id) {
+        let refused = JoinResult::error(ErrorCode::GroupAuthorizationFailed, String::new());
+        return response(refused);
+    }
     if request.group_id.is_empty() {
         return response(JoinResult::error(
             ErrorCode::InvalidGroupId,
@@ -46,7 +54,7 @@ pub async fn handle(
         member_id: request.member_id.clone(),
         group_instance_id: request.group_instance_id,
         client_id: client_id.to_string(),
-        client_host: client_host.to_string(),
+        client_host: context.client_host.clone(),
         session_timeout,
         rebalance_timeout,
         protocol_type: request.protocol_type,

@@ -2,7 +2,8 @@
 //! a session timeout.
 //!
 //! Versions 0-5; v3+ lets several members (static ones by instance id) leave in one call.
-//! Errors: UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID.
+//! Errors: GROUP_AUTHORIZATION_FAILED (with `--authorizer acl`, no Read on the group),
+//! UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID.
 
 use std::time::Instant;
 
@@ -10,12 +11,28 @@ use riffle_protocol::ErrorCode;
 use riffle_protocol::api::leave_group::{LeaveGroupRequest, LeaveGroupResponse, MemberResponse};
 
 use crate::cluster::Cluster;
+use crate::handler::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// The first version listing several members.
 const FIRST_BATCHED_VERSION: i16 = 3;
 
 /// Answers LeaveGroup.
-pub fn handle(cluster: &Cluster, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
+pub fn handle(
+    cluster: &Cluster,
+    context: &RequestContext,
+    version: i16,
+    request: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    if !context
+        .access(cluster)
+        .allows(AclOperation::Read, ResourceType::Group, &request.group_id)
+    {
+        return LeaveGroupResponse {
+            error_code: ErrorCode::GroupAuthorizationFailed.code(),
+            ..Default::default()
+        };
+    }
     let leaving: Vec<(String, Option<String>)> = if version < FIRST_BATCHED_VERSION {
         vec![(request.member_id, None)]
     } else {

@@ -9,7 +9,11 @@
 //! `--offsets-retention-minutes`; any other value makes the commits expire that long after
 //! they were made, once their group has no members (as Kafka does since KIP-211).
 //!
-//! Errors: INVALID_GROUP_ID, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS,
+//! With `--authorizer acl` the committer needs Read on the group (else every partition is
+//! GROUP_AUTHORIZATION_FAILED) and Read on each topic (else TOPIC_AUTHORIZATION_FAILED for
+//! its partitions, the others still committed).
+//!
+//! Errors: GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, INVALID_GROUP_ID, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS,
 //! FENCED_INSTANCE_ID, OFFSET_METADATA_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION,
 //! KAFKA_STORAGE_ERROR.
 
@@ -24,48 +28,48 @@ use riffle_protocol::api::offset_commit::{
 use crate::cluster::{Cluster, now_ms};
 use crate::config::FlushPolicy;
 use crate::group::records::CommittedOffset;
-use crate::handler::group::commit_answers::{RequestedCommit, sort_commits};
+use crate::handler::group::commit_answers::{
+    RequestedCommit, TopicCodes, refuse_all, sort_commits,
+};
+use crate::handler::{Access, RequestContext};
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Answers OffsetCommit.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     _version: i16,
-    request: OffsetCommitRequest,
+    mut request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let now_ms = now_ms();
     let expire_timestamp_ms = expire_timestamp_ms(request.retention_time_ms, now_ms);
-    let requested = request.topics.into_iter().map(|topic| {
-        let partitions = topic
-            .partitions
-            .into_iter()
-            .map(|partition| RequestedCommit {
-                partition_index: partition.partition_index,
-                committed: CommittedOffset {
-                    offset: partition.committed_offset,
-                    leader_epoch: partition.committed_leader_epoch,
-                    metadata: partition.committed_metadata.unwrap_or_default(),
-                    commit_timestamp_ms: now_ms,
-                    expire_timestamp_ms,
-                },
-            })
-            .collect();
-        (topic.name, partitions)
-    });
-    let (commits, answers) = sort_commits(cluster, requested);
-    let (mut errors, last_offset) = if request.group_id.is_empty() {
-        (vec![ErrorCode::InvalidGroupId; commits.len()], None)
+    let requested: Vec<(String, Vec<RequestedCommit>)> = std::mem::take(&mut request.topics)
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|partition| RequestedCommit {
+                    partition_index: partition.partition_index,
+                    committed: CommittedOffset {
+                        offset: partition.committed_offset,
+                        leader_epoch: partition.committed_leader_epoch,
+                        metadata: partition.committed_metadata.unwrap_or_default(),
+                        commit_timestamp_ms: now_ms,
+                        expire_timestamp_ms,
+                    },
+                })
+                .collect();
+            (topic.name, partitions)
+        })
+        .collect();
+    let access = context.access(cluster);
+    let codes = if access.allows(AclOperation::Read, ResourceType::Group, &request.group_id) {
+        commit(cluster, &access, &request, requested).await
     } else {
-        cluster.groups().commit_offsets(
-            &request.group_id,
-            &request.member_id,
-            request.group_instance_id.as_deref(),
-            request.generation_id_or_member_epoch,
-            commits,
-        )
+        refuse_all(requested, ErrorCode::GroupAuthorizationFailed)
     };
-    wait_durable_or_fail(cluster, &request.group_id, last_offset, &mut errors).await;
-    let topics = answers
-        .with_errors(errors)
+    let topics = codes
         .into_iter()
         .map(|(name, partitions)| OffsetCommitResponseTopic {
             name,
@@ -82,6 +86,29 @@ pub async fn handle(
         topics,
         ..Default::default()
     }
+}
+
+/// Commits the partitions not refused up front, and answers every one.
+async fn commit(
+    cluster: &Arc<Cluster>,
+    access: &Access<'_>,
+    request: &OffsetCommitRequest,
+    requested: Vec<(String, Vec<RequestedCommit>)>,
+) -> TopicCodes {
+    let (commits, answers) = sort_commits(cluster, access, requested);
+    let (mut errors, last_offset) = if request.group_id.is_empty() {
+        (vec![ErrorCode::InvalidGroupId; commits.len()], None)
+    } else {
+        cluster.groups().commit_offsets(
+            &request.group_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id_or_member_epoch,
+            commits,
+        )
+    };
+    wait_durable_or_fail(cluster, &request.group_id, last_offset, &mut errors).await;
+    answers.with_errors(errors)
 }
 
 /// When commits made at `now_ms` expire, if the request set its own retention: -1 (also
@@ -164,7 +191,13 @@ mod tests {
             .expect("create");
         let cluster = Arc::new(cluster);
         for (partition, retention_time_ms) in [(0, 60_000), (1, -1)] {
-            let response = handle(&cluster, 2, commit(partition, retention_time_ms)).await;
+            let response = handle(
+                &cluster,
+                &crate::handler::RequestContext::internal(&cluster),
+                2,
+                commit(partition, retention_time_ms),
+            )
+            .await;
             assert_eq!(response.topics[0].partitions[0].error_code, 0);
         }
         let offsets = cluster.groups().fetch_offsets("g");

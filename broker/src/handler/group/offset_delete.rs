@@ -5,7 +5,9 @@
 //! clean up after a topic the group stopped reading without stopping the group. A group
 //! with members of another protocol type is refused as a whole (NON_EMPTY_GROUP): their
 //! metadata does not say which topics they read.
-//! Errors: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, GROUP_SUBSCRIBED_TO_TOPIC,
+//! With `--authorizer acl`: Delete on the group (else GROUP_AUTHORIZATION_FAILED for the
+//! request) and Read on each topic (else TOPIC_AUTHORIZATION_FAILED for its partitions).
+//! Errors: GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, GROUP_SUBSCRIBED_TO_TOPIC,
 //! KAFKA_STORAGE_ERROR.
 
 use std::sync::Arc;
@@ -18,18 +20,33 @@ use riffle_protocol::api::offset_delete::{
 
 use crate::cluster::Cluster;
 use crate::group::ConsumedTopics;
+use crate::handler::RequestContext;
 use crate::handler::group::offset_commit::wait_durable;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Answers OffsetDelete.
 pub async fn handle(
     cluster: &Arc<Cluster>,
+    context: &RequestContext,
     _version: i16,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    let access = context.access(cluster);
+    if !access.allows(AclOperation::Delete, ResourceType::Group, &request.group_id) {
+        return refused(ErrorCode::GroupAuthorizationFailed);
+    }
+    // One check per topic; an unreadable topic's offsets are not touched.
+    let readable: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|topic| access.allows(AclOperation::Read, ResourceType::Topic, &topic.name))
+        .collect();
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
-        .flat_map(|topic| {
+        .zip(&readable)
+        .filter(|(_, readable)| **readable)
+        .flat_map(|(topic, _)| {
             topic
                 .partitions
                 .iter()
@@ -50,8 +67,11 @@ pub async fn handle(
     let topics = request
         .topics
         .into_iter()
-        .map(|topic| {
-            let error = if consumed.includes(&topic.name) {
+        .zip(readable)
+        .map(|(topic, readable)| {
+            let error = if !readable {
+                ErrorCode::TopicAuthorizationFailed
+            } else if consumed.includes(&topic.name) {
                 ErrorCode::GroupSubscribedToTopic
             } else {
                 deleted_error
@@ -190,7 +210,13 @@ mod tests {
         // Proves the happy path: a group without members loses exactly the offsets named
         // (partition 0), keeps the others, and the answer has no errors.
         let (_dir, cluster) = cluster_with_commits();
-        let response = handle(&cluster, 0, request("g", &[0])).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request("g", &[0]),
+        )
+        .await;
         assert_eq!(response.error_code, 0);
         assert_eq!(partition_errors(&response), vec![(0, 0)]);
         assert_eq!(committed_partitions(&cluster, "g"), vec![1]);
@@ -203,7 +229,13 @@ mod tests {
         // GROUP_SUBSCRIBED_TO_TOPIC and every commit stays.
         let (_dir, cluster) = cluster_with_commits();
         join(&cluster, "consumer", subscription_to_t());
-        let response = handle(&cluster, 0, request("g", &[0, 1])).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request("g", &[0, 1]),
+        )
+        .await;
         assert_eq!(response.error_code, 0);
         let subscribed = ErrorCode::GroupSubscribedToTopic.code();
         assert_eq!(
@@ -218,7 +250,13 @@ mod tests {
         // Proves a group with no offsets and no members gets the request-level error
         // GROUP_ID_NOT_FOUND, and the other group's commits are untouched.
         let (_dir, cluster) = cluster_with_commits();
-        let response = handle(&cluster, 0, request("no-such-group", &[0])).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request("no-such-group", &[0]),
+        )
+        .await;
         assert_eq!(response.error_code, ErrorCode::GroupIdNotFound.code());
         assert!(response.topics.is_empty());
         assert_eq!(committed_partitions(&cluster, "g"), vec![0, 1]);
@@ -242,7 +280,13 @@ mod tests {
             name: "u".into(),
             partitions: vec![OffsetDeleteRequestPartition { partition_index: 0 }],
         });
-        let response = handle(&cluster, 0, both).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            both,
+        )
+        .await;
         assert_eq!(response.error_code, 0);
         let errors: Vec<(String, i16)> = response
             .topics
@@ -261,7 +305,13 @@ mod tests {
         // (a Connect-style group): NON_EMPTY_GROUP, no topics, every commit stays.
         let (_dir, cluster) = cluster_with_commits();
         join(&cluster, "connect", Bytes::from_static(b"worker"));
-        let response = handle(&cluster, 0, request("g", &[0])).await;
+        let response = handle(
+            &cluster,
+            &crate::handler::RequestContext::internal(&cluster),
+            0,
+            request("g", &[0]),
+        )
+        .await;
         assert_eq!(response.error_code, ErrorCode::NonEmptyGroup.code());
         assert!(response.topics.is_empty());
         assert_eq!(committed_partitions(&cluster, "g"), vec![0, 1]);
