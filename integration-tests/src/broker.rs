@@ -177,11 +177,15 @@ impl Broker {
         self.address
     }
 
-    /// The address listener `name` printed (`SASL_SSL`, ...).
+    /// The address listener `name` printed (`SASL_SSL`, ...). A broker started with `--listen`
+    /// has the one listener `PLAINTEXT`.
     ///
     /// # Panics
-    /// If the broker was not started with [`BrokerBuilder::listeners`] naming `name`.
+    /// If the broker has no listener `name`.
     pub fn listener(&self, name: &str) -> SocketAddr {
+        if self.listeners.is_empty() && name == "PLAINTEXT" {
+            return self.address;
+        }
         self.listeners
             .iter()
             .find(|(listener, _)| listener == name)

@@ -19,9 +19,10 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
+use crate::kcat::run_kcat;
 use crate::process::run_with_timeout;
 use crate::riffle_cli::{CLI_TIMEOUT, CliOutput};
-use crate::{Broker, broker_binary};
+use crate::{Broker, broker_binary, run_node_at, run_python_at};
 
 /// Every listener kind on a free port: `PLAINTEXT` first, so [`Broker::bootstrap`] is it.
 pub const ALL_LISTENERS: &str = "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,\
@@ -171,6 +172,27 @@ pub struct User<'a> {
     pub mechanism: &'a str,
 }
 
+/// The user most tests connect as: SCRAM-SHA-512 credentials, also good for PLAIN.
+pub const ALICE: User<'static> = User {
+    name: "alice",
+    password: "alice-secret",
+    mechanism: "SCRAM-SHA-512",
+};
+
+/// A second user, stored for SCRAM-SHA-256.
+pub const BOB: User<'static> = User {
+    name: "bob",
+    password: "bob-secret",
+    mechanism: "SCRAM-SHA-256",
+};
+
+/// The super user of the ACL tests (`--super-users User:admin`).
+pub const ADMIN: User<'static> = User {
+    name: "admin",
+    password: "admin-secret",
+    mechanism: "SCRAM-SHA-512",
+};
+
 /// A broker with [`ALL_LISTENERS`], TLS from `pki`, every SASL mechanism, groups that
 /// rebalance at once, `users` added with `riffle users add` before it starts, and `args` on
 /// top (`--authorizer acl`, `--ssl-client-auth required`, ...).
@@ -270,6 +292,69 @@ pub fn riffle(args: &[&str]) -> CliOutput {
         stdout: finished.stdout,
         stderr: finished.stderr,
     }
+}
+
+/// Runs `integration-tests/python/<script>` against the listener `security` connects to, with
+/// `security`'s options before `args`; returns its stdout.
+///
+/// # Panics
+/// As [`run_python_at`].
+pub fn run_secure_python(
+    broker: &Broker,
+    security: &ClientSecurity,
+    script: &str,
+    args: &[&str],
+) -> String {
+    let mut all_args = security.script_args();
+    all_args.extend(args.iter().map(|arg| (*arg).to_owned()));
+    let all_args: Vec<&str> = all_args.iter().map(String::as_str).collect();
+    run_python_at(
+        broker,
+        &broker.bootstrap_for(security.listener()),
+        script,
+        &all_args,
+    )
+}
+
+/// [`run_secure_python`] for `integration-tests/node/<script>`.
+///
+/// # Panics
+/// As [`run_node_at`].
+pub fn run_secure_node(
+    broker: &Broker,
+    security: &ClientSecurity,
+    script: &str,
+    args: &[&str],
+) -> String {
+    let mut all_args = security.script_args();
+    all_args.extend(args.iter().map(|arg| (*arg).to_owned()));
+    let all_args: Vec<&str> = all_args.iter().map(String::as_str).collect();
+    run_node_at(
+        broker,
+        &broker.bootstrap_for(security.listener()),
+        script,
+        &all_args,
+    )
+}
+
+/// `kcat -b <listener> -X name=value ...` for `security`, then `args`; returns how it ended.
+///
+/// # Panics
+/// If kcat cannot be installed or started.
+pub fn run_secure_kcat(broker: &Broker, security: &ClientSecurity, args: &[&str]) -> CliOutput {
+    let mut all_args = vec![
+        "-b".to_owned(),
+        broker.bootstrap_for(security.listener()),
+        // IPv4 only: the broker listens on 127.0.0.1.
+        "-X".to_owned(),
+        "broker.address.family=v4".to_owned(),
+    ];
+    for (name, value) in security.librdkafka_settings() {
+        all_args.extend(["-X".to_owned(), format!("{name}={value}")]);
+    }
+    all_args.extend(args.iter().map(|arg| (*arg).to_owned()));
+    let all_args: Vec<&str> = all_args.iter().map(String::as_str).collect();
+    run_kcat(&all_args)
 }
 
 /// How a client connects: Kafka's `security.protocol` and what it needs.
@@ -407,6 +492,18 @@ impl ClientSecurity {
             .iter()
             .map(|(name, value)| format!("{name}={value}\n"))
             .collect()
+    }
+}
+
+impl User<'_> {
+    /// SASL_SSL with this user's own mechanism, trusting `pki`'s CA.
+    pub fn over_sasl_ssl(&self, pki: &Pki) -> ClientSecurity {
+        ClientSecurity::sasl_ssl(pki, self.mechanism, self.name, self.password)
+    }
+
+    /// SASL_PLAINTEXT with `mechanism` (`PLAIN`, or this user's SCRAM mechanism).
+    pub fn over_sasl_plaintext(&self, mechanism: &str) -> ClientSecurity {
+        ClientSecurity::sasl_plaintext(mechanism, self.name, self.password)
     }
 }
 
