@@ -70,6 +70,8 @@ def auth_failure(bootstrap, security, topic):
         check(str(error.args[0]).startswith('SaslAuthenticationFailedError: '),
               f'kafka-python refused by itself, not on the broker\'s error code 58: {error}')
         print(f'refused as expected: {error}')
+        message = str(error.args[0])[len('SaslAuthenticationFailedError: '):]
+        print(f'broker message: {message}')
         return
     except Exception as error:  # noqa: BLE001 - any other failure is the wrong one
         fail(f'expected SaslAuthenticationFailedError, got {type(error).__name__}: {error}')

@@ -12,6 +12,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
@@ -271,6 +272,26 @@ pub fn riffle_acls(bootstrap: &str, security: &ClientSecurity, args: &[&str]) ->
     let config_text = path_text(&config);
     full_args.extend_from_slice(&["--bootstrap", bootstrap, "--command-config", &config_text]);
     riffle(&full_args)
+}
+
+/// Runs `command` (stdin closed) for at most `timeout`, echoing its output, and returns how it
+/// ended; the caller checks the code (`None`: killed at the time-out).
+///
+/// # Panics
+/// If the program cannot be started.
+pub fn run_command(command: &mut Command, timeout: Duration) -> CliOutput {
+    let finished = run_with_timeout(command, timeout);
+    println!(
+        "$ {command:?}\n{}{}{}",
+        finished.stdout,
+        finished.stderr,
+        finished.describe_end(timeout)
+    );
+    CliOutput {
+        code: finished.status.and_then(|status| status.code()),
+        stdout: finished.stdout,
+        stderr: finished.stderr,
+    }
 }
 
 /// Runs the `riffle` binary with `args`, echoing the command and its output.

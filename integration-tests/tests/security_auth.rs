@@ -63,9 +63,11 @@ fn assert_serving_without_secrets_in_the_log(broker: &mut Broker) {
 #[test]
 fn kafka_python_sees_sasl_authentication_failed() {
     // Proves kafka-python raises SaslAuthenticationFailedError built from the broker's error
-    // code 58 for each bad identity, and that alice still gets in afterwards.
+    // code 58 for each bad identity, that a wrong password and an unknown user get the same
+    // message, and that alice still gets in afterwards.
     let pki = Pki::generate();
     let mut broker = secure_broker(&pki, &[ALICE], &[]);
+    let mut messages = Vec::new();
     for (what, security) in bad_identities(&pki) {
         println!("--- {what}");
         let output = run_secure_python(
@@ -75,7 +77,23 @@ fn kafka_python_sees_sasl_authentication_failed() {
             &["--mode", "auth-failure"],
         );
         assert!(output.contains("refused as expected"), "{what}: {output}");
+        let message = output
+            .lines()
+            .find_map(|line| line.strip_prefix("broker message: "))
+            .unwrap_or_else(|| panic!("{what}: no broker message in {output}"))
+            .to_owned();
+        messages.push(message);
     }
+    // As Kafka does, a wrong password and an unknown user read the same, so the refusal does
+    // not tell an attacker which user names exist.
+    assert_eq!(
+        messages[0], messages[1],
+        "SCRAM: the wrong-password and unknown-user refusals differ"
+    );
+    assert_eq!(
+        messages[2], messages[3],
+        "PLAIN: the wrong-password and unknown-user refusals differ"
+    );
     run_secure_python(
         &broker,
         &ALICE.over_sasl_ssl(&pki),
