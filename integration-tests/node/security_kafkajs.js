@@ -82,7 +82,7 @@ async function roundtrip(args) {
   check(result.errorCode === 0 && Number(result.baseOffset) === 0,
     `produce answered ${JSON.stringify(result)}`);
   await producer.disconnect();
-  console.log(`produced ${count} messages to ${topic} over ${args['security-protocol']}`);
+  console.log(`produced ${count} messages to ${topic} over ${args['security-protocol'] || 'PLAINTEXT'}`);
 
   const consumer = kafka.consumer({
     groupId: group, sessionTimeout: 10000, rebalanceTimeout: 10000, heartbeatInterval: 1000,
