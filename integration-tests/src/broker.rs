@@ -45,6 +45,9 @@ pub struct Broker {
     log_copiers: Vec<JoinHandle<()>>,
     /// The address the broker printed when it first started; restarts reuse its port.
     address: SocketAddr,
+    /// With [`BrokerBuilder::listeners`]: each listener's name and the address it printed, in
+    /// the order the spec names them; empty for a broker started with `--listen`.
+    listeners: Vec<(String, SocketAddr)>,
     /// The temp directory holding `data/` and `broker.log`.
     root: Option<TempDir>,
     /// Flags added after `--listen` and `--data-dir` on every start.
@@ -55,6 +58,8 @@ pub struct Broker {
     start_count: u32,
     /// Set once a failure message included the log tail, so `Drop` does not print it again.
     log_tail_shown: Cell<bool>,
+    /// Where the first start listens (free ports); taken by [`Broker::launch`].
+    first_listen: Option<Listen>,
 }
 
 /// Options for [`Broker`]: a name for the temp directory and extra `riffle serve` flags.
@@ -63,6 +68,7 @@ pub struct BrokerBuilder {
     name: Option<String>,
     args: Vec<String>,
     binary: Option<PathBuf>,
+    listeners: Option<String>,
 }
 
 impl BrokerBuilder {
@@ -78,6 +84,16 @@ impl BrokerBuilder {
         self
     }
 
+    /// Starts with `--listeners SPEC` instead of `--listen 127.0.0.1:0`, e.g.
+    /// `PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0`. The broker must then print one
+    /// `riffle listening on NAME://HOST:PORT` line per listener, plus the plain
+    /// `riffle listening on HOST:PORT` line for the first; [`Broker::listener`] gives each
+    /// address.
+    pub fn listeners(mut self, spec: &str) -> Self {
+        self.listeners = Some(spec.to_owned());
+        self
+    }
+
     /// Runs another program instead of [`broker_binary`] (the harness's own tests use a stand-in).
     pub fn binary(mut self, path: &Path) -> Self {
         self.binary = Some(path.to_owned());
@@ -90,6 +106,17 @@ impl BrokerBuilder {
     /// If the binary is missing, the process exits early, or it prints no valid listening line
     /// within [`START_TIMEOUT`]; the message includes the broker log.
     pub fn start(self) -> Broker {
+        let mut broker = self.create();
+        broker.launch();
+        broker
+    }
+
+    /// Makes the temp directory and its empty `data/` but starts nothing, so a test can prepare
+    /// the data directory first (`riffle users add`); [`Broker::launch`] then starts it.
+    ///
+    /// # Panics
+    /// If the temp directory cannot be made.
+    pub fn create(self) -> Broker {
         let name = self.name.unwrap_or_else(current_test_name);
         let root = tempfile::Builder::new()
             .prefix(&format!("riffle-it-{name}-"))
@@ -98,19 +125,30 @@ impl BrokerBuilder {
         let data_dir = root.path().join("data");
         fs::create_dir(&data_dir)
             .unwrap_or_else(|error| panic!("cannot create {}: {error}", data_dir.display()));
-        let mut broker = Broker {
+        Broker {
             child: None,
             log_copiers: Vec::new(),
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listeners: Vec::new(),
             root: Some(root),
             extra_args: self.args,
             binary: self.binary.unwrap_or_else(broker_binary),
             start_count: 0,
             log_tail_shown: Cell::new(false),
-        };
-        broker.address = broker.spawn("127.0.0.1:0");
-        broker
+            first_listen: Some(match self.listeners {
+                Some(spec) => Listen::Listeners(spec),
+                None => Listen::Address(String::from("127.0.0.1:0")),
+            }),
+        }
     }
+}
+
+/// How a start tells the broker where to listen.
+enum Listen {
+    /// `--listen HOST:PORT`; the first stdout line is `riffle listening on HOST:PORT`.
+    Address(String),
+    /// `--listeners NAME://HOST:PORT,...`; one stdout line per listener, plus the plain one.
+    Listeners(String),
 }
 
 impl Broker {
@@ -134,9 +172,38 @@ impl Broker {
         self.address.to_string()
     }
 
-    /// The address the broker listens on.
+    /// The address the broker listens on (with several listeners, the first one's).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address listener `name` printed (`SASL_SSL`, ...). A broker started with `--listen`
+    /// has the one listener `PLAINTEXT`.
+    ///
+    /// # Panics
+    /// If the broker has no listener `name`.
+    pub fn listener(&self, name: &str) -> SocketAddr {
+        if self.listeners.is_empty() && name == "PLAINTEXT" {
+            return self.address;
+        }
+        self.listeners
+            .iter()
+            .find(|(listener, _)| listener == name)
+            .map(|(_, address)| *address)
+            .unwrap_or_else(|| {
+                panic!(
+                    "the broker has no listener {name}; it has {:?}",
+                    self.listeners
+                )
+            })
+    }
+
+    /// The `bootstrap.servers` string for listener `name`: `127.0.0.1:PORT`.
+    ///
+    /// # Panics
+    /// As [`Broker::listener`].
+    pub fn bootstrap_for(&self, name: &str) -> String {
+        self.listener(name).to_string()
     }
 
     /// The broker's `--data-dir`.
@@ -237,6 +304,19 @@ impl Broker {
         self.join_log_copiers();
     }
 
+    /// Starts a broker made by [`BrokerBuilder::create`] for the first time, on free ports, and
+    /// waits for its listening lines.
+    ///
+    /// # Panics
+    /// If the broker was started before, or does not start (see [`BrokerBuilder::start`]).
+    pub fn launch(&mut self) {
+        let listen = self
+            .first_listen
+            .take()
+            .expect("launch(): the broker was started before; use restart()");
+        self.address = self.spawn(&listen);
+    }
+
     /// Starts the broker again on the same data directory and the same port.
     ///
     /// # Panics
@@ -247,8 +327,28 @@ impl Broker {
             self.child.is_none(),
             "restart(): the broker is still running; call stop() or kill() first"
         );
-        let listen = self.address.to_string();
+        assert!(
+            self.first_listen.is_none(),
+            "restart(): the broker never started; call launch() first"
+        );
+        let listen = if self.listeners.is_empty() {
+            Listen::Address(self.address.to_string())
+        } else {
+            let spec: Vec<String> = self
+                .listeners
+                .iter()
+                .map(|(name, address)| format!("{name}://{address}"))
+                .collect();
+            Listen::Listeners(spec.join(","))
+        };
+        let listeners_before = self.listeners.clone();
         let address = self.spawn(&listen);
+        assert_eq!(
+            self.listeners,
+            listeners_before,
+            "the restarted broker must keep every listener's address\n{}",
+            self.log_tail()
+        );
         assert_eq!(
             address,
             self.address,
@@ -264,15 +364,18 @@ impl Broker {
             .path()
     }
 
-    /// Spawns `riffle serve`, copies its output into the log and returns the address it printed.
-    fn spawn(&mut self, listen: &str) -> SocketAddr {
+    /// Spawns `riffle serve`, copies its output into the log and returns the address it printed
+    /// (the first listener's, with several).
+    fn spawn(&mut self, listen: &Listen) -> SocketAddr {
         self.start_count += 1;
         let data_dir = self.data_dir();
         let mut command = Command::new(&self.binary);
+        command.arg("serve");
+        match listen {
+            Listen::Address(address) => command.arg("--listen").arg(address),
+            Listen::Listeners(spec) => command.arg("--listeners").arg(spec),
+        };
         command
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
             .arg("--data-dir")
             .arg(&data_dir)
             .args(&self.extra_args)
@@ -290,18 +393,21 @@ impl Broker {
         });
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        let (first_line_sender, first_line) = mpsc::channel();
+        let (line_sender, lines) = mpsc::channel();
         self.log_copiers
             .push(copy_to_log(stderr, self.open_log(), None));
         self.log_copiers
-            .push(copy_to_log(stdout, log, Some(first_line_sender)));
+            .push(copy_to_log(stdout, log, Some(line_sender)));
         self.child = Some(child);
-        self.await_listening_line(first_line)
+        match listen {
+            Listen::Address(_) => self.await_listening_line(&lines),
+            Listen::Listeners(spec) => self.await_listener_lines(&lines, spec),
+        }
     }
 
     /// Waits for the first stdout line and parses the bound address out of it.
-    fn await_listening_line(&mut self, first_line: mpsc::Receiver<String>) -> SocketAddr {
-        let line = match first_line.recv_timeout(START_TIMEOUT) {
+    fn await_listening_line(&mut self, lines: &mpsc::Receiver<String>) -> SocketAddr {
+        let line = match lines.recv_timeout(START_TIMEOUT) {
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => self.fail_start(&format!(
                 "printed no line on stdout within {START_TIMEOUT:?}"
@@ -320,6 +426,56 @@ impl Broker {
                 "printed {line:?} first; expected exactly `riffle listening on 127.0.0.1:PORT`"
             )),
         }
+    }
+
+    /// Reads stdout lines until every listener in `spec` printed `riffle listening on
+    /// NAME://HOST:PORT` and the plain `riffle listening on HOST:PORT` line (the first
+    /// listener's address) appeared, in any order; records them and returns the first
+    /// listener's address.
+    fn await_listener_lines(&mut self, lines: &mpsc::Receiver<String>, spec: &str) -> SocketAddr {
+        let names = listener_names(spec);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut printed: Vec<(String, SocketAddr)> = Vec::new();
+        let mut plain: Option<SocketAddr> = None;
+        while plain.is_none()
+            || names
+                .iter()
+                .any(|name| !printed.iter().any(|(n, _)| n == name))
+        {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = match lines.recv_timeout(wait) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => self.fail_start(&format!(
+                    "printed {printed:?} and plain {plain:?} within {START_TIMEOUT:?}, expected \
+                     a `riffle listening on NAME://HOST:PORT` line for each of {names:?} and \
+                     the plain `riffle listening on HOST:PORT` line"
+                )),
+                Err(mpsc::RecvTimeoutError::Disconnected) => self.fail_start(&format!(
+                    "closed stdout after printing {printed:?} and plain {plain:?}, expected a \
+                     line for each of {names:?}"
+                )),
+            };
+            match parse_listening_line(&line) {
+                Some(ListeningLine::Named(name, address)) if names.contains(&name) => {
+                    printed.push((name, address));
+                }
+                Some(ListeningLine::Plain(address)) => plain = Some(address),
+                _ => self.fail_start(&format!(
+                    "printed {line:?}; expected only `riffle listening on NAME://HOST:PORT` \
+                     lines for {names:?} and the plain `riffle listening on HOST:PORT` line"
+                )),
+            }
+        }
+        printed.sort_by_key(|(name, _)| names.iter().position(|n| n == name));
+        let first = printed[0].1;
+        if plain != Some(first) {
+            self.fail_start(&format!(
+                "printed the plain listening line for {plain:?}, expected the first listener's \
+                 address {first}"
+            ));
+        }
+        self.listeners = printed;
+        first
     }
 
     /// Kills a broker that failed to start and panics with the reason and the log tail.
@@ -434,11 +590,52 @@ fn current_test_name() -> String {
     safe.chars().take(60).collect()
 }
 
-/// Copies `pipe` into `log` line by line on a thread; the first line also goes to `first_line`.
+/// The listener names of a `--listeners` spec, in order: `A://h:1,B://h:2` gives `[A, B]`.
+fn listener_names(spec: &str) -> Vec<String> {
+    spec.split(',')
+        .map(|listener| {
+            listener
+                .split_once("://")
+                .map_or(listener, |(name, _)| name)
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// One `riffle listening on ...` line.
+#[derive(Debug, PartialEq)]
+enum ListeningLine {
+    /// `riffle listening on NAME://HOST:PORT`.
+    Named(String, SocketAddr),
+    /// `riffle listening on HOST:PORT`.
+    Plain(SocketAddr),
+}
+
+/// Reads a listening line; `None` for any other line or an address that is not a loopback
+/// address with a real port.
+fn parse_listening_line(line: &str) -> Option<ListeningLine> {
+    let rest = line.trim_end().strip_prefix(LISTENING_PREFIX)?;
+    let (name, address) = match rest.split_once("://") {
+        Some((name, address)) => (Some(name), address),
+        None => (None, rest),
+    };
+    let address: SocketAddr = address.parse().ok()?;
+    if !address.ip().is_loopback() || address.port() == 0 {
+        return None;
+    }
+    Some(match name {
+        Some(name) => ListeningLine::Named(name.to_owned(), address),
+        None => ListeningLine::Plain(address),
+    })
+}
+
+/// Copies `pipe` into `log` line by line on a thread; each line also goes to `lines` while
+/// its receiver listens.
 fn copy_to_log<R: Read + Send + 'static>(
     pipe: R,
     mut log: File,
-    mut first_line: Option<mpsc::Sender<String>>,
+    lines: Option<mpsc::Sender<String>>,
 ) -> JoinHandle<()> {
     thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
@@ -454,7 +651,8 @@ fn copy_to_log<R: Read + Send + 'static>(
             }
             // One write per line: both copiers append to the same file.
             let _ = log.write_all(&line);
-            if let Some(sender) = first_line.take() {
+            if let Some(sender) = &lines {
+                // The receiver stops listening once the broker has started.
                 let _ = sender.send(String::from_utf8_lossy(&line).into_owned());
             }
         }
@@ -565,6 +763,93 @@ pub(crate) mod tests {
         );
         assert!(message.contains("flush failed"), "{message}");
     }
+
+    #[test]
+    fn listeners_are_read_from_their_lines_and_kept_across_restarts() {
+        // Proves a broker started with `--listeners` is ready only once every named listener
+        // and the plain line printed, in any order, and that a restart passes the same ports.
+        let fake = FakeBroker::new(LISTENERS_FAKE);
+        let mut broker = fake
+            .builder()
+            .listeners("PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0")
+            .start();
+        assert_eq!(broker.bootstrap(), "127.0.0.1:45001");
+        assert_eq!(broker.bootstrap_for("SASL_SSL"), "127.0.0.1:45002");
+        broker.stop();
+        broker.restart();
+        assert_eq!(broker.bootstrap_for("PLAINTEXT"), "127.0.0.1:45001");
+        let log = fs::read_to_string(broker.log_path()).expect("log");
+        assert!(
+            log.contains("\"PLAINTEXT://127.0.0.1:45001,SASL_SSL://127.0.0.1:45002\""),
+            "{log}"
+        );
+        let message = panic_message(|| broker.listener("SSL"));
+        assert!(message.contains("no listener SSL"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_listener_line_fails_the_start() {
+        // Proves a broker that prints fewer listener lines than it was given fails the start
+        // with what it did print, instead of a test talking to a port nobody announced.
+        let fake = FakeBroker::new(
+            "echo 'riffle listening on PLAINTEXT://127.0.0.1:45001'\n\
+             echo 'riffle listening on 127.0.0.1:45001'\n\
+             echo 'riffle listening on SASL_SSL://127.0.0.1:45002'\n\
+             exit 0",
+        );
+        let message = panic_message(|| {
+            fake.builder()
+                .listeners("PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,SSL://127.0.0.1:0")
+                .start()
+        });
+        assert!(message.contains("\"SSL\""), "{message}");
+        assert!(message.contains("45002"), "{message}");
+    }
+
+    #[test]
+    fn listening_lines_parse() {
+        // Proves both line forms parse and that non-loopback or port-0 addresses are refused.
+        assert_eq!(
+            parse_listening_line("riffle listening on SASL_SSL://127.0.0.1:9093\n"),
+            Some(ListeningLine::Named(
+                "SASL_SSL".to_owned(),
+                "127.0.0.1:9093".parse().expect("address")
+            ))
+        );
+        assert_eq!(
+            parse_listening_line("riffle listening on 127.0.0.1:9092"),
+            Some(ListeningLine::Plain(
+                "127.0.0.1:9092".parse().expect("address")
+            ))
+        );
+        for bad in [
+            "riffle listening on SSL://127.0.0.1:0",
+            "riffle listening on 10.0.0.1:9092",
+            "listening on 127.0.0.1:9092",
+        ] {
+            assert_eq!(parse_listening_line(bad), None, "{bad}");
+        }
+        assert_eq!(
+            listener_names("PLAINTEXT://127.0.0.1:0, SSL://127.0.0.1:0"),
+            vec!["PLAINTEXT", "SSL"]
+        );
+    }
+
+    /// A stand-in for `--listeners`: named lines (ports 45001, 45002, ... in the order given,
+    /// or the ports passed back on a restart), the plain line last.
+    const LISTENERS_FAKE: &str = r#"
+trap 'exit 0' TERM
+port=45001; first=""
+for listener in $(echo "$3" | tr ',' ' '); do
+  name="${listener%%://*}"; given="${listener##*:}"
+  [ "$given" = 0 ] && given=$port
+  echo "riffle listening on $name://127.0.0.1:$given"
+  [ -z "$first" ] && first=$given
+  port=$((port + 1))
+done
+echo "riffle listening on 127.0.0.1:$first"
+while true; do sleep 0.05; done
+"#;
 
     /// A stand-in that prints the listening line (port 45678 unless `--listen` names one),
     /// logs to stderr, and exits 0 on SIGTERM (trapped before it says it is listening).

@@ -17,18 +17,25 @@
 //! - [`riffle_cli`]: runs `riffle groups ...` against a test broker and reads its tables.
 //! - [`wire`]: hand-built requests over a raw socket, for bad-input tests and for looking at
 //!   what the broker stored (a batch's compression codec, a topic id).
+//! - [`security`]: certificates made at test time, a broker with every kind of listener and
+//!   its users, `riffle acls`, and the security options the client scripts take.
+//! - [`kcat`]: Debian's kcat with its librdkafka, pinned and unpacked into `target/kcat`.
 //!
 //! The `riffle` binary must be built first: `cargo build -p riffle-broker`, or run the whole
 //! workspace with `cargo test --workspace`. `RIFFLE_BIN` overrides its path.
 
 mod broker;
 pub mod clients;
+pub mod kcat;
 mod node;
 mod process;
 mod python;
 pub mod riffle_cli;
+pub mod security;
 pub mod wire;
 
 pub use broker::{Broker, BrokerBuilder, START_TIMEOUT, STOP_TIMEOUT, broker_binary};
-pub use node::{KAFKAJS_VERSION, NODE_TIMEOUT, node_env, node_env_dir, run_node};
-pub use python::{PYTHON_REQUIREMENTS, PYTHON_TIMEOUT, python_env, run_python, venv_dir};
+pub use node::{KAFKAJS_VERSION, NODE_TIMEOUT, node_env, node_env_dir, run_node, run_node_at};
+pub use python::{
+    PYTHON_REQUIREMENTS, PYTHON_TIMEOUT, python_env, run_python, run_python_at, venv_dir,
+};

@@ -64,10 +64,18 @@ pub fn node_env() -> PathBuf {
 /// If the script exits non-zero or runs longer than [`NODE_TIMEOUT`]; the message shows its
 /// stdout, its stderr and the broker log tail.
 pub fn run_node(broker: &Broker, script: &str, args: &[&str]) -> String {
+    run_node_at(broker, &broker.bootstrap(), script, args)
+}
+
+/// [`run_node`] against `bootstrap`, one of `broker`'s listeners (see
+/// [`Broker::bootstrap_for`]).
+///
+/// # Panics
+/// As [`run_node`].
+pub fn run_node_at(broker: &Broker, bootstrap: &str, script: &str, args: &[&str]) -> String {
     let path = source_dir().join(script);
     assert!(path.is_file(), "no such test script: {}", path.display());
-    let bootstrap = broker.bootstrap();
-    let mut full_args = vec!["--bootstrap", bootstrap.as_str()];
+    let mut full_args = vec!["--bootstrap", bootstrap];
     full_args.extend_from_slice(args);
     run_script(&node_env(), &path, &full_args, NODE_TIMEOUT, || {
         broker.log_tail()

@@ -72,13 +72,21 @@ pub fn python_env() -> PathBuf {
 /// If the script exits non-zero or runs longer than [`PYTHON_TIMEOUT`]; the message shows its
 /// stdout, its stderr and the broker log tail.
 pub fn run_python(broker: &Broker, script: &str, args: &[&str]) -> String {
+    run_python_at(broker, &broker.bootstrap(), script, args)
+}
+
+/// [`run_python`] against `bootstrap`, one of `broker`'s listeners (see
+/// [`Broker::bootstrap_for`]).
+///
+/// # Panics
+/// As [`run_python`].
+pub fn run_python_at(broker: &Broker, bootstrap: &str, script: &str, args: &[&str]) -> String {
     let path = workspace_dir()
         .join("integration-tests")
         .join("python")
         .join(script);
     assert!(path.is_file(), "no such test script: {}", path.display());
-    let bootstrap = broker.bootstrap();
-    let mut full_args = vec!["--bootstrap", bootstrap.as_str()];
+    let mut full_args = vec!["--bootstrap", bootstrap];
     full_args.extend_from_slice(args);
     run_script(&python_env(), &path, &full_args, PYTHON_TIMEOUT, || {
         broker.log_tail()
