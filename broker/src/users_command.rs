@@ -120,8 +120,8 @@ pub enum UsersCommandError {
     /// `list` or `remove` on a directory that does not exist.
     #[error("there is no data directory at {}", .0.display())]
     NoDataDirectory(PathBuf),
-    /// The directory could not be opened.
-    #[error("cannot open the data directory {}: {source}", path.display())]
+    /// The directory could not be opened, flushed or marked clean.
+    #[error("cannot use the data directory {}: {source}", path.display())]
     Storage {
         /// The data directory.
         path: PathBuf,
