@@ -1,4 +1,5 @@
-//! The `riffle` command line: `riffle serve` and its flags, and `riffle groups`.
+//! The `riffle` command line: `riffle serve` and its flags, `riffle groups` and
+//! `riffle users`.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub enum Command {
     Serve(Box<BrokerConfig>),
     /// List consumer groups, or describe one's offsets, lag and members.
     Groups(crate::groups_command::GroupsArgs),
+    /// Add, list or remove SCRAM users in a stopped broker's data directory.
+    Users(crate::users_command::UsersArgs),
 }
 
 /// Entry point of the `riffle` binary.
@@ -37,6 +40,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(config) => serve(*config),
         Command::Groups(args) => crate::groups_command::run(args),
+        Command::Users(args) => crate::users_command::run(args),
     }
 }
 

@@ -31,3 +31,4 @@ pub mod shutdown;
 mod testing;
 pub mod topic_config;
 pub mod transaction;
+pub mod users_command;

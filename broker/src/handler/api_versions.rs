@@ -23,7 +23,8 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// SaslHandshake (0-1) and SaslAuthenticate (0-2, all there is) are listed on every
 /// listener, as Kafka lists them; the connection answers them, not `dispatch`. The ACL APIs
 /// are listed whether or not an authorizer is on: without one they answer
-/// SECURITY_DISABLED, as Kafka does.
+/// SECURITY_DISABLED, as Kafka does. DescribeUserScramCredentials and
+/// AlterUserScramCredentials have only version 0.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
     (ApiKey::Fetch, 4, 16),
@@ -61,6 +62,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 0, 3),
     (ApiKey::CreateAcls, 0, 3),
     (ApiKey::DeleteAcls, 0, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The version range we answer for an API, if we advertise it.

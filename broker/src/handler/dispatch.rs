@@ -126,11 +126,17 @@ pub async fn dispatch(
         Request::DeleteAcls(body) => Response::DeleteAcls(block_in_place(|| {
             delete_acls::handle(cluster, context, version, body)
         })),
-        // Not advertised yet: the connection refuses them before they reach dispatch.
-        Request::SaslHandshake(_)
-        | Request::SaslAuthenticate(_)
-        | Request::DescribeUserScramCredentials(_)
-        | Request::AlterUserScramCredentials(_) => return None,
+        Request::DescribeUserScramCredentials(body) => Response::DescribeUserScramCredentials(
+            describe_user_scram_credentials::handle(cluster, context, version, body),
+        ),
+        Request::AlterUserScramCredentials(body) => {
+            Response::AlterUserScramCredentials(block_in_place(|| {
+                alter_user_scram_credentials::handle(cluster, context, version, body)
+            }))
+        }
+        // The connection answers these during authentication (and refuses them after), so
+        // they never reach dispatch.
+        Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => return None,
     };
     Some(response)
 }

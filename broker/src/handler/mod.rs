@@ -7,6 +7,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 mod context;
 pub mod create_acls;
@@ -20,6 +21,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_producers;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;

@@ -22,7 +22,7 @@ use std::sync::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::random::{RandomUnavailable, random_bytes};
-use super::scram::{ITERATIONS_DEFAULT, ScramMechanism};
+use super::scram::{ITERATIONS_DEFAULT, ITERATIONS_MAX, ITERATIONS_MIN, ScramMechanism};
 use crate::metadata_log::MetadataEvent;
 
 /// Bytes of salt `riffle users add` and the SCRAM client draw for a new credential (Kafka
@@ -31,6 +31,57 @@ pub const SALT_BYTES: usize = 32;
 /// Longest salt AlterUserScramCredentials accepts; Kafka has no limit, but a credential's
 /// salt is sent to every client that names the user.
 pub const SALT_MAX_BYTES: usize = 1024;
+
+/// Why a credential may not be stored: Kafka's UNACCEPTABLE_CREDENTIAL cases (an empty
+/// user name, iterations out of range) and Riffle's checks of the salt and salted password
+/// a client sends. Shared by AlterUserScramCredentials and `riffle users add`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnacceptableCredential {
+    /// SASL has no way to log in with an empty name.
+    #[error("the user name must not be empty")]
+    EmptyUserName,
+    /// Fewer than [`ITERATIONS_MIN`] or more than [`ITERATIONS_MAX`].
+    #[error(
+        "{0} iterations is out of range: a credential needs {ITERATIONS_MIN} to {ITERATIONS_MAX}"
+    )]
+    Iterations(i64),
+    /// An empty salt, or one longer than [`SALT_MAX_BYTES`].
+    #[error("a salt of {0} bytes is out of range: a credential needs 1 to {SALT_MAX_BYTES}")]
+    SaltLength(usize),
+    /// A salted password that is not one output of the mechanism's hash, so no client's
+    /// PBKDF2 could have made it.
+    #[error("a {mechanism} salted password has {expected} bytes, not {actual}")]
+    SaltedPasswordLength {
+        /// The mechanism it was sent for.
+        mechanism: ScramMechanism,
+        /// The mechanism's hash length.
+        expected: usize,
+        /// What was sent.
+        actual: usize,
+    },
+}
+
+/// Checks a user name a credential is stored under.
+///
+/// # Errors
+/// [`UnacceptableCredential::EmptyUserName`].
+pub fn check_user_name(user: &str) -> Result<(), UnacceptableCredential> {
+    match user.is_empty() {
+        true => Err(UnacceptableCredential::EmptyUserName),
+        false => Ok(()),
+    }
+}
+
+/// Checks an iteration count against Kafka's limits and returns it as stored.
+///
+/// # Errors
+/// [`UnacceptableCredential::Iterations`] outside [`ITERATIONS_MIN`]..=[`ITERATIONS_MAX`].
+pub fn check_iterations(iterations: i64) -> Result<u32, UnacceptableCredential> {
+    u32::try_from(iterations)
+        .ok()
+        .filter(|iterations| (ITERATIONS_MIN..=ITERATIONS_MAX).contains(iterations))
+        .ok_or(UnacceptableCredential::Iterations(iterations))
+}
 
 /// One user's credential for one mechanism, as the server keeps it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +111,39 @@ impl ScramCredential {
         ScramCredential::from_salted_password(mechanism, salt, &salted, iterations)
     }
 
-    /// The credential for a password a client already salted (AlterUserScramCredentials
-    /// sends `Hi(password, salt, iterations)`, not the password; KIP-554).
+    /// The credential for a password a client already salted and sent, after checking
+    /// what it sent (AlterUserScramCredentials carries `Hi(password, salt, iterations)`,
+    /// not the password; KIP-554).
+    ///
+    /// # Errors
+    /// [`UnacceptableCredential`] for iterations out of range, an empty or oversized salt,
+    /// or a salted password of the wrong length for `mechanism`.
+    pub fn from_client_salted_password(
+        mechanism: ScramMechanism,
+        salt: &[u8],
+        salted_password: &[u8],
+        iterations: i64,
+    ) -> Result<ScramCredential, UnacceptableCredential> {
+        let iterations = check_iterations(iterations)?;
+        if salt.is_empty() || salt.len() > SALT_MAX_BYTES {
+            return Err(UnacceptableCredential::SaltLength(salt.len()));
+        }
+        if salted_password.len() != mechanism.output_bytes() {
+            return Err(UnacceptableCredential::SaltedPasswordLength {
+                mechanism,
+                expected: mechanism.output_bytes(),
+                actual: salted_password.len(),
+            });
+        }
+        Ok(ScramCredential::from_salted_password(
+            mechanism,
+            salt.to_vec(),
+            salted_password,
+            iterations,
+        ))
+    }
+
+    /// The credential for a password already salted as `Hi(password, salt, iterations)`.
     pub fn from_salted_password(
         mechanism: ScramMechanism,
         salt: Vec<u8>,
@@ -355,6 +437,60 @@ mod tests {
                 .fake_credential("mallory", ScramMechanism::Sha256)
                 .salt
         );
+    }
+
+    #[test]
+    fn a_client_salted_password_makes_the_same_credential_as_the_password() {
+        // What a client sends (Hi of the password) gives the keys the password gives here.
+        for mechanism in ScramMechanism::ALL {
+            let salt = vec![3; SALT_BYTES];
+            let salted = mechanism.salted_password(b"secret", &salt, 8192);
+            let sent =
+                ScramCredential::from_client_salted_password(mechanism, &salt, &salted, 8192);
+            let local = ScramCredential::from_password(mechanism, "secret", salt, 8192);
+            assert_eq!(sent, Ok(local));
+        }
+    }
+
+    #[test]
+    fn client_salted_passwords_are_checked() {
+        // Iterations outside Kafka's range, an empty or oversized salt and a salted password
+        // of another hash's length are refused, each with its reason.
+        let mechanism = ScramMechanism::Sha512;
+        let salted = vec![0; mechanism.output_bytes()];
+        let salt = [1; 16];
+        let check = |salt: &[u8], salted: &[u8], iterations| {
+            ScramCredential::from_client_salted_password(mechanism, salt, salted, iterations)
+                .map(|credential| credential.iterations)
+        };
+        assert_eq!(check(&salt, &salted, 4096), Ok(4096));
+        assert_eq!(check(&salt, &salted, 16384), Ok(16384));
+        for iterations in [4095, 16385, -1, i64::from(u32::MAX) + 1] {
+            let refused = Err(UnacceptableCredential::Iterations(iterations));
+            assert_eq!(check(&salt, &salted, iterations), refused);
+        }
+        assert_eq!(
+            check(&[], &salted, 4096),
+            Err(UnacceptableCredential::SaltLength(0))
+        );
+        let long_salt = vec![1; SALT_MAX_BYTES + 1];
+        assert_eq!(
+            check(&long_salt, &salted, 4096),
+            Err(UnacceptableCredential::SaltLength(SALT_MAX_BYTES + 1))
+        );
+        assert_eq!(
+            check(&salt, &salted[..32], 4096),
+            Err(UnacceptableCredential::SaltedPasswordLength {
+                mechanism,
+                expected: 64,
+                actual: 32
+            })
+        );
+        assert_eq!(
+            check_user_name(""),
+            Err(UnacceptableCredential::EmptyUserName)
+        );
+        assert_eq!(check_user_name("alice"), Ok(()));
     }
 
     #[test]
