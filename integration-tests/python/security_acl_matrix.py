@@ -154,7 +154,8 @@ def listed_topics(identities, user):
 
 
 def create_topic(identities, user, topic, expected_code=None):
-    future = identities.admin(user).create_topics(
+    admin = identities.admin(user)  # lives until the future resolves
+    future = admin.create_topics(
         [NewTopic(topic, num_partitions=1, replication_factor=1)],
         request_timeout=CLIENT_TIMEOUT_S)[topic]
     what = f'{user} creates topic {topic}'
@@ -168,12 +169,16 @@ def create_topic(identities, user, topic, expected_code=None):
 def describe_acls(identities, user):
     everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
                                   AclOperation.ANY, AclPermissionType.ANY)
-    return identities.admin(user).describe_acls(
+    # Keep the client alive until the result arrives: a client destroyed first fails its
+    # futures with _DESTROY.
+    admin = identities.admin(user)
+    return admin.describe_acls(
         everything, request_timeout=CLIENT_TIMEOUT_S).result(timeout=CLIENT_TIMEOUT_S)
 
 
 def create_acl(identities, user, binding):
-    futures = identities.admin(user).create_acls([binding], request_timeout=CLIENT_TIMEOUT_S)
+    admin = identities.admin(user)  # lives until the future resolves
+    futures = admin.create_acls([binding], request_timeout=CLIENT_TIMEOUT_S)
     return futures[binding].result(timeout=CLIENT_TIMEOUT_S)
 
 
@@ -262,7 +267,8 @@ def anonymous_checks(identities):
 
 def revoke_checks(identities):
     deny = acl(DENY, 'User:alice', ResourceType.TOPIC, LITERAL, 'logs-secret', AclOperation.WRITE)
-    deleted = identities.admin('admin').delete_acls(
+    admin = identities.admin('admin')  # lives until the futures resolve
+    deleted = admin.delete_acls(
         [AclBindingFilter(deny.restype, deny.name, deny.resource_pattern_type, deny.principal,
                           deny.host, deny.operation, deny.permission_type)],
         request_timeout=CLIENT_TIMEOUT_S)

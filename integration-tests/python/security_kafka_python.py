@@ -2,16 +2,19 @@
 
 roundtrip:    produce --count messages with the default (idempotent, acks=all) producer, consume
               them in group --group (subscribe), commit and read the committed offset back.
-auth-failure: the credentials are wrong: the client must raise SaslAuthenticationFailedError
-              built from the broker's SaslAuthenticate error code 58 (kafka-python words it
-              "SaslAuthenticationFailedError: <broker message>"; a failure it detects itself
-              reads "Failed to authenticate via SASL").
+auth-failure: the credentials are wrong: the client must be refused with the broker's
+              SaslAuthenticate error code 58 (kafka-python words it "[Error 58]
+              SaslAuthenticationFailedError: SaslAuthenticationFailedError: <broker message>";
+              a failure it detects itself reads "Failed to authenticate via SASL"). kafka-python
+              3.0 retries a bootstrap that fails so until max_block_ms, then raises
+              KafkaTimeoutError; the refusal itself is in its log.
 """
 
+import logging
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import SaslAuthenticationFailedError
+from kafka.errors import KafkaTimeoutError, SaslAuthenticationFailedError
 
 from common import CLIENT_TIMEOUT_S, check, fail
 from security_common import Security, confluent_messages, security_parser
@@ -61,16 +64,39 @@ def consume_in_group(bootstrap, security, topic, group, count):
     print(f'group {group} consumed {count} messages and committed offset {count}')
 
 
+class BootstrapFailures(logging.Handler):
+    """Keeps the messages kafka-python logs when a bootstrap connection fails."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+BROKER_REFUSAL = '[Error 58] SaslAuthenticationFailedError: SaslAuthenticationFailedError: '
+
+
 def auth_failure(bootstrap, security, topic):
+    failures = BootstrapFailures()
+    logging.getLogger('kafka.net.manager').addHandler(failures)
     try:
-        producer = KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=10000,
-                                 request_timeout_ms=10000, **security.kafka_python())
+        producer = KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=5000,
+                                 request_timeout_ms=5000, **security.kafka_python())
         producer.send(topic, value=b'must not land').get(timeout=15)
     except SaslAuthenticationFailedError as error:
         check(str(error.args[0]).startswith('SaslAuthenticationFailedError: '),
               f'kafka-python refused by itself, not on the broker\'s error code 58: {error}')
         print(f'refused as expected: {error}')
-        message = str(error.args[0])[len('SaslAuthenticationFailedError: '):]
+        print(f"broker message: {str(error.args[0])[len('SaslAuthenticationFailedError: '):]}")
+        return
+    except KafkaTimeoutError as error:
+        refusals = [message for message in failures.messages if BROKER_REFUSAL in message]
+        check(refusals, f'bootstrap timed out ({error}) without the broker\'s error code 58; '
+              f'kafka-python logged: {failures.messages}')
+        message = refusals[0][refusals[0].index(BROKER_REFUSAL) + len(BROKER_REFUSAL):]
+        print(f'refused as expected, {len(refusals)} bootstrap attempts, then {error}')
         print(f'broker message: {message}')
         return
     except Exception as error:  # noqa: BLE001 - any other failure is the wrong one
