@@ -120,6 +120,7 @@ fn describe(bootstrap: &str, group_id: &str) -> Result<String, GroupsCommandErro
                 api: "DescribeGroups",
                 context: format!(" for group '{group_id}'"),
                 code: BrokerErrorCode(code),
+                message: None,
             }
             .into());
         }

@@ -11,6 +11,7 @@
 pub mod admin_client;
 pub mod background;
 pub mod cli;
+pub mod client_config;
 pub mod cluster;
 pub mod compaction;
 pub mod config;
