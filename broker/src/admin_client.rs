@@ -10,7 +10,7 @@
 //! [`AdminClient::connect_with`] connects as a [`ClientConfig`] says: over TCP or TLS
 //! (`transport`), then asks for the broker's API versions, so a request the broker does
 //! not advertise fails with [`AdminClientError::Unsupported`] instead of a closed socket, then
-//! authenticates with SASL if configured (`sasl`).
+//! authenticates with SASL if configured (`sasl`). The ACL requests live in [`acls`].
 //! Every wait is bounded by [`CONNECT_TIMEOUT`] and [`IO_TIMEOUT`]; nothing read from the
 //! network is trusted: lengths are checked against [`MAX_RESPONSE_BYTES`] before allocating,
 //! and a response that does not decode is an error, never a panic.
@@ -25,7 +25,9 @@
 //! | DescribeGroups | 5 | flexible; members carry `group_instance_id` |
 //! | OffsetFetch | 8 | the batched-groups layout; `topics: null` asks for every committed partition |
 //! | ListOffsets | 7 | timestamp -1 is the log end offset (the high watermark) |
+//! | DescribeAcls, CreateAcls, DeleteAcls | 3 | flexible, with pattern types |
 
+pub mod acls;
 mod sasl;
 #[cfg(test)]
 mod security_tests;

@@ -8,6 +8,7 @@
 //! [`embedded`] runs stream-processor topologies inside the broker:
 //! `embedded::Broker::builder(config).processor(topology).run()`.
 
+pub mod acls_command;
 pub mod admin_client;
 pub mod background;
 pub mod cli;
