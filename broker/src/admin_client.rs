@@ -1,13 +1,16 @@
-//! A small blocking Kafka client for the `riffle` admin subcommands (`riffle groups ...`).
+//! A small blocking Kafka client for the `riffle` admin subcommands (`riffle groups ...`,
+//! `riffle acls ...`).
 //!
-//! One TCP connection to one broker, one request at a time: write a frame, read one
+//! One connection to one broker, one request at a time: write a frame, read one
 //! length-prefixed response, decode it with `riffle-protocol`. No async runtime, so the CLI
 //! starts instantly and never needs the broker's tokio machinery. Riffle is a single node, so
 //! the bootstrap broker is also every group's coordinator and every partition's leader; the
 //! client does not look coordinators up.
 //!
-//! [`AdminClient::connect`] asks for the broker's API versions first, so a request the broker
-//! does not advertise fails with [`AdminClientError::Unsupported`] instead of a closed socket.
+//! [`AdminClient::connect_with`] connects as a [`ClientConfig`] says: over TCP or TLS
+//! (`transport`), then asks for the broker's API versions, so a request the broker does
+//! not advertise fails with [`AdminClientError::Unsupported`] instead of a closed socket, then
+//! authenticates with SASL if configured (`sasl`). The ACL requests live in [`acls`].
 //! Every wait is bounded by [`CONNECT_TIMEOUT`] and [`IO_TIMEOUT`]; nothing read from the
 //! network is trusted: lengths are checked against [`MAX_RESPONSE_BYTES`] before allocating,
 //! and a response that does not decode is an error, never a panic.
@@ -16,14 +19,23 @@
 //! | API | version | why |
 //! |---|---|---|
 //! | ApiVersions | 3 | the first flexible version; answers with the ranges we check against |
+//! | SaslHandshake | 1 | tokens then travel in SaslAuthenticate requests |
+//! | SaslAuthenticate | 2 | flexible; carries the broker's error message |
 //! | ListGroups | 4 | adds `states_filter` and each group's state |
 //! | DescribeGroups | 5 | flexible; members carry `group_instance_id` |
 //! | OffsetFetch | 8 | the batched-groups layout; `topics: null` asks for every committed partition |
 //! | ListOffsets | 7 | timestamp -1 is the log end offset (the high watermark) |
+//! | DescribeAcls, CreateAcls, DeleteAcls | 3 | flexible, with pattern types |
+
+pub mod acls;
+mod sasl;
+#[cfg(test)]
+mod security_tests;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -40,6 +52,11 @@ use riffle_protocol::{
     ApiKey, DecodeError, ErrorCode, Request, RequestHeader, Response, decode_response,
     encode_request,
 };
+
+use crate::client_config::{ClientConfig, TlsClientSettings};
+use crate::security::scram::ScramClientError;
+use crate::security::tls::{TlsError, client_config_for};
+use transport::Transport;
 
 /// How long connecting to the broker may take, per resolved address.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -151,7 +168,7 @@ pub enum AdminClientError {
         advertised: String,
     },
     /// The broker answered with an error code for the whole request or for a group.
-    #[error("{api} failed{context}: {code}")]
+    #[error("{api} failed{context}: {code}{}", message_suffix(.message))]
     Broker {
         /// The API being called.
         api: &'static str,
@@ -159,7 +176,78 @@ pub enum AdminClientError {
         context: String,
         /// The error code (unknown codes are shown as numbers).
         code: BrokerErrorCode,
+        /// The broker's error message, where the response carries one.
+        message: Option<String>,
     },
+    /// The response has another number of results than the request had entries.
+    #[error("{api} answered {received} results to {sent} entries")]
+    ResultCount {
+        /// The API being called.
+        api: &'static str,
+        /// Entries sent.
+        sent: usize,
+        /// Results received.
+        received: usize,
+    },
+    /// The TLS settings could not be loaded (a CA, certificate or key file).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The bootstrap host is not a name or address a certificate can be checked against.
+    #[error("'{host}' is not a valid TLS server name")]
+    InvalidServerName {
+        /// The host as given.
+        host: String,
+    },
+    /// The TLS handshake failed: a certificate was refused, or the peer does not speak TLS.
+    #[error("TLS handshake with {peer} failed: {source}")]
+    TlsHandshake {
+        /// The broker.
+        peer: SocketAddr,
+        /// What rustls or the socket said.
+        source: io::Error,
+    },
+    /// The broker does not enable the SASL mechanism asked for.
+    #[error(
+        "the broker does not enable SASL mechanism {mechanism} \
+         (UNSUPPORTED_SASL_MECHANISM; enabled: {enabled})"
+    )]
+    MechanismDisabled {
+        /// The mechanism asked for.
+        mechanism: &'static str,
+        /// What it enables, comma-separated.
+        enabled: String,
+    },
+    /// The broker refused the SASL login.
+    #[error(
+        "SASL authentication of '{username}' with {mechanism} at {peer} failed: {code}: {message}"
+    )]
+    Authentication {
+        /// The broker.
+        peer: SocketAddr,
+        /// The mechanism.
+        mechanism: &'static str,
+        /// The user name (never the password).
+        username: String,
+        /// The error code: SASL_AUTHENTICATION_FAILED.
+        code: BrokerErrorCode,
+        /// The broker's message.
+        message: String,
+    },
+    /// The SCRAM exchange failed on the client's side: the server's answer is malformed or
+    /// does not prove it holds the user's keys.
+    #[error("SCRAM authentication failed: {source}")]
+    Scram {
+        /// What the SCRAM client found.
+        source: ScramClientError,
+    },
+}
+
+/// `": message"`, or nothing for no or an empty message.
+fn message_suffix(message: &Option<String>) -> String {
+    match message.as_deref() {
+        Some(text) if !text.is_empty() => format!(": {text}"),
+        _ => String::new(),
+    }
 }
 
 /// An error code from a response: a known [`ErrorCode`] or a number this codec does not name.
@@ -198,8 +286,8 @@ pub type LogEndOffset = Result<i64, BrokerErrorCode>;
 
 /// A blocking connection to one broker.
 pub struct AdminClient {
-    /// The connected socket, with read and write timeouts of [`IO_TIMEOUT`].
-    stream: TcpStream,
+    /// The connected stream, TCP or TLS, with read and write timeouts of [`IO_TIMEOUT`].
+    stream: Transport,
     /// The broker's address, for error messages.
     peer: SocketAddr,
     /// The correlation id of the next request.
@@ -209,13 +297,29 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// Connects to `bootstrap` (`HOST:PORT`) and reads the broker's API versions.
+    /// Connects to `bootstrap` (`HOST:PORT`) over PLAINTEXT and reads the broker's API
+    /// versions.
     ///
     /// # Errors
-    /// [`AdminClientError::Resolve`] or [`AdminClientError::Connect`] when no connection can be
-    /// made; any request error of the ApiVersions exchange.
+    /// As [`AdminClient::connect_with`].
     pub fn connect(bootstrap: &str) -> Result<AdminClient, AdminClientError> {
-        let (stream, peer) = connect_stream(bootstrap)?;
+        AdminClient::connect_with(bootstrap, &ClientConfig::default())
+    }
+
+    /// Connects to `bootstrap` (`HOST:PORT`, or a comma-separated list tried in order) with
+    /// `config`'s security: TLS if it says so, then ApiVersions, then SASL if it says so.
+    ///
+    /// # Errors
+    /// [`AdminClientError::Tls`] for unusable TLS files (before connecting);
+    /// [`AdminClientError::Resolve`] or [`AdminClientError::Connect`] when no connection can be
+    /// made; [`AdminClientError::TlsHandshake`]; [`AdminClientError::Authentication`] and the
+    /// other SASL errors; any request error of these exchanges.
+    pub fn connect_with(
+        bootstrap: &str,
+        config: &ClientConfig,
+    ) -> Result<AdminClient, AdminClientError> {
+        let tls = config.tls.as_ref().map(rustls_config).transpose()?;
+        let (stream, peer) = transport::connect(bootstrap, tls)?;
         let mut client = AdminClient {
             stream,
             peer,
@@ -232,6 +336,9 @@ impl AdminClient {
         };
         check_error_code(ApiKey::ApiVersions, "", versions.error_code)?;
         client.api_versions = versions.api_keys;
+        if let Some(credentials) = &config.sasl {
+            client.authenticate(credentials)?;
+        }
         Ok(client)
     }
 
@@ -276,6 +383,7 @@ impl AdminClient {
                 api: ApiKey::DescribeGroups.name(),
                 context: format!(" for group '{group_id}'"),
                 code: BrokerErrorCode(ErrorCode::UnknownServerError.code()),
+                message: None,
             })
     }
 
@@ -311,6 +419,7 @@ impl AdminClient {
                 api: ApiKey::OffsetFetch.name(),
                 context: context.clone(),
                 code: BrokerErrorCode(ErrorCode::UnknownServerError.code()),
+                message: None,
             })?;
         check_error_code(ApiKey::OffsetFetch, &context, group.error_code)?;
         Ok(committed_by_partition(group.topics))
@@ -458,35 +567,16 @@ impl AdminClient {
     }
 }
 
-/// Resolves `bootstrap` and connects to the first address that answers.
-fn connect_stream(bootstrap: &str) -> Result<(TcpStream, SocketAddr), AdminClientError> {
-    let addresses: Vec<SocketAddr> = bootstrap
-        .to_socket_addrs()
-        .map_err(|source| AdminClientError::Resolve {
-            bootstrap: bootstrap.to_owned(),
-            source,
-        })?
-        .collect();
-    let mut last_error = io::Error::new(ErrorKind::NotFound, "no addresses");
-    for address in addresses {
-        match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
-            Ok(stream) => {
-                let configured = stream
-                    .set_read_timeout(Some(IO_TIMEOUT))
-                    .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
-                    .and_then(|()| stream.set_nodelay(true));
-                match configured {
-                    Ok(()) => return Ok((stream, address)),
-                    Err(error) => last_error = error,
-                }
-            }
-            Err(error) => last_error = error,
-        }
-    }
-    Err(AdminClientError::Connect {
-        bootstrap: bootstrap.to_owned(),
-        source: last_error,
-    })
+/// The rustls configuration for `settings`: its CA (or the system's), client certificate
+/// and verification.
+fn rustls_config(
+    settings: &TlsClientSettings,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, AdminClientError> {
+    Ok(client_config_for(
+        settings.ca_file.as_deref(),
+        settings.identity.as_ref(),
+        settings.verification,
+    )?)
 }
 
 /// Classifies a socket error: a timeout, a closed connection, or anything else.
@@ -503,6 +593,16 @@ fn socket_error(api: &'static str, peer: SocketAddr, source: io::Error) -> Admin
 
 /// `Ok` for error code 0, else [`AdminClientError::Broker`].
 fn check_error_code(api_key: ApiKey, context: &str, code: i16) -> Result<(), AdminClientError> {
+    check_error(api_key, context, code, None)
+}
+
+/// As [`check_error_code`], keeping the response's error message.
+fn check_error(
+    api_key: ApiKey,
+    context: &str,
+    code: i16,
+    message: Option<String>,
+) -> Result<(), AdminClientError> {
     if code == ErrorCode::None.code() {
         return Ok(());
     }
@@ -510,6 +610,7 @@ fn check_error_code(api_key: ApiKey, context: &str, code: i16) -> Result<(), Adm
         api: api_key.name(),
         context: context.to_owned(),
         code: BrokerErrorCode(code),
+        message,
     })
 }
 

@@ -1,5 +1,5 @@
-//! The `riffle` command line: `riffle serve` and its flags, `riffle groups` and
-//! `riffle users`.
+//! The `riffle` command line: `riffle serve` and its flags, `riffle groups`, `riffle acls`
+//! and `riffle users`.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -30,6 +30,15 @@ pub enum Command {
     Serve(Box<BrokerConfig>),
     /// List consumer groups, or describe one's offsets, lag and members.
     Groups(crate::groups_command::GroupsArgs),
+    /// Add, list or remove ACLs on a running broker, with kafka-acls's options.
+    #[command(
+        long_about = "Add, list or remove ACLs on a running broker (CreateAcls, DescribeAcls, \
+                      DeleteAcls), with the options of Kafka's kafka-acls.sh. Connect with \
+                      --bootstrap HOST:PORT and, for TLS or SASL listeners, --command-config \
+                      FILE (a Kafka client properties file). Changing ACLs needs Alter on the \
+                      cluster, listing them Describe."
+    )]
+    Acls(crate::acls_command::AclsArgs),
     /// Add, list or remove SCRAM users in a stopped broker's data directory.
     Users(crate::users_command::UsersArgs),
 }
@@ -40,6 +49,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(config) => serve(*config),
         Command::Groups(args) => crate::groups_command::run(args),
+        Command::Acls(args) => crate::acls_command::run(args),
         Command::Users(args) => crate::users_command::run(args),
     }
 }

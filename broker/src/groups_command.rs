@@ -10,6 +10,9 @@
 //! current offset and lag; a member without partitions gets a line of its own with `-` for
 //! the topic and partition.
 //!
+//! Both connect as `--bootstrap` and `--command-config` say (see [`crate::client_config`]), so
+//! they work against TLS and SASL listeners too.
+//!
 //! The network work is in [`run`]; building rows ([`describe_rows`]) and laying out columns
 //! ([`format_table`]) are pure functions with unit tests.
 
@@ -25,19 +28,15 @@ use riffle_protocol::api::list_groups::ListedGroup;
 use crate::admin_client::{
     AdminClient, AdminClientError, BrokerErrorCode, CommittedOffset, LogEndOffset,
 };
+use crate::client_config::{ConnectError, ConnectionArgs};
 use crate::group::consumer_protocol::decode_consumer_assignment;
 
 /// `riffle groups`: the broker to ask and what to do.
 #[derive(Debug, Args)]
 pub struct GroupsArgs {
-    /// The broker to ask, HOST:PORT.
-    #[arg(
-        long,
-        env = "RIFFLE_BOOTSTRAP",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    pub bootstrap: String,
+    /// The broker to ask and how to connect.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 
     /// What to show.
     #[command(subcommand)]
@@ -62,6 +61,9 @@ pub enum GroupsCommandError {
     /// The broker has no such group (no members and no committed offsets).
     #[error("Consumer group '{0}' does not exist.")]
     GroupNotFound(String),
+    /// The command config could not be read, or the connection failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// A request failed.
     #[error(transparent)]
     Client(#[from] AdminClientError),
@@ -78,10 +80,14 @@ const DEAD_STATE: &str = "Dead";
 
 /// Runs `riffle groups ...`: prints the table on stdout, or the error on stderr.
 pub fn run(args: GroupsArgs) -> ExitCode {
-    let result = match &args.command {
-        GroupsCommand::List => list(&args.bootstrap),
-        GroupsCommand::Describe { group } => describe(&args.bootstrap, group),
-    };
+    let result = args
+        .connection
+        .connect()
+        .map_err(GroupsCommandError::from)
+        .and_then(|mut client| match &args.command {
+            GroupsCommand::List => list(&mut client),
+            GroupsCommand::Describe { group } => describe(&mut client, group),
+        });
     match result {
         Ok(output) => {
             print!("{output}");
@@ -99,16 +105,14 @@ pub fn run(args: GroupsArgs) -> ExitCode {
 }
 
 /// `riffle groups list`: the table of every group.
-fn list(bootstrap: &str) -> Result<String, GroupsCommandError> {
-    let mut client = AdminClient::connect(bootstrap)?;
+fn list(client: &mut AdminClient) -> Result<String, GroupsCommandError> {
     let groups = client.list_groups()?;
     Ok(format_table(&LIST_HEADERS, &list_rows(groups)))
 }
 
 /// `riffle groups describe GROUP`: the per-partition table, preceded by a note when the
 /// group has no active members.
-fn describe(bootstrap: &str, group_id: &str) -> Result<String, GroupsCommandError> {
-    let mut client = AdminClient::connect(bootstrap)?;
+fn describe(client: &mut AdminClient, group_id: &str) -> Result<String, GroupsCommandError> {
     let group = client.describe_group(group_id)?;
     match group.error_code {
         0 => {}
@@ -120,6 +124,7 @@ fn describe(bootstrap: &str, group_id: &str) -> Result<String, GroupsCommandErro
                 api: "DescribeGroups",
                 context: format!(" for group '{group_id}'"),
                 code: BrokerErrorCode(code),
+                message: None,
             }
             .into());
         }
@@ -415,6 +420,10 @@ mod tests {
         }
     }
 
+    fn connect(address: std::net::SocketAddr) -> AdminClient {
+        AdminClient::connect(&address.to_string()).expect("connect")
+    }
+
     fn key(topic: &str, partition: i32) -> (String, i32) {
         (topic.to_owned(), partition)
     }
@@ -502,7 +511,7 @@ mod tests {
                 log_ends(&[(0, 25), (1, 3)]),
             ],
         );
-        let output = describe(&address.to_string(), "g").expect("describe");
+        let output = describe(&mut connect(address), "g").expect("describe");
         assert_eq!(
             output,
             "GROUP  TOPIC   PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG  CONSUMER-ID     HOST        \
@@ -519,14 +528,14 @@ mod tests {
         // Proves Kafka's answer for an unknown group (state Dead, no members, no offsets)
         // becomes the "does not exist" error, and so does GROUP_ID_NOT_FOUND.
         let address = fake_broker(group_apis(), vec![described("Dead", vec![]), offsets(&[])]);
-        let error = describe(&address.to_string(), "g").expect_err("unknown group");
+        let error = describe(&mut connect(address), "g").expect_err("unknown group");
         assert_eq!(error.to_string(), "Consumer group 'g' does not exist.");
         let mut not_found = described("", vec![]);
         if let Response::DescribeGroups(response) = &mut not_found {
             response.groups[0].error_code = ErrorCode::GroupIdNotFound.code();
         }
         let address = fake_broker(group_apis(), vec![not_found]);
-        let error = describe(&address.to_string(), "g").expect_err("unknown group");
+        let error = describe(&mut connect(address), "g").expect_err("unknown group");
         assert!(
             matches!(error, GroupsCommandError::GroupNotFound(_)),
             "{error}"
@@ -544,7 +553,7 @@ mod tests {
                 log_ends(&[(2, 4)]),
             ],
         );
-        let output = describe(&address.to_string(), "g").expect("describe");
+        let output = describe(&mut connect(address), "g").expect("describe");
         let lines: Vec<&str> = output.lines().collect();
         assert_eq!(lines[0], "Consumer group 'g' has no active members.");
         assert_eq!(lines[1], "");

@@ -8,9 +8,11 @@
 //! [`embedded`] runs stream-processor topologies inside the broker:
 //! `embedded::Broker::builder(config).processor(topology).run()`.
 
+pub mod acls_command;
 pub mod admin_client;
 pub mod background;
 pub mod cli;
+pub mod client_config;
 pub mod cluster;
 pub mod compaction;
 pub mod config;

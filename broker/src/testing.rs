@@ -93,3 +93,81 @@ pub(crate) fn allow(
     .expect("a valid ACL");
     cluster.create_acls(&[binding]).expect("store the ACL");
 }
+
+/// A broker serving on real sockets from a test that blocks (the admin client's tests): its
+/// own tokio runtime runs the listeners; dropping it stops them.
+pub(crate) struct ServingBroker {
+    /// Dropping it stops the server loop. Fields drop in order: the signal first, then the
+    /// runtime with its tasks, then the cluster, and the directory last.
+    _stop: tokio::sync::oneshot::Sender<()>,
+    /// Runs the server.
+    _runtime: tokio::runtime::Runtime,
+    /// The topics, credentials and ACLs.
+    pub(crate) cluster: std::sync::Arc<Cluster>,
+    /// Each listener's bound address, by listener name.
+    addresses: std::collections::BTreeMap<String, std::net::SocketAddr>,
+    /// Holds the data directory until the broker is gone.
+    _dir: tempfile::TempDir,
+}
+
+impl ServingBroker {
+    /// Starts a broker with `flags` (after `--data-dir`) on a two-thread runtime.
+    pub(crate) fn start(flags: &[&str]) -> ServingBroker {
+        let dir = tempfile::Builder::new()
+            .prefix("riffle-serving-test-")
+            .tempdir()
+            .expect("create a temp dir");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let opened = runtime
+            .block_on(crate::cli::open(test_config(dir.path(), flags)))
+            .expect("the broker starts");
+        let addresses = opened
+            .listeners
+            .iter()
+            .map(|bound| (bound.listener.name.clone(), bound.local_address))
+            .collect();
+        let cluster = opened.cluster;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(crate::server::run(
+            opened.listeners,
+            cluster.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        ServingBroker {
+            _stop: stop,
+            _runtime: runtime,
+            cluster,
+            addresses,
+            _dir: dir,
+        }
+    }
+
+    /// `127.0.0.1:<port>` of the listener named `listener`.
+    pub(crate) fn bootstrap(&self, listener: &str) -> String {
+        self.addresses[listener].to_string()
+    }
+
+    /// Stores `user`'s SCRAM credential for `mechanism`, as AlterUserScramCredentials does.
+    pub(crate) fn add_user(
+        &self,
+        user: &str,
+        password: &str,
+        mechanism: crate::security::ScramMechanism,
+    ) {
+        use crate::security::credentials::{CredentialChange, ScramCredential};
+        let credential = ScramCredential::from_password(mechanism, password, vec![7; 16], 4096);
+        self.cluster
+            .alter_scram_credentials(vec![CredentialChange::Set {
+                user: user.to_string(),
+                mechanism,
+                credential,
+            }])
+            .expect("store the credential");
+    }
+}

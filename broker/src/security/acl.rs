@@ -619,7 +619,7 @@ impl<T: PartialEq> Select<T> {
 }
 
 /// Which pattern types a filter selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PatternSelect {
     /// Every pattern type; a name must equal the pattern's name.
     Any,
@@ -628,6 +628,26 @@ pub enum PatternSelect {
     Match,
     /// This pattern type; a name must equal the pattern's name.
     Exactly(PatternType),
+}
+
+impl PatternSelect {
+    /// Kafka's wire code: 1 any, 2 match, else the pattern type's own.
+    pub fn code(self) -> i8 {
+        match self {
+            PatternSelect::Any => ANY_CODE,
+            PatternSelect::Match => MATCH_CODE,
+            PatternSelect::Exactly(pattern_type) => pattern_type.code(),
+        }
+    }
+
+    /// Kafka's name, as `kafka-acls.sh` prints a filter: `ANY`, `MATCH`, `LITERAL`, `PREFIXED`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PatternSelect::Any => "ANY",
+            PatternSelect::Match => "MATCH",
+            PatternSelect::Exactly(pattern_type) => pattern_type.name(),
+        }
+    }
 }
 
 /// A DescribeAcls or DeleteAcls filter: each field narrows the ACLs selected; null names,

@@ -9,19 +9,24 @@
 //! against the CAs of `--ssl-truststore`; one names the connection's principal
 //! `User:<subject>` (see [`super::subject`]).
 //!
-//! [`client_config`] builds the client side: the CLI's admin client and the tests use it
-//! to reach a TLS listener.
+//! [`client_config`] and [`client_config_for`] build the client side: the CLI's admin client
+//! and the tests use them to reach a TLS listener.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, RootCertStore, ServerConfig, ServerConnection};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    ServerConnection, SignatureScheme,
+};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::SslClientAuth;
@@ -78,6 +83,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+    /// The server certificate verifier could not be built from the trusted CAs.
+    #[error("cannot build the server certificate verifier: {0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
 }
 
 /// The server's TLS settings, from the flags.
@@ -233,6 +241,29 @@ pub fn client_certificate_principal(
     subject_name(leaf).map(|subject| Some(Principal::user(subject)))
 }
 
+/// How a client checks the certificate a TLS listener presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerVerification {
+    /// The chain must lead to a trusted CA and name the host connected to (the default of
+    /// Kafka's clients and librdkafka).
+    Full,
+    /// The chain must lead to a trusted CA; the host name is not checked (Java's empty
+    /// `ssl.endpoint.identification.algorithm`).
+    SkipHostName,
+    /// Nothing is checked (librdkafka's `enable.ssl.certificate.verification=false`): the
+    /// connection is encrypted but the broker is not authenticated.
+    Off,
+}
+
+/// The files a client presents for mutual TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The certificate chain, PEM, leaf first.
+    pub certificate: PathBuf,
+    /// Its private key, PEM (unencrypted).
+    pub key: PathBuf,
+}
+
 /// A client configuration for reaching a TLS listener (TLS 1.2 or 1.3), trusting the PEM
 /// CA certificates of `ca_file`, or the system's CA store when `None`. No client
 /// certificate: see [`client_config_with_certificate`] for mutual TLS.
@@ -243,10 +274,7 @@ pub fn client_certificate_principal(
 /// # Errors
 /// When the CA file cannot be read or holds no usable certificate.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(PROTOCOL_VERSIONS)?
-        .with_root_certificates(client_roots(ca_file)?);
-    Ok(Arc::new(builder.with_no_client_auth()))
+    client_config_for(ca_file, None, ServerVerification::Full)
 }
 
 /// As [`client_config`], presenting the PEM certificate chain and key given: the
@@ -259,19 +287,146 @@ pub fn client_config_with_certificate(
     certificate: &Path,
     key: &Path,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let chain = load_certificates(certificate)?;
-    let private_key = load_key(key)?;
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(PROTOCOL_VERSIONS)?
-        .with_root_certificates(client_roots(ca_file)?);
-    let config = builder
-        .with_client_auth_cert(chain, private_key)
-        .map_err(|source| TlsError::KeyPair {
-            certificate: certificate.to_path_buf(),
-            key: key.to_path_buf(),
-            source,
-        })?;
+    let identity = ClientIdentity {
+        certificate: certificate.to_path_buf(),
+        key: key.to_path_buf(),
+    };
+    client_config_for(ca_file, Some(&identity), ServerVerification::Full)
+}
+
+/// A client configuration trusting `ca_file` (or the system's CAs), presenting `identity`
+/// if given, and checking the server's certificate as `verification` says. With
+/// [`ServerVerification::Off`] no CA is read.
+///
+/// # Errors
+/// When a file cannot be read, or the key does not fit the certificate.
+pub fn client_config_for(
+    ca_file: Option<&Path>,
+    identity: Option<&ClientIdentity>,
+    verification: ServerVerification,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?;
+    let builder = match verification {
+        ServerVerification::Full => builder.with_root_certificates(client_roots(ca_file)?),
+        ServerVerification::SkipHostName => {
+            let roots = Arc::new(client_roots(ca_file)?);
+            let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider).build()?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
+        }
+        ServerVerification::Off => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider))),
+    };
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let chain = load_certificates(&identity.certificate)?;
+            let private_key = load_key(&identity.key)?;
+            builder
+                .with_client_auth_cert(chain, private_key)
+                .map_err(|source| TlsError::KeyPair {
+                    certificate: identity.certificate.clone(),
+                    key: identity.key.clone(),
+                    source,
+                })?
+        }
+    };
     Ok(Arc::new(config))
+}
+
+/// Checks the chain as WebPKI does but accepts any host name in it.
+#[derive(Debug)]
+struct AnyHostName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified =
+            self.0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match verified {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0
+            .verify_tls12_signature(message, certificate, signature)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0
+            .verify_tls13_signature(message, certificate, signature)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Accepts any certificate. The handshake signatures are still checked, so the peer holds
+/// the key of the certificate it sent, whoever it is.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, certificate, signature, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, certificate, signature, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// The crypto provider every configuration uses.
