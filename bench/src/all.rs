@@ -307,47 +307,16 @@ impl Suite<'_> {
 
     /// Run `work` against the broker, with its CPU and peak RSS over that span.
     fn on_broker<T>(&self, work: impl FnOnce(&str) -> Result<T>) -> Result<(T, ProcUsage)> {
-        self.broker.reset_peak_rss();
-        let before = self.broker.usage()?;
-        let result = work(&self.broker.bootstrap)?;
-        let after = self.broker.usage()?;
-        Ok((
-            result,
-            ProcUsage {
-                cpu_seconds: after.cpu_seconds - before.cpu_seconds,
-                peak_rss_bytes: after.peak_rss_bytes,
-            },
-        ))
+        self.broker.usage_over(|| work(&self.broker.bootstrap))
     }
 
-    /// Run the scenario's rounds: riffle and the ceiling back to back, riffle first in even
-    /// rounds and the ceiling first in odd ones, so slow drift of the shared machine lands
-    /// on both sides alike. A failed round fails the scenario, naming the round and side.
+    /// Run the scenario's rounds, riffle and the ceiling paired ([`rounds::run_paired`]).
     fn paired_rounds(
         &self,
-        mut broker_side: impl FnMut(u32) -> Result<(Throughput, ProcUsage)>,
-        mut ceiling_side: impl FnMut(u32) -> Result<Throughput>,
+        broker_side: impl FnMut(u32) -> Result<(Throughput, ProcUsage)>,
+        ceiling_side: impl FnMut(u32) -> Result<Throughput>,
     ) -> Result<Vec<RoundPair>> {
-        (0..self.rounds)
-            .map(|round| {
-                eprintln!("riffle-bench:   round {} of {}", round + 1, self.rounds);
-                let failed = |side: &str| format!("round {} of {}, {side}", round + 1, self.rounds);
-                let (broker, usage, ceiling) = if round % 2 == 0 {
-                    let (broker, usage) = broker_side(round).with_context(|| failed("riffle"))?;
-                    let ceiling = ceiling_side(round).with_context(|| failed("ceiling"))?;
-                    (broker, usage, ceiling)
-                } else {
-                    let ceiling = ceiling_side(round).with_context(|| failed("ceiling"))?;
-                    let (broker, usage) = broker_side(round).with_context(|| failed("riffle"))?;
-                    (broker, usage, ceiling)
-                };
-                Ok(RoundPair {
-                    broker,
-                    usage,
-                    ceiling,
-                })
-            })
-            .collect()
+        rounds::run_paired(self.rounds, broker_side, ceiling_side)
     }
 
     fn produce(&self, title: &str, spec: &ProduceSpec, check_targets: bool) -> Result<Scenario> {

@@ -54,6 +54,21 @@ impl BrokerProcess {
         ProcUsage::read(self.pid())
     }
 
+    /// Runs `work`, with the broker's CPU over it and its peak RSS (reset first).
+    pub fn usage_over<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<(T, ProcUsage)> {
+        self.reset_peak_rss();
+        let before = self.usage()?;
+        let result = work()?;
+        let after = self.usage()?;
+        Ok((
+            result,
+            ProcUsage {
+                cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+                peak_rss_bytes: after.peak_rss_bytes,
+            },
+        ))
+    }
+
     /// Reset VmHWM so the next [`ProcUsage::peak_rss_bytes`] is per scenario. Writing 5 to
     /// `clear_refs` does this for our own child (Linux 4.0+); if it fails the peak is the
     /// process lifetime's, which is only ever higher, so the figure stays conservative.
