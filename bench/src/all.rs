@@ -18,6 +18,7 @@ use crate::processing::{self, ProcessingRound, ProcessingSpec};
 use crate::produce::{self, CommitTiming, Delivery, ProduceSpec, Throughput};
 use crate::report::{self, Report, Row, Scenario, TargetCheck};
 use crate::rounds::{self, RoundPair};
+use crate::topic::Security;
 use crate::{chart, disk, startup, topic};
 
 /// Issue targets, checked in the report.
@@ -138,16 +139,7 @@ pub fn run(args: AllArgs) -> Result<()> {
             .push(format!("page-cache probe: {error:#}")),
     }
 
-    let s1 = ProduceSpec {
-        topic: format!("s1-{suffix}"),
-        messages: sizes.s1_messages,
-        value_bytes: 100,
-        partitions: 1,
-        acks: "all".into(),
-        linger_ms: 5,
-        producers: 1,
-        delivery: Delivery::Plain,
-    };
+    let s1 = ProduceSpec::scenario_1(format!("s1-{suffix}"), sizes.s1_messages);
     let s2 = ProduceSpec {
         topic: format!("s2-{suffix}"),
         messages: sizes.s2_bytes / 1024,
@@ -157,6 +149,7 @@ pub fn run(args: AllArgs) -> Result<()> {
         linger_ms: 5,
         producers: 2,
         delivery: Delivery::Plain,
+        security: Security::plaintext(),
     };
     let titled = |title: &str| title.to_string();
     suite.attempt(

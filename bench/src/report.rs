@@ -181,6 +181,13 @@ fn rounds_sentence(rounds: u32) -> String {
     )
 }
 
+/// One scenario's section as REPORT.md has it, for subcommands that print one.
+pub fn scenario_markdown(scenario: &Scenario) -> String {
+    let mut out = String::new();
+    render_scenario(&mut out, scenario);
+    out
+}
+
 fn render_scenario(out: &mut String, scenario: &Scenario) {
     let _ = writeln!(out, "## {}\n\n{}\n", scenario.title, scenario.shape);
     let with_latency = scenario.rows.iter().any(|row| row.latency_ms.is_some());
