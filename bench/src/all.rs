@@ -4,7 +4,7 @@
 //! A scenario that fails is recorded in the report and the rest still run, so one broker
 //! bug does not hide every other figure.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -19,7 +19,7 @@ use crate::produce::{self, CommitTiming, Delivery, ProduceSpec, Throughput};
 use crate::report::{self, Report, Row, Scenario, TargetCheck};
 use crate::rounds::{self, RoundPair};
 use crate::topic::Security;
-use crate::{chart, disk, startup, topic};
+use crate::{chart, disk, startup, tls, topic};
 
 /// Issue targets, checked in the report.
 const TARGET_RATIO: f64 = 0.90;
@@ -64,7 +64,8 @@ pub struct AllArgs {
     /// Skip scenario 6 (it fills the disk with --scale × 5 GB).
     #[arg(long)]
     pub skip_startup: bool,
-    /// Rounds of each throughput scenario (1, 2, 3, 5, 7, 8); the report shows their medians.
+    /// Rounds of each throughput scenario (1, 2, 3, 5, 7, 8, 9); the report shows their
+    /// medians.
     /// Each round writes its own topics, so the broker's disk holds this many copies.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
@@ -209,6 +210,9 @@ pub fn run(args: AllArgs) -> Result<()> {
     drop(mock);
     broker.stop().context("the broker did not stop cleanly")?;
 
+    if wanted(&args.only, 9) {
+        tls_scenario(&binary, &s1, &suffix, args.rounds, &mut report);
+    }
     if !args.skip_startup && wanted(&args.only, 6) {
         let startup_dir = tempfile::tempdir().context("cannot create a data directory")?;
         match startup::run(
@@ -237,6 +241,23 @@ pub fn run(args: AllArgs) -> Result<()> {
     report::write(&report, &output_dir.join("REPORT.md"))?;
     println!("wrote {}", output_dir.join("REPORT.md").display());
     Ok(())
+}
+
+/// Scenario 9: scenario 1's shape over SASL_SSL and PLAINTEXT, on a broker of its own
+/// (the suite's has no SASL_SSL listener); recorded in `report` like the others.
+fn tls_scenario(binary: &Path, s1: &ProduceSpec, suffix: &str, rounds: u32, report: &mut Report) {
+    eprintln!("riffle-bench: {}", tls::TITLE);
+    let spec = ProduceSpec {
+        topic: format!("s9-{suffix}"),
+        ..s1.clone()
+    };
+    match tls::run(binary, &spec, rounds) {
+        Ok(scenario) => report::insert_in_order(&mut report.scenarios, scenario),
+        Err(error) => {
+            eprintln!("riffle-bench: {} failed: {error:#}", tls::TITLE);
+            report.failures.push(format!("{}: {error:#}", tls::TITLE));
+        }
+    }
 }
 
 /// Scenario 7's two producers: scenario 1's shape, transactional with a commit every
@@ -929,7 +950,7 @@ mod tests {
     fn only_selects_scenarios_and_what_3_reads() {
         // Proves an empty --only runs everything, a list runs just its numbers, and 3
         // brings 1 and 2 (it consumes their topics) but nothing else.
-        assert!((1..=8).all(|number| wanted(&[], number)));
+        assert!((1..=9).all(|number| wanted(&[], number)));
         assert!(wanted(&[7, 8], 7));
         assert!(!wanted(&[7, 8], 1));
         assert!(!wanted(&[7, 8], 6));
