@@ -19,6 +19,7 @@ use rcgen::{
 use tempfile::TempDir;
 
 use crate::broker_process::{BrokerProcess, ProcUsage, find_riffle_binary};
+use crate::disk;
 use crate::produce::{self, ConnectionSetup, ProduceSpec, Throughput};
 use crate::report::{self, Scenario, TargetCheck};
 use crate::rounds::{self, RoundPair};
@@ -64,8 +65,11 @@ pub fn run_cli(args: TlsArgs) -> Result<()> {
 pub fn run(binary: &Path, spec: &ProduceSpec, rounds: u32) -> Result<Scenario> {
     let broker = SecuredBroker::start(binary)?;
     let measured = measure(&broker, spec, rounds)?;
+    let batch_note = stored_batches_note(&broker, spec, rounds)?;
     broker.stop()?;
-    scenario(spec, &measured)
+    let mut scenario = scenario(spec, &measured)?;
+    scenario.notes.push(batch_note);
+    Ok(scenario)
 }
 
 /// A broker with a PLAINTEXT and a SASL_SSL listener, and the files it runs on.
@@ -77,7 +81,7 @@ struct SecuredBroker {
     sasl_ssl_bootstrap: String,
     /// What a SASL_SSL producer sets: the user, its password and the CA to trust.
     sasl_ssl: Security,
-    _data_dir: TempDir,
+    data_dir: TempDir,
     /// The certificates, the server's key and the password file.
     _files: TempDir,
 }
@@ -116,7 +120,7 @@ impl SecuredBroker {
             plaintext_bootstrap,
             sasl_ssl_bootstrap,
             sasl_ssl,
-            _data_dir: data_dir,
+            data_dir,
             _files: files,
         })
     }
@@ -261,6 +265,17 @@ enum Protocol {
     SaslSsl,
 }
 
+impl Protocol {
+    /// The topic `spec`'s run over this protocol writes in `round`.
+    fn topic(self, spec: &ProduceSpec, round: u32) -> String {
+        let name = match self {
+            Protocol::Plaintext => "plaintext",
+            Protocol::SaslSsl => "sasl-ssl",
+        };
+        format!("{}-{name}-r{round}", spec.topic)
+    }
+}
+
 /// One protocol's run in one round: a fresh topic (created over PLAINTEXT), the set-up
 /// probe, then `spec`'s produce with the broker's and our own CPU measured over it.
 fn run_side(
@@ -269,20 +284,12 @@ fn run_side(
     protocol: Protocol,
     round: u32,
 ) -> Result<SideRound> {
-    let (name, bootstrap, security) = match protocol {
-        Protocol::Plaintext => (
-            "plaintext",
-            &broker.plaintext_bootstrap,
-            Security::plaintext(),
-        ),
-        Protocol::SaslSsl => (
-            "sasl-ssl",
-            &broker.sasl_ssl_bootstrap,
-            broker.sasl_ssl.clone(),
-        ),
+    let (bootstrap, security) = match protocol {
+        Protocol::Plaintext => (&broker.plaintext_bootstrap, Security::plaintext()),
+        Protocol::SaslSsl => (&broker.sasl_ssl_bootstrap, broker.sasl_ssl.clone()),
     };
     let spec = ProduceSpec {
-        topic: format!("{}-{name}-r{round}", spec.topic),
+        topic: protocol.topic(spec, round),
         security,
         ..spec.clone()
     };
@@ -388,6 +395,27 @@ fn notes(measured: &Measured) -> Vec<String> {
             .into(),
     );
     notes
+}
+
+/// The broker's average stored batch per protocol over the rounds' topics, read from its
+/// log files after the rounds: a client that sends smaller batches does more work per byte.
+fn stored_batches_note(broker: &SecuredBroker, spec: &ProduceSpec, rounds: u32) -> Result<String> {
+    let average_kb = |protocol: Protocol| -> Result<f64> {
+        let mut per_round_bytes = Vec::new();
+        for round in 0..rounds {
+            let topic = protocol.topic(spec, round);
+            if let Some(bytes) = disk::average_batch_bytes(broker.data_dir.path(), &topic)? {
+                per_round_bytes.push(bytes as f64 / 1e3);
+            }
+        }
+        Ok(rounds::median(&per_round_bytes).unwrap_or(f64::NAN))
+    };
+    Ok(format!(
+        "Average stored batch (median over the rounds' topics, read from the broker's log \
+         files after the rounds): SASL_SSL {:.0} kB, PLAINTEXT {:.0} kB.",
+        average_kb(Protocol::SaslSsl)?,
+        average_kb(Protocol::Plaintext)?
+    ))
 }
 
 fn median_of(sides: &[SideRound], figure: impl Fn(&SideRound) -> f64) -> Option<f64> {
