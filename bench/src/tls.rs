@@ -391,7 +391,8 @@ fn notes(measured: &Measured) -> Vec<String> {
         "Set-up (the note column, medians): a fresh producer before each run, timed from its \
          creation to its first Metadata answer (over SASL_SSL: the TLS handshake and the SCRAM \
          exchange first) and to its first acknowledged record (acks=all, so one fsync), not \
-         part of the throughput run."
+         part of the throughput run. librdkafka produces on a second connection, to the \
+         partition leader named in Metadata, which does its own handshake and login."
             .into(),
     );
     notes
