@@ -4,7 +4,7 @@
 //! A scenario that fails is recorded in the report and the rest still run, so one broker
 //! bug does not hide every other figure.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -18,7 +18,8 @@ use crate::processing::{self, ProcessingRound, ProcessingSpec};
 use crate::produce::{self, CommitTiming, Delivery, ProduceSpec, Throughput};
 use crate::report::{self, Report, Row, Scenario, TargetCheck};
 use crate::rounds::{self, RoundPair};
-use crate::{chart, disk, startup, topic};
+use crate::topic::Security;
+use crate::{chart, disk, startup, tls, topic};
 
 /// Issue targets, checked in the report.
 const TARGET_RATIO: f64 = 0.90;
@@ -63,7 +64,8 @@ pub struct AllArgs {
     /// Skip scenario 6 (it fills the disk with --scale × 5 GB).
     #[arg(long)]
     pub skip_startup: bool,
-    /// Rounds of each throughput scenario (1, 2, 3, 5, 7, 8); the report shows their medians.
+    /// Rounds of each throughput scenario (1, 2, 3, 5, 7, 8, 9); the report shows their
+    /// medians.
     /// Each round writes its own topics, so the broker's disk holds this many copies.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
@@ -138,16 +140,7 @@ pub fn run(args: AllArgs) -> Result<()> {
             .push(format!("page-cache probe: {error:#}")),
     }
 
-    let s1 = ProduceSpec {
-        topic: format!("s1-{suffix}"),
-        messages: sizes.s1_messages,
-        value_bytes: 100,
-        partitions: 1,
-        acks: "all".into(),
-        linger_ms: 5,
-        producers: 1,
-        delivery: Delivery::Plain,
-    };
+    let s1 = ProduceSpec::scenario_1(format!("s1-{suffix}"), sizes.s1_messages);
     let s2 = ProduceSpec {
         topic: format!("s2-{suffix}"),
         messages: sizes.s2_bytes / 1024,
@@ -157,6 +150,7 @@ pub fn run(args: AllArgs) -> Result<()> {
         linger_ms: 5,
         producers: 2,
         delivery: Delivery::Plain,
+        security: Security::plaintext(),
     };
     let titled = |title: &str| title.to_string();
     suite.attempt(
@@ -216,6 +210,9 @@ pub fn run(args: AllArgs) -> Result<()> {
     drop(mock);
     broker.stop().context("the broker did not stop cleanly")?;
 
+    if wanted(&args.only, 9) {
+        tls_scenario(&binary, &s1, &suffix, args.rounds, &mut report);
+    }
     if !args.skip_startup && wanted(&args.only, 6) {
         let startup_dir = tempfile::tempdir().context("cannot create a data directory")?;
         match startup::run(
@@ -244,6 +241,23 @@ pub fn run(args: AllArgs) -> Result<()> {
     report::write(&report, &output_dir.join("REPORT.md"))?;
     println!("wrote {}", output_dir.join("REPORT.md").display());
     Ok(())
+}
+
+/// Scenario 9: scenario 1's shape over SASL_SSL and PLAINTEXT, on a broker of its own
+/// (the suite's has no SASL_SSL listener); recorded in `report` like the others.
+fn tls_scenario(binary: &Path, s1: &ProduceSpec, suffix: &str, rounds: u32, report: &mut Report) {
+    eprintln!("riffle-bench: {}", tls::TITLE);
+    let spec = ProduceSpec {
+        topic: format!("s9-{suffix}"),
+        ..s1.clone()
+    };
+    match tls::run(binary, &spec, rounds) {
+        Ok(scenario) => report::insert_in_order(&mut report.scenarios, scenario),
+        Err(error) => {
+            eprintln!("riffle-bench: {} failed: {error:#}", tls::TITLE);
+            report.failures.push(format!("{}: {error:#}", tls::TITLE));
+        }
+    }
 }
 
 /// Scenario 7's two producers: scenario 1's shape, transactional with a commit every
@@ -307,47 +321,16 @@ impl Suite<'_> {
 
     /// Run `work` against the broker, with its CPU and peak RSS over that span.
     fn on_broker<T>(&self, work: impl FnOnce(&str) -> Result<T>) -> Result<(T, ProcUsage)> {
-        self.broker.reset_peak_rss();
-        let before = self.broker.usage()?;
-        let result = work(&self.broker.bootstrap)?;
-        let after = self.broker.usage()?;
-        Ok((
-            result,
-            ProcUsage {
-                cpu_seconds: after.cpu_seconds - before.cpu_seconds,
-                peak_rss_bytes: after.peak_rss_bytes,
-            },
-        ))
+        self.broker.usage_over(|| work(&self.broker.bootstrap))
     }
 
-    /// Run the scenario's rounds: riffle and the ceiling back to back, riffle first in even
-    /// rounds and the ceiling first in odd ones, so slow drift of the shared machine lands
-    /// on both sides alike. A failed round fails the scenario, naming the round and side.
+    /// Run the scenario's rounds, riffle and the ceiling paired ([`rounds::run_paired`]).
     fn paired_rounds(
         &self,
-        mut broker_side: impl FnMut(u32) -> Result<(Throughput, ProcUsage)>,
-        mut ceiling_side: impl FnMut(u32) -> Result<Throughput>,
+        broker_side: impl FnMut(u32) -> Result<(Throughput, ProcUsage)>,
+        ceiling_side: impl FnMut(u32) -> Result<Throughput>,
     ) -> Result<Vec<RoundPair>> {
-        (0..self.rounds)
-            .map(|round| {
-                eprintln!("riffle-bench:   round {} of {}", round + 1, self.rounds);
-                let failed = |side: &str| format!("round {} of {}, {side}", round + 1, self.rounds);
-                let (broker, usage, ceiling) = if round % 2 == 0 {
-                    let (broker, usage) = broker_side(round).with_context(|| failed("riffle"))?;
-                    let ceiling = ceiling_side(round).with_context(|| failed("ceiling"))?;
-                    (broker, usage, ceiling)
-                } else {
-                    let ceiling = ceiling_side(round).with_context(|| failed("ceiling"))?;
-                    let (broker, usage) = broker_side(round).with_context(|| failed("riffle"))?;
-                    (broker, usage, ceiling)
-                };
-                Ok(RoundPair {
-                    broker,
-                    usage,
-                    ceiling,
-                })
-            })
-            .collect()
+        rounds::run_paired(self.rounds, broker_side, ceiling_side)
     }
 
     fn produce(&self, title: &str, spec: &ProduceSpec, check_targets: bool) -> Result<Scenario> {
@@ -967,7 +950,7 @@ mod tests {
     fn only_selects_scenarios_and_what_3_reads() {
         // Proves an empty --only runs everything, a list runs just its numbers, and 3
         // brings 1 and 2 (it consumes their topics) but nothing else.
-        assert!((1..=8).all(|number| wanted(&[], number)));
+        assert!((1..=9).all(|number| wanted(&[], number)));
         assert!(wanted(&[7, 8], 7));
         assert!(!wanted(&[7, 8], 1));
         assert!(!wanted(&[7, 8], 6));

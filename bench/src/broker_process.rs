@@ -9,20 +9,58 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-/// A running broker: its process, the address it listens on, and its data directory.
+/// A running broker: its process, the addresses it listens on, and its data directory.
 pub struct BrokerProcess {
     child: Child,
+    /// The first listener's address.
     pub bootstrap: String,
+    /// Every listener's name and bound address (`PLAINTEXT`, `127.0.0.1:40123`), in the
+    /// order they were asked for.
+    pub listeners: Vec<(String, String)>,
 }
+
+/// The start of every line the broker prints for its listeners on stdout.
+const LISTENING_PREFIX: &str = "riffle listening on ";
 
 impl BrokerProcess {
     /// Start `binary serve` on an ephemeral port over `data_dir` and wait for its first
     /// stdout line, `riffle listening on ADDR`. Extra flags go after ours.
     pub fn start(binary: &Path, data_dir: &Path, extra_args: &[String]) -> Result<Self> {
+        let listen = ["--listen".to_string(), "127.0.0.1:0".to_string()];
+        // Only the first line: a broker built before --listeners prints no other.
+        Self::spawn(binary, data_dir, &listen, 0, extra_args)
+    }
+
+    /// Start `binary serve` with one listener per name in `listener_names` (`PLAINTEXT`,
+    /// `SASL_SSL`, ...), each on an ephemeral loopback port, and read every listener's
+    /// bound address from the lines it prints. Extra flags (TLS files, SASL mechanisms)
+    /// go after ours.
+    pub fn start_with_listeners(
+        binary: &Path,
+        data_dir: &Path,
+        listener_names: &[&str],
+        extra_args: &[String],
+    ) -> Result<Self> {
+        let listeners: Vec<String> = listener_names
+            .iter()
+            .map(|name| format!("{name}://127.0.0.1:0"))
+            .collect();
+        let flags = ["--listeners".to_string(), listeners.join(",")];
+        Self::spawn(binary, data_dir, &flags, listener_names.len(), extra_args)
+    }
+
+    /// Spawns the broker and reads its first stdout line, then `listener_lines` lines of
+    /// `riffle listening on NAME://ADDR`.
+    fn spawn(
+        binary: &Path,
+        data_dir: &Path,
+        listen_args: &[String],
+        listener_lines: usize,
+        extra_args: &[String],
+    ) -> Result<Self> {
         let mut child = Command::new(binary)
             .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
+            .args(listen_args)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--log-level")
@@ -33,16 +71,31 @@ impl BrokerProcess {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let stdout = child.stdout.take().context("the broker has no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .context("cannot read the broker's first line")?;
-        let bootstrap = line
-            .trim()
-            .strip_prefix("riffle listening on ")
-            .ok_or_else(|| anyhow!("unexpected first line from the broker: {line:?}"))?
-            .to_string();
-        Ok(Self { child, bootstrap })
+        // One reader for every line: a second one would lose what the first buffered.
+        let mut stdout = BufReader::new(stdout);
+        let bootstrap = read_listening_line(&mut stdout)?;
+        let mut listeners = Vec::with_capacity(listener_lines);
+        for _ in 0..listener_lines {
+            let line = read_listening_line(&mut stdout)?;
+            let (name, address) = line
+                .split_once("://")
+                .ok_or_else(|| anyhow!("no NAME://ADDR in the broker's line {line:?}"))?;
+            listeners.push((name.to_string(), address.to_string()));
+        }
+        Ok(Self {
+            child,
+            bootstrap,
+            listeners,
+        })
+    }
+
+    /// The bound address of the listener called `name`.
+    pub fn listener(&self, name: &str) -> Result<&str> {
+        self.listeners
+            .iter()
+            .find(|(listener, _)| listener == name)
+            .map(|(_, address)| address.as_str())
+            .ok_or_else(|| anyhow!("the broker printed no {name} listener"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -52,6 +105,21 @@ impl BrokerProcess {
     /// CPU and peak memory since the last [`BrokerProcess::reset_peak_rss`].
     pub fn usage(&self) -> Result<ProcUsage> {
         ProcUsage::read(self.pid())
+    }
+
+    /// Runs `work`, with the broker's CPU over it and its peak RSS (reset first).
+    pub fn usage_over<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<(T, ProcUsage)> {
+        self.reset_peak_rss();
+        let before = self.usage()?;
+        let result = work()?;
+        let after = self.usage()?;
+        Ok((
+            result,
+            ProcUsage {
+                cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+                peak_rss_bytes: after.peak_rss_bytes,
+            },
+        ))
     }
 
     /// Reset VmHWM so the next [`ProcUsage::peak_rss_bytes`] is per scenario. Writing 5 to
@@ -92,6 +160,21 @@ impl Drop for BrokerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One `riffle listening on ...` line of the broker's stdout, without that prefix.
+fn read_listening_line(stdout: &mut impl BufRead) -> Result<String> {
+    let mut line = String::new();
+    let read = stdout
+        .read_line(&mut line)
+        .context("cannot read the broker's stdout")?;
+    if read == 0 {
+        bail!("the broker closed its stdout before printing its listeners");
+    }
+    line.trim()
+        .strip_prefix(LISTENING_PREFIX)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("unexpected line from the broker: {line:?}"))
 }
 
 /// The `riffle` binary: `--riffle-bin` if given, else the one next to our own executable

@@ -16,6 +16,7 @@ mod produce;
 mod report;
 mod rounds;
 mod startup;
+mod tls;
 mod topic;
 
 use std::path::PathBuf;
@@ -52,6 +53,9 @@ enum Command {
     /// Time to the first Metadata answer after a clean stop and after kill -9 (scenario 6).
     /// Needs to start the broker itself, so it takes the riffle binary, not a bootstrap.
     Startup(startup::StartupArgs),
+    /// Produce over SASL_SSL against PLAINTEXT on one broker it starts itself, with a
+    /// certificate made at run time and a SCRAM-SHA-512 user (scenario 9).
+    Tls(tls::TlsArgs),
 }
 
 fn main() -> Result<()> {
@@ -63,6 +67,7 @@ fn main() -> Result<()> {
         Command::Latency(args) => latency::run_cli(args),
         Command::Processing(args) => processing::run_cli(args),
         Command::Startup(args) => startup::run_cli(args),
+        Command::Tls(args) => tls::run_cli(args),
     }
 }
 

@@ -1,6 +1,6 @@
-//! Produce throughput (scenarios 1, 2, 5 and 7): fixed-size values, no keys, as fast as
-//! the client can send them, with the acks and linger given, and plain, idempotent or
-//! transactional producers ([`Delivery`]).
+//! Produce throughput (scenarios 1, 2, 5, 7 and 9): fixed-size values, no keys, as fast
+//! as the client can send them, with the acks and linger given, plain, idempotent or
+//! transactional producers ([`Delivery`]), over PLAINTEXT or SASL_SSL ([`Security`]).
 //!
 //! One `BaseProducer` per producer thread, polled inline: a future per message would
 //! measure the executor, not the broker. The clock starts once every thread's producer is
@@ -19,12 +19,15 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
+use crate::topic::Security;
 use crate::{consume, rounds, topic};
 
 /// How long the final flush may take before the run counts as failed.
 const FLUSH_TIMEOUT_S: u64 = 300;
 /// How often [`flush`] looks whether the producer's queue is empty.
 const FLUSH_CHECK_INTERVAL_US: u64 = 200;
+/// How long [`connection_setup`] waits for its Metadata answer.
+const CONNECTION_SETUP_TIMEOUT_S: u64 = 30;
 /// `message.timeout.ms`; librdkafka wants a transactional producer's
 /// `transaction.timeout.ms` at least as long, so both are this (Kafka's
 /// `transaction.max.timeout.ms` default is 900 s, Riffle's too).
@@ -77,6 +80,26 @@ pub struct ProduceSpec {
     pub linger_ms: u32,
     pub producers: u32,
     pub delivery: Delivery,
+    /// How the producers connect: PLAINTEXT except in scenario 9.
+    pub security: Security,
+}
+
+impl ProduceSpec {
+    /// Scenario 1's shape: `messages` values of 100 B to one partition, one plain
+    /// producer, acks=all, linger.ms=5, over PLAINTEXT. Scenarios 5, 7 and 9 vary it.
+    pub fn scenario_1(topic: String, messages: u64) -> Self {
+        Self {
+            topic,
+            messages,
+            value_bytes: 100,
+            partitions: 1,
+            acks: "all".into(),
+            linger_ms: 5,
+            producers: 1,
+            delivery: Delivery::Plain,
+            security: Security::plaintext(),
+        }
+    }
 }
 
 /// What the producer guarantees, and so what it asks of the broker.
@@ -142,6 +165,7 @@ impl ProduceArgs {
                 (None, true) => Delivery::Idempotent,
                 (None, false) => Delivery::Plain,
             },
+            security: Security::plaintext(),
         }
     }
 }
@@ -252,6 +276,50 @@ pub fn run_with_commits(
     Ok((throughput, commits))
 }
 
+/// How long a fresh producer took to reach the broker, from its creation (scenario 9).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionSetup {
+    /// To the first Metadata answer: connect, plus TLS and SASL where the listener has them.
+    pub metadata: Duration,
+    /// To the first acknowledged record, with the spec's acks.
+    pub first_ack: Duration,
+}
+
+/// Times a fresh producer of `spec`'s settings (its security included) to its first
+/// Metadata answer for `spec.topic` and to its first acknowledged record, sent to
+/// partition 0 with linger.ms=0. The topic must exist; it gets that one record.
+pub fn connection_setup(bootstrap: &str, spec: &ProduceSpec) -> Result<ConnectionSetup> {
+    let mut config = producer_config(bootstrap, &spec.acks, 0);
+    spec.security.apply(&mut config);
+    let context = CountingContext::default();
+    let started = Instant::now();
+    let producer: BaseProducer<CountingContext> = config
+        .create_with_context(context.clone())
+        .context("cannot create the set-up producer")?;
+    producer
+        .client()
+        .fetch_metadata(
+            Some(&spec.topic),
+            Duration::from_secs(CONNECTION_SETUP_TIMEOUT_S),
+        )
+        .context("no Metadata answer")?;
+    let metadata = started.elapsed();
+    let record: BaseRecord<'_, (), [u8]> = BaseRecord::to(&spec.topic)
+        .payload(&b"set-up"[..])
+        .partition(0);
+    producer
+        .send(record)
+        .map_err(|(error, _)| error)
+        .context("cannot enqueue the set-up record")?;
+    flush(&producer).context("the set-up record was not acknowledged")?;
+    let first_ack = started.elapsed();
+    check_delivered(&context)?;
+    Ok(ConnectionSetup {
+        metadata,
+        first_ack,
+    })
+}
+
 /// Counts delivery reports; keeps the first error so a failed run says why.
 #[derive(Default)]
 struct DeliveryCounter {
@@ -286,6 +354,7 @@ impl ProducerContext for CountingContext {
 /// transactional producer (unique per producer thread).
 fn delivery_config(bootstrap: &str, spec: &ProduceSpec, transactional_id: &str) -> ClientConfig {
     let mut config = producer_config(bootstrap, &spec.acks, spec.linger_ms);
+    spec.security.apply(&mut config);
     match spec.delivery {
         Delivery::Plain => {}
         Delivery::Idempotent => {

@@ -167,18 +167,25 @@ fn render(report: &Report) -> String {
 /// Why the throughput figures are medians: single runs on this shared machine are noisy.
 fn rounds_sentence(rounds: u32) -> String {
     if rounds == 1 {
-        return "Each throughput figure (scenarios 1, 2, 3, 5, 7, 8) is from a single run of \
+        return "Each throughput figure (scenarios 1, 2, 3, 5, 7, 8, 9) is from a single run of \
                 riffle and its reference back to back; `--rounds N` gives medians of N, which \
                 single runs on a shared machine need."
             .into();
     }
     format!(
-        "Each throughput figure (scenarios 1, 2, 3, 5, 7, 8) is the median of {rounds} \
+        "Each throughput figure (scenarios 1, 2, 3, 5, 7, 8, 9) is the median of {rounds} \
          interleaved rounds, each running riffle and its reference (the ceiling; for 7 the \
-         idempotent producer, for 8 at-least-once processing) back to back with the order \
-         alternating, and the ratio is the median of the per-round ratios; scenarios 4 and 6 \
-         run once."
+         idempotent producer, for 8 at-least-once processing, for 9 produce over PLAINTEXT) \
+         back to back with the order alternating, and the ratio is the median of the \
+         per-round ratios; scenarios 4 and 6 run once."
     )
+}
+
+/// One scenario's section as REPORT.md has it, for subcommands that print one.
+pub fn scenario_markdown(scenario: &Scenario) -> String {
+    let mut out = String::new();
+    render_scenario(&mut out, scenario);
+    out
 }
 
 fn render_scenario(out: &mut String, scenario: &Scenario) {

@@ -5,6 +5,8 @@
 //! Rounds are paired: each round measures riffle and the ceiling back to back, so the
 //! ratio of a round compares two runs under the same machine conditions.
 
+use anyhow::{Context, Result};
+
 use crate::broker_process::ProcUsage;
 use crate::produce::Throughput;
 use crate::report::Row;
@@ -28,6 +30,36 @@ impl RoundPair {
     pub fn cpu_s_per_gb(&self) -> f64 {
         self.usage.cpu_seconds / (self.broker.value_bytes_total as f64 / 1e9)
     }
+}
+
+/// Runs `rounds` rounds: riffle's side and the reference side back to back, riffle first
+/// in even rounds and the reference first in odd ones, so slow drift of the shared machine
+/// lands on both sides alike. A failed round fails the whole, naming the round and side.
+pub fn run_paired(
+    rounds: u32,
+    mut broker_side: impl FnMut(u32) -> Result<(Throughput, ProcUsage)>,
+    mut ceiling_side: impl FnMut(u32) -> Result<Throughput>,
+) -> Result<Vec<RoundPair>> {
+    (0..rounds)
+        .map(|round| {
+            eprintln!("riffle-bench:   round {} of {rounds}", round + 1);
+            let failed = |side: &str| format!("round {} of {rounds}, {side}", round + 1);
+            let (broker, usage, ceiling) = if round % 2 == 0 {
+                let (broker, usage) = broker_side(round).with_context(|| failed("riffle"))?;
+                let ceiling = ceiling_side(round).with_context(|| failed("reference"))?;
+                (broker, usage, ceiling)
+            } else {
+                let ceiling = ceiling_side(round).with_context(|| failed("reference"))?;
+                let (broker, usage) = broker_side(round).with_context(|| failed("riffle"))?;
+                (broker, usage, ceiling)
+            };
+            Ok(RoundPair {
+                broker,
+                usage,
+                ceiling,
+            })
+        })
+        .collect()
 }
 
 /// The median of `values`, or None when there are none. For an even count it is the mean

@@ -88,6 +88,7 @@ pub fn run(
         linger_ms: 5,
         producers: 1,
         delivery: produce::Delivery::Plain,
+        security: topic::Security::plaintext(),
     };
     produce::run(&broker.bootstrap, &spec)?;
     broker.stop()?;

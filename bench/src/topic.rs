@@ -68,6 +68,56 @@ pub fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<()> 
     Ok(())
 }
 
+/// How a client reaches the broker: librdkafka settings set after a scenario's own
+/// (`security.protocol` and its SASL and TLS settings). Empty is PLAINTEXT.
+#[derive(Clone, Default)]
+pub struct Security {
+    settings: Vec<(String, String)>,
+}
+
+/// Lists the settings with the password left out, so printing a spec never shows it.
+impl std::fmt::Debug for Security {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = self.settings.iter().map(|(key, value)| match key.as_str() {
+            "sasl.password" => (key.as_str(), "<hidden>"),
+            _ => (key.as_str(), value.as_str()),
+        });
+        formatter.debug_map().entries(shown).finish()
+    }
+}
+
+impl Security {
+    /// No settings: librdkafka's default, PLAINTEXT.
+    pub fn plaintext() -> Self {
+        Self::default()
+    }
+
+    /// SASL_SSL with SCRAM-SHA-512 as `username`, trusting the CA in `ca_file` (librdkafka
+    /// checks the broker's host name against the certificate, as by default).
+    pub fn sasl_ssl_scram_sha_512(username: &str, password: &str, ca_file: &str) -> Self {
+        let settings = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", username),
+            ("sasl.password", password),
+            ("ssl.ca.location", ca_file),
+        ];
+        Self {
+            settings: settings
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Sets these settings on `config`, over any it has.
+    pub fn apply(&self, config: &mut ClientConfig) {
+        for (key, value) in &self.settings {
+            config.set(key, value);
+        }
+    }
+}
+
 /// Unique-enough topic names per run, so reruns against an external broker do not mix.
 pub fn run_suffix() -> String {
     let nanos = std::time::SystemTime::now()
