@@ -94,58 +94,8 @@ pub struct ClientConfig {
     pub tls: Option<TlsClientSettings>,
 }
 
-/// Kafka's `security.protocol`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SecurityProtocol {
-    /// Neither TLS nor SASL.
-    #[default]
-    Plaintext,
-    /// TLS.
-    Ssl,
-    /// SASL without TLS.
-    SaslPlaintext,
-    /// SASL over TLS.
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// Every protocol, as Kafka names them.
-    const ALL: [SecurityProtocol; 4] = [
-        SecurityProtocol::Plaintext,
-        SecurityProtocol::Ssl,
-        SecurityProtocol::SaslPlaintext,
-        SecurityProtocol::SaslSsl,
-    ];
-
-    /// Kafka's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    /// Whether the connection runs TLS.
-    pub fn uses_tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-
-    /// Whether the connection authenticates with SASL.
-    pub fn uses_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-}
-
-impl fmt::Display for SecurityProtocol {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.name())
-    }
-}
+/// Kafka's `security.protocol`: the same four protocols a listener speaks.
+pub use crate::listener::SecurityProtocol;
 
 /// A SASL mechanism this client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -488,14 +438,11 @@ fn security_protocol(
         return Ok(SecurityProtocol::Plaintext);
     };
     // Kafka's clients compare it without case.
-    SecurityProtocol::ALL
-        .into_iter()
-        .find(|protocol| protocol.name().eq_ignore_ascii_case(text))
-        .ok_or_else(|| ClientConfigError::InvalidValue {
-            property: property::SECURITY_PROTOCOL,
-            value: text.to_string(),
-            expected: "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
-        })
+    SecurityProtocol::from_name(text).ok_or_else(|| ClientConfigError::InvalidValue {
+        property: property::SECURITY_PROTOCOL,
+        value: text.to_string(),
+        expected: "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    })
 }
 
 fn sasl_credentials(

@@ -27,9 +27,10 @@ use crate::security::tls::{TlsServer, TlsSettings};
 
 /// How a listener protects and authenticates its connections (Kafka's
 /// `security.protocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum SecurityProtocol {
-    /// Neither encryption nor authentication.
+    /// Neither encryption nor authentication; Kafka's default.
+    #[default]
     Plaintext,
     /// TLS; a client certificate, if asked for and given, names the principal.
     Ssl,
