@@ -235,8 +235,12 @@ def cluster_checks(identities):
     described = describe_acls(identities, 'bob')
     check(len(described) == len(GRANTS), f'bob\'s DescribeAcls lists {described}')
     print(f'ok: bob describes {len(described)} ACLs with DESCRIBE on the cluster')
-    expect_code(lambda: describe_acls(identities, 'alice'),
-                KafkaError.CLUSTER_AUTHORIZATION_FAILED, 'alice describes ACLs')
+    # The broker refuses alice with CLUSTER_AUTHORIZATION_FAILED, but librdkafka (2.12) reads
+    # DescribeAcls' top-level error code and drops it, so she sees an empty list. The
+    # Rust test checks the error code itself through `riffle acls list`.
+    described = describe_acls(identities, 'alice')
+    check(described == [], f'alice, without DESCRIBE on the cluster, sees {described}')
+    print('ok: alice describes no ACLs')
     grant = acl(ALLOW, 'User:alice', ResourceType.TOPIC, LITERAL, 'payments', AclOperation.ALL)
     expect_code(lambda: create_acl(identities, 'alice', grant),
                 KafkaError.CLUSTER_AUTHORIZATION_FAILED, 'alice creates an ACL')

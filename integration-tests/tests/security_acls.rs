@@ -300,4 +300,13 @@ fn riffle_acls_adds_lists_and_removes_bindings() {
         refused.stdout,
         refused.stderr
     );
+    // librdkafka drops DescribeAcls' top-level error; our admin client must not.
+    let refused_list = acls_command(&broker, &ALICE, &["list"], Exit::Failure);
+    assert!(
+        refused_list.stderr.contains("CLUSTER_AUTHORIZATION_FAILED")
+            || refused_list.stdout.contains("CLUSTER_AUTHORIZATION_FAILED"),
+        "alice's refused `riffle acls list` does not name CLUSTER_AUTHORIZATION_FAILED:\n{}{}",
+        refused_list.stdout,
+        refused_list.stderr
+    );
 }
