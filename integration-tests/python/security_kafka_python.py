@@ -11,6 +11,7 @@ auth-failure: the credentials are wrong: the client must be refused with the bro
 """
 
 import logging
+import re
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -96,6 +97,8 @@ def auth_failure(bootstrap, security, topic):
         check(refusals, f'bootstrap timed out ({error}) without the broker\'s error code 58; '
               f'kafka-python logged: {failures.messages}')
         message = refusals[0][refusals[0].index(BROKER_REFUSAL) + len(BROKER_REFUSAL):]
+        # kafka-python appends its own jittered retry delay: " (backoff 0.05 secs)".
+        message = re.sub(r' \(backoff [0-9.]+ secs\)$', '', message)
         print(f'refused as expected, {len(refusals)} bootstrap attempts, then {error}')
         print(f'broker message: {message}')
         return
