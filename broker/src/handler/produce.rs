@@ -2,9 +2,11 @@
 //!
 //! Versions 3-10 (record batch v2 only). Each partition's batch is checked (one v2 batch,
 //! its size against max.message.bytes, CRC-32C, record count, not a control batch, a
-//! known codec) and the idempotent producer's sequence is verified; then the batch bytes
-//! are appended as received, with only the base offset rewritten (outside the CRC), or
-//! the timestamp too for LogAppendTime topics. Records are never decoded here.
+//! known codec), every record is walked (inflated as a stream if compressed) to check its
+//! framing and the topic's per-record rules, and the idempotent producer's sequence is
+//! verified; then the batch bytes are appended as received, with only the base offset
+//! rewritten (outside the CRC), or the timestamp too for LogAppendTime topics. A batch
+//! refused for some of its records names them in `record_errors` (KIP-467).
 //!
 //! acks=0 gets no response at all; acks=1 is answered once the bytes are in the page
 //! cache; acks=all (-1) once an fsync covers them, when the flush policy is `acks-all`.
@@ -34,10 +36,13 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use riffle_protocol::ErrorCode;
 use riffle_protocol::api::produce::{
-    PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
-    TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
+    ProduceResponse, TopicProduceResponse,
 };
-use riffle_protocol::record::{RecordBatchView, RecordError, set_log_append_time};
+use riffle_protocol::record::{
+    Compression, MAX_DECOMPRESSED_BYTES, RecordBatchView, RecordError, set_log_append_time,
+};
+use tokio::runtime::RuntimeFlavor;
 use tracing::warn;
 
 use crate::cluster::{Cluster, Topic, TopicError, now_ms};
@@ -287,9 +292,7 @@ fn produce_to_partition(
         return Err(rejected(ErrorCode::MessageTooLarge, &message));
     }
     let batch = validate_batch(records)?;
-    if topic.config.is_compacted() {
-        check_every_record_has_a_key(&batch)?;
-    }
+    check_records(&batch, topic, data.index)?;
     let log_append_time = topic.config.uses_log_append_time();
     // Only a LogAppendTime topic changes bytes the CRC covers, which needs a copy of its own;
     // otherwise the batch is written from the request's buffer as it is.
@@ -337,7 +340,7 @@ fn produce_to_partition(
     Ok((response, Some(appended)))
 }
 
-/// The checks Kafka makes on a v2 batch without decoding its records.
+/// The checks Kafka makes on a v2 batch's header.
 fn validate_batch(records: Bytes) -> Result<RecordBatchView, PartitionProduceResponse> {
     let corrupt = |error: RecordError| match error {
         RecordError::TrailingBytes(_) => rejected(
@@ -374,20 +377,84 @@ fn validate_batch(records: Bytes) -> Result<RecordBatchView, PartitionProduceRes
     Ok(batch)
 }
 
-/// Compaction keeps the latest record per key, so a compacted topic refuses records
-/// without one, as Kafka does. This is the one place Produce decodes records, and only
-/// for compacted topics.
-fn check_every_record_has_a_key(batch: &RecordBatchView) -> Result<(), PartitionProduceResponse> {
-    let records = batch
-        .records()
-        .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
-    if records.iter().any(|record| record.key.is_none()) {
-        return Err(rejected(
+/// Walks every record, as Kafka's log validator does: a batch whose records do not frame
+/// (or do not inflate) is CORRUPT_MESSAGE, so no consumer ever meets it. Records a topic
+/// refuses one by one (no key on a compacted topic) fail the batch with their indexes in
+/// `record_errors` (KIP-467), so the client fails only those and retries the rest.
+fn check_records(
+    batch: &RecordBatchView,
+    topic: &Topic,
+    partition_index: i32,
+) -> Result<(), PartitionProduceResponse> {
+    let needs_key = topic.config.is_compacted();
+    let mut keyless = Vec::new();
+    let mut scan = || {
+        batch.scan_records(MAX_DECOMPRESSED_BYTES, |record| {
+            if needs_key && !record.has_key {
+                keyless.push(record.batch_index);
+            }
+        })
+    };
+    // Inflating is CPU work proportional to what the batch expands to, so it leaves the
+    // async worker, as other blocking work does; plain records are a cheap walk.
+    let scanned = if batch.compression() == Ok(Compression::None) {
+        scan()
+    } else {
+        off_the_async_worker(scan)
+    };
+    scanned.map_err(|error| match error {
+        RecordError::UnexpectedOffsetDelta { .. } => {
+            rejected(ErrorCode::InvalidRecord, &error.to_string())
+        }
+        other => rejected(ErrorCode::CorruptMessage, &other.to_string()),
+    })?;
+    if !keyless.is_empty() {
+        let message = format!(
+            "Compacted topic cannot accept message without key in topic partition {}-{partition_index}.",
+            topic.name
+        );
+        return Err(refused_records(
             ErrorCode::InvalidRecord,
-            "Compacted topic cannot accept message without key",
+            &keyless,
+            &message,
         ));
     }
     Ok(())
+}
+
+/// A batch refused for some of its records (KIP-467): each is named by its index, and
+/// the summary says how many.
+fn refused_records(
+    code: ErrorCode,
+    batch_indexes: &[i32],
+    message: &str,
+) -> PartitionProduceResponse {
+    let summary = format!(
+        "{} record(s) of the batch were refused; the first: {message}",
+        batch_indexes.len()
+    );
+    PartitionProduceResponse {
+        record_errors: batch_indexes
+            .iter()
+            .map(|&batch_index| BatchIndexAndErrorMessage {
+                batch_index,
+                batch_index_error_message: Some(message.to_string()),
+            })
+            .collect(),
+        ..rejected(code, &summary)
+    }
+}
+
+/// Runs `work` where it cannot stall other connections' tasks: through `block_in_place`
+/// on the multi-threaded runtime the broker serves on, inline elsewhere (unit tests).
+fn off_the_async_worker<T>(work: impl FnOnce() -> T) -> T {
+    let multi_threaded = tokio::runtime::Handle::try_current()
+        .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi_threaded {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
 }
 
 /// Waits for fsyncs covering every appended batch. Every partition's request is queued
@@ -511,15 +578,47 @@ mod tests {
             .create_topic("events", 1, configs, Validation::Apply)
             .expect("create");
         let cluster = Arc::new(cluster);
-        let batch = |key: Option<&[u8]>| {
+        let batch = |keys: &[Option<&[u8]>]| {
             let mut builder = RecordBatchBuilder::new(Compression::Lz4);
-            builder.append(1_000, key, Some(b"value"), &[]);
+            for key in keys {
+                builder.append(1_000, *key, Some(b"value"), &[]);
+            }
             builder.build().expect("a valid batch")
         };
-        let keyless = produce(&cluster, batch(None));
-        assert_eq!(keyless.error_code, ErrorCode::InvalidRecord.code());
-        let keyed = produce(&cluster, batch(Some(b"key")));
+        // KIP-467: the refusal names the keyless records, so the client fails only them.
+        let mixed = produce(&cluster, batch(&[Some(b"a"), None, Some(b"b"), None]));
+        assert_eq!(mixed.error_code, ErrorCode::InvalidRecord.code());
+        let indexes: Vec<i32> = mixed
+            .record_errors
+            .iter()
+            .map(|error| error.batch_index)
+            .collect();
+        assert_eq!(indexes, [1, 3]);
+        let keyed = produce(&cluster, batch(&[Some(b"key")]));
         assert_eq!((keyed.error_code, keyed.base_offset), (0, 0));
+    }
+
+    #[test]
+    fn a_batch_whose_records_do_not_inflate_is_refused_and_not_stored() {
+        // gzip named, CRC valid, payload not gzip: Kafka decompresses to find out.
+        let (_dir, cluster) = test_cluster();
+        let cluster = Arc::new(cluster);
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder.append(1_000, Some(b"k"), Some(b"not gzip at all"), &[]);
+        let mut bytes = BytesMut::from(&builder.build().expect("a valid batch")[..]);
+        // Flip the codec bits to gzip and fix up the CRC, as a buggy client would send it.
+        let attributes_position = 21;
+        bytes[attributes_position + 1] |= Compression::Gzip.id() as u8;
+        let crc = crc32c::crc32c(&bytes[attributes_position..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        let refused = produce(&cluster, bytes.freeze());
+        assert_eq!(
+            refused.error_code,
+            ErrorCode::CorruptMessage.code(),
+            "{refused:?}"
+        );
+        let topic = cluster.topic("events").expect("auto-created");
+        assert_eq!(topic.partitions[0].log.next_offset(), 0);
     }
 
     /// The codes of one acks=1 produce of `batch` to partition 0 of each of `topics`, sent

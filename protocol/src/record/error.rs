@@ -60,6 +60,15 @@ pub enum RecordError {
     /// A record's fields are truncated or inconsistent with its length; names the field.
     #[error("malformed record: bad {0}")]
     MalformedRecord(&'static str),
+    /// A record's offset delta is not its position in the batch: Kafka refuses batches
+    /// whose inner offsets skip or repeat.
+    #[error("record {expected} has offset delta {found}; deltas must count up from 0")]
+    UnexpectedOffsetDelta {
+        /// The record's position, the delta it should have.
+        expected: i32,
+        /// The delta it has.
+        found: i32,
+    },
     /// A value given to the builder does not fit its wire field; names the field.
     #[error("{0} does not fit its wire field")]
     FieldOverflow(&'static str),

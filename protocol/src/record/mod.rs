@@ -15,6 +15,7 @@
 //! - `builder`: [`RecordBatchBuilder`].
 //! - `control`: transaction markers ([`end_txn_marker_batch`], [`EndTxnMarker`]).
 //! - `retain`: [`retain_records`], compaction's rewrite of a batch.
+//! - `scan`: [`RecordBatchView::scan_records`], Produce's streaming check of every record.
 
 mod builder;
 mod compression;
@@ -24,6 +25,7 @@ mod error;
 mod format;
 mod records;
 mod retain;
+mod scan;
 mod snappy;
 #[cfg(test)]
 mod test_vectors;
@@ -37,4 +39,5 @@ pub use error::RecordError;
 pub use format::{LOG_OVERHEAD_BYTES, MAGIC_V2, RECORD_BATCH_OVERHEAD_BYTES, batch_total_bytes};
 pub use records::{Record, RecordHeader};
 pub use retain::retain_records;
+pub use scan::ScannedRecord;
 pub use view::{BatchIter, RecordBatchView, TimestampType, batches};

@@ -42,6 +42,90 @@ pub(crate) fn decompress(compressed: &[u8], max_bytes: usize) -> Result<Vec<u8>,
     Ok(output)
 }
 
+/// Inflates a Kafka snappy blob one block at a time, for readers that stream: memory holds
+/// one block's output (a xerial chunk, or the whole of a raw block), never more than
+/// `max_bytes` in all.
+pub(crate) struct SnappyReader<'a> {
+    pending: PendingBlocks<'a>,
+    inflated: Vec<u8>,
+    position: usize,
+    max_bytes: usize,
+    inflated_total_bytes: usize,
+}
+
+/// The blocks a [`SnappyReader`] has not inflated yet.
+enum PendingBlocks<'a> {
+    /// Xerial chunks, each `chunk_length` then a block.
+    Xerial(&'a [u8]),
+    /// One raw block.
+    Raw(&'a [u8]),
+    /// Everything was read.
+    Done,
+}
+
+impl<'a> SnappyReader<'a> {
+    pub(crate) fn new(compressed: &'a [u8], max_bytes: usize) -> Self {
+        let pending = match compressed.strip_prefix(&XERIAL_MAGIC) {
+            // A header cut short reads as a truncated chunk below.
+            Some(after_magic) => {
+                PendingBlocks::Xerial(after_magic.get(XERIAL_VERSIONS_BYTES..).unwrap_or(&[0]))
+            }
+            None => PendingBlocks::Raw(compressed),
+        };
+        SnappyReader {
+            pending,
+            inflated: Vec::new(),
+            position: 0,
+            max_bytes,
+            inflated_total_bytes: 0,
+        }
+    }
+
+    /// The next block to inflate, `None` at the end.
+    fn next_block(&mut self) -> Result<Option<&'a [u8]>, RecordError> {
+        let failed = |reason: &str| RecordError::Decompress(format!("snappy: {reason}"));
+        match std::mem::replace(&mut self.pending, PendingBlocks::Done) {
+            PendingBlocks::Done => Ok(None),
+            PendingBlocks::Raw(block) => Ok(Some(block)),
+            PendingBlocks::Xerial([]) => Ok(None),
+            PendingBlocks::Xerial(chunks) => {
+                let (length_bytes, rest) = chunks
+                    .split_first_chunk::<4>()
+                    .ok_or_else(|| failed("truncated xerial chunk length"))?;
+                let chunk_bytes = usize::try_from(i32::from_be_bytes(*length_bytes))
+                    .map_err(|_| failed("negative xerial chunk length"))?;
+                let (chunk, rest) = rest
+                    .split_at_checked(chunk_bytes)
+                    .ok_or_else(|| failed("truncated xerial chunk"))?;
+                self.pending = PendingBlocks::Xerial(rest);
+                Ok(Some(chunk))
+            }
+        }
+    }
+}
+
+impl std::io::Read for SnappyReader<'_> {
+    fn read(&mut self, output: &mut [u8]) -> std::io::Result<usize> {
+        let invalid =
+            |error: RecordError| std::io::Error::new(std::io::ErrorKind::InvalidData, error);
+        while self.position == self.inflated.len() {
+            let Some(block) = self.next_block().map_err(invalid)? else {
+                return Ok(0);
+            };
+            self.inflated.clear();
+            self.position = 0;
+            let budget_bytes = self.max_bytes.saturating_sub(self.inflated_total_bytes);
+            decompress_block(block, &mut self.inflated, budget_bytes).map_err(invalid)?;
+            self.inflated_total_bytes += self.inflated.len();
+        }
+        let available = &self.inflated[self.position..];
+        let copied = available.len().min(output.len());
+        output[..copied].copy_from_slice(&available[..copied]);
+        self.position += copied;
+        Ok(copied)
+    }
+}
+
 /// Writes `records` xerial-framed, in chunks of [`XERIAL_CHUNK_BYTES`].
 pub(crate) fn compress_xerial(records: &[u8]) -> Result<Vec<u8>, RecordError> {
     let mut output = Vec::with_capacity(XERIAL_MAGIC.len() + XERIAL_VERSIONS_BYTES + records.len());
