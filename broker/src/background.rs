@@ -1,6 +1,7 @@
 //! Background work on a schedule: the group and transaction coordinators' clocks,
-//! retention, compaction, recovery point checkpoints with producer-state snapshots, and the
-//! periodic fsync of the `interval` flush policy. Storage work runs on the blocking pool;
+//! retention (first after `--log-initial-task-delay-ms`), compaction, recovery point
+//! checkpoints with producer-state snapshots, and the periodic fsync of the `interval`
+//! flush policy. Storage work runs on the blocking pool;
 //! the group coordinator's tick only touches memory and appends (page cache) to its log;
 //! the transaction coordinator's tick completes and times out transactions, which writes
 //! markers and waits for their fsyncs (asynchronously).
@@ -8,7 +9,7 @@
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
-use tokio::time::{MissedTickBehavior, interval};
+use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
 use tracing::{info, warn};
 
 use crate::cluster::{Cluster, now_ms};
@@ -19,7 +20,9 @@ use crate::shutdown::Shutdown;
 /// Starts the background tasks; the handle resolves once they stop at shutdown.
 pub fn spawn(cluster: Arc<Cluster>, mut shutdown: Shutdown) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut retention = interval(cluster.config.retention_check_interval());
+        // Kafka's log.initial.task.delay.ms: no deletion right at start-up.
+        let first_retention = Instant::now() + cluster.config.log_initial_task_delay();
+        let mut retention = interval_at(first_retention, cluster.config.retention_check_interval());
         retention.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut flush = interval(cluster.config.flush_interval());
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -249,6 +249,16 @@ pub struct BrokerConfig {
     )]
     pub retention_check_interval_ms: u64,
 
+    /// How long after start-up the first retention pass waits, as Kafka's
+    /// `log.initial.task.delay.ms`: a broker restarted on data with old timestamps does not
+    /// delete it before an operator can change its retention.
+    #[arg(
+        long,
+        env = "RIFFLE_LOG_INITIAL_TASK_DELAY_MS",
+        default_value_t = 30_000
+    )]
+    pub log_initial_task_delay_ms: u64,
+
     /// Largest request frame accepted; a larger one closes the connection.
     #[arg(long, env = "RIFFLE_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
@@ -461,6 +471,11 @@ impl BrokerConfig {
     /// How long the retention task waits between passes.
     pub fn retention_check_interval(&self) -> Duration {
         Duration::from_millis(self.retention_check_interval_ms.max(1))
+    }
+
+    /// How long the first retention pass waits after start-up.
+    pub fn log_initial_task_delay(&self) -> Duration {
+        Duration::from_millis(self.log_initial_task_delay_ms)
     }
 
     /// How long a failed authentication waits before its connection closes.

@@ -4,11 +4,13 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use rdkafka::Offset;
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use riffle_integration_tests::clients::{
-    CLIENT_TIMEOUT, create_topic, future_producer, read_to_end, topic_config,
+    CLIENT_TIMEOUT, assigned_consumer, create_topic, future_producer, read_to_end, topic_config,
 };
 use riffle_integration_tests::{Broker, wire};
 
@@ -61,6 +63,96 @@ async fn graceful_restart_keeps_messages_configs_and_topic_id() {
     let producer = future_producer(&bootstrap, &[("acks", "all")]);
     send_and_expect_offset(&producer, 0, 200, 100).await;
     send_and_expect_offset(&producer, 1, 201, 100).await;
+}
+
+/// `--log-initial-task-delay-ms` for the start-up test: long enough to check the data is
+/// still there right after a restart, short enough to see retention run afterwards.
+const INITIAL_TASK_DELAY: Duration = Duration::from_secs(8);
+
+#[tokio::test]
+async fn start_up_waits_before_the_first_retention_pass() {
+    // Proves Kafka's log.initial.task.delay.ms: records whose timestamps are older than the
+    // topic's retention.ms survive a restart until the delay is over, although retention
+    // checks every 100 ms (without the delay they go right at start-up), and are deleted
+    // after it. Also: a new data directory is not reported as an unclean shutdown.
+    let delay_ms = INITIAL_TASK_DELAY.as_millis().to_string();
+    let args = [
+        "--retention-check-interval-ms",
+        "100",
+        "--log-initial-task-delay-ms",
+        &delay_ms,
+    ];
+    let mut broker = Broker::start_with(&args);
+    let started = Instant::now();
+    let first_log = std::fs::read_to_string(broker.log_path()).unwrap_or_default();
+    assert!(
+        !first_log.contains("was_clean_shutdown=false"),
+        "a new data directory was logged as an unclean shutdown:\n{first_log}"
+    );
+    let bootstrap = broker.bootstrap();
+    // One record per segment, each two days old against a one-hour retention.
+    let configs = [("segment.bytes", "100"), ("retention.ms", "3600000")];
+    create_topic(&bootstrap, "old-events", 1, &configs).await;
+    let producer = future_producer(&bootstrap, &[("acks", "all"), ("linger.ms", "0")]);
+    let two_days_ago_ms = now_ms() - 2 * 24 * 3_600_000;
+    for index in 0..10 {
+        let value = format!("old event {index}, with padding to fill a segment");
+        producer
+            .send(
+                FutureRecord::<(), _>::to("old-events")
+                    .payload(&value)
+                    .timestamp(two_days_ago_ms),
+                CLIENT_TIMEOUT,
+            )
+            .await
+            .unwrap_or_else(|(error, _)| panic!("{value} was not delivered: {error}"));
+    }
+    drop(producer);
+    assert!(
+        started.elapsed() < INITIAL_TASK_DELAY,
+        "producing took longer than the initial delay; the check below would be meaningless"
+    );
+    assert_eq!(
+        log_start_offset(&bootstrap),
+        0,
+        "deleted before the initial delay"
+    );
+
+    broker.stop();
+    broker.restart();
+    let restarted = Instant::now();
+    assert_eq!(
+        log_start_offset(&bootstrap),
+        0,
+        "retention ran right after the restart"
+    );
+    assert!(
+        restarted.elapsed() < INITIAL_TASK_DELAY,
+        "the check after the restart came too late to mean anything"
+    );
+    let deadline = restarted + INITIAL_TASK_DELAY + CLIENT_TIMEOUT;
+    while log_start_offset(&bootstrap) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "retention never ran after the initial delay"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn log_start_offset(bootstrap: &str) -> i64 {
+    let consumer = assigned_consumer(bootstrap, "old-events", &[(0, Offset::Beginning)]);
+    let (low, _high) = consumer
+        .fetch_watermarks("old-events", 0, CLIENT_TIMEOUT)
+        .unwrap_or_else(|error| panic!("ListOffsets failed: {error}"));
+    low
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// How many acknowledged messages are enough before the kill.

@@ -37,6 +37,12 @@ impl DataDir {
     /// # Errors
     /// `Locked`, naming the lock file, if another process holds the directory.
     pub fn open(path: &Path) -> Result<DataDir, StorageError> {
+        // A directory that does not exist yet, or holds nothing, has nothing to recover.
+        let is_new = !path.exists()
+            || std::fs::read_dir(path)
+                .map_err(io_error(path))?
+                .next()
+                .is_none();
         if !path.exists() {
             std::fs::create_dir_all(path).map_err(io_error(path))?;
             // So that the partitions about to be created here cannot vanish with their
@@ -59,9 +65,13 @@ impl DataDir {
             Err(TryLockError::WouldBlock) => return Err(StorageError::Locked { path: lock_path }),
             Err(TryLockError::Error(error)) => return Err(io_error(&lock_path)(error)),
         }
-        let was_clean_shutdown = take_clean_shutdown_marker(path)?;
+        let was_clean_shutdown = take_clean_shutdown_marker(path)? || is_new;
         remove_leftover_delete_dirs(path)?;
-        info!(path = %path.display(), was_clean_shutdown, "opened data directory");
+        if is_new {
+            info!(path = %path.display(), "created data directory");
+        } else {
+            info!(path = %path.display(), was_clean_shutdown, "opened data directory");
+        }
         Ok(DataDir {
             path: path.to_path_buf(),
             _lock_file: lock_file,

@@ -26,12 +26,19 @@ fn second_open_of_locked_data_dir_fails() {
     DataDir::open(dir.path()).expect("open after the first was dropped");
 }
 
-/// The marker reads true exactly once after `mark_clean_shutdown`.
+/// The marker reads true exactly once after `mark_clean_shutdown`; an empty, new
+/// directory has nothing to recover and reads clean.
 #[test]
 fn clean_shutdown_marker_is_consumed() {
     let dir = temp_dir("clean_shutdown_marker_is_consumed");
     let data_dir = DataDir::open(dir.path()).expect("open");
-    assert!(!data_dir.was_clean_shutdown());
+    assert!(data_dir.was_clean_shutdown(), "a new directory is clean");
+    drop(data_dir);
+    let data_dir = DataDir::open(dir.path()).expect("open");
+    assert!(
+        !data_dir.was_clean_shutdown(),
+        "no marker, and the lock file is there"
+    );
     data_dir.mark_clean_shutdown().expect("mark");
     drop(data_dir);
     let data_dir = DataDir::open(dir.path()).expect("open");

@@ -441,7 +441,7 @@ fn empty_segment_from_interrupted_roll_is_removed() {
 fn reopen_after_clean_close_keeps_everything() {
     let dir = temp_dir("reopen_after_clean_close_keeps_everything");
     let (data_dir, log) = open_log(dir.path(), small_config());
-    assert!(!data_dir.was_clean_shutdown());
+    assert!(data_dir.was_clean_shutdown(), "a new directory is clean");
     let mut stored = thirty_batches(&log);
     let next_offset = log.next_offset();
     close_cleanly(data_dir, log);
