@@ -26,7 +26,16 @@ pub(crate) struct IndexFile {
     entry_bytes: usize,
     /// Entries in use, from the start of the file; the rest is preallocated space.
     entries_count: usize,
+    /// Bytes from the start of the file known to have disk blocks behind them. The
+    /// preallocated tail is a hole, and a store into a hole on a full disk is SIGBUS,
+    /// which kills the broker: `push` reserves blocks with `fallocate` first, so a full
+    /// disk is an error instead.
+    reserved_bytes: u64,
 }
+
+/// Blocks are reserved this many bytes at a time, so a push costs a syscall only once
+/// per 8,192 offset-index entries.
+const RESERVE_CHUNK_BYTES: u64 = 64 * 1024;
 
 /// Why an existing index file cannot be used as it is.
 pub(crate) type UnusableReason = &'static str;
@@ -93,6 +102,7 @@ impl IndexFile {
             mmap: None,
             entry_bytes,
             entries_count: 0,
+            reserved_bytes: 0,
         };
         index.resize(max_bytes)?;
         Ok(index)
@@ -132,6 +142,7 @@ impl IndexFile {
             mmap: None,
             entry_bytes,
             entries_count: 0,
+            reserved_bytes: 0,
         };
         index.remap(length_bytes)?;
         Ok(Ok(index))
@@ -151,6 +162,8 @@ impl IndexFile {
     pub fn set_entries_count(&mut self, entries_count: usize) {
         assert!(entries_count <= self.capacity_entries());
         self.entries_count = entries_count;
+        // Entries that were read back are backed by blocks.
+        self.reserved_bytes = self.used_bytes();
     }
 
     /// The bytes of entry `index`, which may be past `entries_count` while the caller checks
@@ -162,17 +175,45 @@ impl IndexFile {
         &mmap[start..start + self.entry_bytes]
     }
 
-    /// Appends one entry.
+    /// Appends one entry, after reserving disk blocks for it.
+    ///
+    /// # Errors
+    /// The reservation's error (ENOSPC on a full disk); the entry is then not written. An
+    /// index is sparse, so a missing entry only makes lookups scan further.
     ///
     /// # Panics
     /// If the file is full: callers roll the segment before that happens.
-    pub fn push(&mut self, entry: &[u8]) {
+    pub fn push(&mut self, entry: &[u8]) -> Result<(), StorageError> {
         assert_eq!(entry.len(), self.entry_bytes);
         assert!(self.entries_count < self.capacity_entries());
         let start = self.entries_count * self.entry_bytes;
+        let end_bytes = u64::try_from(start + self.entry_bytes).expect("index size fits u64");
+        if end_bytes > self.reserved_bytes {
+            self.reserve_through(end_bytes)?;
+        }
         let mmap = self.mmap.as_mut().expect("a file with room is mapped");
         mmap[start..start + self.entry_bytes].copy_from_slice(entry);
         self.entries_count += 1;
+        Ok(())
+    }
+
+    /// Gives the file disk blocks from `reserved_bytes` through at least `end_bytes`, a
+    /// chunk at a time, never past the file's end.
+    fn reserve_through(&mut self, end_bytes: u64) -> Result<(), StorageError> {
+        let file_bytes = u64::try_from(self.mapped_bytes()).expect("mapping fits u64");
+        let chunk_end_bytes = end_bytes
+            .div_ceil(RESERVE_CHUNK_BYTES)
+            .saturating_mul(RESERVE_CHUNK_BYTES)
+            .min(file_bytes);
+        assert!(chunk_end_bytes >= end_bytes);
+        allocate(
+            &self.file,
+            self.reserved_bytes,
+            chunk_end_bytes - self.reserved_bytes,
+        )
+        .map_err(io_error(&self.path))?;
+        self.reserved_bytes = chunk_end_bytes;
+        Ok(())
     }
 
     /// The number of entries in use for which `predicate` holds, given that it holds for a
@@ -206,6 +247,7 @@ impl IndexFile {
         self.file
             .set_len(length_bytes)
             .map_err(io_error(&self.path))?;
+        self.reserved_bytes = self.reserved_bytes.min(length_bytes);
         self.remap(length_bytes)
     }
 
@@ -221,6 +263,7 @@ impl IndexFile {
         self.file
             .set_len(used_bytes)
             .map_err(io_error(&self.path))?;
+        self.reserved_bytes = self.reserved_bytes.min(used_bytes);
         self.remap(used_bytes)
     }
 
@@ -274,4 +317,29 @@ impl IndexFile {
         self.mmap = Some(mmap);
         Ok(())
     }
+}
+
+/// Allocates disk blocks for `length_bytes` from `offset_bytes` without changing the file's
+/// length. Where the filesystem has no `fallocate`, writes zeros instead: the range is past
+/// every entry in use, so nothing is overwritten.
+fn allocate(file: &File, offset_bytes: u64, length_bytes: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let (Ok(offset), Ok(length)) = (
+        libc::off_t::try_from(offset_bytes),
+        libc::off_t::try_from(length_bytes),
+    ) else {
+        return Err(io::Error::other("index range past off_t"));
+    };
+    // SAFETY: fallocate reads no memory; the descriptor is open for as long as `file`.
+    let result = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, length) };
+    if result == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() != Some(libc::EOPNOTSUPP) {
+        return Err(error);
+    }
+    let zeros = vec![0u8; usize::try_from(length_bytes).unwrap_or(0)];
+    file.write_all_at(&zeros, offset_bytes)
 }

@@ -106,7 +106,10 @@ impl OffsetIndex {
                 .expect("the segment rolls before relative offsets overflow u32"),
             position: u32::try_from(position).expect("segments are smaller than 4 GiB"),
         };
-        self.file.push(&entry.to_bytes());
+        // A full disk skips the entry: lookups then scan a little further.
+        if let Err(error) = self.file.push(&entry.to_bytes()) {
+            tracing::warn!(%error, "offset index entry skipped");
+        }
     }
 
     /// Entries in use.

@@ -97,7 +97,10 @@ impl TimeIndex {
             relative_offset: u32::try_from(offset - self.base_offset)
                 .expect("the segment rolls before relative offsets overflow u32"),
         };
-        self.file.push(&entry.to_bytes());
+        // A full disk skips the entry: lookups then scan a little further.
+        if let Err(error) = self.file.push(&entry.to_bytes()) {
+            tracing::warn!(%error, "time index entry skipped");
+        }
     }
 
     /// The last entry as `(timestamp_ms, offset)`: for a sealed segment, its largest
