@@ -241,6 +241,16 @@ impl Partition {
         Ok(appended)
     }
 
+    /// Whether appending `batch` may block on the disk: it would roll the segment (fsyncs),
+    /// or its producer's state must first be rebuilt from the log.
+    pub fn append_may_block(&self, batch: &RecordBatchView, now_ms: i64) -> bool {
+        let rebuilds_producers = batch.producer_id() >= 0 && !self.lock_producers().loaded;
+        rebuilds_producers
+            || self
+                .log
+                .next_append_may_roll(batch.total_bytes(), 1, now_ms)
+    }
+
     /// Appends records a coordinator on this broker wrote (group and transaction state),
     /// with no producer id.
     ///
@@ -840,6 +850,43 @@ mod tests {
         partition
             .append_batch(batch, batch.as_bytes(), 1_000, &no_transactions)
             .expect("appended")
+    }
+
+    #[test]
+    fn appends_that_roll_or_rebuild_producer_state_are_flagged_as_blocking() {
+        // Produce moves exactly these off the async workers.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = DataDir::open(dir.path()).expect("open data dir");
+        let config = LogConfig {
+            segment_bytes: 200,
+            ..LogConfig::default()
+        };
+        let partition = Partition::new(
+            "events".into(),
+            0,
+            data_dir.open_log("events", 0, config).expect("open log"),
+        );
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder.append(1_000, None, Some(b"value"), &[]);
+        let plain = RecordBatchView::parse(builder.build().expect("builds")).expect("parses");
+        assert!(
+            !partition.append_may_block(&plain, 1_000),
+            "an empty segment takes it"
+        );
+        assert!(
+            partition.append_may_block(&transactional_batch(7, 0), 1_000),
+            "the producer state is not loaded yet"
+        );
+        append(&partition, &transactional_batch(7, 0));
+        let big = {
+            let mut builder = RecordBatchBuilder::new(Compression::None);
+            builder.append(1_000, None, Some(&[0; 300]), &[]);
+            RecordBatchView::parse(builder.build().expect("builds")).expect("parses")
+        };
+        assert!(
+            partition.append_may_block(&big, 1_000),
+            "past segment.bytes: a roll"
+        );
     }
 
     fn marker(control_type: ControlRecordType) -> EndTxnMarker {

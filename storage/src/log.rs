@@ -273,6 +273,25 @@ impl Log {
         })
     }
 
+    /// Whether an append of `size_bytes` in `batches_count` batches would roll the active
+    /// segment now, and so fsync: callers on an async runtime move such appends off its
+    /// workers. A hint (another append may roll first), never a promise.
+    pub fn next_append_may_roll(
+        &self,
+        size_bytes: usize,
+        batches_count: usize,
+        now_ms: i64,
+    ) -> bool {
+        let config = self.config();
+        let state = self.append.lock().expect("append lock poisoned");
+        let shape = AppendShape {
+            size_bytes: u64::try_from(size_bytes).unwrap_or(u64::MAX),
+            last_offset: self.next_offset.load(Ordering::Acquire),
+            batches_count,
+        };
+        should_roll(&state, &config, &shape, now_ms)
+    }
+
     fn check_fits_one_segment(
         &self,
         size_bytes: usize,

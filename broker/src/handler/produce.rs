@@ -224,7 +224,11 @@ fn writable_topic(
             message: format!("unknown topic '{name}'"),
         });
     }
-    cluster.topic_or_auto_create(name)
+    match cluster.topic(name) {
+        Some(topic) => Ok(topic),
+        // Creating fsyncs the metadata log.
+        None => off_the_async_worker(|| cluster.topic_or_auto_create(name)),
+    }
 }
 
 /// A partition refused by the authorizer: Kafka answers only the code.
@@ -292,7 +296,39 @@ fn produce_to_partition(
         return Err(rejected(ErrorCode::MessageTooLarge, &message));
     }
     let batch = validate_batch(records)?;
-    check_records(&batch, topic, data.index)?;
+    // Most appends are a page-cache write and stay on the async worker. Work that blocks
+    // (inflating compressed records, a segment roll's fsyncs, rebuilding producer state)
+    // leaves it, as the admin handlers' disk work does.
+    let compressed = batch.compression() != Ok(Compression::None);
+    let append = || {
+        check_and_append(
+            cluster,
+            topic,
+            partition,
+            transactional_id,
+            data.index,
+            &batch,
+            now_ms,
+        )
+    };
+    if compressed || partition.append_may_block(&batch, now_ms) {
+        off_the_async_worker(append)
+    } else {
+        append()
+    }
+}
+
+/// Checks the records of a batch whose header is valid, and appends it.
+fn check_and_append(
+    cluster: &Cluster,
+    topic: &Topic,
+    partition: &Arc<Partition>,
+    transactional_id: Option<&str>,
+    partition_index: i32,
+    batch: &RecordBatchView,
+    now_ms: i64,
+) -> Result<(PartitionProduceResponse, Option<Written>), PartitionProduceResponse> {
+    check_records(batch, topic, partition_index)?;
     let log_append_time = topic.config.uses_log_append_time();
     // Only a LogAppendTime topic changes bytes the CRC covers, which needs a copy of its own;
     // otherwise the batch is written from the request's buffer as it is.
@@ -317,16 +353,16 @@ fn produce_to_partition(
             producer_id,
             producer_epoch,
             &topic.name,
-            data.index,
+            partition_index,
         )
     };
     let bytes = rewritten.as_deref().unwrap_or(batch.as_bytes());
     let base_offset = partition
-        .append_batch(&batch, bytes, now_ms, &verify_transaction)
+        .append_batch(batch, bytes, now_ms, &verify_transaction)
         .map_err(|error| rejected(error.code, &error.message))?
         .base_offset();
     let response = PartitionProduceResponse {
-        index: data.index,
+        index: partition_index,
         error_code: ErrorCode::None.code(),
         base_offset,
         log_append_time_ms: if log_append_time { now_ms } else { -1 },
@@ -388,20 +424,11 @@ fn check_records(
 ) -> Result<(), PartitionProduceResponse> {
     let needs_key = topic.config.is_compacted();
     let mut keyless = Vec::new();
-    let mut scan = || {
-        batch.scan_records(MAX_DECOMPRESSED_BYTES, |record| {
-            if needs_key && !record.has_key {
-                keyless.push(record.batch_index);
-            }
-        })
-    };
-    // Inflating is CPU work proportional to what the batch expands to, so it leaves the
-    // async worker, as other blocking work does; plain records are a cheap walk.
-    let scanned = if batch.compression() == Ok(Compression::None) {
-        scan()
-    } else {
-        off_the_async_worker(scan)
-    };
+    let scanned = batch.scan_records(MAX_DECOMPRESSED_BYTES, |record| {
+        if needs_key && !record.has_key {
+            keyless.push(record.batch_index);
+        }
+    });
     scanned.map_err(|error| match error {
         RecordError::UnexpectedOffsetDelta { .. } => {
             rejected(ErrorCode::InvalidRecord, &error.to_string())
