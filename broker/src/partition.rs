@@ -143,8 +143,19 @@ impl Appended {
     }
 }
 
-/// What `Partition::request_sync` answers: `Err` with a message if the fsync failed.
-pub type SyncOutcome = Result<(), String>;
+/// Why a write waiting to be durable was not made so.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SyncError {
+    /// The fsync failed; shared by every request it was to cover.
+    #[error("fsync failed: {0}")]
+    Storage(Arc<StorageError>),
+    /// The task running the fsync ended (panicked) without answering.
+    #[error("the fsync task ended without an answer")]
+    TaskLost,
+}
+
+/// What `Partition::request_sync` answers.
+pub type SyncOutcome = Result<(), SyncError>;
 
 /// The fsync requests of one partition.
 #[derive(Default)]
@@ -746,11 +757,11 @@ impl Partition {
     /// `request_sync` for callers that need the outcome as an error.
     ///
     /// # Errors
-    /// The fsync's failure, as a message.
-    pub async fn sync_through(self: &Arc<Self>, last_offset: i64) -> Result<(), String> {
+    /// The fsync's failure, or `TaskLost`.
+    pub async fn sync_through(self: &Arc<Self>, last_offset: i64) -> SyncOutcome {
         match self.request_sync(last_offset).await {
             Ok(outcome) => outcome,
-            Err(_) => Err("the fsync task panicked".to_string()),
+            Err(_) => Err(SyncError::TaskLost),
         }
     }
 
@@ -777,7 +788,7 @@ impl Partition {
             let outcome = self
                 .log
                 .sync_through(through)
-                .map_err(|error| error.to_string());
+                .map_err(|error| SyncError::Storage(Arc::new(error)));
             for (_, sender) in waiting {
                 // A request whose connection went away no longer listens; that is fine.
                 let _ = sender.send(outcome.clone());

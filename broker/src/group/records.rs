@@ -146,8 +146,30 @@ pub fn group_value(snapshot: &GroupSnapshot) -> Vec<u8> {
     serde_json::to_vec(snapshot).unwrap_or_default()
 }
 
+/// Why a record of `__consumer_offsets` could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// A key or value version this broker does not write.
+    #[error("unknown {what} version {version}")]
+    UnknownVersion {
+        /// "key" or "offset value".
+        what: &'static str,
+        /// The version read.
+        version: i16,
+    },
+    /// The bytes end before a field does.
+    #[error("truncated {0}")]
+    Truncated(&'static str),
+    /// A string field with a negative length or bytes that are not UTF-8.
+    #[error("invalid string")]
+    InvalidString,
+    /// A group snapshot's JSON does not parse.
+    #[error("group value: {0}")]
+    GroupValue(#[from] serde_json::Error),
+}
+
 /// Decodes one record read back from the log.
-pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, String> {
+pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeError> {
     let mut key = key;
     match get_i16(&mut key)? {
         OFFSET_KEY_VERSION => {
@@ -164,18 +186,17 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, String>
         }
         GROUP_KEY_VERSION => {
             let group_id = get_string(&mut key)?;
-            let value = value
-                .map(|value| {
-                    serde_json::from_slice(value).map_err(|error| format!("group value: {error}"))
-                })
-                .transpose()?;
+            let value = value.map(serde_json::from_slice).transpose()?;
             Ok(OffsetsRecord::Group { group_id, value })
         }
-        version => Err(format!("unknown key version {version}")),
+        version => Err(DecodeError::UnknownVersion {
+            what: "key",
+            version,
+        }),
     }
 }
 
-fn decode_offset_value(mut value: &[u8]) -> Result<CommittedOffset, String> {
+fn decode_offset_value(mut value: &[u8]) -> Result<CommittedOffset, DecodeError> {
     match get_i16(&mut value)? {
         OFFSET_VALUE_VERSION => Ok(CommittedOffset {
             offset: get_i64(&mut value)?,
@@ -191,7 +212,10 @@ fn decode_offset_value(mut value: &[u8]) -> Result<CommittedOffset, String> {
             commit_timestamp_ms: get_i64(&mut value)?,
             expire_timestamp_ms: Some(get_i64(&mut value)?),
         }),
-        version => Err(format!("unknown offset value version {version}")),
+        version => Err(DecodeError::UnknownVersion {
+            what: "offset value",
+            version,
+        }),
     }
 }
 
@@ -201,35 +225,33 @@ fn put_string(buf: &mut Vec<u8>, text: &str) {
     buf.put_slice(&text.as_bytes()[..text.len().min(i16::MAX as usize)]);
 }
 
-fn get_i16(buf: &mut &[u8]) -> Result<i16, String> {
+fn get_i16(buf: &mut &[u8]) -> Result<i16, DecodeError> {
     if buf.remaining() < 2 {
-        return Err("truncated".into());
+        return Err(DecodeError::Truncated("i16"));
     }
     Ok(buf.get_i16())
 }
 
-fn get_i32(buf: &mut &[u8]) -> Result<i32, String> {
+fn get_i32(buf: &mut &[u8]) -> Result<i32, DecodeError> {
     if buf.remaining() < 4 {
-        return Err("truncated".into());
+        return Err(DecodeError::Truncated("i32"));
     }
     Ok(buf.get_i32())
 }
 
-fn get_i64(buf: &mut &[u8]) -> Result<i64, String> {
+fn get_i64(buf: &mut &[u8]) -> Result<i64, DecodeError> {
     if buf.remaining() < 8 {
-        return Err("truncated".into());
+        return Err(DecodeError::Truncated("i64"));
     }
     Ok(buf.get_i64())
 }
 
-fn get_string(buf: &mut &[u8]) -> Result<String, String> {
-    let length =
-        usize::try_from(get_i16(buf)?).map_err(|_| "negative string length".to_string())?;
+fn get_string(buf: &mut &[u8]) -> Result<String, DecodeError> {
+    let length = usize::try_from(get_i16(buf)?).map_err(|_| DecodeError::InvalidString)?;
     if buf.remaining() < length {
-        return Err("truncated string".into());
+        return Err(DecodeError::Truncated("string"));
     }
-    let text =
-        String::from_utf8(buf[..length].to_vec()).map_err(|_| "string is not UTF-8".to_string())?;
+    let text = String::from_utf8(buf[..length].to_vec()).map_err(|_| DecodeError::InvalidString)?;
     buf.advance(length);
     Ok(text)
 }

@@ -48,7 +48,7 @@ use tracing::warn;
 use crate::cluster::{Cluster, Topic, TopicError, now_ms};
 use crate::config::FlushPolicy;
 use crate::handler::{Access, RequestContext};
-use crate::partition::Partition;
+use crate::partition::{Partition, SyncError};
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// A partition's outcome before the durability wait.
@@ -500,10 +500,10 @@ async fn wait_until_durable(appended: Vec<Written>, responses: &mut [TopicProduc
         let error = match sync.await {
             Ok(Ok(())) => continue,
             Ok(Err(error)) => error,
-            Err(_) => "the fsync task panicked".to_string(),
+            Err(_) => SyncError::TaskLost,
         };
         warn!(topic = %partition.topic, partition = partition.index, %error, "fsync failed");
-        mark_failed(responses, &partition, &error);
+        mark_failed(responses, &partition, &error.to_string());
     }
 }
 

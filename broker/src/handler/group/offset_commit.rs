@@ -32,6 +32,7 @@ use crate::handler::group::commit_answers::{
     RequestedCommit, TopicCodes, refuse_all, sort_commits,
 };
 use crate::handler::{Access, RequestContext};
+use crate::partition::SyncError;
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// Answers OffsetCommit.
@@ -136,15 +137,15 @@ pub async fn wait_durable_or_fail(
 
 /// Waits for the offsets log to be fsynced through `last_offset`, when the flush policy
 /// says acknowledged writes are durable.
-pub async fn wait_durable(cluster: &Arc<Cluster>, last_offset: i64) -> Result<(), String> {
+pub async fn wait_durable(cluster: &Arc<Cluster>, last_offset: i64) -> Result<(), SyncError> {
     if cluster.config.flush_policy != FlushPolicy::AcksAll {
         return Ok(());
     }
     let cluster = cluster.clone();
     tokio::task::spawn_blocking(move || cluster.groups().sync_through(last_offset))
         .await
-        .map_err(|error| error.to_string())?
-        .map_err(|error| error.to_string())
+        .map_err(|_| SyncError::TaskLost)?
+        .map_err(|error| SyncError::Storage(Arc::new(error)))
 }
 
 #[cfg(test)]
