@@ -1,9 +1,10 @@
 //! The compression codecs of a record batch, and a size limit on what they inflate to.
 //!
-//! A compressed batch stores all its records as one blob after the header. The broker
-//! never recompresses; only readers of individual records (the processor, tests, CLI
-//! consumers) come here, and every codec a Kafka client can write must decode:
-//! gzip, snappy (xerial-framed and raw, see [`super::snappy`]), LZ4 frame and zstd.
+//! A compressed batch stores all its records as one blob after the header. Readers of
+//! individual records (the processor, tests, CLI consumers) come here, and the broker
+//! when a topic's `compression.type` differs from the producer's; every codec a Kafka
+//! client can write must decode: gzip, snappy (xerial-framed and raw, see
+//! [`super::snappy`]), LZ4 frame and zstd. Produce's check streams instead (`scan`).
 
 use std::io::{Read, Write};
 
