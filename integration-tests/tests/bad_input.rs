@@ -157,6 +157,131 @@ async fn corrupted_crc_is_rejected_with_corrupt_message() {
     assert_eq!(stored, expected, "exactly the two valid batches are stored");
 }
 
+/// gzip's codec bits in a batch's attributes.
+const GZIP: i16 = 1;
+
+#[tokio::test]
+async fn compressed_batches_that_do_not_inflate_to_records_are_refused() {
+    // Proves the broker inflates a compressed batch to check it, as Kafka does: a batch that
+    // says gzip, with a valid CRC, whose payload is not gzip (found from outside: it was
+    // stored, and every consumer then failed on it), and gzip of records that do not frame
+    // (count too high), both get CORRUPT_MESSAGE and take no offsets; a good gzip batch lands.
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "gz", 1, &[]).await;
+    let values: [&[u8]; 2] = [b"first", b"second"];
+    let records = plain_records(&values);
+    let not_gzip = batch_of(GZIP, 2, &records);
+    let miscounted = batch_of(GZIP, 3, &gzip(&[&records]));
+    let good = batch_of(GZIP, 2, &gzip(&[&records]));
+
+    let mut connection = RawConnection::connect(&bootstrap);
+    for (what, batch) in [
+        ("not gzip", &not_gzip),
+        ("records_count 3 of 2", &miscounted),
+    ] {
+        assert_eq!(
+            produce_v3(&mut connection, "gz", batch).0,
+            error_code::CORRUPT_MESSAGE,
+            "{what}"
+        );
+    }
+    assert_eq!(
+        produce_v3(&mut connection, "gz", &good),
+        (error_code::NONE, 0)
+    );
+    let stored: Vec<Vec<u8>> = read_to_end(&bootstrap, "gz", 0)
+        .iter()
+        .map(|message| {
+            rdkafka::Message::payload(message)
+                .unwrap_or_default()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(stored, [b"first".to_vec(), b"second".to_vec()]);
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_is_refused_without_growing_the_broker() {
+    // Proves decompression is streamed in bounded memory: a batch under 1 MiB that inflates
+    // to 800 MiB (one record with a huge value: 800 concatenated gzip members of 1 MiB of
+    // zeros) is refused with CORRUPT_MESSAGE, the broker's peak resident memory grows by
+    // far less than the bomb, and it keeps serving.
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "bomb", 1, &[]).await;
+    let mut connection = RawConnection::connect(&bootstrap);
+    assert_eq!(
+        produce_v3(&mut connection, "bomb", &record_batch(&[b"warm-up"])),
+        (error_code::NONE, 0)
+    );
+    let peak_before_bytes = peak_resident_bytes(&broker);
+
+    const MEMBERS_COUNT: usize = 800;
+    const MEMBER_BYTES: usize = 1024 * 1024;
+    let value_bytes = MEMBERS_COUNT * MEMBER_BYTES;
+    let mut prefix = RequestWriter::new();
+    let record_bytes = 1 + 1 + 1 + 1 + 5 + value_bytes + 1; // attributes .. value, headers
+    prefix
+        .varint(varint_len(record_bytes))
+        .i8(0) // attributes
+        .varlong(0) // timestamp delta
+        .varint(0) // offset delta
+        .varint(-1) // null key
+        .varint(varint_len(value_bytes));
+    let zeros = vec![0u8; MEMBER_BYTES];
+    let member = gzip(&[&zeros]);
+    let mut payload = gzip(&[&prefix.into_bytes()]);
+    for _ in 0..MEMBERS_COUNT {
+        payload.extend_from_slice(&member);
+    }
+    assert!(
+        payload.len() < 1024 * 1024,
+        "the bomb is {} bytes",
+        payload.len()
+    );
+    let bomb = batch_of(GZIP, 1, &payload);
+    assert_eq!(
+        produce_v3(&mut connection, "bomb", &bomb).0,
+        error_code::CORRUPT_MESSAGE
+    );
+    let growth_bytes = peak_resident_bytes(&broker).saturating_sub(peak_before_bytes);
+    assert!(
+        growth_bytes < 64 * 1024 * 1024,
+        "peak resident memory grew by {growth_bytes} bytes for a {value_bytes}-byte bomb"
+    );
+    assert_eq!(
+        produce_v3(&mut connection, "bomb", &record_batch(&[b"after"])),
+        (error_code::NONE, 1),
+        "the bomb took no offsets"
+    );
+    broker.assert_running();
+}
+
+/// gzip members, one per piece, concatenated: a valid multi-member gzip stream.
+fn gzip(pieces: &[&[u8]]) -> Vec<u8> {
+    use std::io::Write;
+    let mut output = Vec::new();
+    for piece in pieces {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(piece).expect("gzip to memory");
+        output.extend(encoder.finish().expect("gzip to memory"));
+    }
+    output
+}
+
+/// The broker's peak resident set size (VmHWM), in bytes.
+fn peak_resident_bytes(broker: &Broker) -> u64 {
+    let pid = broker.pid().expect("the broker runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status");
+    kib * 1024
+}
+
 #[tokio::test]
 async fn batch_above_max_message_bytes_is_rejected_with_message_too_large() {
     // Proves the topic's max.message.bytes (set by CreateTopics) is enforced by the broker: a
@@ -360,6 +485,12 @@ const BASE_TIMESTAMP_MS: i64 = 1_600_000_000_000;
 /// compression, no producer id, with its CRC-32C over `attributes` to the end.
 fn record_batch(values: &[&[u8]]) -> Vec<u8> {
     let count = i32::try_from(values.len()).expect("a small batch");
+    batch_of(0, count, &plain_records(values))
+}
+
+/// The records of [`record_batch`], as they follow the batch header uncompressed.
+fn plain_records(values: &[&[u8]]) -> Vec<u8> {
+    let count = i32::try_from(values.len()).expect("a small batch");
     let mut records = RequestWriter::new();
     for (delta, value) in (0..count).zip(values) {
         let key = format!("k{delta}");
@@ -376,9 +507,15 @@ fn record_batch(values: &[&[u8]]) -> Vec<u8> {
         let record = record.into_bytes();
         records.varint(varint_len(record.len())).raw(&record);
     }
+    records.into_bytes()
+}
+
+/// A magic-v2 batch of `count` records whose bytes after the header are `payload`, as
+/// `attributes` (the codec bits) says, with a valid CRC-32C whatever the payload is.
+fn batch_of(attributes: i16, count: i32, payload: &[u8]) -> Vec<u8> {
     let mut after_crc = RequestWriter::new();
     after_crc
-        .i16(0) // attributes: no compression, CreateTime
+        .i16(attributes)
         .i32(count - 1) // last_offset_delta
         .i64(BASE_TIMESTAMP_MS) // base_timestamp
         .i64(BASE_TIMESTAMP_MS + i64::from(count - 1)) // max_timestamp
@@ -386,7 +523,7 @@ fn record_batch(values: &[&[u8]]) -> Vec<u8> {
         .i16(-1) // producer_epoch
         .i32(-1) // base_sequence
         .i32(count)
-        .raw(&records.into_bytes());
+        .raw(payload);
     let after_crc = after_crc.into_bytes();
     let mut batch = RequestWriter::new();
     batch
