@@ -19,7 +19,7 @@ use crate::produce::{self, CommitTiming, Delivery, ProduceSpec, Throughput};
 use crate::report::{self, Report, Row, Scenario, TargetCheck};
 use crate::rounds::{self, RoundPair};
 use crate::topic::Security;
-use crate::{chart, disk, startup, tls, topic};
+use crate::{chart, connections, disk, startup, tls, topic};
 
 /// Issue targets, checked in the report.
 const TARGET_RATIO: f64 = 0.90;
@@ -213,6 +213,9 @@ pub fn run(args: AllArgs) -> Result<()> {
     if wanted(&args.only, 9) {
         tls_scenario(&binary, &s1, &suffix, args.rounds, &mut report);
     }
+    if wanted(&args.only, 10) {
+        connections_scenario(&binary, &mut report);
+    }
     if !args.skip_startup && wanted(&args.only, 6) {
         let startup_dir = tempfile::tempdir().context("cannot create a data directory")?;
         match startup::run(
@@ -256,6 +259,21 @@ fn tls_scenario(binary: &Path, s1: &ProduceSpec, suffix: &str, rounds: u32, repo
         Err(error) => {
             eprintln!("riffle-bench: {} failed: {error:#}", tls::TITLE);
             report.failures.push(format!("{}: {error:#}", tls::TITLE));
+        }
+    }
+}
+
+/// Scenario 10: a round trip with 2,000 stalled connections held, on a broker of its own
+/// (it sets a per-IP limit); not scaled, it is short at the issue's size.
+fn connections_scenario(binary: &Path, report: &mut Report) {
+    eprintln!("riffle-bench: {}", connections::TITLE);
+    match connections::run(binary, 2_000, 1_000) {
+        Ok(scenario) => report::insert_in_order(&mut report.scenarios, scenario),
+        Err(error) => {
+            eprintln!("riffle-bench: {} failed: {error:#}", connections::TITLE);
+            report
+                .failures
+                .push(format!("{}: {error:#}", connections::TITLE));
         }
     }
 }

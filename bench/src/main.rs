@@ -8,6 +8,7 @@
 mod all;
 mod broker_process;
 mod chart;
+mod connections;
 mod consume;
 mod disk;
 mod latency;
@@ -56,6 +57,9 @@ enum Command {
     /// Produce over SASL_SSL against PLAINTEXT on one broker it starts itself, with a
     /// certificate made at run time and a SCRAM-SHA-512 user (scenario 9).
     Tls(tls::TlsArgs),
+    /// A new client's produce+consume round trip while 2,000 stalled connections are held,
+    /// against the idle broker's, on one broker it starts itself (scenario 10).
+    Connections(connections::ConnectionsArgs),
 }
 
 fn main() -> Result<()> {
@@ -68,6 +72,7 @@ fn main() -> Result<()> {
         Command::Processing(args) => processing::run_cli(args),
         Command::Startup(args) => startup::run_cli(args),
         Command::Tls(args) => tls::run_cli(args),
+        Command::Connections(args) => connections::run_cli(args),
     }
 }
 

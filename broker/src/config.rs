@@ -16,6 +16,11 @@ use crate::security::authorizer::AuthorizerConfig;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 /// How many client connections may be open at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long a started request may take to arrive in full; as a client's default
+/// `request.timeout.ms`, which gives up on the request by then anyway.
+pub const DEFAULT_REQUEST_READ_TIMEOUT_MS: u64 = 30_000;
+/// How long a connection may sit idle, as Kafka's `connections.max.idle.ms`.
+pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
 /// How many requests one connection may have read but not yet answered.
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 16;
 /// The longest a Fetch may wait for data, whatever the client asks.
@@ -263,9 +268,39 @@ pub struct BrokerConfig {
     #[arg(long, env = "RIFFLE_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
 
-    /// Most client connections open at once; further ones wait in the accept queue.
+    /// Most client connections open at once, over all listeners; a connection past it is
+    /// accepted and closed at once (counted, and logged at most once a second).
     #[arg(long, env = "RIFFLE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+
+    /// Most connections open at once from one IP address (Kafka's
+    /// `max.connections.per.ip`); unlimited unless set. Past it a connection is closed at once.
+    #[arg(
+        long,
+        env = "RIFFLE_MAX_CONNECTIONS_PER_IP",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_connections_per_ip: Option<u64>,
+
+    /// How long a request may take to arrive once its first bytes have: a connection whose
+    /// frame is still incomplete then is closed, so a stalled client cannot hold its slot.
+    #[arg(
+        long,
+        env = "RIFFLE_REQUEST_READ_TIMEOUT_MS",
+        default_value_t = DEFAULT_REQUEST_READ_TIMEOUT_MS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub request_read_timeout_ms: u64,
+
+    /// How long a connection may stay idle (no request read, none in hand, no response
+    /// written) before it is closed (Kafka's `connections.max.idle.ms`).
+    #[arg(
+        long,
+        env = "RIFFLE_CONNECTIONS_MAX_IDLE_MS",
+        default_value_t = DEFAULT_CONNECTIONS_MAX_IDLE_MS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub connections_max_idle_ms: u64,
 
     /// Requests one connection may have read ahead of their responses.
     #[arg(long, env = "RIFFLE_MAX_IN_FLIGHT_REQUESTS", default_value_t = DEFAULT_MAX_IN_FLIGHT_REQUESTS)]
@@ -481,6 +516,16 @@ impl BrokerConfig {
     /// How long a failed authentication waits before its connection closes.
     pub fn connection_failed_authentication_delay(&self) -> Duration {
         Duration::from_millis(self.connection_failed_authentication_delay_ms)
+    }
+
+    /// How long a started request may take to arrive in full.
+    pub fn request_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_read_timeout_ms.max(1))
+    }
+
+    /// How long a connection may stay idle before it is closed.
+    pub fn connections_max_idle(&self) -> Duration {
+        Duration::from_millis(self.connections_max_idle_ms.max(1))
     }
 
     /// How long a connection may take to authenticate (TLS handshake and SASL).

@@ -11,6 +11,12 @@
 //! advertise closes this connection with a log line; other connections are unaffected.
 //! An unsupported ApiVersions version is answered instead (KIP-511).
 //!
+//! # Timeouts
+//! A request whose first bytes arrived must arrive in full within
+//! `request_read_timeout_ms`, and a connection with no request read, none in hand and no
+//! response written for `connections_max_idle_ms` is idle; either closes the connection,
+//! so a client that stalls cannot hold a connection slot for ever.
+//!
 //! # Security
 //! Before the reader and writer start, the listener's security runs, bounded together by
 //! `authentication_timeout_ms` so a stalled client cannot hold a connection slot: on SSL
@@ -29,6 +35,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use riffle_protocol::api::produce::{ProduceRequest, ProduceResponse};
@@ -45,7 +53,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::cluster::Cluster;
 use crate::handler::produce::{self, Acknowledgement};
@@ -153,6 +161,22 @@ pub enum ConnectionError {
     /// SASL authentication failed; the client was told why.
     #[error("authentication failed: {0}")]
     AuthenticationFailed(String),
+    /// A request's first bytes arrived, the rest not within `request_read_timeout_ms`.
+    #[error(
+        "request incomplete {timeout_ms} ms after its first bytes ({buffered_bytes} bytes arrived)"
+    )]
+    RequestReadTimeout {
+        /// The limit, `request_read_timeout_ms`.
+        timeout_ms: u64,
+        /// What had arrived of the frame.
+        buffered_bytes: usize,
+    },
+    /// No request read, none in hand and no response written for `connections_max_idle_ms`.
+    #[error("idle for {idle_ms} ms")]
+    Idle {
+        /// The limit, `connections_max_idle_ms`.
+        idle_ms: u64,
+    },
 }
 
 /// Serves one connection until the client leaves, an error occurs, or shutdown.
@@ -173,6 +197,13 @@ pub async fn serve(
             Ok(()) => {}
             Err(ConnectionError::Io(error)) => {
                 debug!(%peer, listener = %listener.name, %error, "connection closed");
+            }
+            // Expected of clients that go quiet; at debug, so many of them do not flood the log.
+            Err(error @ ConnectionError::Idle { .. }) => {
+                debug!(%peer, listener = %listener.name, %error, "closing idle connection");
+            }
+            Err(error @ ConnectionError::RequestReadTimeout { .. }) => {
+                info!(%peer, listener = %listener.name, %error, "closing stalled connection");
             }
             Err(error) => warn!(%peer, listener = %listener.name, %error, "closing connection"),
         }
@@ -354,18 +385,23 @@ where
     W: ResponseSocket,
 {
     let (sender, receiver) = mpsc::channel(cluster.config.max_in_flight_requests.max(1));
-    let max_request_bytes = cluster.config.max_request_bytes;
-    // A TLS handshake can only be misdirected at the start of a plaintext connection.
-    let detect_tls = parts.transport == Transport::Plaintext && parts.buffer.is_empty();
+    let activity = Arc::new(ConnectionActivity::new());
+    let limits = ReadLimits {
+        max_request_bytes: cluster.config.max_request_bytes,
+        request_read_timeout: cluster.config.request_read_timeout(),
+        connections_max_idle: cluster.config.connections_max_idle(),
+        // A TLS handshake can only be misdirected at the start of a plaintext connection.
+        detect_tls: parts.transport == Transport::Plaintext && parts.buffer.is_empty(),
+    };
     let reader = read_requests(
         read_half,
         parts.buffer,
         sender,
-        max_request_bytes,
-        detect_tls,
+        limits,
+        activity.clone(),
         shutdown,
     );
-    let writer = write_responses(write_half, receiver, cluster, parts.context);
+    let writer = write_responses(write_half, receiver, cluster, parts.context, activity);
     // The writer ends when the reader drops its sender, after answering what was read.
     let (read_result, write_result) = tokio::join!(reader, writer);
     [read_result, write_result]
@@ -376,14 +412,104 @@ fn starts_with_tls_handshake(buffered: &[u8]) -> bool {
     buffered.starts_with(&TLS_HANDSHAKE_PREFIX)
 }
 
+/// What the reader enforces.
+struct ReadLimits {
+    max_request_bytes: usize,
+    request_read_timeout: Duration,
+    connections_max_idle: Duration,
+    /// Whether the first bytes may be a misdirected TLS handshake.
+    detect_tls: bool,
+}
+
+/// What the reader and writer tell each other for the idle timeout: a connection with a
+/// request in hand (a JoinGroup may wait minutes) is not idle, and a response written is
+/// activity.
+struct ConnectionActivity {
+    started: Instant,
+    requests_in_hand: AtomicUsize,
+    /// When the last response was encoded, in ms after `started`.
+    last_answer_ms: AtomicU64,
+}
+
+impl ConnectionActivity {
+    fn new() -> Self {
+        ConnectionActivity {
+            started: Instant::now(),
+            requests_in_hand: AtomicUsize::new(0),
+            last_answer_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn request_read(&self) {
+        self.requests_in_hand.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn request_answered(&self) {
+        let answered_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_answer_ms.store(answered_ms, Ordering::Relaxed);
+        // Saturating: an answer without a counted read (never expected) must not wrap.
+        let _ =
+            self.requests_in_hand
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |in_hand| {
+                    in_hand.checked_sub(1)
+                });
+    }
+
+    fn has_requests_in_hand(&self) -> bool {
+        self.requests_in_hand.load(Ordering::Relaxed) > 0
+    }
+
+    fn last_answer(&self) -> Instant {
+        self.started + Duration::from_millis(self.last_answer_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Which timeout the reader is waiting on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadDeadline {
+    /// Part of a frame is buffered: the rest must come by then.
+    RequestRead(Instant),
+    /// Nothing is buffered: the connection is idle from then on.
+    Idle(Instant),
+}
+
+impl ReadDeadline {
+    /// The deadline for a reader whose current frame began at `frame_started` (`None`:
+    /// nothing buffered) and whose connection was last active at `last_activity`.
+    fn next(
+        frame_started: Option<Instant>,
+        last_activity: Instant,
+        limits: &ReadLimits,
+    ) -> ReadDeadline {
+        match frame_started {
+            Some(started) => ReadDeadline::RequestRead(started + limits.request_read_timeout),
+            None => ReadDeadline::Idle(last_activity + limits.connections_max_idle),
+        }
+    }
+
+    fn at(self) -> Instant {
+        match self {
+            ReadDeadline::RequestRead(at) | ReadDeadline::Idle(at) => at,
+        }
+    }
+}
+
 async fn read_requests<R: AsyncRead + Unpin>(
     mut socket: R,
     mut buffer: BytesMut,
     requests: mpsc::Sender<Inbound>,
-    max_request_bytes: usize,
-    mut detect_tls: bool,
+    limits: ReadLimits,
+    activity: Arc<ConnectionActivity>,
     mut shutdown: Shutdown,
 ) -> Result<(), ConnectionError> {
+    let max_request_bytes = limits.max_request_bytes;
+    let mut detect_tls = limits.detect_tls;
+    let mut last_read = Instant::now();
+    // When the first buffered byte of the frame being read arrived.
+    let mut frame_started: Option<Instant> = None;
+    // One timer, reset rather than re-created for every read.
+    let timer = tokio::time::sleep_until(last_read + limits.connections_max_idle);
+    tokio::pin!(timer);
     loop {
         if detect_tls {
             if starts_with_tls_handshake(&buffer) {
@@ -391,12 +517,15 @@ async fn read_requests<R: AsyncRead + Unpin>(
             }
             detect_tls = buffer.len() < TLS_HANDSHAKE_PREFIX.len();
         }
+        let mut frame_completed = false;
         while let FrameCheck::Complete { body_bytes } = check_frame(&buffer, max_request_bytes)? {
             let frame = buffer
                 .split_to(FRAME_SIZE_PREFIX_BYTES + body_bytes)
                 .freeze()
                 .slice(FRAME_SIZE_PREFIX_BYTES..);
             let inbound = decode(frame)?;
+            frame_completed = true;
+            activity.request_read();
             if requests.send(inbound).await.is_err() {
                 return Ok(()); // the writer is gone
             }
@@ -407,14 +536,48 @@ async fn read_requests<R: AsyncRead + Unpin>(
         {
             buffer.reserve(frame_bytes.saturating_sub(buffer.len()));
         }
+        frame_started = match frame_started {
+            _ if buffer.is_empty() => None,
+            Some(started) if !frame_completed => Some(started),
+            _ => Some(Instant::now()),
+        };
+        let last_activity = last_read.max(activity.last_answer());
+        let deadline = ReadDeadline::next(frame_started, last_activity, &limits);
+        timer.as_mut().reset(deadline.at());
         let read = tokio::select! {
             read = socket.read_buf(&mut buffer) => read?,
             () = shutdown.recv() => return Ok(()),
+            () = &mut timer => match deadline {
+                ReadDeadline::RequestRead(_) => {
+                    return Err(ConnectionError::RequestReadTimeout {
+                        timeout_ms: duration_ms(limits.request_read_timeout),
+                        buffered_bytes: buffer.len(),
+                    });
+                }
+                ReadDeadline::Idle(_) if activity.has_requests_in_hand() => {
+                    // Busy, not idle: the idle time counts from now at the earliest.
+                    last_read = Instant::now();
+                    continue;
+                }
+                // A response written since the deadline was set: idle from then on.
+                ReadDeadline::Idle(at)
+                    if activity.last_answer() + limits.connections_max_idle > at => continue,
+                ReadDeadline::Idle(_) => {
+                    return Err(ConnectionError::Idle {
+                        idle_ms: duration_ms(limits.connections_max_idle),
+                    });
+                }
+            },
         };
         if read == 0 {
             return Ok(()); // the client closed its side
         }
+        last_read = Instant::now();
     }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Decodes a frame, checking first that we advertise its API and version.
@@ -471,8 +634,9 @@ async fn write_responses<W: ResponseSocket>(
     mut requests: mpsc::Receiver<Inbound>,
     cluster: Arc<Cluster>,
     context: RequestContext,
+    activity: Arc<ConnectionActivity>,
 ) -> Result<(), ConnectionError> {
-    let mut writer = ResponseWriter::new(socket, cluster, context);
+    let mut writer = ResponseWriter::new(socket, cluster, context, activity);
     let served = writer.serve(&mut requests).await;
     let answered = writer.answer_in_flight_produces().await;
     served?;
@@ -539,6 +703,8 @@ struct ResponseWriter<W> {
     in_flight_produces: VecDeque<InFlightProduce>,
     /// The cap on `in_flight_produces`: the connection's `max_in_flight_requests`.
     max_in_flight_requests: usize,
+    /// Told of every request answered, for the reader's idle timeout.
+    activity: Arc<ConnectionActivity>,
 }
 
 /// A produce request appended in order, waiting to be answered.
@@ -563,7 +729,12 @@ struct AnsweredProduce {
 }
 
 impl<W: ResponseSocket> ResponseWriter<W> {
-    fn new(socket: W, cluster: Arc<Cluster>, context: RequestContext) -> Self {
+    fn new(
+        socket: W,
+        cluster: Arc<Cluster>,
+        context: RequestContext,
+        activity: Arc<ConnectionActivity>,
+    ) -> Self {
         let max_in_flight_requests = cluster.config.max_in_flight_requests.max(1);
         ResponseWriter {
             socket: BufWriter::new(socket),
@@ -573,6 +744,7 @@ impl<W: ResponseSocket> ResponseWriter<W> {
             cluster,
             in_flight_produces: VecDeque::new(),
             max_in_flight_requests,
+            activity,
         }
     }
 
@@ -674,6 +846,7 @@ impl<W: ResponseSocket> ResponseWriter<W> {
     }
 
     fn encode_produce_response(&mut self, answered: AnsweredProduce) {
+        self.activity.request_answered();
         if let Some(response) = answered.response {
             let response = Response::Produce(response);
             encode_response(
@@ -716,6 +889,7 @@ impl<W: ResponseSocket> ResponseWriter<W> {
                 encode_response(correlation_id, 0, &response, &mut self.buffer);
             }
         }
+        self.activity.request_answered();
     }
 
     /// Hands the encoded responses to the socket's buffer, which writes when it fills. A
@@ -866,6 +1040,96 @@ mod tests {
             assert_eq!(correlation_id, 4);
             assert!(matches!(response, Response::ApiVersions(_)));
         });
+    }
+
+    /// Read limits with the given timeouts and the default frame size.
+    fn read_limits(request_read_timeout: Duration, connections_max_idle: Duration) -> ReadLimits {
+        ReadLimits {
+            max_request_bytes: crate::config::DEFAULT_MAX_REQUEST_BYTES,
+            request_read_timeout,
+            connections_max_idle,
+            detect_tls: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_dribbled_in_is_dropped_at_the_request_read_timeout() {
+        // Proves the timeout counts from the frame's first byte, not from the last read: a
+        // client sending a byte every 50 ms is still dropped at 300 ms, long before idle.
+        let (mut client, server) = tokio::io::duplex(1024);
+        let (sender, _receiver) = mpsc::channel(1);
+        let (_stop, shutdown) = Shutdown::new();
+        let limits = read_limits(Duration::from_millis(300), Duration::from_secs(60));
+        let activity = Arc::new(ConnectionActivity::new());
+        let started = Instant::now();
+        let reader = tokio::spawn(read_requests(
+            server,
+            BytesMut::new(),
+            sender,
+            limits,
+            activity,
+            shutdown,
+        ));
+        let dribble = async {
+            for byte in [0u8, 0, 0, 20, 0, 18] {
+                if client.write_all(&[byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            std::future::pending::<()>().await;
+        };
+        let result = tokio::select! {
+            joined = reader => joined.expect("reader ran"),
+            () = dribble => unreachable!("the dribble never ends"),
+        };
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(
+                result,
+                Err(ConnectionError::RequestReadTimeout {
+                    buffered_bytes: 6,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+        assert!(elapsed < EVENT_TIMEOUT, "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_a_request_in_hand_is_not_idle() {
+        // Proves the idle clock stops while the writer holds a request (a JoinGroup may
+        // wait minutes) and restarts from its answer.
+        let (_client, server) = tokio::io::duplex(1024);
+        let (sender, _receiver) = mpsc::channel(1);
+        let (_stop, shutdown) = Shutdown::new();
+        let idle = Duration::from_millis(100);
+        let limits = read_limits(Duration::from_secs(60), idle);
+        let activity = Arc::new(ConnectionActivity::new());
+        activity.request_read();
+        let mut reader = tokio::spawn(read_requests(
+            server,
+            BytesMut::new(),
+            sender,
+            limits,
+            activity.clone(),
+            shutdown,
+        ));
+        let early = tokio::time::timeout(idle * 4, &mut reader).await;
+        assert!(early.is_err(), "closed as idle with a request in hand");
+        let answered = Instant::now();
+        activity.request_answered();
+        let result = tokio::time::timeout(EVENT_TIMEOUT, reader)
+            .await
+            .expect("idle after the answer")
+            .expect("reader ran");
+        assert!(
+            matches!(result, Err(ConnectionError::Idle { .. })),
+            "{result:?}"
+        );
+        assert!(answered.elapsed() >= idle - Duration::from_millis(5));
     }
 
     /// Serves one connection to `cluster` and returns the client's end.

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod compaction;
 pub mod config;
 pub mod connection;
+pub mod connection_limits;
 pub mod embedded;
 pub mod group;
 pub mod groups_command;

@@ -1,16 +1,18 @@
-//! The accept loops: one per listener, sharing one connection limit, with back-off on
-//! accept errors and one graceful shutdown that drains every listener's connections.
+//! The accept loops: one per listener, sharing the connection limits
+//! ([`ConnectionLimits`]), with back-off on accept errors and one graceful shutdown that
+//! drains every listener's connections.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::cluster::Cluster;
 use crate::connection;
+use crate::connection_limits::ConnectionLimits;
 use crate::listener::BoundListener;
 use crate::security::tls::TlsServer;
 use crate::shutdown::Shutdown;
@@ -30,9 +32,15 @@ pub async fn run(
     let (notify_shutdown, shutdown) = Shutdown::new();
     // Each connection task holds a sender; recv() returns None once all have ended.
     let (connection_done, mut all_connections_done) = mpsc::channel::<()>(1);
-    // A permit per connection, taken before accept, so a flood waits in the backlog. One
-    // limit for all listeners: it protects the process, not a port.
-    let limit = Arc::new(Semaphore::new(cluster.config.max_connections.max(1)));
+    // One set of limits for all listeners: they protect the process, not a port.
+    let max_connections_per_ip = cluster
+        .config
+        .max_connections_per_ip
+        .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+    let limits = Arc::new(ConnectionLimits::new(
+        cluster.config.max_connections,
+        max_connections_per_ip,
+    ));
     let background = crate::background::spawn(cluster.clone(), shutdown.clone());
     let reload = spawn_certificate_reload(&listeners, shutdown.clone());
     let mut accept_loops = JoinSet::new();
@@ -40,7 +48,7 @@ pub async fn run(
         let accept = accept_loop(
             listener,
             cluster.clone(),
-            limit.clone(),
+            limits.clone(),
             shutdown.clone(),
             connection_done.clone(),
         );
@@ -59,6 +67,13 @@ pub async fn run(
     }
     // No more accepts on any listener; the connections already accepted drain below.
     accept_loops.shutdown().await;
+    let refused_total = limits.refused_total();
+    if refused_total > 0 {
+        info!(
+            refused_total,
+            "connections refused at the connection limits since start"
+        );
+    }
     let _ = notify_shutdown.send(true);
     // A JoinGroup may wait minutes for a rebalance; answer it now instead.
     cluster.groups().release_waiters();
@@ -86,29 +101,24 @@ pub async fn run(
 async fn accept_loop(
     bound: BoundListener,
     cluster: Arc<Cluster>,
-    limit: Arc<Semaphore>,
+    limits: Arc<ConnectionLimits>,
     shutdown: Shutdown,
     connection_done: mpsc::Sender<()>,
 ) -> (String, std::io::Result<()>) {
     let name = bound.listener.name.clone();
-    let result = accept_connections(bound, &cluster, &limit, &shutdown, &connection_done).await;
+    let result = accept_connections(bound, &cluster, &limits, &shutdown, &connection_done).await;
     (name, result)
 }
 
 async fn accept_connections(
     bound: BoundListener,
     cluster: &Arc<Cluster>,
-    limit: &Arc<Semaphore>,
+    limits: &Arc<ConnectionLimits>,
     shutdown: &Shutdown,
     connection_done: &mpsc::Sender<()>,
 ) -> std::io::Result<()> {
     let mut backoff = Duration::from_millis(1);
     loop {
-        let permit = limit
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(std::io::Error::other)?;
         let (stream, peer) = match bound.socket.accept().await {
             Ok(accepted) => {
                 backoff = Duration::from_millis(1);
@@ -122,13 +132,31 @@ async fn accept_connections(
             }
             Err(error) => return Err(error),
         };
+        let slot = match limits.admit(peer.ip(), std::time::Instant::now()) {
+            Ok(slot) => slot,
+            Err(report) => {
+                // Dropping the stream closes it: the client is told no at once.
+                drop(stream);
+                if let Some(report) = report {
+                    warn!(
+                        %peer,
+                        listener = %bound.listener.name,
+                        reason = %report.refusal,
+                        refused_total = report.refused_total,
+                        refused_unlogged = report.unlogged_since_last_line,
+                        "connection refused"
+                    );
+                }
+                continue;
+            }
+        };
         let listener = bound.listener.clone();
         let cluster = cluster.clone();
         let shutdown = shutdown.clone();
         let done = connection_done.clone();
         tokio::spawn(async move {
             connection::serve(stream, peer, listener, cluster, shutdown).await;
-            drop(permit);
+            drop(slot);
             drop(done);
         });
     }
