@@ -4,9 +4,9 @@
 //! request); v2 changes nothing on the wire; v3 adds each config's type and, on request,
 //! its documentation; v4 is the first flexible version.
 //!
-//! Topic configs are read-write (IncrementalAlterConfigs changes them): a value set on
-//! the topic has source DYNAMIC_TOPIC_CONFIG; any other is the broker default, reported
-//! as DEFAULT_CONFIG.
+//! Topic configs are read-write (AlterConfigs and IncrementalAlterConfigs change them): a
+//! value set on the topic has source DYNAMIC_TOPIC_CONFIG; any other is the broker default,
+//! reported as DEFAULT_CONFIG.
 //! Broker configs are the flags the broker was started with, so they are read-only with
 //! source STATIC_BROKER_CONFIG.
 //!
