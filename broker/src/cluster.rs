@@ -11,7 +11,7 @@ use riffle_protocol::{ErrorCode, Uuid};
 use riffle_storage::DataDir;
 use tracing::{info, warn};
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, TopicDefaults};
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
 use crate::partition::Partition;
@@ -435,7 +435,7 @@ impl Cluster {
             partitions
         };
         validate_partition_count(partitions)?;
-        let configs = validate_configs(configs)?;
+        let configs = validate_configs(configs, &self.config.topic_defaults)?;
         let config = TopicConfig::new(configs.clone(), self.config.topic_defaults.clone());
         let mut topics = self.write_topics();
         if topics.by_name.contains_key(name) {
@@ -557,7 +557,7 @@ impl Cluster {
         configs: BTreeMap<String, String>,
         validation: Validation,
     ) -> Result<(), TopicError> {
-        let configs = validate_configs(configs)?;
+        let configs = validate_configs(configs, &self.config.topic_defaults)?;
         let mut topics = self.write_topics();
         let Some(topic) = topics.by_name.get(name).cloned() else {
             return Err(TopicError::new(
@@ -783,17 +783,24 @@ fn validate_partition_count(partitions: i32) -> Result<(), TopicError> {
     }
 }
 
+/// Checks each value, then the values together with the defaults they leave.
 fn validate_configs(
     configs: BTreeMap<String, String>,
+    defaults: &TopicDefaults,
 ) -> Result<BTreeMap<String, String>, TopicError> {
-    configs
+    let invalid = |error: topic_config::ConfigError| {
+        TopicError::new(ErrorCode::InvalidConfig, error.to_string())
+    };
+    let configs = configs
         .into_iter()
         .map(|(name, value)| {
-            let value = topic_config::validate(&name, &value)
-                .map_err(|error| TopicError::new(ErrorCode::InvalidConfig, error.to_string()))?;
+            let value = topic_config::validate(&name, &value).map_err(invalid)?;
             Ok((name, value))
         })
-        .collect()
+        .collect::<Result<BTreeMap<_, _>, TopicError>>()?;
+    let combined = TopicConfig::new(configs.clone(), defaults.clone());
+    topic_config::validate_combination(&combined).map_err(invalid)?;
+    Ok(configs)
 }
 
 fn format_topic_id(id: &Uuid) -> String {

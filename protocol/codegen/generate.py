@@ -25,7 +25,7 @@ APIS = [
     "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "TxnOffsetCommit",
     "DescribeTransactions", "ListTransactions", "DescribeProducers",
     "SaslHandshake", "SaslAuthenticate", "DescribeUserScramCredentials",
-    "AlterUserScramCredentials", "CreateAcls", "DescribeAcls", "DeleteAcls",
+    "AlterUserScramCredentials", "CreateAcls", "DescribeAcls", "DeleteAcls", "AlterConfigs",
 ]
 
 RUST_KEYWORDS = {"type", "match", "ref", "self", "struct", "mod", "fn", "use", "loop"}

@@ -25,7 +25,7 @@ const _: () = assert!((BATCH_HEADER_BYTES as u64) < MAX_SEGMENT_BYTES);
 ///
 /// Values outside what the format can hold are clamped where they are used (see each field),
 /// not rejected: the broker validates topic configs against Kafka's ranges first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: the active segment is rolled when an append would make it larger
     /// than this. Clamped to at most `MAX_SEGMENT_BYTES`. An append larger than this on its
@@ -52,12 +52,19 @@ pub struct LogConfig {
     /// `min.compaction.lag.ms`: compaction leaves alone every segment from the first one
     /// holding a batch younger than this; 0 lets it clean every sealed segment.
     pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a pass cleans the log, however small its dirty part, once its
+    /// oldest dirty batch is older than this; `i64::MAX` never forces a pass.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`, between 0 and 1: a pass cleans the log only when its dirty
+    /// bytes are more than this share of its cleanable bytes (or `max_compaction_lag_ms`
+    /// forces it), so the cleaner does not rewrite a mostly clean log for a few new records.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
     /// Kafka's defaults: 1 GiB segments, rolled weekly, an index entry per 4 KiB, 10 MiB
     /// index files, kept for a week with no size limit; tombstones kept a day after they
-    /// are compacted, and no compaction lag.
+    /// are compacted, no compaction lag, and a pass once half of the log is dirty.
     fn default() -> LogConfig {
         LogConfig {
             segment_bytes: 1024 * 1024 * 1024,
@@ -68,6 +75,8 @@ impl Default for LogConfig {
             retention_bytes: -1,
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }

@@ -24,7 +24,8 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// listener, as Kafka lists them; the connection answers them, not `dispatch`. The ACL APIs
 /// are listed whether or not an authorizer is on: without one they answer
 /// SECURITY_DISABLED, as Kafka does. DescribeUserScramCredentials and
-/// AlterUserScramCredentials have only version 0.
+/// AlterUserScramCredentials have only version 0;
+/// AlterConfigs 0-2 is all there is (older admin clients need it).
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
     (ApiKey::Fetch, 4, 16),
@@ -48,6 +49,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::DescribeConfigs, 0, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::AddPartitionsToTxn, 0, 3),

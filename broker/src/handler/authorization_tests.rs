@@ -11,6 +11,7 @@ use riffle_protocol::api::add_offsets_to_txn::AddOffsetsToTxnRequest;
 use riffle_protocol::api::add_partitions_to_txn::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
 };
+use riffle_protocol::api::alter_configs as legacy_alter;
 use riffle_protocol::api::create_partitions::{CreatePartitionsRequest, CreatePartitionsTopic};
 use riffle_protocol::api::create_topics::{CreatableTopic, CreateTopicsRequest};
 use riffle_protocol::api::delete_groups::DeleteGroupsRequest;
@@ -612,7 +613,7 @@ fn topic_administration_needs_create_delete_and_alter() {
 
 #[test]
 fn configs_need_describe_configs_and_alter_configs() {
-    // DescribeConfigs and IncrementalAlterConfigs refuse a topic with
+    // DescribeConfigs, IncrementalAlterConfigs and AlterConfigs refuse a topic with
     // TOPIC_AUTHORIZATION_FAILED and the broker with CLUSTER_AUTHORIZATION_FAILED;
     // AlterConfigs on the topic also allows describing it.
     let (_dir, cluster) = cluster();
@@ -647,10 +648,25 @@ fn configs_need_describe_configs_and_alter_configs() {
         }],
         validate_only: false,
     };
+    let replace = || legacy_alter::AlterConfigsRequest {
+        resources: vec![legacy_alter::AlterConfigsResource {
+            resource_type: 2,
+            resource_name: "t".into(),
+            configs: vec![legacy_alter::AlterableConfig {
+                name: "retention.ms".into(),
+                value: Some("2000".into()),
+            }],
+        }],
+        validate_only: false,
+    };
     let altered = incremental_alter_configs::handle(&cluster, &alice, 1, alter());
     assert_eq!(altered.responses[0].error_code, TOPIC_DENIED);
+    let replaced = alter_configs::handle(&cluster, &alice, 2, replace());
+    assert_eq!(replaced.responses[0].error_code, TOPIC_DENIED);
     grant(&cluster, "User:alice", AlterConfigs, &["topic:literal:t"]);
     let altered = incremental_alter_configs::handle(&cluster, &alice, 1, alter());
     assert_eq!(altered.responses[0].error_code, 0);
+    let replaced = alter_configs::handle(&cluster, &alice, 2, replace());
+    assert_eq!(replaced.responses[0].error_code, 0);
     assert_eq!(codes(&cluster), vec![0, CLUSTER_DENIED]);
 }

@@ -4,9 +4,9 @@
 //! request); v2 changes nothing on the wire; v3 adds each config's type and, on request,
 //! its documentation; v4 is the first flexible version.
 //!
-//! Topic configs are read-write (IncrementalAlterConfigs changes them): a value set on
-//! the topic has source DYNAMIC_TOPIC_CONFIG; any other is the broker default, reported
-//! as DEFAULT_CONFIG.
+//! Topic configs are read-write (AlterConfigs and IncrementalAlterConfigs change them): a
+//! value set on the topic has source DYNAMIC_TOPIC_CONFIG; any other is the broker default,
+//! reported as DEFAULT_CONFIG.
 //! Broker configs are the flags the broker was started with, so they are read-only with
 //! source STATIC_BROKER_CONFIG.
 //!
@@ -33,8 +33,6 @@ use crate::topic_config::{ConfigDef, ConfigSource, ConfigType, TOPIC_CONFIGS};
 pub const RESOURCE_TYPE_TOPIC: i8 = 2;
 /// Kafka's resource type of a broker.
 pub const RESOURCE_TYPE_BROKER: i8 = 4;
-/// DescribeConfigs' config type of a boolean; [`ConfigType`] has no topic config of it.
-const CONFIG_TYPE_BOOLEAN: i8 = 1;
 
 /// What the request asked to include besides names and values.
 struct Include {
@@ -161,20 +159,17 @@ fn topic_entries(cluster: &Cluster, name: &str) -> Result<Vec<ConfigEntry>, Topi
 }
 
 /// One topic config. Its synonyms are, in Kafka's order of precedence, the value set on
-/// the topic (if any) and then the broker default under its broker name.
+/// the topic (if any) and then the broker default under its broker name (if Kafka has one).
 fn topic_entry(topic: &Topic, def: &ConfigDef) -> ConfigEntry {
     let (value, source) = topic.config.value(def.name);
-    let broker_default = synonym(
-        def.broker_synonym,
-        topic.config.default_value(def.name),
-        ConfigSource::Default,
-    );
-    let synonyms = match source {
-        ConfigSource::DynamicTopic => {
-            vec![synonym(def.name, value.clone(), source), broker_default]
-        }
-        ConfigSource::StaticBroker | ConfigSource::Default => vec![broker_default],
-    };
+    let mut synonyms = Vec::new();
+    if source == ConfigSource::DynamicTopic {
+        synonyms.push(synonym(def.name, value.clone(), source));
+    }
+    if let Some(broker_name) = def.broker_synonym {
+        let default = topic.config.default_value(def.name);
+        synonyms.push(synonym(broker_name, default, ConfigSource::Default));
+    }
     ConfigEntry {
         name: def.name,
         value,
@@ -220,7 +215,7 @@ fn broker_entries(cluster: &Cluster, name: &str) -> Result<Vec<ConfigEntry>, Top
         (
             "auto.create.topics.enable",
             config.auto_create_topics.to_string(),
-            CONFIG_TYPE_BOOLEAN,
+            ConfigType::Boolean as i8,
             "Whether unknown topics are created on first use.",
         ),
         (

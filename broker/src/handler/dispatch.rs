@@ -58,6 +58,9 @@ pub async fn dispatch(
         Request::CreatePartitions(body) => Response::CreatePartitions(block_in_place(|| {
             create_partitions::handle(cluster, context, version, body)
         })),
+        Request::AlterConfigs(body) => Response::AlterConfigs(block_in_place(|| {
+            alter_configs::handle(cluster, context, version, body)
+        })),
         Request::IncrementalAlterConfigs(body) => {
             Response::IncrementalAlterConfigs(block_in_place(|| {
                 incremental_alter_configs::handle(cluster, context, version, body)

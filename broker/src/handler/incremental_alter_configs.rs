@@ -19,6 +19,7 @@
 //! twice, a broker or other resource type), KAFKA_STORAGE_ERROR.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use riffle_protocol::ErrorCode;
 use riffle_protocol::api::incremental_alter_configs::{
@@ -27,7 +28,7 @@ use riffle_protocol::api::incremental_alter_configs::{
 };
 
 use super::describe_configs::{RESOURCE_TYPE_BROKER, RESOURCE_TYPE_TOPIC};
-use crate::cluster::{Cluster, TopicError, Validation};
+use crate::cluster::{Cluster, Topic, TopicError, Validation};
 use crate::handler::{Access, RequestContext};
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::topic_config::{ConfigType, TopicConfig, config_def};
@@ -53,12 +54,12 @@ pub fn handle(
     } else {
         Validation::Apply
     };
-    let mut occurrences: HashMap<(i8, String), usize> = HashMap::new();
-    for resource in &request.resources {
-        *occurrences
-            .entry((resource.resource_type, resource.resource_name.clone()))
-            .or_default() += 1;
-    }
+    let repeated = repeated_resources(
+        request
+            .resources
+            .iter()
+            .map(|resource| (resource.resource_type, resource.resource_name.as_str())),
+    );
     let access = context.access(cluster);
     let responses = request
         .resources
@@ -66,9 +67,11 @@ pub fn handle(
         .map(|resource| {
             let key = (resource.resource_type, resource.resource_name.clone());
             // Kafka refuses every copy of a repeated resource: which one should win is unclear.
-            let result = if occurrences.get(&key).copied().unwrap_or(0) > 1 {
+            let result = if repeated.contains(&key) {
                 Err(invalid_request("Each resource must appear at most once."))
-            } else if let Some(code) = refusal(&access, &resource) {
+            } else if let Some(code) =
+                refusal(&access, resource.resource_type, &resource.resource_name)
+            {
                 Err(super::describe_configs::refused(code))
             } else {
                 alter_resource(cluster, &resource, validation)
@@ -82,11 +85,26 @@ pub fn handle(
     }
 }
 
-/// Why the authorizer refuses altering `resource`, as Kafka checks: AlterConfigs on the
+/// The (type, name) pairs named more than once. AlterConfigs shares this.
+pub(super) fn repeated_resources<'a>(
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> HashSet<(i8, String)> {
+    let mut occurrences: HashMap<(i8, &str), usize> = HashMap::new();
+    for key in resources {
+        *occurrences.entry(key).or_default() += 1;
+    }
+    occurrences
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|((resource_type, name), _)| (resource_type, name.to_string()))
+        .collect()
+}
+
+/// Why the authorizer refuses altering a resource, as Kafka checks: AlterConfigs on the
 /// topic, or on the cluster for a broker. Other types are refused later as invalid.
-fn refusal(access: &Access<'_>, resource: &AlterConfigsResource) -> Option<ErrorCode> {
-    let name = &resource.resource_name;
-    match resource.resource_type {
+/// AlterConfigs shares this.
+pub(super) fn refusal(access: &Access<'_>, resource_type: i8, name: &str) -> Option<ErrorCode> {
+    match resource_type {
         RESOURCE_TYPE_TOPIC
             if !access.allows(AclOperation::AlterConfigs, ResourceType::Topic, name) =>
         {
@@ -124,10 +142,17 @@ fn alter_resource(
             &resource.configs,
             validation,
         ),
-        RESOURCE_TYPE_BROKER => Err(invalid_request(
-            "broker configs are static; restart with new flags",
-        )),
-        other => Err(invalid_request(format!("Unknown resource type {other}"))),
+        other => Err(not_a_topic(other)),
+    }
+}
+
+/// The answer for a resource that is not a topic. AlterConfigs shares this.
+pub(super) fn not_a_topic(resource_type: i8) -> TopicError {
+    match resource_type {
+        RESOURCE_TYPE_BROKER => {
+            invalid_request("broker configs are static; restart with new flags")
+        }
+        other => invalid_request(format!("Unknown resource type {other}")),
     }
 }
 
@@ -138,30 +163,37 @@ fn alter_topic(
     configs: &[AlterableConfig],
     validation: Validation,
 ) -> Result<(), TopicError> {
-    let Some(topic) = cluster.topic(name) else {
-        let message = format!("unknown topic '{name}'");
-        return Err(TopicError {
-            code: ErrorCode::UnknownTopicOrPartition,
-            message,
-        });
-    };
-    let mut seen = HashSet::new();
-    let repeated: Vec<&str> = configs
-        .iter()
-        .map(|config| config.name.as_str())
-        .filter(|name| !seen.insert(*name))
-        .collect();
-    if !repeated.is_empty() {
-        return Err(invalid_request(format!(
-            "Error due to duplicate config keys : {}",
-            repeated.join(",")
-        )));
-    }
+    let topic = existing_topic(cluster, name)?;
+    distinct_config_names(configs.iter().map(|config| config.name.as_str()))?;
     let mut overrides = topic.config.overrides().clone();
     for config in configs {
         apply_operation(&topic.config, &mut overrides, config)?;
     }
     cluster.set_topic_configs(name, overrides, validation)
+}
+
+/// The topic to alter, or UNKNOWN_TOPIC_OR_PARTITION. AlterConfigs shares this.
+pub(super) fn existing_topic(cluster: &Cluster, name: &str) -> Result<Arc<Topic>, TopicError> {
+    cluster.topic(name).ok_or_else(|| TopicError {
+        code: ErrorCode::UnknownTopicOrPartition,
+        message: format!("unknown topic '{name}'"),
+    })
+}
+
+/// INVALID_REQUEST if a config is named twice, with Kafka's message. AlterConfigs shares
+/// this.
+pub(super) fn distinct_config_names<'a>(
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), TopicError> {
+    let mut seen = HashSet::new();
+    let repeated: Vec<&str> = names.filter(|name| !seen.insert(*name)).collect();
+    if repeated.is_empty() {
+        return Ok(());
+    }
+    Err(invalid_request(format!(
+        "Error due to duplicate config keys : {}",
+        repeated.join(",")
+    )))
 }
 
 /// Applies one operation to `overrides`. Values are checked later, all together, by
@@ -261,7 +293,8 @@ fn resource_response(
     }
 }
 
-fn invalid_request(message: impl Into<String>) -> TopicError {
+/// INVALID_REQUEST with `message`. AlterConfigs shares this.
+pub(super) fn invalid_request(message: impl Into<String>) -> TopicError {
     TopicError {
         code: ErrorCode::InvalidRequest,
         message: message.into(),

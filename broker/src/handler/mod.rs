@@ -7,6 +7,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 mod context;

@@ -101,6 +101,8 @@ pub enum ApiKey {
     DescribeAcls = 29,
     /// DeleteAcls
     DeleteAcls = 31,
+    /// AlterConfigs
+    AlterConfigs = 33,
 }
 
 impl ApiKey {
@@ -145,6 +147,7 @@ impl ApiKey {
             30 => Some(ApiKey::CreateAcls),
             29 => Some(ApiKey::DescribeAcls),
             31 => Some(ApiKey::DeleteAcls),
+            33 => Some(ApiKey::AlterConfigs),
             _ => None,
         }
     }
@@ -190,6 +193,7 @@ impl ApiKey {
             ApiKey::CreateAcls => "CreateAcls",
             ApiKey::DescribeAcls => "DescribeAcls",
             ApiKey::DeleteAcls => "DeleteAcls",
+            ApiKey::AlterConfigs => "AlterConfigs",
         }
     }
 
@@ -327,6 +331,10 @@ impl ApiKey {
                 DeleteAclsRequest::MIN_VERSION,
                 DeleteAclsRequest::MAX_VERSION,
             ),
+            ApiKey::AlterConfigs => (
+                AlterConfigsRequest::MIN_VERSION,
+                AlterConfigsRequest::MAX_VERSION,
+            ),
         }
     }
 
@@ -377,6 +385,7 @@ impl ApiKey {
             ApiKey::CreateAcls => CreateAclsRequest::FIRST_FLEXIBLE_VERSION,
             ApiKey::DescribeAcls => DescribeAclsRequest::FIRST_FLEXIBLE_VERSION,
             ApiKey::DeleteAcls => DeleteAclsRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::AlterConfigs => AlterConfigsRequest::FIRST_FLEXIBLE_VERSION,
         }
     }
 }
@@ -460,6 +469,8 @@ pub enum Request {
     DescribeAcls(DescribeAclsRequest),
     /// DeleteAcls
     DeleteAcls(DeleteAclsRequest),
+    /// AlterConfigs
+    AlterConfigs(AlterConfigsRequest),
 }
 
 impl Request {
@@ -514,6 +525,7 @@ impl Request {
             ApiKey::CreateAcls => Request::CreateAcls(Wire::decode(body, ctx)?),
             ApiKey::DescribeAcls => Request::DescribeAcls(Wire::decode(body, ctx)?),
             ApiKey::DeleteAcls => Request::DeleteAcls(Wire::decode(body, ctx)?),
+            ApiKey::AlterConfigs => Request::AlterConfigs(Wire::decode(body, ctx)?),
         })
     }
 
@@ -558,6 +570,7 @@ impl Request {
             Request::CreateAcls(body) => body.encode(buf, ctx),
             Request::DescribeAcls(body) => body.encode(buf, ctx),
             Request::DeleteAcls(body) => body.encode(buf, ctx),
+            Request::AlterConfigs(body) => body.encode(buf, ctx),
         }
     }
 
@@ -602,6 +615,7 @@ impl Request {
             Request::CreateAcls(_) => ApiKey::CreateAcls,
             Request::DescribeAcls(_) => ApiKey::DescribeAcls,
             Request::DeleteAcls(_) => ApiKey::DeleteAcls,
+            Request::AlterConfigs(_) => ApiKey::AlterConfigs,
         }
     }
 }
@@ -685,6 +699,8 @@ pub enum Response {
     DescribeAcls(DescribeAclsResponse),
     /// DeleteAcls
     DeleteAcls(DeleteAclsResponse),
+    /// AlterConfigs
+    AlterConfigs(AlterConfigsResponse),
 }
 
 impl Response {
@@ -729,6 +745,7 @@ impl Response {
             Response::CreateAcls(body) => body.encode(buf, ctx),
             Response::DescribeAcls(body) => body.encode(buf, ctx),
             Response::DeleteAcls(body) => body.encode(buf, ctx),
+            Response::AlterConfigs(body) => body.encode(buf, ctx),
         }
     }
 
@@ -785,6 +802,7 @@ impl Response {
             ApiKey::CreateAcls => Response::CreateAcls(Wire::decode(body, ctx)?),
             ApiKey::DescribeAcls => Response::DescribeAcls(Wire::decode(body, ctx)?),
             ApiKey::DeleteAcls => Response::DeleteAcls(Wire::decode(body, ctx)?),
+            ApiKey::AlterConfigs => Response::AlterConfigs(Wire::decode(body, ctx)?),
         })
     }
 
@@ -829,6 +847,7 @@ impl Response {
             Response::CreateAcls(_) => ApiKey::CreateAcls,
             Response::DescribeAcls(_) => ApiKey::DescribeAcls,
             Response::DeleteAcls(_) => ApiKey::DeleteAcls,
+            Response::AlterConfigs(_) => ApiKey::AlterConfigs,
         }
     }
 }
@@ -873,6 +892,7 @@ pub const ALL_API_KEYS: &[ApiKey] = &[
     ApiKey::CreateAcls,
     ApiKey::DescribeAcls,
     ApiKey::DeleteAcls,
+    ApiKey::AlterConfigs,
 ];
 
 /// A random request and response of one API, for round-trip property tests.
@@ -1035,6 +1055,10 @@ pub(crate) fn sample_messages(
         ApiKey::DeleteAcls => (
             Request::DeleteAcls(Sample::sample(rng, ctx)),
             Response::DeleteAcls(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::AlterConfigs => (
+            Request::AlterConfigs(Sample::sample(rng, ctx)),
+            Response::AlterConfigs(Sample::sample(rng, ctx)),
         ),
     }
 }

@@ -35,9 +35,11 @@
 //! all earlier records of its key removed by the pass that first mapped it, so the key stays
 //! deleted.
 //!
-//! With nothing dirty (no segment sealed past the checkpoint), a pass returns at once,
-//! unless a tombstone or marker the previous pass kept may have expired since. That time is
-//! kept in memory only, so the first pass after the log opens always runs.
+//! A pass returns at once, as Kafka's cleaner skips a log, unless the dirty part (the
+//! cleanable segments past the checkpoint) is more than `min_cleanable_dirty_ratio` of the
+//! cleanable bytes, or its oldest first batch is older than `max_compaction_lag_ms`, or a
+//! tombstone or marker the previous pass kept may have expired since. That time is kept in
+//! memory only, so the first pass after the log opens always runs.
 //!
 //! # Transactions
 //!
@@ -202,7 +204,13 @@ impl Log {
         let first_dirty = cleanable
             .iter()
             .position(|sealed| sealed.end_offset > cleaner_offset);
-        if first_dirty.is_none() && now_ms < state.next_expiry_ms {
+        // A tombstone or marker kept by the last pass may expire whatever the dirty part is.
+        let expiry_due = now_ms >= state.next_expiry_ms;
+        let due = match first_dirty {
+            Some(first) => expiry_due || dirty_enough(&cleanable, first, &config, now_ms)?,
+            None => expiry_due,
+        };
+        if !due {
             return Ok(CompactionOutcome::default());
         }
         let mut map = KeyMap::new(cleaner.max_compaction_map_entries);
@@ -405,6 +413,51 @@ impl Log {
                 && entries_count == old.aborted_transactions_count
         })
     }
+}
+
+/// Whether the dirty part of `cleanable`, from `first_dirty` on, is worth a pass: more than
+/// `min_cleanable_dirty_ratio` of the cleanable bytes (Kafka's `cleanableRatio`), or holding
+/// a first batch older than `max_compaction_lag_ms` (Kafka's `maxCompactionDelay`).
+///
+/// # Errors
+/// `CorruptSegment` or `Io` reading a dirty segment's first batch.
+fn dirty_enough(
+    cleanable: &[SealedSegment],
+    first_dirty: usize,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
+    let (clean, dirty) = cleanable.split_at(first_dirty);
+    let bytes = |segments: &[SealedSegment]| {
+        segments
+            .iter()
+            .map(|sealed| sealed.segment.bytes_written())
+            .sum::<u64>()
+    };
+    let dirty_bytes = bytes(dirty);
+    if dirty_bytes == 0 {
+        return Ok(false);
+    }
+    // Byte counts of one log fit an f64's 53-bit mantissa with room to spare.
+    let dirty_ratio = dirty_bytes as f64 / (bytes(clean) + dirty_bytes) as f64;
+    if dirty_ratio > config.min_cleanable_dirty_ratio {
+        return Ok(true);
+    }
+    if config.max_compaction_lag_ms == i64::MAX {
+        return Ok(false);
+    }
+    let clean_until_ms = now_ms.saturating_sub(config.max_compaction_lag_ms.max(0));
+    for sealed in dirty {
+        let first_batch = sealed.segment.batches().next_batch()?;
+        // Kafka skips batches without a timestamp (-1) here, as we do.
+        if let Some(batch) = first_batch
+            && batch.header.max_timestamp_ms > 0
+            && batch.header.max_timestamp_ms < clean_until_ms
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The next batch of `sealed`, checked to end before the next segment starts: a segment
@@ -843,6 +896,8 @@ mod tests {
             segment_index_bytes: 1024,
             retention_ms: -1,
             retention_bytes: -1,
+            // Every pass cleans whatever is dirty; the ratio has tests of its own.
+            min_cleanable_dirty_ratio: 0.0,
             ..LogConfig::default()
         }
     }
@@ -1052,6 +1107,49 @@ mod tests {
             compact(&log).expect("pass after recovery");
             assert_eq!(read_records(&log), expected, "{step:?}");
         }
+    }
+
+    /// A pass skips a log whose dirty part is not above `min_cleanable_dirty_ratio`, and
+    /// cleans it anyway once its oldest dirty batch is older than `max_compaction_lag_ms`:
+    /// after a first pass, new superseding updates stay until the lag forces a pass.
+    #[test]
+    fn dirty_ratio_and_max_lag_decide_whether_a_pass_runs() {
+        let dir = tempfile::Builder::new()
+            .prefix("dirty_ratio_and_max_lag_decide_whether_a_pass_runs")
+            .tempdir()
+            .expect("temp dir");
+        let (_data_dir, log) = open(dir.path());
+        append_sealed_updates(&log, 40, 5, 0);
+        // A ratio of 1 is never exceeded: only the lag can force a pass.
+        log.set_config(LogConfig {
+            min_cleanable_dirty_ratio: 1.0,
+            ..config()
+        });
+        assert!(compact(&log).expect("first pass").segments_cleaned > 0);
+        append_sealed_updates(&log, 10, 5, 1_000);
+        let dirty = read_records(&log);
+        assert_eq!(
+            compact(&log).expect("skipped pass"),
+            CompactionOutcome::default()
+        );
+        assert_eq!(read_records(&log), dirty);
+        // The batches are stamped 1_000 and `compact` runs at 2_000.
+        log.set_config(LogConfig {
+            min_cleanable_dirty_ratio: 1.0,
+            max_compaction_lag_ms: 1_500,
+            ..config()
+        });
+        assert_eq!(
+            compact(&log).expect("lag not reached"),
+            CompactionOutcome::default()
+        );
+        log.set_config(LogConfig {
+            min_cleanable_dirty_ratio: 1.0,
+            max_compaction_lag_ms: 500,
+            ..config()
+        });
+        assert!(compact(&log).expect("forced pass").segments_cleaned > 0);
+        assert_eq!(read_records(&log), last_record_per_key(&dirty));
     }
 
     /// A write that fails before the commit point leaves the log as it was, with no staged

@@ -36,6 +36,8 @@ pub fn small_config() -> LogConfig {
         segment_index_bytes: 1024,
         retention_ms: -1,
         retention_bytes: -1,
+        // Every compaction pass cleans whatever is dirty, so tests see each pass's effect.
+        min_cleanable_dirty_ratio: 0.0,
         ..LogConfig::default()
     }
 }
