@@ -1,5 +1,5 @@
-//! The `riffle` command line: `riffle serve` and its flags, `riffle groups`, `riffle acls`
-//! and `riffle users`.
+//! The `riffle` command line: `riffle serve` and its flags, `riffle groups`, `riffle acls`,
+//! `riffle users` and `riffle check`.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -41,6 +41,16 @@ pub enum Command {
     Acls(crate::acls_command::AclsArgs),
     /// Add, list or remove SCRAM users in a stopped broker's data directory.
     Users(crate::users_command::UsersArgs),
+    /// Verify a stopped broker's data directory offline: batch CRCs, offsets and indexes.
+    #[command(
+        long_about = "Verify a stopped broker's data directory offline, as kafka-dump-log \
+                      --verify and log recovery do: every batch's framing, CRC-32C and \
+                      offsets, the offset, time and transaction indexes, producer snapshots \
+                      and checkpoints. Changes nothing unless --repair is given. Exit codes: \
+                      0 clean, 1 problems found (or left after --repair), 2 could not check \
+                      (e.g. the broker is running), 3 every problem repaired."
+    )]
+    Check(crate::check_command::CheckArgs),
 }
 
 /// Entry point of the `riffle` binary.
@@ -51,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Groups(args) => crate::groups_command::run(args),
         Command::Acls(args) => crate::acls_command::run(args),
         Command::Users(args) => crate::users_command::run(args),
+        Command::Check(args) => crate::check_command::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Running `riffle`'s admin subcommands (`riffle groups ...`) against a test broker, and
-//! reading the tables they print.
+//! reading the tables they print; and `riffle check` on a stopped broker's data directory.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -50,6 +51,32 @@ pub fn riffle_groups(broker: &Broker, args: &[&str]) -> CliOutput {
     let finished = run_with_timeout(&mut command, CLI_TIMEOUT);
     println!(
         "$ riffle groups {}\n{}{}",
+        args.join(" "),
+        finished.stdout,
+        finished.stderr
+    );
+    CliOutput {
+        code: finished.status.and_then(|status| status.code()),
+        stdout: finished.stdout,
+        stderr: finished.stderr,
+    }
+}
+
+/// Runs `riffle check --data-dir <data_dir> <args>` and returns how it ended.
+///
+/// # Panics
+/// If the binary cannot be started.
+pub fn riffle_check(data_dir: &Path, args: &[&str]) -> CliOutput {
+    let mut command = Command::new(broker_binary());
+    command
+        .arg("check")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args);
+    let finished = run_with_timeout(&mut command, CLI_TIMEOUT);
+    println!(
+        "$ riffle check --data-dir {} {}\n{}{}",
+        data_dir.display(),
         args.join(" "),
         finished.stdout,
         finished.stderr

@@ -118,7 +118,7 @@ pub const PRODUCER_SNAPSHOT_HEADER_BYTES: usize = 18;
 /// The only producer snapshot version.
 pub const PRODUCER_SNAPSHOT_VERSION: i16 = 0;
 /// The CRC of a producer snapshot covers its bytes from here to the end.
-const PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION: usize = 6;
+pub const PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION: usize = 6;
 
 const _: () = assert!(OFFSET_INDEX_ENTRY_BYTES == 4 + 4);
 const _: () = assert!(TIME_INDEX_ENTRY_BYTES == 8 + 4);

@@ -21,6 +21,9 @@
 //! bounds by the last stable offset), and the broker's producer state snapshots
 //! (`producer_snapshot.rs`). Compaction drops aborted records and, in time, markers.
 //!
+//! Offline, [`CheckedDataDir`] verifies a stopped broker's files (`riffle check`), in
+//! `check.rs`, and repairs them on request, in `check/repair.rs`.
+//!
 //! Synchronous file I/O only: no async runtime, no network, no clock (callers pass `now_ms`).
 #![warn(missing_docs)]
 
@@ -29,6 +32,7 @@
 extern crate self as riffle_storage;
 
 mod batch_header;
+mod check;
 mod checkpoint;
 mod cleaned_segment;
 mod config;
@@ -54,6 +58,10 @@ mod time_index;
 mod topic_partition;
 mod transaction_index;
 
+pub use check::{
+    CheckedDataDir, MAX_LISTED_PROBLEMS_PER_PARTITION, PartitionReport, Problem, ProblemKind,
+    RepairAction,
+};
 pub use config::{
     CleanerConfig, LogConfig, MAX_SEGMENT_BYTES, MAX_SEGMENT_INDEX_BYTES, MIN_SEGMENT_INDEX_BYTES,
 };

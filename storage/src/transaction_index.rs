@@ -323,17 +323,7 @@ fn valid_entries(
             Err(reason) => return (entries, Some(reason)),
         };
         let previous = entries.last().map(|previous| previous.last_offset);
-        let problem = if entry.last_offset >= end_offset {
-            Some("marker at or past the segment's end")
-        } else if entry.last_offset < base_offset {
-            Some("marker before the segment's base offset")
-        } else if entry.first_offset > entry.last_offset {
-            Some("first offset after the marker")
-        } else if previous.is_some_and(|previous| entry.last_offset <= previous) {
-            Some("marker not after the previous entry's")
-        } else {
-            None
-        };
+        let problem = entry_problem(&entry, previous, base_offset, end_offset);
         if problem.is_some() {
             return (entries, problem);
         }
@@ -341,6 +331,28 @@ fn valid_entries(
     }
     let torn = (!chunks.remainder().is_empty()).then_some("torn last entry");
     (entries, torn)
+}
+
+/// Why `entry` cannot follow an entry whose marker is at `previous_last_offset` in the index
+/// of a segment holding `base_offset..end_offset`, or `None` if it can. Shared with
+/// `riffle check`, which streams the file instead of reading it whole.
+pub(crate) fn entry_problem(
+    entry: &AbortedTransaction,
+    previous_last_offset: Option<i64>,
+    base_offset: i64,
+    end_offset: i64,
+) -> Option<&'static str> {
+    if entry.last_offset >= end_offset {
+        Some("marker at or past the segment's end")
+    } else if entry.last_offset < base_offset {
+        Some("marker before the segment's base offset")
+    } else if entry.first_offset > entry.last_offset {
+        Some("first offset after the marker")
+    } else if previous_last_offset.is_some_and(|previous| entry.last_offset <= previous) {
+        Some("marker not after the previous entry's")
+    } else {
+        None
+    }
 }
 
 fn entries_bytes(entries_count: usize) -> u64 {
