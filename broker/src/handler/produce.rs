@@ -40,7 +40,8 @@ use riffle_protocol::api::produce::{
     ProduceResponse, TopicProduceResponse,
 };
 use riffle_protocol::record::{
-    Compression, MAX_DECOMPRESSED_BYTES, RecordBatchView, RecordError, set_log_append_time,
+    Compression, MAX_DECOMPRESSED_BYTES, RecordBatchView, RecordError, TimestampType, recompress,
+    set_log_append_time,
 };
 use tokio::runtime::RuntimeFlavor;
 use tracing::warn;
@@ -50,6 +51,7 @@ use crate::config::FlushPolicy;
 use crate::handler::{Access, RequestContext};
 use crate::partition::{Partition, SyncError};
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::topic_config::CompressionType;
 
 /// A partition's outcome before the durability wait.
 struct Written {
@@ -297,9 +299,11 @@ fn produce_to_partition(
     }
     let batch = validate_batch(records)?;
     // Most appends are a page-cache write and stay on the async worker. Work that blocks
-    // (inflating compressed records, a segment roll's fsyncs, rebuilding producer state)
+    // (inflating or recompressing records, a segment roll's fsyncs, rebuilding producer state)
     // leaves it, as the admin handlers' disk work does.
-    let compressed = batch.compression() != Ok(Compression::None);
+    let inflates = batch.compression() != Ok(Compression::None)
+        || target_codec(topic.config.compression_type())
+            .is_some_and(|codec| batch.compression() != Ok(codec));
     let append = || {
         check_and_append(
             cluster,
@@ -311,7 +315,7 @@ fn produce_to_partition(
             now_ms,
         )
     };
-    if compressed || partition.append_may_block(&batch, now_ms) {
+    if inflates || partition.append_may_block(&batch, now_ms) {
         off_the_async_worker(append)
     } else {
         append()
@@ -328,17 +332,27 @@ fn check_and_append(
     batch: &RecordBatchView,
     now_ms: i64,
 ) -> Result<(PartitionProduceResponse, Option<Written>), PartitionProduceResponse> {
-    check_records(batch, topic, partition_index)?;
+    check_records(batch, topic, partition_index, now_ms)?;
+    // A topic whose compression.type names another codec stores the batch recompressed,
+    // as Kafka does.
+    let recompressed = match target_codec(topic.config.compression_type()) {
+        Some(codec) if batch.compression() != Ok(codec) => Some(
+            recompress(batch, codec, MAX_DECOMPRESSED_BYTES)
+                .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?,
+        ),
+        _ => None,
+    };
     let log_append_time = topic.config.uses_log_append_time();
     // Only a LogAppendTime topic changes bytes the CRC covers, which needs a copy of its own;
-    // otherwise the batch is written from the request's buffer as it is.
+    // otherwise the batch is written from the request's buffer (or the recompressed one).
     let rewritten = if log_append_time {
-        let mut bytes = BytesMut::from(&batch.as_bytes()[..]);
+        let source = recompressed.as_deref().unwrap_or(batch.as_bytes());
+        let mut bytes = BytesMut::from(source);
         set_log_append_time(&mut bytes, now_ms)
             .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?;
-        Some(bytes)
+        Some(bytes.freeze())
     } else {
-        None
+        recompressed
     };
     if batch.is_transactional() && transactional_id.is_none() {
         return Err(rejected(
@@ -421,12 +435,22 @@ fn check_records(
     batch: &RecordBatchView,
     topic: &Topic,
     partition_index: i32,
+    now_ms: i64,
 ) -> Result<(), PartitionProduceResponse> {
     let needs_key = topic.config.is_compacted();
     let mut keyless = Vec::new();
+    // message.timestamp.before/after.max.ms bound CreateTime timestamps around the broker's
+    // clock; LogAppendTime batches are stamped by the broker anyway.
+    let create_time = batch.timestamp_type() == TimestampType::CreateTime;
+    let earliest_ms = now_ms.saturating_sub(topic.config.timestamp_before_max_ms());
+    let latest_ms = now_ms.saturating_add(topic.config.timestamp_after_max_ms());
+    let mut out_of_range = Vec::new();
     let scanned = batch.scan_records(MAX_DECOMPRESSED_BYTES, |record| {
         if needs_key && !record.has_key {
             keyless.push(record.batch_index);
+        }
+        if create_time && !(earliest_ms..=latest_ms).contains(&record.timestamp_ms) {
+            out_of_range.push(record.batch_index);
         }
     });
     scanned.map_err(|error| match error {
@@ -446,7 +470,31 @@ fn check_records(
             &message,
         ));
     }
+    if !out_of_range.is_empty() {
+        let message = format!(
+            "Timestamp of the record is out of range. The timestamp should be within \
+             [{earliest_ms}, {latest_ms}] (message.timestamp.before.max.ms, \
+             message.timestamp.after.max.ms)"
+        );
+        return Err(refused_records(
+            ErrorCode::InvalidTimestamp,
+            &out_of_range,
+            &message,
+        ));
+    }
     Ok(())
+}
+
+/// The codec a topic's compression.type stores batches in; `None` keeps the producer's.
+fn target_codec(compression_type: CompressionType) -> Option<Compression> {
+    match compression_type {
+        CompressionType::Producer => None,
+        CompressionType::Uncompressed => Some(Compression::None),
+        CompressionType::Gzip => Some(Compression::Gzip),
+        CompressionType::Snappy => Some(Compression::Snappy),
+        CompressionType::Lz4 => Some(Compression::Lz4),
+        CompressionType::Zstd => Some(Compression::Zstd),
+    }
 }
 
 /// A batch refused for some of its records (KIP-467): each is named by its index, and
@@ -623,6 +671,55 @@ mod tests {
         assert_eq!(indexes, [1, 3]);
         let keyed = produce(&cluster, batch(&[Some(b"key")]));
         assert_eq!((keyed.error_code, keyed.base_offset), (0, 0));
+    }
+
+    #[test]
+    fn compression_type_recompresses_and_timestamp_bounds_name_the_records() {
+        let (_dir, cluster) = test_cluster();
+        let configs = BTreeMap::from([
+            ("compression.type".to_string(), "zstd".to_string()),
+            (
+                "message.timestamp.before.max.ms".to_string(),
+                "3600000".to_string(),
+            ),
+        ]);
+        cluster
+            .create_topic("events", 1, configs, Validation::Apply)
+            .expect("create");
+        let cluster = Arc::new(cluster);
+        let now = now_ms();
+        let batch = |timestamps: &[i64]| {
+            let mut builder = RecordBatchBuilder::new(Compression::Gzip);
+            for timestamp in timestamps {
+                builder.append(*timestamp, Some(b"k"), Some(b"value"), &[]);
+            }
+            builder.build().expect("a valid batch")
+        };
+        let two_days_ms = 2 * 24 * 3_600_000;
+        let stale = produce(&cluster, batch(&[now, now - two_days_ms, now]));
+        assert_eq!(stale.error_code, ErrorCode::InvalidTimestamp.code());
+        let indexes: Vec<i32> = stale
+            .record_errors
+            .iter()
+            .map(|error| error.batch_index)
+            .collect();
+        assert_eq!(indexes, [1]);
+
+        let fresh = produce(&cluster, batch(&[now, now + 1]));
+        assert_eq!((fresh.error_code, fresh.base_offset), (0, 0));
+        let topic = cluster.topic("events").expect("created");
+        let stored = topic.partitions[0]
+            .log
+            .read(0, 1 << 20, riffle_storage::FirstBatch::AlwaysWhole)
+            .expect("read");
+        let view = RecordBatchView::parse_first(&stored).expect("a batch");
+        assert_eq!(
+            view.compression(),
+            Ok(Compression::Zstd),
+            "stored as the topic says"
+        );
+        view.verify_crc().expect("a fresh CRC");
+        assert_eq!(view.records().expect("records").len(), 2);
     }
 
     #[test]

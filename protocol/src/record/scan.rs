@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Read};
 use super::compression::Compression;
 use super::format::RECORDS_POSITION;
 use super::{RecordBatchView, RecordError, TimestampType, snappy};
+use crate::varint::{read_varint, read_varlong};
 
 /// The read buffer between a decompressor and the record parser.
 const INFLATE_BUFFER_BYTES: usize = 64 * 1024;
@@ -46,8 +47,8 @@ impl RecordBatchView {
         let inflate_failed =
             |error: std::io::Error| RecordError::Decompress(format!("{compression}: {error}"));
         match compression {
-            // Plain records are already a buffer; no copy.
-            Compression::None => self.scan_from(payload, max_decompressed_bytes, visit),
+            // Plain records are already a buffer: parsed in place, the hot path of Produce.
+            Compression::None => return self.scan_plain(payload, visit),
             Compression::Gzip => self.scan_from(
                 buffered(flate2::read::MultiGzDecoder::new(payload)),
                 max_decompressed_bytes,
@@ -76,6 +77,81 @@ impl RecordBatchView {
                 None => inflate_failed(error),
             },
         })
+    }
+
+    fn scan_plain(
+        &self,
+        payload: &[u8],
+        mut visit: impl FnMut(ScannedRecord),
+    ) -> Result<(), RecordError> {
+        let declared = self.records_count();
+        let mut rest = payload;
+        for batch_index in 0..declared.max(0) {
+            if rest.is_empty() {
+                return Err(RecordError::RecordCountMismatch {
+                    declared,
+                    found: usize::try_from(batch_index).unwrap_or_default(),
+                });
+            }
+            let length = take_varint(&mut rest, "record length")?;
+            let length_bytes = usize::try_from(length)
+                .ok()
+                .filter(|bytes| *bytes > 0 && *bytes <= rest.len())
+                .ok_or(RecordError::InvalidLength {
+                    field: "record length",
+                    length: i64::from(length),
+                })?;
+            let (mut body, after) = rest.split_at(length_bytes);
+            rest = after;
+            body = body.get(1..).unwrap_or_default(); // attributes, checked by the length
+            let timestamp_delta = take_varlong(&mut body, "timestamp delta")?;
+            let offset_delta = take_varint(&mut body, "offset delta")?;
+            let has_key = skip_nullable(&mut body, "key length")?;
+            skip_nullable(&mut body, "value length")?;
+            let headers_count = take_varint(&mut body, "headers count")?;
+            if headers_count < 0 {
+                return Err(RecordError::InvalidLength {
+                    field: "headers count",
+                    length: i64::from(headers_count),
+                });
+            }
+            for _ in 0..headers_count {
+                if !skip_nullable(&mut body, "header key length")? {
+                    return Err(RecordError::InvalidLength {
+                        field: "header key length",
+                        length: -1,
+                    });
+                }
+                skip_nullable(&mut body, "header value length")?;
+            }
+            if !body.is_empty() {
+                return Err(RecordError::MalformedRecord(
+                    "record length (does not match its fields)",
+                ));
+            }
+            if offset_delta != batch_index {
+                return Err(RecordError::UnexpectedOffsetDelta {
+                    expected: batch_index,
+                    found: offset_delta,
+                });
+            }
+            visit(ScannedRecord {
+                batch_index,
+                timestamp_ms: self.record_timestamp_ms(timestamp_delta),
+                has_key,
+            });
+        }
+        if !rest.is_empty() {
+            return Err(RecordError::TrailingBytes(rest.len()));
+        }
+        Ok(())
+    }
+
+    fn record_timestamp_ms(&self, timestamp_delta: i64) -> i64 {
+        match self.timestamp_type() {
+            TimestampType::LogAppendTime => self.max_timestamp(),
+            TimestampType::CreateTime => self.base_timestamp().wrapping_add(timestamp_delta),
+        }
     }
 
     fn scan_from(
@@ -107,15 +183,9 @@ impl RecordBatchView {
                 }
                 .into());
             }
-            let timestamp_ms = match self.timestamp_type() {
-                TimestampType::LogAppendTime => self.max_timestamp(),
-                TimestampType::CreateTime => {
-                    self.base_timestamp().wrapping_add(record.timestamp_delta)
-                }
-            };
             visit(ScannedRecord {
                 batch_index,
-                timestamp_ms,
+                timestamp_ms: self.record_timestamp_ms(record.timestamp_delta),
                 has_key: record.has_key,
             });
         }
@@ -125,6 +195,37 @@ impl RecordBatchView {
         }
         Ok(())
     }
+}
+
+/// Reads a zig-zag varint off the front of `bytes`.
+fn take_varint(bytes: &mut &[u8], field: &'static str) -> Result<i32, RecordError> {
+    let (value, used) = read_varint(bytes).map_err(|_| RecordError::MalformedRecord(field))?;
+    *bytes = bytes.get(used..).unwrap_or_default();
+    Ok(value)
+}
+
+/// Reads a zig-zag varlong off the front of `bytes`.
+fn take_varlong(bytes: &mut &[u8], field: &'static str) -> Result<i64, RecordError> {
+    let (value, used) = read_varlong(bytes).map_err(|_| RecordError::MalformedRecord(field))?;
+    *bytes = bytes.get(used..).unwrap_or_default();
+    Ok(value)
+}
+
+/// Skips a length-prefixed byte string in `bytes`: `Ok(false)` for null (-1).
+fn skip_nullable(bytes: &mut &[u8], field: &'static str) -> Result<bool, RecordError> {
+    let length = take_varint(bytes, field)?;
+    if length == -1 {
+        return Ok(false);
+    }
+    let length_bytes = usize::try_from(length)
+        .ok()
+        .filter(|length_bytes| *length_bytes <= bytes.len())
+        .ok_or(RecordError::InvalidLength {
+            field,
+            length: i64::from(length),
+        })?;
+    *bytes = bytes.get(length_bytes..).unwrap_or_default();
+    Ok(true)
 }
 
 fn buffered(reader: impl Read) -> BufReader<impl Read> {
@@ -428,7 +529,7 @@ mod tests {
             assert!(
                 matches!(
                     scan(&cut, MAX_DECOMPRESSED_BYTES),
-                    Err(RecordError::MalformedRecord(_))
+                    Err(RecordError::MalformedRecord(_) | RecordError::InvalidLength { .. })
                 ),
                 "{compression}"
             );
