@@ -659,7 +659,8 @@ fn is_kafka_version(value: &str) -> bool {
     };
     let is_number = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     let parts: Vec<&str> = release.split('.').collect();
-    (2..=3).contains(&parts.len())
+    // Kafka also takes the four-part names of 0.x releases, such as 0.10.0.0.
+    (2..=4).contains(&parts.len())
         && parts.iter().all(|part| is_number(part))
         && iv.is_none_or(is_number)
 }
