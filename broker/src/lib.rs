@@ -18,6 +18,7 @@ pub mod compaction;
 pub mod config;
 pub mod connection;
 pub mod embedded;
+pub mod fetch_session;
 pub mod group;
 pub mod groups_command;
 pub mod handler;
