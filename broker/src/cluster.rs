@@ -12,6 +12,7 @@ use riffle_storage::DataDir;
 use tracing::{info, warn};
 
 use crate::config::{BrokerConfig, TopicDefaults};
+use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
 use crate::partition::Partition;
@@ -123,6 +124,8 @@ pub struct Cluster {
     /// The ACL authorizer, with `--authorizer acl`; `None` lets everyone do everything.
     /// Lock order for ACL changes: its ACL set before `metadata_log`.
     authorizer: Option<Authorizer>,
+    /// Incremental fetch sessions (KIP-227); its lock is taken alone.
+    fetch_sessions: FetchSessionCache,
 }
 
 impl Cluster {
@@ -158,6 +161,9 @@ impl Cluster {
             groups: OnceLock::new(),
             transactions: OnceLock::new(),
             authorizer,
+            fetch_sessions: FetchSessionCache::new(
+                config.max_incremental_fetch_session_cache_slots,
+            ),
             config,
         };
         cluster.replay(events)?;
@@ -214,6 +220,11 @@ impl Cluster {
         self.transactions
             .get()
             .expect("the transaction coordinator is set in Cluster::open")
+    }
+
+    /// The fetch sessions Fetch serves incremental requests from.
+    pub fn fetch_sessions(&self) -> &FetchSessionCache {
+        &self.fetch_sessions
     }
 
     /// The SCRAM credentials SASL exchanges check.

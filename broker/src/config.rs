@@ -25,6 +25,9 @@ pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 16;
 /// The longest a Fetch may wait for data, whatever the client asks.
 pub const FETCH_MAX_WAIT_MS_LIMIT: i32 = 30_000;
+/// How many fetch sessions (KIP-227) the broker keeps, as Kafka's
+/// `max.incremental.fetch.session.cache.slots`.
+pub const DEFAULT_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS: usize = 1000;
 /// How long a failed authentication waits before its connection closes, as Kafka's
 /// `connection.failed.authentication.delay.ms`.
 pub const DEFAULT_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS: u64 = 100;
@@ -305,6 +308,15 @@ pub struct BrokerConfig {
     /// Requests one connection may have read ahead of their responses.
     #[arg(long, env = "RIFFLE_MAX_IN_FLIGHT_REQUESTS", default_value_t = DEFAULT_MAX_IN_FLIGHT_REQUESTS)]
     pub max_in_flight_requests: usize,
+
+    /// Most fetch sessions (KIP-227) kept at once (Kafka:
+    /// max.incremental.fetch.session.cache.slots); 0 turns them off, so every fetch is full.
+    #[arg(
+        long,
+        env = "RIFFLE_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS",
+        default_value_t = DEFAULT_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS
+    )]
+    pub max_incremental_fetch_session_cache_slots: usize,
 
     /// How long a new group waits for more members before its first rebalance completes
     /// (Kafka: group.initial.rebalance.delay.ms), so a fleet starting together rebalances once.

@@ -20,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod connection_limits;
 pub mod embedded;
+pub mod fetch_session;
 pub mod group;
 pub mod groups_command;
 pub mod handler;

@@ -12,8 +12,9 @@
 //! so those bytes never pass through user space. Smaller ones are copied, which costs less
 //! than the extra system calls.
 //!
-//! Fetch sessions (KIP-227) are not kept: we answer session id 0, which tells clients to
-//! send full fetch requests.
+//! Fetch sessions (KIP-227, from v7): [`crate::fetch_session`] decides what a request reads
+//! (its own partitions, or an incremental request's whole session) and which of the
+//! partitions read the response carries; this handler only reads and waits in between.
 //!
 //! Every answer carries the partition's last stable offset: below it, every transaction
 //! has ended. A read_committed fetch returns only batches below it, with the aborted
@@ -24,7 +25,8 @@
 //! With `--authorizer acl` a consumer needs Read on each topic (one check per topic, no
 //! allocation); without it that check is one branch.
 //!
-//! Errors: FETCH_SESSION_ID_NOT_FOUND (whole request); per partition
+//! Errors: FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH,
+//! FETCH_SESSION_TOPIC_ID_ERROR (whole request); per partition
 //! TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_ID,
 //! OFFSET_OUT_OF_RANGE, KAFKA_STORAGE_ERROR.
 
@@ -33,16 +35,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use riffle_protocol::api::fetch::{
-    AbortedTransaction, FetchRequest, FetchResponse, FetchTopic, FetchableTopicResponse,
-    PartitionData,
+    AbortedTransaction, FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData,
 };
-use riffle_protocol::{DeferredRecords, ErrorCode, FetchRecords, Uuid};
+use riffle_protocol::{DeferredRecords, ErrorCode, FetchRecords};
 use riffle_storage::{FileRange, FirstBatch, StorageError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, Topic};
 use crate::config::FETCH_MAX_WAIT_MS_LIMIT;
+use crate::fetch_session::{FetchResponseParts, RequestedTopic, TopicKey};
 use crate::handler::Access;
 use crate::handler::RequestContext;
 use crate::partition::Partition;
@@ -73,73 +75,101 @@ pub async fn handle(
     version: i16,
     request: FetchRequest,
 ) -> FetchResponse {
-    if request.session_id != 0 {
-        // We never hand out sessions, so any id is one we do not know.
-        return FetchResponse {
-            error_code: ErrorCode::FetchSessionIdNotFound.code(),
-            ..Default::default()
+    let session_fetch =
+        match cluster
+            .fetch_sessions()
+            .begin(version, &request, std::time::Instant::now())
+        {
+            Ok(session_fetch) => session_fetch,
+            Err(error) => return response_of(FetchResponseParts::error(error)),
         };
-    }
     let by_id = version >= 13;
     let access = context.access(cluster);
-    let topics: Vec<(FetchTopic, Vec<Wanted>)> = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let wanted = resolve(cluster, &access, &topic, by_id);
-            (topic, wanted)
-        })
+    let topics: Vec<(&RequestedTopic, Vec<Wanted>)> = session_fetch
+        .topics()
+        .iter()
+        .map(|topic| (topic, resolve(cluster, &access, topic, by_id)))
         .collect();
     let max_wait = Duration::from_millis(
         u64::try_from(request.max_wait_ms.clamp(0, FETCH_MAX_WAIT_MS_LIMIT)).unwrap_or(0),
     );
-    let deadline = Instant::now() + max_wait;
-    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
-    let read_committed = request.isolation_level == READ_COMMITTED;
+    let limits = ReadLimits {
+        deadline: Instant::now() + max_wait,
+        min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
+        max_bytes: usize::try_from(request.max_bytes).unwrap_or(0),
+        by_id,
+        read_committed: request.isolation_level == READ_COMMITTED,
+    };
+    let responses = read_when_ready(&topics, &limits).await;
+    drop(topics);
+    response_of(session_fetch.respond(responses, std::time::Instant::now()))
+}
+
+/// What one Fetch may read and how long it may wait, from the request.
+#[derive(Clone, Copy)]
+struct ReadLimits {
+    deadline: Instant,
+    min_bytes: usize,
+    max_bytes: usize,
+    by_id: bool,
+    read_committed: bool,
+}
+
+/// Reads every partition, waiting (woken by appends) until there are `min_bytes`, an
+/// error, or the deadline. An incremental fetch with nothing new waits the same way.
+async fn read_when_ready(
+    topics: &[(&RequestedTopic, Vec<Wanted>)],
+    limits: &ReadLimits,
+) -> Vec<FetchableTopicResponse> {
     let waiter = Arc::new(Notify::new());
     loop {
         // Register before reading, so an append between the read and the wait still wakes us.
-        for (_, wanted) in &topics {
+        for (_, wanted) in topics {
             for partition in wanted.iter().filter_map(|wanted| wanted.partition.as_ref()) {
                 partition.register_waiter(&waiter);
             }
         }
-        let (responses, total_bytes, any_error) =
-            read_all(&topics, max_bytes, by_id, read_committed);
+        let (responses, total_bytes, any_error) = read_all(topics, limits);
         let now = Instant::now();
-        if total_bytes >= min_bytes || any_error || now >= deadline {
-            return FetchResponse {
-                responses,
-                ..Default::default()
-            };
+        if total_bytes >= limits.min_bytes || any_error || now >= limits.deadline {
+            return responses;
         }
-        if tokio::time::timeout(deadline - now, waiter.notified())
+        if tokio::time::timeout(limits.deadline - now, waiter.notified())
             .await
             .is_err()
         {
-            let (responses, _, _) = read_all(&topics, max_bytes, by_id, read_committed);
-            return FetchResponse {
-                responses,
-                ..Default::default()
-            };
+            return read_all(topics, limits).0;
         }
+    }
+}
+
+/// The response: the session's verdict and the partitions to send.
+fn response_of(parts: FetchResponseParts) -> FetchResponse {
+    FetchResponse {
+        error_code: parts.error_code.code(),
+        session_id: parts.session_id,
+        responses: parts.responses,
+        ..Default::default()
     }
 }
 
 /// Finds a topic's requested partitions. A consumer needs Read on the topic: checked once
 /// per topic, after an unknown id (which reveals no name) and before an unknown name, as
-/// Kafka orders them.
-fn resolve(cluster: &Cluster, access: &Access<'_>, topic: &FetchTopic, by_id: bool) -> Vec<Wanted> {
-    let found = if by_id {
-        cluster.topic_by_id(&topic.topic_id)
-    } else {
-        cluster.topic(&topic.topic)
+/// Kafka orders them. Checked on every request, incremental ones included.
+fn resolve(
+    cluster: &Cluster,
+    access: &Access<'_>,
+    topic: &RequestedTopic,
+    by_id: bool,
+) -> Vec<Wanted> {
+    let found = match &topic.topic {
+        TopicKey::Id(id) => cluster.topic_by_id(id),
+        TopicKey::Name(name) => cluster.topic(name),
     };
     let name = match &found {
         Some(found) => Some(found.name.as_str()),
         None if by_id => None,
-        None => Some(topic.topic.as_str()),
+        None => Some(topic.topic.name()),
     };
     let refused = name
         .filter(|name| !access.allows(AclOperation::Read, ResourceType::Topic, name))
@@ -164,11 +194,15 @@ fn resolve(cluster: &Cluster, access: &Access<'_>, topic: &FetchTopic, by_id: bo
 /// Reads every partition once. Returns the responses, the record bytes in them, and
 /// whether any partition had an error (an error answers at once, as in Kafka).
 fn read_all(
-    topics: &[(FetchTopic, Vec<Wanted>)],
-    max_bytes: usize,
-    by_id: bool,
-    read_committed: bool,
+    topics: &[(&RequestedTopic, Vec<Wanted>)],
+    limits: &ReadLimits,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let ReadLimits {
+        max_bytes,
+        by_id,
+        read_committed,
+        ..
+    } = *limits;
     let mut total_bytes = 0;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(topics.len());
@@ -190,16 +224,8 @@ fn read_all(
             partitions.push(data);
         }
         responses.push(FetchableTopicResponse {
-            topic: if by_id {
-                String::new()
-            } else {
-                requested.topic.clone()
-            },
-            topic_id: if by_id {
-                requested.topic_id
-            } else {
-                Uuid::ZERO
-            },
+            topic: requested.topic.name().to_string(),
+            topic_id: requested.topic.id(),
             partitions,
         });
     }
@@ -353,7 +379,7 @@ fn failed(
 mod tests {
     use std::collections::BTreeMap;
 
-    use riffle_protocol::api::fetch::FetchPartition;
+    use riffle_protocol::api::fetch::{FetchPartition, FetchTopic};
     use riffle_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
     use riffle_protocol::record::{
         Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder,
@@ -525,6 +551,118 @@ mod tests {
         );
         assert_eq!(response.responses[0].partitions[0].high_watermark, 1);
         assert_eq!(record_bytes(&response), vec![batch().len()]);
+    }
+
+    /// `request` in fetch session `session_id` at `session_epoch`.
+    fn in_session(mut request: FetchRequest, session_id: i32, session_epoch: i32) -> FetchRequest {
+        request.session_id = session_id;
+        request.session_epoch = session_epoch;
+        request
+    }
+
+    /// The (partition, high watermark, record bytes) of every partition in a response.
+    fn partitions_of(response: &FetchResponse) -> Vec<(i32, i64, usize)> {
+        response
+            .responses
+            .iter()
+            .flat_map(|topic| &topic.partitions)
+            .map(|data| {
+                let bytes = data.records.as_ref().map_or(0, FetchRecords::len);
+                (data.partition_index, data.high_watermark, bytes)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn incremental_fetch_answers_only_news_and_long_polls_when_there_is_none() {
+        // Proves sessions end to end through the handler: epoch 0 answers all 3 partitions
+        // with a session id; the next incremental fetch (offsets moved past the data) has
+        // nothing new, waits max_wait and answers no partition in the same session; the one
+        // after is woken by a produce to partition 0 and answers that partition alone.
+        let (_dir, cluster) = cluster_with("t", 3, 1);
+        let context = crate::handler::RequestContext::internal(&cluster);
+        let full = handle(
+            &cluster,
+            &context,
+            VERSION,
+            in_session(request("t", 3, 0, 0), 0, 0),
+        )
+        .await;
+        assert_eq!(full.error_code, 0);
+        assert_ne!(full.session_id, 0);
+        assert_eq!(
+            partitions_of(&full),
+            (0..3).map(|p| (p, 1, batch().len())).collect::<Vec<_>>()
+        );
+
+        let mut moved = in_session(request("t", 3, 1, 300), full.session_id, 1);
+        for partition in &mut moved.topics[0].partitions {
+            partition.fetch_offset = 1;
+        }
+        let started = std::time::Instant::now();
+        let quiet = handle(&cluster, &context, VERSION, moved).await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "did not wait"
+        );
+        assert_eq!((quiet.error_code, quiet.session_id), (0, full.session_id));
+        assert_eq!(partitions_of(&quiet), Vec::new());
+
+        let mut nothing_changed = in_session(request("t", 0, 1, 5_000), full.session_id, 2);
+        nothing_changed.topics.clear();
+        let fetching = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                let context = crate::handler::RequestContext::internal(&cluster);
+                handle(&cluster, &context, VERSION, nothing_changed).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!fetching.is_finished(), "answered with nothing new");
+        produce_one(&cluster, "t").await;
+        let news = tokio::time::timeout(Duration::from_secs(5), fetching)
+            .await
+            .expect("woken by the append")
+            .expect("the fetch task");
+        assert_eq!(news.session_id, full.session_id);
+        assert_eq!(partitions_of(&news), vec![(0, 2, batch().len())]);
+    }
+
+    #[tokio::test]
+    async fn sessions_from_fetch_13_name_topics_by_id() {
+        // Proves topic ids in sessions: a v13 session reads and answers by id, a v12
+        // request on it is refused with FETCH_SESSION_TOPIC_ID_ERROR, and an unknown
+        // session id with FETCH_SESSION_ID_NOT_FOUND.
+        let (_dir, cluster) = cluster_with("t", 1, 1);
+        let context = crate::handler::RequestContext::internal(&cluster);
+        let topic_id = cluster.topic("t").expect("topic").id;
+        let mut by_id = in_session(request("t", 1, 0, 0), 0, 0);
+        by_id.topics[0].topic = String::new();
+        by_id.topics[0].topic_id = topic_id;
+        let full = handle(&cluster, &context, 13, by_id).await;
+        assert_eq!(partitions_of(&full), vec![(0, 1, batch().len())]);
+        assert_ne!(full.session_id, 0);
+
+        let partition = cluster.topic("t").expect("topic").partitions[0].clone();
+        partition.log.append(&batch(), 1_000).expect("append");
+        let mut incremental = in_session(request("t", 0, 0, 0), full.session_id, 1);
+        incremental.topics.clear();
+        let news = handle(&cluster, &context, 13, incremental.clone()).await;
+        assert_eq!(
+            (news.responses[0].topic_id, news.responses[0].topic.as_str()),
+            (topic_id, "")
+        );
+        assert_eq!(partitions_of(&news), vec![(0, 2, 2 * batch().len())]);
+
+        incremental.session_epoch = 2;
+        let by_name = handle(&cluster, &context, 12, incremental.clone()).await;
+        assert_eq!(
+            by_name.error_code,
+            ErrorCode::FetchSessionTopicIdError.code()
+        );
+        incremental.session_id = full.session_id.wrapping_add(1);
+        let unknown = handle(&cluster, &context, 13, incremental).await;
+        assert_eq!(unknown.error_code, ErrorCode::FetchSessionIdNotFound.code());
     }
 
     #[tokio::test]
