@@ -36,9 +36,9 @@ use crate::error::{StorageError, io_error};
 use crate::format::{
     AbortedTransaction, LOCK_FILE_NAME, OFFSET_INDEX_ENTRY_BYTES, OffsetIndexEntry,
     PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION, PRODUCER_SNAPSHOT_HEADER_BYTES,
-    PRODUCER_SNAPSHOT_VERSION, RECOVERY_POINT_CHECKPOINT_FILE_NAME, SegmentFileKind,
-    TIME_INDEX_ENTRY_BYTES, TRANSACTION_INDEX_ENTRY_BYTES, TimeIndexEntry, is_delete_dir_name,
-    parse_partition_dir_name, parse_producer_snapshot_file_name, parse_recovery_point,
+    RECOVERY_POINT_CHECKPOINT_FILE_NAME, SegmentFileKind, TIME_INDEX_ENTRY_BYTES,
+    TRANSACTION_INDEX_ENTRY_BYTES, TimeIndexEntry, is_delete_dir_name, parse_partition_dir_name,
+    parse_producer_snapshot_file_name, parse_producer_snapshot_header, parse_recovery_point,
     parse_segment_file_name, segment_file_path,
 };
 use crate::producer_snapshot::MAX_PRODUCER_SNAPSHOT_PAYLOAD_BYTES;
@@ -1020,39 +1020,18 @@ fn producer_snapshot_problem(
         return Ok(Some("larger than the largest snapshot"));
     }
     let mut reader = BufReader::with_capacity(CHECK_BUFFER_BYTES, file);
-    let mut header = [0; PRODUCER_SNAPSHOT_HEADER_BYTES];
-    reader.read_exact(&mut header).map_err(io_error(path))?;
-    let [
-        v0,
-        v1,
-        c0,
-        c1,
-        c2,
-        c3,
-        o0,
-        o1,
-        o2,
-        o3,
-        o4,
-        o5,
-        o6,
-        o7,
-        l0,
-        l1,
-        l2,
-        l3,
-    ] = header;
-    let version = i16::from_be_bytes([v0, v1]);
-    let stored_crc = u32::from_be_bytes([c0, c1, c2, c3]);
-    let framed_offset = i64::from_be_bytes([o0, o1, o2, o3, o4, o5, o6, o7]);
-    let payload_length = u32::from_be_bytes([l0, l1, l2, l3]);
-    if version != PRODUCER_SNAPSHOT_VERSION {
-        return Ok(Some("unknown snapshot version"));
-    }
-    if u64::from(payload_length) != payload_bytes {
+    let mut header_bytes_read = [0; PRODUCER_SNAPSHOT_HEADER_BYTES];
+    reader
+        .read_exact(&mut header_bytes_read)
+        .map_err(io_error(path))?;
+    let header = match parse_producer_snapshot_header(&header_bytes_read) {
+        Ok(parsed) => parsed,
+        Err(reason) => return Ok(Some(reason)),
+    };
+    if u64::from(header.payload_length) != payload_bytes {
         return Ok(Some("payload length is not the bytes after the header"));
     }
-    let mut crc = crc32c::crc32c(&header[PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION..]);
+    let mut crc = crc32c::crc32c(&header_bytes_read[PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION..]);
     let mut chunk = vec![0; CHECK_BUFFER_BYTES];
     loop {
         let read_bytes = reader.read(&mut chunk).map_err(io_error(path))?;
@@ -1061,10 +1040,10 @@ fn producer_snapshot_problem(
         }
         crc = crc32c::crc32c_append(crc, &chunk[..read_bytes]);
     }
-    if crc != stored_crc {
+    if crc != header.stored_crc {
         return Ok(Some("CRC-32C mismatch"));
     }
-    if framed_offset != name_offset {
+    if header.offset != name_offset {
         return Ok(Some("offset differs from the file name's"));
     }
     Ok(None)

@@ -466,16 +466,25 @@ pub fn encode_producer_snapshot(offset: i64, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// Checks a producer snapshot's bytes and returns its offset; the payload is the bytes from
-/// `PRODUCER_SNAPSHOT_HEADER_BYTES` on.
+/// The fixed fields at the front of a producer snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSnapshotHeader {
+    /// The CRC-32C the snapshot carries, over the bytes from
+    /// `PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION` on.
+    pub stored_crc: u32,
+    /// The offset the snapshot was taken at, as framed (not yet checked).
+    pub offset: i64,
+    /// The payload's length, as framed.
+    pub payload_length: u32,
+}
+
+/// Reads a producer snapshot's header; checks only its version.
 ///
 /// # Errors
-/// A reason, if the bytes are not exactly what `encode_producer_snapshot` writes.
-pub fn parse_producer_snapshot(bytes: &[u8]) -> Result<i64, &'static str> {
-    let header: &[u8; PRODUCER_SNAPSHOT_HEADER_BYTES] = bytes
-        .get(..PRODUCER_SNAPSHOT_HEADER_BYTES)
-        .and_then(|header| header.try_into().ok())
-        .ok_or("shorter than a snapshot header")?;
+/// A reason, if the version is not the one `encode_producer_snapshot` writes.
+pub fn parse_producer_snapshot_header(
+    header: &[u8; PRODUCER_SNAPSHOT_HEADER_BYTES],
+) -> Result<ProducerSnapshotHeader, &'static str> {
     let [
         v0,
         v1,
@@ -499,20 +508,36 @@ pub fn parse_producer_snapshot(bytes: &[u8]) -> Result<i64, &'static str> {
     if i16::from_be_bytes([v0, v1]) != PRODUCER_SNAPSHOT_VERSION {
         return Err("unknown snapshot version");
     }
-    let payload_length = u32::from_be_bytes([l0, l1, l2, l3]);
+    Ok(ProducerSnapshotHeader {
+        stored_crc: u32::from_be_bytes([c0, c1, c2, c3]),
+        offset: i64::from_be_bytes([o0, o1, o2, o3, o4, o5, o6, o7]),
+        payload_length: u32::from_be_bytes([l0, l1, l2, l3]),
+    })
+}
+
+/// Checks a producer snapshot's bytes and returns its offset; the payload is the bytes from
+/// `PRODUCER_SNAPSHOT_HEADER_BYTES` on.
+///
+/// # Errors
+/// A reason, if the bytes are not exactly what `encode_producer_snapshot` writes.
+pub fn parse_producer_snapshot(bytes: &[u8]) -> Result<i64, &'static str> {
+    let header: &[u8; PRODUCER_SNAPSHOT_HEADER_BYTES] = bytes
+        .get(..PRODUCER_SNAPSHOT_HEADER_BYTES)
+        .and_then(|header| header.try_into().ok())
+        .ok_or("shorter than a snapshot header")?;
+    let header = parse_producer_snapshot_header(header)?;
     let payload_bytes = bytes.len() - PRODUCER_SNAPSHOT_HEADER_BYTES;
-    if usize::try_from(payload_length).ok() != Some(payload_bytes) {
+    if usize::try_from(header.payload_length).ok() != Some(payload_bytes) {
         return Err("payload length is not the bytes after the header");
     }
     let crc = crc32c::crc32c(&bytes[PRODUCER_SNAPSHOT_CRC_COVERED_FROM_POSITION..]);
-    if crc != u32::from_be_bytes([c0, c1, c2, c3]) {
+    if crc != header.stored_crc {
         return Err("CRC-32C mismatch");
     }
-    let offset = i64::from_be_bytes([o0, o1, o2, o3, o4, o5, o6, o7]);
-    if offset < 0 {
+    if header.offset < 0 {
         return Err("negative offset");
     }
-    Ok(offset)
+    Ok(header.offset)
 }
 
 /// The text of an offset checkpoint (the log start offset or the cleaner's): a version line,

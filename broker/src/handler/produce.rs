@@ -337,7 +337,7 @@ fn check_and_append(
     // as Kafka does.
     let recompressed = match target_codec(topic.config.compression_type()) {
         Some(codec) if batch.compression() != Ok(codec) => Some(
-            recompress(batch, codec, MAX_DECOMPRESSED_BYTES)
+            recompress(batch, codec)
                 .map_err(|error| rejected(ErrorCode::CorruptMessage, &error.to_string()))?,
         ),
         _ => None,

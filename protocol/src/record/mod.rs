@@ -14,8 +14,8 @@
 //! - `edit`: the broker's in-place rewrites.
 //! - `builder`: [`RecordBatchBuilder`].
 //! - `control`: transaction markers ([`end_txn_marker_batch`], [`EndTxnMarker`]).
-//! - `retain`: [`retain_records`], compaction's rewrite of a batch.
-//! - `recompress`: [`recompress`], a batch rewritten with a topic's `compression.type`.
+//! - `retain`: [`retain_records`], compaction's rewrite of a batch, and [`recompress`],
+//!   the rewrite in a topic's `compression.type`.
 //! - `scan`: [`RecordBatchView::scan_records`], Produce's streaming check of every record.
 
 mod builder;
@@ -24,7 +24,6 @@ mod control;
 mod edit;
 mod error;
 mod format;
-mod recompress;
 mod records;
 mod retain;
 mod scan;
@@ -39,8 +38,7 @@ pub use control::{ControlRecordType, EndTxnMarker, control_record_type, end_txn_
 pub use edit::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
 pub use error::RecordError;
 pub use format::{LOG_OVERHEAD_BYTES, MAGIC_V2, RECORD_BATCH_OVERHEAD_BYTES, batch_total_bytes};
-pub use recompress::recompress;
 pub use records::{Record, RecordHeader};
-pub use retain::retain_records;
+pub use retain::{recompress, retain_records};
 pub use scan::ScannedRecord;
 pub use view::{BatchIter, RecordBatchView, TimestampType, batches};
