@@ -11,7 +11,10 @@ use riffle_protocol::{ErrorCode, Uuid};
 use riffle_storage::DataDir;
 use tracing::{info, warn};
 
-use crate::config::{BrokerConfig, TopicDefaults};
+use crate::broker_config::{
+    self, BrokerConfigEntity, BrokerConfigError, DynamicBrokerConfigs, LogDefaults,
+};
+use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
@@ -126,6 +129,11 @@ pub struct Cluster {
     authorizer: Option<Authorizer>,
     /// Incremental fetch sessions (KIP-227); its lock is taken alone.
     fetch_sessions: FetchSessionCache,
+    /// The defaults topics inherit: flags and dynamic broker configs. Replaced whole, with
+    /// `topics` held for writing, so a topic is never made from stale defaults.
+    log_defaults: RwLock<Arc<LogDefaults>>,
+    /// Tells the server about changed dynamic broker configs (the connection limits).
+    broker_config_changes: tokio::sync::watch::Sender<Arc<DynamicBrokerConfigs>>,
 }
 
 impl Cluster {
@@ -164,6 +172,10 @@ impl Cluster {
             fetch_sessions: FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots,
             ),
+            log_defaults: RwLock::new(Arc::new(LogDefaults::from_flags(
+                config.topic_defaults.clone(),
+            ))),
+            broker_config_changes: tokio::sync::watch::Sender::new(Arc::default()),
             config,
         };
         cluster.replay(events)?;
@@ -278,8 +290,20 @@ impl Cluster {
     fn replay(&mut self, events: Vec<MetadataEvent>) -> Result<(), ClusterOpenError> {
         // Fold the events into final topic states first, then open each partition once.
         let mut topics: BTreeMap<String, (String, i32, BTreeMap<String, String>)> = BTreeMap::new();
+        let mut dynamic = DynamicBrokerConfigs::default();
+        let this_broker = self.node_id.to_string();
         for event in events {
             match event {
+                MetadataEvent::BrokerConfigsAltered { broker, configs } => {
+                    if broker.is_empty() {
+                        dynamic.cluster_default = configs;
+                    } else if broker == this_broker {
+                        dynamic.this_broker = configs;
+                    } else {
+                        // Set for another node id: this data directory once had that id.
+                        info!(%broker, "ignoring dynamic configs of another broker id");
+                    }
+                }
                 MetadataEvent::ClusterCreated { cluster_id } => self.cluster_id = cluster_id,
                 MetadataEvent::TopicCreated {
                     name,
@@ -316,10 +340,19 @@ impl Cluster {
                 MetadataEvent::AclsCreated { .. } | MetadataEvent::AclsDeleted { .. } => {}
             }
         }
+        let defaults = Arc::new(LogDefaults {
+            flags: self.config.topic_defaults.clone(),
+            dynamic: dynamic.clone(),
+        });
+        *self
+            .log_defaults
+            .get_mut()
+            .unwrap_or_else(|poison| poison.into_inner()) = defaults.clone();
+        self.broker_config_changes.send_replace(Arc::new(dynamic));
         let mut registry = Topics::default();
         for (name, (id, partition_count, configs)) in topics {
             let id = parse_topic_id(&id).ok_or(ClusterOpenError::BadTopicId(name.clone()))?;
-            let config = TopicConfig::new(configs, self.config.topic_defaults.clone());
+            let config = TopicConfig::new(configs, defaults.clone());
             let partitions = (0..partition_count)
                 .map(|index| self.open_partition(&name, index, &config))
                 .collect::<Result<Vec<_>, _>>()
@@ -446,9 +479,10 @@ impl Cluster {
             partitions
         };
         validate_partition_count(partitions)?;
-        let configs = validate_configs(configs, &self.config.topic_defaults)?;
-        let config = TopicConfig::new(configs.clone(), self.config.topic_defaults.clone());
         let mut topics = self.write_topics();
+        let defaults = self.log_defaults();
+        let configs = validate_configs(configs, &defaults)?;
+        let config = TopicConfig::new(configs.clone(), defaults);
         if topics.by_name.contains_key(name) {
             return Err(TopicError::new(
                 ErrorCode::TopicAlreadyExists,
@@ -568,8 +602,9 @@ impl Cluster {
         configs: BTreeMap<String, String>,
         validation: Validation,
     ) -> Result<(), TopicError> {
-        let configs = validate_configs(configs, &self.config.topic_defaults)?;
         let mut topics = self.write_topics();
+        let defaults = self.log_defaults();
+        let configs = validate_configs(configs, &defaults)?;
         let Some(topic) = topics.by_name.get(name).cloned() else {
             return Err(TopicError::new(
                 ErrorCode::UnknownTopicOrPartition,
@@ -584,7 +619,7 @@ impl Cluster {
             configs: configs.clone(),
         })
         .map_err(TopicError::storage)?;
-        let config = TopicConfig::new(configs, self.config.topic_defaults.clone());
+        let config = TopicConfig::new(configs, defaults);
         for partition in &topic.partitions {
             partition.log.set_config(config.log_config());
         }
@@ -596,6 +631,93 @@ impl Cluster {
         });
         topics.by_id.insert(altered.id, altered.clone());
         topics.by_name.insert(name.to_string(), altered);
+        Ok(())
+    }
+
+    /// The defaults topics inherit now.
+    pub fn log_defaults(&self) -> Arc<LogDefaults> {
+        self.log_defaults
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// Follows changes of the dynamic broker configs; the current value is marked seen.
+    pub fn watch_broker_configs(&self) -> tokio::sync::watch::Receiver<Arc<DynamicBrokerConfigs>> {
+        self.broker_config_changes.subscribe()
+    }
+
+    /// Replaces the dynamic broker configs of `entity` (Kafka's `kafka-configs --alter
+    /// --entity-type brokers`). Every topic that does not set a changed config follows
+    /// the new default at once.
+    ///
+    /// # Errors
+    /// INVALID_REQUEST for a setting that cannot change while running, INVALID_CONFIG for
+    /// a bad value or defaults that contradict each other, KAFKA_STORAGE_ERROR.
+    pub fn set_broker_configs(
+        &self,
+        entity: BrokerConfigEntity,
+        configs: BTreeMap<String, String>,
+        validation: Validation,
+    ) -> Result<(), TopicError> {
+        let configs = configs
+            .into_iter()
+            .map(|(name, value)| {
+                let value = broker_config::validate(&name, &value, entity)?;
+                Ok((name, value))
+            })
+            .collect::<Result<BTreeMap<_, _>, BrokerConfigError>>()
+            .map_err(broker_config_error)?;
+        let mut topics = self.write_topics();
+        let current = self.log_defaults();
+        let defaults = Arc::new(LogDefaults {
+            flags: current.flags.clone(),
+            dynamic: current.dynamic.with(entity, configs.clone()),
+        });
+        // The new defaults must make sense on a topic that sets nothing.
+        let fresh = TopicConfig::new(BTreeMap::new(), defaults.clone());
+        topic_config::validate_combination(&fresh)
+            .map_err(|error| TopicError::new(ErrorCode::InvalidConfig, error.to_string()))?;
+        if validation == Validation::Only {
+            return Ok(());
+        }
+        let broker = match entity {
+            BrokerConfigEntity::ClusterDefault => String::new(),
+            BrokerConfigEntity::ThisBroker => self.node_id.to_string(),
+        };
+        self.append_event(&MetadataEvent::BrokerConfigsAltered {
+            broker,
+            configs: configs.clone(),
+        })
+        .map_err(TopicError::storage)?;
+        *self
+            .log_defaults
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = defaults.clone();
+        let renewed: Vec<Arc<Topic>> = topics
+            .by_name
+            .values()
+            .map(|topic| {
+                let config = topic.config.with_defaults(defaults.clone());
+                for partition in &topic.partitions {
+                    partition.log.set_config(config.log_config());
+                }
+                Arc::new(Topic {
+                    name: topic.name.clone(),
+                    id: topic.id,
+                    partitions: topic.partitions.clone(),
+                    config,
+                })
+            })
+            .collect();
+        for topic in renewed {
+            topics.by_id.insert(topic.id, topic.clone());
+            topics.by_name.insert(topic.name.clone(), topic);
+        }
+        drop(topics);
+        self.broker_config_changes
+            .send_replace(Arc::new(defaults.dynamic.clone()));
+        info!(?entity, configs = ?configs, "dynamic broker configs altered");
         Ok(())
     }
 
@@ -797,7 +919,7 @@ fn validate_partition_count(partitions: i32) -> Result<(), TopicError> {
 /// Checks each value, then the values together with the defaults they leave.
 fn validate_configs(
     configs: BTreeMap<String, String>,
-    defaults: &TopicDefaults,
+    defaults: &Arc<LogDefaults>,
 ) -> Result<BTreeMap<String, String>, TopicError> {
     let invalid = |error: topic_config::ConfigError| {
         TopicError::new(ErrorCode::InvalidConfig, error.to_string())
@@ -809,9 +931,19 @@ fn validate_configs(
             Ok((name, value))
         })
         .collect::<Result<BTreeMap<_, _>, TopicError>>()?;
-    let combined = TopicConfig::new(configs.clone(), defaults.clone());
+    let combined = TopicConfig::new(configs.clone(), Arc::clone(defaults));
     topic_config::validate_combination(&combined).map_err(invalid)?;
     Ok(configs)
+}
+
+fn broker_config_error(error: BrokerConfigError) -> TopicError {
+    let code = match error {
+        BrokerConfigError::NotDynamic(_) | BrokerConfigError::PerBrokerOnly(_) => {
+            ErrorCode::InvalidRequest
+        }
+        BrokerConfigError::InvalidValue { .. } => ErrorCode::InvalidConfig,
+    };
+    TopicError::new(code, error.to_string())
 }
 
 fn format_topic_id(id: &Uuid) -> String {

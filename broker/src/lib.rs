@@ -11,6 +11,7 @@
 pub mod acls_command;
 pub mod admin_client;
 pub mod background;
+pub mod broker_config;
 pub mod check_command;
 pub mod cli;
 pub mod client_config;

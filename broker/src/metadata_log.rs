@@ -1,6 +1,6 @@
 //! The cluster's own metadata (cluster id, topics, their ids, partition counts, configs,
-//! producer-id blocks, SCRAM credentials, ACLs), kept as JSON events in an internal log,
-//! `__cluster_metadata-0`.
+//! dynamic broker configs, producer-id blocks, SCRAM credentials, ACLs), kept as JSON
+//! events in an internal log, `__cluster_metadata-0`.
 //!
 //! Using a log of our own storage engine makes metadata crash-safe by the same mechanism
 //! as user data: each event is appended as a record batch and fsynced before the change
@@ -59,6 +59,13 @@ pub enum MetadataEvent {
         /// Topic name.
         name: String,
         /// The complete new set of configs set on the topic.
+        configs: BTreeMap<String, String>,
+    },
+    /// The dynamic broker configs of an entity were replaced.
+    BrokerConfigsAltered {
+        /// Empty for the cluster-wide default, else the node id the values are set for.
+        broker: String,
+        /// The complete new set of dynamic configs of that entity.
         configs: BTreeMap<String, String>,
     },
     /// Producer ids below `next_block_start` may have been handed out.

@@ -1,13 +1,16 @@
 //! Topic-level configs: which ones we support, their defaults, parsing and validation.
 //!
 //! A topic stores only the configs set on it (Kafka's "dynamic topic config"); every
-//! other value comes from the broker-wide default in [`TopicDefaults`]. DescribeConfigs
+//! other value comes from the broker-wide default in [`LogDefaults`]. DescribeConfigs
 //! reports both, with their source, like Kafka.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use riffle_storage::LogConfig;
 
+use crate::broker_config::LogDefaults;
+#[cfg(test)]
 use crate::config::TopicDefaults;
 
 /// retention.ms: how long to keep a segment after its newest record, -1 forever.
@@ -99,6 +102,12 @@ pub enum ValueRule {
     ThrottledReplicas,
     /// A Kafka version such as 3.0 or 3.0-IV1.
     KafkaVersion,
+    /// A number of at least 0, with a fraction or not.
+    NonNegative,
+    /// Any text.
+    AnyText,
+    /// Kafka's `max.connections.per.ip.overrides`: empty, or `host:count` pairs.
+    ConnectionOverrides,
 }
 
 /// One supported topic config.
@@ -112,7 +121,8 @@ pub struct ConfigDef {
     pub config_type: ConfigType,
     /// The values it accepts.
     pub rule: ValueRule,
-    /// Kafka's default, unless a broker flag provides it (see `TopicConfig::default_value`).
+    /// Kafka's default, unless a broker flag or dynamic config provides it (see
+    /// `LogDefaults::topic_default`).
     pub kafka_default: &'static str,
     /// One or two sentences for DescribeConfigs' documentation field.
     pub documentation: &'static str,
@@ -524,6 +534,12 @@ pub enum ValueProblem {
     /// Not a Kafka version.
     #[error("value must be a Kafka version such as 3.0-IV1")]
     NotAVersion,
+    /// Not a number of at least 0.
+    #[error("value must be a number of at least 0")]
+    Negative,
+    /// Not a list of host:count pairs.
+    #[error("value must be empty or a list of host:count pairs")]
+    NotConnectionOverrides,
 }
 
 /// The definition of a config, if we support it.
@@ -538,10 +554,12 @@ pub fn config_def(name: &str) -> Option<&'static ConfigDef> {
 /// `Unknown` for a name not in [`TOPIC_CONFIGS`], `InvalidValue` for a value its rule refuses.
 pub fn validate(name: &str, value: &str) -> Result<String, ConfigError> {
     let def = config_def(name).ok_or_else(|| ConfigError::Unknown(name.into()))?;
-    check_value(def, value.trim()).map_err(|problem| ConfigError::InvalidValue {
-        name: name.into(),
-        value: value.into(),
-        problem,
+    check_value(def.config_type, def.rule, value.trim()).map_err(|problem| {
+        ConfigError::InvalidValue {
+            name: name.into(),
+            value: value.into(),
+            problem,
+        }
     })
 }
 
@@ -559,15 +577,17 @@ pub fn validate_combination(config: &TopicConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Applies `def`'s rule to a trimmed value.
-fn check_value(def: &ConfigDef, value: &str) -> Result<String, ValueProblem> {
-    match def.rule {
-        ValueRule::AtLeast(minimum) => check_integer(def.config_type, value, minimum, i64::MAX),
-        ValueRule::Between(minimum, maximum) => {
-            check_integer(def.config_type, value, minimum, maximum)
-        }
+/// Applies a config's rule to a trimmed value. Dynamic broker configs share the rules.
+pub(crate) fn check_value(
+    config_type: ConfigType,
+    rule: ValueRule,
+    value: &str,
+) -> Result<String, ValueProblem> {
+    match rule {
+        ValueRule::AtLeast(minimum) => check_integer(config_type, value, minimum, i64::MAX),
+        ValueRule::Between(minimum, maximum) => check_integer(config_type, value, minimum, maximum),
         ValueRule::GzipLevel => {
-            let level = check_integer(def.config_type, value, -1, 9)?;
+            let level = check_integer(config_type, value, -1, 9)?;
             if level == "0" {
                 return Err(ValueProblem::NotAGzipLevel);
             }
@@ -594,7 +614,30 @@ fn check_value(def: &ConfigDef, value: &str) -> Result<String, ValueProblem> {
         ValueRule::ThrottledReplicas => check_throttled_replicas(value),
         ValueRule::KafkaVersion if is_kafka_version(value) => Ok(value.to_string()),
         ValueRule::KafkaVersion => Err(ValueProblem::NotAVersion),
+        ValueRule::NonNegative => match value.parse::<f64>() {
+            Ok(number) if number >= 0.0 => Ok(value.to_string()),
+            _ => Err(ValueProblem::Negative),
+        },
+        ValueRule::AnyText => Ok(value.to_string()),
+        ValueRule::ConnectionOverrides => check_connection_overrides(value),
     }
+}
+
+/// Kafka's `max.connections.per.ip.overrides`: empty, or `host:count` pairs where the host
+/// is a name or an address (IPv6 too, so the count follows the last colon).
+fn check_connection_overrides(value: &str) -> Result<String, ValueProblem> {
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    let items: Vec<&str> = value.split(',').map(str::trim).collect();
+    let pairs_only = items.iter().all(|item| {
+        item.rsplit_once(':')
+            .is_some_and(|(host, count)| !host.is_empty() && count.parse::<u32>().is_ok())
+    });
+    if !pairs_only {
+        return Err(ValueProblem::NotConnectionOverrides);
+    }
+    Ok(items.join(","))
 }
 
 /// An integer of `config_type`'s width in `minimum..=maximum`, written back canonically.
@@ -683,11 +726,27 @@ pub enum CompressionType {
     Zstd,
 }
 
-/// A topic's effective configuration: its own overrides over the broker defaults.
+/// A topic's effective configuration: its own overrides over the broker defaults. The
+/// values the produce and fetch paths read are parsed once, when the config is made, so
+/// reading them costs no allocation.
 #[derive(Debug, Clone)]
 pub struct TopicConfig {
     overrides: BTreeMap<String, String>,
-    defaults: TopicDefaults,
+    defaults: Arc<LogDefaults>,
+    resolved: Resolved,
+}
+
+/// The parsed values read on every request.
+#[derive(Debug, Clone)]
+struct Resolved {
+    max_message_bytes: usize,
+    uses_log_append_time: bool,
+    compression_type: CompressionType,
+    compression_level: Option<i32>,
+    timestamp_before_max_ms: i64,
+    timestamp_after_max_ms: i64,
+    is_compacted: bool,
+    deletes_old_segments: bool,
 }
 
 /// Where a reported value comes from, as DescribeConfigs' config_source.
@@ -695,18 +754,71 @@ pub struct TopicConfig {
 pub enum ConfigSource {
     /// Set on the topic.
     DynamicTopic = 1,
-    /// The broker's flag or its built-in default.
+    /// A dynamic broker config set for this broker.
+    DynamicBroker = 2,
+    /// A dynamic broker config set as the cluster-wide default.
+    DynamicDefaultBroker = 3,
+    /// The broker's flag.
     StaticBroker = 4,
-    /// Kafka's built-in default.
+    /// Kafka's built-in default (or the flag's, which Riffle cannot tell apart).
     Default = 5,
 }
 
 impl TopicConfig {
     /// A config from validated overrides.
-    pub fn new(overrides: BTreeMap<String, String>, defaults: TopicDefaults) -> Self {
-        TopicConfig {
+    pub fn new(overrides: BTreeMap<String, String>, defaults: Arc<LogDefaults>) -> Self {
+        let mut config = TopicConfig {
             overrides,
             defaults,
+            resolved: Resolved {
+                max_message_bytes: 0,
+                uses_log_append_time: false,
+                compression_type: CompressionType::Producer,
+                compression_level: None,
+                timestamp_before_max_ms: i64::MAX,
+                timestamp_after_max_ms: i64::MAX,
+                is_compacted: false,
+                deletes_old_segments: true,
+            },
+        };
+        config.resolved = config.resolve();
+        config
+    }
+
+    /// The same overrides over other broker defaults.
+    pub fn with_defaults(&self, defaults: Arc<LogDefaults>) -> Self {
+        TopicConfig::new(self.overrides.clone(), defaults)
+    }
+
+    fn resolve(&self) -> Resolved {
+        let policies = self.value(CLEANUP_POLICY).0;
+        let has_policy = |wanted: &str| policies.split(',').any(|policy| policy == wanted);
+        let compression_type = match self.value(COMPRESSION_TYPE).0.as_str() {
+            "uncompressed" => CompressionType::Uncompressed,
+            "gzip" => CompressionType::Gzip,
+            "snappy" => CompressionType::Snappy,
+            "lz4" => CompressionType::Lz4,
+            "zstd" => CompressionType::Zstd,
+            _ => CompressionType::Producer,
+        };
+        let level_name = match compression_type {
+            CompressionType::Gzip => Some(COMPRESSION_GZIP_LEVEL),
+            CompressionType::Lz4 => Some(COMPRESSION_LZ4_LEVEL),
+            CompressionType::Zstd => Some(COMPRESSION_ZSTD_LEVEL),
+            CompressionType::Producer | CompressionType::Uncompressed | CompressionType::Snappy => {
+                None
+            }
+        };
+        Resolved {
+            max_message_bytes: usize::try_from(self.number(MAX_MESSAGE_BYTES))
+                .unwrap_or(usize::MAX),
+            uses_log_append_time: self.value(MESSAGE_TIMESTAMP_TYPE).0 == "LogAppendTime",
+            compression_type,
+            compression_level: level_name.and_then(|name| i32::try_from(self.number(name)).ok()),
+            timestamp_before_max_ms: self.timestamp_bound_ms(MESSAGE_TIMESTAMP_BEFORE_MAX_MS),
+            timestamp_after_max_ms: self.timestamp_bound_ms(MESSAGE_TIMESTAMP_AFTER_MAX_MS),
+            is_compacted: has_policy("compact"),
+            deletes_old_segments: has_policy("delete"),
         }
     }
 
@@ -715,27 +827,27 @@ impl TopicConfig {
         &self.overrides
     }
 
-    /// The default of a config, as a string: the broker flag for the five configs that
-    /// have one, else Kafka's default; empty for a name we do not know.
+    /// The broker defaults this config reads.
+    pub fn defaults(&self) -> &LogDefaults {
+        &self.defaults
+    }
+
+    /// The default of a config, as a string: a dynamic broker config, the broker flag, or
+    /// Kafka's default; empty for a name we do not know.
     pub fn default_value(&self, name: &str) -> String {
-        let defaults = &self.defaults;
-        match name {
-            RETENTION_MS => defaults.retention_ms.to_string(),
-            RETENTION_BYTES => defaults.retention_bytes.to_string(),
-            SEGMENT_BYTES => defaults.segment_bytes.to_string(),
-            SEGMENT_MS => defaults.segment_ms.to_string(),
-            MAX_MESSAGE_BYTES => defaults.max_message_bytes.to_string(),
-            _ => config_def(name)
-                .map(|def| def.kafka_default.to_string())
-                .unwrap_or_default(),
-        }
+        config_def(name)
+            .map(|def| self.defaults.topic_default(def).0)
+            .unwrap_or_default()
     }
 
     /// The effective value and where it comes from.
     pub fn value(&self, name: &str) -> (String, ConfigSource) {
-        match self.overrides.get(name) {
-            Some(value) => (value.clone(), ConfigSource::DynamicTopic),
-            None => (self.default_value(name), ConfigSource::Default),
+        if let Some(value) = self.overrides.get(name) {
+            return (value.clone(), ConfigSource::DynamicTopic);
+        }
+        match config_def(name) {
+            Some(def) => self.defaults.topic_default(def),
+            None => (String::new(), ConfigSource::Default),
         }
     }
 
@@ -746,52 +858,37 @@ impl TopicConfig {
 
     /// max.message.bytes, in bytes.
     pub fn max_message_bytes(&self) -> usize {
-        usize::try_from(self.number(MAX_MESSAGE_BYTES)).unwrap_or(usize::MAX)
+        self.resolved.max_message_bytes
     }
 
     /// Whether batches are stamped with the broker's clock.
     pub fn uses_log_append_time(&self) -> bool {
-        self.value(MESSAGE_TIMESTAMP_TYPE).0 == "LogAppendTime"
+        self.resolved.uses_log_append_time
     }
 
     /// compression.type: the codec batches are stored in, or `Producer` to keep theirs.
     pub fn compression_type(&self) -> CompressionType {
-        match self.value(COMPRESSION_TYPE).0.as_str() {
-            "uncompressed" => CompressionType::Uncompressed,
-            "gzip" => CompressionType::Gzip,
-            "snappy" => CompressionType::Snappy,
-            "lz4" => CompressionType::Lz4,
-            "zstd" => CompressionType::Zstd,
-            _ => CompressionType::Producer,
-        }
+        self.resolved.compression_type
     }
 
     /// The level of the codec compression.type names (compression.gzip.level, .lz4.level
     /// or .zstd.level); `None` for codecs without levels. Gzip's -1 means zlib's default.
     pub fn compression_level(&self) -> Option<i32> {
-        let name = match self.compression_type() {
-            CompressionType::Gzip => COMPRESSION_GZIP_LEVEL,
-            CompressionType::Lz4 => COMPRESSION_LZ4_LEVEL,
-            CompressionType::Zstd => COMPRESSION_ZSTD_LEVEL,
-            CompressionType::Producer | CompressionType::Uncompressed | CompressionType::Snappy => {
-                return None;
-            }
-        };
-        i32::try_from(self.number(name)).ok()
+        self.resolved.compression_level
     }
 
     /// message.timestamp.before.max.ms: how far behind the broker's clock a CreateTime
     /// timestamp may be. Left at its default (`i64::MAX`), the deprecated
     /// message.timestamp.difference.max.ms applies instead, as in Kafka 3.6-3.9.
     pub fn timestamp_before_max_ms(&self) -> i64 {
-        self.timestamp_bound_ms(MESSAGE_TIMESTAMP_BEFORE_MAX_MS)
+        self.resolved.timestamp_before_max_ms
     }
 
     /// message.timestamp.after.max.ms: how far ahead of the broker's clock a CreateTime
     /// timestamp may be. Riffle follows Kafka 3.9: the default is `i64::MAX` (Kafka 4.0
     /// lowered it to one hour), and left at it, message.timestamp.difference.max.ms applies.
     pub fn timestamp_after_max_ms(&self) -> i64 {
-        self.timestamp_bound_ms(MESSAGE_TIMESTAMP_AFTER_MAX_MS)
+        self.resolved.timestamp_after_max_ms
     }
 
     fn timestamp_bound_ms(&self, name: &str) -> i64 {
@@ -804,18 +901,12 @@ impl TopicConfig {
     /// Whether compaction keeps only the latest record per key (cleanup.policy contains
     /// compact).
     pub fn is_compacted(&self) -> bool {
-        self.value(CLEANUP_POLICY)
-            .0
-            .split(',')
-            .any(|policy| policy == "compact")
+        self.resolved.is_compacted
     }
 
     /// Whether retention deletes old segments (cleanup.policy contains delete).
     pub fn deletes_old_segments(&self) -> bool {
-        self.value(CLEANUP_POLICY)
-            .0
-            .split(',')
-            .any(|policy| policy == "delete")
+        self.resolved.deletes_old_segments
     }
 
     /// The storage settings for this topic's partitions.
@@ -875,7 +966,7 @@ mod tests {
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
-        TopicConfig::new(overrides, defaults())
+        TopicConfig::new(overrides, Arc::new(LogDefaults::from_flags(defaults())))
     }
 
     #[test]

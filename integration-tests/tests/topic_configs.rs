@@ -125,3 +125,95 @@ async fn create_describe_and_alter_kafka_topic_configs() {
         "a refused AlterConfigs changes nothing"
     );
 }
+
+/// A broker config's value and source, as DescribeConfigs reports it for broker 1.
+async fn broker_config(bootstrap: &str, name: &str) -> Option<(Option<String>, ConfigSource)> {
+    let results = admin_client(bootstrap)
+        .describe_configs([&ResourceSpecifier::Broker(1)], &admin_options())
+        .await
+        .expect("DescribeConfigs request");
+    let resource = results
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .expect("DescribeConfigs succeeds");
+    resource
+        .entries
+        .into_iter()
+        .find(|entry| entry.name == name)
+        .map(|entry| (entry.value, entry.source))
+}
+
+#[tokio::test]
+async fn dynamic_broker_configs_change_topic_defaults_while_running() {
+    // Proves that AlterConfigs on a BROKER resource (librdkafka 0081 sends one) sets
+    // dynamic broker configs: topics without their own value follow at once (a lowered
+    // message.max.bytes refuses a large record on the next produce), DescribeConfigs shows
+    // DYNAMIC_BROKER_CONFIG on the broker and the topic, a setting Kafka cannot change
+    // while running is refused, and the values survive a restart.
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let admin = admin_client(&bootstrap);
+    let topic = NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1));
+    let created = admin
+        .create_topics([&topic], &admin_options())
+        .await
+        .expect("CreateTopics request");
+    assert_eq!(created, [Ok(TOPIC.to_string())]);
+
+    let alter = AlterConfig::new(ResourceSpecifier::Broker(1))
+        .set("log.retention.ms", "3600000")
+        .set("message.max.bytes", "2000")
+        .set("sasl.kerberos.min.time.before.relogin", "58000");
+    let altered = admin
+        .alter_configs([&alter], &admin_options())
+        .await
+        .expect("AlterConfigs request");
+    assert!(altered[0].is_ok(), "AlterConfigs answered {altered:?}");
+    let dynamic = |value: &str| (Some(value.to_string()), ConfigSource::DynamicBroker);
+    let configs = described(&bootstrap).await;
+    assert_eq!(configs.get("retention.ms"), Some(&dynamic("3600000")));
+    assert_eq!(configs.get("max.message.bytes"), Some(&dynamic("2000")));
+    assert_eq!(
+        broker_config(&bootstrap, "log.retention.ms").await,
+        Some(dynamic("3600000"))
+    );
+
+    let producer = riffle_integration_tests::clients::future_producer(&bootstrap, &[]);
+    let large = "x".repeat(4000);
+    let record = rdkafka::producer::FutureRecord::<(), str>::to(TOPIC).payload(&large);
+    let sent = producer
+        .send(record, std::time::Duration::from_secs(10))
+        .await;
+    let error = sent.expect_err("a record above the dynamic message.max.bytes is refused");
+    assert_eq!(
+        error.0.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge),
+        "{error:?}"
+    );
+
+    // broker.id is static: the whole request is refused and nothing changes (the rdkafka
+    // crate reports each resource as a success, so the proof is the unchanged value).
+    let refused = AlterConfig::new(ResourceSpecifier::Broker(1))
+        .set("broker.id", "2")
+        .set("log.retention.ms", "1000");
+    admin
+        .alter_configs([&refused], &admin_options())
+        .await
+        .expect("AlterConfigs request");
+    assert_eq!(
+        broker_config(&bootstrap, "log.retention.ms").await,
+        Some(dynamic("3600000"))
+    );
+
+    drop(producer);
+    broker.stop();
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    let configs = described(&bootstrap).await;
+    assert_eq!(configs.get("retention.ms"), Some(&dynamic("3600000")));
+    assert_eq!(
+        broker_config(&bootstrap, "sasl.kerberos.min.time.before.relogin").await,
+        Some(dynamic("58000"))
+    );
+}

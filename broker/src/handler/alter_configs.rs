@@ -1,21 +1,22 @@
-//! AlterConfigs (key 33): replaces the whole set of configs set on a topic, or with
-//! `validate_only` only checks the new set. Versions 0-2: v1 changes nothing on the wire
+//! AlterConfigs (key 33): replaces the whole set of configs set on a topic, or of dynamic
+//! configs set on a broker entity (see [`crate::broker_config`]), or with `validate_only`
+//! only checks the new set. Versions 0-2: v1 changes nothing on the wire
 //! (only when throttling happens), v2 is the first flexible version. Older admin clients
 //! (librdkafka's `AlterConfigs`, the rdkafka crate's `alter_configs`) use this instead of
 //! IncrementalAlterConfigs.
 //!
 //! A config left out of the request, or sent with a null value, goes back to its broker
 //! default, as in Kafka. The new set is validated and stored at once, so a resource changes
-//! completely or not at all. Broker configs are command-line flags and cannot change while
-//! running. The checks are IncrementalAlterConfigs' own, shared with it.
+//! completely or not at all. A broker setting Kafka cannot change while running is refused.
+//! The checks are IncrementalAlterConfigs' own, shared with it.
 //!
 //! With `--authorizer acl`: AlterConfigs on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
 //! for the broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
 //!
 //! Errors per resource: TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED,
 //! UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG (an unknown config or a bad value),
-//! INVALID_REQUEST (a config named twice, a resource named twice, a broker or other
-//! resource type), KAFKA_STORAGE_ERROR.
+//! INVALID_REQUEST (a config named twice, a resource named twice, another broker's id, a
+//! broker setting that is not dynamic, another resource type), KAFKA_STORAGE_ERROR.
 
 use std::collections::BTreeMap;
 
@@ -24,10 +25,10 @@ use riffle_protocol::api::alter_configs::{
     AlterConfigsRequest, AlterConfigsResource, AlterConfigsResourceResponse, AlterConfigsResponse,
 };
 
-use super::describe_configs::RESOURCE_TYPE_TOPIC;
+use super::describe_configs::{RESOURCE_TYPE_BROKER, RESOURCE_TYPE_TOPIC, broker_entity};
 use super::incremental_alter_configs::{
-    distinct_config_names, existing_topic, invalid_request, not_a_topic, refusal,
-    repeated_resources,
+    distinct_config_names, existing_topic, invalid_request, refusal, repeated_resources,
+    unknown_resource_type,
 };
 use crate::cluster::{Cluster, TopicError, Validation};
 use crate::handler::RequestContext;
@@ -75,17 +76,23 @@ pub fn handle(
     }
 }
 
-/// Replaces a topic's configs with the request's non-null values.
+/// Replaces a topic's configs, or a broker entity's dynamic configs, with the request's
+/// non-null values.
 fn alter_resource(
     cluster: &Cluster,
     resource: &AlterConfigsResource,
     validation: Validation,
 ) -> Result<(), TopicError> {
-    if resource.resource_type != RESOURCE_TYPE_TOPIC {
-        return Err(not_a_topic(resource.resource_type));
-    }
     let name = &resource.resource_name;
-    existing_topic(cluster, name)?;
+    match resource.resource_type {
+        RESOURCE_TYPE_TOPIC => {
+            existing_topic(cluster, name)?;
+        }
+        RESOURCE_TYPE_BROKER => {
+            broker_entity(cluster, name)?;
+        }
+        other => return Err(unknown_resource_type(other)),
+    }
     distinct_config_names(resource.configs.iter().map(|config| config.name.as_str()))?;
     // A null value unsets the config, as Kafka's legacy AlterConfigs skips it.
     let configs: BTreeMap<String, String> = resource
@@ -93,6 +100,10 @@ fn alter_resource(
         .iter()
         .filter_map(|config| Some((config.name.clone(), config.value.clone()?)))
         .collect();
+    if resource.resource_type == RESOURCE_TYPE_BROKER {
+        let entity = broker_entity(cluster, name)?;
+        return cluster.set_broker_configs(entity, configs, validation);
+    }
     cluster.set_topic_configs(name, configs, validation)
 }
 
@@ -252,12 +263,32 @@ mod tests {
                 3,
             ),
             (
+                resource(RESOURCE_TYPE_BROKER, "1", vec![set("broker.id", "2")]),
+                42,
+            ),
+            (
                 resource(
                     RESOURCE_TYPE_BROKER,
-                    "1",
+                    "",
+                    vec![set("sasl.kerberos.min.time.before.relogin", "1")],
+                ),
+                42,
+            ),
+            (
+                resource(
+                    RESOURCE_TYPE_BROKER,
+                    "7",
                     vec![set("log.retention.ms", "1")],
                 ),
                 42,
+            ),
+            (
+                resource(
+                    RESOURCE_TYPE_BROKER,
+                    "1",
+                    vec![set("log.retention.ms", "soon")],
+                ),
+                40,
             ),
             (resource(8, "1", Vec::new()), 42),
         ];

@@ -5,10 +5,12 @@
 //! its documentation; v4 is the first flexible version.
 //!
 //! Topic configs are read-write (AlterConfigs and IncrementalAlterConfigs change them): a
-//! value set on the topic has source DYNAMIC_TOPIC_CONFIG; any other is the broker default,
-//! reported as DEFAULT_CONFIG.
-//! Broker configs are the flags the broker was started with, so they are read-only with
-//! source STATIC_BROKER_CONFIG.
+//! value set on the topic has source DYNAMIC_TOPIC_CONFIG; any other is the broker default:
+//! DYNAMIC_BROKER_CONFIG or DYNAMIC_DEFAULT_BROKER_CONFIG when a dynamic broker config sets
+//! it, else DEFAULT_CONFIG.
+//! A broker's settings are its flags (read-only, STATIC_BROKER_CONFIG) and the dynamic
+//! broker configs (see [`crate::broker_config`]), each with its source and synonyms. The
+//! cluster-wide default (an empty name) lists only the values set there, as in Kafka.
 //!
 //! With `--authorizer acl`, as in Kafka: DescribeConfigs on the topic (else
 //! TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster (else
@@ -24,6 +26,10 @@ use riffle_protocol::api::describe_configs::{
     DescribeConfigsResponse, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 
+use crate::broker_config::{
+    BrokerConfigEntity, DYNAMIC_BROKER_CONFIGS, DynamicBrokerConfigs, DynamicKind, MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_IP, dynamic_kind,
+};
 use crate::cluster::{Cluster, Topic, TopicError};
 use crate::handler::{Access, RequestContext};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -159,7 +165,8 @@ fn topic_entries(cluster: &Cluster, name: &str) -> Result<Vec<ConfigEntry>, Topi
 }
 
 /// One topic config. Its synonyms are, in Kafka's order of precedence, the value set on
-/// the topic (if any) and then the broker default under its broker name (if Kafka has one).
+/// the topic (if any), then under its broker name (if Kafka has one) the dynamic broker
+/// values and the static default.
 fn topic_entry(topic: &Topic, def: &ConfigDef) -> ConfigEntry {
     let (value, source) = topic.config.value(def.name);
     let mut synonyms = Vec::new();
@@ -167,7 +174,11 @@ fn topic_entry(topic: &Topic, def: &ConfigDef) -> ConfigEntry {
         synonyms.push(synonym(def.name, value.clone(), source));
     }
     if let Some(broker_name) = def.broker_synonym {
-        let default = topic.config.default_value(def.name);
+        let defaults = topic.config.defaults();
+        for (value, source) in defaults.dynamic.layers(broker_name) {
+            synonyms.push(synonym(broker_name, value.to_string(), source));
+        }
+        let default = defaults.static_topic_default(def);
         synonyms.push(synonym(broker_name, default, ConfigSource::Default));
     }
     ConfigEntry {
@@ -181,81 +192,83 @@ fn topic_entry(topic: &Topic, def: &ConfigDef) -> ConfigEntry {
     }
 }
 
-/// The broker settings clients commonly look at, taken from the flags. `name` is this
-/// node's id, or empty for the cluster-wide default (the same flags on one node).
+/// The broker entity a resource name stands for: empty for the cluster-wide default,
+/// else this node's id. AlterConfigs and IncrementalAlterConfigs share this.
+pub(crate) fn broker_entity(
+    cluster: &Cluster,
+    name: &str,
+) -> Result<BrokerConfigEntity, TopicError> {
+    if name.is_empty() {
+        return Ok(BrokerConfigEntity::ClusterDefault);
+    }
+    if name.parse::<i32>().ok() == Some(cluster.node_id) {
+        return Ok(BrokerConfigEntity::ThisBroker);
+    }
+    let message = format!(
+        "Unexpected broker id, expected {} or empty string, but received {name}; \
+         ask that broker instead",
+        cluster.node_id
+    );
+    Err(TopicError {
+        code: ErrorCode::InvalidRequest,
+        message,
+    })
+}
+
+/// This broker's settings: the flags that cannot change while it runs (read-only), then
+/// every dynamic setting with its value and where that comes from. For the cluster-wide
+/// default, as Kafka: only the values set there.
 fn broker_entries(cluster: &Cluster, name: &str) -> Result<Vec<ConfigEntry>, TopicError> {
-    if !name.is_empty() && name.parse::<i32>().ok() != Some(cluster.node_id) {
-        let message = format!(
-            "Unexpected broker id, expected {} or empty string, but received {name}; \
-             ask that broker instead",
-            cluster.node_id
-        );
-        return Err(TopicError {
-            code: ErrorCode::InvalidRequest,
-            message,
-        });
+    let entity = broker_entity(cluster, name)?;
+    let defaults = cluster.log_defaults();
+    let dynamic = &defaults.dynamic;
+    if entity == BrokerConfigEntity::ClusterDefault {
+        return Ok(dynamic
+            .cluster_default
+            .iter()
+            .filter_map(|(name, value)| {
+                let (name, config_type, documentation) = describe_kind(dynamic_kind(name)?);
+                let source = ConfigSource::DynamicDefaultBroker;
+                Some(ConfigEntry {
+                    name,
+                    value: value.clone(),
+                    source,
+                    read_only: false,
+                    config_type: config_type as i8,
+                    documentation,
+                    synonyms: vec![synonym(name, value.clone(), source)],
+                })
+            })
+            .collect());
     }
     let config = &cluster.config;
-    let defaults = &config.topic_defaults;
-    let int = ConfigType::Int as i8;
-    let long = ConfigType::Long as i8;
-    let settings: [(&'static str, String, i8, &'static str); 9] = [
+    let statics: [(&'static str, String, ConfigType, &'static str); 4] = [
         (
             "broker.id",
             cluster.node_id.to_string(),
-            int,
+            ConfigType::Int,
             "This broker's node id.",
         ),
         (
             "num.partitions",
             config.default_partitions.to_string(),
-            int,
+            ConfigType::Int,
             "Partitions of a topic created without a count.",
         ),
         (
             "auto.create.topics.enable",
             config.auto_create_topics.to_string(),
-            ConfigType::Boolean as i8,
+            ConfigType::Boolean,
             "Whether unknown topics are created on first use.",
-        ),
-        (
-            "log.retention.ms",
-            defaults.retention_ms.to_string(),
-            long,
-            "Default retention.ms of topics.",
-        ),
-        (
-            "log.retention.bytes",
-            defaults.retention_bytes.to_string(),
-            long,
-            "Default retention.bytes of topics.",
-        ),
-        (
-            "log.segment.bytes",
-            defaults.segment_bytes.to_string(),
-            int,
-            "Default segment.bytes of topics.",
-        ),
-        (
-            "log.roll.ms",
-            defaults.segment_ms.to_string(),
-            long,
-            "Default segment.ms of topics.",
-        ),
-        (
-            "message.max.bytes",
-            defaults.max_message_bytes.to_string(),
-            int,
-            "Default max.message.bytes of topics.",
         ),
         (
             "socket.request.max.bytes",
             config.max_request_bytes.to_string(),
-            int,
+            ConfigType::Int,
             "The largest request the broker accepts.",
         ),
     ];
-    Ok(settings
+    let mut entries: Vec<ConfigEntry> = statics
         .into_iter()
         .map(|(name, value, config_type, documentation)| ConfigEntry {
             name,
@@ -263,10 +276,84 @@ fn broker_entries(cluster: &Cluster, name: &str) -> Result<Vec<ConfigEntry>, Top
             value,
             source: ConfigSource::StaticBroker,
             read_only: true,
-            config_type,
+            config_type: config_type as i8,
             documentation,
         })
-        .collect())
+        .collect();
+    for def in TOPIC_CONFIGS {
+        if let Some(name) = def.broker_synonym {
+            let fallback = match defaults.flag_value(def) {
+                Some(flag) => (flag, ConfigSource::StaticBroker),
+                None => (def.kafka_default.to_string(), ConfigSource::Default),
+            };
+            entries.push(dynamic_entry(
+                (name, def.config_type, def.documentation),
+                dynamic,
+                fallback,
+            ));
+        }
+    }
+    for def in DYNAMIC_BROKER_CONFIGS {
+        let fallback = match static_broker_value(cluster, def.name) {
+            Some(flag) => (flag, ConfigSource::StaticBroker),
+            None => (def.kafka_default.to_string(), ConfigSource::Default),
+        };
+        entries.push(dynamic_entry(
+            (def.name, def.config_type, def.documentation),
+            dynamic,
+            fallback,
+        ));
+    }
+    Ok(entries)
+}
+
+/// The name, type and documentation of a dynamic setting.
+fn describe_kind(kind: DynamicKind) -> (&'static str, ConfigType, &'static str) {
+    match kind {
+        DynamicKind::TopicDefault(def) => (
+            def.broker_synonym.unwrap_or(def.name),
+            def.config_type,
+            def.documentation,
+        ),
+        DynamicKind::Broker(def) => (def.name, def.config_type, def.documentation),
+    }
+}
+
+/// The flag behind a dynamic setting that is not a topic default, if it has one.
+fn static_broker_value(cluster: &Cluster, name: &str) -> Option<String> {
+    let config = &cluster.config;
+    match name {
+        MAX_CONNECTIONS => Some(config.max_connections.to_string()),
+        MAX_CONNECTIONS_PER_IP => config.max_connections_per_ip.map(|limit| limit.to_string()),
+        _ => None,
+    }
+}
+
+/// A dynamic setting: its dynamic values, in order of precedence, over `fallback`.
+fn dynamic_entry(
+    (name, config_type, documentation): (&'static str, ConfigType, &'static str),
+    dynamic: &DynamicBrokerConfigs,
+    fallback: (String, ConfigSource),
+) -> ConfigEntry {
+    let mut synonyms: Vec<DescribeConfigsSynonym> = dynamic
+        .layers(name)
+        .into_iter()
+        .map(|(value, source)| synonym(name, value.to_string(), source))
+        .collect();
+    synonyms.push(synonym(name, fallback.0.clone(), fallback.1));
+    let (value, source) = dynamic
+        .value(name)
+        .map(|(value, source)| (value.to_string(), source))
+        .unwrap_or(fallback);
+    ConfigEntry {
+        name,
+        value,
+        source,
+        read_only: false,
+        config_type: config_type as i8,
+        documentation,
+        synonyms,
+    }
 }
 
 fn synonym(name: &str, value: String, source: ConfigSource) -> DescribeConfigsSynonym {
@@ -431,5 +518,64 @@ mod tests {
         assert!(partitions.read_only);
         assert_eq!(partitions.config_source, 4);
         assert!(response.results[1].error_message.is_some());
+    }
+
+    #[test]
+    fn broker_configs_show_dynamic_values_with_their_source() {
+        // This broker lists every dynamic setting with its value's source and synonyms;
+        // the cluster-default entity lists only what is set there, as in Kafka.
+        let (_dir, cluster) = test_cluster();
+        let set = |entity, name: &str, value: &str| {
+            let configs = BTreeMap::from([(name.to_string(), value.to_string())]);
+            cluster
+                .set_broker_configs(entity, configs, Validation::Apply)
+                .expect("set");
+        };
+        set(
+            BrokerConfigEntity::ClusterDefault,
+            "log.retention.ms",
+            "1000",
+        );
+        set(BrokerConfigEntity::ThisBroker, "log.retention.ms", "2000");
+        let node = cluster.node_id.to_string();
+        let resources = vec![
+            resource(
+                RESOURCE_TYPE_BROKER,
+                &node,
+                Some(&["log.retention.ms", "background.threads"]),
+            ),
+            resource(RESOURCE_TYPE_BROKER, "", None),
+        ];
+        let response = describe(&cluster, 4, resources);
+        let this_broker = &response.results[0].configs;
+        let retention = &this_broker[0];
+        assert_eq!(
+            (
+                retention.value.as_deref(),
+                retention.config_source,
+                retention.read_only
+            ),
+            (Some("2000"), ConfigSource::DynamicBroker as i8, false)
+        );
+        let sources: Vec<i8> = retention
+            .synonyms
+            .iter()
+            .map(|synonym| synonym.source)
+            .collect();
+        assert_eq!(sources, vec![2, 3, 4]);
+        let threads = &this_broker[1];
+        assert_eq!(
+            (threads.value.as_deref(), threads.config_source),
+            (Some("10"), ConfigSource::Default as i8)
+        );
+        let cluster_default = &response.results[1].configs;
+        assert_eq!(cluster_default.len(), 1);
+        assert_eq!(
+            (
+                cluster_default[0].name.as_str(),
+                cluster_default[0].value.as_deref()
+            ),
+            ("log.retention.ms", Some("1000"))
+        );
     }
 }

@@ -1,13 +1,14 @@
-//! IncrementalAlterConfigs (key 44): changes some configs of a topic and leaves the
-//! others alone (KIP-339), or with `validate_only` only checks the change. Versions 0-1:
+//! IncrementalAlterConfigs (key 44): changes some configs of a topic, or some dynamic
+//! configs of a broker entity (see [`crate::broker_config`]), and leaves the others alone
+//! (KIP-339), or with `validate_only` only checks the change. Versions 0-1:
 //! v1 is the first flexible version.
 //!
 //! Each operation works on the topic's current overrides: SET (0) sets a value, DELETE (1)
 //! removes the override so the broker default applies again, APPEND (2) and SUBTRACT (3)
 //! add or remove items of a list config (cleanup.policy), starting from its effective
 //! value. The whole new set of overrides is validated and stored at once, so a resource
-//! either changes completely or not at all. Broker configs are command-line flags and
-//! cannot change while running.
+//! either changes completely or not at all. A broker setting Kafka cannot change while
+//! running is refused.
 //!
 //! With `--authorizer acl`: AlterConfigs on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
 //! for the broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
@@ -16,7 +17,8 @@
 //! UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG (an unknown config, a
 //! bad value, APPEND or SUBTRACT on a config that is not a list), INVALID_REQUEST (a null
 //! value outside DELETE, a config named twice, an unknown operation, a resource named
-//! twice, a broker or other resource type), KAFKA_STORAGE_ERROR.
+//! twice, another broker's id, a broker setting that is not dynamic, another resource
+//! type), KAFKA_STORAGE_ERROR.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -27,11 +29,12 @@ use riffle_protocol::api::incremental_alter_configs::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 
-use super::describe_configs::{RESOURCE_TYPE_BROKER, RESOURCE_TYPE_TOPIC};
+use super::describe_configs::{RESOURCE_TYPE_BROKER, RESOURCE_TYPE_TOPIC, broker_entity};
+use crate::broker_config::{BrokerConfigError, DynamicKind, dynamic_kind};
 use crate::cluster::{Cluster, Topic, TopicError, Validation};
 use crate::handler::{Access, RequestContext};
 use crate::security::acl::{AclOperation, ResourceType};
-use crate::topic_config::{ConfigType, TopicConfig, config_def};
+use crate::topic_config::{ConfigType, config_def};
 
 /// Sets the value.
 const OPERATION_SET: i8 = 0;
@@ -142,18 +145,20 @@ fn alter_resource(
             &resource.configs,
             validation,
         ),
-        other => Err(not_a_topic(other)),
+        RESOURCE_TYPE_BROKER => alter_broker(
+            cluster,
+            &resource.resource_name,
+            &resource.configs,
+            validation,
+        ),
+        other => Err(unknown_resource_type(other)),
     }
 }
 
-/// The answer for a resource that is not a topic. AlterConfigs shares this.
-pub(super) fn not_a_topic(resource_type: i8) -> TopicError {
-    match resource_type {
-        RESOURCE_TYPE_BROKER => {
-            invalid_request("broker configs are static; restart with new flags")
-        }
-        other => invalid_request(format!("Unknown resource type {other}")),
-    }
+/// The answer for a resource that is neither a topic nor a broker (Kafka 3.9 has no group
+/// configs yet). AlterConfigs shares this.
+pub(super) fn unknown_resource_type(resource_type: i8) -> TopicError {
+    invalid_request(format!("Unknown resource type {resource_type}"))
 }
 
 /// Applies every operation to a copy of the topic's overrides, then stores the result.
@@ -167,9 +172,49 @@ fn alter_topic(
     distinct_config_names(configs.iter().map(|config| config.name.as_str()))?;
     let mut overrides = topic.config.overrides().clone();
     for config in configs {
-        apply_operation(&topic.config, &mut overrides, config)?;
+        let name = config.name.as_str();
+        let Some(def) = config_def(name) else {
+            let message = format!("Unknown topic config name: {name}");
+            return Err(TopicError {
+                code: ErrorCode::InvalidConfig,
+                message,
+            });
+        };
+        let effective = || topic.config.default_value(name);
+        apply_operation(def.config_type, effective, &mut overrides, config)?;
     }
     cluster.set_topic_configs(name, overrides, validation)
+}
+
+/// Applies every operation to a copy of a broker entity's dynamic configs, then stores
+/// the result.
+fn alter_broker(
+    cluster: &Cluster,
+    name: &str,
+    configs: &[AlterableConfig],
+    validation: Validation,
+) -> Result<(), TopicError> {
+    let entity = broker_entity(cluster, name)?;
+    distinct_config_names(configs.iter().map(|config| config.name.as_str()))?;
+    let defaults = cluster.log_defaults();
+    let mut values = defaults.dynamic.of(entity).clone();
+    for config in configs {
+        let name = config.name.as_str();
+        let Some(kind) = dynamic_kind(name) else {
+            let error = BrokerConfigError::NotDynamic(name.to_string());
+            return Err(invalid_request(error.to_string()));
+        };
+        // A list grows or shrinks from what the broker uses now.
+        let effective = || match kind {
+            DynamicKind::TopicDefault(def) => defaults.topic_default(def).0,
+            DynamicKind::Broker(def) => defaults.dynamic.value(name).map_or_else(
+                || def.kafka_default.to_string(),
+                |(value, _)| value.to_string(),
+            ),
+        };
+        apply_operation(kind.config_type(), effective, &mut values, config)?;
+    }
+    cluster.set_broker_configs(entity, values, validation)
 }
 
 /// The topic to alter, or UNKNOWN_TOPIC_OR_PARTITION. AlterConfigs shares this.
@@ -196,21 +241,16 @@ pub(super) fn distinct_config_names<'a>(
     )))
 }
 
-/// Applies one operation to `overrides`. Values are checked later, all together, by
-/// `Cluster::set_topic_configs`.
+/// Applies one operation to `overrides`, the values set on the resource; `effective`
+/// gives the value in use when none is set. Values are checked later, all together, by
+/// `Cluster::set_topic_configs` or `Cluster::set_broker_configs`.
 fn apply_operation(
-    current: &TopicConfig,
+    config_type: ConfigType,
+    effective: impl FnOnce() -> String,
     overrides: &mut BTreeMap<String, String>,
     config: &AlterableConfig,
 ) -> Result<(), TopicError> {
     let name = config.name.as_str();
-    let Some(def) = config_def(name) else {
-        let message = format!("Unknown topic config name: {name}");
-        return Err(TopicError {
-            code: ErrorCode::InvalidConfig,
-            message,
-        });
-    };
     // Null values were refused for every operation but DELETE, which ignores the value.
     let value = config.value.as_deref().unwrap_or_default();
     match config.config_operation {
@@ -221,7 +261,7 @@ fn apply_operation(
             overrides.remove(name);
         }
         operation @ (OPERATION_APPEND | OPERATION_SUBTRACT) => {
-            if def.config_type != ConfigType::List {
+            if config_type != ConfigType::List {
                 let verb = if operation == OPERATION_APPEND {
                     "append"
                 } else {
@@ -233,10 +273,7 @@ fn apply_operation(
                     message,
                 });
             }
-            let effective = overrides
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| current.default_value(name));
+            let effective = overrides.get(name).cloned().unwrap_or_else(effective);
             let changed = if operation == OPERATION_APPEND {
                 appended_list(&effective, value)
             } else {
@@ -305,6 +342,7 @@ pub(super) fn invalid_request(message: impl Into<String>) -> TopicError {
 mod tests {
     use super::*;
     use crate::testing::test_cluster;
+    use crate::topic_config::ConfigSource;
 
     fn operation(name: &str, config_operation: i8, value: Option<&str>) -> AlterableConfig {
         AlterableConfig {
@@ -398,6 +436,85 @@ mod tests {
     }
 
     #[test]
+    fn dynamic_broker_configs_change_topic_defaults_and_survive_a_restart() {
+        // A cluster default, then this broker's own value, change what topics without an
+        // override use (and their logs' settings); a topic's own value still wins.
+        let (dir, cluster) = test_cluster();
+        topic_with(&cluster, "plain", &[]);
+        topic_with(&cluster, "own", &[("retention.ms", "5000")]);
+        let set = |name: &str, value: &str| operation(name, OPERATION_SET, Some(value));
+        let response = alter(
+            &cluster,
+            RESOURCE_TYPE_BROKER,
+            "",
+            vec![set("log.retention.ms", "1000")],
+        );
+        assert_eq!(response.error_code, 0, "{response:?}");
+        let retention = |cluster: &Cluster, topic: &str| {
+            let topic = cluster.topic(topic).expect("exists");
+            let value = topic.config.value("retention.ms");
+            let partition = topic.partition(0).expect("one partition");
+            (value, partition.log.config().retention_ms)
+        };
+        assert_eq!(
+            retention(&cluster, "plain"),
+            (("1000".into(), ConfigSource::DynamicDefaultBroker), 1000)
+        );
+        let response = alter(
+            &cluster,
+            RESOURCE_TYPE_BROKER,
+            "1",
+            vec![
+                set("log.retention.ms", "2000"),
+                operation("log.cleanup.policy", OPERATION_APPEND, Some("compact")),
+            ],
+        );
+        assert_eq!(response.error_code, 0, "{response:?}");
+        assert_eq!(
+            retention(&cluster, "plain"),
+            (("2000".into(), ConfigSource::DynamicBroker), 2000)
+        );
+        assert!(
+            cluster
+                .topic("plain")
+                .expect("exists")
+                .config
+                .is_compacted()
+        );
+        assert_eq!(
+            retention(&cluster, "own"),
+            (("5000".into(), ConfigSource::DynamicTopic), 5000)
+        );
+        drop(cluster);
+        let cluster = crate::testing::open_test_cluster(dir.path());
+        assert_eq!(
+            retention(&cluster, "plain"),
+            (("2000".into(), ConfigSource::DynamicBroker), 2000)
+        );
+        let response = alter(
+            &cluster,
+            RESOURCE_TYPE_BROKER,
+            "1",
+            vec![
+                operation("log.retention.ms", OPERATION_DELETE, None),
+                operation("log.cleanup.policy", OPERATION_SUBTRACT, Some("compact")),
+            ],
+        );
+        assert_eq!(response.error_code, 0, "{response:?}");
+        assert_eq!(
+            retention(&cluster, "plain"),
+            (("1000".into(), ConfigSource::DynamicDefaultBroker), 1000)
+        );
+        assert!(
+            !cluster
+                .topic("plain")
+                .expect("exists")
+                .config
+                .is_compacted()
+        );
+    }
+
+    #[test]
     fn bad_operations_fail_the_resource_and_change_nothing() {
         // Each bad request fails with Kafka's code and leaves the overrides untouched.
         let (_dir, cluster) = test_cluster();
@@ -431,13 +548,14 @@ mod tests {
                 ),
                 3,
             ),
+            ((RESOURCE_TYPE_BROKER, "1", vec![set("broker.id", "2")]), 42),
             (
                 (
                     RESOURCE_TYPE_BROKER,
                     "1",
-                    vec![set("log.retention.ms", "1")],
+                    vec![operation("background.threads", OPERATION_APPEND, Some("2"))],
                 ),
-                42,
+                40,
             ),
         ];
         for ((resource_type, name, configs), code) in cases {
