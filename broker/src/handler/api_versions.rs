@@ -17,7 +17,8 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// InitProducerId stops at 4, and AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and
 /// TxnOffsetCommit at 3: the next versions add only TRANSACTION_ABORTABLE and Kafka's
 /// transactions v2 (KIP-890), and AddPartitionsToTxn 4+ is for brokers. The group APIs stop before KIP-848's
-/// versions (OffsetCommit/OffsetFetch 9, ListGroups 5 with group types) and before
+/// versions (OffsetCommit/OffsetFetch 9; ListGroups 5 is there: its groups are all
+/// `classic`) and before
 /// JoinGroup 8-9 (reasons and skip_assignment), which no client needs. FindCoordinator must
 /// be listed in any case: librdkafka uses lz4 only with brokers that list it.
 /// SaslHandshake (0-1) and SaslAuthenticate (0-2, all there is) are listed on every
@@ -39,7 +40,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
-    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ApiVersions, 0, 4),
