@@ -305,6 +305,17 @@ pub struct BrokerConfig {
     )]
     pub connections_max_idle_ms: u64,
 
+    /// How long a response may wait for the client to take a byte of it before the
+    /// connection is closed: a client that sends requests and never reads the answers
+    /// holds its slot and buffers no longer. Defaults to `--connections-max-idle-ms`, as
+    /// Kafka closes such a connection once no byte has moved for `connections.max.idle.ms`.
+    #[arg(
+        long,
+        env = "RIFFLE_RESPONSE_WRITE_TIMEOUT_MS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub response_write_timeout_ms: Option<u64>,
+
     /// Requests one connection may have read ahead of their responses.
     #[arg(long, env = "RIFFLE_MAX_IN_FLIGHT_REQUESTS", default_value_t = DEFAULT_MAX_IN_FLIGHT_REQUESTS)]
     pub max_in_flight_requests: usize,
@@ -538,6 +549,14 @@ impl BrokerConfig {
     /// How long a connection may stay idle before it is closed.
     pub fn connections_max_idle(&self) -> Duration {
         Duration::from_millis(self.connections_max_idle_ms.max(1))
+    }
+
+    /// How long a response may make no progress before its connection is closed.
+    pub fn response_write_timeout(&self) -> Duration {
+        let timeout_ms = self
+            .response_write_timeout_ms
+            .unwrap_or(self.connections_max_idle_ms);
+        Duration::from_millis(timeout_ms.max(1))
     }
 
     /// How long a connection may take to authenticate (TLS handshake and SASL).
