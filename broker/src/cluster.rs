@@ -12,6 +12,7 @@ use riffle_storage::DataDir;
 use tracing::{info, warn};
 
 use crate::config::{BrokerConfig, TopicDefaults};
+use crate::connection_limits::{ConnectionLimitSettings, ConnectionLimits};
 use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
@@ -126,6 +127,8 @@ pub struct Cluster {
     authorizer: Option<Authorizer>,
     /// Incremental fetch sessions (KIP-227); its lock is taken alone.
     fetch_sessions: FetchSessionCache,
+    /// The connection limits every listener's accept loop applies; its lock is taken alone.
+    connection_limits: Arc<ConnectionLimits>,
 }
 
 impl Cluster {
@@ -164,6 +167,9 @@ impl Cluster {
             fetch_sessions: FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots,
             ),
+            connection_limits: Arc::new(ConnectionLimits::new(
+                ConnectionLimitSettings::from_config(&config),
+            )),
             config,
         };
         cluster.replay(events)?;
@@ -225,6 +231,12 @@ impl Cluster {
     /// The fetch sessions Fetch serves incremental requests from.
     pub fn fetch_sessions(&self) -> &FetchSessionCache {
         &self.fetch_sessions
+    }
+
+    /// The connection limits; [`ConnectionLimits::reconfigure`] changes them while the
+    /// broker runs.
+    pub fn connection_limits(&self) -> &Arc<ConnectionLimits> {
+        &self.connection_limits
     }
 
     /// The SCRAM credentials SASL exchanges check.

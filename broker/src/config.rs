@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::connection_limits::PerIpOverrides;
 use crate::security::Principal;
 use crate::security::authorizer::AuthorizerConfig;
 
@@ -284,6 +285,18 @@ pub struct BrokerConfig {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub max_connections_per_ip: Option<u64>,
+
+    /// Connection limits for particular hosts, replacing `--max-connections-per-ip` for
+    /// them (Kafka's `max.connections.per.ip.overrides`): `HOST:COUNT` separated by commas,
+    /// HOST an IP address or a hostname (resolved at start-up, the limit applying to each
+    /// of its addresses), COUNT 0 to refuse the host.
+    #[arg(
+        long,
+        env = "RIFFLE_MAX_CONNECTIONS_PER_IP_OVERRIDES",
+        default_value = "",
+        value_parser = |text: &str| PerIpOverrides::parse(text).map_err(|error| error.to_string())
+    )]
+    pub max_connections_per_ip_overrides: PerIpOverrides,
 
     /// How long a request may take to arrive once its first bytes have: a connection whose
     /// frame is still incomplete then is closed, so a stalled client cannot hold its slot.
