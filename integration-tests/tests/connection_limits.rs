@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 
-use riffle_integration_tests::Broker;
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, create_topic, future_producer, read_to_end, send_plain,
 };
@@ -25,6 +24,7 @@ use riffle_integration_tests::wire::{
     IsolationLevel, RawConnection, RequestHeaderVersion, RequestWriter, api_key, api_versions,
     fetch_transaction_state,
 };
+use riffle_integration_tests::{Broker, broker_binary};
 
 /// What "closed at once" allows: well under any timeout the broker could be waiting on.
 const PROMPT_CLOSE: Duration = Duration::from_secs(2);
@@ -70,6 +70,78 @@ fn connections_past_the_per_ip_and_total_limits_are_closed_at_once() {
         "the refusals must be logged; log tail:\n{}",
         broker.log_tail()
     );
+}
+
+#[test]
+fn per_ip_overrides_replace_the_per_ip_limit_for_their_hosts() {
+    // Proves --max-connections-per-ip-overrides: 127.0.0.3 may hold 4 connections and
+    // "localhost" (a hostname, resolved at start-up to 127.0.0.1) 3, above the default of
+    // 2; 127.0.0.4 none at all; 127.0.0.5, without an entry, keeps the default. One past
+    // each is closed at once, and the log names the override.
+    let broker = Broker::start_with(&[
+        "--max-connections-per-ip",
+        "2",
+        "--max-connections-per-ip-overrides",
+        "127.0.0.3:4, 127.0.0.4:0,localhost:3",
+    ]);
+    let mut held: Vec<TcpStream> = Vec::new();
+    for (address, limit) in [(loopback(3), 4), (loopback(1), 3), (loopback(5), 2)] {
+        held.extend((0..limit).map(|_| stalled_connection(&broker, address)));
+        let mut one_more = connect_from(&broker, address);
+        assert_closed_within(
+            &mut one_more,
+            PROMPT_CLOSE,
+            &format!("connection {} from {address}", limit + 1),
+        );
+    }
+    let mut refused_host = connect_from(&broker, loopback(4));
+    assert_closed_within(
+        &mut refused_host,
+        PROMPT_CLOSE,
+        "a host whose override is 0",
+    );
+    for connection in &mut held {
+        assert_still_open(connection);
+    }
+    let log = broker_log(&broker);
+    assert!(
+        log.contains("its --max-connections-per-ip-overrides entry"),
+        "the refusals must name the override; log tail:\n{}",
+        broker.log_tail()
+    );
+}
+
+#[test]
+fn bad_per_ip_overrides_stop_the_broker_at_start_up() {
+    // Proves the overrides are checked before the broker starts: an entry without a count,
+    // a negative count and a host that does not resolve each end `riffle serve` with a
+    // non-zero status and a message naming the flag and the entry.
+    let cases = [
+        ("127.0.0.1", "entry '127.0.0.1' is not HOST:COUNT"),
+        (
+            "127.0.0.1:-3",
+            "entry '127.0.0.1:-3' has a count that is not a whole number",
+        ),
+        (
+            "no-such-host.invalid:3",
+            "entry 'no-such-host.invalid:3': cannot resolve no-such-host.invalid",
+        ),
+    ];
+    let data_dir = tempfile::tempdir().expect("a temp dir");
+    for (overrides, expected) in cases {
+        let output = std::process::Command::new(broker_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .args(["--max-connections-per-ip-overrides", overrides])
+            .output()
+            .expect("run riffle");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{overrides}: started; {stderr}");
+        assert!(
+            stderr.contains("--max-connections-per-ip-overrides") && stderr.contains(expected),
+            "{overrides}: {stderr}"
+        );
+    }
 }
 
 #[test]
