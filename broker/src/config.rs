@@ -26,6 +26,9 @@ pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 16;
 /// The longest a Fetch may wait for data, whatever the client asks.
 pub const FETCH_MAX_WAIT_MS_LIMIT: i32 = 30_000;
+/// The most record bytes one Fetch response holds, whatever the client asks, as Kafka's
+/// `fetch.max.bytes` (55 MiB).
+pub const DEFAULT_FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 /// How many fetch sessions (KIP-227) the broker keeps, as Kafka's
 /// `max.incremental.fetch.session.cache.slots`.
 pub const DEFAULT_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS: usize = 1000;
@@ -328,6 +331,13 @@ pub struct BrokerConfig {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub response_write_timeout_ms: Option<u64>,
+
+    /// The most record bytes one Fetch response holds, whatever the client's `max_bytes`
+    /// (Kafka's `fetch.max.bytes`): record sets under 64 KiB are copied into the response,
+    /// so this bounds what one response holds in memory. The first batch still comes
+    /// whole, however large (KIP-74).
+    #[arg(long, env = "RIFFLE_FETCH_MAX_BYTES", default_value_t = DEFAULT_FETCH_MAX_BYTES)]
+    pub fetch_max_bytes: usize,
 
     /// Requests one connection may have read ahead of their responses.
     #[arg(long, env = "RIFFLE_MAX_IN_FLIGHT_REQUESTS", default_value_t = DEFAULT_MAX_IN_FLIGHT_REQUESTS)]

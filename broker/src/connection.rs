@@ -23,10 +23,10 @@
 //! A client that sends requests and never reads the answers holds at most: the read
 //! buffer (one frame, up to `max_request_bytes`), `max_in_flight_requests` decoded requests
 //! in the reader's channel, as many answered produces waiting their turn, and the one
-//! response being written (Fetch record sets of 64 KiB and more stay in their files and go
-//! out with `sendfile`). Then the reader stops reading, so the client's further requests
-//! wait in the kernel's buffers, as Kafka mutes such a connection, until the write stall
-//! closes it.
+//! response being written (a Fetch copies at most `fetch_max_bytes` of records into it;
+//! record sets of 64 KiB and more stay in their files and go out with `sendfile`). Then
+//! the reader stops reading, so the client's further requests wait in the kernel's
+//! buffers, as Kafka mutes such a connection, until the write stall closes it.
 //!
 //! # Security
 //! Before the reader and writer start, the listener's security runs, bounded together by
