@@ -14,7 +14,13 @@ use tracing::{info, warn};
 use crate::broker_config::{
     self, BrokerConfigEntity, BrokerConfigError, DynamicBrokerConfigs, LogDefaults,
 };
+use crate::broker_config::{
+    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, MAX_CONNECTIONS_PER_IP_OVERRIDES,
+};
 use crate::config::BrokerConfig;
+use crate::connection_limits::{
+    ConnectionLimitSettings, ConnectionLimits, PerIpOverrides, PerIpOverridesError,
+};
 use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
@@ -132,8 +138,8 @@ pub struct Cluster {
     /// The defaults topics inherit: flags and dynamic broker configs. Replaced whole, with
     /// `topics` held for writing, so a topic is never made from stale defaults.
     log_defaults: RwLock<Arc<LogDefaults>>,
-    /// Tells the server about changed dynamic broker configs (the connection limits).
-    broker_config_changes: tokio::sync::watch::Sender<Arc<DynamicBrokerConfigs>>,
+    /// The connection limits every listener's accept loop applies; its lock is taken alone.
+    connection_limits: Arc<ConnectionLimits>,
 }
 
 impl Cluster {
@@ -175,7 +181,9 @@ impl Cluster {
             log_defaults: RwLock::new(Arc::new(LogDefaults::from_flags(
                 config.topic_defaults.clone(),
             ))),
-            broker_config_changes: tokio::sync::watch::Sender::new(Arc::default()),
+            connection_limits: Arc::new(ConnectionLimits::new(
+                ConnectionLimitSettings::from_config(&config),
+            )),
             config,
         };
         cluster.replay(events)?;
@@ -237,6 +245,12 @@ impl Cluster {
     /// The fetch sessions Fetch serves incremental requests from.
     pub fn fetch_sessions(&self) -> &FetchSessionCache {
         &self.fetch_sessions
+    }
+
+    /// The connection limits; [`ConnectionLimits::reconfigure`] changes them while the
+    /// broker runs.
+    pub fn connection_limits(&self) -> &Arc<ConnectionLimits> {
+        &self.connection_limits
     }
 
     /// The SCRAM credentials SASL exchanges check.
@@ -348,7 +362,11 @@ impl Cluster {
             .log_defaults
             .get_mut()
             .unwrap_or_else(|poison| poison.into_inner()) = defaults.clone();
-        self.broker_config_changes.send_replace(Arc::new(dynamic));
+        match self.connection_settings(&dynamic) {
+            Ok(settings) => self.connection_limits.reconfigure(settings),
+            // A host named in a stored override may no longer resolve: keep the flags'.
+            Err(error) => warn!(%error, "dynamic connection limits not applied; using the flags"),
+        }
         let mut registry = Topics::default();
         for (name, (id, partition_count, configs)) in topics {
             let id = parse_topic_id(&id).ok_or(ClusterOpenError::BadTopicId(name.clone()))?;
@@ -642,9 +660,30 @@ impl Cluster {
             .clone()
     }
 
-    /// Follows changes of the dynamic broker configs; the current value is marked seen.
-    pub fn watch_broker_configs(&self) -> tokio::sync::watch::Receiver<Arc<DynamicBrokerConfigs>> {
-        self.broker_config_changes.subscribe()
+    /// The connection limits the flags set, with the dynamic broker configs over them.
+    /// Resolves the hostnames of `max.connections.per.ip.overrides`, so it may block.
+    fn connection_settings(
+        &self,
+        dynamic: &DynamicBrokerConfigs,
+    ) -> Result<ConnectionLimitSettings, PerIpOverridesError> {
+        let mut settings = ConnectionLimitSettings::from_config(&self.config);
+        // Values were validated when set.
+        if let Some(limit) = dynamic
+            .value(MAX_CONNECTIONS)
+            .and_then(|(value, _)| value.parse().ok())
+        {
+            settings.max_connections = limit;
+        }
+        if let Some(limit) = dynamic
+            .value(MAX_CONNECTIONS_PER_IP)
+            .and_then(|(value, _)| value.parse().ok())
+        {
+            settings.max_connections_per_ip = Some(limit);
+        }
+        if let Some((overrides, _)) = dynamic.value(MAX_CONNECTIONS_PER_IP_OVERRIDES) {
+            settings.max_connections_per_ip_overrides = PerIpOverrides::parse(overrides)?;
+        }
+        Ok(settings)
     }
 
     /// Replaces the dynamic broker configs of `entity` (Kafka's `kafka-configs --alter
@@ -678,6 +717,12 @@ impl Cluster {
         let fresh = TopicConfig::new(BTreeMap::new(), defaults.clone());
         topic_config::validate_combination(&fresh)
             .map_err(|error| TopicError::new(ErrorCode::InvalidConfig, error.to_string()))?;
+        let connection_settings = self
+            .connection_settings(&defaults.dynamic)
+            .map_err(|error| {
+                let message = format!("{MAX_CONNECTIONS_PER_IP_OVERRIDES}: {error}");
+                TopicError::new(ErrorCode::InvalidConfig, message)
+            })?;
         if validation == Validation::Only {
             return Ok(());
         }
@@ -715,8 +760,7 @@ impl Cluster {
             topics.by_name.insert(topic.name.clone(), topic);
         }
         drop(topics);
-        self.broker_config_changes
-            .send_replace(Arc::new(defaults.dynamic.clone()));
+        self.connection_limits.reconfigure(connection_settings);
         info!(?entity, configs = ?configs, "dynamic broker configs altered");
         Ok(())
     }

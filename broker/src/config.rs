@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::connection_limits::PerIpOverrides;
 use crate::security::Principal;
 use crate::security::authorizer::AuthorizerConfig;
 
@@ -25,6 +26,9 @@ pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 16;
 /// The longest a Fetch may wait for data, whatever the client asks.
 pub const FETCH_MAX_WAIT_MS_LIMIT: i32 = 30_000;
+/// The most record bytes one Fetch response holds, whatever the client asks, as Kafka's
+/// `fetch.max.bytes` (55 MiB).
+pub const DEFAULT_FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 /// How many fetch sessions (KIP-227) the broker keeps, as Kafka's
 /// `max.incremental.fetch.session.cache.slots`.
 pub const DEFAULT_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS: usize = 1000;
@@ -285,6 +289,18 @@ pub struct BrokerConfig {
     )]
     pub max_connections_per_ip: Option<u64>,
 
+    /// Connection limits for particular hosts, replacing `--max-connections-per-ip` for
+    /// them (Kafka's `max.connections.per.ip.overrides`): `HOST:COUNT` separated by commas,
+    /// HOST an IP address or a hostname (resolved at start-up, the limit applying to each
+    /// of its addresses), COUNT 0 to refuse the host.
+    #[arg(
+        long,
+        env = "RIFFLE_MAX_CONNECTIONS_PER_IP_OVERRIDES",
+        default_value = "",
+        value_parser = |text: &str| PerIpOverrides::parse(text).map_err(|error| error.to_string())
+    )]
+    pub max_connections_per_ip_overrides: PerIpOverrides,
+
     /// How long a request may take to arrive once its first bytes have: a connection whose
     /// frame is still incomplete then is closed, so a stalled client cannot hold its slot.
     #[arg(
@@ -304,6 +320,24 @@ pub struct BrokerConfig {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub connections_max_idle_ms: u64,
+
+    /// How long a response may wait for the client to take a byte of it before the
+    /// connection is closed: a client that sends requests and never reads the answers
+    /// holds its slot and buffers no longer. Defaults to `--connections-max-idle-ms`, as
+    /// Kafka closes such a connection once no byte has moved for `connections.max.idle.ms`.
+    #[arg(
+        long,
+        env = "RIFFLE_RESPONSE_WRITE_TIMEOUT_MS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub response_write_timeout_ms: Option<u64>,
+
+    /// The most record bytes one Fetch response holds, whatever the client's `max_bytes`
+    /// (Kafka's `fetch.max.bytes`): record sets under 64 KiB are copied into the response,
+    /// so this bounds what one response holds in memory. The first batch still comes
+    /// whole, however large (KIP-74).
+    #[arg(long, env = "RIFFLE_FETCH_MAX_BYTES", default_value_t = DEFAULT_FETCH_MAX_BYTES)]
+    pub fetch_max_bytes: usize,
 
     /// Requests one connection may have read ahead of their responses.
     #[arg(long, env = "RIFFLE_MAX_IN_FLIGHT_REQUESTS", default_value_t = DEFAULT_MAX_IN_FLIGHT_REQUESTS)]
@@ -538,6 +572,14 @@ impl BrokerConfig {
     /// How long a connection may stay idle before it is closed.
     pub fn connections_max_idle(&self) -> Duration {
         Duration::from_millis(self.connections_max_idle_ms.max(1))
+    }
+
+    /// How long a response may make no progress before its connection is closed.
+    pub fn response_write_timeout(&self) -> Duration {
+        let timeout_ms = self
+            .response_write_timeout_ms
+            .unwrap_or(self.connections_max_idle_ms);
+        Duration::from_millis(timeout_ms.max(1))
     }
 
     /// How long a connection may take to authenticate (TLS handshake and SASL).

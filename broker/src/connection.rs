@@ -15,7 +15,18 @@
 //! A request whose first bytes arrived must arrive in full within
 //! `request_read_timeout_ms`, and a connection with no request read, none in hand and no
 //! response written for `connections_max_idle_ms` is idle; either closes the connection,
-//! so a client that stalls cannot hold a connection slot for ever.
+//! so a client that stalls cannot hold a connection slot for ever. A response the socket
+//! accepts no byte of for `response_write_timeout_ms` (by default the idle limit, as Kafka
+//! closes such a connection) closes it too ([`write_stall`]).
+//!
+//! # Memory
+//! A client that sends requests and never reads the answers holds at most: the read
+//! buffer (one frame, up to `max_request_bytes`), `max_in_flight_requests` decoded requests
+//! in the reader's channel, as many answered produces waiting their turn, and the one
+//! response being written (a Fetch copies at most `fetch_max_bytes` of records into it;
+//! record sets of 64 KiB and more stay in their files and go out with `sendfile`). Then
+//! the reader stops reading, so the client's further requests wait in the kernel's
+//! buffers, as Kafka mutes such a connection, until the write stall closes it.
 //!
 //! # Security
 //! Before the reader and writer start, the listener's security runs, bounded together by
@@ -30,6 +41,7 @@
 mod authentication;
 #[cfg(test)]
 mod security_tests;
+pub(crate) mod write_stall;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -65,6 +77,7 @@ use crate::security::tls::{TlsServer, client_certificate_principal};
 use crate::sendfile::{send_file_range, write_file_range};
 use crate::shutdown::Shutdown;
 use authentication::{AuthenticationLimits, SaslAuthenticator, authenticate};
+use write_stall::{StallGuard, write_stalled};
 
 /// Read buffer size; grows to the frame size when a larger frame arrives.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -177,6 +190,10 @@ pub enum ConnectionError {
         /// The limit, `connections_max_idle_ms`.
         idle_ms: u64,
     },
+    /// The client stopped reading: the socket accepted no byte of a response for
+    /// `response_write_timeout_ms`.
+    #[error("response write stalled: {0}")]
+    WriteStalled(write_stall::WriteStalled),
 }
 
 /// Serves one connection until the client leaves, an error occurs, or shutdown.
@@ -202,7 +219,10 @@ pub async fn serve(
             Err(error @ ConnectionError::Idle { .. }) => {
                 debug!(%peer, listener = %listener.name, %error, "closing idle connection");
             }
-            Err(error @ ConnectionError::RequestReadTimeout { .. }) => {
+            Err(
+                error @ (ConnectionError::RequestReadTimeout { .. }
+                | ConnectionError::WriteStalled(_)),
+            ) => {
                 info!(%peer, listener = %listener.name, %error, "closing stalled connection");
             }
             Err(error) => warn!(%peer, listener = %listener.name, %error, "closing connection"),
@@ -402,9 +422,14 @@ where
         shutdown,
     );
     let writer = write_responses(write_half, receiver, cluster, parts.context, activity);
-    // The writer ends when the reader drops its sender, after answering what was read.
-    let (read_result, write_result) = tokio::join!(reader, writer);
-    [read_result, write_result]
+    tokio::pin!(reader, writer);
+    tokio::select! {
+        // The writer ends when the reader drops its sender, after answering what was read.
+        read_result = &mut reader => [read_result, writer.await],
+        // Or first, on an error (a stalled write, a socket error): the reader, which may be
+        // waiting for a request that never comes, is dropped and the connection closes.
+        write_result = &mut writer => [Ok(()), write_result],
+    }
 }
 
 /// Whether `buffered` starts like a TLS handshake record.
@@ -639,21 +664,38 @@ async fn write_responses<W: ResponseSocket>(
     let mut writer = ResponseWriter::new(socket, cluster, context, activity);
     let served = writer.serve(&mut requests).await;
     let answered = writer.answer_in_flight_produces().await;
-    served?;
-    answered?;
-    writer.write_buffer().await?;
-    writer.socket.flush().await?;
+    let finished = async {
+        served?;
+        answered?;
+        writer.write_buffer().await?;
+        writer.socket.flush().await?;
+        Ok::<(), ConnectionError>(())
+    };
+    finished.await.map_err(stall_error)?;
     // Over TLS this sends close_notify; on TCP it is the FIN that dropping would send.
     let _ = writer.socket.shutdown().await;
     Ok(())
 }
 
+/// A socket error that is a write stall, as its own error.
+fn stall_error(error: ConnectionError) -> ConnectionError {
+    let stalled = match &error {
+        ConnectionError::Io(io) | ConnectionError::SendRecords(io) => write_stalled(io),
+        _ => None,
+    };
+    match stalled {
+        Some(stalled) => ConnectionError::WriteStalled(stalled),
+        None => error,
+    }
+}
+
 /// The write side of a connection as the response writer needs it: bytes, and the Fetch
 /// record sets left in their segment files ([`DeferredRecords`]).
-trait ResponseSocket: AsyncWrite + Unpin + Send {
-    /// Sends `range` from its file, after everything already written to `self`.
+trait ResponseSocket: AsyncWrite + Unpin + Send + Sized {
+    /// Sends `range` from its file, after everything already written to `socket`, under
+    /// the same stall deadline as its other writes.
     fn send_file_range(
-        &mut self,
+        socket: &mut StallGuard<Self>,
         range: &FileRange,
     ) -> impl Future<Output = std::io::Result<()>> + Send;
 }
@@ -661,21 +703,22 @@ trait ResponseSocket: AsyncWrite + Unpin + Send {
 /// Plaintext: the kernel copies the range from the page cache (`sendfile`).
 impl ResponseSocket for OwnedWriteHalf {
     fn send_file_range(
-        &mut self,
+        socket: &mut StallGuard<Self>,
         range: &FileRange,
     ) -> impl Future<Output = std::io::Result<()>> + Send {
-        let socket: &TcpStream = (*self).as_ref();
-        send_file_range(socket, range)
+        let stall_timeout = socket.timeout();
+        let tcp: &TcpStream = socket.get_ref().as_ref();
+        send_file_range(tcp, range, stall_timeout)
     }
 }
 
 /// TLS: the bytes must be encrypted, so they are read from the file and written through.
 impl ResponseSocket for tokio::io::WriteHalf<TlsStream<TcpStream>> {
     fn send_file_range(
-        &mut self,
+        socket: &mut StallGuard<Self>,
         range: &FileRange,
     ) -> impl Future<Output = std::io::Result<()>> + Send {
-        write_file_range(self, range)
+        write_file_range(socket, range)
     }
 }
 
@@ -687,7 +730,8 @@ impl ResponseSocket for tokio::io::WriteHalf<TlsStream<TcpStream>> {
 /// in flight, so responses keep request order and a request that reads (Fetch,
 /// ListOffsets) sees what the producer was told is written.
 struct ResponseWriter<W> {
-    socket: BufWriter<W>,
+    /// Every write fails once the client has taken no byte for `response_write_timeout`.
+    socket: BufWriter<StallGuard<W>>,
     /// Encoded responses not yet handed to `socket`.
     buffer: BytesMut,
     /// Fetch record sets that belong inside `buffer`, at their positions, oldest first: sent
@@ -736,6 +780,7 @@ impl<W: ResponseSocket> ResponseWriter<W> {
         activity: Arc<ConnectionActivity>,
     ) -> Self {
         let max_in_flight_requests = cluster.config.max_in_flight_requests.max(1);
+        let socket = StallGuard::new(socket, cluster.config.response_write_timeout());
         ResponseWriter {
             socket: BufWriter::new(socket),
             buffer: BytesMut::new(),
@@ -909,9 +954,7 @@ impl<W: ResponseSocket> ResponseWriter<W> {
                 .source()
                 .downcast_ref::<FileRange>()
                 .expect("the fetch handler defers only file ranges");
-            self.socket
-                .get_mut()
-                .send_file_range(range)
+            W::send_file_range(self.socket.get_mut(), range)
                 .await
                 .map_err(send_error)?;
             written_bytes = position;
@@ -1132,6 +1175,60 @@ mod tests {
         assert!(answered.elapsed() >= idle - Duration::from_millis(5));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_is_closed_when_its_response_stalls() {
+        // Proves the write stall ends the whole connection: one Fetch whose answer (32 MB)
+        // is far more than the sockets buffer, never read, ends the connection with
+        // WriteStalled about --response-write-timeout-ms after the writes stop, though the
+        // reader, with nothing more to read, would wait for ever.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config =
+            crate::testing::test_config(dir.path(), &["--response-write-timeout-ms", "300"]);
+        let cluster = Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("open");
+        cluster
+            .create_topic("big", 1, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        let log = &cluster.topic("big").expect("topic").partitions[0].log;
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder.append(1_000, None, Some(&[b'b'; 1_000_000]), &[]);
+        let batch = builder.build().expect("a batch");
+        for _ in 0..32 {
+            log.append(&batch, 1_000).expect("append");
+        }
+        let (mut client, serving) = connect_and_serve(Arc::new(cluster)).await;
+        let request = riffle_protocol::api::fetch::FetchRequest {
+            max_bytes: i32::MAX,
+            topics: vec![riffle_protocol::api::fetch::FetchTopic {
+                topic: "big".into(),
+                partitions: vec![riffle_protocol::api::fetch::FetchPartition {
+                    partition_max_bytes: i32::MAX,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut frame = BytesMut::new();
+        let header = request_header(ApiKey::Fetch, 12, 1);
+        encode_request(&header, &Request::Fetch(request), &mut frame);
+        client.write_all(&frame).await.expect("send");
+        let outcomes = tokio::time::timeout(EVENT_TIMEOUT, serving)
+            .await
+            .expect("the connection ends")
+            .expect("the connection task");
+        assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+        assert!(
+            matches!(
+                outcomes[1],
+                Err(ConnectionError::WriteStalled(write_stall::WriteStalled {
+                    timeout_ms: 300
+                }))
+            ),
+            "{:?}",
+            outcomes[1]
+        );
+    }
+
     /// Serves one connection to `cluster` and returns the client's end.
     async fn connect(cluster: Arc<Cluster>) -> TcpStream {
         // A SocketAddr, not a string: resolving a string could use the blocking pool.
@@ -1142,18 +1239,40 @@ mod tests {
         tokio::spawn(async move {
             let (stream, peer) = listener.accept().await.expect("accept");
             let (_stop, shutdown) = Shutdown::new();
-            let listener = Arc::new(Listener {
-                name: "PLAINTEXT".into(),
-                protocol: crate::listener::SecurityProtocol::Plaintext,
-                advertised_host: "127.0.0.1".into(),
-                advertised_port: 9092,
-                tls: None,
-                sasl_mechanisms: Arc::from(Vec::new()),
-                sasl_start: crate::security::sasl::start,
-            });
+            let listener = Arc::new(plaintext_listener());
             serve(stream, peer, listener, cluster, shutdown).await;
         });
         TcpStream::connect(address).await.expect("connect")
+    }
+
+    /// Serves one plaintext connection to `cluster`; returns the client's end and the task
+    /// whose output is the reader's and the writer's outcomes.
+    async fn connect_and_serve(cluster: Arc<Cluster>) -> (TcpStream, JoinHandle<Outcomes>) {
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("local address");
+        let client = TcpStream::connect(address).await.expect("connect");
+        let (stream, peer) = listener.accept().await.expect("accept");
+        let serving = tokio::spawn(async move {
+            let (_stop, shutdown) = Shutdown::new();
+            let listener = plaintext_listener();
+            serve_plaintext(stream, peer, &listener, cluster, shutdown).await
+        });
+        (client, serving)
+    }
+
+    /// A PLAINTEXT listener without security.
+    fn plaintext_listener() -> Listener {
+        Listener {
+            name: "PLAINTEXT".into(),
+            protocol: crate::listener::SecurityProtocol::Plaintext,
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            tls: None,
+            sasl_mechanisms: Arc::from(Vec::new()),
+            sasl_start: crate::security::sasl::start,
+        }
     }
 
     fn request_header(api_key: ApiKey, api_version: i16, correlation_id: i32) -> RequestHeader {

@@ -26,7 +26,7 @@
 //! that happens only when a session is created, and there are at most a few thousand.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use riffle_protocol::api::fetch::{
@@ -41,10 +41,12 @@ use crate::security::random::random_bytes;
 /// it must be before a larger one may (Kafka: `MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS`).
 pub const INCREMENTAL_FETCH_SESSION_EVICTION_MS: u64 = 120_000;
 
-/// Most partitions one session holds. Incremental requests can keep adding partitions (even
-/// of topics that do not exist), so without it one client could grow a session without end;
-/// a request that would pass it closes the session, and the client falls back to full
-/// fetches. The cache holds at most slots times this many partitions.
+/// Most partitions one session holds. Requests can name partitions of topics that do not
+/// exist, and incremental ones can keep adding them, so without it one client could grow a
+/// session without end: a full fetch naming more opens no session, and an incremental
+/// request that would pass it closes its session (adding nothing past it); either way the
+/// client falls back to full fetches. The cache holds at most slots times this many
+/// partitions, each naming its topic through a shared `Arc<str>`.
 pub const FETCH_SESSION_MAX_PARTITIONS: usize = 50_000;
 
 /// The session id of a request or response outside any session.
@@ -95,10 +97,13 @@ impl FetchSessionError {
 }
 
 /// How a topic is named in a session: by id from Fetch 13, by name before.
+///
+/// A name is shared by every partition of its topic in a session: a topic name may be
+/// 32 KiB long, and a session holds up to [`FETCH_SESSION_MAX_PARTITIONS`] partitions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TopicKey {
     /// Fetch 4-12.
-    Name(String),
+    Name(Arc<str>),
     /// Fetch 13+.
     Id(Uuid),
 }
@@ -123,14 +128,14 @@ impl TopicKey {
     fn of(topic: &FetchTopic, uses_topic_ids: bool) -> TopicKey {
         match uses_topic_ids {
             true => TopicKey::Id(topic.topic_id),
-            false => TopicKey::Name(topic.topic.clone()),
+            false => TopicKey::Name(Arc::from(topic.topic.as_str())),
         }
     }
 
     fn of_forgotten(topic: &ForgottenTopic, uses_topic_ids: bool) -> TopicKey {
         match uses_topic_ids {
             true => TopicKey::Id(topic.topic_id),
-            false => TopicKey::Name(topic.topic.clone()),
+            false => TopicKey::Name(Arc::from(topic.topic.as_str())),
         }
     }
 }
@@ -268,9 +273,8 @@ impl FetchSessionCache {
         if session.uses_topic_ids != uses_topic_ids {
             return Err(FetchSessionError::TopicIdMismatch { session_id });
         }
-        session.update(request);
-        if session.partitions.is_empty() || session.partitions.len() > FETCH_SESSION_MAX_PARTITIONS
-        {
+        let within_limit = session.update(request);
+        if session.partitions.is_empty() || !within_limit {
             sessions.remove(&session_id);
             debug!(session_id, "fetch session closed by its request");
             let topics = requested_topics(request, uses_topic_ids);
@@ -383,10 +387,19 @@ impl SessionFetch<'_> {
         match self.kind {
             FetchKind::Sessionless => FetchResponseParts::ok(INVALID_SESSION_ID, responses),
             FetchKind::Full { uses_topic_ids } => {
-                let session = FetchSession::new(uses_topic_ids, &self.topics, &responses, now);
+                let requested_count: usize =
+                    self.topics.iter().map(|topic| topic.partitions.len()).sum();
                 let session_id = match self.cache.max_sessions_count {
                     0 => INVALID_SESSION_ID,
-                    _ => self.cache.insert(session, now),
+                    _ if requested_count > FETCH_SESSION_MAX_PARTITIONS => {
+                        debug!(requested_count, "too many partitions for a fetch session");
+                        INVALID_SESSION_ID
+                    }
+                    _ => {
+                        let session =
+                            FetchSession::new(uses_topic_ids, &self.topics, &responses, now);
+                        self.cache.insert(session, now)
+                    }
                 };
                 debug!(session_id, "full fetch response");
                 FetchResponseParts::ok(session_id, responses)
@@ -503,8 +516,9 @@ impl FetchSession {
     }
 
     /// Applies an incremental request: its partitions are added or updated, its forgotten
-    /// ones removed.
-    fn update(&mut self, request: &FetchRequest) {
+    /// ones removed. Returns `false`, having stopped adding, if its new partitions would take
+    /// the session past [`FETCH_SESSION_MAX_PARTITIONS`]: the caller closes it.
+    fn update(&mut self, request: &FetchRequest) -> bool {
         for topic in &request.topics {
             let topic_key = TopicKey::of(topic, self.uses_topic_ids);
             for partition in &topic.partitions {
@@ -512,6 +526,10 @@ impl FetchSession {
                     topic: topic_key.clone(),
                     partition: partition.partition,
                 };
+                let is_new = !self.partitions.contains_key(&key);
+                if is_new && self.partitions.len() >= FETCH_SESSION_MAX_PARTITIONS {
+                    return false;
+                }
                 self.upsert(key, &requested_partition(partition));
             }
         }
@@ -527,6 +545,7 @@ impl FetchSession {
                 }
             }
         }
+        true
     }
 
     /// Adds a partition at the back, or updates its request parameters where it is. A new
@@ -984,6 +1003,57 @@ mod tests {
             Some(FetchSessionError::SessionIdNotFound { session_id: larger })
         );
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn sessions_stop_at_the_partition_limit() {
+        // Proves FETCH_SESSION_MAX_PARTITIONS holds for both ways into a session: a full
+        // fetch naming more partitions is answered without a session, and an incremental
+        // request adding past the limit closes its session, answered with id 0.
+        let cache = FetchSessionCache::new(10);
+        let now = Instant::now();
+        let limit = i32::try_from(FETCH_SESSION_MAX_PARTITIONS).expect("fits an i32");
+        assert_eq!(open(&cache, limit + 1, now), INVALID_SESSION_ID);
+        assert!(cache.is_empty());
+
+        let session_id = open(&cache, limit, now);
+        assert_ne!(session_id, INVALID_SESSION_ID);
+        let mut one_more = request(session_id, 1, 0);
+        one_more.topics = vec![FetchTopic {
+            topic: "other".into(),
+            partitions: vec![FetchPartition::default()],
+            ..Default::default()
+        }];
+        let fetch = cache.begin(BY_NAME, &one_more, now).expect("sessionless");
+        assert_eq!(
+            fetch.topics().len(),
+            1,
+            "reads the request's own partitions"
+        );
+        let read = responses(fetch.topics(), |_| (0, false));
+        assert_eq!(fetch.respond(read, now).session_id, INVALID_SESSION_ID);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_topic_name_is_shared_by_its_partitions_in_a_session() {
+        // Proves a session keeps one copy of each topic name, however many of its partitions
+        // it holds: a 32 KiB name times 50,000 partitions would otherwise be 1.6 GB.
+        let cache = FetchSessionCache::new(10);
+        let now = Instant::now();
+        let mut full = request(0, INITIAL_EPOCH, 100);
+        full.topics[0].topic = "n".repeat(usize::from(u16::MAX >> 1));
+        let fetch = cache.begin(BY_NAME, &full, now).expect("full");
+        let read = responses(fetch.topics(), |_| (0, false));
+        let session_id = fetch.respond(read, now).session_id;
+        let sessions = cache.lock();
+        let session = sessions.get(&session_id).expect("open");
+        let mut names = session.partitions.keys().map(|key| match &key.topic {
+            TopicKey::Name(name) => Arc::as_ptr(name),
+            TopicKey::Id(_) => panic!("named by name"),
+        });
+        let first = names.next().expect("partitions");
+        assert!(names.all(|name| std::ptr::addr_eq(name, first)));
     }
 
     #[test]

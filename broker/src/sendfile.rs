@@ -9,10 +9,14 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
+use std::time::Duration;
 
 use riffle_storage::FileRange;
 use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::connection::write_stall::write_stalled_error;
 
 /// At most this much per `sendfile` call, so one large range does not hold the worker
 /// thread in the kernel for long.
@@ -22,17 +26,26 @@ const MAX_BYTES_PER_CALL: usize = 1024 * 1024;
 /// each), small enough that a connection holds little memory for a large fetch.
 const COPY_CHUNK_BYTES: usize = 256 * 1024;
 
-/// Sends all of `range` to `socket`, waiting whenever the socket's buffer is full.
+/// Sends all of `range` to `socket`, waiting whenever the socket's buffer is full, each
+/// time for at most `stall_timeout` without a byte sent.
 ///
 /// # Errors
-/// A socket error, or `UnexpectedEof` if the file ends before the range does (it was
-/// truncated under us); either way the response is incomplete and the connection must close.
-pub async fn send_file_range(socket: &TcpStream, range: &FileRange) -> io::Result<()> {
+/// A socket error, a stall ([`crate::connection::write_stall::WriteStalled`]), or
+/// `UnexpectedEof` if the file ends before the range does (it was truncated under us);
+/// either way the response is incomplete and the connection must close.
+pub async fn send_file_range(
+    socket: &TcpStream,
+    range: &FileRange,
+    stall_timeout: Duration,
+) -> io::Result<()> {
     let mut offset = libc::off_t::try_from(range.position())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut remaining_bytes = range.len();
+    let mut last_progress = Instant::now();
     while remaining_bytes > 0 {
-        socket.writable().await?;
+        tokio::time::timeout_at(last_progress + stall_timeout, socket.writable())
+            .await
+            .map_err(|_elapsed| write_stalled_error(stall_timeout))??;
         let count = remaining_bytes.min(MAX_BYTES_PER_CALL);
         let sent = socket.try_io(Interest::WRITABLE, || {
             // SAFETY: both descriptors stay open for the call (the socket and the range are
@@ -54,7 +67,10 @@ pub async fn send_file_range(socket: &TcpStream, range: &FileRange) -> io::Resul
                     format!("{} ends before the range sent", range.path().display()),
                 ));
             }
-            Ok(sent) => remaining_bytes -= sent,
+            Ok(sent) => {
+                remaining_bytes -= sent;
+                last_progress = Instant::now();
+            }
             Err(error)
                 if matches!(
                     error.kind(),

@@ -33,14 +33,7 @@ pub async fn run(
     // Each connection task holds a sender; recv() returns None once all have ended.
     let (connection_done, mut all_connections_done) = mpsc::channel::<()>(1);
     // One set of limits for all listeners: they protect the process, not a port.
-    let max_connections_per_ip = cluster
-        .config
-        .max_connections_per_ip
-        .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
-    let limits = Arc::new(ConnectionLimits::new(
-        cluster.config.max_connections,
-        max_connections_per_ip,
-    ));
+    let limits = cluster.connection_limits().clone();
     let background = crate::background::spawn(cluster.clone(), shutdown.clone());
     let reload = spawn_certificate_reload(&listeners, shutdown.clone());
     let mut accept_loops = JoinSet::new();

@@ -624,15 +624,17 @@ pub(crate) fn check_value(
 }
 
 /// Kafka's `max.connections.per.ip.overrides`: empty, or `host:count` pairs where the host
-/// is a name or an address (IPv6 too, so the count follows the last colon).
+/// is a name or an address (IPv6 too, so the count follows the last colon). The syntax
+/// only; hostnames are resolved when the limits are applied (`PerIpOverrides::parse`).
 fn check_connection_overrides(value: &str) -> Result<String, ValueProblem> {
     if value.is_empty() {
         return Ok(String::new());
     }
     let items: Vec<&str> = value.split(',').map(str::trim).collect();
     let pairs_only = items.iter().all(|item| {
-        item.rsplit_once(':')
-            .is_some_and(|(host, count)| !host.is_empty() && count.parse::<u32>().is_ok())
+        item.rsplit_once(':').is_some_and(|(host, count)| {
+            !host.is_empty() && count.parse::<i32>().is_ok_and(|count| count >= 0)
+        })
     });
     if !pairs_only {
         return Err(ValueProblem::NotConnectionOverrides);

@@ -11,6 +11,7 @@
 //! tests use to look at what the broker advertises and stores; [`latest_offset`] and
 //! [`fetch_transaction_state`] show what a partition's open and aborted transactions look like
 //! to each [`IsolationLevel`], and [`offset_fetch`] whether a group's offsets are stable.
+//! [`fetch_in_session`] sends Fetch v7 with a fetch session's id and epoch (KIP-227).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -53,6 +54,11 @@ pub mod error_code {
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     /// UNSUPPORTED_VERSION.
     pub const UNSUPPORTED_VERSION: i16 = 35;
+    /// FETCH_SESSION_ID_NOT_FOUND: an incremental Fetch named a session the broker does not hold.
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    /// INVALID_FETCH_SESSION_EPOCH: an incremental Fetch carried an epoch its session did not
+    /// expect.
+    pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
     /// UNSTABLE_OFFSET_COMMIT: offsets for the partition are pending in an open transaction
     /// (OffsetFetch with require_stable, KIP-447).
     pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
@@ -841,6 +847,142 @@ fn fetch_v4(
         last_stable_offset,
         aborted_transactions,
         records,
+    }
+}
+
+/// A Fetch v7 of one topic's partitions inside a fetch session (KIP-227).
+///
+/// `session_id` 0 with `session_epoch` 0 opens a session; the id the broker answers with and
+/// epochs 1, 2, ... continue it; epoch -1 fetches outside any session (closing the one named).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFetch {
+    /// The session, or 0.
+    pub session_id: i32,
+    /// 0 to open, the session's next epoch to continue, -1 to close.
+    pub session_epoch: i32,
+    /// The longest the broker may wait for `min_bytes` of 1.
+    pub max_wait_ms: i32,
+    /// The topic.
+    pub topic: String,
+    /// Partitions to add to the session or update, with their fetch offsets.
+    pub partitions: Vec<(i32, i64)>,
+    /// Partitions to remove from the session.
+    pub forgotten: Vec<i32>,
+}
+
+/// One partition of a Fetch v7 answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionFetchPartition {
+    /// The partition index.
+    pub partition: i32,
+    /// Its error code.
+    pub error_code: i16,
+    /// Its high watermark.
+    pub high_watermark: i64,
+    /// How many record bytes came back.
+    pub record_bytes: usize,
+}
+
+/// A Fetch v7 answer: the top-level error, the session, and the partitions listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFetchResponse {
+    /// The top-level error code (a session error refuses the whole request).
+    pub error_code: i16,
+    /// The session to continue in, or 0.
+    pub session_id: i32,
+    /// The partitions the response lists, in its order.
+    pub partitions: Vec<SessionFetchPartition>,
+}
+
+impl SessionFetchResponse {
+    /// The partition indexes listed, in order.
+    pub fn partition_indexes(&self) -> Vec<i32> {
+        self.partitions.iter().map(|data| data.partition).collect()
+    }
+}
+
+/// Sends `request` as Fetch v7 (read_uncommitted, 1 MiB per partition) and reads the answer.
+///
+/// # Panics
+/// If the broker does not answer, or answers for another topic.
+pub fn fetch_in_session(
+    connection: &mut RawConnection,
+    request: &SessionFetch,
+) -> SessionFetchResponse {
+    let mut body = RequestWriter::new();
+    body.i32(-1) // replica_id: a consumer
+        .i32(request.max_wait_ms)
+        .i32(1) // min_bytes
+        .i32(1 << 20) // max_bytes
+        .i8(IsolationLevel::ReadUncommitted.wire_value())
+        .i32(request.session_id)
+        .i32(request.session_epoch);
+    if request.partitions.is_empty() {
+        body.array_len(0);
+    } else {
+        body.array_len(1)
+            .string(&request.topic)
+            .array_len(request.partitions.len());
+        for &(partition, fetch_offset) in &request.partitions {
+            body.i32(partition)
+                .i64(fetch_offset)
+                .i64(-1) // log_start_offset: only followers send one
+                .i32(1 << 20); // partition_max_bytes
+        }
+    }
+    if request.forgotten.is_empty() {
+        body.array_len(0);
+    } else {
+        body.array_len(1)
+            .string(&request.topic)
+            .array_len(request.forgotten.len());
+        for &partition in &request.forgotten {
+            body.i32(partition);
+        }
+    }
+    let response = connection.request(api_key::FETCH, 7, &body.into_bytes());
+    read_session_fetch_response(&response, &request.topic)
+}
+
+/// Takes apart a Fetch v7 response body of `topic`.
+fn read_session_fetch_response(response: &[u8], topic: &str) -> SessionFetchResponse {
+    let mut reader = ResponseReader::new(response);
+    reader.i32("throttle_time_ms");
+    let error_code = reader.i16("error_code");
+    let session_id = reader.i32("session_id");
+    let mut partitions = Vec::new();
+    for _ in 0..reader.array_len("responses length").unwrap_or(0) {
+        assert_eq!(
+            reader.string("topic"),
+            topic,
+            "Fetch v7 answered another topic"
+        );
+        for _ in 0..reader.array_len("partitions length").unwrap_or(0) {
+            let partition = reader.i32("partition_index");
+            let error_code = reader.i16("partition error_code");
+            let high_watermark = reader.i64("high_watermark");
+            reader.i64("last_stable_offset");
+            reader.i64("log_start_offset");
+            let aborted_count = reader.array_len("aborted_transactions length").unwrap_or(0);
+            reader.take(aborted_count * 16, "aborted_transactions");
+            let record_bytes = reader.nullable_bytes("records").map_or(0, <[u8]>::len);
+            partitions.push(SessionFetchPartition {
+                partition,
+                error_code,
+                high_watermark,
+                record_bytes,
+            });
+        }
+    }
+    assert_eq!(
+        reader.remaining(),
+        0,
+        "bytes left after the Fetch v7 response"
+    );
+    SessionFetchResponse {
+        error_code,
+        session_id,
+        partitions,
     }
 }
 

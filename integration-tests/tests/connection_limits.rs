@@ -2,7 +2,9 @@
 //! `--max-connections-per-ip` are closed at once (not left in the kernel's backlog), a
 //! request that stalls half-way is closed after `--request-read-timeout-ms`, an idle
 //! connection after `--connections-max-idle-ms`, and a well-behaved client keeps working
-//! while stalled connections hold most of the slots.
+//! while stalled connections hold most of the slots. A client that pipelines requests and
+//! never reads the answers holds little memory and is closed after
+//! `--response-write-timeout-ms`.
 //!
 //! Each stalled connection sends 3 bytes of a frame's 4-byte size prefix and nothing more.
 //! Connections from other addresses use the rest of 127.0.0.0/8, which is all loopback on
@@ -13,10 +15,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
 
-use riffle_integration_tests::Broker;
-use riffle_integration_tests::clients::{create_topic, future_producer, read_to_end, send_plain};
-use riffle_integration_tests::wire::{RawConnection, api_versions};
+use riffle_integration_tests::clients::{
+    CLIENT_TIMEOUT, create_topic, future_producer, read_to_end, send_plain,
+};
+use riffle_integration_tests::wire::{
+    IsolationLevel, RawConnection, RequestHeaderVersion, RequestWriter, api_key, api_versions,
+    fetch_transaction_state,
+};
+use riffle_integration_tests::{Broker, broker_binary};
 
 /// What "closed at once" allows: well under any timeout the broker could be waiting on.
 const PROMPT_CLOSE: Duration = Duration::from_secs(2);
@@ -62,6 +70,125 @@ fn connections_past_the_per_ip_and_total_limits_are_closed_at_once() {
         "the refusals must be logged; log tail:\n{}",
         broker.log_tail()
     );
+}
+
+#[test]
+fn per_ip_overrides_replace_the_per_ip_limit_for_their_hosts() {
+    // Proves --max-connections-per-ip-overrides: 127.0.0.3 may hold 4 connections and
+    // "localhost" (a hostname, resolved at start-up to 127.0.0.1) 3, above the default of
+    // 2; 127.0.0.4 none at all; 127.0.0.5, without an entry, keeps the default. One past
+    // each is closed at once, and the log names the override.
+    let broker = Broker::start_with(&[
+        "--max-connections-per-ip",
+        "2",
+        "--max-connections-per-ip-overrides",
+        "127.0.0.3:4, 127.0.0.4:0,localhost:3",
+    ]);
+    let mut held: Vec<TcpStream> = Vec::new();
+    for (address, limit) in [(loopback(3), 4), (loopback(1), 3), (loopback(5), 2)] {
+        held.extend((0..limit).map(|_| stalled_connection(&broker, address)));
+        let mut one_more = connect_from(&broker, address);
+        assert_closed_within(
+            &mut one_more,
+            PROMPT_CLOSE,
+            &format!("connection {} from {address}", limit + 1),
+        );
+    }
+    let mut refused_host = connect_from(&broker, loopback(4));
+    assert_closed_within(
+        &mut refused_host,
+        PROMPT_CLOSE,
+        "a host whose override is 0",
+    );
+    for connection in &mut held {
+        assert_still_open(connection);
+    }
+    let log = broker_log(&broker);
+    assert!(
+        log.contains("its --max-connections-per-ip-overrides entry"),
+        "the refusals must name the override; log tail:\n{}",
+        broker.log_tail()
+    );
+}
+
+#[test]
+fn dynamic_broker_configs_change_the_limits_while_running() {
+    // Proves max.connections.per.ip and its overrides are dynamic broker configs: after an
+    // AlterConfigs on the broker (the admin client connects from 127.0.0.1), a second
+    // connection from 127.0.0.2 is closed at once while 127.0.0.3, named in an override,
+    // may hold two; the connection held before the change stays open.
+    let broker = Broker::start();
+    let mut before = stalled_connection(&broker, loopback(2));
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime for the admin client");
+    runtime.block_on(async {
+        let alter = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Broker(1))
+            .set("max.connections.per.ip", "1")
+            .set(
+                "max.connections.per.ip.overrides",
+                "127.0.0.3:2,127.0.0.1:10",
+            );
+        let admin = riffle_integration_tests::clients::admin_client(&broker.bootstrap());
+        let altered = admin
+            .alter_configs(
+                [&alter],
+                &riffle_integration_tests::clients::admin_options(),
+            )
+            .await
+            .expect("AlterConfigs request");
+        assert!(altered[0].is_ok(), "AlterConfigs answered {altered:?}");
+    });
+    let mut over_new_limit = connect_from(&broker, loopback(2));
+    assert_closed_within(
+        &mut over_new_limit,
+        PROMPT_CLOSE,
+        "a 2nd connection from 127.0.0.2 after max.connections.per.ip=1",
+    );
+    assert_still_open(&mut before);
+    let mut overridden: Vec<TcpStream> = (0..2)
+        .map(|_| stalled_connection(&broker, loopback(3)))
+        .collect();
+    for connection in &mut overridden {
+        assert_still_open(connection);
+    }
+    let mut over_override = connect_from(&broker, loopback(3));
+    assert_closed_within(
+        &mut over_override,
+        PROMPT_CLOSE,
+        "a 3rd connection from 127.0.0.3, whose override is 2",
+    );
+}
+
+#[test]
+fn bad_per_ip_overrides_stop_the_broker_at_start_up() {
+    // Proves the overrides are checked before the broker starts: an entry without a count,
+    // a negative count and a host that does not resolve each end `riffle serve` with a
+    // non-zero status and a message naming the flag and the entry.
+    let cases = [
+        ("127.0.0.1", "entry '127.0.0.1' is not HOST:COUNT"),
+        (
+            "127.0.0.1:-3",
+            "entry '127.0.0.1:-3' has a count that is not a whole number",
+        ),
+        (
+            "no-such-host.invalid:3",
+            "entry 'no-such-host.invalid:3': cannot resolve no-such-host.invalid",
+        ),
+    ];
+    let data_dir = tempfile::tempdir().expect("a temp dir");
+    for (overrides, expected) in cases {
+        let output = std::process::Command::new(broker_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .args(["--max-connections-per-ip-overrides", overrides])
+            .output()
+            .expect("run riffle");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{overrides}: started; {stderr}");
+        assert!(
+            stderr.contains("--max-connections-per-ip-overrides") && stderr.contains(expected),
+            "{overrides}: {stderr}"
+        );
+    }
 }
 
 #[test]
@@ -137,6 +264,203 @@ fn a_client_produces_and_consumes_while_stalled_connections_hold_most_slots() {
     };
     assert!(refused, "no connection was refused at --max-connections 30");
     drop(producer);
+}
+
+#[test]
+fn a_client_that_never_reads_holds_little_memory_and_is_closed_when_writes_stall() {
+    // Proves the backpressure and the write stall: a raw client pipelines 2,000 Fetch
+    // requests whose answers (2 MB each, copied, not sendfile) would total 4 GB, and never
+    // reads. The broker stops reading it, its RSS stays within WIDE_RSS_GROWTH_MAX_BYTES of
+    // what it was, another client produces and consumes normally meanwhile, and the stuck
+    // connection is closed once no response byte has moved for --response-write-timeout-ms.
+    let broker = Broker::start_with(&["--response-write-timeout-ms", "10000"]);
+    let bootstrap = broker.bootstrap();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime for the clients");
+    runtime.block_on(fill_wide_topic(&bootstrap));
+    let pid = broker.pid().expect("running");
+    // One fetch of everything first, so the baseline includes what serving it needs.
+    let mut warm = RawConnection::connect(&bootstrap);
+    let warm_request = wide_fetch_request(0);
+    warm.send_raw(&warm_request).expect("send a fetch");
+    warm.read_frame().expect("a fetch answer");
+    let baseline_bytes = rss_bytes(pid);
+
+    let mut stuck = connect_from(&broker, loopback(5));
+    let pipelined: Vec<u8> = (1..=WIDE_PIPELINED_FETCHES)
+        .flat_map(wide_fetch_request)
+        .collect();
+    stuck
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .expect("write timeout");
+    let stuck_at = Instant::now();
+    // The kernel's buffers usually take all of it; if not, what went out is enough.
+    let _ = stuck.write_all(&pipelined);
+    let mut peak_bytes = baseline_bytes;
+    while stuck_at.elapsed() < Duration::from_secs(2) {
+        peak_bytes = peak_bytes.max(rss_bytes(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    runtime.block_on(async {
+        let producer = future_producer(&bootstrap, &[("acks", "all")]);
+        send_plain(&producer, "busy", "message", 100).await;
+    });
+    let offsets: Vec<i64> = read_to_end(&bootstrap, "busy", 0)
+        .iter()
+        .map(Message::offset)
+        .collect();
+    assert_eq!(offsets, (0..100).collect::<Vec<i64>>());
+    let fetched =
+        fetch_transaction_state(&bootstrap, "wide", 0, 0, IsolationLevel::ReadUncommitted);
+    assert!(fetched.record_bytes > 0, "{fetched:?}");
+    peak_bytes = peak_bytes.max(rss_bytes(pid));
+    println!(
+        "RSS: {} KiB before, peak {} KiB while {WIDE_PIPELINED_FETCHES} fetches were pipelined unread",
+        baseline_bytes / 1024,
+        peak_bytes / 1024
+    );
+    assert!(
+        peak_bytes.saturating_sub(baseline_bytes) < WIDE_RSS_GROWTH_MAX_BYTES,
+        "RSS grew from {baseline_bytes} to {peak_bytes} bytes"
+    );
+    assert!(
+        !broker_log(&broker).contains("response write stalled"),
+        "the stuck connection was closed before the other client was done ({:?}); \
+         raise --response-write-timeout-ms",
+        stuck_at.elapsed()
+    );
+
+    let closed_at = wait_for_log(&broker, "response write stalled", Duration::from_secs(30));
+    let stalled_for = closed_at.duration_since(stuck_at);
+    assert!(
+        stalled_for >= Duration::from_secs(9),
+        "closed after {stalled_for:?}, before the 10 s timeout"
+    );
+    // What the kernel buffered for the client drains, then the close shows.
+    assert!(
+        is_drained_and_closed_within(&mut stuck, PROMPT_CLOSE),
+        "the stuck connection is still open after the broker logged its close"
+    );
+    api_versions(&mut RawConnection::connect(&bootstrap));
+}
+
+/// Partitions of the topic the stuck client fetches.
+const WIDE_PARTITIONS: i32 = 32;
+
+/// Records of [`WIDE_RECORD_BYTES`] in each partition: 60 KB, just under the size from which
+/// Fetch sends a partition's records with `sendfile`, so every answer is copied in memory.
+const WIDE_RECORDS_PER_PARTITION: i32 = 6;
+
+/// The value size of each record of the wide topic.
+const WIDE_RECORD_BYTES: usize = 10_000;
+
+/// How many Fetch requests the stuck client pipelines: their answers would total about 4 GB.
+const WIDE_PIPELINED_FETCHES: i32 = 2_000;
+
+/// How much the broker's RSS may grow while the stuck client waits.
+const WIDE_RSS_GROWTH_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Creates "wide" and "busy" and fills every partition of "wide" with 60 KB.
+async fn fill_wide_topic(bootstrap: &str) {
+    create_topic(bootstrap, "wide", WIDE_PARTITIONS, &[]).await;
+    create_topic(bootstrap, "busy", 1, &[]).await;
+    let producer = future_producer(bootstrap, &[("acks", "all")]);
+    let value = vec![b'w'; WIDE_RECORD_BYTES];
+    let mut deliveries = Vec::new();
+    for partition in 0..WIDE_PARTITIONS {
+        for _ in 0..WIDE_RECORDS_PER_PARTITION {
+            let record = FutureRecord::<(), _>::to("wide")
+                .partition(partition)
+                .payload(&value);
+            let delivery = producer
+                .send_result(record)
+                .unwrap_or_else(|(error, _)| panic!("queue a record: {error}"));
+            deliveries.push(delivery);
+        }
+    }
+    for delivery in deliveries {
+        let delivered = tokio::time::timeout(CLIENT_TIMEOUT, delivery)
+            .await
+            .expect("delivered in time")
+            .expect("the producer is alive");
+        delivered.unwrap_or_else(|(error, _)| panic!("not delivered: {error}"));
+    }
+}
+
+/// A Fetch v4 frame for every partition of "wide" from offset 0, answered at once.
+fn wide_fetch_request(correlation_id: i32) -> Vec<u8> {
+    let mut payload = RequestWriter::new();
+    payload
+        .header(RequestHeaderVersion::V1, api_key::FETCH, 4, correlation_id)
+        .i32(-1) // replica_id: a consumer
+        .i32(0) // max_wait_ms
+        .i32(0) // min_bytes
+        .i32(50 * 1024 * 1024) // max_bytes
+        .i8(IsolationLevel::ReadUncommitted.wire_value())
+        .array_len(1)
+        .string("wide")
+        .array_len(usize::try_from(WIDE_PARTITIONS).expect("positive"));
+    for partition in 0..WIDE_PARTITIONS {
+        payload.i32(partition).i64(0).i32(1024 * 1024);
+    }
+    let payload = payload.into_bytes();
+    let mut frame = i32::try_from(payload.len())
+        .expect("a small frame")
+        .to_be_bytes()
+        .to_vec();
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+/// The resident set size of process `pid`, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line");
+    kib * 1024
+}
+
+fn broker_log(broker: &Broker) -> String {
+    std::fs::read_to_string(broker.log_path()).expect("read the broker log")
+}
+
+/// Waits for `text` in the broker log; returns when it was seen.
+fn wait_for_log(broker: &Broker, text: &str, limit: Duration) -> Instant {
+    let deadline = Instant::now() + limit;
+    loop {
+        if broker_log(broker).contains(text) {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in the broker log within {limit:?}\n{}",
+            broker.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads whatever is buffered; whether the stream ends (EOF or reset) within `limit`.
+fn is_drained_and_closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).expect("read timeout");
+    let deadline = Instant::now() + limit;
+    let mut buffer = vec![0u8; 1 << 16];
+    while Instant::now() < deadline {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(error) => {
+                return matches!(
+                    error.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                );
+            }
+        }
+    }
+    false
 }
 
 /// 127.0.0.`last`.

@@ -7,6 +7,9 @@
 //! consumer. With less than `min_bytes` available the request waits, woken by appends,
 //! until `max_wait_ms`; it never polls.
 //!
+//! A response holds at most `fetch_max_bytes` of records (Kafka's `fetch.max.bytes`),
+//! whatever the request's `max_bytes`, apart from a first batch larger than that.
+//!
 //! Record sets of at least `SENDFILE_MIN_BYTES` are not read here: the response names
 //! their file range (`FetchRecords::Deferred`) and the connection sends it with `sendfile`,
 //! so those bytes never pass through user space. Smaller ones are copied, which costs less
@@ -96,7 +99,10 @@ pub async fn handle(
     let limits = ReadLimits {
         deadline: Instant::now() + max_wait,
         min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
-        max_bytes: usize::try_from(request.max_bytes).unwrap_or(0),
+        // The broker's cap, as Kafka's fetch.max.bytes: copied record sets live in memory.
+        max_bytes: usize::try_from(request.max_bytes)
+            .unwrap_or(0)
+            .min(cluster.config.fetch_max_bytes),
         by_id,
         read_committed: request.isolation_level == READ_COMMITTED,
     };
@@ -723,6 +729,34 @@ mod tests {
         )
         .await;
         assert_eq!(record_bytes(&response), vec![batch_bytes, 0]);
+    }
+
+    #[tokio::test]
+    async fn fetch_max_bytes_caps_what_the_client_asks_for() {
+        // Proves the broker's cap: with --fetch-max-bytes of 1.5 batches, a request allowing
+        // 2 GB gets one batch from the first partition and none from the second; the first
+        // batch still comes whole under a cap smaller than it.
+        let batch_bytes = batch().len();
+        for (cap, expected) in [
+            (batch_bytes * 3 / 2, vec![batch_bytes, 0]),
+            (10, vec![batch_bytes, 0]),
+        ] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let cap_flag = cap.to_string();
+            let config = crate::testing::test_config(dir.path(), &["--fetch-max-bytes", &cap_flag]);
+            let cluster = Cluster::open(config, ("127.0.0.1".into(), 9092)).expect("open");
+            cluster
+                .create_topic("t", 2, BTreeMap::new(), Validation::Apply)
+                .expect("create");
+            for partition in &cluster.topic("t").expect("created").partitions {
+                for _ in 0..3 {
+                    partition.log.append(&batch(), 1_000).expect("append");
+                }
+            }
+            let context = crate::handler::RequestContext::internal(&cluster);
+            let response = handle(&cluster, &context, VERSION, request("t", 2, 1, 0)).await;
+            assert_eq!(record_bytes(&response), expected, "cap {cap}");
+        }
     }
 
     /// Appends a one-record transactional batch of `producer_id` to `partition`.
