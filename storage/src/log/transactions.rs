@@ -19,6 +19,7 @@ use tracing::debug;
 use super::{AppendState, Log};
 use crate::error::StorageError;
 use crate::format::AbortedTransaction;
+use crate::lock_policy::{MutexRecover, RwLockRecover};
 use crate::producer_snapshot::{
     MAX_PRODUCER_SNAPSHOT_PAYLOAD_BYTES, ProducerSnapshot, read_newest_producer_snapshot,
     write_producer_snapshot,
@@ -78,9 +79,8 @@ impl Log {
     ) -> (Option<MutexGuard<'_, ()>>, MutexGuard<'_, AppendState>) {
         let mut in_sealed = last_offset < self.active_segment().base_offset();
         loop {
-            let maintenance =
-                in_sealed.then(|| self.maintenance.lock().expect("maintenance lock poisoned"));
-            let state = self.append.lock().expect("append lock poisoned");
+            let maintenance = in_sealed.then(|| self.maintenance.lock_or_recover());
+            let state = self.append.lock_or_recover();
             if maintenance.is_some() || last_offset >= state.active.base_offset() {
                 return (maintenance, state);
             }
@@ -106,7 +106,7 @@ impl Log {
         start_offset: i64,
         upper_bound_offset: i64,
     ) -> Result<Vec<AbortedTransaction>, StorageError> {
-        let segments = self.segments.read().expect("segment list lock poisoned");
+        let segments = self.segments.read_or_recover();
         let first_base_offset = segments
             .range(..=start_offset)
             .next_back()
@@ -148,10 +148,7 @@ impl Log {
                 max_bytes: MAX_PRODUCER_SNAPSHOT_PAYLOAD_BYTES,
             });
         }
-        let _snapshots = self
-            .producer_snapshots
-            .lock()
-            .expect("producer snapshot lock poisoned");
+        let _snapshots = self.producer_snapshots.lock_or_recover();
         self.make_durable_below(offset)?;
         write_producer_snapshot(&self.partition_dir, offset, payload)?;
         debug!(topic_partition = %self.topic_partition, offset,
@@ -165,10 +162,7 @@ impl Log {
     /// `CorruptCheckpoint` if the newest snapshot does not parse or fails its CRC; the broker
     /// then rebuilds its state from the whole log.
     pub fn read_producer_snapshot(&self) -> Result<Option<ProducerSnapshot>, StorageError> {
-        let _snapshots = self
-            .producer_snapshots
-            .lock()
-            .expect("producer snapshot lock poisoned");
+        let _snapshots = self.producer_snapshots.lock_or_recover();
         read_newest_producer_snapshot(&self.partition_dir)
     }
 
@@ -177,7 +171,7 @@ impl Log {
     /// and all, when they were sealed. Unlike `flush`, no msync of the offset and time
     /// indexes: recovery rebuilds those, and a snapshot does not need them.
     fn make_durable_below(&self, offset: i64) -> Result<(), StorageError> {
-        let mut sync = self.sync.lock().expect("sync lock poisoned");
+        let mut sync = self.sync.lock_or_recover();
         if offset > sync.synced_next_offset {
             self.sync_active(&mut sync)?;
         }
