@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use riffle_protocol::{ErrorCode, Uuid};
-use riffle_storage::DataDir;
+use riffle_storage::{DataDir, MutexRecover, RwLockRecover};
 use tracing::{info, warn};
 
 use crate::config::{BrokerConfig, TopicDefaults};
@@ -242,10 +242,7 @@ impl Cluster {
         &self,
         changes: Vec<CredentialChange>,
     ) -> Result<Vec<String>, MetadataLogError> {
-        let log = self
-            .metadata_log
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let log = self.metadata_log.lock_or_recover();
         let (applied, missing): (Vec<_>, Vec<_>) =
             changes.into_iter().partition(|change| match change {
                 CredentialChange::Set { .. } => true,
@@ -303,10 +300,7 @@ impl Cluster {
                     }
                 }
                 MetadataEvent::ProducerIdBlock { next_block_start } => {
-                    let ids = self
-                        .producer_ids
-                        .get_mut()
-                        .unwrap_or_else(|poison| poison.into_inner());
+                    let ids = self.producer_ids.get_mut_or_recover();
                     ids.next = next_block_start;
                     ids.block_end = next_block_start;
                 }
@@ -335,10 +329,7 @@ impl Cluster {
         }
         let acls = self.authorizer.as_ref().map(Authorizer::acl_count);
         info!(topics = registry.by_name.len(), ?acls, "metadata loaded");
-        *self
-            .topics
-            .get_mut()
-            .unwrap_or_else(|poison| poison.into_inner()) = registry;
+        *self.topics.get_mut_or_recover() = registry;
         Ok(())
     }
 
@@ -371,10 +362,7 @@ impl Cluster {
     }
 
     fn append_event(&self, event: &MetadataEvent) -> Result<(), MetadataLogError> {
-        let log = self
-            .metadata_log
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let log = self.metadata_log.lock_or_recover();
         log.append(event, now_ms())
     }
 
@@ -396,15 +384,11 @@ impl Cluster {
     }
 
     fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
-        self.topics
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.topics.read_or_recover()
     }
 
     fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
-        self.topics
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.topics.write_or_recover()
     }
 
     /// A topic by name, created with the defaults if it does not exist and auto-creation
@@ -601,10 +585,7 @@ impl Cluster {
 
     /// Hands out a producer id never given before, even across restarts.
     pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
-        let mut ids = self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut ids = self.producer_ids.lock_or_recover();
         if ids.next >= ids.block_end {
             let block_end = ids.next + PRODUCER_ID_BLOCK_SIZE;
             self.append_event(&MetadataEvent::ProducerIdBlock {
@@ -620,10 +601,7 @@ impl Cluster {
 
     /// Whether `id` was handed out by this cluster.
     pub fn producer_id_was_allocated(&self, id: i64) -> bool {
-        let ids = self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let ids = self.producer_ids.lock_or_recover();
         id >= 0 && id < ids.next
     }
 
@@ -693,10 +671,7 @@ impl Cluster {
                 partition.snapshot_producer_state()?;
             }
         }
-        self.metadata_log
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .flush()?;
+        self.metadata_log.lock_or_recover().flush()?;
         self.data_dir.mark_clean_shutdown()
     }
 }

@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use riffle_storage::MutexRecover;
 
 /// At most one "refused" log line per this interval; the others are counted in it.
 pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -149,7 +151,7 @@ impl ConnectionLimits {
 
     /// The counts stay consistent even if a holder panicked: each change is one step.
     fn lock(&self) -> std::sync::MutexGuard<'_, LimitsState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock_or_recover()
     }
 }
 

@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use riffle_protocol::ErrorCode;
 use riffle_protocol::record::{EndTxnMarker, RecordBatchView, batches, end_txn_marker_batch};
-use riffle_storage::{AbortedTransaction, AppendOutcome, FirstBatch, Log, StorageError};
+use riffle_storage::{
+    AbortedTransaction, AppendOutcome, FirstBatch, Log, MutexRecover, StorageError,
+};
 use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
@@ -175,7 +177,7 @@ struct SyncTaskGuard<'a>(&'a Mutex<SyncQueue>);
 impl Drop for SyncTaskGuard<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let mut queue = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut queue = self.0.lock_or_recover();
             queue.running = false;
             queue.waiting.clear();
         }
@@ -459,10 +461,15 @@ impl Partition {
         Ok(producers.table.summaries())
     }
 
+    /// The producer lock. A panic under it may have left the table half-updated (a batch
+    /// appended but not recorded, say); the log is the truth, so after one the state is
+    /// rebuilt from the log on next use, as after a restart.
     fn lock_producers(&self) -> MutexGuard<'_, PartitionProducers> {
-        self.producers
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.producers.lock_or_repair(|producers| {
+            producers.loaded = false;
+            producers.snapshot_exists = None;
+            self.stable_offset_known.store(false, Ordering::Release);
+        })
     }
 }
 
@@ -669,10 +676,7 @@ impl Partition {
     /// # Errors
     /// Storage errors; the next call tries again.
     pub fn snapshot_producer_state(&self) -> Result<(), StorageError> {
-        let _writer = self
-            .snapshot_writer
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let _writer = self.snapshot_writer.lock_or_recover();
         let (offset, payload) = {
             let mut producers = self.lock_producers();
             let offset = self.log.next_offset();
@@ -797,17 +801,12 @@ impl Partition {
     }
 
     fn lock_sync_queue(&self) -> MutexGuard<'_, SyncQueue> {
-        self.sync_queue
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.sync_queue.lock_or_recover()
     }
 
     /// Registers a fetch to be woken at the next append.
     pub fn register_waiter(&self, waiter: &Arc<Notify>) {
-        let mut waiters = self
-            .waiters
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut waiters = self.waiters.lock_or_recover();
         waiters.retain(|weak| weak.strong_count() > 0);
         waiters.push(Arc::downgrade(waiter));
     }
@@ -815,10 +814,7 @@ impl Partition {
     /// Wakes every fetch waiting on this partition; called after each append.
     fn wake_waiters(&self) {
         let waiters = {
-            let mut waiters = self
-                .waiters
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
+            let mut waiters = self.waiters.lock_or_recover();
             std::mem::take(&mut *waiters)
         };
         for waiter in waiters.iter().filter_map(Weak::upgrade) {
@@ -1013,6 +1009,37 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// A panic under the producer lock, after it wiped the producer table, does not cost
+    /// idempotence: the next user of the lock rebuilds the table from the log, so a retried
+    /// batch is still recognised as a duplicate rather than stored twice.
+    #[test]
+    fn a_panic_under_the_producer_lock_rebuilds_the_producer_state() {
+        let dir = tempfile::Builder::new()
+            .prefix("a_panic_under_the_producer_lock_rebuilds_the_producer_state")
+            .tempdir()
+            .expect("temp dir");
+        let partition = open_partition(dir.path());
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder
+            .producer(7, 0, 0)
+            .append(1_000, None, Some(b"value"), &[]);
+        let batch = RecordBatchView::parse(builder.build().expect("builds")).expect("parses");
+        assert_eq!(append(&partition, &batch).base_offset(), 0);
+        let panicked = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut producers = partition.lock_producers();
+                    producers.table = ProducerStateTable::default();
+                    panic!("a bug under the producer lock");
+                })
+                .join()
+        });
+        assert!(panicked.is_err());
+        let retried = append(&partition, &batch);
+        assert_eq!(retried, Appended::Duplicate { base_offset: 0 });
+        assert_eq!(partition.log.next_offset(), 1);
     }
 
     fn plain_batch() -> bytes::Bytes {

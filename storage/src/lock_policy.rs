@@ -22,7 +22,7 @@
 //! same names in its `lock_policy` module.
 
 use std::panic::Location;
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tracing::warn;
 
@@ -35,6 +35,10 @@ pub trait MutexRecover<T> {
     /// before returning it: for data derived from something durable, which `repair` marks
     /// to be rebuilt.
     fn lock_or_repair(&self, repair: impl FnOnce(&mut T)) -> MutexGuard<'_, T>;
+
+    /// The data, through an exclusive borrow (no locking); a poisoned mutex as
+    /// `lock_or_recover` treats it.
+    fn get_mut_or_recover(&mut self) -> &mut T;
 }
 
 /// Taking a [`RwLock`] under the workspace's poisoning policy (see the module doc).
@@ -44,6 +48,10 @@ pub trait RwLockRecover<T> {
 
     /// Write-locks; if a panic poisoned the lock, logs it once and returns the data as it is.
     fn write_or_recover(&self) -> RwLockWriteGuard<'_, T>;
+
+    /// The data, through an exclusive borrow (no locking); a poisoned lock as
+    /// `write_or_recover` treats it.
+    fn get_mut_or_recover(&mut self) -> &mut T;
 }
 
 impl<T> MutexRecover<T> for Mutex<T> {
@@ -64,6 +72,15 @@ impl<T> MutexRecover<T> for Mutex<T> {
                 guard
             }
         }
+    }
+
+    #[track_caller]
+    fn get_mut_or_recover(&mut self) -> &mut T {
+        if self.is_poisoned() {
+            warn_recovered(Location::caller());
+            self.clear_poison();
+        }
+        self.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -91,6 +108,15 @@ impl<T> RwLockRecover<T> for RwLock<T> {
                 guard
             }
         }
+    }
+
+    #[track_caller]
+    fn get_mut_or_recover(&mut self) -> &mut T {
+        if self.is_poisoned() {
+            warn_recovered(Location::caller());
+            self.clear_poison();
+        }
+        self.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -121,6 +147,28 @@ mod tests {
         *mutex.lock_or_repair(|value| *value += 10) += 100;
         assert!(!mutex.is_poisoned());
         assert_eq!(*mutex.lock_or_repair(|value| *value = 0), 112);
+    }
+
+    /// `get_mut_or_recover` reaches a poisoned mutex's and lock's data and clears the poison.
+    #[test]
+    fn get_mut_recovers_poisoned_locks() {
+        let mut mutex = Mutex::new(1);
+        let mut lock = RwLock::new(1);
+        let panicked = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _mutex = mutex.lock_or_recover();
+                    let _lock = lock.write_or_recover();
+                    panic!("poison them");
+                })
+                .join()
+        });
+        assert!(panicked.is_err());
+        *mutex.get_mut_or_recover() += 1;
+        *lock.get_mut_or_recover() += 1;
+        assert!(!mutex.is_poisoned());
+        assert!(!lock.is_poisoned());
+        assert_eq!((*mutex.lock_or_recover(), *lock.read_or_recover()), (2, 2));
     }
 
     /// A poisoned `RwLock` still reads and writes, and is no longer poisoned afterwards.

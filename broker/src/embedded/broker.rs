@@ -265,6 +265,7 @@ impl RunningBroker {
 #[cfg(test)]
 mod tests {
     use riffle_processor::{Grouped, StreamsBuilder, StringSerde};
+    use riffle_storage::MutexRecover;
 
     use super::*;
     use crate::cluster::Validation;
@@ -302,7 +303,7 @@ mod tests {
     async fn wait_for_tasks(running: &RunningBroker, count: usize, what: &str) {
         let status = running.processors()[0].status.clone();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while status.lock().unwrap().tasks.len() < count {
+        while status.lock_or_recover().tasks.len() < count {
             assert!(std::time::Instant::now() < deadline, "{what}");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
@@ -498,7 +499,7 @@ mod tests {
             .unwrap();
         let status = running.processors()[0].status.clone();
         let started = async {
-            while status.lock().unwrap().tasks.is_empty() {
+            while status.lock_or_recover().tasks.is_empty() {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         };

@@ -16,7 +16,7 @@ use riffle_protocol::ErrorCode;
 use riffle_protocol::record::{
     Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder, RecordBatchView,
 };
-use riffle_storage::StorageError;
+use riffle_storage::{MutexRecover, StorageError};
 use tokio::sync::oneshot;
 use tracing::warn;
 
@@ -163,21 +163,15 @@ impl GroupCoordinator {
     }
 
     fn lock_groups(&self) -> MutexGuard<'_, HashMap<String, Group>> {
-        self.groups
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.groups.lock_or_recover()
     }
 
     fn lock_offsets(&self) -> MutexGuard<'_, HashMap<String, GroupOffsets>> {
-        self.offsets
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.offsets.lock_or_recover()
     }
 
     fn lock_pending(&self) -> MutexGuard<'_, HashMap<i64, Vec<PendingOffset>>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.pending.lock_or_recover()
     }
 
     /// The offsets partition.
