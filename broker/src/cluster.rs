@@ -570,7 +570,7 @@ impl Cluster {
         .map_err(TopicError::storage)?;
         let config = TopicConfig::new(configs, self.config.topic_defaults.clone());
         for partition in &topic.partitions {
-            partition.log.set_config(config.log_config());
+            partition.set_log_config(config.log_config());
         }
         let altered = Arc::new(Topic {
             name: topic.name.clone(),
@@ -667,7 +667,7 @@ impl Cluster {
     pub fn shutdown(&self) -> Result<(), riffle_storage::StorageError> {
         for topic in self.all_topics() {
             for partition in &topic.partitions {
-                partition.log.flush()?;
+                partition.flush()?;
                 partition.snapshot_producer_state()?;
             }
         }

@@ -1020,7 +1020,7 @@ mod tests {
             encode_request(&header, &api_versions, &mut frames);
             client.write_all(&frames).await.expect("send");
 
-            let log = &cluster.topic("events").expect("topic").partitions[0].log;
+            let log = &cluster.topic("events").expect("topic").partitions[0];
             let appended = async {
                 while log.next_offset() < 3 {
                     tokio::time::sleep(Duration::from_millis(1)).await;

@@ -150,7 +150,7 @@ impl GroupCoordinator {
     fn replay(&self, now: Instant) -> Result<(), StorageError> {
         let (mut groups, mut offsets) = (self.lock_groups(), self.lock_offsets());
         let mut pending = self.lock_pending();
-        self.log.scan_batches(Scan::whole(&self.log.log), |batch| {
+        self.log.scan_batches(Scan::whole(&self.log), |batch| {
             replay_batch(now, batch, &mut groups, &mut offsets, &mut pending);
             Ok(())
         })?;
@@ -534,7 +534,7 @@ impl GroupCoordinator {
 
     /// Waits until the offsets log is durable through `last_offset`.
     pub fn sync_through(&self, last_offset: i64) -> Result<(), StorageError> {
-        self.log.log.sync_through(last_offset)
+        self.log.sync_through_blocking(last_offset)
     }
 
     /// Appends records (key, value-or-tombstone) as one batch; returns its last offset.

@@ -95,7 +95,7 @@ impl TransactionCoordinator {
 
     fn replay(&self) -> Result<(), StorageError> {
         let mut transactions = self.lock();
-        self.log.scan_batches(Scan::whole(&self.log.log), |batch| {
+        self.log.scan_batches(Scan::whole(&self.log), |batch| {
             let Ok(records) = batch.records() else {
                 return Ok(());
             };
