@@ -41,6 +41,7 @@ use riffle_processor::runtime::{ProcessingGuarantee, RuntimeConfig, RuntimeStatu
 use riffle_processor::{
     BytesSerde, Grouped, Serde, SerdeError, StreamsBuilder, StringSerde, TimeWindows, Topology,
 };
+use riffle_storage::MutexRecover;
 
 use crate::broker_process::ProcUsage;
 use crate::latency::{self, LatencyResult};
@@ -619,11 +620,7 @@ impl CoLocated {
         let tasks = usize::try_from(tasks).context("a negative task count")?;
         let deadline = Instant::now() + TASKS_TIMEOUT;
         loop {
-            let held = status
-                .lock()
-                .map_err(|_| anyhow!("a poisoned lock"))?
-                .tasks
-                .len();
+            let held = status.lock_or_recover().tasks.len();
             if held >= tasks {
                 return Ok(Instant::now());
             }
@@ -639,7 +636,7 @@ impl CoLocated {
     fn status_checked(&mut self) -> Result<RunStatus> {
         self.check_not_failed()?;
         let status = self.status_handle()?;
-        let status = status.lock().map_err(|_| anyhow!("a poisoned lock"))?;
+        let status = status.lock_or_recover();
         let dropped = status.metrics.dropped_total();
         if dropped > 0 {
             bail!(

@@ -18,6 +18,7 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use riffle_storage::MutexRecover;
 
 use crate::topic::Security;
 use crate::{consume, rounds, topic};
@@ -342,9 +343,8 @@ impl ProducerContext for CountingContext {
             }
             Err((error, _)) => {
                 self.0.failed.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut first) = self.0.first_error.lock() {
-                    first.get_or_insert_with(|| error.to_string());
-                }
+                let mut first = self.0.first_error.lock_or_recover();
+                first.get_or_insert_with(|| error.to_string());
             }
         }
     }
@@ -573,12 +573,7 @@ pub fn flush<C: ProducerContext>(producer: &BaseProducer<C>) -> Result<()> {
 fn check_delivered(context: &CountingContext) -> Result<()> {
     let failed = context.0.failed.load(Ordering::Relaxed);
     if failed > 0 {
-        let first = context
-            .0
-            .first_error
-            .lock()
-            .ok()
-            .and_then(|first| first.clone());
+        let first = context.0.first_error.lock_or_recover().clone();
         bail!(
             "{failed} messages failed; first error: {}",
             first.unwrap_or_default()

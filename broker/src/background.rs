@@ -77,7 +77,7 @@ fn enforce_retention(cluster: &Cluster) {
     }
     for topic in cluster.all_topics() {
         for partition in &topic.partitions {
-            match partition.log.apply_retention(now_ms) {
+            match partition.apply_retention(now_ms) {
                 Ok(0) => {}
                 Ok(deleted) => {
                     info!(topic = %topic.name, partition = partition.index, deleted, "retention deleted segments")
@@ -93,7 +93,7 @@ fn enforce_retention(cluster: &Cluster) {
 fn flush_all(cluster: &Cluster) {
     for topic in cluster.all_topics() {
         for partition in &topic.partitions {
-            if let Err(error) = partition.log.flush() {
+            if let Err(error) = partition.flush() {
                 warn!(topic = %topic.name, partition = partition.index, %error, "periodic flush failed");
             }
         }
@@ -105,7 +105,7 @@ fn flush_all(cluster: &Cluster) {
 fn checkpoint_recovery_points(cluster: &Cluster) {
     for topic in cluster.all_topics() {
         for partition in &topic.partitions {
-            if let Err(error) = partition.log.checkpoint_recovery_point() {
+            if let Err(error) = partition.checkpoint_recovery_point() {
                 warn!(topic = %topic.name, partition = partition.index, %error,
                     "could not write the recovery point; a crash would scan more");
             }

@@ -1,18 +1,21 @@
 //! The `riffle` command line: `riffle serve` and its flags, `riffle groups`, `riffle acls`,
 //! `riffle users` and `riffle check`.
 
-use std::io::{IsTerminal, Write};
+use std::fmt;
+use std::future::Future;
+use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use tokio::task::JoinError;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterOpenError};
 use crate::config::BrokerConfig;
-use crate::listener::{self, BoundListener};
+use crate::listener::{self, BindError, BoundListener};
 
 /// Riffle: a Kafka-compatible log broker.
 #[derive(Debug, Parser)]
@@ -84,7 +87,7 @@ pub fn init_logging(log_level: &str) {
 /// Runs `future` on a new multi-threaded tokio runtime (the handlers use `block_in_place`,
 /// which needs one) and turns its outcome into the process exit code, reporting an error
 /// on stderr and in the log.
-pub fn block_on(future: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+pub fn block_on<E: fmt::Display>(future: impl Future<Output = Result<(), E>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,22 +100,50 @@ pub fn block_on(future: impl std::future::Future<Output = Result<(), String>>) -
     };
     match runtime.block_on(future) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            error!("{message}");
-            eprintln!("riffle: {message}");
+        Err(error) => {
+            error!("{error}");
+            eprintln!("riffle: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(config: BrokerConfig) -> Result<(), String> {
+async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     let opened = open(config).await?;
     // Listen for SIGTERM before announcing the address: a supervisor may signal as soon
     // as it reads the first line, and the default action would kill us uncleanly.
-    let stop = stop_signal().map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
+    let stop = stop_signal().map_err(ServeError::StopSignal)?;
     announce(&opened);
     crate::server::run(opened.listeners, opened.cluster, stop).await;
     Ok(())
+}
+
+/// Why `riffle serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The broker could not start.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The SIGTERM handler could not be installed.
+    #[error("cannot listen for SIGTERM: {0}")]
+    StopSignal(#[source] io::Error),
+}
+
+/// Why [`open`] failed; the message names the flag, address, file or directory at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A listener could not be set up or bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The flags name no listener.
+    #[error("no listener to serve on")]
+    NoListener,
+    /// Opening the data directory panicked: a bug, reported as one.
+    #[error("start-up panicked: {0}")]
+    Panicked(#[source] JoinError),
+    /// The data directory could not be opened or recovered.
+    #[error("cannot open the data directory: {0}")]
+    DataDir(#[source] ClusterOpenError),
 }
 
 /// A broker bound to its addresses with its data directory open, not serving yet.
@@ -130,12 +161,10 @@ pub struct OpenedBroker {
 /// (recovering it if needed).
 ///
 /// # Errors
-/// A message naming the flag, address, file or directory that failed.
-pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, String> {
+/// An [`OpenError`] naming the flag, address, file or directory that failed.
+pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, OpenError> {
     let listeners = listener::bind(&config).await?;
-    let first = listeners
-        .first()
-        .ok_or_else(|| "no listener to serve on".to_string())?;
+    let first = listeners.first().ok_or(OpenError::NoListener)?;
     let bound = first.local_address;
     // Requests the broker makes of itself report the first listener.
     let advertised = (
@@ -144,8 +173,8 @@ pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, String> {
     );
     let cluster = tokio::task::spawn_blocking(move || Cluster::open(config, advertised))
         .await
-        .map_err(|error| format!("start-up panicked: {error}"))?
-        .map_err(|error| format!("cannot open the data directory: {error}"))?;
+        .map_err(OpenError::Panicked)?
+        .map_err(OpenError::DataDir)?;
     Ok(OpenedBroker {
         listeners,
         bound,
@@ -183,7 +212,7 @@ pub fn announce(opened: &OpenedBroker) {
 ///
 /// # Errors
 /// When the SIGTERM handler cannot be installed.
-pub fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub fn stop_signal() -> io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     Ok(async move {

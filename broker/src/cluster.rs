@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use riffle_protocol::{ErrorCode, Uuid};
-use riffle_storage::DataDir;
+use riffle_storage::{DataDir, MutexRecover, RwLockRecover};
 use tracing::{info, warn};
 
 use crate::broker_config::{
@@ -268,10 +268,7 @@ impl Cluster {
         &self,
         changes: Vec<CredentialChange>,
     ) -> Result<Vec<String>, MetadataLogError> {
-        let log = self
-            .metadata_log
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let log = self.metadata_log.lock_or_recover();
         let (applied, missing): (Vec<_>, Vec<_>) =
             changes.into_iter().partition(|change| match change {
                 CredentialChange::Set { .. } => true,
@@ -341,10 +338,7 @@ impl Cluster {
                     }
                 }
                 MetadataEvent::ProducerIdBlock { next_block_start } => {
-                    let ids = self
-                        .producer_ids
-                        .get_mut()
-                        .unwrap_or_else(|poison| poison.into_inner());
+                    let ids = self.producer_ids.get_mut_or_recover();
                     ids.next = next_block_start;
                     ids.block_end = next_block_start;
                 }
@@ -358,10 +352,7 @@ impl Cluster {
             flags: self.config.topic_defaults.clone(),
             dynamic: dynamic.clone(),
         });
-        *self
-            .log_defaults
-            .get_mut()
-            .unwrap_or_else(|poison| poison.into_inner()) = defaults.clone();
+        *self.log_defaults.get_mut_or_recover() = defaults.clone();
         match self.connection_settings(&dynamic) {
             Ok(settings) => self.connection_limits.reconfigure(settings),
             // A host named in a stored override may no longer resolve: keep the flags'.
@@ -386,10 +377,7 @@ impl Cluster {
         }
         let acls = self.authorizer.as_ref().map(Authorizer::acl_count);
         info!(topics = registry.by_name.len(), ?acls, "metadata loaded");
-        *self
-            .topics
-            .get_mut()
-            .unwrap_or_else(|poison| poison.into_inner()) = registry;
+        *self.topics.get_mut_or_recover() = registry;
         Ok(())
     }
 
@@ -422,10 +410,7 @@ impl Cluster {
     }
 
     fn append_event(&self, event: &MetadataEvent) -> Result<(), MetadataLogError> {
-        let log = self
-            .metadata_log
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let log = self.metadata_log.lock_or_recover();
         log.append(event, now_ms())
     }
 
@@ -447,15 +432,11 @@ impl Cluster {
     }
 
     fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
-        self.topics
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.topics.read_or_recover()
     }
 
     fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
-        self.topics
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.topics.write_or_recover()
     }
 
     /// A topic by name, created with the defaults if it does not exist and auto-creation
@@ -639,7 +620,7 @@ impl Cluster {
         .map_err(TopicError::storage)?;
         let config = TopicConfig::new(configs, defaults);
         for partition in &topic.partitions {
-            partition.log.set_config(config.log_config());
+            partition.set_log_config(config.log_config());
         }
         let altered = Arc::new(Topic {
             name: topic.name.clone(),
@@ -654,10 +635,7 @@ impl Cluster {
 
     /// The defaults topics inherit now.
     pub fn log_defaults(&self) -> Arc<LogDefaults> {
-        self.log_defaults
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
+        self.log_defaults.read_or_recover().clone()
     }
 
     /// The connection limits the flags set, with the dynamic broker configs over them.
@@ -735,17 +713,14 @@ impl Cluster {
             configs: configs.clone(),
         })
         .map_err(TopicError::storage)?;
-        *self
-            .log_defaults
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner()) = defaults.clone();
+        *self.log_defaults.write_or_recover() = defaults.clone();
         let renewed: Vec<Arc<Topic>> = topics
             .by_name
             .values()
             .map(|topic| {
                 let config = topic.config.with_defaults(defaults.clone());
                 for partition in &topic.partitions {
-                    partition.log.set_config(config.log_config());
+                    partition.set_log_config(config.log_config());
                 }
                 Arc::new(Topic {
                     name: topic.name.clone(),
@@ -767,10 +742,7 @@ impl Cluster {
 
     /// Hands out a producer id never given before, even across restarts.
     pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
-        let mut ids = self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut ids = self.producer_ids.lock_or_recover();
         if ids.next >= ids.block_end {
             let block_end = ids.next + PRODUCER_ID_BLOCK_SIZE;
             self.append_event(&MetadataEvent::ProducerIdBlock {
@@ -786,10 +758,7 @@ impl Cluster {
 
     /// Whether `id` was handed out by this cluster.
     pub fn producer_id_was_allocated(&self, id: i64) -> bool {
-        let ids = self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let ids = self.producer_ids.lock_or_recover();
         id >= 0 && id < ids.next
     }
 
@@ -855,14 +824,11 @@ impl Cluster {
     pub fn shutdown(&self) -> Result<(), riffle_storage::StorageError> {
         for topic in self.all_topics() {
             for partition in &topic.partitions {
-                partition.log.flush()?;
+                partition.flush()?;
                 partition.snapshot_producer_state()?;
             }
         }
-        self.metadata_log
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .flush()?;
+        self.metadata_log.lock_or_recover().flush()?;
         self.data_dir.mark_clean_shutdown()
     }
 }

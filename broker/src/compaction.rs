@@ -46,18 +46,7 @@ pub fn compact_logs(cluster: &Cluster) {
         .filter(|topic| topic.config.is_compacted())
     {
         for partition in &topic.partitions {
-            // Nothing at or past the last stable offset is decided yet, so it is not cleaned.
-            let compacted = partition
-                .last_stable_offset()
-                .and_then(|last_stable_offset| {
-                    partition.log.compact(
-                        now_ms,
-                        &ProtocolRecordCodec,
-                        &cleaner,
-                        last_stable_offset,
-                    )
-                });
-            match compacted {
+            match partition.compact(now_ms, &ProtocolRecordCodec, &cleaner) {
                 Ok(outcome) if outcome.segments_cleaned == 0 => {}
                 Ok(outcome) => {
                     info!(topic = %topic.name, partition = partition.index, ?outcome, "compacted")

@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 use crate::connection_limits::PerIpOverrides;
 use crate::security::Principal;
 use crate::security::authorizer::AuthorizerConfig;
+use crate::security::principal::PrincipalParseError;
 
 /// Largest request frame we accept, as Kafka's `socket.request.max.bytes`.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
@@ -99,11 +100,11 @@ impl SuperUsers {
     ///
     /// # Errors
     /// The first item that is not `TYPE:NAME`.
-    pub fn parse(text: &str) -> Result<SuperUsers, String> {
+    pub fn parse(text: &str) -> Result<SuperUsers, PrincipalParseError> {
         text.split(';')
             .map(str::trim)
             .filter(|item| !item.is_empty())
-            .map(|item| Principal::parse(item).map_err(|error| error.to_string()))
+            .map(Principal::parse)
             .collect::<Result<Vec<_>, _>>()
             .map(SuperUsers)
     }

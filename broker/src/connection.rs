@@ -1063,7 +1063,7 @@ mod tests {
             encode_request(&header, &api_versions, &mut frames);
             client.write_all(&frames).await.expect("send");
 
-            let log = &cluster.topic("events").expect("topic").partitions[0].log;
+            let log = &cluster.topic("events").expect("topic").partitions[0];
             let appended = async {
                 while log.next_offset() < 3 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -1188,12 +1188,12 @@ mod tests {
         cluster
             .create_topic("big", 1, BTreeMap::new(), Validation::Apply)
             .expect("create");
-        let log = &cluster.topic("big").expect("topic").partitions[0].log;
+        let partition = cluster.topic("big").expect("topic").partitions[0].clone();
         let mut builder = RecordBatchBuilder::new(Compression::None);
         builder.append(1_000, None, Some(&[b'b'; 1_000_000]), &[]);
         let batch = builder.build().expect("a batch");
         for _ in 0..32 {
-            log.append(&batch, 1_000).expect("append");
+            partition.append_records(&batch, 1_000).expect("append");
         }
         let (mut client, serving) = connect_and_serve(Arc::new(cluster)).await;
         let request = riffle_protocol::api::fetch::FetchRequest {

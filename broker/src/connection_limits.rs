@@ -14,8 +14,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, ToSocketAddrs};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use riffle_storage::MutexRecover;
 
 use crate::config::BrokerConfig;
 
@@ -352,7 +354,7 @@ impl ConnectionLimits {
 
     /// The counts stay consistent even if a holder panicked: each change is one step.
     fn lock(&self) -> std::sync::MutexGuard<'_, LimitsState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock_or_recover()
     }
 }
 

@@ -33,6 +33,7 @@ use riffle_protocol::api::fetch::{
     FetchRequest, FetchTopic, FetchableTopicResponse, ForgottenTopic, PartitionData,
 };
 use riffle_protocol::{ErrorCode, Uuid};
+use riffle_storage::MutexRecover;
 use tracing::debug;
 
 use crate::security::random::random_bytes;
@@ -311,9 +312,7 @@ impl FetchSessionCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, FetchSession>> {
         // A panic elsewhere while holding it leaves the map consistent (every update is a
         // single insert or remove), so a poisoned lock is still usable.
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sessions.lock_or_recover()
     }
 
     /// Stores `session` if there is a slot, making one by eviction if allowed. Returns its

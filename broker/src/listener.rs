@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tracing::warn;
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::security::sasl::{self, SaslExchange};
-use crate::security::tls::{TlsServer, TlsSettings};
+use crate::security::tls::{TlsError, TlsServer, TlsSettings};
 
 /// How a listener protects and authenticates its connections (Kafka's
 /// `security.protocol`).
@@ -134,6 +135,61 @@ pub enum ListenerError {
     /// `--listeners` is empty.
     #[error("--listeners names no listener")]
     Empty,
+}
+
+/// Why the listeners could not be set up and bound; the message names the flag, listener,
+/// address or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The listener flags are wrong.
+    #[error(transparent)]
+    Flags(#[from] ListenerError),
+    /// A TLS listener without the certificate or key flag.
+    #[error("listener {listener} uses TLS ({protocol}) and needs {flag}")]
+    TlsFlagMissing {
+        /// The first TLS listener.
+        listener: String,
+        /// Its protocol.
+        protocol: SecurityProtocol,
+        /// The flag it needs.
+        flag: &'static str,
+    },
+    /// The certificate, key or truststore cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// `--sasl-enabled-mechanisms` names a mechanism this broker does not implement.
+    #[error(
+        "--sasl-enabled-mechanisms: {mechanism} is not implemented; choose from {}",
+        sasl::MECHANISMS.join(", ")
+    )]
+    UnknownSaslMechanism {
+        /// The mechanism, upper-cased.
+        mechanism: String,
+    },
+    /// A SASL listener, but no mechanism to offer on it.
+    #[error("listener {listener} uses SASL but --sasl-enabled-mechanisms names none")]
+    NoSaslMechanism {
+        /// The first SASL listener.
+        listener: String,
+    },
+    /// The operating system refused to bind the address.
+    #[error("cannot listen on {listener}://{address}: {source}")]
+    Listen {
+        /// The listener's name.
+        listener: String,
+        /// The address, `host:port`.
+        address: String,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The bound socket's address could not be read.
+    #[error("cannot read the bound address of {address}: {source}")]
+    BoundAddress {
+        /// The address asked for, `host:port`.
+        address: String,
+        /// What the operating system said.
+        source: io::Error,
+    },
 }
 
 /// One listener as the flags describe it, before binding.
@@ -340,9 +396,9 @@ fn parse_protocol_map(
 /// ones.
 ///
 /// # Errors
-/// A message naming the flag, address or file at fault.
-pub async fn bind(config: &BrokerConfig) -> Result<Vec<BoundListener>, String> {
-    let configs = listener_configs(config).map_err(|error| error.to_string())?;
+/// A [`BindError`] naming the flag, address or file at fault.
+pub async fn bind(config: &BrokerConfig) -> Result<Vec<BoundListener>, BindError> {
+    let configs = listener_configs(config)?;
     let tls = tls_server(config, &configs)?;
     let sasl_mechanisms = sasl_mechanisms(config, &configs)?;
     let mut bound = Vec::with_capacity(configs.len());
@@ -355,10 +411,14 @@ pub async fn bind(config: &BrokerConfig) -> Result<Vec<BoundListener>, String> {
         };
         let socket = TcpListener::bind((bind_host, listener.port))
             .await
-            .map_err(|error| format!("cannot listen on {}://{address}: {error}", listener.name))?;
+            .map_err(|source| BindError::Listen {
+                listener: listener.name.clone(),
+                address: address.clone(),
+                source,
+            })?;
         let local_address = socket
             .local_addr()
-            .map_err(|error| format!("cannot read the bound address of {address}: {error}"))?;
+            .map_err(|source| BindError::BoundAddress { address, source })?;
         let (advertised_host, advertised_port) = advertised_address(&listener, local_address);
         bound.push(BoundListener {
             socket,
@@ -381,18 +441,17 @@ pub async fn bind(config: &BrokerConfig) -> Result<Vec<BoundListener>, String> {
 fn tls_server(
     config: &BrokerConfig,
     listeners: &[ListenerConfig],
-) -> Result<Option<Arc<TlsServer>>, String> {
+) -> Result<Option<Arc<TlsServer>>, BindError> {
     let Some(first) = listeners
         .iter()
         .find(|listener| listener.protocol.uses_tls())
     else {
         return Ok(None);
     };
-    let missing = |flag: &str| {
-        format!(
-            "listener {} uses TLS ({}) and needs {flag}",
-            first.name, first.protocol
-        )
+    let missing = |flag| BindError::TlsFlagMissing {
+        listener: first.name.clone(),
+        protocol: first.protocol,
+        flag,
     };
     let certificate: PathBuf = config
         .ssl_certificate
@@ -405,7 +464,7 @@ fn tls_server(
         client_auth: config.ssl_client_auth,
         truststore: config.ssl_truststore.clone(),
     };
-    let server = TlsServer::new(settings).map_err(|error| error.to_string())?;
+    let server = TlsServer::new(settings)?;
     Ok(Some(Arc::new(server)))
 }
 
@@ -413,7 +472,7 @@ fn tls_server(
 fn sasl_mechanisms(
     config: &BrokerConfig,
     listeners: &[ListenerConfig],
-) -> Result<Arc<[String]>, String> {
+) -> Result<Arc<[String]>, BindError> {
     let mut mechanisms: Vec<String> = Vec::new();
     for mechanism in &config.sasl_enabled_mechanisms {
         let mechanism = mechanism.trim().to_ascii_uppercase();
@@ -421,10 +480,7 @@ fn sasl_mechanisms(
             continue;
         }
         if !sasl::MECHANISMS.contains(&mechanism.as_str()) {
-            return Err(format!(
-                "--sasl-enabled-mechanisms: {mechanism} is not implemented; choose from {}",
-                sasl::MECHANISMS.join(", ")
-            ));
+            return Err(BindError::UnknownSaslMechanism { mechanism });
         }
         mechanisms.push(mechanism);
     }
@@ -434,10 +490,9 @@ fn sasl_mechanisms(
     if let Some(listener) = sasl_listener
         && mechanisms.is_empty()
     {
-        return Err(format!(
-            "listener {} uses SASL but --sasl-enabled-mechanisms names none",
-            listener.name
-        ));
+        return Err(BindError::NoSaslMechanism {
+            listener: listener.name.clone(),
+        });
     }
     Ok(mechanisms.into())
 }

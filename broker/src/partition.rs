@@ -7,6 +7,8 @@
 //! ([`Partition::append_end_txn_marker`]). Each takes the partition's producer lock, checks
 //! the batch against the producer state, appends, records the result and wakes waiting
 //! fetches, so "check, then append" is atomic and the last stable offset moves in step.
+//! The log itself is private: reads (bounded by the high watermark or the last stable
+//! offset), retention, compaction and flushes are methods here too.
 //!
 //! # Producer state across restarts
 //!
@@ -22,9 +24,13 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use bytes::Bytes;
 use riffle_protocol::ErrorCode;
 use riffle_protocol::record::{EndTxnMarker, RecordBatchView, batches, end_txn_marker_batch};
-use riffle_storage::{AbortedTransaction, AppendOutcome, FirstBatch, Log, StorageError};
+use riffle_storage::{
+    AbortedTransaction, AppendOutcome, CleanerConfig, CompactionOutcome, FileRange, FirstBatch,
+    Log, LogConfig, MutexRecover, RecordCodec, StorageError,
+};
 use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
@@ -52,8 +58,9 @@ pub struct Partition {
     pub topic: String,
     /// The partition index.
     pub index: i32,
-    /// The partition's log on disk. Read it freely; append only through this type.
-    pub log: Log,
+    /// The partition's log on disk. Private: every operation on it is a method here, so
+    /// appends keep their protocol (lock, check, append, record, wake).
+    log: Log,
     /// The producer state. Held for "check the batch, append it, record it": the three must
     /// be atomic or two retries of one batch could both pass the check. Never held across an
     /// await; the append under it is a write to the page cache (and, once per partition, the
@@ -175,7 +182,7 @@ struct SyncTaskGuard<'a>(&'a Mutex<SyncQueue>);
 impl Drop for SyncTaskGuard<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let mut queue = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut queue = self.0.lock_or_recover();
             queue.running = false;
             queue.waiting.clear();
         }
@@ -459,10 +466,15 @@ impl Partition {
         Ok(producers.table.summaries())
     }
 
+    /// The producer lock. A panic under it may have left the table half-updated (a batch
+    /// appended but not recorded, say); the log is the truth, so after one the state is
+    /// rebuilt from the log on next use, as after a restart.
     fn lock_producers(&self) -> MutexGuard<'_, PartitionProducers> {
-        self.producers
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.producers.lock_or_repair(|producers| {
+            producers.loaded = false;
+            producers.snapshot_exists = None;
+            self.stable_offset_known.store(false, Ordering::Release);
+        })
     }
 }
 
@@ -669,10 +681,7 @@ impl Partition {
     /// # Errors
     /// Storage errors; the next call tries again.
     pub fn snapshot_producer_state(&self) -> Result<(), StorageError> {
-        let _writer = self
-            .snapshot_writer
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let _writer = self.snapshot_writer.lock_or_recover();
         let (offset, payload) = {
             let mut producers = self.lock_producers();
             let offset = self.log.next_offset();
@@ -707,11 +716,11 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// The whole log, from its start to its current end.
-    pub fn whole(log: &Log) -> Scan {
+    /// The whole log of `partition`, from its start to its current end.
+    pub fn whole(partition: &Partition) -> Scan {
         Scan {
-            from_offset: log.log_start_offset(),
-            end_offset: log.next_offset(),
+            from_offset: partition.log.log_start_offset(),
+            end_offset: partition.log.next_offset(),
             max_bytes: usize::MAX,
         }
     }
@@ -731,6 +740,146 @@ impl Replay {
             from_offset,
             max_bytes: usize::MAX,
         }
+    }
+}
+
+/// Reading the log, and the work done on it in the background or at shutdown. Appends are
+/// above: each goes through the producer lock.
+impl Partition {
+    /// The offset the next append gets (Kafka's log end offset).
+    pub fn next_offset(&self) -> i64 {
+        self.log.next_offset()
+    }
+
+    /// The offset below which batches are visible to read_uncommitted readers.
+    pub fn high_watermark(&self) -> i64 {
+        self.log.high_watermark()
+    }
+
+    /// The first offset readers may see.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    /// Bytes of batches in the log.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+
+    /// Whole batches from the one holding `offset`, up to `max_bytes`, below the high
+    /// watermark (see `Log::read`).
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` outside the log; storage errors.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        first_batch: FirstBatch,
+    ) -> Result<Bytes, StorageError> {
+        self.log.read(offset, max_bytes, first_batch)
+    }
+
+    /// As `read`, naming the bytes in their file instead of copying them, and returning no
+    /// batch at or past `upper_bound_offset` (the last stable offset, for read_committed;
+    /// see `Log::read_range_below`).
+    ///
+    /// # Errors
+    /// As `read`.
+    pub fn read_range_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        first_batch: FirstBatch,
+        upper_bound_offset: i64,
+    ) -> Result<Option<FileRange>, StorageError> {
+        self.log
+            .read_range_below(offset, max_bytes, first_batch, upper_bound_offset)
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp_ms`, for ListOffsets.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn batch_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Bytes>, StorageError> {
+        self.log.batch_for_timestamp(timestamp_ms)
+    }
+
+    /// The batch with the largest max timestamp, for ListOffsets MAX_TIMESTAMP.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn batch_with_max_timestamp(&self) -> Result<Option<Bytes>, StorageError> {
+        self.log.batch_with_max_timestamp()
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` and deletes the segments
+    /// below it; returns the new log start offset.
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` past the high watermark; storage errors.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
+        self.log.delete_records_before(offset)
+    }
+
+    /// One retention pass at `now_ms`; returns the number of segments deleted.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
+        self.log.apply_retention(now_ms)
+    }
+
+    /// One compaction pass, below the last stable offset: nothing at or past it is decided
+    /// yet. Blocking (it rewrites segments): call it from a blocking thread.
+    ///
+    /// # Errors
+    /// Storage errors, including loading the producer state for the last stable offset.
+    pub fn compact(
+        &self,
+        now_ms: i64,
+        codec: &dyn RecordCodec,
+        cleaner: &CleanerConfig,
+    ) -> Result<CompactionOutcome, StorageError> {
+        let last_stable_offset = self.last_stable_offset()?;
+        self.log.compact(now_ms, codec, cleaner, last_stable_offset)
+    }
+
+    /// Makes everything appended so far durable (see `Log::flush`). Blocking.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.log.flush()
+    }
+
+    /// Records how far the log is durable, so recovery after a crash scans only what
+    /// follows. Blocking.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn checkpoint_recovery_point(&self) -> Result<(), StorageError> {
+        self.log.checkpoint_recovery_point()
+    }
+
+    /// Fsyncs through `last_offset` on the calling thread, for a caller already on a
+    /// blocking thread; async callers use [`Partition::sync_through`], which shares fsyncs.
+    ///
+    /// # Errors
+    /// The fsync's failure.
+    pub fn sync_through_blocking(&self, last_offset: i64) -> Result<(), StorageError> {
+        self.log.sync_through(last_offset)
+    }
+
+    /// Replaces the log's settings (a topic config change); they apply from the next
+    /// append, roll or retention pass.
+    pub fn set_log_config(&self, config: LogConfig) {
+        self.log.set_config(config);
+    }
+
+    /// The log's settings in force.
+    pub fn log_config(&self) -> LogConfig {
+        self.log.config()
     }
 }
 
@@ -797,17 +946,12 @@ impl Partition {
     }
 
     fn lock_sync_queue(&self) -> MutexGuard<'_, SyncQueue> {
-        self.sync_queue
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.sync_queue.lock_or_recover()
     }
 
     /// Registers a fetch to be woken at the next append.
     pub fn register_waiter(&self, waiter: &Arc<Notify>) {
-        let mut waiters = self
-            .waiters
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut waiters = self.waiters.lock_or_recover();
         waiters.retain(|weak| weak.strong_count() > 0);
         waiters.push(Arc::downgrade(waiter));
     }
@@ -815,10 +959,7 @@ impl Partition {
     /// Wakes every fetch waiting on this partition; called after each append.
     fn wake_waiters(&self) {
         let waiters = {
-            let mut waiters = self
-                .waiters
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
+            let mut waiters = self.waiters.lock_or_recover();
             std::mem::take(&mut *waiters)
         };
         for waiter in waiters.iter().filter_map(Weak::upgrade) {
@@ -1013,6 +1154,37 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// A panic under the producer lock, after it wiped the producer table, does not cost
+    /// idempotence: the next user of the lock rebuilds the table from the log, so a retried
+    /// batch is still recognised as a duplicate rather than stored twice.
+    #[test]
+    fn a_panic_under_the_producer_lock_rebuilds_the_producer_state() {
+        let dir = tempfile::Builder::new()
+            .prefix("a_panic_under_the_producer_lock_rebuilds_the_producer_state")
+            .tempdir()
+            .expect("temp dir");
+        let partition = open_partition(dir.path());
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder
+            .producer(7, 0, 0)
+            .append(1_000, None, Some(b"value"), &[]);
+        let batch = RecordBatchView::parse(builder.build().expect("builds")).expect("parses");
+        assert_eq!(append(&partition, &batch).base_offset(), 0);
+        let panicked = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut producers = partition.lock_producers();
+                    producers.table = ProducerStateTable::default();
+                    panic!("a bug under the producer lock");
+                })
+                .join()
+        });
+        assert!(panicked.is_err());
+        let retried = append(&partition, &batch);
+        assert_eq!(retried, Appended::Duplicate { base_offset: 0 });
+        assert_eq!(partition.log.next_offset(), 1);
     }
 
     fn plain_batch() -> bytes::Bytes {

@@ -15,6 +15,7 @@ use riffle_processor::runtime::{Runner, RuntimeConfig};
 use riffle_processor::{Grouped, StreamsBuilder, StringSerde, Topology};
 use riffle_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use riffle_protocol::record::{Compression, RecordBatchBuilder};
+use riffle_storage::MutexRecover;
 
 const APPLICATION_ID: &str = "mixed-word-count";
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -92,7 +93,7 @@ async fn an_embedded_and_a_remote_instance_split_one_application() {
     created.expect("the topic is created");
     let embedded = running.processors()[0].status.clone();
     wait_until("the embedded instance runs both tasks", || {
-        embedded.lock().unwrap().tasks.len() == 2
+        embedded.lock_or_recover().tasks.len() == 2
     })
     .await;
 
@@ -110,7 +111,8 @@ async fn an_embedded_and_a_remote_instance_split_one_application() {
         let _ = stopped.await;
     }));
     wait_until("each instance runs one task", || {
-        embedded.lock().unwrap().tasks.len() == 1 && remote_status.lock().unwrap().tasks.len() == 1
+        embedded.lock_or_recover().tasks.len() == 1
+            && remote_status.lock_or_recover().tasks.len() == 1
     })
     .await;
 

@@ -28,6 +28,7 @@ use riffle_processor::{
     Emit, Grouped, I64Serde, KeyValueStoreHandle, Serde, StoreRegistry, StreamsBuilder,
     StringSerde, TaskId, TimeWindows, Topology, Windowed, WindowedSerde, murmur2_partition,
 };
+use riffle_storage::MutexRecover;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -693,7 +694,7 @@ impl Instance {
                 })
                 .await;
             let outcome = format!("{result:?}");
-            *ended_by_runner.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+            *ended_by_runner.lock_or_recover() = Some(outcome);
             result
         });
         Instance {
@@ -707,7 +708,7 @@ impl Instance {
 
     /// Fails the test if the runner stopped on its own.
     fn assert_running(&self) {
-        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        let ended = self.ended.lock_or_recover();
         if let Some(outcome) = ended.as_ref() {
             panic!("a runner stopped before the test stopped it: {outcome}");
         }
@@ -715,10 +716,7 @@ impl Instance {
 
     fn status(&self) -> RuntimeStatus {
         self.assert_running();
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.status.lock_or_recover().clone()
     }
 
     fn tasks(&self) -> Vec<TaskId> {

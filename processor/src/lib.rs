@@ -27,6 +27,7 @@
 mod builder;
 mod graph;
 mod grouped;
+mod lock_policy;
 mod operator;
 mod record;
 pub mod runtime;

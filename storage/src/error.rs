@@ -113,9 +113,9 @@ pub enum StorageError {
         reason: String,
     },
 
-    /// A compaction swap failed after its commit point, so the files on disk are part-way
-    /// between the old and the new segments. Readers still see the old ones; recovery
-    /// finishes the swap when the log is next opened, and until then the log is not
+    /// A compaction swap failed (or panicked) after its commit point, so the files on disk
+    /// are part-way between the old and the new segments. Readers still see the old ones;
+    /// recovery finishes the swap when the log is next opened, and until then the log is not
     /// compacted again.
     #[error("compaction of {topic_partition} is halted until the log is reopened")]
     CompactionHalted {

@@ -25,6 +25,10 @@
 //! `check.rs`, and repairs them on request, in `check/repair.rs`.
 //!
 //! Synchronous file I/O only: no async runtime, no network, no clock (callers pass `now_ms`).
+//!
+//! Every lock in the workspace is taken through [`MutexRecover`] and [`RwLockRecover`]: a
+//! lock a panic poisoned is recovered, not fatal, and critical sections check before they
+//! mutate so that is safe (`lock_policy.rs` says why).
 #![warn(missing_docs)]
 
 // Lets the test helpers shared with the integration tests name this crate as they do.
@@ -45,6 +49,7 @@ pub mod format;
 mod fs;
 mod index_file;
 mod key_map;
+mod lock_policy;
 mod log;
 mod offset_index;
 mod producer_snapshot;
@@ -69,6 +74,7 @@ pub use data_dir::DataDir;
 pub use error::StorageError;
 pub use file_range::FileRange;
 pub use format::AbortedTransaction;
+pub use lock_policy::{MutexRecover, RwLockRecover};
 pub use log::{AppendOutcome, CompactionOutcome, FirstBatch, Log};
 pub use producer_snapshot::{MAX_PRODUCER_SNAPSHOT_PAYLOAD_BYTES, ProducerSnapshot};
 pub use record_codec::{RecordCodec, RecordSummary};

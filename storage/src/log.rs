@@ -42,6 +42,7 @@ use crate::config::{LogConfig, MAX_SEGMENT_BYTES};
 use crate::error::StorageError;
 use crate::file_range::FileRange;
 use crate::fs::sync_dir;
+use crate::lock_policy::{MutexRecover, RwLockRecover};
 use crate::recovery::{RecoveryMode, load_log};
 use crate::segment::{Segment, TimestampAndOffset, remove_segment_files};
 use crate::topic_partition::TopicPartition;
@@ -238,7 +239,7 @@ impl Log {
             })?;
         self.check_fits_one_segment(batches.len(), &headers)?;
         let config = self.config();
-        let mut state = self.append.lock().expect("append lock poisoned");
+        let mut state = self.append.lock_or_recover();
         let base_offset = self.next_offset.load(Ordering::Acquire);
         let base_offsets = offsets_for(batches, &mut headers, base_offset);
         let last_offset = headers
@@ -283,7 +284,7 @@ impl Log {
         now_ms: i64,
     ) -> bool {
         let config = self.config();
-        let state = self.append.lock().expect("append lock poisoned");
+        let state = self.append.lock_or_recover();
         let shape = AppendShape {
             size_bytes: u64::try_from(size_bytes).unwrap_or(u64::MAX),
             last_offset: self.next_offset.load(Ordering::Acquire),
@@ -475,7 +476,7 @@ impl Log {
             last_offset < self.next_offset(),
             "sync_through past the end of the log"
         );
-        let mut sync = self.sync.lock().expect("sync lock poisoned");
+        let mut sync = self.sync.lock_or_recover();
         if last_offset < sync.synced_next_offset {
             return Ok(());
         }
@@ -490,7 +491,7 @@ impl Log {
     /// add an index entry meanwhile waits for it; the batch and transaction index fsyncs hold
     /// no lock appends need.
     pub fn flush(&self) -> Result<(), StorageError> {
-        let mut sync = self.sync.lock().expect("sync lock poisoned");
+        let mut sync = self.sync.lock_or_recover();
         self.sync_active(&mut sync)?;
         let active = self.active_segment();
         active.transaction_index().sync()?;
@@ -522,7 +523,7 @@ impl Log {
     /// entries below the point survive a power loss too): the point records earlier fsyncs.
     /// Called periodically and when the log closes.
     pub fn checkpoint_recovery_point(&self) -> Result<(), StorageError> {
-        let mut sync = self.sync.lock().expect("sync lock poisoned");
+        let mut sync = self.sync.lock_or_recover();
         let point = sync.recovery_point;
         if sync.checkpointed_recovery_point == Some(point) {
             return Ok(());
@@ -588,17 +589,17 @@ impl Log {
 
     /// Replaces the settings; they apply from the next append, roll or retention pass.
     pub fn set_config(&self, config: LogConfig) {
-        *self.config.write().expect("config lock poisoned") = config;
+        *self.config.write_or_recover() = config;
     }
 
     /// The current settings.
     pub fn config(&self) -> LogConfig {
-        *self.config.read().expect("config lock poisoned")
+        *self.config.read_or_recover()
     }
 
     /// Bytes of batches in all segments.
     pub fn size_bytes(&self) -> u64 {
-        let segments = self.segments.read().expect("segment list lock poisoned");
+        let segments = self.segments.read_or_recover();
         segments
             .values()
             .map(|segment| segment.bytes_written())
@@ -615,16 +616,16 @@ impl Log {
     }
 
     fn segments_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<i64, Arc<Segment>>> {
-        self.segments.write().expect("segment list lock poisoned")
+        self.segments.write_or_recover()
     }
 
     fn segments_snapshot(&self) -> Vec<Arc<Segment>> {
-        let segments = self.segments.read().expect("segment list lock poisoned");
+        let segments = self.segments.read_or_recover();
         segments.values().cloned().collect()
     }
 
     fn active_segment(&self) -> Arc<Segment> {
-        let segments = self.segments.read().expect("segment list lock poisoned");
+        let segments = self.segments.read_or_recover();
         let active = segments
             .values()
             .next_back()
@@ -634,7 +635,7 @@ impl Log {
 
     /// The segment whose base offset is the largest at or below `offset`.
     fn segment_holding(&self, offset: i64) -> Option<Arc<Segment>> {
-        let segments = self.segments.read().expect("segment list lock poisoned");
+        let segments = self.segments.read_or_recover();
         segments
             .range(..=offset)
             .next_back()
@@ -646,7 +647,7 @@ impl Log {
     /// ones into its replacement), the segment that now holds `offset`. Each retry needs the
     /// list to have changed, so a read ends.
     fn segment_after(&self, segment: &Arc<Segment>, offset: i64) -> Option<Arc<Segment>> {
-        let segments = self.segments.read().expect("segment list lock poisoned");
+        let segments = self.segments.read_or_recover();
         let base_offset = segment.base_offset();
         let still_listed = segments
             .get(&base_offset)

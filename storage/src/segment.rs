@@ -25,6 +25,7 @@ use crate::file_range::FileRange;
 use crate::format::{
     OFFSET_INDEX_ENTRY_BYTES, SegmentFileKind, TIME_INDEX_ENTRY_BYTES, segment_file_path,
 };
+use crate::lock_policy::RwLockRecover;
 use crate::log::FirstBatch;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::{TimeIndex, TimeIndexSlot};
@@ -323,12 +324,12 @@ impl Segment {
 
     /// Read access to the indexes, for one lookup.
     pub fn indexes(&self) -> RwLockReadGuard<'_, SegmentIndexes> {
-        self.indexes.read().expect("segment index lock poisoned")
+        self.indexes.read_or_recover()
     }
 
     /// Write access to the indexes, for the appender and for sealing.
     pub fn indexes_mut(&self) -> RwLockWriteGuard<'_, SegmentIndexes> {
-        self.indexes.write().expect("segment index lock poisoned")
+        self.indexes.write_or_recover()
     }
 
     /// The aborted transactions whose markers this segment holds.

@@ -36,6 +36,7 @@ use tracing::warn;
 use crate::error::{StorageError, io_error};
 use crate::format::{AbortedTransaction, TRANSACTION_INDEX_ENTRY_BYTES};
 use crate::fs::sync_dir;
+use crate::lock_policy::{MutexRecover, RwLockRecover};
 use crate::topic_partition::TopicPartition;
 
 /// Entries at which the active segment is rolled, so that no segment's index grows without
@@ -175,10 +176,7 @@ impl TransactionIndex {
             return Err(io_error(&file.path)(error));
         }
         file.entries_written += 1;
-        self.entries
-            .write()
-            .expect("transaction index lock poisoned")
-            .push(aborted);
+        self.entries.write_or_recover().push(aborted);
         Ok(())
     }
 
@@ -230,10 +228,7 @@ impl TransactionIndex {
         upper_bound_offset: i64,
         found: &mut Vec<AbortedTransaction>,
     ) -> bool {
-        let entries = self
-            .entries
-            .read()
-            .expect("transaction index lock poisoned");
+        let entries = self.entries.read_or_recover();
         let first = entries.partition_point(|entry| entry.last_offset < start_offset);
         for entry in &entries[first..] {
             if entry.first_offset < upper_bound_offset {
@@ -248,10 +243,7 @@ impl TransactionIndex {
 
     /// The entry whose ABORT marker is at `last_offset`, if there is one.
     pub fn entry_at(&self, last_offset: i64) -> Option<AbortedTransaction> {
-        let entries = self
-            .entries
-            .read()
-            .expect("transaction index lock poisoned");
+        let entries = self.entries.read_or_recover();
         let index = entries
             .binary_search_by_key(&last_offset, |entry| entry.last_offset)
             .ok()?;
@@ -260,19 +252,13 @@ impl TransactionIndex {
 
     /// The entry with the largest `last_offset`.
     pub fn last_entry(&self) -> Option<AbortedTransaction> {
-        let entries = self
-            .entries
-            .read()
-            .expect("transaction index lock poisoned");
+        let entries = self.entries.read_or_recover();
         entries.last().copied()
     }
 
     /// Entries in the index.
     pub fn entries_count(&self) -> usize {
-        self.entries
-            .read()
-            .expect("transaction index lock poisoned")
-            .len()
+        self.entries.read_or_recover().len()
     }
 
     /// Records that the file now lives at `path`, after the cleaner renamed it.
@@ -281,9 +267,7 @@ impl TransactionIndex {
     }
 
     fn lock_file(&self) -> std::sync::MutexGuard<'_, TransactionIndexFile> {
-        self.file
-            .lock()
-            .expect("transaction index file lock poisoned")
+        self.file.lock_or_recover()
     }
 }
 

@@ -665,7 +665,10 @@ async fn tls_files_that_are_missing_or_wrong_are_named_at_start_up() {
     let dir = tempfile::tempdir().expect("temp dir");
     let open = |flags: Vec<String>| {
         let config = test_config(dir.path(), &strs(&flags));
-        async move { cli::open(config).await.err().expect("a start-up error") }
+        async move {
+            let error = cli::open(config).await.err().expect("a start-up error");
+            error.to_string()
+        }
     };
     let listeners = || vec!["--listeners".to_string(), "SSL://127.0.0.1:0".into()];
     let error = open(listeners()).await;

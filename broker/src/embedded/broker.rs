@@ -6,6 +6,7 @@
 //! first (each flushes its outputs and commits a last time), then the server, which flushes
 //! the logs and marks a clean stop.
 
+use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -13,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use riffle_processor::runtime::{Runner, RuntimeConfig, RuntimeStatus};
 use riffle_processor::{StoreRegistry, Topology};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tracing::{error, info};
 
 use super::backend::{EmbeddedBackend, EmbeddedConfig};
-use crate::cli::{self, OpenedBroker};
+use crate::cli::{self, OpenError, OpenedBroker};
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 
@@ -68,8 +69,7 @@ impl BrokerBuilder {
         cli::init_logging(&self.config.log_level);
         cli::block_on(async move {
             // Listen for SIGTERM before announcing, as `riffle serve` does.
-            let stop = cli::stop_signal()
-                .map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
+            let stop = cli::stop_signal().map_err(RunError::StopSignal)?;
             let mut running = self.start_announced(true).await?;
             let failure = tokio::select! {
                 () = stop => None,
@@ -77,8 +77,8 @@ impl BrokerBuilder {
             };
             let stopped = running.shutdown().await;
             match failure {
-                Some(message) => Err(message),
-                None => stopped,
+                Some(message) => Err(RunError::ProcessorFailed(message)),
+                None => Ok(stopped?),
             }
         })
     }
@@ -89,11 +89,11 @@ impl BrokerBuilder {
     /// # Errors
     /// When the address cannot be bound, the data directory cannot be opened, or two
     /// topologies share an application id.
-    pub async fn start(self) -> Result<RunningBroker, String> {
+    pub async fn start(self) -> Result<RunningBroker, StartError> {
         self.start_announced(false).await
     }
 
-    async fn start_announced(self, announce: bool) -> Result<RunningBroker, String> {
+    async fn start_announced(self, announce: bool) -> Result<RunningBroker, StartError> {
         check_unique_application_ids(&self.processors)?;
         let opened = cli::open(self.config).await?;
         if announce {
@@ -140,6 +140,46 @@ impl BrokerBuilder {
     }
 }
 
+/// Why [`BrokerBuilder::start`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Two topologies share an application id; each runs as one static member of its
+    /// group, so one per broker.
+    #[error("the application id '{0}' is registered twice")]
+    DuplicateApplicationId(String),
+    /// The broker could not bind its listeners or open its data directory.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+}
+
+/// Why [`RunningBroker::shutdown`] did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    /// A processor's task panicked.
+    #[error("a processor task panicked: {0}")]
+    ProcessorPanicked(#[source] JoinError),
+    /// The server's task panicked.
+    #[error("the server task panicked: {0}")]
+    ServerPanicked(#[source] JoinError),
+}
+
+/// Why [`BrokerBuilder::run`] stopped with an error; `cli::block_on` prints it.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// The SIGTERM handler could not be installed.
+    #[error("cannot listen for SIGTERM: {0}")]
+    StopSignal(#[source] io::Error),
+    /// The broker did not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A processor's failure, as [`RunningBroker::failed`] words it.
+    #[error("{0}")]
+    ProcessorFailed(String),
+    /// The broker did not stop cleanly.
+    #[error(transparent)]
+    Shutdown(#[from] ShutdownError),
+}
+
 /// The embedded config with this node's static member id, unless one was set.
 fn embedded_for(mut config: EmbeddedConfig, cluster: &Cluster) -> EmbeddedConfig {
     if config.group_instance_id.is_none() {
@@ -149,13 +189,15 @@ fn embedded_for(mut config: EmbeddedConfig, cluster: &Cluster) -> EmbeddedConfig
 }
 
 /// One application id per broker: each runs as one static member of its group.
-fn check_unique_application_ids(processors: &[(Topology, RuntimeConfig)]) -> Result<(), String> {
+fn check_unique_application_ids(
+    processors: &[(Topology, RuntimeConfig)],
+) -> Result<(), StartError> {
     let mut seen = std::collections::BTreeSet::new();
     for (topology, _) in processors {
-        if !seen.insert(topology.application_id()) {
-            return Err(format!(
-                "the application id '{}' is registered twice",
-                topology.application_id()
+        let application_id = topology.application_id();
+        if !seen.insert(application_id) {
+            return Err(StartError::DuplicateApplicationId(
+                application_id.to_string(),
             ));
         }
     }
@@ -244,18 +286,18 @@ impl RunningBroker {
     /// server (connections drain, logs are flushed).
     ///
     /// # Errors
-    /// When a task panicked.
-    pub async fn shutdown(self) -> Result<(), String> {
+    /// When a task panicked (the server's, if both did).
+    pub async fn shutdown(self) -> Result<(), ShutdownError> {
         let _ = self.stop_runners.send(true);
         let mut result = Ok(());
         for runner in self.runners {
             if let Err(error) = runner.await {
-                result = Err(format!("a processor task panicked: {error}"));
+                result = Err(ShutdownError::ProcessorPanicked(error));
             }
         }
         let _ = self.stop_server.send(());
         if let Err(error) = self.server.await {
-            result = Err(format!("the server task panicked: {error}"));
+            result = Err(ShutdownError::ServerPanicked(error));
         }
         info!("broker and processors stopped");
         result
@@ -265,6 +307,7 @@ impl RunningBroker {
 #[cfg(test)]
 mod tests {
     use riffle_processor::{Grouped, StreamsBuilder, StringSerde};
+    use riffle_storage::MutexRecover;
 
     use super::*;
     use crate::cluster::Validation;
@@ -302,7 +345,7 @@ mod tests {
     async fn wait_for_tasks(running: &RunningBroker, count: usize, what: &str) {
         let status = running.processors()[0].status.clone();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while status.lock().unwrap().tasks.len() < count {
+        while status.lock_or_recover().tasks.len() < count {
             assert!(std::time::Instant::now() < deadline, "{what}");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
@@ -344,7 +387,14 @@ mod tests {
             .await
             .err()
             .unwrap();
-        assert!(error.contains("registered twice"), "{error}");
+        assert!(
+            matches!(&error, StartError::DuplicateApplicationId(id) if id == "same"),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "the application id 'same' is registered twice"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -498,7 +548,7 @@ mod tests {
             .unwrap();
         let status = running.processors()[0].status.clone();
         let started = async {
-            while status.lock().unwrap().tasks.is_empty() {
+            while status.lock_or_recover().tasks.is_empty() {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         };

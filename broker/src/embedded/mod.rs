@@ -24,5 +24,5 @@ mod transaction;
 mod writer;
 
 pub use backend::{EmbeddedBackend, EmbeddedConfig};
-pub use broker::{Broker, BrokerBuilder, Processor, RunningBroker};
+pub use broker::{Broker, BrokerBuilder, Processor, RunningBroker, ShutdownError, StartError};
 pub use membership::GroupTimeouts;

@@ -94,7 +94,7 @@ impl Reader {
         position: Option<i64>,
     ) -> Result<(), BackendError> {
         let partition = find_partition(cluster, topic_partition)?;
-        let position = position.unwrap_or_else(|| partition.log.log_start_offset());
+        let position = position.unwrap_or_else(|| partition.log_start_offset());
         self.assigned.insert(
             topic_partition.clone(),
             Assigned {
@@ -219,7 +219,7 @@ pub fn read_range(
 /// the last stable offset.
 fn readable_end(partition: &Partition, isolation: Isolation) -> Result<i64, StorageError> {
     match isolation {
-        Isolation::ReadUncommitted => Ok(partition.log.high_watermark()),
+        Isolation::ReadUncommitted => Ok(partition.high_watermark()),
         Isolation::ReadCommitted => partition.last_stable_offset(),
     }
 }
@@ -281,18 +281,19 @@ fn read_chunk(
     topic_partition: &TopicPartition,
     assigned: &mut Assigned,
 ) -> Result<Bytes, BackendError> {
-    let log = &assigned.partition.log;
-    match log.read(
+    let partition = &assigned.partition;
+    match partition.read(
         assigned.position,
         PARTITION_READ_MAX_BYTES,
         FirstBatch::AlwaysWhole,
     ) {
         Ok(chunk) => Ok(chunk),
         Err(StorageError::OffsetOutOfRange { .. }) => {
-            let reset = log.log_start_offset();
+            let reset = partition.log_start_offset();
             warn!(%topic_partition, position = assigned.position, reset, "position out of range; reading from the log start");
             assigned.position = reset;
-            log.read(reset, PARTITION_READ_MAX_BYTES, FirstBatch::AlwaysWhole)
+            partition
+                .read(reset, PARTITION_READ_MAX_BYTES, FirstBatch::AlwaysWhole)
                 .map_err(|error| read_error(topic_partition, error))
         }
         Err(error) => Err(read_error(topic_partition, error)),

@@ -307,7 +307,7 @@ mod tests {
         let written = writer.flush(&cluster).await.expect("flush");
         assert_eq!(written.values().copied().collect::<Vec<_>>(), vec![2]);
 
-        let log = &cluster.topic("out").expect("topic").partitions[0].log;
+        let log = &cluster.topic("out").expect("topic").partitions[0];
         let stored = log
             .read(0, usize::MAX, FirstBatch::AlwaysWhole)
             .expect("read");

@@ -16,7 +16,7 @@ use riffle_protocol::ErrorCode;
 use riffle_protocol::record::{
     Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder, RecordBatchView,
 };
-use riffle_storage::StorageError;
+use riffle_storage::{MutexRecover, StorageError};
 use tokio::sync::oneshot;
 use tracing::warn;
 
@@ -150,7 +150,7 @@ impl GroupCoordinator {
     fn replay(&self, now: Instant) -> Result<(), StorageError> {
         let (mut groups, mut offsets) = (self.lock_groups(), self.lock_offsets());
         let mut pending = self.lock_pending();
-        self.log.scan_batches(Scan::whole(&self.log.log), |batch| {
+        self.log.scan_batches(Scan::whole(&self.log), |batch| {
             replay_batch(now, batch, &mut groups, &mut offsets, &mut pending);
             Ok(())
         })?;
@@ -163,21 +163,15 @@ impl GroupCoordinator {
     }
 
     fn lock_groups(&self) -> MutexGuard<'_, HashMap<String, Group>> {
-        self.groups
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.groups.lock_or_recover()
     }
 
     fn lock_offsets(&self) -> MutexGuard<'_, HashMap<String, GroupOffsets>> {
-        self.offsets
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.offsets.lock_or_recover()
     }
 
     fn lock_pending(&self) -> MutexGuard<'_, HashMap<i64, Vec<PendingOffset>>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.pending.lock_or_recover()
     }
 
     /// The offsets partition.
@@ -540,7 +534,7 @@ impl GroupCoordinator {
 
     /// Waits until the offsets log is durable through `last_offset`.
     pub fn sync_through(&self, last_offset: i64) -> Result<(), StorageError> {
-        self.log.log.sync_through(last_offset)
+        self.log.sync_through_blocking(last_offset)
     }
 
     /// Appends records (key, value-or-tombstone) as one batch; returns its last offset.

@@ -89,12 +89,11 @@ fn delete_partition(
 /// checks the range: `offset` must lie within 0..=high watermark.
 fn delete_before(partition: &Partition, offset: i64) -> Result<i64, ErrorCode> {
     let offset = if offset == HIGH_WATERMARK_OFFSET {
-        partition.log.high_watermark()
+        partition.high_watermark()
     } else {
         offset
     };
     partition
-        .log
         .delete_records_before(offset)
         .map_err(|error| match error {
             StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
@@ -126,8 +125,7 @@ mod tests {
         let batch = builder.build().expect("build a batch").to_vec();
         let partition = cluster.topic(topic).expect("exists").partitions[0].clone();
         partition
-            .log
-            .append(&batch, 1_700_000_000_000)
+            .append_records(&batch, 1_700_000_000_000)
             .expect("append");
     }
 
@@ -172,9 +170,7 @@ mod tests {
         assert_eq!(delete(&cluster, "orders", &[(0, 1)]), vec![(3, 0)]);
         assert_eq!(delete(&cluster, "orders", &[(0, -1)]), vec![(5, 0)]);
         assert_eq!(
-            cluster.topic("orders").expect("exists").partitions[0]
-                .log
-                .log_start_offset(),
+            cluster.topic("orders").expect("exists").partitions[0].log_start_offset(),
             5
         );
     }

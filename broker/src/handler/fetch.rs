@@ -264,8 +264,8 @@ fn read_partition(
         read_committed,
     );
     // Loaded after the read, so it is at least the last stable offset and the records' end.
-    let high_watermark = partition.log.high_watermark();
-    let log_start_offset = partition.log.log_start_offset();
+    let high_watermark = partition.high_watermark();
+    let log_start_offset = partition.log_start_offset();
     let (records, last_stable_offset, aborted_transactions) = match read {
         Ok(read) => read,
         Err(StorageError::OffsetOutOfRange { .. }) => {
@@ -314,14 +314,10 @@ fn read_visible(
     let last_stable_offset = partition.last_stable_offset()?;
     let upper_bound_offset = match read_committed {
         true => last_stable_offset,
-        false => partition.log.high_watermark(),
+        false => partition.high_watermark(),
     };
-    let range = partition.log.read_range_below(
-        fetch_offset,
-        limit_bytes,
-        first_batch,
-        upper_bound_offset,
-    )?;
+    let range =
+        partition.read_range_below(fetch_offset, limit_bytes, first_batch, upper_bound_offset)?;
     let aborted = match read_committed {
         true => {
             let end_offset = range.as_ref().map_or(fetch_offset, FileRange::next_offset);
@@ -422,7 +418,7 @@ mod tests {
         for partition in &cluster.topic(topic).expect("created").partitions {
             for _ in 0..batches {
                 let bytes = batch().to_vec();
-                partition.log.append(&bytes, 1_000).expect("append");
+                partition.append_records(&bytes, 1_000).expect("append");
             }
         }
         (dir, Arc::new(cluster))
@@ -650,7 +646,7 @@ mod tests {
         assert_ne!(full.session_id, 0);
 
         let partition = cluster.topic("t").expect("topic").partitions[0].clone();
-        partition.log.append(&batch(), 1_000).expect("append");
+        partition.append_records(&batch(), 1_000).expect("append");
         let mut incremental = in_session(request("t", 0, 0, 0), full.session_id, 1);
         incremental.topics.clear();
         let news = handle(&cluster, &context, 13, incremental.clone()).await;
@@ -750,7 +746,7 @@ mod tests {
                 .expect("create");
             for partition in &cluster.topic("t").expect("created").partitions {
                 for _ in 0..3 {
-                    partition.log.append(&batch(), 1_000).expect("append");
+                    partition.append_records(&batch(), 1_000).expect("append");
                 }
             }
             let context = crate::handler::RequestContext::internal(&cluster);
@@ -821,11 +817,9 @@ mod tests {
             vec![(1, 0)]
         );
         let stored = partition
-            .log
             .read(0, usize::MAX, FirstBatch::AlwaysWhole)
             .expect("read");
         let below_lso = partition
-            .log
             .read_range_below(0, usize::MAX, FirstBatch::AlwaysWhole, 4)
             .expect("read")
             .expect("records")
@@ -918,7 +912,6 @@ mod tests {
         let stored = range.read().expect("read the range");
         assert_eq!(stored.len(), batches_above_threshold * batch().len());
         let expected = cluster.topic("t").expect("topic").partitions[0]
-            .log
             .read(0, usize::MAX, FirstBatch::AlwaysWhole)
             .expect("read");
         assert_eq!(stored, expected);
@@ -950,7 +943,7 @@ mod tests {
             .create_topic("events", 1, BTreeMap::new(), Validation::Apply)
             .expect("create");
         let partition = cluster.topic("events").expect("created").partitions[0].clone();
-        partition.log.append(&batch(), 1_000).expect("append");
+        partition.append_records(&batch(), 1_000).expect("append");
         let cluster = Arc::new(cluster);
         let alice = crate::testing::context_of(&cluster, "User:alice");
         let denied = ErrorCode::TopicAuthorizationFailed.code();

@@ -454,7 +454,7 @@ mod tests {
             let topic = cluster.topic(topic).expect("exists");
             let value = topic.config.value("retention.ms");
             let partition = topic.partition(0).expect("one partition");
-            (value, partition.log.config().retention_ms)
+            (value, partition.log_config().retention_ms)
         };
         assert_eq!(
             retention(&cluster, "plain"),

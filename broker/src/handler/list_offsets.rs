@@ -148,16 +148,15 @@ fn refused_topic(version: i16, wanted: ListOffsetsTopic) -> ListOffsetsTopicResp
 
 /// Answers one partition's query; see the module doc for what each timestamp means.
 fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<Found, ErrorCode> {
-    let log = &partition.log;
     let visible_end_offset = match read_committed {
         true => partition
             .last_stable_offset()
             .map_err(|error| storage_error(partition, &error))?,
-        false => log.high_watermark(),
+        false => partition.high_watermark(),
     };
     match timestamp {
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Found {
-            offset: log.log_start_offset(),
+            offset: partition.log_start_offset(),
             timestamp_ms: -1,
         }),
         LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => Ok(Found {
@@ -165,7 +164,7 @@ fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result
             timestamp_ms: -1,
         }),
         MAX_TIMESTAMP => {
-            let batch = log
+            let batch = partition
                 .batch_with_max_timestamp()
                 .map_err(|error| storage_error(partition, &error))?;
             let records = decoded_records(partition, batch)?;
@@ -179,11 +178,11 @@ fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result
             Ok(visible(visible_end_offset, best))
         }
         timestamp_ms if timestamp_ms >= 0 => {
-            let batch = log
+            let batch = partition
                 .batch_for_timestamp(timestamp_ms)
                 .map_err(|error| storage_error(partition, &error))?;
             let records = decoded_records(partition, batch)?;
-            let log_start_offset = log.log_start_offset();
+            let log_start_offset = partition.log_start_offset();
             let first = records.iter().find(|record| {
                 record.offset >= log_start_offset && record.timestamp_ms >= timestamp_ms
             });
@@ -270,8 +269,7 @@ mod tests {
         let batch = builder.build().expect("build a batch").to_vec();
         let partition = cluster.topic(topic).expect("exists").partitions[0].clone();
         partition
-            .log
-            .append(&batch, 1_700_000_000_000)
+            .append_records(&batch, 1_700_000_000_000)
             .expect("append");
     }
 

@@ -380,7 +380,7 @@ fn check_and_append(
         error_code: ErrorCode::None.code(),
         base_offset,
         log_append_time_ms: if log_append_time { now_ms } else { -1 },
-        log_start_offset: partition.log.log_start_offset(),
+        log_start_offset: partition.log_start_offset(),
         ..Default::default()
     };
     let appended = Written {
@@ -638,9 +638,7 @@ mod tests {
         let gap = produce(&cluster, idempotent_batch(9, 1));
         assert_eq!(gap.error_code, ErrorCode::OutOfOrderSequenceNumber.code());
         assert_eq!(
-            cluster.topic("events").expect("topic").partitions[0]
-                .log
-                .next_offset(),
+            cluster.topic("events").expect("topic").partitions[0].next_offset(),
             6
         );
     }
@@ -709,7 +707,6 @@ mod tests {
         assert_eq!((fresh.error_code, fresh.base_offset), (0, 0));
         let topic = cluster.topic("events").expect("created");
         let stored = topic.partitions[0]
-            .log
             .read(0, 1 << 20, riffle_storage::FirstBatch::AlwaysWhole)
             .expect("read");
         let view = RecordBatchView::parse_first(&stored).expect("a batch");
@@ -742,7 +739,7 @@ mod tests {
             "{refused:?}"
         );
         let topic = cluster.topic("events").expect("auto-created");
-        assert_eq!(topic.partitions[0].log.next_offset(), 0);
+        assert_eq!(topic.partitions[0].next_offset(), 0);
     }
 
     /// The codes of one acks=1 produce of `batch` to partition 0 of each of `topics`, sent

@@ -29,6 +29,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
+use riffle_storage::{MutexRecover, RwLockRecover};
+
 use super::Principal;
 use super::acl::{
     AccessControlEntry, AclBinding, AclFilter, AclHost, AclOperation, AclPermission, PatternType,
@@ -193,26 +195,16 @@ impl Authorizer {
     }
 
     fn lock_acls(&self) -> MutexGuard<'_, BTreeSet<AclBinding>> {
-        self.acls
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.acls.lock_or_recover()
     }
 
     fn read_index(&self) -> RwLockReadGuard<'_, AclIndex> {
-        self.index
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.index.read_or_recover()
     }
 
     fn publish(&self, acls: &BTreeSet<AclBinding>) {
         let index = AclIndex::build(acls);
-        let old = std::mem::replace(
-            &mut *self
-                .index
-                .write()
-                .unwrap_or_else(|poison| poison.into_inner()),
-            index,
-        );
+        let old = std::mem::replace(&mut *self.index.write_or_recover(), index);
         // Freed here, after the write lock is released.
         drop(old);
     }

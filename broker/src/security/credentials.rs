@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::RwLock;
 
+use riffle_storage::RwLockRecover;
 use serde::{Deserialize, Serialize};
 
 use super::random::{RandomUnavailable, random_bytes};
@@ -284,10 +285,7 @@ impl CredentialStore {
     /// Applies a credential event (at replay, or after it was appended); other events are
     /// ignored. Deleting a credential that does not exist is a no-op.
     pub fn apply(&self, event: &MetadataEvent) {
-        let mut credentials = self
-            .credentials
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut credentials = self.credentials.write_or_recover();
         match event {
             MetadataEvent::ScramCredentialSet {
                 user,
@@ -336,9 +334,7 @@ impl CredentialStore {
         &self,
     ) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>>
     {
-        self.credentials
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.credentials.read_or_recover()
     }
 }
 

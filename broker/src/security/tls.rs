@@ -16,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use riffle_storage::RwLockRecover;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -197,10 +198,7 @@ impl ReloadableCertificate {
         let loaded = load_certified_key(&self.settings, &self.provider)?;
         // A poisoned lock only means a panic elsewhere while swapping an Arc; the value
         // is whole either way.
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = loaded;
+        *self.current.write_or_recover() = loaded;
         Ok(())
     }
 }
@@ -216,10 +214,7 @@ impl fmt::Debug for ReloadableCertificate {
 
 impl ResolvesServerCert for ReloadableCertificate {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let current = self
-            .current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.current.read_or_recover();
         Some(current.clone())
     }
 }

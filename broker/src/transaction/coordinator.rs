@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use riffle_protocol::ErrorCode;
 use riffle_protocol::record::{Compression, ControlRecordType, EndTxnMarker, RecordBatchBuilder};
-use riffle_storage::StorageError;
+use riffle_storage::{MutexRecover, StorageError};
 use tracing::{info, warn};
 
 use super::metadata::{InitDecision, TransactionMetadata, TransactionState};
@@ -95,7 +95,7 @@ impl TransactionCoordinator {
 
     fn replay(&self) -> Result<(), StorageError> {
         let mut transactions = self.lock();
-        self.log.scan_batches(Scan::whole(&self.log.log), |batch| {
+        self.log.scan_batches(Scan::whole(&self.log), |batch| {
             let Ok(records) = batch.records() else {
                 return Ok(());
             };
@@ -127,9 +127,7 @@ impl TransactionCoordinator {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, TransactionMetadata>> {
-        self.transactions
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.transactions.lock_or_recover()
     }
 
     /// The coordinator's settings.

@@ -168,7 +168,6 @@ fn read_committed(cluster: &Cluster, partition: i32) -> Vec<String> {
         .aborted_transactions(0, last_stable_offset)
         .expect("aborted");
     let bytes = partition
-        .log
         .read(0, usize::MAX, riffle_storage::FirstBatch::AlwaysWhole)
         .expect("read");
     let mut values = Vec::new();
@@ -352,7 +351,7 @@ async fn a_transaction_open_past_its_timeout_is_aborted_and_its_producer_fenced(
     let partition = cluster.topic(TOPIC).expect("topic").partitions[0].clone();
     assert_eq!(
         partition.last_stable_offset().expect("lso"),
-        partition.log.high_watermark()
+        partition.high_watermark()
     );
     assert_eq!(
         end(&cluster, &producer, true).await,
@@ -578,7 +577,7 @@ async fn compaction_drops_aborted_offsets_and_keeps_the_committed_one() {
     let offsets = cluster
         .topic(crate::group::OFFSETS_TOPIC)
         .expect("offsets topic");
-    let log = &offsets.partitions[0].log;
+    let log = &offsets.partitions[0];
     let before_bytes = log.size_bytes();
     tokio::task::block_in_place(|| crate::compaction::compact_logs(&cluster));
     assert!(

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset};
 use super::config::{ProcessingGuarantee, RuntimeConfig};
+use crate::lock_policy::MutexRecover;
 use crate::record::{InputRecord, OutputRecord, TopicPartition};
 use crate::store::query::StoreRegistry;
 use crate::task::{CommitMetadata, Task, TaskId, TaskMetrics};
@@ -480,7 +481,7 @@ impl<B: Backend> Runner<B> {
     }
 
     fn count_commit(&self) {
-        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = self.status.lock_or_recover();
         status.commits += 1;
     }
 
@@ -503,10 +504,7 @@ impl<B: Backend> Runner<B> {
         self.backend.abort_transaction().await?;
         self.uncommitted = false;
         self.rewind_pending = true;
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .aborted_transactions += 1;
+        self.status.lock_or_recover().aborted_transactions += 1;
         Ok(())
     }
 
@@ -542,12 +540,7 @@ impl<B: Backend> Runner<B> {
     /// Late, null, unreadable and expired records are dropped silently by the operators;
     /// this line is how an operator sees them without reading [`RuntimeStatus`].
     fn log_dropped_records(&mut self) {
-        let metrics = self
-            .status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .metrics
-            .clone();
+        let metrics = self.status.lock_or_recover().metrics.clone();
         let dropped_total = metrics.dropped_total();
         if dropped_total > self.logged_dropped_total {
             let by_reason = &metrics.dropped_records;
@@ -583,7 +576,7 @@ impl<B: Backend> Runner<B> {
         for task in self.tasks.values() {
             metrics.add(task.metrics());
         }
-        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = self.status.lock_or_recover();
         status.tasks = self.tasks.keys().copied().collect();
         status.metrics = metrics;
     }
@@ -675,7 +668,7 @@ mod tests {
     }
 
     fn lock(cluster: &Mutex<FakeCluster>) -> std::sync::MutexGuard<'_, FakeCluster> {
-        cluster.lock().unwrap_or_else(|p| p.into_inner())
+        cluster.lock_or_recover()
     }
 
     /// Whether the group committed the end of the input and of the repartition topic:
@@ -703,7 +696,7 @@ mod tests {
         let ran = tokio::time::timeout(RUN_TIMEOUT, runner.run_until(consumed)).await;
         ran.expect("the runner consumed everything in time")
             .expect("the runner ran without error");
-        status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        status.lock_or_recover().clone()
     }
 
     /// Per word, the counts the output topic holds, in order.
@@ -759,8 +752,7 @@ mod tests {
             let runner = Runner::new(word_count_topology(), backend, exactly_once_config());
             let status = runner.status();
             let crash = async {
-                while status.lock().unwrap_or_else(|p| p.into_inner()).commits < crash_after_commits
-                {
+                while status.lock_or_recover().commits < crash_after_commits {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             };

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset};
+use crate::lock_policy::MutexRecover;
 use crate::record::{Headers, InputRecord, OutputRecord, TopicPartition};
 use crate::topology::InternalTopic;
 
@@ -108,11 +109,11 @@ impl FakeBackend {
     }
 
     fn cluster(&self) -> MutexGuard<'_, FakeCluster> {
-        self.cluster.lock().unwrap_or_else(|p| p.into_inner())
+        self.cluster.lock_or_recover()
     }
 
     fn assign_all(&mut self) -> BackendEvent {
-        let cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        let cluster = self.cluster.lock_or_recover();
         let partitions: Vec<TopicPartition> = cluster
             .logs
             .keys()
@@ -128,7 +129,7 @@ impl FakeBackend {
     }
 
     fn read_new(&mut self) -> Vec<InputRecord> {
-        let cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        let cluster = self.cluster.lock_or_recover();
         let mut records = Vec::new();
         for (partition, position) in &mut self.positions {
             let log = cluster.logs.get(partition).map_or(&[][..], Vec::as_slice);
@@ -233,7 +234,7 @@ impl Backend for FakeBackend {
         &mut self,
         offsets: &[(TopicPartition, i64, String)],
     ) -> Result<(), BackendError> {
-        let mut cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cluster = self.cluster.lock_or_recover();
         cluster.commit_attempts += 1;
         let attempt = cluster.commit_attempts;
         if cluster
@@ -265,7 +266,7 @@ impl Backend for FakeBackend {
     }
 
     async fn rewind(&mut self, partitions: &[TopicPartition]) -> Result<(), BackendError> {
-        let cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        let cluster = self.cluster.lock_or_recover();
         for partition in partitions {
             let committed = cluster.committed.get(partition).map_or(0, |c| c.offset);
             self.positions.insert(partition.clone(), committed);

@@ -19,6 +19,7 @@ pub(crate) use key_value::{KeyValueData, KeyValueStore};
 pub(crate) use session::{SessionData, SessionStore};
 pub(crate) use window::{WindowData, WindowStore};
 
+use crate::lock_policy::RwLockRecover;
 use crate::record::{Headers, OutputKind, OutputPartition, OutputRecord};
 
 /// The shape of a store, as the topology declares it.
@@ -184,15 +185,16 @@ impl Changelog {
     }
 }
 
-/// Locks a store's data for reading. Poisoning is ignored: every write is a few map
-/// operations that cannot panic half-way, so the data is consistent even then.
+/// Locks a store's data for reading. A poisoned lock is recovered (the workspace's policy,
+/// `lock_policy.rs`): every write is a few map operations that cannot panic half-way, so
+/// the data is consistent even then.
 pub(crate) fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poison| poison.into_inner())
+    lock.read_or_recover()
 }
 
-/// Locks a store's data for writing; poisoning is ignored as in [`read_lock`].
+/// Locks a store's data for writing; a poisoned lock is recovered as in [`read_lock`].
 pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poison| poison.into_inner())
+    lock.write_or_recover()
 }
 
 /// Reads a big-endian i64 at `at`, if the bytes are there.

@@ -118,6 +118,7 @@ use crate::cleaned_segment::CleanedSegment;
 use crate::config::{CleanerConfig, LogConfig};
 use crate::error::StorageError;
 use crate::key_map::KeyMap;
+use crate::lock_policy::{MutexRecover, RwLockRecover};
 use crate::record_codec::{RecordCodec, RecordSummary};
 use crate::segment::{Segment, SegmentBatches, StoredBatch};
 use transactions::{MarkerFate, MarkerType, TransactionTracker};
@@ -143,7 +144,8 @@ pub(super) struct CompactionState {
     /// The earliest `now_ms` at which a tombstone or a transaction marker kept by the last
     /// pass may be removed.
     next_expiry_ms: i64,
-    /// Set when a swap failed after its commit point; see `StorageError::CompactionHalted`.
+    /// Set while a swap is staged and not yet in the segment list, and left set if it failed
+    /// (or panicked) after its commit point; see `StorageError::CompactionHalted`.
     halted: bool,
 }
 
@@ -192,7 +194,7 @@ impl Log {
         cleaner: &CleanerConfig,
         first_unstable_offset: i64,
     ) -> Result<CompactionOutcome, StorageError> {
-        let mut state = self.compaction.lock().expect("compaction lock poisoned");
+        let mut state = self.compaction.lock_or_recover();
         if state.halted {
             return Err(StorageError::CompactionHalted {
                 topic_partition: self.topic_partition.clone(),
@@ -371,7 +373,7 @@ impl Log {
         group: &[SealedSegment],
         mut cleaned: CleanedSegment,
     ) -> Result<bool, StorageError> {
-        let _maintenance = self.maintenance.lock().expect("maintenance lock poisoned");
+        let _maintenance = self.maintenance.lock_or_recover();
         if !self.all_listed(group) {
             debug!(topic_partition = %self.topic_partition,
                 base_offset = group[0].segment.base_offset(),
@@ -379,25 +381,28 @@ impl Log {
             cleaned.discard();
             return Ok(false);
         }
+        // Halted until the list holds the new segment: a panic from here on (the lock it
+        // poisons is recovered) must not let a later pass stage over a committed swap.
+        state.halted = true;
         if let Err(error) = cleaned.stage() {
             cleaned.discard();
+            state.halted = false;
             return Err(error);
         }
         #[cfg(test)]
         crate::fault::reached_swap_step(crate::fault::SwapStep::Committed);
-        let new = match finish_swap(group, cleaned) {
-            Ok(new) => Arc::new(new),
-            Err(error) => {
-                state.halted = true;
-                return Err(error);
-            }
-        };
+        let new = Arc::new(finish_swap(group, cleaned)?);
         let mut segments = self.segments_mut();
+        // Checked before the first removal, so a failed check leaves the list whole.
         for old in group {
-            let removed = segments.remove(&old.segment.base_offset());
-            assert!(removed.is_some_and(|removed| Arc::ptr_eq(&removed, &old.segment)));
+            let listed = segments.get(&old.segment.base_offset());
+            assert!(listed.is_some_and(|listed| Arc::ptr_eq(listed, &old.segment)));
+        }
+        for old in group {
+            segments.remove(&old.segment.base_offset());
         }
         segments.insert(new.base_offset(), new);
+        state.halted = false;
         Ok(true)
     }
 
@@ -405,7 +410,7 @@ impl Log {
     /// transaction added since the pass began. Called under the maintenance lock, which an
     /// add to a sealed segment takes too, so neither can change before the swap is done.
     fn all_listed(&self, group: &[SealedSegment]) -> bool {
-        let segments = self.segments.read().expect("segment list lock poisoned");
+        let segments = self.segments.read_or_recover();
         group.iter().all(|old| {
             let listed = segments.get(&old.segment.base_offset());
             let entries_count = old.segment.transaction_index().entries_count();
@@ -936,7 +941,7 @@ mod tests {
             log.append(&keyed_batch(&records, 1_000), 0)
                 .expect("append");
         }
-        let mut state = log.append.lock().expect("append lock");
+        let mut state = log.append.lock_or_recover();
         log.roll(&mut state, &config()).expect("roll");
     }
 
@@ -1109,6 +1114,43 @@ mod tests {
         }
     }
 
+    /// A panic during a pass leaves the same `Log` in service (its poisoned locks are
+    /// recovered): reads and appends go on; a pass after a panic before the swap's staging
+    /// cleans as usual, and one after a panic once staging began is refused with
+    /// `CompactionHalted`, since the files may be part-way through a committed swap.
+    #[test]
+    fn a_panic_in_a_pass_leaves_the_log_serving_and_halts_only_a_begun_swap() {
+        for step in [
+            SwapStep::CleanedWritten,
+            SwapStep::IndexesStaged,
+            SwapStep::Installed,
+        ] {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("a_panic_in_a_pass_{step:?}"))
+                .tempdir()
+                .expect("temp dir");
+            let (_data_dir, log) = log_ready_to_merge(dir.path(), 5);
+            let before = read_records(&log);
+
+            fault::crash_at_swap_step(step);
+            let crashed = catch_unwind(AssertUnwindSafe(|| compact(&log)));
+            assert!(crashed.is_err(), "{step:?} was reached");
+
+            assert_eq!(read_records(&log), before, "{step:?}");
+            let tail = [(Some(&b"after"[..]), Some(&b"a"[..]))];
+            let appended = log.append(&keyed_batch(&tail, 1_000), 0).expect("append");
+            assert_eq!(appended.base_offset, 103, "{step:?}");
+            let next_pass = compact(&log);
+            match step {
+                SwapStep::CleanedWritten => assert!(next_pass.is_ok(), "{step:?}"),
+                _ => assert!(
+                    matches!(next_pass, Err(StorageError::CompactionHalted { .. })),
+                    "{step:?}"
+                ),
+            }
+        }
+    }
+
     /// A pass skips a log whose dirty part is not above `min_cleanable_dirty_ratio`, and
     /// cleans it anyway once its oldest dirty batch is older than `max_compaction_lag_ms`:
     /// after a first pass, new superseding updates stay until the lag forces a pass.
@@ -1226,7 +1268,7 @@ mod tests {
             let batch = crate::test_batch::batch(1, payload_bytes);
             sizes.push(u64::try_from(batch.len()).expect("small"));
             log.append(&batch.clone(), 0).expect("append");
-            let mut state = log.append.lock().expect("append lock");
+            let mut state = log.append.lock_or_recover();
             log.roll(&mut state, &config()).expect("roll");
         }
         let sealed = log.cleanable_segments(&config(), 0, i64::MAX);

@@ -11,6 +11,7 @@ use crate::checkpoint::write_log_start_offset;
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::fs::sync_dir;
+use crate::lock_policy::MutexRecover;
 use crate::segment::Segment;
 
 impl Log {
@@ -24,7 +25,7 @@ impl Log {
     /// # Errors
     /// `OffsetOutOfRange` if `offset` is past the high watermark (or negative).
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
-        let _maintenance = self.maintenance.lock().expect("maintenance lock poisoned");
+        let _maintenance = self.maintenance.lock_or_recover();
         if offset < 0 || offset > self.high_watermark() {
             return Err(self.out_of_range(offset));
         }
@@ -48,7 +49,7 @@ impl Log {
     /// first if it holds batches and `segment_ms` has passed, so an idle partition's data can
     /// still expire. Returns the number of segments deleted.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
-        let _maintenance = self.maintenance.lock().expect("maintenance lock poisoned");
+        let _maintenance = self.maintenance.lock_or_recover();
         let config = self.config();
         self.roll_if_segment_ms_passed(&config, now_ms)?;
         let sealed = self.sealed_segments();
@@ -78,7 +79,7 @@ impl Log {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        let mut state = self.append.lock().expect("append lock poisoned");
+        let mut state = self.append.lock_or_recover();
         if state.active.is_empty() {
             return Ok(());
         }
@@ -112,18 +113,19 @@ impl Log {
         );
         {
             let mut segments = self.segments_mut();
+            // Checked before the first removal, so a failed check leaves the list whole.
+            assert!(
+                victims.len() < segments.len(),
+                "the active segment is never deleted"
+            );
+            let mut heads = segments.keys().zip(victims);
+            assert!(
+                heads.all(|(base_offset, victim)| *base_offset == victim.base_offset()),
+                "only head segments are deleted"
+            );
             for victim in victims {
-                let first = segments
-                    .first_key_value()
-                    .map(|(base_offset, _)| *base_offset);
-                assert_eq!(
-                    first,
-                    Some(victim.base_offset()),
-                    "only head segments are deleted"
-                );
                 segments.remove(&victim.base_offset());
             }
-            assert!(!segments.is_empty(), "the active segment is never deleted");
         }
         for victim in victims {
             victim.delete_files()?;

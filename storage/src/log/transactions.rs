@@ -19,6 +19,7 @@ use tracing::debug;
 use super::{AppendState, Log};
 use crate::error::StorageError;
 use crate::format::AbortedTransaction;
+use crate::lock_policy::{MutexRecover, RwLockRecover};
 use crate::producer_snapshot::{
     MAX_PRODUCER_SNAPSHOT_PAYLOAD_BYTES, ProducerSnapshot, read_newest_producer_snapshot,
     write_producer_snapshot,
@@ -58,9 +59,14 @@ impl Log {
                 "skipping an aborted transaction whose marker was deleted");
             return Ok(());
         };
-        segment.transaction_index().append(aborted)?;
+        let index = segment.transaction_index();
+        // A retry after a failed fsync below finds its entry written already (an append
+        // would assert): it only syncs.
+        if index.entry_at(aborted.last_offset).is_none() {
+            index.append(aborted)?;
+        }
         if !Arc::ptr_eq(&segment, &state.active) {
-            segment.transaction_index().sync()?;
+            index.sync()?;
         }
         state.last_aborted_offset = Some(aborted.last_offset);
         Ok(())
@@ -78,9 +84,8 @@ impl Log {
     ) -> (Option<MutexGuard<'_, ()>>, MutexGuard<'_, AppendState>) {
         let mut in_sealed = last_offset < self.active_segment().base_offset();
         loop {
-            let maintenance =
-                in_sealed.then(|| self.maintenance.lock().expect("maintenance lock poisoned"));
-            let state = self.append.lock().expect("append lock poisoned");
+            let maintenance = in_sealed.then(|| self.maintenance.lock_or_recover());
+            let state = self.append.lock_or_recover();
             if maintenance.is_some() || last_offset >= state.active.base_offset() {
                 return (maintenance, state);
             }
@@ -106,7 +111,7 @@ impl Log {
         start_offset: i64,
         upper_bound_offset: i64,
     ) -> Result<Vec<AbortedTransaction>, StorageError> {
-        let segments = self.segments.read().expect("segment list lock poisoned");
+        let segments = self.segments.read_or_recover();
         let first_base_offset = segments
             .range(..=start_offset)
             .next_back()
@@ -148,10 +153,7 @@ impl Log {
                 max_bytes: MAX_PRODUCER_SNAPSHOT_PAYLOAD_BYTES,
             });
         }
-        let _snapshots = self
-            .producer_snapshots
-            .lock()
-            .expect("producer snapshot lock poisoned");
+        let _snapshots = self.producer_snapshots.lock_or_recover();
         self.make_durable_below(offset)?;
         write_producer_snapshot(&self.partition_dir, offset, payload)?;
         debug!(topic_partition = %self.topic_partition, offset,
@@ -165,10 +167,7 @@ impl Log {
     /// `CorruptCheckpoint` if the newest snapshot does not parse or fails its CRC; the broker
     /// then rebuilds its state from the whole log.
     pub fn read_producer_snapshot(&self) -> Result<Option<ProducerSnapshot>, StorageError> {
-        let _snapshots = self
-            .producer_snapshots
-            .lock()
-            .expect("producer snapshot lock poisoned");
+        let _snapshots = self.producer_snapshots.lock_or_recover();
         read_newest_producer_snapshot(&self.partition_dir)
     }
 
@@ -177,11 +176,58 @@ impl Log {
     /// and all, when they were sealed. Unlike `flush`, no msync of the offset and time
     /// indexes: recovery rebuilds those, and a snapshot does not need them.
     fn make_durable_below(&self, offset: i64) -> Result<(), StorageError> {
-        let mut sync = self.sync.lock().expect("sync lock poisoned");
+        let mut sync = self.sync.lock_or_recover();
         if offset > sync.synced_next_offset {
             self.sync_active(&mut sync)?;
         }
         // A roll since `sync_active` sealed (and fsynced) the segment it synced.
         self.active_segment().transaction_index().sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogConfig;
+    use crate::data_dir::DataDir;
+    use crate::lock_policy::MutexRecover;
+    use crate::test_batch::{ControlType, control_batch, keyed_batch, transactional_batch};
+
+    /// An abort whose entry reached a sealed segment's index but whose fsync failed is
+    /// offered again (the broker reloads its producer state and replays the marker); the
+    /// retry syncs the entry instead of appending it twice, which would panic.
+    #[test]
+    fn an_abort_retried_after_a_failed_sync_is_not_appended_twice() {
+        let dir = tempfile::Builder::new()
+            .prefix("an_abort_retried_after_a_failed_sync_is_not_appended_twice")
+            .tempdir()
+            .expect("temp dir");
+        let data_dir = DataDir::open(dir.path()).expect("open data dir");
+        let log = data_dir
+            .open_log("orders", 0, LogConfig::default())
+            .expect("open log");
+        let record = [(Some(&b"key"[..]), Some(&b"value"[..]))];
+        log.append(&transactional_batch(9, &record, 1_000), 0)
+            .expect("append");
+        log.append(&control_batch(9, ControlType::Abort, 1_000), 0)
+            .expect("append");
+        let mut state = log.append.lock_or_recover();
+        log.roll(&mut state, &log.config()).expect("roll");
+        drop(state);
+        log.append(&keyed_batch(&record, 1_000), 0).expect("append");
+        let aborted = AbortedTransaction {
+            producer_id: 9,
+            first_offset: 0,
+            last_offset: 1,
+            last_stable_offset: 2,
+        };
+        // What a call whose fsync failed leaves: the entry in the sealed segment's index,
+        // and not recorded as the last one added.
+        let sealed = log.segment_holding(1).expect("the sealed segment");
+        sealed.transaction_index().append(aborted).expect("written");
+
+        log.add_aborted_transaction(aborted).expect("retried");
+        let found = log.aborted_transactions(0, i64::MAX).expect("aborted");
+        assert_eq!(found, [aborted]);
     }
 }

@@ -30,6 +30,7 @@ use rdkafka::topic_partition_list::TopicPartitionListElem;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::lock_policy::MutexRecover;
 use crate::record::{InputRecord, TopicPartition};
 use crate::runtime::backend::{BackendError, BackendEvent, CommittedOffset};
 
@@ -84,10 +85,7 @@ impl GroupContext {
         &self,
         partition: &TopicPartition,
     ) -> Option<Option<CommittedOffset>> {
-        let commits = self
-            .assigned_commits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let commits = self.assigned_commits.lock_or_recover();
         commits.get(partition).cloned()
     }
 
@@ -126,10 +124,7 @@ impl GroupContext {
     /// Keeps each partition's commit and returns the assignment starting at them.
     fn remember_commits(&self, committed: &TopicPartitionList) -> TopicPartitionList {
         let mut start = TopicPartitionList::new();
-        let mut commits = self
-            .assigned_commits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut commits = self.assigned_commits.lock_or_recover();
         for element in committed.elements() {
             let topic_partition = TopicPartition::new(element.topic(), element.partition());
             let commit = committed_offset(&element);
@@ -150,10 +145,7 @@ impl GroupContext {
     fn on_revoke(&self, consumer: &GroupConsumer, revoked: &TopicPartitionList) {
         let partitions = topic_partitions(revoked);
         {
-            let mut commits = self
-                .assigned_commits
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut commits = self.assigned_commits.lock_or_recover();
             for partition in &partitions {
                 commits.remove(partition);
             }
@@ -315,10 +307,7 @@ fn drain_rebalances(
     events: &mut Vec<BackendEvent>,
     records: &mut Vec<InputRecord>,
 ) -> bool {
-    let receiver = context
-        .rebalance_receiver
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let receiver = context.rebalance_receiver.lock_or_recover();
     let mut rebalanced = false;
     for event in receiver.try_iter() {
         if !records.is_empty() {
