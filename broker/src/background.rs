@@ -17,6 +17,10 @@ use crate::compaction::compact_logs;
 use crate::config::{FlushPolicy, GROUP_TICK_INTERVAL};
 use crate::shutdown::Shutdown;
 
+/// How often logs are checked against their topic's `flush.ms` (Kafka's
+/// `log.flush.scheduler.interval.ms`); a smaller `flush.ms` acts as this.
+const FLUSH_MS_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Starts the background tasks; the handle resolves once they stop at shutdown.
 pub fn spawn(cluster: Arc<Cluster>, mut shutdown: Shutdown) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -31,6 +35,8 @@ pub fn spawn(cluster: Arc<Cluster>, mut shutdown: Shutdown) -> JoinHandle<()> {
         cleaner.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut recovery_points = interval(cluster.config.recovery_point_checkpoint_interval());
         recovery_points.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut aged_flush = interval(FLUSH_MS_CHECK_INTERVAL);
+        aged_flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut group_tick = interval(GROUP_TICK_INTERVAL);
         group_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // The first tick fires at once: transactions a crash left between their decision and
@@ -44,6 +50,7 @@ pub fn spawn(cluster: Arc<Cluster>, mut shutdown: Shutdown) -> JoinHandle<()> {
                 _ = retention.tick() => run_blocking(&cluster, enforce_retention).await,
                 _ = cleaner.tick() => run_blocking(&cluster, compact_logs).await,
                 _ = flush.tick(), if flush_periodically => run_blocking(&cluster, flush_all).await,
+                _ = aged_flush.tick() => run_blocking(&cluster, flush_aged_logs).await,
                 _ = recovery_points.tick() => {
                     run_blocking(&cluster, checkpoint_recovery_points).await
                 }
@@ -100,6 +107,22 @@ fn flush_all(cluster: &Cluster) {
     }
 }
 
+/// Fsyncs the logs of topics with a `flush.ms` whose last timed fsync is that old.
+pub(crate) fn flush_aged_logs(cluster: &Cluster) {
+    let now_ms = now_ms();
+    for topic in cluster.all_topics() {
+        let flush_ms = topic.config.flush_ms();
+        if flush_ms == i64::MAX {
+            continue;
+        }
+        for partition in &topic.partitions {
+            if let Err(error) = partition.flush_if_older_than(flush_ms, now_ms) {
+                warn!(topic = %topic.name, partition = partition.index, %error, "flush.ms fsync failed");
+            }
+        }
+    }
+}
+
 /// Records how far each log is durable and snapshots its producer state, so the scan and
 /// the replay after a crash both start from there.
 fn checkpoint_recovery_points(cluster: &Cluster) {
@@ -114,5 +137,43 @@ fn checkpoint_recovery_points(cluster: &Cluster) {
                     "could not snapshot the producer state; a crash would replay more");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use riffle_protocol::record::{Compression, RecordBatchBuilder};
+
+    use super::*;
+    use crate::cluster::Validation;
+    use crate::testing::test_cluster;
+
+    #[test]
+    fn flush_ms_fsyncs_logs_holding_unsynced_records() {
+        // A topic with flush.ms=0 is fsynced by the next check; one without keeps its
+        // unsynced records (acks=1 appends are not fsynced otherwise).
+        let (_dir, cluster) = test_cluster();
+        let flushed = BTreeMap::from([("flush.ms".to_string(), "0".to_string())]);
+        cluster
+            .create_topic("flushed", 1, flushed, Validation::Apply)
+            .expect("create");
+        cluster
+            .create_topic("lazy", 1, BTreeMap::new(), Validation::Apply)
+            .expect("create");
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder.append(1_000, None, Some(b"v"), &[]);
+        let batch = builder.build().expect("a batch");
+        let partition = |name: &str| cluster.topic(name).expect("exists").partitions[0].clone();
+        for name in ["flushed", "lazy"] {
+            partition(name)
+                .append_records(&batch, 1_000)
+                .expect("append");
+            assert_eq!(partition(name).unsynced_offsets(), 1);
+        }
+        flush_aged_logs(&cluster);
+        assert_eq!(partition("flushed").unsynced_offsets(), 0);
+        assert_eq!(partition("lazy").unsynced_offsets(), 1);
     }
 }

@@ -87,6 +87,9 @@ pub struct Partition {
     /// acks=all requests waiting for an fsync, and whether a blocking task is running fsyncs
     /// for them. A std Mutex: held for a push or a drain, never across an await or an fsync.
     sync_queue: Mutex<SyncQueue>,
+    /// When `flush_if_older_than` last fsynced (or found nothing to fsync), in ms since the
+    /// epoch; the clock `flush.ms` is measured on.
+    last_timed_flush_ms: AtomicI64,
 }
 
 /// The producer state and what is known of its snapshot on disk.
@@ -202,6 +205,7 @@ impl Partition {
             snapshot_writer: Mutex::new(()),
             waiters: Mutex::new(Vec::new()),
             sync_queue: Mutex::new(SyncQueue::default()),
+            last_timed_flush_ms: AtomicI64::new(crate::cluster::now_ms()),
         }
     }
 
@@ -851,6 +855,29 @@ impl Partition {
     /// Storage errors.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.log.flush()
+    }
+
+    /// Offsets appended since the log's last fsync (the count `flush.messages` bounds).
+    pub fn unsynced_offsets(&self) -> i64 {
+        self.log.unsynced_offsets()
+    }
+
+    /// Fsyncs the log if it holds unsynced records and its last flush by this check is
+    /// `flush_ms` or more ago, as Kafka's log flusher does for `flush.ms`. Blocking.
+    ///
+    /// # Errors
+    /// The fsync's failure.
+    pub fn flush_if_older_than(&self, flush_ms: i64, now_ms: i64) -> Result<bool, StorageError> {
+        let last_ms = self.last_timed_flush_ms.load(Ordering::Acquire);
+        if now_ms.saturating_sub(last_ms) < flush_ms {
+            return Ok(false);
+        }
+        self.last_timed_flush_ms.store(now_ms, Ordering::Release);
+        if self.log.unsynced_offsets() == 0 {
+            return Ok(false);
+        }
+        self.log.flush()?;
+        Ok(true)
     }
 
     /// Records how far the log is durable, so recovery after a crash scans only what

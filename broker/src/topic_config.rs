@@ -53,6 +53,10 @@ pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
 pub const SEGMENT_INDEX_BYTES: &str = "segment.index.bytes";
 /// index.interval.bytes: bytes of batches between two index entries.
 pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+/// flush.messages: fsync once this many records are unsynced.
+pub const FLUSH_MESSAGES: &str = "flush.messages";
+/// flush.ms: fsync a log whose last timed fsync is this old.
+pub const FLUSH_MS: &str = "flush.ms";
 /// remote.storage.enable: tiered storage, which Riffle does not have.
 pub const REMOTE_STORAGE_ENABLE: &str = "remote.storage.enable";
 
@@ -198,26 +202,23 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         ),
     },
     ConfigDef {
-        name: "flush.messages",
+        name: FLUSH_MESSAGES,
         broker_synonym: Some("log.flush.interval.messages"),
         config_type: ConfigType::Long,
         rule: ValueRule::AtLeast(1),
         kafka_default: LONG_MAX,
-        documentation: no_effect!(
-            "Force an fsync after this many records.",
-            "the broker's --flush-policy decides when logs are fsynced (by default before an acks=all answer)."
-        ),
+        documentation: "Force an fsync once this many records are unsynced; a produce that \
+                        reaches it is answered after the fsync, whatever its acks. Independent of \
+                        --flush-policy, which fsyncs before every acks=all answer by default.",
     },
     ConfigDef {
-        name: "flush.ms",
+        name: FLUSH_MS,
         broker_synonym: Some("log.flush.interval.ms"),
         config_type: ConfigType::Long,
         rule: ValueRule::AtLeast(0),
         kafka_default: LONG_MAX,
-        documentation: no_effect!(
-            "Force an fsync when the oldest unflushed record is this old.",
-            "the broker's --flush-policy decides when logs are fsynced (by default before an acks=all answer)."
-        ),
+        documentation: "Force an fsync of a log holding unsynced records when its last such \
+                        fsync is this old; checked every second, as Kafka's log flusher checks.",
     },
     ConfigDef {
         name: "follower.replication.throttled.replicas",
@@ -749,6 +750,8 @@ struct Resolved {
     timestamp_after_max_ms: i64,
     is_compacted: bool,
     deletes_old_segments: bool,
+    flush_messages: i64,
+    flush_ms: i64,
 }
 
 /// Where a reported value comes from, as DescribeConfigs' config_source.
@@ -781,6 +784,8 @@ impl TopicConfig {
                 timestamp_after_max_ms: i64::MAX,
                 is_compacted: false,
                 deletes_old_segments: true,
+                flush_messages: i64::MAX,
+                flush_ms: i64::MAX,
             },
         };
         config.resolved = config.resolve();
@@ -821,6 +826,8 @@ impl TopicConfig {
             timestamp_after_max_ms: self.timestamp_bound_ms(MESSAGE_TIMESTAMP_AFTER_MAX_MS),
             is_compacted: has_policy("compact"),
             deletes_old_segments: has_policy("delete"),
+            flush_messages: self.number(FLUSH_MESSAGES),
+            flush_ms: self.number(FLUSH_MS),
         }
     }
 
@@ -904,6 +911,17 @@ impl TopicConfig {
     /// compact).
     pub fn is_compacted(&self) -> bool {
         self.resolved.is_compacted
+    }
+
+    /// flush.messages: how many unsynced records force an fsync; `i64::MAX` never.
+    pub fn flush_messages(&self) -> i64 {
+        self.resolved.flush_messages
+    }
+
+    /// flush.ms: how old a log's last timed fsync may get while it holds unsynced records;
+    /// `i64::MAX` never.
+    pub fn flush_ms(&self) -> i64 {
+        self.resolved.flush_ms
     }
 
     /// Whether retention deletes old segments (cleanup.policy contains delete).

@@ -465,6 +465,13 @@ impl Log {
         &self.partition_dir
     }
 
+    /// How many offsets were appended since the last fsync of the log: what `flush.messages`
+    /// counts.
+    pub fn unsynced_offsets(&self) -> i64 {
+        let synced_next_offset = self.sync.lock_or_recover().synced_next_offset;
+        (self.next_offset() - synced_next_offset).max(0)
+    }
+
     /// Returns once every offset up to `last_offset` is durable. One fsync of the active
     /// segment covers every batch written before it, so concurrent callers mostly find their
     /// batches already covered and return without an fsync of their own.

@@ -54,6 +54,7 @@ use crate::security::acl::{AclOperation, ResourceType};
 use crate::topic_config::CompressionType;
 
 /// A partition's outcome before the durability wait.
+#[derive(Clone)]
 struct Written {
     partition: Arc<Partition>,
     last_offset: i64,
@@ -127,6 +128,8 @@ pub fn append_request(
         access.is_enforced() && !transactional_write_allowed(&access, &request);
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut to_sync = Vec::new();
+    // Partitions whose topic's flush.messages this append reached: fsynced whatever acks.
+    let mut flush_due = Vec::new();
     for topic_data in request.topic_data {
         let denial = if transaction_denied {
             Some(ErrorCode::TransactionalIdAuthorizationFailed)
@@ -168,6 +171,11 @@ pub fn append_request(
             };
             partition_responses.push(match outcome {
                 Ok((response, appended)) => {
+                    if let (Some(written), Ok(topic)) = (&appended, &topic)
+                        && written.partition.unsynced_offsets() >= topic.config.flush_messages()
+                    {
+                        flush_due.push(written.clone());
+                    }
                     to_sync.extend(appended);
                     response
                 }
@@ -179,7 +187,7 @@ pub fn append_request(
             partition_responses,
         });
     }
-    acknowledgement(cluster, acks, responses, to_sync)
+    acknowledgement(cluster, acks, responses, to_sync, flush_due)
 }
 
 /// Whether the principal may write the request's transactional batches: true when there
@@ -249,12 +257,24 @@ fn acknowledgement(
     acks: i16,
     responses: Vec<TopicProduceResponse>,
     to_sync: Vec<Written>,
+    flush_due: Vec<Written>,
 ) -> Acknowledgement {
     if acks == 0 {
+        // No answer to hold back; the fsync runs on its own (its outcome has no listener).
+        for written in flush_due {
+            drop(written.partition.request_sync(written.last_offset));
+        }
         return Acknowledgement::Ready(None);
     }
     if acks == -1 && cluster.config.flush_policy == FlushPolicy::AcksAll {
         return Acknowledgement::AfterFsync(FsyncWait { responses, to_sync });
+    }
+    if !flush_due.is_empty() {
+        // flush.messages: Kafka fsyncs inside the append, so the answer follows the fsync.
+        return Acknowledgement::AfterFsync(FsyncWait {
+            responses,
+            to_sync: flush_due,
+        });
     }
     Acknowledgement::Ready(Some(ProduceResponse {
         responses,
