@@ -150,3 +150,95 @@ pub fn partition_leaders(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin_client::tests::{advertise, fake_broker};
+    use riffle_protocol::api::metadata::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use riffle_protocol::api::produce::{
+        PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    };
+    use riffle_protocol::{ApiKey, Response};
+    use std::time::Duration;
+
+    fn metadata_broker(node_id: i32, address: std::net::SocketAddr) -> MetadataResponseBroker {
+        MetadataResponseBroker {
+            node_id,
+            host: address.ip().to_string(),
+            port: i32::from(address.port()),
+            rack: None,
+        }
+    }
+
+    #[test]
+    fn requests_reach_the_leader_over_its_own_connection() {
+        // Proves a partition led by another broker is produced to over a second connection
+        // opened from Metadata's address, that a listed broker nobody asks for is never
+        // connected to (its port is closed), and that an unlisted id is a clear error.
+        let leader = fake_broker(
+            vec![advertise(ApiKey::Produce, 3, 9)],
+            vec![Response::Produce(ProduceResponse {
+                responses: vec![TopicProduceResponse {
+                    name: "t".into(),
+                    partition_responses: vec![PartitionProduceResponse {
+                        index: 0,
+                        base_offset: 41,
+                        ..Default::default()
+                    }],
+                }],
+                ..Default::default()
+            })],
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let closed_address = closed.local_addr().expect("address");
+        drop(closed);
+        let metadata = MetadataResponse {
+            brokers: vec![
+                metadata_broker(1, closed_address),
+                metadata_broker(2, leader),
+            ],
+            topics: vec![MetadataResponseTopic {
+                name: Some("t".into()),
+                partitions: vec![MetadataResponsePartition {
+                    partition_index: 0,
+                    leader_id: 2,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let bootstrap = fake_broker(
+            vec![advertise(ApiKey::Metadata, 0, 12)],
+            vec![Response::Metadata(metadata)],
+        );
+        let mut brokers =
+            Brokers::connect(&bootstrap.to_string(), ClientConfig::default()).expect("connect");
+        let metadata = brokers.metadata(Some(&["t".to_owned()])).expect("metadata");
+        assert_eq!(
+            partition_leaders(&metadata, "t"),
+            BTreeMap::from([(0, Ok(2))])
+        );
+        let produced = brokers
+            .broker(2)
+            .expect("the leader")
+            .produce(
+                crate::admin_client::records::Acks::All,
+                Duration::from_secs(5),
+                vec![(("t".to_owned(), 0), bytes::Bytes::from_static(b"batch"))],
+            )
+            .expect("produce");
+        assert_eq!(
+            produced,
+            Some(BTreeMap::from([(("t".to_owned(), 0), Ok(41))]))
+        );
+        let error = brokers.broker(3).err().expect("not in Metadata");
+        assert_eq!(
+            error.to_string(),
+            "no address is known for broker 3: Metadata does not list it"
+        );
+    }
+}
