@@ -1,21 +1,30 @@
-//! A small blocking Kafka client for the `riffle` admin subcommands (`riffle groups ...`,
-//! `riffle acls ...`).
+//! A small blocking Kafka client for the `riffle` client subcommands (`riffle topics`,
+//! `produce`, `consume`, `groups`, `acls`, `cluster`).
 //!
-//! One connection to one broker, one request at a time: write a frame, read one
-//! length-prefixed response, decode it with `riffle-protocol`. No async runtime, so the CLI
-//! starts instantly and never needs the broker's tokio machinery. Riffle is a single node, so
-//! the bootstrap broker is also every group's coordinator and every partition's leader; the
-//! client does not look coordinators up.
+//! An [`AdminClient`] is one connection to one broker, one request at a time: write a frame,
+//! read one length-prefixed response, decode it with `riffle-protocol`. No async runtime, so
+//! the CLI starts instantly and never needs the broker's tokio machinery. Requests that must
+//! reach a particular broker (a partition's leader, a group's coordinator) go through
+//! [`routing::Brokers`], which keeps one connection per broker id, opened on demand from the
+//! addresses Metadata gives; so the commands work against a cluster of several brokers too.
 //!
 //! [`AdminClient::connect_with`] connects as a [`ClientConfig`] says: over TCP or TLS
 //! (`transport`), then asks for the broker's API versions, so a request the broker does
 //! not advertise fails with [`AdminClientError::Unsupported`] instead of a closed socket, then
-//! authenticates with SASL if configured (`sasl`). The ACL requests live in [`acls`].
-//! Every wait is bounded by [`CONNECT_TIMEOUT`] and [`IO_TIMEOUT`]; nothing read from the
-//! network is trusted: lengths are checked against [`MAX_RESPONSE_BYTES`] before allocating,
-//! and a response that does not decode is an error, never a panic.
+//! authenticates with SASL if configured (`sasl`). Requests live by subject: [`acls`],
+//! [`topics`] (Metadata, CreateTopics, DeleteTopics, configs, log dirs), [`records`]
+//! (Produce, Fetch, ListOffsets), [`groups`] (FindCoordinator, OffsetCommit) and
+//! [`cluster`] (DescribeCluster). Every wait is bounded by [`CONNECT_TIMEOUT`] and
+//! [`IO_TIMEOUT`] (longer for a request that says so); nothing read from the network is
+//! trusted: lengths are checked against [`MAX_RESPONSE_BYTES`] before allocating, and a
+//! response that does not decode is an error, never a panic.
 //!
 //! # Versions
+//! The older requests use one version; the newer ones send the highest version of a range
+//! that the broker also advertises ([`AdminClient::negotiate`]), so they work against older
+//! brokers too. Each range stops where the fields used change meaning (Fetch at 12, before
+//! topic ids).
+//!
 //! | API | version | why |
 //! |---|---|---|
 //! | ApiVersions | 3 | the first flexible version; answers with the ranges we check against |
@@ -24,13 +33,29 @@
 //! | ListGroups | 4 | adds `states_filter` and each group's state |
 //! | DescribeGroups | 5 | flexible; members carry `group_instance_id` |
 //! | OffsetFetch | 8 | the batched-groups layout; `topics: null` asks for every committed partition |
-//! | ListOffsets | 7 | timestamp -1 is the log end offset (the high watermark) |
+//! | ListOffsets | 1-7 | timestamps -2 (earliest), -1 (latest) or a time |
 //! | DescribeAcls, CreateAcls, DeleteAcls | 3 | flexible, with pattern types |
+//! | Metadata | 4-12 | v4 can refuse auto-creation; names, not topic ids, identify topics |
+//! | CreateTopics | 4-7 | v4 takes -1 partitions or replicas for the broker's default |
+//! | DeleteTopics | 1-6 | by name |
+//! | DescribeConfigs | 1-4 | v1 reports each config's source |
+//! | IncrementalAlterConfigs | 0-1 | |
+//! | DescribeLogDirs | 1-4 | partition sizes |
+//! | Produce | 3-9 | record batches v2 |
+//! | Fetch | 4-12 | by topic name (13+ uses topic ids) |
+//! | FindCoordinator | 1-3 | one key per request |
+//! | OffsetCommit | 2-8 | generation -1: a commit outside any group generation |
+//! | DescribeCluster | 0-1 | |
 
 pub mod acls;
+pub mod cluster;
+pub mod groups;
+pub mod records;
+pub mod routing;
 mod sasl;
 #[cfg(test)]
 mod security_tests;
+pub mod topics;
 mod transport;
 
 use std::collections::BTreeMap;
@@ -42,9 +67,6 @@ use bytes::{Bytes, BytesMut};
 use riffle_protocol::api::api_versions::{ApiVersion, ApiVersionsRequest};
 use riffle_protocol::api::describe_groups::{DescribeGroupsRequest, DescribedGroup};
 use riffle_protocol::api::list_groups::{ListGroupsRequest, ListedGroup};
-use riffle_protocol::api::list_offsets::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
 use riffle_protocol::api::offset_fetch::{
     OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchResponseTopics,
 };
@@ -78,11 +100,6 @@ const LIST_GROUPS_VERSION: i16 = 4;
 const DESCRIBE_GROUPS_VERSION: i16 = 5;
 /// OffsetFetch version: v8 is the batched-groups layout.
 const OFFSET_FETCH_VERSION: i16 = 8;
-/// ListOffsets version: v7 (flexible, no tiered-storage timeout field yet).
-const LIST_OFFSETS_VERSION: i16 = 7;
-
-/// ListOffsets timestamp asking for the log end offset.
-const LATEST_TIMESTAMP: i64 = -1;
 
 /// Why an admin request failed.
 #[derive(Debug, thiserror::Error)]
@@ -103,13 +120,16 @@ pub enum AdminClientError {
         /// The last connection error.
         source: io::Error,
     },
-    /// The broker did not answer within [`IO_TIMEOUT`].
-    #[error("{api} request to {peer} timed out after {IO_TIMEOUT:?}")]
+    /// The broker did not answer within the read timeout ([`IO_TIMEOUT`] unless a request
+    /// set another).
+    #[error("{api} request to {peer} timed out after {timeout:?}")]
     TimedOut {
         /// The API being called.
         api: &'static str,
         /// The broker.
         peer: SocketAddr,
+        /// How long it waited.
+        timeout: Duration,
     },
     /// The broker closed the connection instead of answering.
     #[error("the broker at {peer} closed the connection during a {api} request")]
@@ -188,6 +208,18 @@ pub enum AdminClientError {
         sent: usize,
         /// Results received.
         received: usize,
+    },
+    /// The response answers about another resource than the one asked about.
+    #[error("{api} answered about another resource than the one asked about")]
+    UnaskedResult {
+        /// The API being called.
+        api: &'static str,
+    },
+    /// A request must go to a broker that Metadata did not list.
+    #[error("no address is known for broker {broker_id}: Metadata does not list it")]
+    UnknownBroker {
+        /// The broker id.
+        broker_id: i32,
     },
     /// The TLS settings could not be loaded (a CA, certificate or key file).
     #[error(transparent)]
@@ -294,6 +326,11 @@ pub struct AdminClient {
     next_correlation_id: i32,
     /// What the broker advertised in ApiVersions.
     api_versions: Vec<ApiVersion>,
+    /// The finalized feature levels the broker reported (ApiVersions v3), such as KRaft
+    /// Kafka's `metadata.version`, as name and maximum level.
+    finalized_features: Vec<(String, i16)>,
+    /// The socket's current read and write timeout.
+    io_timeout: Duration,
 }
 
 impl AdminClient {
@@ -325,6 +362,8 @@ impl AdminClient {
             peer,
             next_correlation_id: 1,
             api_versions: Vec::new(),
+            finalized_features: Vec::new(),
+            io_timeout: IO_TIMEOUT,
         };
         let request = Request::ApiVersions(ApiVersionsRequest {
             client_software_name: CLIENT_ID.to_owned(),
@@ -336,6 +375,11 @@ impl AdminClient {
         };
         check_error_code(ApiKey::ApiVersions, "", versions.error_code)?;
         client.api_versions = versions.api_keys;
+        client.finalized_features = versions
+            .finalized_features
+            .into_iter()
+            .map(|feature| (feature.name, feature.max_version_level))
+            .collect();
         if let Some(credentials) = &config.sasl {
             client.authenticate(credentials)?;
         }
@@ -425,7 +469,7 @@ impl AdminClient {
         Ok(committed_by_partition(group.topics))
     }
 
-    /// The log end offset (ListOffsets v7, timestamp -1) of each partition in `partitions`.
+    /// The log end offset (ListOffsets, timestamp -1) of each partition in `partitions`.
     /// A partition-level error is returned in the map, not as a failure.
     ///
     /// # Errors
@@ -434,45 +478,90 @@ impl AdminClient {
         &mut self,
         partitions: &BTreeMap<String, Vec<i32>>,
     ) -> Result<BTreeMap<(String, i32), LogEndOffset>, AdminClientError> {
-        if partitions.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        let topics = partitions
+        let queries = partitions
             .iter()
-            .map(|(topic, indexes)| ListOffsetsTopic {
-                name: topic.clone(),
-                partitions: indexes
+            .flat_map(|(topic, indexes)| {
+                indexes
                     .iter()
-                    .map(|&partition_index| ListOffsetsPartition {
-                        partition_index,
-                        timestamp: LATEST_TIMESTAMP,
-                        ..Default::default()
-                    })
-                    .collect(),
+                    .map(|&partition| ((topic.clone(), partition), records::LATEST_TIMESTAMP))
             })
             .collect();
-        let request = Request::ListOffsets(ListOffsetsRequest {
-            replica_id: -1,
-            isolation_level: 0,
-            topics,
-            ..Default::default()
-        });
-        let Response::ListOffsets(response) =
-            self.send(ApiKey::ListOffsets, LIST_OFFSETS_VERSION, request)?
-        else {
-            unreachable!("decode_response answers with the requested API");
+        let found = self.list_offsets(&queries)?;
+        Ok(found
+            .into_iter()
+            .map(|(key, found)| (key, found.map(|found| found.offset)))
+            .collect())
+    }
+
+    /// The broker's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The API versions the broker advertised.
+    pub fn api_versions(&self) -> &[ApiVersion] {
+        &self.api_versions
+    }
+
+    /// The finalized feature levels the broker reported, by name (empty when it reports
+    /// none, as brokers before Kafka 2.7 and Riffle).
+    pub fn finalized_features(&self) -> &[(String, i16)] {
+        &self.finalized_features
+    }
+
+    /// The highest version in `ours` (the versions this client can send) that the broker
+    /// also advertises.
+    ///
+    /// # Errors
+    /// [`AdminClientError::Unsupported`] when the ranges do not meet, naming our highest.
+    pub fn negotiate(
+        &self,
+        api_key: ApiKey,
+        ours: std::ops::RangeInclusive<i16>,
+    ) -> Result<i16, AdminClientError> {
+        let advertised = self
+            .api_versions
+            .iter()
+            .find(|range| range.api_key == api_key as i16);
+        let Some(range) = advertised else {
+            return Err(AdminClientError::Unsupported {
+                api: api_key.name(),
+                version: *ours.end(),
+                advertised: String::from("it does not advertise the API"),
+            });
         };
-        let mut offsets = BTreeMap::new();
-        for topic in response.topics {
-            for partition in topic.partitions {
-                let offset = match partition.error_code {
-                    0 => Ok(partition.offset),
-                    code => Err(BrokerErrorCode(code)),
-                };
-                offsets.insert((topic.name.clone(), partition.partition_index), offset);
-            }
+        let highest = range.max_version.min(*ours.end());
+        if highest < range.min_version || highest < *ours.start() {
+            return Err(AdminClientError::Unsupported {
+                api: api_key.name(),
+                version: *ours.end(),
+                advertised: format!(
+                    "it advertises v{}-v{}; this client sends v{}-v{}",
+                    range.min_version,
+                    range.max_version,
+                    ours.start(),
+                    ours.end()
+                ),
+            });
         }
-        Ok(offsets)
+        Ok(highest)
+    }
+
+    /// Sets how long one read or write may block, for a request the broker may take long to
+    /// answer (DeleteTopics of a large topic); [`IO_TIMEOUT`] is the default.
+    ///
+    /// # Errors
+    /// When the socket refuses the timeout.
+    pub fn set_io_timeout(&mut self, timeout: Duration) -> Result<(), AdminClientError> {
+        self.stream
+            .set_timeouts(timeout)
+            .map_err(|source| AdminClientError::Io {
+                api: "socket timeout",
+                peer: self.peer,
+                source,
+            })?;
+        self.io_timeout = timeout;
+        Ok(())
     }
 
     /// Sends `request` at `version` after checking the broker advertises it.
@@ -516,21 +605,8 @@ impl AdminClient {
         version: i16,
         request: Request,
     ) -> Result<Response, AdminClientError> {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let header = RequestHeader {
-            api_key: api_key as i16,
-            api_version: version,
-            correlation_id,
-            client_id: Some(CLIENT_ID.to_owned()),
-        };
-        let mut frame = BytesMut::new();
-        encode_request(&header, &request, &mut frame);
+        let correlation_id = self.write_request(api_key, version, &request)?;
         let api = api_key.name();
-        self.stream
-            .write_all(&frame)
-            .and_then(|()| self.stream.flush())
-            .map_err(|source| socket_error(api, self.peer, source))?;
         let body = self.read_frame(api)?;
         let (received, response) =
             decode_response(api_key, version, body).map_err(|source| AdminClientError::Decode {
@@ -548,12 +624,48 @@ impl AdminClient {
         Ok(response)
     }
 
+    /// Writes one request frame and returns its correlation id.
+    fn write_request(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        request: &Request,
+    ) -> Result<i32, AdminClientError> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let header = RequestHeader {
+            api_key: api_key as i16,
+            api_version: version,
+            correlation_id,
+            client_id: Some(CLIENT_ID.to_owned()),
+        };
+        let mut frame = BytesMut::new();
+        encode_request(&header, request, &mut frame);
+        self.stream
+            .write_all(&frame)
+            .and_then(|()| self.stream.flush())
+            .map_err(|source| self.socket_error(api_key.name(), source))?;
+        Ok(correlation_id)
+    }
+
+    /// Classifies a socket error of this connection.
+    fn socket_error(&self, api: &'static str, source: io::Error) -> AdminClientError {
+        match socket_error(api, self.peer, source) {
+            AdminClientError::TimedOut { api, peer, .. } => AdminClientError::TimedOut {
+                api,
+                peer,
+                timeout: self.io_timeout,
+            },
+            other => other,
+        }
+    }
+
     /// Reads one length-prefixed frame and returns it without the prefix.
     fn read_frame(&mut self, api: &'static str) -> Result<Bytes, AdminClientError> {
         let mut prefix = [0u8; 4];
         self.stream
             .read_exact(&mut prefix)
-            .map_err(|source| socket_error(api, self.peer, source))?;
+            .map_err(|source| self.socket_error(api, source))?;
         let size = i32::from_be_bytes(prefix);
         let size_bytes = usize::try_from(size)
             .ok()
@@ -562,7 +674,7 @@ impl AdminClient {
         let mut body = vec![0u8; size_bytes];
         self.stream
             .read_exact(&mut body)
-            .map_err(|source| socket_error(api, self.peer, source))?;
+            .map_err(|source| self.socket_error(api, source))?;
         Ok(Bytes::from(body))
     }
 }
@@ -582,7 +694,11 @@ fn rustls_config(
 /// Classifies a socket error: a timeout, a closed connection, or anything else.
 fn socket_error(api: &'static str, peer: SocketAddr, source: io::Error) -> AdminClientError {
     match source.kind() {
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => AdminClientError::TimedOut { api, peer },
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => AdminClientError::TimedOut {
+            api,
+            peer,
+            timeout: IO_TIMEOUT,
+        },
         ErrorKind::UnexpectedEof
         | ErrorKind::ConnectionReset
         | ErrorKind::ConnectionAborted

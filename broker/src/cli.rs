@@ -1,5 +1,6 @@
-//! The `riffle` command line: `riffle serve` and its flags, `riffle groups`, `riffle acls`,
-//! `riffle users` and `riffle check`.
+//! The `riffle` command line: `riffle serve` and its flags; the client commands `topics`,
+//! `produce`, `consume`, `groups`, `acls` and `cluster` (each in its `*_command` module,
+//! sharing `cli_support`); and the offline `users` and `check`.
 
 use std::fmt;
 use std::future::Future;
@@ -17,9 +18,20 @@ use crate::cluster::{Cluster, ClusterOpenError};
 use crate::config::BrokerConfig;
 use crate::listener::{self, BindError, BoundListener};
 
-/// Riffle: a Kafka-compatible log broker.
+/// Riffle: a Kafka-compatible log broker (`riffle serve`) and a command line for it and for
+/// any Kafka-compatible cluster (`--bootstrap HOST:PORT`).
 #[derive(Debug, Parser)]
-#[command(name = "riffle", version, about)]
+#[command(
+    name = "riffle",
+    version,
+    about = "Riffle: a Kafka-compatible broker, and a command line for any Kafka-compatible \
+             cluster",
+    after_help = "Start a broker with `riffle serve --data-dir DIR`, then: riffle topics \
+                  create orders --partitions 3; echo hello | riffle produce orders; riffle \
+                  consume orders --from-beginning. Client commands connect to --bootstrap \
+                  HOST:PORT (default 127.0.0.1:9092) and read security settings from \
+                  --command-config FILE (Kafka client properties)."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -29,8 +41,15 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the broker. Boxed: the settings are far larger than the other variant.
+    /// Run the broker: serve Kafka clients from a data directory.
+    // Boxed: the settings are far larger than the other variants.
     Serve(Box<BrokerConfig>),
+    /// List, describe, create or delete topics, or change their configs.
+    Topics(crate::topics_command::TopicsArgs),
+    /// Write records to a topic: one per line of standard input.
+    Produce(crate::produce_command::ProduceArgs),
+    /// Print a topic's records, from the end, the beginning, an offset or a time.
+    Consume(crate::consume_command::ConsumeArgs),
     /// List consumer groups, or describe one's offsets, lag and members.
     Groups(crate::groups_command::GroupsArgs),
     /// Add, list or remove ACLs on a running broker, with kafka-acls's options.
@@ -44,6 +63,8 @@ pub enum Command {
     Acls(crate::acls_command::AclsArgs),
     /// Add, list or remove SCRAM users in a stopped broker's data directory.
     Users(crate::users_command::UsersArgs),
+    /// Show the cluster id, the brokers and the API versions they speak.
+    Cluster(crate::cluster_command::ClusterArgs),
     /// Verify a stopped broker's data directory offline: batch CRCs, offsets and indexes.
     #[command(
         long_about = "Verify a stopped broker's data directory offline, as kafka-dump-log \
@@ -61,9 +82,13 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => serve(*config),
+        Command::Topics(args) => crate::topics_command::run(args),
+        Command::Produce(args) => crate::produce_command::run(args),
+        Command::Consume(args) => crate::consume_command::run(args),
         Command::Groups(args) => crate::groups_command::run(args),
         Command::Acls(args) => crate::acls_command::run(args),
         Command::Users(args) => crate::users_command::run(args),
+        Command::Cluster(args) => crate::cluster_command::run(args),
         Command::Check(args) => crate::check_command::run(args),
     }
 }

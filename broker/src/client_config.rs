@@ -1,4 +1,5 @@
-//! How `riffle`'s client commands (`riffle acls`, `riffle groups`) reach a broker:
+//! How `riffle`'s client commands (`riffle topics`, `produce`, `consume`, `groups`, `acls`,
+//! `cluster`) reach a broker:
 //! `--bootstrap HOST:PORT` and `--command-config FILE`, the Kafka client properties file that
 //! `kafka-acls.sh --command-config` and kcat's `-F` take.
 //!
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::admin_client::routing::Brokers;
 use crate::admin_client::{AdminClient, AdminClientError};
 use crate::security::scram::ScramMechanism;
 use crate::security::tls::{ClientIdentity, ServerVerification};
@@ -64,11 +66,24 @@ impl ConnectionArgs {
     /// A file that cannot be read or holds a bad value, or a failed connection, TLS
     /// handshake or SASL authentication.
     pub fn connect(&self) -> Result<AdminClient, ConnectError> {
-        let config = match &self.command_config {
-            Some(path) => ClientConfig::load(path)?,
-            None => ClientConfig::default(),
-        };
-        Ok(AdminClient::connect_with(&self.bootstrap, &config)?)
+        Ok(AdminClient::connect_with(&self.bootstrap, &self.config()?)?)
+    }
+
+    /// As [`connect`](Self::connect), for commands that reach several brokers (partition
+    /// leaders, group coordinators).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub fn connect_brokers(&self) -> Result<Brokers, ConnectError> {
+        Ok(Brokers::connect(&self.bootstrap, self.config()?)?)
+    }
+
+    /// The `--command-config` file's settings, or the defaults without one.
+    fn config(&self) -> Result<ClientConfig, ClientConfigError> {
+        match &self.command_config {
+            Some(path) => ClientConfig::load(path),
+            None => Ok(ClientConfig::default()),
+        }
     }
 }
 

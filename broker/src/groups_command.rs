@@ -10,8 +10,11 @@
 //! current offset and lag; a member without partitions gets a line of its own with `-` for
 //! the topic and partition.
 //!
-//! Both connect as `--bootstrap` and `--command-config` say (see [`crate::client_config`]), so
-//! they work against TLS and SASL listeners too.
+//! `reset-offsets` (dry run by default) is in [`reset_offsets`]. `--format json` prints the
+//! same rows as JSON objects. Group requests go to the group's coordinator (FindCoordinator),
+//! ListGroups to the bootstrap broker. Every command connects as `--bootstrap` and
+//! `--command-config` say (see [`crate::client_config`]), so they work against TLS and SASL
+//! listeners too.
 //!
 //! The network work is in [`run`]; building rows ([`describe_rows`]) and laying out columns
 //! ([`format_table`]) are pure functions with unit tests.
@@ -28,8 +31,13 @@ use riffle_protocol::api::list_groups::ListedGroup;
 use crate::admin_client::{
     AdminClient, AdminClientError, BrokerErrorCode, CommittedOffset, LogEndOffset,
 };
+pub use crate::cli_support::format_table;
+use crate::cli_support::output::to_json;
+use crate::cli_support::{CommandError, OutputFormat};
 use crate::client_config::{ConnectError, ConnectionArgs};
 use crate::group::consumer_protocol::decode_consumer_assignment;
+
+pub mod reset_offsets;
 
 /// `riffle groups`: the broker to ask and what to do.
 #[derive(Debug, Args)]
@@ -37,6 +45,10 @@ pub struct GroupsArgs {
     /// The broker to ask and how to connect.
     #[command(flatten)]
     pub connection: ConnectionArgs,
+
+    /// How to print the result: `text` (tables, for people) or `json` (for scripts).
+    #[arg(long, value_enum, default_value_t, global = true)]
+    pub format: OutputFormat,
 
     /// What to show.
     #[command(subcommand)]
@@ -53,6 +65,9 @@ pub enum GroupsCommand {
         /// The group id.
         group: String,
     },
+    /// Move a group's committed offsets in a topic: to the earliest or latest offset, to a
+    /// time, or by N. Shows the new offsets; commits them only with --execute.
+    ResetOffsets(reset_offsets::ResetOffsetsArgs),
 }
 
 /// Why a `riffle groups` command failed.
@@ -67,6 +82,9 @@ pub enum GroupsCommandError {
     /// A request failed.
     #[error(transparent)]
     Client(#[from] AdminClientError),
+    /// A client command failed (`reset-offsets`).
+    #[error(transparent)]
+    Command(#[from] CommandError),
 }
 
 /// The value shown for an unknown or absent cell.
@@ -80,13 +98,24 @@ const DEAD_STATE: &str = "Dead";
 
 /// Runs `riffle groups ...`: prints the table on stdout, or the error on stderr.
 pub fn run(args: GroupsArgs) -> ExitCode {
+    let format = args.format;
     let result = args
         .connection
-        .connect()
+        .connect_brokers()
         .map_err(GroupsCommandError::from)
-        .and_then(|mut client| match &args.command {
-            GroupsCommand::List => list(&mut client),
-            GroupsCommand::Describe { group } => describe(&mut client, group),
+        .and_then(|mut brokers| match &args.command {
+            GroupsCommand::List => list(brokers.any(), format),
+            GroupsCommand::Describe { group } => {
+                let coordinator = brokers.coordinator(group)?;
+                match format {
+                    OutputFormat::Text => describe(coordinator, group),
+                    OutputFormat::Json => describe_table(coordinator, group)
+                        .map(|(_, rows)| rows_json(&DESCRIBE_HEADERS, &rows)),
+                }
+            }
+            GroupsCommand::ResetOffsets(reset) => {
+                Ok(reset_offsets::reset_offsets(&mut brokers, reset, format)?)
+            }
         });
     match result {
         Ok(output) => {
@@ -105,14 +134,57 @@ pub fn run(args: GroupsArgs) -> ExitCode {
 }
 
 /// `riffle groups list`: the table of every group.
-fn list(client: &mut AdminClient) -> Result<String, GroupsCommandError> {
-    let groups = client.list_groups()?;
-    Ok(format_table(&LIST_HEADERS, &list_rows(groups)))
+fn list(client: &mut AdminClient, format: OutputFormat) -> Result<String, GroupsCommandError> {
+    let rows = list_rows(client.list_groups()?);
+    Ok(match format {
+        OutputFormat::Text => format_table(&LIST_HEADERS, &rows),
+        OutputFormat::Json => rows_json(&LIST_HEADERS, &rows),
+    })
 }
 
 /// `riffle groups describe GROUP`: the per-partition table, preceded by a note when the
 /// group has no active members.
 fn describe(client: &mut AdminClient, group_id: &str) -> Result<String, GroupsCommandError> {
+    let (no_members, rows) = describe_table(client, group_id)?;
+    let mut output = String::new();
+    if no_members {
+        output.push_str(&format!(
+            "Consumer group '{group_id}' has no active members.\n\n"
+        ));
+    }
+    output.push_str(&format_table(&DESCRIBE_HEADERS, &rows));
+    Ok(output)
+}
+
+/// Rows as a JSON array of objects: each header in lower case with `_` for `-` and ` `
+/// names a field; `-` cells are null and whole numbers are numbers.
+fn rows_json(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> = rows
+        .iter()
+        .map(|row| {
+            headers
+                .iter()
+                .zip(row)
+                .map(|(header, cell)| {
+                    let name = header.to_lowercase().replace(['-', ' '], "_");
+                    let value = match cell.parse::<i64>() {
+                        _ if cell == ABSENT => serde_json::Value::Null,
+                        Ok(number) => serde_json::Value::from(number),
+                        Err(_) => serde_json::Value::from(cell.clone()),
+                    };
+                    (name, value)
+                })
+                .collect()
+        })
+        .collect();
+    to_json(&objects)
+}
+
+/// The describe table's rows, and whether the group has no active members.
+fn describe_table(
+    client: &mut AdminClient,
+    group_id: &str,
+) -> Result<(bool, Vec<Vec<String>>), GroupsCommandError> {
     let group = client.describe_group(group_id)?;
     match group.error_code {
         0 => {}
@@ -143,15 +215,8 @@ fn describe(client: &mut AdminClient, group_id: &str) -> Result<String, GroupsCo
     }
     let members = group_members(&group);
     let log_end = client.log_end_offsets(&partitions_by_topic(&committed, &members))?;
-    let mut output = String::new();
-    if members.is_empty() {
-        output.push_str(&format!(
-            "Consumer group '{group_id}' has no active members.\n\n"
-        ));
-    }
     let rows = describe_rows(group_id, &committed, &log_end, &members);
-    output.push_str(&format_table(&DESCRIBE_HEADERS, &rows));
-    Ok(output)
+    Ok((members.is_empty(), rows))
 }
 
 /// The columns of `riffle groups list`.
@@ -322,40 +387,6 @@ fn cell(text: String) -> String {
 /// A number cell, `-` when unknown.
 fn optional_cell(value: Option<i64>) -> String {
     value.map_or_else(|| ABSENT.to_owned(), |value| value.to_string())
-}
-
-/// Lays out `rows` under `headers` in left-aligned columns two spaces apart, one line each,
-/// with no trailing spaces. Each column is as wide as its widest cell (counted in characters).
-pub fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers
-        .iter()
-        .map(|header| header.chars().count())
-        .collect();
-    for row in rows {
-        for (column, text) in row.iter().enumerate() {
-            let length = text.chars().count();
-            match widths.get_mut(column) {
-                Some(width) => *width = (*width).max(length),
-                None => widths.push(length),
-            }
-        }
-    }
-    let mut output = String::new();
-    let header_row: Vec<String> = headers.iter().map(|header| (*header).to_owned()).collect();
-    for row in std::iter::once(&header_row).chain(rows) {
-        let mut line = String::new();
-        for (column, text) in row.iter().enumerate() {
-            if column > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(text);
-            let padding = widths[column].saturating_sub(text.chars().count());
-            line.extend(std::iter::repeat_n(' ', padding));
-        }
-        output.push_str(line.trim_end());
-        output.push('\n');
-    }
-    output
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Running a child process to completion with a deadline, capturing its output.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -40,9 +40,26 @@ impl Finished {
 /// # Panics
 /// If the process cannot be spawned; the message names the program.
 pub(crate) fn run_with_timeout(command: &mut Command, timeout: Duration) -> Finished {
+    run_with_input(command, None, timeout)
+}
+
+/// As [`run_with_timeout`], writing `input` (if any) to the child's stdin from a thread and
+/// then closing it.
+///
+/// # Panics
+/// If the process cannot be spawned; the message names the program.
+pub(crate) fn run_with_input(
+    command: &mut Command,
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Finished {
     let started = Instant::now();
+    let stdin = match input {
+        Some(_) => Stdio::piped(),
+        None => Stdio::null(),
+    };
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -52,9 +69,18 @@ pub(crate) fn run_with_timeout(command: &mut Command, timeout: Duration) -> Fini
                 command.get_program().to_string_lossy()
             )
         });
+    let writer = child.stdin.take().zip(input).map(|(mut pipe, input)| {
+        // A child that exits early closes the pipe; its exit status tells the story.
+        thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        })
+    });
     let stdout = collect(child.stdout.take());
     let stderr = collect(child.stderr.take());
     let status = wait_with_timeout(&mut child, timeout);
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     if status.is_none() {
         // The deadline passed: kill it so the pipes close and the collectors finish.
         let _ = child.kill();

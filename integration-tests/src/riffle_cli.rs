@@ -1,11 +1,12 @@
-//! Running `riffle`'s admin subcommands (`riffle groups ...`) against a test broker, and
-//! reading the tables they print; and `riffle check` on a stopped broker's data directory.
+//! Running `riffle`'s client subcommands (`riffle groups ...`, `riffle topics ...`,
+//! `riffle produce`, `riffle consume`, ...) against a test broker, and reading the tables they
+//! print; and `riffle check` on a stopped broker's data directory.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::process::run_with_timeout;
+use crate::process::{run_with_input, run_with_timeout};
 use crate::{Broker, broker_binary};
 
 /// How long one `riffle groups` command may run; its own socket timeouts are 10 s.
@@ -27,11 +28,17 @@ impl CliOutput {
     /// starts with `GROUP`), split on whitespace. Cells never contain spaces (empty ones show
     /// `-`), so each row has one word per column; the header `PROTOCOL TYPE` is not a row.
     pub fn table_rows(&self) -> Vec<Vec<String>> {
+        self.rows_under("GROUP")
+    }
+
+    /// The rows of the first table on stdout whose header line starts with `first_header`,
+    /// up to the blank line that ends it, split on whitespace.
+    pub fn rows_under(&self, first_header: &str) -> Vec<Vec<String>> {
         self.stdout
             .lines()
-            .skip_while(|line| !line.starts_with("GROUP"))
+            .skip_while(|line| !line.starts_with(first_header))
             .skip(1)
-            .filter(|line| !line.trim().is_empty())
+            .take_while(|line| !line.trim().is_empty())
             .map(|line| line.split_whitespace().map(str::to_owned).collect())
             .collect()
     }
@@ -52,6 +59,38 @@ pub fn riffle_groups(broker: &Broker, args: &[&str]) -> CliOutput {
     println!(
         "$ riffle groups {}\n{}{}",
         args.join(" "),
+        finished.stdout,
+        finished.stderr
+    );
+    CliOutput {
+        code: finished.status.and_then(|status| status.code()),
+        stdout: finished.stdout,
+        stderr: finished.stderr,
+    }
+}
+
+/// Runs `riffle <args> --bootstrap <broker>` with `input` on its stdin (closed without one)
+/// and returns how it ended.
+///
+/// # Panics
+/// If the binary cannot be started.
+pub fn riffle_client(broker: &Broker, args: &[&str], input: Option<&[u8]>) -> CliOutput {
+    run_riffle(args, &["--bootstrap", &broker.bootstrap()], input)
+}
+
+/// Runs `riffle <args> <more_args>` with `input` on its stdin and returns how it ended; the
+/// command and its output are echoed, so `--nocapture` shows them.
+///
+/// # Panics
+/// If the binary cannot be started.
+pub fn run_riffle(args: &[&str], more_args: &[&str], input: Option<&[u8]>) -> CliOutput {
+    let mut command = Command::new(broker_binary());
+    command.args(args).args(more_args);
+    let finished = run_with_input(&mut command, input.map(<[u8]>::to_vec), CLI_TIMEOUT);
+    println!(
+        "$ riffle {} {}\n{}{}",
+        args.join(" "),
+        more_args.join(" "),
         finished.stdout,
         finished.stderr
     );

@@ -26,6 +26,7 @@ APIS = [
     "DescribeTransactions", "ListTransactions", "DescribeProducers",
     "SaslHandshake", "SaslAuthenticate", "DescribeUserScramCredentials",
     "AlterUserScramCredentials", "CreateAcls", "DescribeAcls", "DeleteAcls", "AlterConfigs",
+    "DescribeLogDirs",
 ]
 
 RUST_KEYWORDS = {"type", "match", "ref", "self", "struct", "mod", "fn", "use", "loop"}

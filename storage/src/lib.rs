@@ -55,6 +55,7 @@ mod offset_index;
 mod producer_snapshot;
 mod record_codec;
 mod recovery;
+mod recovery_progress;
 mod segment;
 #[cfg(test)]
 #[path = "../tests/common/batch.rs"]

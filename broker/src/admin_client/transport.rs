@@ -8,6 +8,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
@@ -20,6 +21,18 @@ pub(super) enum Transport {
     Plain(TcpStream),
     /// SSL and SASL_SSL. Boxed: the TLS state is far larger than a socket.
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    /// Sets the socket's read and write timeouts.
+    pub(super) fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
+        let socket = match self {
+            Transport::Plain(stream) => stream,
+            Transport::Tls(stream) => stream.get_ref(),
+        };
+        socket.set_read_timeout(Some(timeout))?;
+        socket.set_write_timeout(Some(timeout))
+    }
 }
 
 impl Read for Transport {

@@ -26,7 +26,8 @@ use riffle_protocol::{ApiKey, ErrorCode};
 /// are listed whether or not an authorizer is on: without one they answer
 /// SECURITY_DISABLED, as Kafka does. DescribeUserScramCredentials and
 /// AlterUserScramCredentials have only version 0;
-/// AlterConfigs 0-2 is all there is (older admin clients need it).
+/// AlterConfigs 0-2 is all there is (older admin clients need it), and so is DescribeLogDirs
+/// 0-4 (`kafka-log-dirs.sh`, partition sizes in `riffle topics describe`).
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
     (ApiKey::Fetch, 4, 16),
@@ -53,6 +54,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeLogDirs, 0, 4),
     (ApiKey::AddPartitionsToTxn, 0, 3),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 3),

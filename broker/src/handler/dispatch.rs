@@ -66,6 +66,9 @@ pub async fn dispatch(
                 incremental_alter_configs::handle(cluster, context, version, body)
             }))
         }
+        Request::DescribeLogDirs(body) => Response::DescribeLogDirs(block_in_place(|| {
+            describe_log_dirs::handle(cluster, context, version, body)
+        })),
         Request::DescribeCluster(body) => {
             Response::DescribeCluster(describe_cluster::handle(cluster, context, version, body))
         }

@@ -103,6 +103,8 @@ pub enum ApiKey {
     DeleteAcls = 31,
     /// AlterConfigs
     AlterConfigs = 33,
+    /// DescribeLogDirs
+    DescribeLogDirs = 35,
 }
 
 impl ApiKey {
@@ -148,6 +150,7 @@ impl ApiKey {
             29 => Some(ApiKey::DescribeAcls),
             31 => Some(ApiKey::DeleteAcls),
             33 => Some(ApiKey::AlterConfigs),
+            35 => Some(ApiKey::DescribeLogDirs),
             _ => None,
         }
     }
@@ -194,6 +197,7 @@ impl ApiKey {
             ApiKey::DescribeAcls => "DescribeAcls",
             ApiKey::DeleteAcls => "DeleteAcls",
             ApiKey::AlterConfigs => "AlterConfigs",
+            ApiKey::DescribeLogDirs => "DescribeLogDirs",
         }
     }
 
@@ -335,6 +339,10 @@ impl ApiKey {
                 AlterConfigsRequest::MIN_VERSION,
                 AlterConfigsRequest::MAX_VERSION,
             ),
+            ApiKey::DescribeLogDirs => (
+                DescribeLogDirsRequest::MIN_VERSION,
+                DescribeLogDirsRequest::MAX_VERSION,
+            ),
         }
     }
 
@@ -386,6 +394,7 @@ impl ApiKey {
             ApiKey::DescribeAcls => DescribeAclsRequest::FIRST_FLEXIBLE_VERSION,
             ApiKey::DeleteAcls => DeleteAclsRequest::FIRST_FLEXIBLE_VERSION,
             ApiKey::AlterConfigs => AlterConfigsRequest::FIRST_FLEXIBLE_VERSION,
+            ApiKey::DescribeLogDirs => DescribeLogDirsRequest::FIRST_FLEXIBLE_VERSION,
         }
     }
 }
@@ -471,6 +480,8 @@ pub enum Request {
     DeleteAcls(DeleteAclsRequest),
     /// AlterConfigs
     AlterConfigs(AlterConfigsRequest),
+    /// DescribeLogDirs
+    DescribeLogDirs(DescribeLogDirsRequest),
 }
 
 impl Request {
@@ -526,6 +537,7 @@ impl Request {
             ApiKey::DescribeAcls => Request::DescribeAcls(Wire::decode(body, ctx)?),
             ApiKey::DeleteAcls => Request::DeleteAcls(Wire::decode(body, ctx)?),
             ApiKey::AlterConfigs => Request::AlterConfigs(Wire::decode(body, ctx)?),
+            ApiKey::DescribeLogDirs => Request::DescribeLogDirs(Wire::decode(body, ctx)?),
         })
     }
 
@@ -571,6 +583,7 @@ impl Request {
             Request::DescribeAcls(body) => body.encode(buf, ctx),
             Request::DeleteAcls(body) => body.encode(buf, ctx),
             Request::AlterConfigs(body) => body.encode(buf, ctx),
+            Request::DescribeLogDirs(body) => body.encode(buf, ctx),
         }
     }
 
@@ -616,6 +629,7 @@ impl Request {
             Request::DescribeAcls(_) => ApiKey::DescribeAcls,
             Request::DeleteAcls(_) => ApiKey::DeleteAcls,
             Request::AlterConfigs(_) => ApiKey::AlterConfigs,
+            Request::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
         }
     }
 }
@@ -701,6 +715,8 @@ pub enum Response {
     DeleteAcls(DeleteAclsResponse),
     /// AlterConfigs
     AlterConfigs(AlterConfigsResponse),
+    /// DescribeLogDirs
+    DescribeLogDirs(DescribeLogDirsResponse),
 }
 
 impl Response {
@@ -746,6 +762,7 @@ impl Response {
             Response::DescribeAcls(body) => body.encode(buf, ctx),
             Response::DeleteAcls(body) => body.encode(buf, ctx),
             Response::AlterConfigs(body) => body.encode(buf, ctx),
+            Response::DescribeLogDirs(body) => body.encode(buf, ctx),
         }
     }
 
@@ -803,6 +820,7 @@ impl Response {
             ApiKey::DescribeAcls => Response::DescribeAcls(Wire::decode(body, ctx)?),
             ApiKey::DeleteAcls => Response::DeleteAcls(Wire::decode(body, ctx)?),
             ApiKey::AlterConfigs => Response::AlterConfigs(Wire::decode(body, ctx)?),
+            ApiKey::DescribeLogDirs => Response::DescribeLogDirs(Wire::decode(body, ctx)?),
         })
     }
 
@@ -848,6 +866,7 @@ impl Response {
             Response::DescribeAcls(_) => ApiKey::DescribeAcls,
             Response::DeleteAcls(_) => ApiKey::DeleteAcls,
             Response::AlterConfigs(_) => ApiKey::AlterConfigs,
+            Response::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
         }
     }
 }
@@ -893,6 +912,7 @@ pub const ALL_API_KEYS: &[ApiKey] = &[
     ApiKey::DescribeAcls,
     ApiKey::DeleteAcls,
     ApiKey::AlterConfigs,
+    ApiKey::DescribeLogDirs,
 ];
 
 /// A random request and response of one API, for round-trip property tests.
@@ -1059,6 +1079,10 @@ pub(crate) fn sample_messages(
         ApiKey::AlterConfigs => (
             Request::AlterConfigs(Sample::sample(rng, ctx)),
             Response::AlterConfigs(Sample::sample(rng, ctx)),
+        ),
+        ApiKey::DescribeLogDirs => (
+            Request::DescribeLogDirs(Sample::sample(rng, ctx)),
+            Response::DescribeLogDirs(Sample::sample(rng, ctx)),
         ),
     }
 }
