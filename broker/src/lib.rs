@@ -29,6 +29,7 @@ pub mod listener;
 pub mod metadata_log;
 pub mod partition;
 pub mod producer_state;
+pub mod properties;
 pub mod security;
 mod sendfile;
 pub mod server;
