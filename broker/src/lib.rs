@@ -18,6 +18,7 @@ pub mod client_config;
 pub mod cluster;
 pub mod compaction;
 pub mod config;
+pub mod config_file;
 pub mod connection;
 pub mod connection_limits;
 pub mod embedded;
