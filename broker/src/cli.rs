@@ -94,7 +94,17 @@ pub fn main() -> ExitCode {
 }
 
 fn serve(config: BrokerConfig) -> ExitCode {
+    let (config, file_report) = match crate::config_file::serve_config(config) {
+        Ok(with_file) => with_file,
+        Err(error) => {
+            eprintln!("riffle: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     init_logging(&config.log_level);
+    if let Some(report) = file_report {
+        report.log();
+    }
     block_on(run(config))
 }
 

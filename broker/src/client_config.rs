@@ -19,25 +19,20 @@
 //!
 //! Like Kafka's tools, other properties (`client.id`, `request.timeout.ms`, ...) are ignored;
 //! a known property with a value riffle cannot use is an error that names it. The file is
-//! Java's `.properties` format: `key=value`, `key: value` or `key value`, `#` and `!`
-//! comments, `\` escapes and line continuations; values are trimmed, as Kafka's `ConfigDef`
-//! trims them. No error message ever holds a password.
+//! Java's `.properties` format, read by [`crate::properties`]. No error message ever holds a
+//! password.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use crate::admin_client::routing::Brokers;
 use crate::admin_client::{AdminClient, AdminClientError};
+use crate::properties::{MalformedEscape, Properties, PropertiesError};
 use crate::security::scram::ScramMechanism;
 use crate::security::tls::{ClientIdentity, ServerVerification};
-
-/// The longest `--command-config` file read: a properties file is a few hundred bytes, so a
-/// larger one is the wrong file.
-pub const PROPERTIES_MAX_BYTES: u64 = 1024 * 1024;
 
 /// `--bootstrap` and `--command-config`, shared by the client commands.
 #[derive(Debug, Clone, Args)]
@@ -180,29 +175,12 @@ pub struct TlsClientSettings {
 /// Why a `--command-config` file cannot be used. None holds a password.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientConfigError {
-    /// The file could not be opened or read.
-    #[error("cannot read the command config {}: {source}", path.display())]
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// What the operating system said.
-        source: io::Error,
-    },
-    /// Larger than [`PROPERTIES_MAX_BYTES`].
-    #[error(
-        "the command config {} is larger than {PROPERTIES_MAX_BYTES} bytes: is it a properties file?",
-        path.display()
-    )]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-    },
-    /// Not UTF-8 text.
-    #[error("the command config {} is not UTF-8 text", path.display())]
-    NotUtf8 {
-        /// The file.
-        path: PathBuf,
-    },
+    /// The file could not be read, or is not a properties file.
+    #[error("the command config: {0}")]
+    File(#[from] PropertiesError),
+    /// A malformed `\u` escape in the properties text.
+    #[error(transparent)]
+    Malformed(#[from] MalformedEscape),
     /// A property's value is not one riffle can use.
     #[error("invalid value '{value}' for {property}: expected {expected}")]
     InvalidValue {
@@ -279,24 +257,7 @@ impl ClientConfig {
     /// # Errors
     /// An unreadable, oversized or non-UTF-8 file, or any error of [`ClientConfig::parse`].
     pub fn load(path: &Path) -> Result<ClientConfig, ClientConfigError> {
-        let unreadable = |source| ClientConfigError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(unreadable)?;
-        let mut bytes = Vec::new();
-        file.take(PROPERTIES_MAX_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(unreadable)?;
-        if bytes.len() as u64 > PROPERTIES_MAX_BYTES {
-            return Err(ClientConfigError::TooLarge {
-                path: path.to_path_buf(),
-            });
-        }
-        let text = String::from_utf8(bytes).map_err(|_| ClientConfigError::NotUtf8 {
-            path: path.to_path_buf(),
-        })?;
-        ClientConfig::parse(&text)
+        ClientConfig::from_properties(Properties::load(path)?.into_map())
     }
 
     /// Reads properties text: the security protocol, then what it needs. SASL properties
@@ -306,7 +267,12 @@ impl ClientConfig {
     /// # Errors
     /// A [`ClientConfigError`] naming the property at fault.
     pub fn parse(text: &str) -> Result<ClientConfig, ClientConfigError> {
-        let properties = parse_properties(text);
+        ClientConfig::from_properties(Properties::parse(text)?.into_map())
+    }
+
+    fn from_properties(
+        properties: BTreeMap<String, String>,
+    ) -> Result<ClientConfig, ClientConfigError> {
         let security_protocol = security_protocol(&properties)?;
         let sasl = match security_protocol.uses_sasl() {
             true => Some(sasl_credentials(&properties, security_protocol)?),
@@ -322,108 +288,6 @@ impl ClientConfig {
             tls,
         })
     }
-}
-
-/// The properties of `text`, by name; a name given twice keeps its last value, as in Java.
-pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
-    let mut properties = BTreeMap::new();
-    for line in logical_lines(text) {
-        let (key, value) = split_key_value(&line);
-        properties.insert(unescape(key), unescape(value).trim().to_string());
-    }
-    properties
-}
-
-/// The lines that hold a property: comments and blank lines dropped, a line ending in an odd
-/// number of backslashes joined with the next (whose leading whitespace is dropped).
-fn logical_lines(text: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut pending: Option<String> = None;
-    for raw in text.lines() {
-        let line = match &pending {
-            Some(_) => raw.trim_start(),
-            None => {
-                let trimmed = raw.trim_start();
-                if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
-                    continue;
-                }
-                trimmed
-            }
-        };
-        let trailing_backslashes = line.chars().rev().take_while(|c| *c == '\\').count();
-        let continues = trailing_backslashes % 2 == 1;
-        let content = match continues {
-            true => &line[..line.len() - 1],
-            false => line,
-        };
-        let joined = pending.take().unwrap_or_default() + content;
-        match continues {
-            true => pending = Some(joined),
-            false => lines.push(joined),
-        }
-    }
-    lines.extend(pending);
-    lines
-}
-
-/// Splits a logical line at the first unescaped `=`, `:` or whitespace; whitespace around
-/// the separator belongs to neither side. Both sides are still escaped.
-fn split_key_value(line: &str) -> (&str, &str) {
-    let mut escaped = false;
-    let mut key_end = line.len();
-    for (index, c) in line.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == '=' || c == ':' || c.is_whitespace() {
-            key_end = index;
-            break;
-        }
-    }
-    let key = &line[..key_end];
-    let rest = line[key_end..].trim_start();
-    let rest = rest
-        .strip_prefix('=')
-        .or_else(|| rest.strip_prefix(':'))
-        .unwrap_or(rest);
-    (key, rest.trim_start())
-}
-
-/// Java's escapes: `\t`, `\n`, `\r`, `\f`, `\uXXXX`, and `\` before any other character
-/// stands for that character.
-fn unescape(text: &str) -> String {
-    let mut output = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            output.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => output.push('\t'),
-            Some('n') => output.push('\n'),
-            Some('r') => output.push('\r'),
-            Some('f') => output.push('\u{c}'),
-            Some('u') => {
-                let digits: String = chars.clone().take(4).collect();
-                match u32::from_str_radix(&digits, 16)
-                    .ok()
-                    .and_then(char::from_u32)
-                {
-                    Some(decoded) if digits.len() == 4 => {
-                        output.push(decoded);
-                        chars.nth(3);
-                    }
-                    // Java refuses a malformed \u; keeping it as written is as clear.
-                    _ => output.push_str("\\u"),
-                }
-            }
-            Some(other) => output.push(other),
-            None => {}
-        }
-    }
-    output
 }
 
 /// The value of `name`, if set and not empty.
@@ -772,41 +636,6 @@ mod tests {
     }
 
     #[test]
-    fn properties_read_as_java_reads_them() {
-        // Separators, comments, escapes, continuations and trimming, as in
-        // java.util.Properties (plus Kafka's trimming of values).
-        let text = "# a comment\n\
-                    ! another\n\
-                    \n\
-                    a=1\n\
-                    b : 2\n\
-                    c 3\n\
-                    d=  spaced value  \n\
-                    e=one\\\n    two\n\
-                    f\\=g=h\n\
-                    i=tab\\there\\u0041\n\
-                    a=last wins\n\
-                    empty=\n\
-                    bare\n";
-        let properties = parse_properties(text);
-        let expected: BTreeMap<String, String> = [
-            ("a", "last wins"),
-            ("b", "2"),
-            ("c", "3"),
-            ("d", "spaced value"),
-            ("e", "onetwo"),
-            ("f=g", "h"),
-            ("i", "tab\thereA"),
-            ("empty", ""),
-            ("bare", ""),
-        ]
-        .into_iter()
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .collect();
-        assert_eq!(properties, expected);
-    }
-
-    #[test]
     fn librdkafka_settings_for_sasl_plaintext_give_scram_credentials() {
         // The file `riffle_acls` in the integration tests writes.
         let config = parsed(
@@ -1006,10 +835,11 @@ mod tests {
             "{message:?}"
         );
         let large = dir.path().join("large.properties");
-        std::fs::write(&large, vec![b'#'; PROPERTIES_MAX_BYTES as usize + 1]).expect("write");
+        let size = usize::try_from(crate::properties::PROPERTIES_MAX_BYTES).expect("fits") + 1;
+        std::fs::write(&large, vec![b'#'; size]).expect("write");
         assert!(matches!(
             ClientConfig::load(&large),
-            Err(ClientConfigError::TooLarge { .. })
+            Err(ClientConfigError::File(PropertiesError::TooLarge { .. }))
         ));
         let good = dir.path().join("good.properties");
         std::fs::write(&good, "security.protocol=SSL\n").expect("write");

@@ -113,6 +113,12 @@ impl SuperUsers {
 /// The settings of `riffle serve`.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerConfig {
+    /// A Kafka `server.properties` file to read settings from, under Kafka's names
+    /// (`listeners`, `log.dirs`, `num.partitions`, ...); flags and `RIFFLE_*` variables
+    /// override it. See [`crate::config_file`].
+    #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on, as one PLAINTEXT listener. Port 0 picks a free port; the bound
     /// address is printed on the first line of standard output. Not with `--listeners`.
     #[arg(long, env = "RIFFLE_LISTEN", default_value = "127.0.0.1:9092")]

@@ -52,6 +52,8 @@ pub struct Broker {
     root: Option<TempDir>,
     /// Flags added after `--listen` and `--data-dir` on every start.
     extra_args: Vec<String>,
+    /// Environment variables set for the process on every start.
+    envs: Vec<(String, String)>,
     /// The `riffle` binary.
     binary: PathBuf,
     /// How many times the process was started, shown in the log between runs.
@@ -67,6 +69,7 @@ pub struct Broker {
 pub struct BrokerBuilder {
     name: Option<String>,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     binary: Option<PathBuf>,
     listeners: Option<String>,
 }
@@ -81,6 +84,12 @@ impl BrokerBuilder {
     /// Adds flags passed to `riffle serve` after `--listen` and `--data-dir`.
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|arg| (*arg).to_owned()));
+        self
+    }
+
+    /// Sets an environment variable for the broker process, e.g. `RIFFLE_DEFAULT_PARTITIONS`.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.envs.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -132,6 +141,7 @@ impl BrokerBuilder {
             listeners: Vec::new(),
             root: Some(root),
             extra_args: self.args,
+            envs: self.envs,
             binary: self.binary.unwrap_or_else(broker_binary),
             start_count: 0,
             log_tail_shown: Cell::new(false),
@@ -379,6 +389,7 @@ impl Broker {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(&self.extra_args)
+            .envs(self.envs.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
