@@ -1053,18 +1053,213 @@ mod tests {
 
     /// Runs a runner over `cluster` until everything is consumed; returns its status.
     async fn run_to_completion(cluster: &Arc<Mutex<FakeCluster>>) -> RuntimeStatus {
+        run_with(cluster, exactly_once_config())
+            .await
+            .expect("the runner ran without error")
+    }
+
+    /// Runs a runner with `config` over `cluster` until everything is consumed or it fails.
+    async fn run_with(
+        cluster: &Arc<Mutex<FakeCluster>>,
+        config: RuntimeConfig,
+    ) -> Result<RuntimeStatus, RuntimeError> {
         let backend = FakeBackend::new(cluster.clone());
-        let runner = Runner::new(word_count_topology(), backend, exactly_once_config());
+        let runner = Runner::new(word_count_topology(), backend, config);
         let status = runner.status();
-        let consumed = async {
-            while !all_consumed(cluster) {
+        let watched = status.clone();
+        let consumed = async move {
+            // Every task is running (restored), and the input is consumed.
+            let running = || {
+                watched
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .tasks
+                    .len()
+                    == 4
+            };
+            while !running() || !all_consumed(cluster) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         };
         let ran = tokio::time::timeout(RUN_TIMEOUT, runner.run_until(consumed)).await;
-        ran.expect("the runner consumed everything in time")
-            .expect("the runner ran without error");
-        status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        ran.expect("the runner consumed everything in time")?;
+        Ok(status.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// At-least-once, committing after every round of at most 7 records, with stores
+    /// (persistent by default) in `state_dir`.
+    fn at_least_once_config(state_dir: Option<&std::path::Path>) -> RuntimeConfig {
+        RuntimeConfig {
+            commit_interval: Duration::ZERO,
+            poll_timeout: Duration::from_millis(1),
+            max_records_per_round: 7,
+            state_dir: state_dir.map(std::path::Path::to_path_buf),
+            ..RuntimeConfig::default()
+        }
+    }
+
+    /// A fresh state directory for one test.
+    fn state_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("riffle-runner-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Runs an at-least-once runner until it has made `commits` commits, then drops it
+    /// without a last commit, as a kill would.
+    async fn crash_after(cluster: &Arc<Mutex<FakeCluster>>, config: RuntimeConfig, commits: u64) {
+        let backend = FakeBackend::new(cluster.clone());
+        let runner = Runner::new(word_count_topology(), backend, config);
+        let status = runner.status();
+        let crash = async {
+            while status.lock().unwrap_or_else(|p| p.into_inner()).commits < commits {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::select! {
+            ended = runner.run_until(std::future::pending()) => {
+                panic!("the runner ended before the crash: {ended:?}")
+            }
+            () = crash => {}
+        }
+        // Work the runner moved to blocking threads ends, and lets go of the state lock.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !all_consumed(cluster),
+            "the crash came too late to test anything"
+        );
+    }
+
+    /// Whether each word's largest count is its number of occurrences: state that applied
+    /// some input twice would count higher; outputs may repeat under at-least-once.
+    fn counts_are_exact(cluster: &Mutex<FakeCluster>) {
+        let finals: BTreeMap<String, i64> = output_counts(cluster)
+            .into_iter()
+            .map(|(word, counts)| (word, counts.into_iter().max().unwrap_or(0)))
+            .collect();
+        let expected: BTreeMap<String, i64> = expected_counts()
+            .into_iter()
+            .map(|(word, counts)| (word, counts.into_iter().max().unwrap_or(0)))
+            .collect();
+        assert_eq!(finals, expected);
+    }
+
+    fn changelog_length(cluster: &Mutex<FakeCluster>) -> u64 {
+        let records = lock(cluster).records("words-app-word-counts-store-changelog");
+        records.len() as u64
+    }
+
+    #[tokio::test]
+    async fn a_crash_restores_only_the_changelog_tail_and_a_clean_stop_nothing() {
+        // Proves checkpoints bound restores: an at-least-once instance with persistent
+        // stores is dropped mid-stream (no last commit) and replaced on the same state
+        // directory; the replacement restores at most the tail past the last checkpoint,
+        // counts every word exactly once, and after its clean stop a third start restores
+        // nothing at all.
+        let cluster = cluster_with_input();
+        let dir = state_dir("crash-tail");
+        // Each round takes 7 records, source tasks first: the counting starts after about
+        // 45 commits.
+        crash_after(&cluster, at_least_once_config(Some(&dir)), 60).await;
+        let written = changelog_length(&cluster);
+        assert!(
+            written > 20,
+            "only {written} changelog records before the crash"
+        );
+        let status = run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap();
+        counts_are_exact(&cluster);
+        assert!(
+            status.restored_records * 4 < written,
+            "restored {} of {written} changelog records",
+            status.restored_records
+        );
+        let status = run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap();
+        assert_eq!(
+            status.restored_records, 0,
+            "a clean stop leaves nothing to restore"
+        );
+
+        // A wiped state directory restores the whole changelog, and stays correct.
+        std::fs::remove_dir_all(&dir).unwrap();
+        let everything = changelog_length(&cluster);
+        let status = run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap();
+        assert_eq!(status.restored_records, everything);
+        counts_are_exact(&cluster);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_drops_commit_metadata_falls_back_to_checkpoints_or_stops_clearly() {
+        // Proves the runtime never double-applies input on a broker that keeps committed
+        // offsets but drops their metadata (as Tansu 0.6 does): with a state directory, a
+        // crashed instance's replacement resumes from its local checkpoint and counts every
+        // word exactly once; without one, a restart stops with an error naming the
+        // broker's missing behaviour instead of restoring whole changelogs.
+        let cluster = cluster_with_input();
+        lock(&cluster).drop_commit_metadata = true;
+        let dir = state_dir("dropped-metadata");
+        crash_after(&cluster, at_least_once_config(Some(&dir)), 60).await;
+        run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap();
+        counts_are_exact(&cluster);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let cluster = cluster_with_input();
+        lock(&cluster).drop_commit_metadata = true;
+        crash_after(&cluster, at_least_once_config(None), 60).await;
+        let error = run_with(&cluster, at_least_once_config(None))
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, RuntimeError::RestorePointMissing { .. }),
+            "{message}"
+        );
+        assert!(
+            message.contains("does not keep OffsetCommit metadata"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn two_instances_never_share_a_state_directory() {
+        // Proves the state directory's lock: while one runner holds it, a second runner of
+        // the same application on the same directory stops at start, naming the lock.
+        let cluster = cluster_with_input();
+        let dir = state_dir("locked");
+        let first = Runner::new(
+            word_count_topology(),
+            FakeBackend::new(cluster.clone()),
+            at_least_once_config(Some(&dir)),
+        );
+        let first_status = first.status();
+        let running = tokio::spawn(first.run_until(std::future::pending()));
+        while first_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .commits
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let error = run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, RuntimeError::State(StateError::Locked { .. })),
+            "{error}"
+        );
+        assert!(error.to_string().contains("another instance"), "{error}");
+        running.abort();
+        let _ = running.await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Per word, the counts the output topic holds, in order.
