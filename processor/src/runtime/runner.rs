@@ -91,6 +91,9 @@ pub struct RuntimeStatus {
     pub restored_records: u64,
     /// The changelog being restored now, if any.
     pub restoring: Option<RestoreProgress>,
+    /// Time spent making tasks ready since the start: opening their stores, choosing the
+    /// restore point, restoring changelogs and writing the checkpoint after.
+    pub restore_time: Duration,
 }
 
 /// Runs one topology over one backend until told to stop.
@@ -321,7 +324,12 @@ impl<B: Backend> Runner<B> {
             if self.tasks.contains_key(&id) {
                 continue;
             }
+            let started = Instant::now();
             let task = self.restored_task(id).await?;
+            self.status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .restore_time += started.elapsed();
             self.registry.register(id, task.stores());
             tracing::info!(task = %id, "task assigned and restored");
             self.tasks.insert(id, task);
