@@ -252,9 +252,10 @@ pub fn read_bounded(
         // Step by the batches read, not the records kept: a compacted log has gaps.
         assigned.position = last_offset.map_or(stop, |offset| offset + 1);
     }
+    // A batch may run past `stop`; its records there were not returned.
     Ok(RestoreChunk {
         records,
-        next_offset: assigned.position.max(from_offset),
+        next_offset: assigned.position.min(stop).max(from_offset),
         end_offset: readable_end,
     })
 }

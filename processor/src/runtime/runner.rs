@@ -487,7 +487,8 @@ impl<B: Backend> Runner<B> {
             let stalled = chunk.records.is_empty() && chunk.next_offset <= progress.position;
             let count = chunk.records.len() as u64;
             apply_chunk(stores, &changelog.topic, chunk.records).await?;
-            progress.position = progress.position.max(chunk.next_offset);
+            // Never past the end: the offset reached is what the checkpoint claims.
+            progress.position = progress.position.max(chunk.next_offset.min(end));
             progress.restored_records += count;
             self.publish_restore(&progress, count);
             if progress.position >= end {
