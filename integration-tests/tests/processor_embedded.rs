@@ -1,7 +1,8 @@
 //! The `fraud_alerts` example as a user runs it: one process that is a broker with the
 //! topology inside it. Real rdkafka clients produce payments and read alerts; `riffle groups`
 //! shows the application as a consumer group with committed offsets and lag; a SIGKILL
-//! mid-stream and a restart on the same data directory lose no alert.
+//! mid-stream and a restart on the same data directory lose no alert and restore only the
+//! changelog tail; a clean restart restores nothing, a wiped state directory everything.
 //!
 //! The test builds the example itself; `riffle groups` needs the `riffle` binary
 //! (`cargo build -p riffle-broker`, or `cargo test --workspace`).
@@ -47,6 +48,7 @@ async fn fraud_alerts_survive_a_kill_mid_stream() {
     // Processed at once but committed only within a second: the kill lands before that.
     produce_payments(&bootstrap, second).await;
     broker.kill();
+    let log_before_restart = log_length(&broker);
     broker.restart();
     produce_payments(&bootstrap, third).await;
     let closing_ms = start_ms + (WINDOW_COUNT + 5) * MINUTE_MS;
@@ -60,7 +62,69 @@ async fn fraud_alerts_survive_a_kill_mid_stream() {
         "alerts differ from an uninterrupted run's"
     );
     wait_for_zero_lag(&broker);
+    // Each payment before the kill wrote one changelog record; the restore after it read
+    // only the tail past the last checkpoint (the stores are on disk).
+    let after_kill = restored_records(&broker, log_before_restart);
+    let before_kill = first.len() + second.len();
+    println!("restored {after_kill} changelog records after the kill ({before_kill} written)");
+    assert!(
+        after_kill <= second.len(),
+        "restored {after_kill} records after the kill: more than the uncommitted tail ({} payments)",
+        second.len()
+    );
+
+    // A clean stop leaves nothing to restore.
     broker.stop();
+    let log_before_clean = log_length(&broker);
+    broker.restart();
+    wait_for_zero_lag(&broker);
+    assert_eq!(restored_records(&broker, log_before_clean), 0);
+
+    // A wiped state directory restores everything from the changelogs.
+    broker.stop();
+    let state_dir = broker.data_dir().join(".processor-state");
+    std::fs::remove_dir_all(&state_dir).expect("the co-located state directory exists");
+    let log_before_wipe = log_length(&broker);
+    broker.restart();
+    wait_for_zero_lag(&broker);
+    let wiped = restored_records(&broker, log_before_wipe);
+    println!("restored {wiped} changelog records into a wiped state directory");
+    assert!(wiped >= payments.len(), "restored only {wiped} records");
+    broker.stop();
+}
+
+/// Bytes in the broker's log so far.
+fn log_length(broker: &Broker) -> usize {
+    std::fs::read(broker.log_path()).map_or(0, |log| log.len())
+}
+
+/// Changelog records the `changelog restored` lines after byte `from` of the log count,
+/// once every task logged its restore.
+fn restored_records(broker: &Broker, from: usize) -> usize {
+    let deadline = Instant::now() + ALERTS_TIMEOUT;
+    let text = loop {
+        let log = std::fs::read(broker.log_path()).unwrap_or_default();
+        let text = String::from_utf8_lossy(log.get(from..).unwrap_or_default()).into_owned();
+        let restored_tasks = text.matches("task assigned and restored").count();
+        if restored_tasks >= usize::try_from(PAYMENTS_PARTITIONS).unwrap_or(0) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tasks were never restored\n{}",
+            broker.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    text.lines()
+        .filter(|line| line.contains("changelog restored"))
+        .filter_map(|line| {
+            let field = line
+                .split_whitespace()
+                .find(|f| f.starts_with("records="))?;
+            field.trim_start_matches("records=").parse::<usize>().ok()
+        })
+        .sum()
 }
 
 /// The `payments` rows of `riffle groups describe fraud-alerts`: partition, committed

@@ -72,8 +72,16 @@ async fn remote_exactly_once_emits_each_alert_once_across_kills() {
     let broker = Broker::start_with(REBALANCE_DELAY_ARGS);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "payments", PAYMENTS_PARTITIONS, &[]).await;
+    // Persistent stores with checkpoints: each restart restores from them, not from scratch.
+    let state_dir = tempfile::tempdir().expect("a state directory");
+    let state_arg = state_dir.path().to_str().expect("a UTF-8 path").to_string();
     let mut args = EXACTLY_ONCE_ARGS.to_vec();
-    args.extend(["--instance-id", "it-remote-1"]);
+    args.extend([
+        "--instance-id",
+        "it-remote-1",
+        "--state-dir",
+        state_arg.as_str(),
+    ]);
     let mut processor = RemoteExample::start("fraud_alerts", &bootstrap, &args);
     let (records, expected) = run_with_kills(&bootstrap, || {
         processor.kill();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::graph::{NodeId, NodeSpec, OperatorFactory, PassThrough, SourceDecoder};
 use crate::operator::source::{StreamDecoder, TableDecoder, TableSource};
 use crate::serdes::{Serde, SharedSerde};
-use crate::store::{StoreKind, StoreSpec};
+use crate::store::{StoreBacking, StoreKind, StoreSpec};
 use crate::stream::KStream;
 use crate::table::KTable;
 use crate::topology::{Topology, TopologyError};
@@ -94,6 +94,7 @@ impl GraphBuilder {
             name: name.to_string(),
             kind,
             changelog_topic,
+            backing: StoreBacking::default(),
         };
         self.stores.push((spec, owner));
     }
@@ -218,6 +219,25 @@ impl StreamsBuilder {
         graph.table_source_topics.insert(topic.to_string());
         drop(graph);
         KTable::new(self.graph.clone(), node, key_serde, value_serde, store_name)
+    }
+
+    /// Keeps the store `store_name` in memory or on disk ([`StoreBacking::Persistent`],
+    /// the default). A per-store choice, like Kafka Streams' `Stores.inMemoryKeyValueStore`
+    /// given to `Materialized`; call it once the store is declared (after the aggregation,
+    /// join or table that names it).
+    ///
+    /// `build` fails with [`TopologyError::UnknownStore`] if no store has that name.
+    pub fn store_backing(&self, store_name: &str, backing: StoreBacking) -> &Self {
+        let mut graph = self.graph.borrow_mut();
+        match graph
+            .stores
+            .iter_mut()
+            .find(|(spec, _)| spec.name == store_name)
+        {
+            Some((spec, _)) => spec.backing = backing,
+            None => graph.fail(TopologyError::UnknownStore(store_name.to_string())),
+        }
+        self
     }
 
     /// Checks the graph and freezes it into a [`Topology`].

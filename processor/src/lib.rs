@@ -51,11 +51,12 @@ pub use serdes::{
     BytesSerde, F64Serde, I32Serde, I64Serde, JsonSerde, Serde, SerdeError, SharedSerde,
     StringSerde, U64Serde, UnitSerde, WindowedSerde,
 };
+pub use store::engine::StateError;
 pub use store::query::{
-    KeyValueStoreHandle, KeyValueView, SessionStoreHandle, SessionView, StoreRegistry,
+    KeyValueStoreHandle, KeyValueView, QueryError, SessionStoreHandle, SessionView, StoreRegistry,
     WindowStoreHandle, WindowView,
 };
-pub use store::{StoreKind, StoreSpec, StoredValue};
+pub use store::{StoreBacking, StoreKind, StoreSpec, StoredValue};
 pub use stream::{KStream, Predicate, StreamJoined};
 pub use table::{KTable, SessionTable, WindowedTable};
 pub use task::{CommitMetadata, OperatorProgress, Task, TaskId, TaskMetrics};

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::graph::{Ctx, DropReason, Forward, Msg, NodeId, Operator};
 use crate::record::{InputRecord, OutputRecord, TopicPartition};
-use crate::store::TaskStores;
+use crate::store::engine::StateError;
+use crate::store::{StateHome, TaskStores};
 use crate::topology::Topology;
 
 /// A task's identity: sub-topology and partition, shown as `0_3` like Kafka Streams.
@@ -139,9 +140,13 @@ pub struct Task {
 }
 
 impl Task {
-    pub(crate) fn new(topology: Topology, id: TaskId) -> Task {
+    pub(crate) fn open(
+        topology: Topology,
+        id: TaskId,
+        home: &StateHome,
+    ) -> Result<Task, StateError> {
         let sub = &topology.inner.subtopologies[id.subtopology as usize];
-        let stores = TaskStores::open(&sub.stores, id.partition);
+        let stores = TaskStores::open(&sub.stores, id, home)?;
         let mut operators = HashMap::new();
         let mut sources: HashMap<String, Vec<NodeId>> = HashMap::new();
         let mut queues = BTreeMap::new();
@@ -156,7 +161,7 @@ impl Task {
                 );
             }
         }
-        Task {
+        Ok(Task {
             id,
             topology,
             operators,
@@ -166,7 +171,7 @@ impl Task {
             next_offsets: BTreeMap::new(),
             stream_time_ms: -1,
             metrics: TaskMetrics::default(),
-        }
+        })
     }
 
     /// This task's id.
@@ -219,6 +224,15 @@ impl Task {
     pub fn set_caught_up(&mut self, topic_partition: &TopicPartition, caught_up: bool) {
         if let Some(queue) = self.queues.get_mut(topic_partition) {
             queue.caught_up = caught_up;
+        }
+    }
+
+    /// Makes `next_offset` the position of `topic_partition` to commit, before anything is
+    /// processed: where reading resumes when it is not the group's commit.
+    pub fn set_position(&mut self, topic_partition: &TopicPartition, next_offset: i64) {
+        if self.queues.contains_key(topic_partition) {
+            self.next_offsets
+                .insert(topic_partition.clone(), next_offset);
         }
     }
 

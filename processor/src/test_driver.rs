@@ -2,7 +2,13 @@
 //!
 //! Every topic has the same number of partitions (1 unless [`TestDriver::with_partitions`]).
 //! Piping a record runs it through the whole topology at once, repartition topics included,
-//! and then acts as if the driver committed. Outputs wait in per-topic queues.
+//! and then acts as if the driver committed: persistent stores flush their writes to disk.
+//! Outputs wait in per-topic queues.
+//!
+//! Persistent stores live in a temporary state directory removed when the driver is
+//! dropped, as TopologyTestDriver's RocksDB stores do; [`TestDriver::with_store_backing`]
+//! with [`StoreBacking::InMemory`] keeps every store in memory instead, so a test can check
+//! both give the same results.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -13,12 +19,17 @@ use crate::record::{
     Headers, InputRecord, OutputKind, OutputRecord, TopicPartition, murmur2_partition,
 };
 use crate::serdes::{Serde, SharedSerde};
+use crate::store::engine::StateEngine;
 use crate::store::query::{
     KeyValueStoreHandle, KeyValueView, SessionStoreHandle, SessionView, StoreRegistry,
     WindowStoreHandle, WindowView,
 };
+use crate::store::{StateHome, StoreBacking};
 use crate::task::{CommitMetadata, Task, TaskId, TaskMetrics};
 use crate::topology::Topology;
+
+/// Numbers the temporary state directories of drivers in one process.
+static NEXT_STATE_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Records one piped record may cause through repartition topics before the driver gives
 /// up: a finite topology never gets near it.
@@ -42,6 +53,24 @@ struct DriverState {
     committed: HashMap<TaskId, CommitMetadata>,
     /// Counters of tasks that crashed, so totals survive a restart.
     crashed_metrics: TaskMetrics,
+    /// Where stores live: a temporary state directory, or memory.
+    home: StateHome,
+    /// Per changelog partition, the changelog length when its store was last flushed: a
+    /// persistent store restores only past it.
+    flushed: HashMap<TopicPartition, i64>,
+    /// The temporary state directory, removed on drop.
+    state_dir: Option<std::path::PathBuf>,
+}
+
+impl Drop for DriverState {
+    fn drop(&mut self) {
+        self.tasks.clear();
+        self.registry = StoreRegistry::default();
+        self.home = StateHome::Memory;
+        if let Some(dir) = &self.state_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// A record read from an output topic.
@@ -70,7 +99,32 @@ impl TestDriver {
     /// # Panics
     /// If `partitions` is not positive.
     pub fn with_partitions(topology: Topology, partitions: i32) -> TestDriver {
+        TestDriver::with_store_backing(topology, partitions, StoreBacking::Persistent)
+    }
+
+    /// A driver whose every topic has `partitions` partitions, with stores as the
+    /// topology declares them ([`StoreBacking::Persistent`]) or every one in memory
+    /// ([`StoreBacking::InMemory`]).
+    ///
+    /// # Panics
+    /// If `partitions` is not positive, or the temporary state directory cannot be opened.
+    pub fn with_store_backing(
+        topology: Topology,
+        partitions: i32,
+        backing: StoreBacking,
+    ) -> TestDriver {
         assert!(partitions > 0, "a topic has at least one partition");
+        let (home, state_dir) = match backing {
+            StoreBacking::InMemory => (StateHome::Memory, None),
+            StoreBacking::Persistent => {
+                let number = NEXT_STATE_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let name = format!("riffle-test-driver-{}-{number}", std::process::id());
+                let dir = std::env::temp_dir().join(name);
+                let _ = std::fs::remove_dir_all(&dir);
+                let engine = StateEngine::open(&dir).expect("a temporary state directory");
+                (StateHome::Engine(Arc::new(engine)), Some(dir))
+            }
+        };
         let mut state = DriverState {
             topology,
             partitions,
@@ -81,6 +135,9 @@ impl TestDriver {
             unread: HashMap::new(),
             committed: HashMap::new(),
             crashed_metrics: TaskMetrics::default(),
+            home,
+            flushed: HashMap::new(),
+            state_dir,
         };
         state.start_tasks();
         TestDriver {
@@ -194,10 +251,19 @@ impl DriverState {
             return;
         };
         for id in plan.task_ids() {
-            let mut task = self.topology.create_task(id);
+            let mut task = self
+                .topology
+                .open_task(id, &self.home)
+                .expect("the test driver's stores open");
             for changelog in task.changelog_partitions() {
-                for record in self.topics.get(&changelog).cloned().unwrap_or_default() {
-                    task.restore(&record);
+                // A persistent store holds what was flushed; only the tail is replayed.
+                let from = match task.stores().is_persistent(&changelog.topic) {
+                    true => self.flushed.get(&changelog).copied().unwrap_or(0),
+                    false => 0,
+                };
+                let records = self.topics.get(&changelog).cloned().unwrap_or_default();
+                for record in records.iter().filter(|record| record.offset >= from) {
+                    task.restore(record);
                 }
             }
             if let Some(metadata) = self.committed.get(&id) {
@@ -281,6 +347,22 @@ impl DriverState {
     }
 
     fn commit(&mut self) {
+        for task in self.tasks.values() {
+            let stores = task.stores();
+            if let Some(failure) = stores.take_failure() {
+                panic!("a store of task {} failed: {failure}", task.id());
+            }
+            let expired = stores
+                .write_pending()
+                .expect("the test driver's stores flush");
+            for segment in expired {
+                segment.delete().expect("an expired segment is deleted");
+            }
+            for changelog in task.changelog_partitions() {
+                let length = self.next_offsets.get(&changelog).copied().unwrap_or(0);
+                self.flushed.insert(changelog, length);
+            }
+        }
         for (id, task) in &self.tasks {
             let metadata = CommitMetadata {
                 stream_time_ms: task.stream_time_ms(),

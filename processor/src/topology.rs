@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::graph::{NodeId, NodeSpec};
-use crate::store::{StoreKind, StoreSpec};
+use crate::store::engine::StateError;
+use crate::store::{StateHome, StoreKind, StoreSpec};
 use crate::task::{Task, TaskId};
 
 /// Why a topology cannot be built or run.
@@ -29,6 +30,9 @@ pub enum TopologyError {
     /// The topics one task reads have different partition counts.
     #[error("topics not co-partitioned: {0}")]
     NotCoPartitioned(String),
+    /// A store option names a store the topology does not declare.
+    #[error("no store is named {0:?}")]
+    UnknownStore(String),
 }
 
 /// A sub-topology: nodes that run together in one task per partition.
@@ -281,9 +285,20 @@ impl Topology {
         topics
     }
 
-    /// Creates the task `id`, with empty stores; restore them before processing.
+    /// Creates the task `id` with every store empty and in memory; restore them before
+    /// processing.
     pub fn create_task(&self, id: TaskId) -> Task {
-        Task::new(self.clone(), id)
+        match Task::open(self.clone(), id, &StateHome::Memory) {
+            Ok(task) => task,
+            // In-memory stores touch no disk.
+            Err(error) => unreachable!("opening in-memory stores failed: {error}"),
+        }
+    }
+
+    /// Opens the task `id` with its persistent stores in `home` as they are on disk (the
+    /// others empty); restore them before processing. Blocks on disk.
+    pub(crate) fn open_task(&self, id: TaskId, home: &StateHome) -> Result<Task, StateError> {
+        Task::open(self.clone(), id, home)
     }
 
     /// Whether this changelog is a table's own source topic (not written by the topology).

@@ -1,6 +1,10 @@
 //! Grouping and aggregation: count, reduce, aggregate, repartitioning, stores, restarts.
 
-use riffle_processor::{Grouped, I64Serde, StreamsBuilder, StringSerde, TestDriver, UnitSerde};
+mod common;
+
+use riffle_processor::{
+    Grouped, I64Serde, StoreBacking, StreamsBuilder, StringSerde, TestDriver, UnitSerde,
+};
 
 fn word_count() -> (
     riffle_processor::Topology,
@@ -24,11 +28,10 @@ fn word_count() -> (
 
 /// The classic word count: re-keying goes through the repartition topic, one output per
 /// input word with its running count, and the store answers point and range queries.
-#[test]
-fn word_count_repartitions_counts_and_serves_queries() {
+fn word_count_repartitions_counts_and_serves_queries(backing: StoreBacking) {
     let (topology, store) = word_count();
     assert!(topology.is_repartition_topic("word-count-words-repartition"));
-    let driver = TestDriver::new(topology);
+    let driver = TestDriver::with_store_backing(topology, 1, backing);
     let mut input = driver.input_topic("lines", UnitSerde, StringSerde);
     input.pipe_input((), "the cat and the hat".to_string());
     let output = driver.output_topic("word-counts", StringSerde, I64Serde);
@@ -48,10 +51,9 @@ fn word_count_repartitions_counts_and_serves_queries() {
 
 /// With several partitions the same words land in the same task (murmur2 of the key), so
 /// counts are still per word across partitions.
-#[test]
-fn counts_are_per_key_across_partitions() {
+fn counts_are_per_key_across_partitions(backing: StoreBacking) {
     let (topology, store) = word_count();
-    let driver = TestDriver::with_partitions(topology, 4);
+    let driver = TestDriver::with_store_backing(topology, 4, backing);
     let mut input = driver.input_topic("lines", UnitSerde, StringSerde);
     for _ in 0..3 {
         input.pipe_input((), "alpha beta gamma delta".to_string());
@@ -64,10 +66,9 @@ fn counts_are_per_key_across_partitions() {
 
 /// After a crash the stores are restored from their changelogs: counting goes on from
 /// where it was, not from zero.
-#[test]
-fn stores_are_restored_from_the_changelog_after_a_crash() {
+fn stores_are_restored_from_the_changelog_after_a_crash(backing: StoreBacking) {
     let (topology, store) = word_count();
-    let driver = TestDriver::new(topology);
+    let driver = TestDriver::with_store_backing(topology, 1, backing);
     let mut input = driver.input_topic("lines", UnitSerde, StringSerde);
     input.pipe_input((), "a a b".to_string());
     driver.crash_and_restart();
@@ -90,8 +91,7 @@ fn stores_are_restored_from_the_changelog_after_a_crash() {
 
 /// reduce keeps the first value and folds the rest; aggregate starts from the
 /// initializer; the output timestamp is the largest folded in.
-#[test]
-fn reduce_and_aggregate_fold_values() {
+fn reduce_and_aggregate_fold_values(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     let grouped = builder
         .stream("amounts", StringSerde, I64Serde)
@@ -104,7 +104,7 @@ fn reduce_and_aggregate_fold_values() {
         .aggregate(|| 100, |_, v, total| total - v, "budget", I64Serde)
         .to_stream()
         .to("budget", StringSerde, I64Serde);
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("amounts", StringSerde, I64Serde);
     input.pipe_input_at("k".into(), 5, 50);
     input.pipe_input_at("k".into(), 3, 10);
@@ -120,3 +120,10 @@ fn reduce_and_aggregate_fold_values() {
         .read_key_values();
     assert_eq!(budget.last().unwrap().1, 100 - 5 - 3 - 9);
 }
+
+for_both_backings!(
+    word_count_repartitions_counts_and_serves_queries,
+    counts_are_per_key_across_partitions,
+    stores_are_restored_from_the_changelog_after_a_crash,
+    reduce_and_aggregate_fold_values
+);

@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
-use riffle_processor::{JoinWindows, StreamJoined, StreamsBuilder, StringSerde, TestDriver};
+mod common;
+
+use riffle_processor::{
+    JoinWindows, StoreBacking, StreamJoined, StreamsBuilder, StringSerde, TestDriver,
+};
 
 /// Stream records look up the table's current value; table updates and deletions change
 /// what later records see, but do not emit themselves.
-#[test]
-fn stream_table_joins_see_the_current_table() {
+fn stream_table_joins_see_the_current_table(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     let users = builder.table("users", StringSerde, StringSerde, "users-store");
     let clicks = builder.stream("clicks", StringSerde, StringSerde);
@@ -19,7 +22,7 @@ fn stream_table_joins_see_the_current_table() {
             format!("{}:{page}", user.map_or("?", String::as_str))
         })
         .to("left", StringSerde, StringSerde);
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut user_input = driver.input_topic("users", StringSerde, StringSerde);
     let mut click_input = driver.input_topic("clicks", StringSerde, StringSerde);
     click_input.pipe_input_at("u1".into(), "home".into(), 1);
@@ -40,8 +43,7 @@ fn stream_table_joins_see_the_current_table() {
 }
 
 /// A table restores from its own topic after a crash.
-#[test]
-fn tables_restore_from_their_source_topic() {
+fn tables_restore_from_their_source_topic(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     let users = builder.table("users", StringSerde, StringSerde, "users-store");
     builder
@@ -49,7 +51,7 @@ fn tables_restore_from_their_source_topic() {
         .join_table(&users, |_, page, user| format!("{user}:{page}"))
         .to("out", StringSerde, StringSerde);
     let store = users.store();
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     driver
         .input_topic("users", StringSerde, StringSerde)
         .pipe_input("u".into(), "bob".into());
@@ -72,8 +74,7 @@ fn tables_restore_from_their_source_topic() {
 
 /// Records of two streams with the same key join when their timestamps are within the
 /// window, in either arrival order, with the later timestamp.
-#[test]
-fn stream_stream_join_matches_within_the_window() {
+fn stream_stream_join_matches_within_the_window(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     let clicks = builder.stream("clicks", StringSerde, StringSerde);
     let orders = builder.stream("orders", StringSerde, StringSerde);
@@ -85,7 +86,7 @@ fn stream_stream_join_matches_within_the_window() {
             StreamJoined::new("click-order", StringSerde, StringSerde, StringSerde),
         )
         .to("conversions", StringSerde, StringSerde);
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut click_input = driver.input_topic("clicks", StringSerde, StringSerde);
     let mut order_input = driver.input_topic("orders", StringSerde, StringSerde);
     click_input.pipe_input_at("u".into(), "c1".into(), 1_000);
@@ -107,3 +108,9 @@ fn stream_stream_join_matches_within_the_window() {
         ]
     );
 }
+
+for_both_backings!(
+    stream_table_joins_see_the_current_table,
+    tables_restore_from_their_source_topic,
+    stream_stream_join_matches_within_the_window
+);

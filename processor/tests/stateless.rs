@@ -1,18 +1,21 @@
 //! Stateless operators through the test driver: filter, map, flat_map, branch, merge.
 
-use riffle_processor::{I64Serde, KStream, StreamsBuilder, StringSerde, TestDriver, UnitSerde};
+mod common;
+
+use riffle_processor::{
+    I64Serde, KStream, StoreBacking, StreamsBuilder, StringSerde, TestDriver, UnitSerde,
+};
 
 /// Filter, map_values and to: only matching records come out, values transformed, in
 /// input order and with the input timestamps.
-#[test]
-fn filter_and_map_values_keep_order_and_timestamps() {
+fn filter_and_map_values_keep_order_and_timestamps(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     builder
         .stream("in", StringSerde, I64Serde)
         .filter(|_, amount| *amount > 10)
         .map_values(|amount| amount * 2)
         .to("out", StringSerde, I64Serde);
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("in", StringSerde, I64Serde);
     let output = driver.output_topic("out", StringSerde, I64Serde);
     input.pipe_input_at("a".into(), 5, 100);
@@ -28,8 +31,7 @@ fn filter_and_map_values_keep_order_and_timestamps() {
 }
 
 /// flat_map emits zero or more records per input; a keyless topic reads as `()` keys.
-#[test]
-fn flat_map_splits_lines_from_a_keyless_topic() {
+fn flat_map_splits_lines_from_a_keyless_topic(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     builder
         .stream("lines", UnitSerde, StringSerde)
@@ -39,7 +41,7 @@ fn flat_map_splits_lines_from_a_keyless_topic() {
                 .collect::<Vec<_>>()
         })
         .to("words", StringSerde, I64Serde);
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("lines", UnitSerde, StringSerde);
     input.pipe_input((), "to be or".to_string());
     input.pipe_input((), String::new());
@@ -53,8 +55,7 @@ fn flat_map_splits_lines_from_a_keyless_topic() {
 }
 
 /// branch sends each record to the first matching branch only; merge joins streams back.
-#[test]
-fn branch_routes_to_the_first_match_and_merge_combines() {
+fn branch_routes_to_the_first_match_and_merge_combines(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     let branches: Vec<KStream<String, i64>> = builder
         .stream("in", StringSerde, I64Serde)
@@ -64,7 +65,7 @@ fn branch_routes_to_the_first_match_and_merge_combines() {
     branches[0]
         .merge(&branches[1])
         .to("all-handled", StringSerde, I64Serde);
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("in", StringSerde, I64Serde);
     for (key, value) in [("a", -1), ("b", 5), ("c", 500)] {
         input.pipe_input(key.to_string(), value);
@@ -81,13 +82,12 @@ fn branch_routes_to_the_first_match_and_merge_combines() {
 
 /// Records whose bytes the source serde cannot read are dropped and counted, and the
 /// topology goes on with the next record.
-#[test]
-fn unreadable_records_are_dropped_and_counted() {
+fn unreadable_records_are_dropped_and_counted(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     builder
         .stream("in", StringSerde, I64Serde)
         .to("out", StringSerde, I64Serde);
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("in", StringSerde, I64Serde);
     input.pipe_raw(Some(b"k".to_vec()), Some(vec![1, 2, 3]), 0);
     input.pipe_raw(Some(b"k".to_vec()), None, 0);
@@ -96,3 +96,10 @@ fn unreadable_records_are_dropped_and_counted() {
     let output = driver.output_topic("out", StringSerde, I64Serde);
     assert_eq!(output.read_key_values(), vec![("k".to_string(), 7)]);
 }
+
+for_both_backings!(
+    filter_and_map_values_keep_order_and_timestamps,
+    flat_map_splits_lines_from_a_keyless_topic,
+    branch_routes_to_the_first_match_and_merge_combines,
+    unreadable_records_are_dropped_and_counted
+);

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+mod common;
+
 use riffle_processor::{
-    DropReason, Emit, Grouped, I64Serde, SessionWindows, StreamsBuilder, StringSerde, TestDriver,
-    TimeWindows, Windowed, WindowedSerde,
+    DropReason, Emit, Grouped, I64Serde, SessionWindows, StoreBacking, StreamsBuilder, StringSerde,
+    TestDriver, TimeWindows, Windowed, WindowedSerde,
 };
 
 const MINUTE_MS: i64 = 60_000;
@@ -41,10 +43,10 @@ fn read_counts(driver: &TestDriver, size_ms: i64) -> Vec<(String, i64, i64)> {
 
 /// Tumbling windows emit every update; a record within grace still counts, one past it is
 /// dropped and counted as late.
-#[test]
-fn tumbling_windows_with_grace_drop_late_records() {
+fn tumbling_windows_with_grace_drop_late_records(backing: StoreBacking) {
     let windows = TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(10));
-    let driver = TestDriver::new(windowed_counts(windows, Emit::OnUpdate));
+    let driver =
+        TestDriver::with_store_backing(windowed_counts(windows, Emit::OnUpdate), 1, backing);
     let mut input = driver.input_topic("clicks", StringSerde, StringSerde);
     input.pipe_input_at("p".into(), "x".into(), 1_000);
     input.pipe_input_at("p".into(), "x".into(), 59_999);
@@ -68,10 +70,10 @@ fn tumbling_windows_with_grace_drop_late_records() {
 
 /// With emit on window close, each window comes out once, with its final count, when a
 /// later record moves stream time past its end plus grace.
-#[test]
-fn emit_on_window_close_gives_one_final_result_per_window() {
+fn emit_on_window_close_gives_one_final_result_per_window(backing: StoreBacking) {
     let windows = TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(5));
-    let driver = TestDriver::new(windowed_counts(windows, Emit::OnWindowClose));
+    let driver =
+        TestDriver::with_store_backing(windowed_counts(windows, Emit::OnWindowClose), 1, backing);
     let mut input = driver.input_topic("clicks", StringSerde, StringSerde);
     for timestamp_ms in [0, 10_000, 20_000] {
         input.pipe_input_at("a".into(), "x".into(), timestamp_ms);
@@ -99,11 +101,11 @@ fn emit_on_window_close_gives_one_final_result_per_window() {
 }
 
 /// A hopping record updates every window that contains it: size/advance of them.
-#[test]
-fn hopping_windows_update_each_window_containing_the_record() {
+fn hopping_windows_update_each_window_containing_the_record(backing: StoreBacking) {
     let windows = TimeWindows::hopping(Duration::from_secs(10), Duration::from_secs(5))
         .grace(Duration::from_secs(60));
-    let driver = TestDriver::new(windowed_counts(windows, Emit::OnUpdate));
+    let driver =
+        TestDriver::with_store_backing(windowed_counts(windows, Emit::OnUpdate), 1, backing);
     let mut input = driver.input_topic("clicks", StringSerde, StringSerde);
     input.pipe_input_at("s".into(), "x".into(), 12_000);
     input.pipe_input_at("s".into(), "x".into(), 3_000);
@@ -119,8 +121,7 @@ fn hopping_windows_update_each_window_containing_the_record() {
 
 /// Sessions merge records closer than the gap; a bridging record replaces both sessions
 /// (tombstones for the old ones, then the merged session).
-#[test]
-fn sessions_merge_and_emit_tombstones_for_replaced_sessions() {
+fn sessions_merge_and_emit_tombstones_for_replaced_sessions(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     let sessions = builder
         .stream("events", StringSerde, StringSerde)
@@ -136,7 +137,7 @@ fn sessions_merge_and_emit_tombstones_for_replaced_sessions() {
         I64Serde,
     );
     let store = sessions.store();
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("events", StringSerde, StringSerde);
     input.pipe_input_at("u".into(), "x".into(), 0);
     input.pipe_input_at("u".into(), "x".into(), 10_000);
@@ -171,8 +172,7 @@ fn sessions_merge_and_emit_tombstones_for_replaced_sessions() {
 }
 
 /// The window store serves range queries from the host program, and survives a crash.
-#[test]
-fn window_store_queries_survive_a_restart() {
+fn window_store_queries_survive_a_restart(backing: StoreBacking) {
     let windows = TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(600));
     let builder = StreamsBuilder::new("app");
     let table = builder
@@ -181,7 +181,7 @@ fn window_store_queries_survive_a_restart() {
         .windowed_by(windows)
         .count("clicks-per-minute");
     let store = table.store();
-    let driver = TestDriver::new(builder.build().unwrap());
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("clicks", StringSerde, StringSerde);
     for timestamp_ms in [1_000, 2_000, 61_000] {
         input.pipe_input_at("home".into(), "x".into(), timestamp_ms);
@@ -203,10 +203,10 @@ fn window_store_queries_survive_a_restart() {
 
 /// A restarted task resumes each windowed operator's clock from the commit: windows
 /// emitted before the crash are not emitted again, and later ones still are.
-#[test]
-fn emit_on_window_close_does_not_repeat_finals_after_a_restart() {
+fn emit_on_window_close_does_not_repeat_finals_after_a_restart(backing: StoreBacking) {
     let windows = TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(5));
-    let driver = TestDriver::new(windowed_counts(windows, Emit::OnWindowClose));
+    let driver =
+        TestDriver::with_store_backing(windowed_counts(windows, Emit::OnWindowClose), 1, backing);
     let mut input = driver.input_topic("clicks", StringSerde, StringSerde);
     input.pipe_input_at("a".into(), "x".into(), 1_000);
     input.pipe_input_at("a".into(), "x".into(), 70_000);
@@ -226,3 +226,12 @@ fn emit_on_window_close_does_not_repeat_finals_after_a_restart() {
         vec![("a".to_string(), MINUTE_MS, 2)]
     );
 }
+
+for_both_backings!(
+    tumbling_windows_with_grace_drop_late_records,
+    emit_on_window_close_gives_one_final_result_per_window,
+    hopping_windows_update_each_window_containing_the_record,
+    sessions_merge_and_emit_tombstones_for_replaced_sessions,
+    window_store_queries_survive_a_restart,
+    emit_on_window_close_does_not_repeat_finals_after_a_restart
+);

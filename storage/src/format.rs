@@ -83,6 +83,9 @@ pub const TRANSACTION_INDEX_SUFFIX: &str = ".txnindex";
 pub const PRODUCER_SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// The data directory's lock file.
 pub const LOCK_FILE_NAME: &str = ".lock";
+/// Where co-located stream processors keep their state stores and checkpoints, inside the
+/// data directory (hidden, so it is never taken for a partition).
+pub const PROCESSOR_STATE_DIR_NAME: &str = ".processor-state";
 /// Present in the data directory only if the previous broker stopped cleanly.
 pub const CLEAN_SHUTDOWN_FILE_NAME: &str = ".riffle-clean-shutdown";
 /// A partition's persisted log start offset, moved by DeleteRecords.

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use riffle_processor::runtime::{Backend, BackendError, BackendEvent, CommittedOffset};
+use riffle_processor::runtime::{
+    Backend, BackendError, BackendEvent, CommittedOffset, RestoreChunk,
+};
 use riffle_processor::{InputRecord, InternalTopic, OutputRecord, TopicPartition};
 use riffle_protocol::ErrorCode;
 
@@ -247,15 +249,37 @@ impl Backend for EmbeddedBackend {
         ))
     }
 
-    async fn read_range(
+    async fn read_chunk(
         &mut self,
         partition: &TopicPartition,
         from_offset: i64,
         end_offset: Option<i64>,
-    ) -> Result<Vec<InputRecord>, BackendError> {
+        max_bytes: usize,
+    ) -> Result<RestoreChunk, BackendError> {
         check_read(&self.cluster, &self.context, &partition.topic)?;
         let isolation = self.reader.isolation();
-        reader::read_range(&self.cluster, partition, from_offset, end_offset, isolation)
+        let (cluster, partition) = (self.cluster.clone(), partition.clone());
+        // Reading segments may wait on the disk.
+        tokio::task::spawn_blocking(move || {
+            reader::read_bounded(
+                &cluster,
+                &partition,
+                from_offset,
+                end_offset,
+                isolation,
+                max_bytes,
+            )
+        })
+        .await
+        .map_err(|error| BackendError::new("read chunk", error))?
+    }
+
+    async fn seek(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<(), BackendError> {
+        for (topic_partition, offset) in offsets {
+            self.reader
+                .assign(&self.cluster, topic_partition, Some(*offset))?;
+        }
+        Ok(())
     }
 
     async fn send(&mut self, partition: i32, record: OutputRecord) -> Result<(), BackendError> {
@@ -397,7 +421,7 @@ mod tests {
     async fn writes_joins_reads_commits_and_leaves_in_process() {
         // Proves the backend round trip without sockets: flushed writes report the next
         // offsets, the group assigns every partition to its only member, polls return the
-        // records and catch up, commits read back, and read_range leaves positions alone.
+        // records and catch up, commits read back, and read_chunk leaves positions alone.
         let dir = tempfile::tempdir().unwrap();
         let config = test_config(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
         let cluster = Arc::new(Cluster::open(config, ("127.0.0.1".into(), 9092)).unwrap());
@@ -429,12 +453,13 @@ mod tests {
         assert_eq!(values, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
         assert!(backend.is_caught_up(&partitions[1]));
 
-        let range = backend
-            .read_range(&partitions[1], 1, Some(2))
+        let chunk = backend
+            .read_chunk(&partitions[1], 1, Some(2), 1024)
             .await
             .unwrap();
-        assert_eq!(range.len(), 1);
-        assert_eq!(range[0].offset, 1);
+        assert_eq!(chunk.records.len(), 1);
+        assert_eq!(chunk.records[0].offset, 1);
+        assert_eq!((chunk.next_offset, chunk.end_offset), (2, 3));
         backend
             .commit(&[(partitions[1].clone(), 3, "meta".to_string())])
             .await

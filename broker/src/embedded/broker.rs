@@ -95,6 +95,10 @@ impl BrokerBuilder {
 
     async fn start_announced(self, announce: bool) -> Result<RunningBroker, StartError> {
         check_unique_application_ids(&self.processors)?;
+        let state_dir = self
+            .config
+            .data_dir
+            .join(riffle_storage::format::PROCESSOR_STATE_DIR_NAME);
         let opened = cli::open(self.config).await?;
         if announce {
             cli::announce(&opened);
@@ -117,6 +121,9 @@ impl BrokerBuilder {
             // One instance per broker: the node id names it unless the program did.
             let node_instance = || format!("node-{}", cluster.node_id);
             config.instance_id.get_or_insert_with(node_instance);
+            // State lives with the broker's data, locked by the data directory's own lock
+            // as well as its own.
+            config.state_dir.get_or_insert_with(|| state_dir.clone());
             let backend = EmbeddedBackend::new(cluster.clone(), embedded.clone());
             let runner = Runner::new(topology.clone(), backend, config);
             processors.push(Processor {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use riffle_processor::runtime::BackendError;
+use riffle_processor::runtime::{BackendError, RestoreChunk};
 use riffle_processor::{InputRecord, TopicPartition};
 use riffle_protocol::record::{RecordBatchView, TimestampType, batches};
 use riffle_storage::{AbortedTransaction, FirstBatch, StorageError};
@@ -185,6 +185,7 @@ impl Reader {
 ///
 /// # Errors
 /// When the partition does not exist, cannot be read, or holds a batch that does not decode.
+#[cfg(test)]
 pub fn read_range(
     cluster: &Cluster,
     topic_partition: &TopicPartition,
@@ -213,6 +214,50 @@ pub fn read_range(
         assigned.position = last_offset.map_or(end_offset, |offset| offset + 1);
     }
     Ok(records)
+}
+
+/// Records of `topic_partition` from `from_offset`, below `end_offset` (when given) and the
+/// readable end, about `max_bytes` of them (whole batches; the first one even if larger):
+/// one chunk of a restore, read as Fetch would, with the readable end it saw.
+///
+/// # Errors
+/// When the partition does not exist, cannot be read, or holds a batch that does not decode.
+pub fn read_bounded(
+    cluster: &Cluster,
+    topic_partition: &TopicPartition,
+    from_offset: i64,
+    end_offset: Option<i64>,
+    isolation: Isolation,
+    max_bytes: usize,
+) -> Result<RestoreChunk, BackendError> {
+    let partition = find_partition(cluster, topic_partition)?;
+    let readable_end =
+        readable_end(&partition, isolation).map_err(|error| read_error(topic_partition, error))?;
+    let stop = end_offset.map_or(readable_end, |end| end.min(readable_end));
+    let mut assigned = Assigned {
+        partition,
+        position: from_offset,
+    };
+    let mut records = Vec::new();
+    let mut read_bytes = 0usize;
+    while assigned.position < stop && read_bytes < max_bytes {
+        let chunk = read_chunk(topic_partition, &mut assigned)?;
+        if chunk.is_empty() {
+            break;
+        }
+        read_bytes += chunk.len();
+        let readable = Readable::new(&assigned, stop, isolation)
+            .map_err(|error| read_error(topic_partition, error))?;
+        let last_offset = decode_chunk(topic_partition, chunk, &readable, &mut records)?;
+        // Step by the batches read, not the records kept: a compacted log has gaps.
+        assigned.position = last_offset.map_or(stop, |offset| offset + 1);
+    }
+    // A batch may run past `stop`; its records there were not returned.
+    Ok(RestoreChunk {
+        records,
+        next_offset: assigned.position.min(stop).max(from_offset),
+        end_offset: readable_end,
+    })
 }
 
 /// Where reading `partition` stops (exclusive): the high watermark, or for read_committed

@@ -17,7 +17,7 @@
 //! `exactly_once_v2` semantics (outputs, changelogs and offsets committed together in one
 //! transaction every 100 ms; read the outputs with `isolation.level=read_committed`).
 //! `--instance-id` names the instance for its transactional id; give each remote instance
-//! its own, stable across restarts.
+//! its own, stable across restarts. `--state-dir` keeps a remote instance's stores on disk.
 
 use std::process::ExitCode;
 
@@ -59,6 +59,12 @@ struct ExampleArgs {
     /// (default: `node-<node id>` co-located, a random one per start with `--remote`).
     #[arg(long, env = "RIFFLE_INSTANCE_ID")]
     instance_id: Option<String>,
+    /// With `--remote`: where persistent stores and checkpoints live (the instance keeps
+    /// `<state-dir>/<application id>/`, locked against a second instance). Without it every
+    /// store is in memory and restored from its whole changelog at each start. Co-located,
+    /// state lives under `--data-dir`.
+    #[arg(long, env = "RIFFLE_STATE_DIR")]
+    state_dir: Option<std::path::PathBuf>,
 }
 
 /// Parses the command line and runs `topology` embedded in a broker, or remotely with
@@ -71,6 +77,7 @@ fn run(topology: Topology) -> ExitCode {
     };
     let config = RuntimeConfig {
         instance_id: args.instance_id,
+        state_dir: args.state_dir,
         ..RuntimeConfig::for_guarantee(args.processing_guarantee)
     };
     match args.remote {

@@ -38,6 +38,19 @@ pub enum BackendEvent {
     Records(Vec<InputRecord>),
 }
 
+/// A bounded piece of a partition, read to restore a store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreChunk {
+    /// Records from the offset asked for, in offset order.
+    pub records: Vec<InputRecord>,
+    /// Where the next read starts: past these records, and past offsets that hold none
+    /// (compacted gaps, transaction markers, aborted records).
+    pub next_offset: i64,
+    /// The partition's readable end as this read saw it: the high watermark of the fetch
+    /// (under read_committed, its last stable offset).
+    pub end_offset: i64,
+}
+
 /// A group's committed position for one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
@@ -84,16 +97,36 @@ pub trait Backend: Send {
         partitions: &[TopicPartition],
     ) -> impl Future<Output = Result<Vec<(TopicPartition, Option<CommittedOffset>)>, BackendError>> + Send;
 
-    /// Every record of `partition` from `from_offset` up to `end_offset` (exclusive), or
-    /// to the partition's end when `None` (under read_committed, its last stable offset):
-    /// how stores are restored. Outside the group's assignment; it must not move the
-    /// group's positions.
-    fn read_range(
+    /// Records of `partition` from `from_offset`, below `end_offset` when given and below
+    /// the partition's readable end in any case, about `max_bytes` of them at most (the
+    /// first record whole): how stores are restored, one bounded chunk at a time. The
+    /// chunk says where the next read starts and where the partition ends, read from the
+    /// fetch itself (its high watermark, or last stable offset under read_committed)
+    /// rather than from a separate ListOffsets answer. Outside the group's assignment; it
+    /// must not move the group's positions. Blocking work happens off the async threads.
+    fn read_chunk(
         &mut self,
         partition: &TopicPartition,
         from_offset: i64,
         end_offset: Option<i64>,
-    ) -> impl Future<Output = Result<Vec<InputRecord>, BackendError>> + Send;
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<RestoreChunk, BackendError>> + Send;
+
+    /// Moves reading of these assigned partitions to the given next offsets, dropping
+    /// whatever was read before: how a task resumes from its local checkpoint when the
+    /// group's commit cannot be used (a broker that drops commit metadata).
+    ///
+    /// The default refuses.
+    fn seek(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let error = BackendError::new(
+            format!("seek {} partitions", offsets.len()),
+            "this backend cannot seek",
+        );
+        std::future::ready(Err(error))
+    }
 
     /// Starts writing `record` to `partition` of its topic; [`Backend::flush`] waits for it.
     fn send(
@@ -116,7 +149,7 @@ pub trait Backend: Send {
 
     /// Turns on exactly-once, before [`Backend::subscribe`]: from now on every record sent
     /// belongs to a transaction of the producer `transactional_id`, and reads ([`Backend::poll`],
-    /// [`Backend::read_range`]) return committed records only (`isolation.level=read_committed`).
+    /// [`Backend::read_chunk`]) return committed records only (`isolation.level=read_committed`).
     /// Fences any earlier producer with the same id and aborts its open transaction.
     ///
     /// The default refuses: a backend without transactions cannot run exactly-once.

@@ -1,6 +1,7 @@
 //! How a runtime is configured: its pace and its processing guarantee.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -94,7 +95,30 @@ pub struct RuntimeConfig {
     /// other's producer over and over (and, with `run_remote`, each other's group
     /// membership).
     pub instance_id: Option<String>,
+    /// Where persistent stores and their checkpoints live (Kafka Streams' `state.dir`):
+    /// the instance keeps `<state_dir>/<application id>/`, locked so a second instance of
+    /// the application cannot share it. With it, a restart restores only the changelog
+    /// tail past each task's checkpoint (nothing after a clean stop).
+    ///
+    /// `None`: every store is kept in memory and restored from its whole changelog at each
+    /// start, and a broker that drops commit metadata stops the runtime with an error
+    /// (there is no local checkpoint to fall back on). The co-located runtime sets it to
+    /// a folder of the broker's data directory.
+    pub state_dir: Option<PathBuf>,
+    /// Most bytes of changelog records one restore read returns: restoring needs about
+    /// this much memory per task being restored, whatever the changelog's size.
+    pub restore_chunk_bytes: usize,
+    /// Bytes of store writes buffered in memory (persistent stores write to disk at
+    /// commit) past which the runtime commits early, so memory stays bounded when the
+    /// commit interval is long and input fast.
+    pub max_pending_store_bytes: usize,
 }
+
+/// Default [`RuntimeConfig::restore_chunk_bytes`]: 4 MiB.
+pub const DEFAULT_RESTORE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default [`RuntimeConfig::max_pending_store_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_PENDING_STORE_BYTES: usize = 64 * 1024 * 1024;
 
 impl RuntimeConfig {
     /// The defaults for `guarantee`. Exactly-once commits every 100 ms, as Kafka Streams
@@ -113,6 +137,9 @@ impl RuntimeConfig {
             source_topics_warning_interval: Duration::from_secs(30),
             processing_guarantee: guarantee,
             instance_id: None,
+            state_dir: None,
+            restore_chunk_bytes: DEFAULT_RESTORE_CHUNK_BYTES,
+            max_pending_store_bytes: DEFAULT_MAX_PENDING_STORE_BYTES,
         }
     }
 }

@@ -34,6 +34,7 @@
 
 mod backend;
 mod config;
+mod restore;
 mod runner;
 #[cfg(test)]
 mod testing;
@@ -41,7 +42,7 @@ mod testing;
 #[cfg(feature = "remote")]
 pub mod remote;
 
-pub use backend::{Backend, BackendError, BackendEvent, CommittedOffset};
+pub use backend::{Backend, BackendError, BackendEvent, CommittedOffset, RestoreChunk};
 pub use config::{ProcessingGuarantee, RuntimeConfig, UnknownGuarantee};
 pub use runner::{Runner, RuntimeError, RuntimeStatus};
 

@@ -61,16 +61,16 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
 use self::consumer::{
-    GroupConsumer, GroupContext, committed_offset, poll_blocking, rewind_blocking,
+    GroupConsumer, GroupContext, committed_offset, poll_blocking, rewind_blocking, seek_blocking,
 };
 use self::producer::OutputProducer;
 use self::restore::{
-    REQUEST_TIMEOUT, RestoreConsumer, partition_count_blocking, read_range_blocking,
+    REQUEST_TIMEOUT, RestoreConsumer, RestoreSession, partition_count_blocking, read_chunk_blocking,
 };
-use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset};
+use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset, RestoreChunk};
 use super::config::RuntimeConfig;
 use super::runner::{Runner, RuntimeError};
-use crate::record::{InputRecord, OutputRecord, TopicPartition};
+use crate::record::{OutputRecord, TopicPartition};
 use crate::topology::{InternalTopic, Topology};
 
 /// Group settings the runtime relies on; set after the caller's, so they win.
@@ -135,6 +135,8 @@ pub struct RemoteBackend {
     in_flight_poll: Option<JoinHandle<Vec<BackendEvent>>>,
     /// Per assigned partition, the offset after the last record [`Backend::poll`] returned.
     positions: HashMap<TopicPartition, i64>,
+    /// The restore consumer's assignment between two chunks of one restore.
+    restore_session: Option<RestoreSession>,
 }
 
 impl RemoteBackend {
@@ -168,6 +170,7 @@ impl RemoteBackend {
             group: None,
             in_flight_poll: None,
             positions: HashMap::new(),
+            restore_session: None,
         })
     }
 
@@ -325,18 +328,47 @@ impl Backend for RemoteBackend {
         Ok(committed_from_list(&committed))
     }
 
-    async fn read_range(
+    async fn read_chunk(
         &mut self,
         partition: &TopicPartition,
         from_offset: i64,
         end_offset: Option<i64>,
-    ) -> Result<Vec<InputRecord>, BackendError> {
+        max_bytes: usize,
+    ) -> Result<RestoreChunk, BackendError> {
         let consumer = self.restore.clone();
         let partition = partition.clone();
-        blocking("read range", move || {
-            read_range_blocking(&consumer, &partition, from_offset, end_offset)
+        let mut session = self.restore_session.take();
+        let (chunk, session) = blocking("read chunk", move || {
+            let chunk = read_chunk_blocking(
+                &consumer,
+                &mut session,
+                &partition,
+                from_offset,
+                end_offset,
+                max_bytes,
+            )?;
+            Ok((chunk, session))
         })
-        .await
+        .await?;
+        self.restore_session = session;
+        Ok(chunk)
+    }
+
+    async fn seek(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<(), BackendError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let consumer = self.group("seek")?;
+        let list = partition_list(
+            offsets
+                .iter()
+                .map(|(partition, offset)| (partition, Offset::Offset(*offset))),
+        )?;
+        blocking("seek", move || seek_blocking(&consumer, list)).await?;
+        for (partition, offset) in offsets {
+            self.positions.insert(partition.clone(), *offset);
+        }
+        Ok(())
     }
 
     async fn send(&mut self, partition: i32, record: OutputRecord) -> Result<(), BackendError> {

@@ -1,15 +1,21 @@
 //! The runtime loop, the same over every backend.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset};
 use super::config::{ProcessingGuarantee, RuntimeConfig};
+use super::restore::{
+    ChangelogPlan, RESTORE_LOG_INTERVAL, RestorePoint, RestoreProgress, flushed_offset,
+};
 use crate::lock_policy::MutexRecover;
 use crate::record::{InputRecord, OutputRecord, TopicPartition};
+use crate::store::checkpoint::{self, Checkpoint};
+use crate::store::engine::{StateEngine, StateError};
 use crate::store::query::StoreRegistry;
+use crate::store::{StateHome, TaskStores};
 use crate::task::{CommitMetadata, Task, TaskId, TaskMetrics};
 use crate::topology::{PartitionPlan, Topology, TopologyError};
 
@@ -25,6 +31,48 @@ pub enum RuntimeError {
     /// The cluster failed a request the runtime cannot do without.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// Local state failed: the state directory, a store on disk, or a checkpoint.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The broker keeps committed offsets without the metadata this runtime commits with
+    /// them, and there is no local checkpoint to take its place.
+    #[error(
+        "task {task}: the broker returned committed offsets for {partitions} without the metadata this runtime committed with them (it does not keep OffsetCommit metadata), and the state directory has no checkpoint of the task; restoring the whole changelog and reprocessing from those offsets would apply input twice, so the runtime stops. Run with a state directory (RuntimeConfig::state_dir, --state-dir) so checkpoints can stand in, use a broker that keeps commit metadata, or reset the application's offsets"
+    )]
+    RestorePointMissing {
+        /// The task that cannot be restored.
+        task: TaskId,
+        /// Its input partitions with a commit.
+        partitions: String,
+    },
+    /// Work moved off the async threads (processing, restoring, flushing) did not finish.
+    #[error("{operation} did not finish: {message}")]
+    Blocking {
+        /// What was running.
+        operation: &'static str,
+        /// Why it stopped (a panic's message).
+        message: String,
+    },
+}
+
+/// Runs `work` on tokio's blocking pool: store reads and writes may wait on the disk.
+async fn blocking<T: Send + 'static>(
+    operation: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| RuntimeError::Blocking {
+            operation,
+            message: error.to_string(),
+        })
+}
+
+/// What one task commits: its input offsets and the metadata that goes with them.
+struct TaskCommit {
+    id: TaskId,
+    offsets: Vec<(TopicPartition, i64)>,
+    metadata: CommitMetadata,
 }
 
 /// What a running topology is doing, readable from the host program.
@@ -39,6 +87,14 @@ pub struct RuntimeStatus {
     /// Under exactly-once, transactions aborted: each time, every task went back to its
     /// last commit.
     pub aborted_transactions: u64,
+    /// Changelog records applied to stores by restores since the start: after a clean
+    /// stop with a state directory, none.
+    pub restored_records: u64,
+    /// The changelog being restored now, if any.
+    pub restoring: Option<RestoreProgress>,
+    /// Time spent making tasks ready since the start: opening their stores, choosing the
+    /// restore point, restoring changelogs and writing the checkpoint after.
+    pub restore_time: Duration,
 }
 
 /// Runs one topology over one backend until told to stop.
@@ -66,6 +122,13 @@ pub struct Runner<B: Backend> {
     /// Set by an abort under exactly-once: every task is rebuilt from its last commit
     /// before processing goes on.
     rewind_pending: bool,
+    /// Where stores live: the state directory's engine, or memory.
+    state: StateHome,
+    /// The last checkpoint written per task, so an idle task is not checkpointed again.
+    checkpoints: HashMap<TaskId, Checkpoint>,
+    /// Input partitions moved to a checkpoint's offsets in the current batch of events:
+    /// records read before the move are dropped.
+    sought: HashSet<TopicPartition>,
 }
 
 impl<B: Backend> Runner<B> {
@@ -87,6 +150,9 @@ impl<B: Backend> Runner<B> {
             last_commit: Instant::now(),
             uncommitted: false,
             rewind_pending: false,
+            state: StateHome::Memory,
+            checkpoints: HashMap::new(),
+            sought: HashSet::new(),
         }
     }
 
@@ -126,9 +192,12 @@ impl<B: Backend> Runner<B> {
             };
             self.handle_events(events?).await?;
             self.rewind_if_aborted().await?;
-            let round = self.process_round().await;
-            self.settle(round).await?;
-            if self.last_commit.elapsed() >= self.config.commit_interval {
+            self.process_round().await?;
+            let sent = self.send_outputs().await;
+            self.settle(sent).await?;
+            let commit_due = self.last_commit.elapsed() >= self.config.commit_interval
+                || self.pending_store_bytes() > self.config.max_pending_store_bytes;
+            if commit_due {
                 self.commit().await?;
             }
         }
@@ -137,9 +206,28 @@ impl<B: Backend> Runner<B> {
         Ok(())
     }
 
+    /// Opens the state directory, if configured: `<state_dir>/<application id>`, locked.
+    async fn open_state(&mut self) -> Result<(), RuntimeError> {
+        let application = self.topology.application_id().to_string();
+        let Some(root) = self.config.state_dir.clone() else {
+            tracing::info!(
+                %application,
+                "no state directory: every store is kept in memory and restored from its whole changelog"
+            );
+            return Ok(());
+        };
+        let dir = root.join(&application);
+        let engine =
+            blocking("open the state directory", move || StateEngine::open(&dir)).await??;
+        tracing::info!(%application, state_dir = %engine.path().display(), "state directory opened");
+        self.state = StateHome::Engine(Arc::new(engine));
+        Ok(())
+    }
+
     /// Plans partitions, creates internal topics, starts transactions under exactly-once
     /// and joins the group.
     async fn start(&mut self) -> Result<(), RuntimeError> {
+        self.open_state().await?;
         let plan = self.plan().await?;
         for topic in &plan.internal_topics {
             self.backend.create_topic(topic).await?;
@@ -195,6 +283,8 @@ impl<B: Backend> Runner<B> {
                 BackendEvent::Records(records) => self.route(records),
             }
         }
+        // Later polls start from where a seek moved reading.
+        self.sought.clear();
         Ok(())
     }
 
@@ -208,6 +298,13 @@ impl<B: Backend> Runner<B> {
 
     fn route(&mut self, records: Vec<InputRecord>) {
         for record in records {
+            if !self.sought.is_empty()
+                && self
+                    .sought
+                    .contains(&TopicPartition::new(record.topic.clone(), record.partition))
+            {
+                continue;
+            }
             let Some(id) = self.task_of(&record.topic, record.partition) else {
                 continue;
             };
@@ -228,7 +325,9 @@ impl<B: Backend> Runner<B> {
             if self.tasks.contains_key(&id) {
                 continue;
             }
+            let started = Instant::now();
             let task = self.restored_task(id).await?;
+            self.status.lock_or_recover().restore_time += started.elapsed();
             self.registry.register(id, task.stores());
             tracing::info!(task = %id, "task assigned and restored");
             self.tasks.insert(id, task);
@@ -237,73 +336,232 @@ impl<B: Backend> Runner<B> {
         Ok(())
     }
 
-    /// A new task with its stores restored up to what its last commit covers.
+    /// A new task with its stores restored up to its restore point (see `restore`).
     async fn restored_task(&mut self, id: TaskId) -> Result<Task, RuntimeError> {
-        let mut task = self.topology.create_task(id);
+        let (mut task, checkpoint) = self.open_task(id).await?;
         let inputs = task.input_partitions();
         let committed: HashMap<TopicPartition, Option<CommittedOffset>> =
             self.backend.committed(&inputs).await?.into_iter().collect();
-        let metadata = committed
-            .values()
-            .flatten()
-            .find_map(|c| CommitMetadata::decode(&c.metadata));
+        let guarantee = self.config.processing_guarantee;
+        let point = RestorePoint::choose(id, guarantee, &committed, checkpoint.as_ref())?;
+        log_restore_point(id, &point, checkpoint.is_some());
+        let seeks = point.seeks(&committed);
+        if !seeks.is_empty() {
+            tracing::warn!(task = %id, ?seeks, "the group's offsets differ from the checkpoint's: reading moves to the checkpoint's");
+            self.backend.seek(&seeks).await?;
+            for (partition, offset) in &seeks {
+                task.set_position(partition, *offset);
+                self.sought.insert(partition.clone());
+            }
+        }
+        let mut restored_ends = BTreeMap::new();
+        // A clone (shared data): a reference to the task may not be held across awaits.
+        let stores = task.stores().clone();
         for changelog in task.changelog_partitions() {
-            let end_offset = self.restore_end_offset(&changelog, &committed, metadata.as_ref());
-            let records = match end_offset {
-                Some(0) => Vec::new(),
-                _ => self.backend.read_range(&changelog, 0, end_offset).await?,
-            };
-            let restored_end = records
-                .last()
-                .map_or(end_offset.unwrap_or(0), |r| r.offset + 1);
-            for record in &records {
-                task.restore(record);
+            let is_source = self.topology.is_source_changelog(&changelog.topic);
+            let target = point.target(&changelog, is_source, &committed);
+            let persistent = stores.is_persistent(&changelog.topic);
+            let flushed = checkpoint
+                .as_ref()
+                .filter(|checkpoint| persistent && !checkpoint.restoring)
+                .map(|checkpoint| flushed_offset(checkpoint, &changelog, is_source));
+            let plan = ChangelogPlan::new(flushed, target);
+            if plan.wipe && persistent {
+                self.mark_restoring(id, checkpoint.as_ref()).await?;
             }
-            if !self.topology.is_source_changelog(&changelog.topic) {
-                self.changelog_end_offsets.insert(changelog, restored_end);
+            tracing::info!(task = %id, %changelog, persistent, ?flushed, ?target, wipe = plan.wipe, from = plan.from_offset, "restore plan");
+            let end = self
+                .restore_changelog(id, &stores, &changelog, plan)
+                .await?;
+            if !is_source {
+                self.changelog_end_offsets.insert(changelog.clone(), end);
+                restored_ends.insert(CommitMetadata::changelog_key(&changelog), end);
             }
         }
-        if let Some(metadata) = &metadata {
-            task.resume_from(metadata);
+        let mut metadata = point.metadata().cloned().unwrap_or_default();
+        if point.metadata().is_some() {
+            task.resume_from(&metadata);
         }
+        metadata.changelog_end_offsets = restored_ends;
+        let resume: Vec<(TopicPartition, i64)> = committed
+            .iter()
+            .filter_map(|(partition, commit)| Some((partition.clone(), commit.as_ref()?.offset)))
+            .filter(|(partition, _)| !seeks.iter().any(|(sought, _)| sought == partition))
+            .chain(seeks.iter().cloned())
+            .collect();
+        let commit = TaskCommit {
+            id,
+            offsets: resume,
+            metadata,
+        };
+        self.write_checkpoints(vec![(commit, stores)]).await?;
         Ok(task)
     }
 
-    /// Where restoring `changelog` stops (exclusive); `None`: at its end.
-    fn restore_end_offset(
-        &self,
+    /// Rewrites `checkpoint` of task `id` as restoring, before a persistent store of it is
+    /// wiped: a crash during the restore must not take the half-restored store for one at
+    /// the checkpoint.
+    async fn mark_restoring(
+        &mut self,
+        id: TaskId,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<(), RuntimeError> {
+        let (StateHome::Engine(engine), Some(checkpoint)) = (&self.state, checkpoint) else {
+            return Ok(());
+        };
+        if checkpoint.restoring {
+            return Ok(());
+        }
+        let restoring = Checkpoint {
+            restoring: true,
+            ..checkpoint.clone()
+        };
+        let engine = engine.clone();
+        blocking("checkpoint", move || {
+            checkpoint::write(engine.path(), id, &restoring)
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// Opens task `id`'s stores and reads its checkpoint (an unreadable one is logged and
+    /// ignored: its stores are then restored from the start).
+    async fn open_task(&mut self, id: TaskId) -> Result<(Task, Option<Checkpoint>), RuntimeError> {
+        let topology = self.topology.clone();
+        let home = self.state.clone();
+        blocking("open a task's stores", move || {
+            let task = topology.open_task(id, &home)?;
+            let StateHome::Engine(engine) = &home else {
+                return Ok((task, None));
+            };
+            let checkpoint = match checkpoint::read(engine.path(), id) {
+                Ok(checkpoint) => checkpoint,
+                Err(error) => {
+                    tracing::warn!(task = %id, %error, "ignoring the checkpoint: the task's stores restore from the start");
+                    None
+                }
+            };
+            Ok((task, checkpoint))
+        })
+        .await?
+    }
+
+    /// Restores one changelog by `plan`, in chunks of at most `restore_chunk_bytes`, each
+    /// applied off the async threads. Returns the offset reached.
+    async fn restore_changelog(
+        &mut self,
+        task: TaskId,
+        stores: &TaskStores,
         changelog: &TopicPartition,
-        committed: &HashMap<TopicPartition, Option<CommittedOffset>>,
-        metadata: Option<&CommitMetadata>,
-    ) -> Option<i64> {
-        if self.topology.is_source_changelog(&changelog.topic) {
-            // A table's topic is its changelog: replay it up to where processing resumes.
-            let resume = committed.get(changelog).cloned().flatten();
-            return Some(resume.map_or(0, |c| c.offset));
+        plan: ChangelogPlan,
+    ) -> Result<i64, RuntimeError> {
+        if plan.wipe {
+            let (stores, topic) = (stores.clone(), changelog.topic.clone());
+            blocking("wipe a store", move || stores.wipe(&topic)).await??;
         }
-        let any_commit = committed.values().any(Option::is_some);
-        match (self.config.processing_guarantee, metadata, any_commit) {
-            // Changelog writes commit in the same transaction as the input offsets, and the
-            // restore reads read_committed: the whole committed changelog is exactly the
-            // state those offsets imply, so no changelog offsets need to be kept.
-            (ProcessingGuarantee::ExactlyOnce, _, _) => None,
-            // At-least-once writes are visible at once, also those past the last commit:
-            // stop where that commit's flush had got to.
-            (ProcessingGuarantee::AtLeastOnce, Some(metadata), _) => {
-                let key = CommitMetadata::changelog_key(changelog);
-                Some(
-                    metadata
-                        .changelog_end_offsets
-                        .get(&key)
-                        .copied()
-                        .unwrap_or(0),
-                )
+        let mut progress = RestoreProgress {
+            task,
+            changelog: changelog.clone(),
+            from_offset: plan.from_offset,
+            end_offset: plan.to_offset.unwrap_or(plan.from_offset),
+            position: plan.from_offset,
+            restored_records: 0,
+        };
+        if plan.to_offset.is_some_and(|end| end <= plan.from_offset) {
+            return Ok(plan.from_offset);
+        }
+        let (started, mut logged) = (Instant::now(), Instant::now());
+        let mut end_offset = plan.to_offset;
+        loop {
+            let max_bytes = self.config.restore_chunk_bytes;
+            let chunk = self
+                .backend
+                .read_chunk(changelog, progress.position, end_offset, max_bytes)
+                .await?;
+            // Without a target, the end is the one the first read saw, as Kafka Streams
+            // takes the end offset once at the start of a restore.
+            let end = *end_offset.get_or_insert(chunk.end_offset);
+            progress.end_offset = end;
+            let stalled = chunk.records.is_empty() && chunk.next_offset <= progress.position;
+            let count = chunk.records.len() as u64;
+            apply_chunk(stores, &changelog.topic, chunk.records).await?;
+            // Never past the end: the offset reached is what the checkpoint claims.
+            progress.position = progress.position.max(chunk.next_offset.min(end));
+            progress.restored_records += count;
+            self.publish_restore(&progress, count);
+            if progress.position >= end {
+                break;
             }
-            // Never committed: the input is read from the start, so start empty.
-            (ProcessingGuarantee::AtLeastOnce, None, false) => Some(0),
-            // Committed by something else: the whole changelog is the best guess.
-            (ProcessingGuarantee::AtLeastOnce, None, true) => None,
+            if stalled {
+                tracing::warn!(task = %task, %changelog, position = progress.position, end, readable_end = chunk.end_offset, "the changelog ends before the restore point: restored what there is");
+                break;
+            }
+            if logged.elapsed() >= RESTORE_LOG_INTERVAL {
+                progress.log(started, false);
+                logged = Instant::now();
+            }
         }
+        progress.log(started, true);
+        self.status.lock_or_recover().restoring = None;
+        Ok(progress.position)
+    }
+
+    fn publish_restore(&self, progress: &RestoreProgress, applied: u64) {
+        let mut status = self.status.lock_or_recover();
+        status.restored_records += applied;
+        status.restoring = Some(progress.clone());
+    }
+
+    /// Flushes the stores of each task to disk, syncs them once, and writes each task's
+    /// checkpoint: after a commit (of `commits`) succeeded, or a restore. Tasks whose
+    /// checkpoint would not change and that have nothing to flush are skipped. Nothing
+    /// without a state directory.
+    async fn write_checkpoints(
+        &mut self,
+        commits: Vec<(TaskCommit, TaskStores)>,
+    ) -> Result<(), RuntimeError> {
+        let StateHome::Engine(engine) = &self.state else {
+            return Ok(());
+        };
+        let mut work = Vec::new();
+        for (commit, stores) in commits {
+            let checkpoint = Checkpoint::new(&commit.offsets, commit.metadata);
+            let unchanged = self.checkpoints.get(&commit.id) == Some(&checkpoint);
+            if unchanged && stores.pending_bytes() == 0 {
+                continue;
+            }
+            self.checkpoints.insert(commit.id, checkpoint.clone());
+            work.push((commit.id, stores, checkpoint));
+        }
+        if work.is_empty() {
+            return Ok(());
+        }
+        let engine = engine.clone();
+        blocking("checkpoint", move || -> Result<(), StateError> {
+            let mut expired = Vec::new();
+            for (_, stores, _) in &work {
+                expired.extend(stores.write_pending()?);
+            }
+            // The stores are durable before a checkpoint says they are there.
+            engine.persist()?;
+            for segment in expired {
+                segment.delete()?;
+            }
+            for (id, _, checkpoint) in &work {
+                checkpoint::write(engine.path(), *id, checkpoint)?;
+            }
+            Ok(())
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// Bytes of store writes waiting for the next commit, over every task.
+    fn pending_store_bytes(&self) -> usize {
+        self.tasks
+            .values()
+            .map(|task| task.stores().pending_bytes())
+            .sum()
     }
 
     async fn revoke(&mut self, partitions: Vec<TopicPartition>) -> Result<(), RuntimeError> {
@@ -328,24 +586,44 @@ impl<B: Backend> Runner<B> {
         Ok(())
     }
 
-    /// Processes buffered records of every task, lowest timestamp first within each, then
-    /// sends the outputs.
-    async fn process_round(&mut self) -> Result<(), BackendError> {
-        let limit = self.config.max_records_per_round;
-        let mut processed = 0usize;
+    /// Processes buffered records of every task, lowest timestamp first within each, off
+    /// the async threads (persistent stores read from disk); the outputs wait for
+    /// `send_outputs`.
+    ///
+    /// # Errors
+    /// When a store failed: nothing of the round is sent or committed.
+    async fn process_round(&mut self) -> Result<(), RuntimeError> {
         for task in self.tasks.values_mut() {
             for input in task.input_partitions() {
                 task.set_caught_up(&input, self.backend.is_caught_up(&input));
             }
-            while processed < limit && task.process_next(&mut self.outputs) {
-                processed += 1;
+        }
+        let limit = self.config.max_records_per_round;
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let (tasks, outputs, processed) = blocking("processing", move || {
+            let mut processed = 0usize;
+            for task in tasks.values_mut() {
+                while processed < limit && task.process_next(&mut outputs) {
+                    processed += 1;
+                }
+            }
+            (tasks, outputs, processed)
+        })
+        .await?;
+        self.tasks = tasks;
+        self.outputs = outputs;
+        for task in self.tasks.values() {
+            if let Some(error) = task.stores().take_failure() {
+                tracing::error!(task = %task.id(), %error, "a store failed");
+                return Err(error.into());
             }
         }
         if processed > 0 {
             self.uncommitted = true;
             self.publish_status();
         }
-        self.send_outputs().await
+        Ok(())
     }
 
     async fn send_outputs(&mut self) -> Result<(), BackendError> {
@@ -395,10 +673,11 @@ impl<B: Backend> Runner<B> {
     async fn commit(&mut self) -> Result<(), RuntimeError> {
         match self.config.processing_guarantee {
             ProcessingGuarantee::AtLeastOnce => self.commit_at_least_once().await?,
-            ProcessingGuarantee::ExactlyOnce => {
-                let committed = self.commit_transaction().await;
-                self.settle(committed).await?;
-            }
+            ProcessingGuarantee::ExactlyOnce => match self.commit_transaction().await {
+                Ok(Some(commits)) => self.checkpoint_after_commit(commits).await?,
+                Ok(None) => {}
+                Err(error) => self.settle(Err(error)).await?,
+            },
         }
         self.last_commit = Instant::now();
         self.log_dropped_records();
@@ -407,18 +686,22 @@ impl<B: Backend> Runner<B> {
 
     /// Flushes every output, then commits each task's input offsets with metadata naming
     /// the changelog offsets that the commit covers.
-    async fn commit_at_least_once(&mut self) -> Result<(), BackendError> {
+    async fn commit_at_least_once(&mut self) -> Result<(), RuntimeError> {
         self.send_outputs().await?;
         let acknowledged = self.backend.flush().await?;
         self.note_acknowledged(acknowledged);
-        let offsets = self.committable_offsets();
+        let commits = self.task_commits();
+        let offsets = flatten(&commits);
         if !offsets.is_empty() {
             // Outputs are flushed, so a refused commit (the group moved on: a rebalance, an
             // expired session) loses nothing: the partitions' next owner reprocesses from
             // the previous commit. A failed flush, above, is fatal instead: committing past
             // unacknowledged outputs would lose them.
             match self.backend.commit(&offsets).await {
-                Ok(()) => self.count_commit(),
+                Ok(()) => {
+                    self.count_commit();
+                    self.checkpoint_after_commit(commits).await?;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "offset commit refused; its records will be processed again");
                 }
@@ -428,12 +711,27 @@ impl<B: Backend> Runner<B> {
         Ok(())
     }
 
+    /// After a successful commit: stores to disk, then checkpoints (see `checkpoint`).
+    async fn checkpoint_after_commit(
+        &mut self,
+        commits: Vec<TaskCommit>,
+    ) -> Result<(), RuntimeError> {
+        let work: Vec<(TaskCommit, TaskStores)> = commits
+            .into_iter()
+            .filter_map(|commit| {
+                let stores = self.tasks.get(&commit.id)?.stores().clone();
+                Some((commit, stores))
+            })
+            .collect();
+        self.write_checkpoints(work).await
+    }
+
     /// Commits the open transaction: every output, changelog and repartition record sent
     /// since the last commit, with each task's input offsets and metadata. Nothing to do
     /// when nothing was processed since.
-    async fn commit_transaction(&mut self) -> Result<(), BackendError> {
+    async fn commit_transaction(&mut self) -> Result<Option<Vec<TaskCommit>>, BackendError> {
         if !self.uncommitted {
-            return Ok(());
+            return Ok(None);
         }
         self.send_outputs().await?;
         // Waiting for the acknowledgements first surfaces a failed write before the
@@ -441,11 +739,11 @@ impl<B: Backend> Runner<B> {
         // at-least-once run of the same application.
         let acknowledged = self.backend.flush().await?;
         self.note_acknowledged(acknowledged);
-        let offsets = self.committable_offsets();
-        self.backend.commit_transaction(&offsets).await?;
+        let commits = self.task_commits();
+        self.backend.commit_transaction(&flatten(&commits)).await?;
         self.uncommitted = false;
         self.count_commit();
-        Ok(())
+        Ok(Some(commits))
     }
 
     /// Takes in what a flush acknowledged: the changelog offsets the next commit covers.
@@ -464,20 +762,28 @@ impl<B: Backend> Runner<B> {
     /// past records that are not for processing (transaction markers, aborted records).
     /// Committing it then, as Kafka Streams does, lets the group's lag reach 0 on inputs
     /// written in transactions (repartition topics under exactly-once).
-    fn committable_offsets(&self) -> Vec<(TopicPartition, i64, String)> {
-        let mut offsets = Vec::new();
+    fn task_commits(&self) -> Vec<TaskCommit> {
+        let mut commits = Vec::new();
         for task in self.tasks.values() {
-            let metadata = self.metadata_for(task).encode();
+            let metadata = self.metadata_for(task);
+            let mut offsets = Vec::new();
             for (topic_partition, next_offset) in task.committable_offsets() {
                 let position = self
                     .backend
                     .position(&topic_partition)
                     .filter(|_| task.is_drained(&topic_partition));
                 let offset = position.map_or(next_offset, |position| position.max(next_offset));
-                offsets.push((topic_partition, offset, metadata.clone()));
+                offsets.push((topic_partition, offset));
+            }
+            if !offsets.is_empty() {
+                commits.push(TaskCommit {
+                    id: task.id(),
+                    offsets,
+                    metadata,
+                });
             }
         }
-        offsets
+        commits
     }
 
     fn count_commit(&self) {
@@ -580,6 +886,64 @@ impl<B: Backend> Runner<B> {
         status.tasks = self.tasks.keys().copied().collect();
         status.metrics = metrics;
     }
+}
+
+/// Every task's `(input partition, next offset, metadata)`, as the group commits them.
+fn flatten(commits: &[TaskCommit]) -> Vec<(TopicPartition, i64, String)> {
+    let mut offsets = Vec::new();
+    for commit in commits {
+        let metadata = commit.metadata.encode();
+        for (partition, offset) in &commit.offsets {
+            offsets.push((partition.clone(), *offset, metadata.clone()));
+        }
+    }
+    offsets
+}
+
+/// Logs the restore point a task resumes from.
+fn log_restore_point(task: TaskId, point: &RestorePoint, has_checkpoint: bool) {
+    match point {
+        RestorePoint::Fresh => {
+            tracing::info!(%task, has_checkpoint, "nothing committed: the task starts empty, reading its input from the start");
+        }
+        RestorePoint::Broker(_) | RestorePoint::Transactional(Some(_)) => {
+            tracing::info!(%task, has_checkpoint, "restore point: the group's commit and its metadata");
+        }
+        RestorePoint::Transactional(None) => {
+            tracing::warn!(%task, has_checkpoint, "the group's commit has no metadata (the broker does not keep it): under exactly-once the committed changelogs are restored to their end; stream time restarts");
+        }
+        RestorePoint::Local(checkpoint) => {
+            tracing::warn!(%task, input_offsets = ?checkpoint.input_offsets, "the group's commit has no metadata (the broker does not keep OffsetCommit metadata): restoring to the local checkpoint and reading input from its offsets");
+        }
+    }
+}
+
+/// Applies changelog `records` of `topic` to `stores` off the async threads, then writes
+/// them to disk unsynced, so memory holds one chunk at most.
+async fn apply_chunk(
+    stores: &TaskStores,
+    topic: &str,
+    records: Vec<InputRecord>,
+) -> Result<(), RuntimeError> {
+    let (stores, topic) = (stores.clone(), topic.to_string());
+    blocking("restore", move || -> Result<(), StateError> {
+        for record in &records {
+            let Some(key) = record.key.as_deref() else {
+                continue;
+            };
+            stores.restore(&topic, key, record.value.as_deref(), record.timestamp_ms);
+        }
+        if let Some(error) = stores.take_failure() {
+            return Err(error);
+        }
+        // Restored writes are part of the changelog already: safe to write at once.
+        for segment in stores.write_pending()? {
+            segment.delete()?;
+        }
+        Ok(())
+    })
+    .await??;
+    Ok(())
 }
 
 /// The transactional id of an instance: `<application id>-<instance id>`, with a random
@@ -685,18 +1049,201 @@ mod tests {
 
     /// Runs a runner over `cluster` until everything is consumed; returns its status.
     async fn run_to_completion(cluster: &Arc<Mutex<FakeCluster>>) -> RuntimeStatus {
+        run_with(cluster, exactly_once_config())
+            .await
+            .expect("the runner ran without error")
+    }
+
+    /// Runs a runner with `config` over `cluster` until everything is consumed or it fails.
+    async fn run_with(
+        cluster: &Arc<Mutex<FakeCluster>>,
+        config: RuntimeConfig,
+    ) -> Result<RuntimeStatus, RuntimeError> {
         let backend = FakeBackend::new(cluster.clone());
-        let runner = Runner::new(word_count_topology(), backend, exactly_once_config());
+        let runner = Runner::new(word_count_topology(), backend, config);
         let status = runner.status();
-        let consumed = async {
-            while !all_consumed(cluster) {
+        let watched = status.clone();
+        let consumed = async move {
+            // Every task is running (restored), and the input is consumed.
+            let running = || watched.lock_or_recover().tasks.len() == 4;
+            while !running() || !all_consumed(cluster) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         };
         let ran = tokio::time::timeout(RUN_TIMEOUT, runner.run_until(consumed)).await;
-        ran.expect("the runner consumed everything in time")
-            .expect("the runner ran without error");
-        status.lock_or_recover().clone()
+        ran.expect("the runner consumed everything in time")?;
+        Ok(status.lock_or_recover().clone())
+    }
+
+    /// At-least-once, committing after every round of at most 7 records, with stores
+    /// (persistent by default) in `state_dir`.
+    fn at_least_once_config(state_dir: Option<&std::path::Path>) -> RuntimeConfig {
+        RuntimeConfig {
+            commit_interval: Duration::ZERO,
+            poll_timeout: Duration::from_millis(1),
+            max_records_per_round: 7,
+            state_dir: state_dir.map(std::path::Path::to_path_buf),
+            ..RuntimeConfig::default()
+        }
+    }
+
+    /// A fresh state directory for one test.
+    fn state_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("riffle-runner-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Runs an at-least-once runner until it has made `commits` commits, then drops it
+    /// without a last commit, as a kill would.
+    async fn crash_after(cluster: &Arc<Mutex<FakeCluster>>, config: RuntimeConfig, commits: u64) {
+        let backend = FakeBackend::new(cluster.clone());
+        let runner = Runner::new(word_count_topology(), backend, config);
+        let status = runner.status();
+        let crash = async {
+            while status.lock_or_recover().commits < commits {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::select! {
+            ended = runner.run_until(std::future::pending()) => {
+                panic!("the runner ended before the crash: {ended:?}")
+            }
+            () = crash => {}
+        }
+        // Work the runner moved to blocking threads ends, and lets go of the state lock.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !all_consumed(cluster),
+            "the crash came too late to test anything"
+        );
+    }
+
+    /// Whether each word's largest count is its number of occurrences: state that applied
+    /// some input twice would count higher; outputs may repeat under at-least-once.
+    fn counts_are_exact(cluster: &Mutex<FakeCluster>) {
+        let finals: BTreeMap<String, i64> = output_counts(cluster)
+            .into_iter()
+            .map(|(word, counts)| (word, counts.into_iter().max().unwrap_or(0)))
+            .collect();
+        let expected: BTreeMap<String, i64> = expected_counts()
+            .into_iter()
+            .map(|(word, counts)| (word, counts.into_iter().max().unwrap_or(0)))
+            .collect();
+        assert_eq!(finals, expected);
+    }
+
+    fn changelog_length(cluster: &Mutex<FakeCluster>) -> u64 {
+        let records = lock(cluster).records("words-app-word-counts-store-changelog");
+        records.len() as u64
+    }
+
+    #[tokio::test]
+    async fn a_crash_restores_only_the_changelog_tail_and_a_clean_stop_nothing() {
+        // Proves checkpoints bound restores: an at-least-once instance with persistent
+        // stores is dropped mid-stream (no last commit) and replaced on the same state
+        // directory; the replacement restores at most the tail past the last checkpoint,
+        // counts every word exactly once, and after its clean stop a third start restores
+        // nothing at all.
+        let cluster = cluster_with_input();
+        let dir = state_dir("crash-tail");
+        // Each round takes 7 records, source tasks first: the counting starts after about
+        // 45 commits.
+        crash_after(&cluster, at_least_once_config(Some(&dir)), 60).await;
+        let written = changelog_length(&cluster);
+        assert!(
+            written > 20,
+            "only {written} changelog records before the crash"
+        );
+        let status = run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap();
+        counts_are_exact(&cluster);
+        assert!(
+            status.restored_records * 4 < written,
+            "restored {} of {written} changelog records",
+            status.restored_records
+        );
+        let status = run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap();
+        assert_eq!(
+            status.restored_records, 0,
+            "a clean stop leaves nothing to restore"
+        );
+
+        // A wiped state directory restores the whole changelog, and stays correct.
+        std::fs::remove_dir_all(&dir).unwrap();
+        let everything = changelog_length(&cluster);
+        let status = run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap();
+        assert_eq!(status.restored_records, everything);
+        counts_are_exact(&cluster);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_drops_commit_metadata_falls_back_to_checkpoints_or_stops_clearly() {
+        // Proves the runtime never double-applies input on a broker that keeps committed
+        // offsets but drops their metadata (as Tansu 0.6 does): with a state directory, a
+        // crashed instance's replacement resumes from its local checkpoint and counts every
+        // word exactly once; without one, a restart stops with an error naming the
+        // broker's missing behaviour instead of restoring whole changelogs.
+        let cluster = cluster_with_input();
+        lock(&cluster).drop_commit_metadata = true;
+        let dir = state_dir("dropped-metadata");
+        crash_after(&cluster, at_least_once_config(Some(&dir)), 60).await;
+        run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap();
+        counts_are_exact(&cluster);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let cluster = cluster_with_input();
+        lock(&cluster).drop_commit_metadata = true;
+        crash_after(&cluster, at_least_once_config(None), 60).await;
+        let error = run_with(&cluster, at_least_once_config(None))
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, RuntimeError::RestorePointMissing { .. }),
+            "{message}"
+        );
+        assert!(
+            message.contains("does not keep OffsetCommit metadata"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn two_instances_never_share_a_state_directory() {
+        // Proves the state directory's lock: while one runner holds it, a second runner of
+        // the same application on the same directory stops at start, naming the lock.
+        let cluster = cluster_with_input();
+        let dir = state_dir("locked");
+        let first = Runner::new(
+            word_count_topology(),
+            FakeBackend::new(cluster.clone()),
+            at_least_once_config(Some(&dir)),
+        );
+        let first_status = first.status();
+        let running = tokio::spawn(first.run_until(std::future::pending()));
+        while first_status.lock_or_recover().commits == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let error = run_with(&cluster, at_least_once_config(Some(&dir)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, RuntimeError::State(StateError::Locked { .. })),
+            "{error}"
+        );
+        assert!(error.to_string().contains("another instance"), "{error}");
+        running.abort();
+        let _ = running.await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Per word, the counts the output topic holds, in order.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset};
+use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset, RestoreChunk};
 use crate::lock_policy::MutexRecover;
 use crate::record::{Headers, InputRecord, OutputRecord, TopicPartition};
 use crate::topology::InternalTopic;
@@ -28,6 +28,9 @@ pub(crate) struct FakeCluster {
     pub commit_attempts: u64,
     /// Transactions aborted so far.
     pub aborts: u64,
+    /// Keeps committed offsets but not their metadata, as some Kafka-compatible brokers
+    /// do: the stand-in for such a broker.
+    pub drop_commit_metadata: bool,
 }
 
 impl FakeCluster {
@@ -77,6 +80,36 @@ impl FakeCluster {
             })
     }
 
+    /// Appends an output record (tombstones stay tombstones).
+    fn append_output(&mut self, topic_partition: &TopicPartition, record: OutputRecord) {
+        let log = self.logs.entry(topic_partition.clone()).or_default();
+        let offset = i64::try_from(log.len()).expect("a test log fits an i64");
+        log.push(InputRecord {
+            topic: topic_partition.topic.clone(),
+            partition: topic_partition.partition,
+            offset,
+            timestamp_ms: record.timestamp_ms,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        });
+    }
+
+    /// Stores the group's offsets, without their metadata if this broker drops it.
+    fn commit_offsets(&mut self, offsets: &[(TopicPartition, i64, String)]) {
+        for (topic_partition, offset, metadata) in offsets {
+            let metadata = match self.drop_commit_metadata {
+                true => String::new(),
+                false => metadata.clone(),
+            };
+            let commit = CommittedOffset {
+                offset: *offset,
+                metadata,
+            };
+            self.committed.insert(topic_partition.clone(), commit);
+        }
+    }
+
     fn end_offset(&self, topic_partition: &TopicPartition) -> i64 {
         let length = self.logs.get(topic_partition).map_or(0, Vec::len);
         i64::try_from(length).unwrap_or(i64::MAX)
@@ -84,7 +117,8 @@ impl FakeCluster {
 }
 
 /// A [`Backend`] over a [`FakeCluster`]: one group member that is assigned every partition
-/// of its topics at its first poll, and one transactional producer.
+/// of its topics at its first poll, and one producer: transactional after
+/// `init_transactions`, else writing at once (at-least-once).
 pub(crate) struct FakeBackend {
     cluster: Arc<Mutex<FakeCluster>>,
     topics: Vec<String>,
@@ -94,6 +128,9 @@ pub(crate) struct FakeBackend {
     pending: Vec<(TopicPartition, OutputRecord)>,
     /// The next offset to return per assigned partition.
     positions: BTreeMap<TopicPartition, i64>,
+    /// At-least-once: per partition written since the last flush, the offset after the
+    /// last record.
+    unflushed: BTreeMap<TopicPartition, i64>,
 }
 
 impl FakeBackend {
@@ -105,6 +142,7 @@ impl FakeBackend {
             transactional: false,
             pending: Vec::new(),
             positions: BTreeMap::new(),
+            unflushed: BTreeMap::new(),
         }
     }
 
@@ -180,38 +218,69 @@ impl Backend for FakeBackend {
         Ok(committed)
     }
 
-    async fn read_range(
+    async fn read_chunk(
         &mut self,
         partition: &TopicPartition,
         from_offset: i64,
         end_offset: Option<i64>,
-    ) -> Result<Vec<InputRecord>, BackendError> {
+        max_bytes: usize,
+    ) -> Result<RestoreChunk, BackendError> {
         let cluster = self.cluster();
-        let end = end_offset.unwrap_or_else(|| cluster.end_offset(partition));
+        let log_end = cluster.end_offset(partition);
+        let end = end_offset.map_or(log_end, |end| end.min(log_end));
         let log = cluster.logs.get(partition).map_or(&[][..], Vec::as_slice);
-        let wanted = log
+        let mut chunk = RestoreChunk {
+            records: Vec::new(),
+            next_offset: from_offset,
+            end_offset: log_end,
+        };
+        let mut read_bytes = 0;
+        for record in log
             .iter()
-            .filter(|record| record.offset >= from_offset && record.offset < end);
-        Ok(wanted.cloned().collect())
+            .filter(|r| r.offset >= from_offset && r.offset < end)
+        {
+            if read_bytes >= max_bytes {
+                break;
+            }
+            read_bytes += record.value.as_ref().map_or(0, Vec::len) + 1;
+            chunk.next_offset = record.offset + 1;
+            chunk.records.push(record.clone());
+        }
+        Ok(chunk)
+    }
+
+    async fn seek(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<(), BackendError> {
+        for (partition, offset) in offsets {
+            self.positions.insert(partition.clone(), *offset);
+        }
+        Ok(())
     }
 
     async fn send(&mut self, partition: i32, record: OutputRecord) -> Result<(), BackendError> {
-        assert!(self.transactional, "these tests run exactly-once only");
         let topic_partition = TopicPartition::new(record.topic.clone(), partition);
-        self.pending.push((topic_partition, record));
+        if self.transactional {
+            self.pending.push((topic_partition, record));
+            return Ok(());
+        }
+        let mut cluster = self.cluster.lock_or_recover();
+        cluster.append_output(&topic_partition, record);
+        let end = cluster.end_offset(&topic_partition);
+        self.unflushed.insert(topic_partition, end);
         Ok(())
     }
 
     async fn flush(&mut self) -> Result<BTreeMap<TopicPartition, i64>, BackendError> {
-        // Offsets of a transaction's records are known once it commits; nothing to report.
-        Ok(BTreeMap::new())
+        // Offsets of a transaction's records are known once it commits: none to report.
+        Ok(std::mem::take(&mut self.unflushed))
     }
 
     async fn commit(
         &mut self,
-        _offsets: &[(TopicPartition, i64, String)],
+        offsets: &[(TopicPartition, i64, String)],
     ) -> Result<(), BackendError> {
-        panic!("exactly-once commits through commit_transaction only")
+        let mut cluster = self.cluster.lock_or_recover();
+        cluster.commit_offsets(offsets);
+        Ok(())
     }
 
     fn is_caught_up(&self, partition: &TopicPartition) -> bool {
@@ -244,18 +313,9 @@ impl Backend for FakeBackend {
             return Err(BackendError::new("commit transaction", "injected failure"));
         }
         for (topic_partition, record) in self.pending.drain(..) {
-            let key = record.key.unwrap_or_default();
-            let value = record.value.unwrap_or_default();
-            let (topic, partition) = (&topic_partition.topic, topic_partition.partition);
-            cluster.append(topic, partition, &key, &value, record.timestamp_ms);
+            cluster.append_output(&topic_partition, record);
         }
-        for (topic_partition, offset, metadata) in offsets {
-            let commit = CommittedOffset {
-                offset: *offset,
-                metadata: metadata.clone(),
-            };
-            cluster.committed.insert(topic_partition.clone(), commit);
-        }
+        cluster.commit_offsets(offsets);
         Ok(())
     }
 

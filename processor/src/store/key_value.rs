@@ -1,32 +1,36 @@
 //! The key-value store: latest value per key.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
-use super::{Changelog, StoredValue, read_lock, write_lock};
+use super::engine::StateError;
+use super::layout::{decode_value, encode_value};
+use super::map::OrderedMap;
+use super::{Changelog, Failures, StoredValue, read_lock, write_lock};
 use crate::record::OutputRecord;
 
 /// The data of one task's key-value store, shared with host-program queries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct KeyValueData {
-    pub entries: BTreeMap<Vec<u8>, StoredValue>,
+    pub map: OrderedMap,
 }
 
 /// A task's handle on one key-value store.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyValueStore {
     changelog: Changelog,
+    failures: Failures,
     // A std lock: held only for a map operation, never across an await; host queries and the
     // task's operator are the only users.
     pub data: Arc<RwLock<KeyValueData>>,
 }
 
 impl KeyValueStore {
-    pub fn new(changelog: Changelog) -> KeyValueStore {
+    pub fn new(changelog: Changelog, map: OrderedMap, failures: Failures) -> KeyValueStore {
         KeyValueStore {
             changelog,
-            data: Arc::default(),
+            failures,
+            data: Arc::new(RwLock::new(KeyValueData { map })),
         }
     }
 
@@ -34,9 +38,11 @@ impl KeyValueStore {
         &self.changelog.topic
     }
 
+    /// The value at `key`; `None` also when the engine failed (the task then stops, see
+    /// [`Failures`]).
     pub fn get(&self, key: &[u8]) -> Option<StoredValue> {
-        let data = read_lock(&self.data);
-        data.entries.get(key).cloned()
+        let found = read_lock(&self.data).get(key);
+        self.failures.note(found).flatten()
     }
 
     /// Writes `value` under `key` and logs the write to the changelog.
@@ -47,44 +53,39 @@ impl KeyValueStore {
         value: Vec<u8>,
         timestamp_ms: i64,
     ) {
+        let stored = encode_value(&value, timestamp_ms);
         outputs.push(
             self.changelog
-                .record(key.clone(), Some(value.clone()), timestamp_ms),
+                .record(key.clone(), Some(value), timestamp_ms),
         );
-        let stored = StoredValue {
-            value,
-            timestamp_ms,
-        };
-        write_lock(&self.data).entries.insert(key, stored);
+        write_lock(&self.data).map.put(key, Some(stored));
     }
 
     /// Applies a write without logging it (changelog replay).
     pub fn restore(&self, key: &[u8], value: Option<&[u8]>, timestamp_ms: i64) {
-        let mut data = write_lock(&self.data);
-        match value {
-            Some(value) => {
-                let stored = StoredValue {
-                    value: value.to_vec(),
-                    timestamp_ms,
-                };
-                data.entries.insert(key.to_vec(), stored);
-            }
-            None => {
-                data.entries.remove(key);
-            }
-        }
+        let stored = value.map(|value| encode_value(value, timestamp_ms));
+        write_lock(&self.data).map.put(key.to_vec(), stored);
     }
 }
 
 impl KeyValueData {
+    /// The value at `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<StoredValue>, StateError> {
+        Ok(self.map.get(key)?.as_deref().and_then(decode_value))
+    }
+
     /// Entries with keys in `[from, to)` (unbounded where `None`), in key order.
     pub fn range(
         &self,
         from: Option<&[u8]>,
         to: Option<&[u8]>,
-    ) -> impl Iterator<Item = (&Vec<u8>, &StoredValue)> {
-        let lower = from.map_or(Bound::Unbounded, |key| Bound::Included(key.to_vec()));
-        let upper = to.map_or(Bound::Unbounded, |key| Bound::Excluded(key.to_vec()));
-        self.entries.range((lower, upper))
+    ) -> Result<Vec<(Vec<u8>, StoredValue)>, StateError> {
+        let lower = from.map_or(Bound::Unbounded, Bound::Included);
+        let upper = to.map_or(Bound::Unbounded, Bound::Excluded);
+        let entries = self.map.range(lower, upper)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, decode_value(&value)?)))
+            .collect())
     }
 }

@@ -1,26 +1,49 @@
 //! State stores: key-value, window and session stores, each backed by a changelog topic.
 //!
-//! A store holds serialized keys and values in memory, ordered by key bytes (as Kafka
-//! Streams orders them). Every write also becomes a changelog record, sent in processing
-//! order with the task's other outputs; a task restores a store by replaying its changelog
-//! partition before it processes anything. Host programs read stores through the typed
-//! handles in [`query`].
+//! A store holds serialized keys and values ordered by key bytes (as Kafka Streams orders
+//! them), in memory or on disk ([`StoreBacking`]; `map` is where the two differ, `engine`
+//! is the disk, `layout` the bytes). Every write also becomes a changelog record, sent in
+//! processing order with the task's other outputs; a task restores a store by replaying
+//! its changelog partition (or, for a persistent store, only the tail past its
+//! checkpoint, see `checkpoint`) before it processes anything. Host programs read stores
+//! through the typed handles in [`query`].
 
+pub(crate) mod checkpoint;
+pub(crate) mod engine;
 mod key_value;
+mod layout;
+mod map;
 pub mod query;
+mod segments;
 mod session;
-mod time_index;
 mod window;
 
-use std::collections::HashMap;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub(crate) use key_value::{KeyValueData, KeyValueStore};
 pub(crate) use session::{SessionData, SessionStore};
 pub(crate) use window::{WindowData, WindowStore};
 
-use crate::lock_policy::RwLockRecover;
+use self::engine::{StateEngine, StateError};
+use self::map::OrderedMap;
+use self::segments::{SegmentHome, Segments};
+use crate::lock_policy::{MutexRecover, RwLockRecover};
 use crate::record::{Headers, OutputKind, OutputPartition, OutputRecord};
+use crate::task::TaskId;
+
+/// Where a store keeps its data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StoreBacking {
+    /// On disk, in the runtime's state directory (Kafka Streams' RocksDB stores): state
+    /// may be larger than memory, and a restart restores only the changelog tail past the
+    /// store's checkpoint. Where the runtime has no state directory, such a store is kept
+    /// in memory.
+    #[default]
+    Persistent,
+    /// In memory only: restored from the whole changelog at every start.
+    InMemory,
+}
 
 /// The shape of a store, as the topology declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +73,8 @@ pub struct StoreSpec {
     pub kind: StoreKind,
     /// The changelog topic, `<application>-<store>-changelog`.
     pub changelog_topic: String,
+    /// In memory or on disk.
+    pub backing: StoreBacking,
 }
 
 /// A stored value with the timestamp it carries (the changelog record's timestamp).
@@ -61,43 +86,210 @@ pub struct StoredValue {
     pub timestamp_ms: i64,
 }
 
+/// The first failure of a task's stores: operators cannot return errors, so a store that
+/// fails answers "nothing there" and records why here; the runtime checks after each round
+/// and stops before anything of that round is sent or committed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Failures(Arc<Mutex<Option<StateError>>>);
+
+impl Failures {
+    /// `result`'s value, or `None` after recording its error.
+    pub fn note<T>(&self, result: Result<T, StateError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let mut first = self.0.lock_or_recover();
+                first.get_or_insert(error);
+                None
+            }
+        }
+    }
+
+    /// The first failure, if any, taken.
+    pub fn take(&self) -> Option<StateError> {
+        self.0.lock_or_recover().take()
+    }
+}
+
+/// Where a task's stores live.
+#[derive(Debug, Clone)]
+pub(crate) enum StateHome {
+    /// Every store in memory: no state directory.
+    Memory,
+    /// Persistent stores in this engine, in-memory ones in memory.
+    Engine(Arc<StateEngine>),
+}
+
 /// The stores of one task, by name, as operators open them.
 #[derive(Clone, Default)]
 pub(crate) struct TaskStores {
     pub key_value: HashMap<String, KeyValueStore>,
     pub window: HashMap<String, WindowStore>,
     pub session: HashMap<String, SessionStore>,
+    /// The engine of the persistent ones, if any store is.
+    engine: Option<Arc<StateEngine>>,
+    failures: Failures,
 }
 
 impl TaskStores {
-    /// Opens fresh, empty stores for the task of `partition`.
-    pub fn open(specs: &[StoreSpec], partition: i32) -> TaskStores {
+    /// Opens the stores of task `task`: persistent ones with what the engine holds, the
+    /// others empty. Blocks on disk.
+    pub fn open(
+        specs: &[StoreSpec],
+        task: TaskId,
+        home: &StateHome,
+    ) -> Result<TaskStores, StateError> {
         let mut stores = TaskStores::default();
         for spec in specs {
             let changelog = Changelog {
                 topic: spec.changelog_topic.clone(),
-                partition,
+                partition: task.partition,
             };
-            match spec.kind {
-                StoreKind::KeyValue => {
-                    stores
-                        .key_value
-                        .insert(spec.name.clone(), KeyValueStore::new(changelog));
-                }
-                StoreKind::Window {
-                    retention_ms,
-                    keep_duplicates,
-                } => {
-                    let store = WindowStore::new(changelog, retention_ms, keep_duplicates);
-                    stores.window.insert(spec.name.clone(), store);
-                }
-                StoreKind::Session { retention_ms } => {
-                    let store = SessionStore::new(changelog, retention_ms);
-                    stores.session.insert(spec.name.clone(), store);
-                }
+            let engine = match (home, spec.backing) {
+                (StateHome::Engine(engine), StoreBacking::Persistent) => Some(engine),
+                _ => None,
+            };
+            if let Some(engine) = engine {
+                stores.engine = Some(engine.clone());
+            }
+            stores.open_one(spec, changelog, task, engine)?;
+        }
+        Ok(stores)
+    }
+
+    fn open_one(
+        &mut self,
+        spec: &StoreSpec,
+        changelog: Changelog,
+        task: TaskId,
+        engine: Option<&Arc<StateEngine>>,
+    ) -> Result<(), StateError> {
+        let failures = self.failures.clone();
+        let home = match engine {
+            Some(engine) => SegmentHome::Persistent {
+                engine: engine.clone(),
+                task: task.to_string(),
+                store: spec.name.clone(),
+            },
+            None => SegmentHome::Memory,
+        };
+        match spec.kind {
+            StoreKind::KeyValue => {
+                let map = match engine {
+                    Some(engine) => {
+                        let name = layout::store_keyspace(&task.to_string(), &spec.name);
+                        OrderedMap::persistent(engine, &name)?
+                    }
+                    None => OrderedMap::Memory(BTreeMap::new()),
+                };
+                let store = KeyValueStore::new(changelog, map, failures);
+                self.key_value.insert(spec.name.clone(), store);
+            }
+            StoreKind::Window {
+                retention_ms,
+                keep_duplicates,
+            } => {
+                let entries = Segments::open(home, retention_ms)?;
+                let store =
+                    WindowStore::new(changelog, entries, retention_ms, keep_duplicates, failures)?;
+                self.window.insert(spec.name.clone(), store);
+            }
+            StoreKind::Session { retention_ms } => {
+                let entries = Segments::open(home, retention_ms)?;
+                let store = SessionStore::new(changelog, entries, retention_ms, failures)?;
+                self.session.insert(spec.name.clone(), store);
             }
         }
-        stores
+        Ok(())
+    }
+
+    /// The first failure of these stores since the last call, if any.
+    pub fn take_failure(&self) -> Option<StateError> {
+        self.failures.take()
+    }
+
+    /// Bytes of writes not yet flushed to disk.
+    pub fn pending_bytes(&self) -> usize {
+        let key_value: usize = self
+            .key_value
+            .values()
+            .map(|s| read_lock(&s.data).map.pending_bytes())
+            .sum();
+        let window: usize = self
+            .window
+            .values()
+            .map(|s| read_lock(&s.data).pending_bytes())
+            .sum();
+        let session: usize = self
+            .session
+            .values()
+            .map(|s| read_lock(&s.data).pending_bytes())
+            .sum();
+        key_value + window + session
+    }
+
+    /// Writes every pending write of these stores to the engine in one atomic batch (not
+    /// yet synced: see [`StateEngine::persist`]); returns the expired segments to delete
+    /// once it is. Blocks on disk.
+    pub fn write_pending(&self) -> Result<Vec<OrderedMapToDelete>, StateError> {
+        let Some(engine) = &self.engine else {
+            return Ok(Vec::new());
+        };
+        let mut batch = engine.batch();
+        let mut expired = Vec::new();
+        for store in self.key_value.values() {
+            write_lock(&store.data).map.flush_into(&mut batch);
+        }
+        for store in self.window.values() {
+            expired.extend(write_lock(&store.data).entries_mut().flush_into(&mut batch));
+        }
+        for store in self.session.values() {
+            expired.extend(write_lock(&store.data).entries_mut().flush_into(&mut batch));
+        }
+        engine.commit(batch)?;
+        Ok(expired.into_iter().map(OrderedMapToDelete).collect())
+    }
+
+    /// Whether the store writing `changelog_topic` keeps its data on disk.
+    pub fn is_persistent(&self, changelog_topic: &str) -> bool {
+        let persistent = |map: &OrderedMap| matches!(map, OrderedMap::Persistent(_));
+        if let Some(store) = self
+            .key_value
+            .values()
+            .find(|s| s.changelog_topic() == changelog_topic)
+        {
+            return persistent(&read_lock(&store.data).map);
+        }
+        let window = self
+            .window
+            .values()
+            .any(|s| s.changelog_topic() == changelog_topic && read_lock(&s.data).is_persistent());
+        let session = self
+            .session
+            .values()
+            .any(|s| s.changelog_topic() == changelog_topic && read_lock(&s.data).is_persistent());
+        window || session
+    }
+
+    /// Empties the store writing `changelog_topic`, on disk too, before a full restore.
+    /// Blocks on disk.
+    pub fn wipe(&self, changelog_topic: &str) -> Result<(), StateError> {
+        for store in self.key_value.values() {
+            if store.changelog_topic() == changelog_topic {
+                write_lock(&store.data).map.clear()?;
+            }
+        }
+        for store in self.window.values() {
+            if store.changelog_topic() == changelog_topic {
+                write_lock(&store.data).clear()?;
+            }
+        }
+        for store in self.session.values() {
+            if store.changelog_topic() == changelog_topic {
+                write_lock(&store.data).clear()?;
+            }
+        }
+        Ok(())
     }
 
     /// The key-value store `name`.
@@ -161,6 +353,16 @@ impl TaskStores {
             return true;
         }
         false
+    }
+}
+
+/// An expired segment whose keyspace is deleted once the batch that expired it is durable.
+pub(crate) struct OrderedMapToDelete(OrderedMap);
+
+impl OrderedMapToDelete {
+    /// Deletes the keyspace. Blocks on disk.
+    pub fn delete(self) -> Result<(), StateError> {
+        segments::delete_segments([self.0])
     }
 }
 

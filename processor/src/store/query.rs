@@ -7,10 +7,22 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::engine::StateError;
 use super::{TaskStores, read_lock, write_lock};
 use crate::serdes::{SerdeError, SharedSerde};
 use crate::task::TaskId;
 use crate::window::Windowed;
+
+/// Why a store query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A key or value did not (de)serialize.
+    #[error(transparent)]
+    Serde(#[from] SerdeError),
+    /// The store could not be read from disk.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
 
 /// A typed name for a key-value store of a topology.
 pub struct KeyValueStoreHandle<K, V> {
@@ -157,23 +169,23 @@ pub struct KeyValueView<K, V> {
 
 impl<K: 'static, V: 'static> KeyValueView<K, V> {
     /// The value of `key`, if a local task holds it.
-    pub fn get(&self, key: &K) -> Result<Option<V>, SerdeError> {
+    pub fn get(&self, key: &K) -> Result<Option<V>, QueryError> {
         let key_bytes = self.handle.key_serde.serialize(&self.handle.name, key)?;
         for part in &self.parts {
-            let data = read_lock(part);
-            if let Some(stored) = data.entries.get(&key_bytes) {
-                return self
+            let found = read_lock(part).get(&key_bytes)?;
+            if let Some(stored) = found {
+                let value = self
                     .handle
                     .value_serde
-                    .deserialize(&self.handle.name, &stored.value)
-                    .map(Some);
+                    .deserialize(&self.handle.name, &stored.value)?;
+                return Ok(Some(value));
             }
         }
         Ok(None)
     }
 
     /// Every entry with a key in `[from, to)` (by serialized bytes), or all with `None`s.
-    pub fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>, SerdeError> {
+    pub fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>, QueryError> {
         let name = &self.handle.name;
         let from = from
             .map(|k| self.handle.key_serde.serialize(name, k))
@@ -183,9 +195,9 @@ impl<K: 'static, V: 'static> KeyValueView<K, V> {
             .transpose()?;
         let mut entries = Vec::new();
         for part in &self.parts {
-            let data = read_lock(part);
-            for (key, stored) in data.range(from.as_deref(), to.as_deref()) {
-                entries.push((key.clone(), stored.value.clone()));
+            let found = read_lock(part).range(from.as_deref(), to.as_deref())?;
+            for (key, stored) in found {
+                entries.push((key, stored.value));
             }
         }
         entries.sort();
@@ -201,7 +213,7 @@ impl<K: 'static, V: 'static> KeyValueView<K, V> {
     }
 
     /// Every entry, in key-byte order.
-    pub fn all(&self) -> Result<Vec<(K, V)>, SerdeError> {
+    pub fn all(&self) -> Result<Vec<(K, V)>, QueryError> {
         self.range(None, None)
     }
 }
@@ -219,17 +231,15 @@ impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
         key: &K,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<(Windowed<K>, V)>, SerdeError> {
+    ) -> Result<Vec<(Windowed<K>, V)>, QueryError> {
         let name = &self.handle.name;
         let key_bytes = self.handle.key_serde.serialize(name, key)?;
         let mut found = Vec::new();
         for part in &self.parts {
-            let data = read_lock(part);
-            let lower = (key_bytes.clone(), from_ms, i32::MIN);
-            let upper = (key_bytes.clone(), to_ms, i32::MAX);
-            for ((_, start_ms, _), stored) in data.entries.by_key.range(lower..=upper) {
+            let entries = read_lock(part).fetch_range(&key_bytes, from_ms, to_ms)?;
+            for (start_ms, stored) in entries {
                 let value = self.handle.value_serde.deserialize(name, &stored.value)?;
-                found.push((self.windowed(key.clone(), *start_ms), value));
+                found.push((self.windowed(key.clone(), start_ms), value));
             }
         }
         found.sort_by_key(|(window, _)| window.start_ms);
@@ -237,13 +247,12 @@ impl<K: Clone + 'static, V: 'static> WindowView<K, V> {
     }
 
     /// Every window of every key, by key bytes then start.
-    pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>, SerdeError> {
+    pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>, QueryError> {
         let name = &self.handle.name;
         let mut raw = Vec::new();
         for part in &self.parts {
-            let data = read_lock(part);
-            for ((key, start_ms, _), stored) in &data.entries.by_key {
-                raw.push((key.clone(), *start_ms, stored.value.clone()));
+            for (key, start_ms, stored) in read_lock(part).all()? {
+                raw.push((key, start_ms, stored.value));
             }
         }
         raw.sort();
@@ -273,20 +282,17 @@ pub struct SessionView<K, V> {
 
 impl<K: Clone + 'static, V: 'static> SessionView<K, V> {
     /// Every session of `key`, by end.
-    pub fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>, SerdeError> {
+    pub fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>, QueryError> {
         let name = &self.handle.name;
         let key_bytes = self.handle.key_serde.serialize(name, key)?;
         let mut found = Vec::new();
         for part in &self.parts {
-            let data = read_lock(part);
-            let lower = (key_bytes.clone(), i64::MIN, i64::MIN);
-            let upper = (key_bytes.clone(), i64::MAX, i64::MAX);
-            for ((_, end_ms, start_ms), stored) in data.entries.by_key.range(lower..=upper) {
+            for (start_ms, end_ms, stored) in read_lock(part).fetch(&key_bytes)? {
                 let value = self.handle.value_serde.deserialize(name, &stored.value)?;
                 let window = Windowed {
                     key: key.clone(),
-                    start_ms: *start_ms,
-                    end_ms: *end_ms,
+                    start_ms,
+                    end_ms,
                 };
                 found.push((window, value));
             }

@@ -5,17 +5,19 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::time_index::TimeIndexed;
-use super::{Changelog, StoredValue, read_i64, read_lock, write_lock};
+use super::engine::StateError;
+use super::segments::Segments;
+use super::{Changelog, Failures, StoredValue, read_i64, read_lock, write_lock};
 use crate::record::OutputRecord;
 
 const SUFFIX_BYTES: usize = 16;
 
 /// The data of one task's session store, shared with host-program queries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SessionData {
     /// By key bytes, session end and session start.
-    pub entries: TimeIndexed<i64>,
+    entries: Segments<i64>,
+    retention_ms: i64,
     observed_end_ms: i64,
 }
 
@@ -23,21 +25,30 @@ pub(crate) struct SessionData {
 #[derive(Debug, Clone)]
 pub(crate) struct SessionStore {
     changelog: Changelog,
-    retention_ms: i64,
+    failures: Failures,
     pub data: Arc<RwLock<SessionData>>,
 }
 
 impl SessionStore {
-    pub fn new(changelog: Changelog, retention_ms: i64) -> SessionStore {
+    /// A store over `entries` (with what they already hold), keeping sessions
+    /// `retention_ms` past their end.
+    pub fn new(
+        changelog: Changelog,
+        entries: Segments<i64>,
+        retention_ms: i64,
+        failures: Failures,
+    ) -> Result<SessionStore, StateError> {
+        let observed_end_ms = entries.latest_time_ms()?.unwrap_or(i64::MIN);
         let data = SessionData {
-            observed_end_ms: i64::MIN,
-            ..SessionData::default()
-        };
-        SessionStore {
-            changelog,
+            entries,
             retention_ms,
+            observed_end_ms,
+        };
+        Ok(SessionStore {
+            changelog,
+            failures,
             data: Arc::new(RwLock::new(data)),
-        }
+        })
     }
 
     pub fn changelog_topic(&self) -> &str {
@@ -59,14 +70,16 @@ impl SessionStore {
         earliest_end_ms: i64,
         latest_start_ms: i64,
     ) -> Vec<(i64, i64, StoredValue)> {
-        let data = self.read();
-        let lower = (key.to_vec(), earliest_end_ms, i64::MIN);
-        let upper = (key.to_vec(), i64::MAX, i64::MAX);
-        data.entries
-            .by_key
-            .range(lower..=upper)
-            .filter(|((_, _, start_ms), _)| *start_ms <= latest_start_ms)
-            .map(|((_, end_ms, start_ms), stored)| (*start_ms, *end_ms, stored.clone()))
+        let found = {
+            let data = self.read();
+            let earliest_end_ms = earliest_end_ms.max(data.cutoff_ms());
+            data.entries.key_range(key, earliest_end_ms, i64::MAX)
+        };
+        let found = self.failures.note(found).unwrap_or_default();
+        found
+            .into_iter()
+            .filter(|(_, _, start_ms, _)| *start_ms <= latest_start_ms)
+            .map(|(_, end_ms, start_ms, stored)| (start_ms, end_ms, stored))
             .collect()
     }
 
@@ -76,7 +89,12 @@ impl SessionStore {
         after_ms: i64,
         through_ms: i64,
     ) -> impl Iterator<Item = (Vec<u8>, i64, i64, StoredValue)> + use<> {
-        let found = self.read().entries.between(after_ms, through_ms);
+        let found = {
+            let data = self.read();
+            let after_ms = after_ms.max(data.cutoff_ms().saturating_sub(1));
+            data.entries.between(after_ms, through_ms)
+        };
+        let found = self.failures.note(found).unwrap_or_default();
         found
             .into_iter()
             .map(|(key, end_ms, start_ms, stored)| (key, start_ms, end_ms, stored))
@@ -95,11 +113,12 @@ impl SessionStore {
         let mut changelog_key = key.to_vec();
         changelog_key.extend_from_slice(&end_ms.to_be_bytes());
         changelog_key.extend_from_slice(&start_ms.to_be_bytes());
-        outputs.push(
-            self.changelog
-                .record(changelog_key, value.clone(), timestamp_ms),
-        );
-        self.apply(key.to_vec(), start_ms, end_ms, value, timestamp_ms);
+        let stored = value.as_ref().map(|value| StoredValue {
+            value: value.clone(),
+            timestamp_ms,
+        });
+        outputs.push(self.changelog.record(changelog_key, value, timestamp_ms));
+        self.apply(key, start_ms, end_ms, stored.as_ref());
     }
 
     /// Applies a changelog record without logging it; malformed keys are skipped.
@@ -113,34 +132,66 @@ impl SessionStore {
         ) else {
             return;
         };
-        let key = changelog_key[..key_bytes].to_vec();
+        let stored = value.map(|value| StoredValue {
+            value: value.to_vec(),
+            timestamp_ms,
+        });
         self.apply(
-            key,
+            &changelog_key[..key_bytes],
             start_ms,
             end_ms,
-            value.map(<[u8]>::to_vec),
-            timestamp_ms,
+            stored.as_ref(),
         );
     }
 
-    fn apply(
-        &self,
-        key: Vec<u8>,
-        start_ms: i64,
-        end_ms: i64,
-        value: Option<Vec<u8>>,
-        timestamp_ms: i64,
-    ) {
+    fn apply(&self, key: &[u8], start_ms: i64, end_ms: i64, stored: Option<&StoredValue>) {
         let mut data = self.write();
-        let stored = value.map(|value| StoredValue {
-            value,
-            timestamp_ms,
-        });
-        data.entries.write(key, end_ms, start_ms, stored);
+        let written = data.entries.write(key, end_ms, start_ms, stored);
+        self.failures.note(written);
         if end_ms > data.observed_end_ms {
             data.observed_end_ms = end_ms;
-            let cutoff_ms = end_ms.saturating_sub(self.retention_ms);
-            data.entries.expire_while(|end_ms| end_ms < cutoff_ms);
+            // Sessions ending before the cutoff are gone.
+            let cutoff_ms = data.cutoff_ms();
+            data.entries.expire_through(cutoff_ms.saturating_sub(1));
         }
+    }
+}
+
+impl SessionData {
+    /// Sessions ending before this are expired.
+    fn cutoff_ms(&self) -> i64 {
+        if self.observed_end_ms == i64::MIN {
+            return i64::MIN;
+        }
+        self.observed_end_ms.saturating_sub(self.retention_ms)
+    }
+
+    /// Every live session of `key`, by end then start: `(start, end, value)`.
+    pub fn fetch(&self, key: &[u8]) -> Result<Vec<(i64, i64, StoredValue)>, StateError> {
+        let found = self.entries.key_range(key, self.cutoff_ms(), i64::MAX)?;
+        Ok(found
+            .into_iter()
+            .map(|(_, end_ms, start_ms, stored)| (start_ms, end_ms, stored))
+            .collect())
+    }
+
+    pub(crate) fn entries_mut(&mut self) -> &mut Segments<i64> {
+        &mut self.entries
+    }
+
+    /// Bytes of writes not yet flushed to disk.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.entries.pending_bytes()
+    }
+
+    /// Whether the entries live on disk.
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.entries.is_persistent()
+    }
+
+    /// Removes every entry, on disk too.
+    pub(crate) fn clear(&mut self) -> Result<(), StateError> {
+        self.observed_end_ms = i64::MIN;
+        self.entries.clear()
     }
 }

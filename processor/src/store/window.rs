@@ -5,17 +5,19 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::time_index::TimeIndexed;
-use super::{Changelog, StoredValue, read_i32, read_i64, read_lock, write_lock};
+use super::engine::StateError;
+use super::segments::Segments;
+use super::{Changelog, Failures, StoredValue, read_i32, read_i64, read_lock, write_lock};
 use crate::record::OutputRecord;
 
 const SUFFIX_BYTES: usize = 8 + 4;
 
 /// The data of one task's window store, shared with host-program queries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WindowData {
     /// By key bytes, window start and duplicate number.
-    pub entries: TimeIndexed<i32>,
+    entries: Segments<i32>,
+    retention_ms: i64,
     /// The largest window start written: the store's notion of stream time.
     observed_start_ms: i64,
     next_seq: i32,
@@ -25,23 +27,34 @@ pub(crate) struct WindowData {
 #[derive(Debug, Clone)]
 pub(crate) struct WindowStore {
     changelog: Changelog,
-    retention_ms: i64,
     keep_duplicates: bool,
+    failures: Failures,
     pub data: Arc<RwLock<WindowData>>,
 }
 
 impl WindowStore {
-    pub fn new(changelog: Changelog, retention_ms: i64, keep_duplicates: bool) -> WindowStore {
+    /// A store over `entries` (with what they already hold), keeping windows
+    /// `retention_ms` behind the latest start.
+    pub fn new(
+        changelog: Changelog,
+        entries: Segments<i32>,
+        retention_ms: i64,
+        keep_duplicates: bool,
+        failures: Failures,
+    ) -> Result<WindowStore, StateError> {
+        let observed_start_ms = entries.latest_time_ms()?.unwrap_or(i64::MIN);
         let data = WindowData {
-            observed_start_ms: i64::MIN,
-            ..WindowData::default()
-        };
-        WindowStore {
-            changelog,
+            entries,
             retention_ms,
+            observed_start_ms,
+            next_seq: 0,
+        };
+        Ok(WindowStore {
+            changelog,
             keep_duplicates,
+            failures,
             data: Arc::new(RwLock::new(data)),
-        }
+        })
     }
 
     pub fn changelog_topic(&self) -> &str {
@@ -58,23 +71,18 @@ impl WindowStore {
 
     /// The value of `key` in the window starting at `start_ms` (seq 0).
     pub fn fetch(&self, key: &[u8], start_ms: i64) -> Option<StoredValue> {
-        self.read()
-            .entries
-            .by_key
-            .get(&(key.to_vec(), start_ms, 0))
-            .cloned()
+        let data = self.read();
+        if data.is_expired(start_ms) {
+            return None;
+        }
+        let found = data.entries.get(key, start_ms, 0);
+        self.failures.note(found).flatten()
     }
 
     /// Every value of `key` in windows starting within `[from_ms, to_ms]`, by start.
     pub fn fetch_range(&self, key: &[u8], from_ms: i64, to_ms: i64) -> Vec<(i64, StoredValue)> {
-        let data = self.read();
-        let lower = (key.to_vec(), from_ms, i32::MIN);
-        let upper = (key.to_vec(), to_ms, i32::MAX);
-        data.entries
-            .by_key
-            .range(lower..=upper)
-            .map(|((_, start_ms, _), stored)| (*start_ms, stored.clone()))
-            .collect()
+        let found = self.read().fetch_range(key, from_ms, to_ms);
+        self.failures.note(found).unwrap_or_default()
     }
 
     /// Every entry whose window starts within `(after_ms, through_ms]`, by start then key.
@@ -83,7 +91,12 @@ impl WindowStore {
         after_ms: i64,
         through_ms: i64,
     ) -> impl Iterator<Item = (Vec<u8>, i64, StoredValue)> + use<> {
-        let found = self.read().entries.between(after_ms, through_ms);
+        let found = {
+            let data = self.read();
+            let after_ms = after_ms.max(data.cutoff_ms());
+            data.entries.between(after_ms, through_ms)
+        };
+        let found = self.failures.note(found).unwrap_or_default();
         found
             .into_iter()
             .map(|(key, start_ms, _, stored)| (key, start_ms, stored))
@@ -101,7 +114,7 @@ impl WindowStore {
     ) -> bool {
         let seq = {
             let mut data = self.write();
-            if self.is_expired(&data, start_ms) {
+            if data.is_expired(start_ms) {
                 return false;
             }
             if self.keep_duplicates {
@@ -114,17 +127,13 @@ impl WindowStore {
         let mut changelog_key = key.to_vec();
         changelog_key.extend_from_slice(&start_ms.to_be_bytes());
         changelog_key.extend_from_slice(&seq.to_be_bytes());
-        outputs.push(
-            self.changelog
-                .record(changelog_key, value.clone(), timestamp_ms),
-        );
-        self.apply(key.to_vec(), start_ms, seq, value, timestamp_ms);
+        let stored = value.as_ref().map(|value| StoredValue {
+            value: value.clone(),
+            timestamp_ms,
+        });
+        outputs.push(self.changelog.record(changelog_key, value, timestamp_ms));
+        self.apply(key, start_ms, seq, stored.as_ref());
         true
-    }
-
-    fn is_expired(&self, data: &WindowData, start_ms: i64) -> bool {
-        data.observed_start_ms != i64::MIN
-            && start_ms <= data.observed_start_ms.saturating_sub(self.retention_ms)
     }
 
     /// Applies a changelog record without logging it; malformed keys are skipped.
@@ -138,30 +147,82 @@ impl WindowStore {
         ) else {
             return;
         };
-        let key = changelog_key[..key_bytes].to_vec();
-        self.apply(key, start_ms, seq, value.map(<[u8]>::to_vec), timestamp_ms);
-    }
-
-    fn apply(
-        &self,
-        key: Vec<u8>,
-        start_ms: i64,
-        seq: i32,
-        value: Option<Vec<u8>>,
-        timestamp_ms: i64,
-    ) {
-        let mut data = self.write();
         let stored = value.map(|value| StoredValue {
-            value,
+            value: value.to_vec(),
             timestamp_ms,
         });
-        data.entries.write(key, start_ms, seq, stored);
+        self.apply(&changelog_key[..key_bytes], start_ms, seq, stored.as_ref());
+    }
+
+    fn apply(&self, key: &[u8], start_ms: i64, seq: i32, stored: Option<&StoredValue>) {
+        let mut data = self.write();
+        let written = data.entries.write(key, start_ms, seq, stored);
+        self.failures.note(written);
         if start_ms > data.observed_start_ms {
             data.observed_start_ms = start_ms;
             // Windows that fell out of retention; the changelog's own retention drops them
             // there, as in Kafka Streams.
-            let cutoff_ms = start_ms.saturating_sub(self.retention_ms);
-            data.entries.expire_while(|start_ms| start_ms <= cutoff_ms);
+            let cutoff_ms = data.cutoff_ms();
+            data.entries.expire_through(cutoff_ms);
         }
+    }
+}
+
+impl WindowData {
+    /// Windows starting at or before this are expired.
+    fn cutoff_ms(&self) -> i64 {
+        if self.observed_start_ms == i64::MIN {
+            return i64::MIN;
+        }
+        self.observed_start_ms.saturating_sub(self.retention_ms)
+    }
+
+    fn is_expired(&self, start_ms: i64) -> bool {
+        self.observed_start_ms != i64::MIN && start_ms <= self.cutoff_ms()
+    }
+
+    /// Every live value of `key` in windows starting within `[from_ms, to_ms]`, by start.
+    pub fn fetch_range(
+        &self,
+        key: &[u8],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, StoredValue)>, StateError> {
+        let found = self.entries.key_range(key, from_ms, to_ms)?;
+        Ok(found
+            .into_iter()
+            .filter(|(_, start_ms, _, _)| !self.is_expired(*start_ms))
+            .map(|(_, start_ms, _, stored)| (start_ms, stored))
+            .collect())
+    }
+
+    /// Every live entry, by key then start: `(key, start, value)`.
+    pub fn all(&self) -> Result<Vec<(Vec<u8>, i64, StoredValue)>, StateError> {
+        let found = self.entries.all()?;
+        Ok(found
+            .into_iter()
+            .filter(|(_, start_ms, _, _)| !self.is_expired(*start_ms))
+            .map(|(key, start_ms, _, stored)| (key, start_ms, stored))
+            .collect())
+    }
+
+    pub(crate) fn entries_mut(&mut self) -> &mut Segments<i32> {
+        &mut self.entries
+    }
+
+    /// Bytes of writes not yet flushed to disk.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.entries.pending_bytes()
+    }
+
+    /// Whether the entries live on disk.
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.entries.is_persistent()
+    }
+
+    /// Removes every entry, on disk too.
+    pub(crate) fn clear(&mut self) -> Result<(), StateError> {
+        self.observed_start_ms = i64::MIN;
+        self.entries.clear()
     }
 }

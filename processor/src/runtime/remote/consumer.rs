@@ -188,7 +188,18 @@ pub(super) fn rewind_blocking(
     if let Some(error) = committed.elements().iter().find_map(|e| e.error().err()) {
         return Err(BackendError::new(operation, error));
     }
-    let mut pending = consumer.context().remember_commits(&committed);
+    let pending = consumer.context().remember_commits(&committed);
+    seek_blocking(consumer, pending)
+}
+
+/// Moves reading of `partitions` to their offsets, retrying partitions whose fetcher has
+/// not started yet (just assigned). Blocks.
+pub(super) fn seek_blocking(
+    consumer: &GroupConsumer,
+    partitions: TopicPartitionList,
+) -> Result<(), BackendError> {
+    let operation = "seek";
+    let mut pending = partitions;
     let deadline = Instant::now() + SEEK_RETRY_TIMEOUT;
     loop {
         // A seek also drops the messages librdkafka fetched for the partition before it.

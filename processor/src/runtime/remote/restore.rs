@@ -1,8 +1,11 @@
 //! Reading a partition range outside the group: how stores are restored from changelogs.
 //!
 //! One `BaseConsumer` that never subscribes and never commits, so it leaves the group's
-//! positions alone; each read assigns just the partition asked for, from the given offset.
+//! positions alone; a restore assigns just the partition it reads and keeps it assigned
+//! from one bounded chunk to the next. The end of a changelog comes from the fetches
+//! themselves (EOF at the high watermark), never from a ListOffsets request.
 
+use std::ffi::CString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +17,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::consumer::input_record;
 use crate::record::{InputRecord, TopicPartition};
-use crate::runtime::backend::BackendError;
+use crate::runtime::backend::{BackendError, RestoreChunk};
 
 /// How long a read may go without a new record before it fails: the broker stopped
 /// answering, since the range is known to exist.
@@ -55,84 +58,165 @@ pub(super) fn restore_consumer(base: &ClientConfig) -> Result<RestoreConsumer, B
     Ok(Arc::new(consumer))
 }
 
-/// Every record of `partition` in `[from_offset, end_offset)`, or to the high watermark as
-/// it is now when `end_offset` is `None`. Blocks: run it on a blocking thread.
-pub(super) fn read_range_blocking(
+/// Where the restore consumer is: the partition it has assigned and its next offset, so a
+/// restore's next chunk goes on without assigning (and refetching) again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RestoreSession {
+    partition: TopicPartition,
+    next_offset: i64,
+}
+
+/// Records of `partition` from `from_offset` below `end_offset` (when given) or below the
+/// end the fetch reports, about `max_bytes` of them. Blocks: run it on a blocking thread.
+/// `session` carries the assignment from one chunk to the next.
+pub(super) fn read_chunk_blocking(
+    consumer: &BaseConsumer,
+    session: &mut Option<RestoreSession>,
+    partition: &TopicPartition,
+    from_offset: i64,
+    end_offset: Option<i64>,
+    max_bytes: usize,
+) -> Result<RestoreChunk, BackendError> {
+    let operation = || format!("read {partition} from {from_offset}");
+    let continuing = session.as_ref().is_some_and(|session| {
+        session.partition == *partition && session.next_offset == from_offset
+    });
+    if !continuing {
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(
+                &partition.topic,
+                partition.partition,
+                Offset::Offset(from_offset),
+            )
+            .map_err(|error| BackendError::new(operation(), error))?;
+        consumer
+            .assign(&assignment)
+            .map_err(|error| BackendError::new(operation(), error))?;
+    }
+    *session = None;
+    let read = read_until(consumer, partition, from_offset, end_offset, max_bytes);
+    let chunk = read.map_err(|message| BackendError::new(operation(), message))?;
+    let finished = end_offset.map_or(chunk.next_offset >= chunk.end_offset, |end| {
+        chunk.next_offset >= end
+    }) || chunk.records.is_empty();
+    if finished {
+        // Stop fetching: the next restore assigns its own partition.
+        let _ = consumer.unassign();
+    } else {
+        *session = Some(RestoreSession {
+            partition: partition.clone(),
+            next_offset: chunk.next_offset,
+        });
+    }
+    Ok(chunk)
+}
+
+/// Polls until `max_bytes` are read, `end_offset` is reached, or the partition's end (EOF:
+/// the high watermark of the fetch, which enable.partition.eof reports).
+fn read_until(
     consumer: &BaseConsumer,
     partition: &TopicPartition,
     from_offset: i64,
     end_offset: Option<i64>,
-) -> Result<Vec<InputRecord>, BackendError> {
-    let operation = || format!("read {partition} from {from_offset}");
-    let end_offset = match end_offset {
-        Some(end_offset) => end_offset,
-        None => {
-            let topic = &partition.topic;
-            let (_low, high) = consumer
-                .fetch_watermarks(topic, partition.partition, REQUEST_TIMEOUT)
-                .map_err(|error| BackendError::new(operation(), error))?;
-            high
-        }
+    max_bytes: usize,
+) -> Result<RestoreChunk, String> {
+    let mut chunk = RestoreChunk {
+        records: Vec::new(),
+        next_offset: from_offset,
+        end_offset: end_offset.unwrap_or(i64::MAX),
     };
-    if from_offset >= end_offset {
-        return Ok(Vec::new());
-    }
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(
-            &partition.topic,
-            partition.partition,
-            Offset::Offset(from_offset),
-        )
-        .map_err(|error| BackendError::new(operation(), error))?;
-    consumer
-        .assign(&assignment)
-        .map_err(|error| BackendError::new(operation(), error))?;
-    let records = read_until(consumer, partition, end_offset);
-    // Stop fetching: the next restore assigns its own partition.
-    let _ = consumer.unassign();
-    records.map_err(|message| BackendError::new(operation(), message))
-}
-
-fn read_until(
-    consumer: &BaseConsumer,
-    partition: &TopicPartition,
-    end_offset: i64,
-) -> Result<Vec<InputRecord>, String> {
-    let mut records: Vec<InputRecord> = Vec::new();
+    let mut read_bytes = 0usize;
     let mut last_progress = Instant::now();
     loop {
         if last_progress.elapsed() > RESTORE_STALL_TIMEOUT {
-            let read = records.last().map(|record| record.offset);
             return Err(format!(
-                "no record within {RESTORE_STALL_TIMEOUT:?} (last offset read {read:?}, end {end_offset})"
+                "no record within {RESTORE_STALL_TIMEOUT:?} (next offset {}, end {end_offset:?})",
+                chunk.next_offset
             ));
         }
         match consumer.poll(RESTORE_POLL_INTERVAL) {
             Some(Ok(message)) => {
                 let ours = message.topic() == partition.topic
                     && message.partition() == partition.partition;
-                if !ours {
+                if !ours || message.offset() < chunk.next_offset {
                     continue;
                 }
                 last_progress = Instant::now();
-                if message.offset() >= end_offset {
-                    return Ok(records);
+                if end_offset.is_some_and(|end| message.offset() >= end) {
+                    return Ok(finish(consumer, partition, chunk, end_offset));
                 }
-                records.push(input_record(&message));
-                if message.offset() + 1 >= end_offset {
-                    return Ok(records);
+                let record = input_record(&message);
+                read_bytes += record_bytes(&record);
+                chunk.next_offset = message.offset() + 1;
+                chunk.records.push(record);
+                let at_end = end_offset.is_some_and(|end| chunk.next_offset >= end);
+                if at_end || read_bytes >= max_bytes {
+                    return Ok(finish(consumer, partition, chunk, end_offset));
                 }
             }
             Some(Err(KafkaError::PartitionEOF(eof_partition)))
                 if eof_partition == partition.partition =>
             {
-                return Ok(records);
+                let mut chunk = finish(consumer, partition, chunk, end_offset);
+                // At EOF the position is the fetch's high watermark: past any compacted gap.
+                if let Some(high) = cached_high_watermark(consumer, partition) {
+                    chunk.next_offset = chunk.next_offset.max(high);
+                    if end_offset.is_none() {
+                        chunk.end_offset = high;
+                    }
+                }
+                return Ok(chunk);
             }
             Some(Err(error)) => tracing::warn!(%partition, %error, "restore consumer error"),
             None => {}
         }
     }
+}
+
+/// The chunk with its end: the target, else the high watermark the fetches reported.
+fn finish(
+    consumer: &BaseConsumer,
+    partition: &TopicPartition,
+    mut chunk: RestoreChunk,
+    end_offset: Option<i64>,
+) -> RestoreChunk {
+    chunk.end_offset = match end_offset {
+        Some(end) => end,
+        None => cached_high_watermark(consumer, partition).unwrap_or(chunk.next_offset),
+    };
+    chunk
+}
+
+/// Bytes a record holds (key, value, headers), for the chunk limit.
+fn record_bytes(record: &InputRecord) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+        .sum();
+    record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len) + headers
+}
+
+/// The high watermark librdkafka last saw in a fetch response for `partition` (no request
+/// is made): not a ListOffsets answer, which some brokers get wrong.
+fn cached_high_watermark(consumer: &BaseConsumer, partition: &TopicPartition) -> Option<i64> {
+    let topic = CString::new(partition.topic.as_str()).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; `topic` is a valid C
+    // string for the call; librdkafka only writes the two i64s. rdkafka 0.39 has no safe
+    // wrapper for this local lookup.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition.partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    let known = error == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0;
+    known.then_some(high)
 }
 
 /// The partition count of `topic`, `None` if the broker does not know it. The consumer

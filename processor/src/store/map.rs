@@ -1,0 +1,169 @@
+//! An ordered map of bytes, in memory or in a keyspace of the engine: what every store is
+//! built on.
+//!
+//! A persistent map buffers the writes since its last flush in memory ([`Pending`]) and
+//! reads through them. Writes reach the engine only at a flush, which the runtime does
+//! after a commit: so the engine always holds a prefix of the changelog, never writes
+//! whose changelog records may be lost, and a crash leaves a store that replaying its
+//! changelog tail brings exactly to the committed state.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use super::engine::{StateEngine, StateError};
+
+/// Entries in key order, `(key, value)`.
+pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One ordered map of a store.
+#[derive(Debug)]
+pub(crate) enum OrderedMap {
+    /// Entirely in memory, lost with the process.
+    Memory(BTreeMap<Vec<u8>, Vec<u8>>),
+    /// In a keyspace, with unflushed writes in memory.
+    Persistent(PersistentMap),
+}
+
+/// A keyspace and the writes not yet flushed to it.
+pub(crate) struct PersistentMap {
+    engine: Arc<StateEngine>,
+    keyspace: fjall::Keyspace,
+    /// Writes since the last flush, by key; `None` deletes.
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Key and value bytes in `pending`: the memory a commit gives back.
+    pending_bytes: usize,
+}
+
+impl std::fmt::Debug for PersistentMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersistentMap")
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl OrderedMap {
+    /// A map over the keyspace `name` of `engine`, with what it already holds.
+    pub fn persistent(engine: &Arc<StateEngine>, name: &str) -> Result<OrderedMap, StateError> {
+        let keyspace = engine.keyspace(name)?;
+        Ok(OrderedMap::Persistent(PersistentMap {
+            engine: engine.clone(),
+            keyspace,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+        }))
+    }
+
+    /// The value at `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self {
+            OrderedMap::Memory(map) => Ok(map.get(key).cloned()),
+            OrderedMap::Persistent(map) => {
+                if let Some(pending) = map.pending.get(key) {
+                    return Ok(pending.clone());
+                }
+                let found = map
+                    .keyspace
+                    .get(key)
+                    .map_err(|error| StateError::engine("get", error))?;
+                Ok(found.map(|value| value.to_vec()))
+            }
+        }
+    }
+
+    /// Writes `value` at `key`, or with `None` deletes it.
+    pub fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        match self {
+            OrderedMap::Memory(map) => match value {
+                Some(value) => {
+                    map.insert(key, value);
+                }
+                None => {
+                    map.remove(&key);
+                }
+            },
+            OrderedMap::Persistent(map) => {
+                map.pending_bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+                map.pending.insert(key, value);
+            }
+        }
+    }
+
+    /// Entries with keys within `(lower, upper)`, in key order.
+    pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<Entries, StateError> {
+        match self {
+            OrderedMap::Memory(map) => Ok(map
+                .range::<[u8], _>((lower, upper))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()),
+            OrderedMap::Persistent(map) => map.range(lower, upper),
+        }
+    }
+
+    /// Bytes of unflushed writes.
+    pub fn pending_bytes(&self) -> usize {
+        match self {
+            OrderedMap::Memory(_) => 0,
+            OrderedMap::Persistent(map) => map.pending_bytes,
+        }
+    }
+
+    /// Moves unflushed writes into `batch`; [`StateEngine::commit`] applies them.
+    pub fn flush_into(&mut self, batch: &mut fjall::OwnedWriteBatch) {
+        let OrderedMap::Persistent(map) = self else {
+            return;
+        };
+        for (key, value) in std::mem::take(&mut map.pending) {
+            match value {
+                Some(value) => batch.insert(&map.keyspace, key, value),
+                None => batch.remove(&map.keyspace, key),
+            }
+        }
+        map.pending_bytes = 0;
+    }
+
+    /// Deletes everything, on disk too (at once: only for wiping a store before a restore).
+    pub fn clear(&mut self) -> Result<(), StateError> {
+        match self {
+            OrderedMap::Memory(map) => map.clear(),
+            OrderedMap::Persistent(map) => {
+                map.pending.clear();
+                map.pending_bytes = 0;
+                map.keyspace
+                    .clear()
+                    .map_err(|error| StateError::engine("clear keyspace", error))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The keyspace, for deleting it; `None` in memory.
+    pub fn into_keyspace(self) -> Option<(Arc<StateEngine>, fjall::Keyspace)> {
+        match self {
+            OrderedMap::Memory(_) => None,
+            OrderedMap::Persistent(map) => Some((map.engine, map.keyspace)),
+        }
+    }
+}
+
+impl PersistentMap {
+    /// The engine's entries in range with the pending writes laid over them.
+    fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<Entries, StateError> {
+        let bounds = (lower.map(<[u8]>::to_vec), upper.map(<[u8]>::to_vec));
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for guard in self.keyspace.range(bounds) {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|error| StateError::engine("range", error))?;
+            merged.insert(key.to_vec(), value.to_vec());
+        }
+        for (key, value) in self.pending.range::<[u8], _>((lower, upper)) {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+}
