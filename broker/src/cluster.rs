@@ -138,6 +138,9 @@ pub struct Cluster {
     /// The defaults topics inherit: flags and dynamic broker configs. Replaced whole, with
     /// `topics` held for writing, so a topic is never made from stale defaults.
     log_defaults: RwLock<Arc<LogDefaults>>,
+    /// Held through a dynamic broker config change. Lock order: before `metadata_log` and
+    /// `topics`.
+    broker_config_change: Mutex<()>,
     /// The connection limits every listener's accept loop applies; its lock is taken alone.
     connection_limits: Arc<ConnectionLimits>,
 }
@@ -181,6 +184,7 @@ impl Cluster {
             log_defaults: RwLock::new(Arc::new(LogDefaults::from_flags(
                 config.topic_defaults.clone(),
             ))),
+            broker_config_change: Mutex::new(()),
             connection_limits: Arc::new(ConnectionLimits::new(
                 ConnectionLimitSettings::from_config(&config),
             )),
@@ -685,7 +689,9 @@ impl Cluster {
             })
             .collect::<Result<BTreeMap<_, _>, BrokerConfigError>>()
             .map_err(broker_config_error)?;
-        let mut topics = self.write_topics();
+        // One change at a time, so none is lost between reading the defaults and replacing
+        // them; `topics` is taken only for the rebuild, not while hostnames resolve.
+        let _one_change = self.broker_config_change.lock_or_recover();
         let current = self.log_defaults();
         let defaults = Arc::new(LogDefaults {
             flags: current.flags.clone(),
@@ -713,14 +719,17 @@ impl Cluster {
             configs: configs.clone(),
         })
         .map_err(TopicError::storage)?;
+        // A topic created meanwhile used the old defaults; it is rebuilt below with the rest.
+        let mut topics = self.write_topics();
         *self.log_defaults.write_or_recover() = defaults.clone();
         let renewed: Vec<Arc<Topic>> = topics
             .by_name
             .values()
             .map(|topic| {
                 let config = topic.config.with_defaults(defaults.clone());
+                let log_config = config.log_config();
                 for partition in &topic.partitions {
-                    partition.set_log_config(config.log_config());
+                    partition.set_log_config(log_config);
                 }
                 Arc::new(Topic {
                     name: topic.name.clone(),

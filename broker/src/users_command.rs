@@ -208,16 +208,7 @@ pub fn run(args: UsersArgs) -> ExitCode {
             data_dir,
         } => remove(&data_dir.data_dir, &name, mechanism),
     };
-    match result {
-        Ok(output) => {
-            print!("{output}");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("riffle: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::cli_support::finish(result)
 }
 
 /// `riffle users add`: stores `name`'s credential for `mechanism`, replacing one it had.

@@ -12,10 +12,18 @@ use riffle_integration_tests::clients::{admin_client, admin_options};
 
 const TOPIC: &str = "configured";
 
-/// Each config's value and source as DescribeConfigs reports them.
+/// Each config's value and source as DescribeConfigs reports them for the topic.
 async fn described(bootstrap: &str) -> BTreeMap<String, (Option<String>, ConfigSource)> {
+    described_resource(bootstrap, ResourceSpecifier::Topic(TOPIC)).await
+}
+
+/// Each config's value and source as DescribeConfigs reports them for `resource`.
+async fn described_resource(
+    bootstrap: &str,
+    resource: ResourceSpecifier<'_>,
+) -> BTreeMap<String, (Option<String>, ConfigSource)> {
     let results = admin_client(bootstrap)
-        .describe_configs([&ResourceSpecifier::Topic(TOPIC)], &admin_options())
+        .describe_configs([&resource], &admin_options())
         .await
         .expect("DescribeConfigs request");
     let resource = results
@@ -128,20 +136,9 @@ async fn create_describe_and_alter_kafka_topic_configs() {
 
 /// A broker config's value and source, as DescribeConfigs reports it for broker 1.
 async fn broker_config(bootstrap: &str, name: &str) -> Option<(Option<String>, ConfigSource)> {
-    let results = admin_client(bootstrap)
-        .describe_configs([&ResourceSpecifier::Broker(1)], &admin_options())
+    described_resource(bootstrap, ResourceSpecifier::Broker(1))
         .await
-        .expect("DescribeConfigs request");
-    let resource = results
-        .into_iter()
-        .next()
-        .expect("one resource")
-        .expect("DescribeConfigs succeeds");
-    resource
-        .entries
-        .into_iter()
-        .find(|entry| entry.name == name)
-        .map(|entry| (entry.value, entry.source))
+        .remove(name)
 }
 
 #[tokio::test]

@@ -120,6 +120,32 @@ impl Brokers {
             .or_insert(coordinator.address);
         Ok(coordinator.node_id)
     }
+
+    /// `group`'s committed offsets in `topic`, by partition, from its coordinator; none
+    /// for a group the broker does not know.
+    ///
+    /// # Errors
+    /// FindCoordinator's or OffsetFetch's error, or a connection error.
+    pub fn committed_offsets_in(
+        &mut self,
+        group: &str,
+        topic: &str,
+    ) -> Result<BTreeMap<i32, i64>, AdminClientError> {
+        let committed = match self.coordinator(group)?.committed_offsets(group) {
+            Ok(committed) => committed,
+            Err(AdminClientError::Broker { code, .. })
+                if code.known() == Some(ErrorCode::GroupIdNotFound) =>
+            {
+                BTreeMap::new()
+            }
+            Err(error) => return Err(error),
+        };
+        Ok(committed
+            .into_iter()
+            .filter(|((name, _), offset)| name == topic && offset.error_code == 0)
+            .map(|((_, partition), offset)| (partition, offset.offset))
+            .collect())
+    }
 }
 
 /// Whether `address` resolves to the bootstrap connection's peer.

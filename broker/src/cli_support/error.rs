@@ -67,7 +67,7 @@ fn message_suffix(message: &Option<String>) -> String {
 
 /// Ends a client command: `Ok` text goes to stdout and exits 0; an error is printed as
 /// `riffle: ...` on stderr and exits 1.
-pub fn finish(result: Result<String, CommandError>) -> ExitCode {
+pub fn finish(result: Result<String, impl std::fmt::Display>) -> ExitCode {
     match result {
         Ok(output) => {
             print!("{output}");

@@ -148,7 +148,7 @@ impl<'a> Consumer<'a> {
     ) -> Result<Consumer<'a>, CommandError> {
         let leaders = assigned_leaders(brokers, args)?;
         let committed = match &args.group {
-            Some(group) => committed_offsets(brokers, group, &args.topic)?,
+            Some(group) => brokers.committed_offsets_in(group, &args.topic)?,
             None => BTreeMap::new(),
         };
         let start = match (args.offset, args.from_time, args.from_beginning) {
@@ -439,26 +439,4 @@ fn assigned_leaders(
         assigned.insert(partition, leader);
     }
     Ok(assigned)
-}
-
-/// `group`'s committed offsets in `topic`, by partition (from its coordinator).
-fn committed_offsets(
-    brokers: &mut Brokers,
-    group: &str,
-    topic: &str,
-) -> Result<BTreeMap<i32, i64>, CommandError> {
-    let committed = match brokers.coordinator(group)?.committed_offsets(group) {
-        Ok(committed) => committed,
-        Err(crate::admin_client::AdminClientError::Broker { code, .. })
-            if code.known() == Some(ErrorCode::GroupIdNotFound) =>
-        {
-            BTreeMap::new()
-        }
-        Err(error) => return Err(error.into()),
-    };
-    Ok(committed
-        .into_iter()
-        .filter(|((name, _), offset)| name == topic && offset.error_code == 0)
-        .map(|((_, partition), offset)| (partition, offset.offset))
-        .collect())
 }

@@ -24,7 +24,6 @@ use serde::Serialize;
 
 use riffle_protocol::ErrorCode;
 
-use crate::admin_client::AdminClientError;
 use crate::admin_client::records::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use crate::admin_client::routing::{Brokers, partition_leaders};
 use crate::cli_support::datetime::parse_iso8601;
@@ -195,7 +194,7 @@ fn partition_offsets(
             "topic '{topic}' has no partition {missing}"
         )));
     }
-    let committed = committed_offsets(brokers, &args.group, topic)?;
+    let committed = brokers.committed_offsets_in(&args.group, topic)?;
     let mut offsets = BTreeMap::new();
     for (partition, leader) in leaders {
         if !asked.is_empty() && !asked.contains(&partition) {
@@ -232,28 +231,6 @@ fn partition_offsets(
         offsets.insert(partition, partition_offsets);
     }
     Ok(offsets)
-}
-
-/// The group's committed offsets in `topic`; none for a group the broker does not know.
-fn committed_offsets(
-    brokers: &mut Brokers,
-    group: &str,
-    topic: &str,
-) -> Result<BTreeMap<i32, i64>, CommandError> {
-    let committed = match brokers.coordinator(group)?.committed_offsets(group) {
-        Ok(committed) => committed,
-        Err(AdminClientError::Broker { code, .. })
-            if code.known() == Some(ErrorCode::GroupIdNotFound) =>
-        {
-            BTreeMap::new()
-        }
-        Err(error) => return Err(error.into()),
-    };
-    Ok(committed
-        .into_iter()
-        .filter(|((name, _), offset)| name == topic && offset.error_code == 0)
-        .map(|((_, partition), offset)| (partition, offset.offset))
-        .collect())
 }
 
 /// The offset `args` asks for in a partition with `offsets`, or why there is none.

@@ -171,7 +171,10 @@ pub fn append_request(
             };
             partition_responses.push(match outcome {
                 Ok((response, appended)) => {
+                    // The unsynced count takes the log's sync lock: asked only of topics
+                    // that set flush.messages.
                     if let (Some(written), Ok(topic)) = (&appended, &topic)
+                        && topic.config.flush_messages() != i64::MAX
                         && written.partition.unsynced_offsets() >= topic.config.flush_messages()
                     {
                         flush_due.push(written.clone());

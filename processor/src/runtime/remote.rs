@@ -438,7 +438,7 @@ impl Backend for RemoteBackend {
         let Some(consumer) = &self.group else {
             return false;
         };
-        let Some((low, high)) = cached_watermarks(consumer, partition) else {
+        let Some((low, high)) = cached_watermarks(consumer.as_ref(), partition) else {
             return false;
         };
         let position = self.positions.get(partition).copied().or_else(|| {
@@ -532,8 +532,13 @@ fn committed_from_list(
 }
 
 /// The low and high watermarks librdkafka last saw in a fetch response for `partition`
-/// (no request is made); `None` before the first.
-fn cached_watermarks(consumer: &GroupConsumer, partition: &TopicPartition) -> Option<(i64, i64)> {
+/// (no request is made); `None` before the first. The restore reads its changelog end here
+/// too: a fetch's high watermark, not a ListOffsets answer, which some brokers get wrong.
+fn cached_watermarks<X, C>(consumer: &C, partition: &TopicPartition) -> Option<(i64, i64)>
+where
+    X: rdkafka::consumer::ConsumerContext,
+    C: Consumer<X>,
+{
     let topic = CString::new(partition.topic.as_str()).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid while `consumer` lives; `topic` is a valid C

@@ -5,7 +5,6 @@
 //! from one bounded chunk to the next. The end of a changelog comes from the fetches
 //! themselves (EOF at the high watermark), never from a ListOffsets request.
 
-use std::ffi::CString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -199,24 +198,9 @@ fn record_bytes(record: &InputRecord) -> usize {
 }
 
 /// The high watermark librdkafka last saw in a fetch response for `partition` (no request
-/// is made): not a ListOffsets answer, which some brokers get wrong.
+/// is made).
 fn cached_high_watermark(consumer: &BaseConsumer, partition: &TopicPartition) -> Option<i64> {
-    let topic = CString::new(partition.topic.as_str()).ok()?;
-    let (mut low, mut high) = (-1i64, -1i64);
-    // SAFETY: the client pointer is valid while `consumer` lives; `topic` is a valid C
-    // string for the call; librdkafka only writes the two i64s. rdkafka 0.39 has no safe
-    // wrapper for this local lookup.
-    let error = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition.partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    let known = error == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0;
-    known.then_some(high)
+    super::cached_watermarks(consumer, partition).map(|(_, high)| high)
 }
 
 /// The partition count of `topic`, `None` if the broker does not know it. The consumer
