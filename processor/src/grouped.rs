@@ -8,12 +8,13 @@ use crate::operator::aggregate::{
     AggregateLogic, Aggregator, KeyValueAggregate, Merger, WindowClock,
 };
 use crate::operator::session_aggregate::SessionAggregate;
+use crate::operator::sliding_aggregate::SlidingAggregate;
 use crate::operator::window_aggregate::WindowAggregate;
 use crate::serdes::{I64Serde, Serde, SharedSerde};
 use crate::store::StoreKind;
 use crate::stream::KStream;
 use crate::table::{KTable, SessionTable, WindowedTable};
-use crate::window::{Emit, SessionWindows, TimeWindows};
+use crate::window::{Emit, SessionWindows, SlidingWindows, TimeWindows};
 
 /// Serdes for a grouping (its repartition topic and stores) and an optional name.
 pub struct Grouped<K, V> {
@@ -129,6 +130,16 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// Aggregates per key and time window.
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedStream<K, V> {
         TimeWindowedStream {
+            stream: self.stream.clone(),
+            key_serde: self.key_serde.clone(),
+            windows,
+            emit: Emit::OnUpdate,
+        }
+    }
+
+    /// Aggregates per key and sliding window (KIP-450).
+    pub fn sliding_windowed_by(&self, windows: SlidingWindows) -> SlidingWindowedStream<K, V> {
+        SlidingWindowedStream {
             stream: self.stream.clone(),
             key_serde: self.key_serde.clone(),
             windows,
@@ -267,6 +278,94 @@ impl<K: Data + Clone, V: Data> TimeWindowedStream<K, V> {
             aggregate_serde,
             store_name,
             windows.size_ms,
+        )
+    }
+}
+
+/// A grouped stream cut into sliding windows: `[start, start + difference]`, both ends
+/// inclusive, where records make them.
+pub struct SlidingWindowedStream<K, V> {
+    stream: KStream<K, V>,
+    key_serde: SharedSerde<K>,
+    windows: SlidingWindows,
+    emit: Emit,
+}
+
+impl<K: Data + Clone, V: Data> SlidingWindowedStream<K, V> {
+    /// Emit every update (the default) or only final results when a window closes.
+    pub fn emit(mut self, emit: Emit) -> Self {
+        self.emit = emit;
+        self
+    }
+
+    /// Records per key and sliding window.
+    pub fn count(&self, store_name: &str) -> WindowedTable<K, i64> {
+        self.aggregate_with(store_name, Arc::new(I64Serde), count_aggregator())
+    }
+
+    /// Reduces values per key and sliding window.
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static,
+        store_name: &str,
+        value_serde: impl Serde<V>,
+    ) -> WindowedTable<K, V>
+    where
+        V: Clone,
+    {
+        self.aggregate_with(
+            store_name,
+            Arc::new(value_serde),
+            reduce_aggregator(reducer),
+        )
+    }
+
+    /// Folds values per key and sliding window, each window starting from `initializer()`.
+    pub fn aggregate<A: Data>(
+        &self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
+        store_name: &str,
+        aggregate_serde: impl Serde<A>,
+    ) -> WindowedTable<K, A> {
+        let aggregator = fold_aggregator(initializer, aggregator);
+        self.aggregate_with(store_name, Arc::new(aggregate_serde), aggregator)
+    }
+
+    fn aggregate_with<A: Data>(
+        &self,
+        store_name: &str,
+        aggregate_serde: SharedSerde<A>,
+        aggregator: Aggregator<K, V, A>,
+    ) -> WindowedTable<K, A> {
+        let logic = AggregateLogic {
+            key_serde: self.key_serde.clone(),
+            aggregate_serde: aggregate_serde.clone(),
+            aggregator,
+        };
+        let (name, windows, emit) = (store_name.to_string(), self.windows, self.emit);
+        let factory: OperatorFactory = Arc::new(move |stores| {
+            Box::new(SlidingAggregate {
+                store_name: name.clone(),
+                store: stores.window(&name),
+                windows,
+                emit,
+                logic: logic.clone(),
+                clock: WindowClock::default(),
+            })
+        });
+        let kind = StoreKind::Window {
+            retention_ms: windows.retention_ms(),
+            keep_duplicates: false,
+        };
+        let node = add_aggregate_node(&self.stream, "SLIDING-AGGREGATE", store_name, kind, factory);
+        WindowedTable::new(
+            self.stream.graph.clone(),
+            node,
+            self.key_serde.clone(),
+            aggregate_serde,
+            store_name,
+            windows.time_difference_ms,
         )
     }
 }

@@ -42,7 +42,9 @@ mod window;
 
 pub use builder::{Data, StreamsBuilder};
 pub use graph::DropReason;
-pub use grouped::{Grouped, KGroupedStream, SessionWindowedStream, TimeWindowedStream};
+pub use grouped::{
+    Grouped, KGroupedStream, SessionWindowedStream, SlidingWindowedStream, TimeWindowedStream,
+};
 pub use record::{
     Headers, InputRecord, OutputKind, OutputPartition, OutputRecord, TopicPartition, murmur2,
     murmur2_partition,
@@ -62,4 +64,4 @@ pub use table::{KTable, SessionTable, WindowedTable};
 pub use task::{CommitMetadata, OperatorProgress, Task, TaskId, TaskMetrics};
 pub use test_driver::{TestDriver, TestInputTopic, TestOutputTopic, TestRecord};
 pub use topology::{InternalTopic, PartitionPlan, SubTopology, Topology, TopologyError};
-pub use window::{Emit, JoinWindows, SessionWindows, TimeWindows, Windowed};
+pub use window::{Emit, JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Windowed};

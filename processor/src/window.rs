@@ -14,7 +14,8 @@ pub struct Windowed<K> {
     pub key: K,
     /// First millisecond of the window (inclusive).
     pub start_ms: i64,
-    /// End of the window: exclusive for time windows, inclusive for sessions.
+    /// End of the window: exclusive for time windows, inclusive for sliding windows and
+    /// sessions.
     pub end_ms: i64,
 }
 
@@ -127,6 +128,47 @@ impl SessionWindows {
     pub fn grace(mut self, grace: Duration) -> SessionWindows {
         self.grace_ms = millis(grace);
         self
+    }
+}
+
+/// Sliding windows (KIP-450): windows `[start, start + difference]`, both ends inclusive,
+/// that exist only where records make them: each record at `t` has its left window
+/// `[t - difference, t]` and, once a later record falls within `difference + 1` of it, its
+/// right window `[t + 1, t + 1 + difference]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlidingWindows {
+    /// The largest distance between two records of one window.
+    pub time_difference_ms: i64,
+    /// How long after its end a window still accepts records.
+    pub grace_ms: i64,
+}
+
+impl SlidingWindows {
+    /// Windows of records at most `difference` apart, accepting records up to `grace`
+    /// after a window's end (Kafka Streams' `SlidingWindows.ofTimeDifferenceAndGrace`).
+    ///
+    /// # Panics
+    /// If `difference` is zero.
+    pub fn of_time_difference_and_grace(difference: Duration, grace: Duration) -> SlidingWindows {
+        let time_difference_ms = millis(difference);
+        assert!(
+            time_difference_ms > 0,
+            "a sliding window needs a time difference of at least 1 ms"
+        );
+        SlidingWindows {
+            time_difference_ms,
+            grace_ms: millis(grace),
+        }
+    }
+
+    /// How long the store keeps a window after the latest start: twice the difference
+    /// (a record reads windows back to `t - 2 * difference`) plus grace, plus the one
+    /// millisecond by which a right window starts after its record.
+    pub fn retention_ms(&self) -> i64 {
+        self.time_difference_ms
+            .saturating_mul(2)
+            .saturating_add(self.grace_ms)
+            .saturating_add(1)
     }
 }
 

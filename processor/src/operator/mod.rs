@@ -7,6 +7,7 @@
 pub(crate) mod aggregate;
 pub(crate) mod session_aggregate;
 pub(crate) mod sink;
+pub(crate) mod sliding_aggregate;
 pub(crate) mod source;
 pub(crate) mod stateless;
 pub(crate) mod stream_join;
