@@ -4,8 +4,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::builder::{Data, Graph};
-use crate::graph::{Ctx, Msg, NodeId, OperatorFactory, PassThrough};
+use crate::graph::{Ctx, DropReason, Msg, NodeId, OperatorFactory, PassThrough};
 use crate::grouped::{Grouped, KGroupedStream};
+use crate::operator::aggregate::WindowClock;
+use crate::operator::outer_stream_join::{JoinInput, OuterJoiner, OuterStreamJoin};
 use crate::operator::sink::{Partitioner, Sink};
 use crate::operator::source::StreamDecoder;
 use crate::operator::stateless::{Stateless, StatelessFn};
@@ -507,6 +509,115 @@ impl<K: Data, V: Data> KStream<K, V> {
         let merged = graph.add_node("JOIN-MERGE", &[left_node, right_node], factory, Vec::new());
         drop(graph);
         KStream::new(self.graph.clone(), merged, false)
+    }
+
+    /// Windowed left join with another stream: each pair within `windows` becomes
+    /// `joiner(key, left, Some(right))` at once; a left record that found no partner
+    /// becomes `joiner(key, left, None)` only once its window has closed (stream time past
+    /// `ts + after + grace`), stamped with its own timestamp. Until then it waits in the
+    /// store `<name>-outer-shared-join-store`.
+    pub fn left_join<V2: Data, R: Data>(
+        &self,
+        other: &KStream<K, V2>,
+        joiner: impl Fn(&K, &V, Option<&V2>) -> R + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, V2>,
+    ) -> KStream<K, R> {
+        let joiner: OuterJoiner<K, V, V2, R> =
+            Arc::new(move |key, left, right| left.map(|left| joiner(key, left, right)));
+        self.outer_join_with("LEFTJOIN", other, joiner, windows, joined)
+    }
+
+    /// Windowed outer join with another stream: like [`KStream::left_join`], and a right
+    /// record that found no partner becomes `joiner(key, None, Some(right))` once its
+    /// window has closed (stream time past `ts + before + grace`).
+    pub fn outer_join<V2: Data, R: Data>(
+        &self,
+        other: &KStream<K, V2>,
+        joiner: impl Fn(&K, Option<&V>, Option<&V2>) -> R + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, V2>,
+    ) -> KStream<K, R> {
+        let joiner: OuterJoiner<K, V, V2, R> =
+            Arc::new(move |key, left, right| Some(joiner(key, left, right)));
+        self.outer_join_with("OUTERJOIN", other, joiner, windows, joined)
+    }
+
+    /// Left (`kind` LEFTJOIN) or outer join: both sides, tagged, feed one operator.
+    fn outer_join_with<V2: Data, R: Data>(
+        &self,
+        kind: &str,
+        other: &KStream<K, V2>,
+        joiner: OuterJoiner<K, V, V2, R>,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, V2>,
+    ) -> KStream<K, R> {
+        let name = &joined.name;
+        let left = self.partitioned_by_key(
+            &format!("{name}-left"),
+            &joined.key_serde,
+            &joined.left_serde,
+        );
+        let right = other.partitioned_by_key(
+            &format!("{name}-right"),
+            &joined.key_serde,
+            &joined.right_serde,
+        );
+        let stores = [
+            format!("{name}-this-join-store"),
+            format!("{name}-other-join-store"),
+            format!("{name}-outer-shared-join-store"),
+        ];
+        let right_outer = kind == "OUTERJOIN";
+        let (key_serde, left_serde) = (joined.key_serde.clone(), joined.left_serde.clone());
+        let right_serde = joined.right_serde.clone();
+        let names = stores.clone();
+        let factory: OperatorFactory = Arc::new(move |task_stores| {
+            Box::new(OuterStreamJoin {
+                left_store_name: names[0].clone(),
+                left_store: task_stores.window(&names[0]),
+                right_store: task_stores.window(&names[1]),
+                outer_store: task_stores.key_value(&names[2]),
+                windows,
+                right_outer,
+                key_serde: key_serde.clone(),
+                left_serde: left_serde.clone(),
+                right_serde: right_serde.clone(),
+                joiner: joiner.clone(),
+                clock: WindowClock::default(),
+            })
+        });
+        let parents = [
+            left.tag_side(JoinSide::Left),
+            right.tag_side(JoinSide::Right),
+        ];
+        let window_kind = StoreKind::Window {
+            retention_ms: windows.retention_ms(),
+            keep_duplicates: true,
+        };
+        let mut graph = self.graph.borrow_mut();
+        let node = graph.add_node(kind, &parents, factory, stores.to_vec());
+        graph.add_store(&stores[0], window_kind, node);
+        graph.add_store(&stores[1], window_kind, node);
+        graph.add_store(&stores[2], StoreKind::KeyValue, node);
+        drop(graph);
+        KStream::new(self.graph.clone(), node, false)
+    }
+
+    /// A node that wraps each value as a [`JoinInput`] of `side`, so one join operator
+    /// can take both sides.
+    fn tag_side(&self, side: JoinSide) -> NodeId {
+        let tagged: KStream<K, JoinInput> = self.stateless("JOINTHIS", false, move |ctx, msg| {
+            let Some(value) = msg.value.clone() else {
+                ctx.drop_record(DropReason::NullKeyOrValue);
+                return;
+            };
+            ctx.forward(Msg {
+                value: Some(Arc::new(JoinInput { side, value })),
+                ..msg
+            });
+        });
+        tagged.node
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -61,6 +61,19 @@ impl KeyValueStore {
         write_lock(&self.data).map.put(key, Some(stored));
     }
 
+    /// Deletes `key` and logs the deletion (a tombstone) to the changelog.
+    pub fn delete(&self, outputs: &mut Vec<OutputRecord>, key: Vec<u8>, timestamp_ms: i64) {
+        outputs.push(self.changelog.record(key.clone(), None, timestamp_ms));
+        write_lock(&self.data).map.put(key, None);
+    }
+
+    /// Entries with keys in `[from, to)` (unbounded where `None`), in key order; empty
+    /// also when the engine failed (the task then stops, see [`Failures`]).
+    pub fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Vec<(Vec<u8>, StoredValue)> {
+        let found = read_lock(&self.data).range(from, to);
+        self.failures.note(found).unwrap_or_default()
+    }
+
     /// Applies a write without logging it (changelog replay).
     pub fn restore(&self, key: &[u8], value: Option<&[u8]>, timestamp_ms: i64) {
         let stored = value.map(|value| encode_value(value, timestamp_ms));
