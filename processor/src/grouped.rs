@@ -278,6 +278,7 @@ impl<K: Data + Clone, V: Data> TimeWindowedStream<K, V> {
             aggregate_serde,
             store_name,
             windows.size_ms,
+            windows.grace_ms,
         )
     }
 }
@@ -366,6 +367,7 @@ impl<K: Data + Clone, V: Data> SlidingWindowedStream<K, V> {
             aggregate_serde,
             store_name,
             windows.time_difference_ms,
+            windows.grace_ms.saturating_add(1),
         )
     }
 }

@@ -34,6 +34,7 @@ pub mod runtime;
 mod serdes;
 mod store;
 mod stream;
+mod suppressed;
 mod table;
 mod task;
 mod test_driver;
@@ -60,6 +61,7 @@ pub use store::query::{
 };
 pub use store::{StoreBacking, StoreKind, StoreSpec, StoredValue};
 pub use stream::{KStream, Predicate, StreamJoined};
+pub use suppressed::{BufferConfig, BufferFull, Suppressed, SuppressedTable};
 pub use table::{KTable, SessionTable, WindowedTable};
 pub use task::{CommitMetadata, OperatorProgress, Task, TaskId, TaskMetrics};
 pub use test_driver::{TestDriver, TestInputTopic, TestOutputTopic, TestRecord};

@@ -6,14 +6,17 @@ use std::sync::Arc;
 use crate::builder::{Data, Graph};
 use crate::graph::{Ctx, Msg, NodeId, OperatorFactory};
 use crate::operator::stateless::Stateless;
+use crate::operator::suppress::BufferTime;
 use crate::record::OutputKind;
+use crate::serdes::WindowedSerde;
 use crate::serdes::{Serde, SharedSerde};
 use crate::store::query::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
 use crate::stream::KStream;
+use crate::suppressed::{SuppressInput, Suppressed, SuppressedTable, add_suppress};
 use crate::window::Windowed;
 
 /// Adds a node that forwards only updates with a value (tombstones stop here).
-fn drop_tombstones<K: Data, V: Data>(graph: &Graph, node: NodeId) -> KStream<K, V> {
+pub(crate) fn drop_tombstones<K: Data, V: Data>(graph: &Graph, node: NodeId) -> KStream<K, V> {
     let logic = Arc::new(|ctx: &mut Ctx<'_>, msg: Msg| {
         if msg.value.is_some() {
             ctx.forward(msg);
@@ -31,7 +34,7 @@ fn drop_tombstones<K: Data, V: Data>(graph: &Graph, node: NodeId) -> KStream<K, 
 }
 
 /// Writes every update of a table to `topic`, deletions as tombstones.
-fn table_sink<K: Data, V: Data>(
+pub(crate) fn table_sink<K: Data, V: Data>(
     graph: &Graph,
     node: NodeId,
     topic: &str,
@@ -84,6 +87,20 @@ impl<K: Data, V: Data> KTable<K, V> {
         );
     }
 
+    /// Holds updates back as `suppressed` says: with
+    /// [`Suppressed::until_time_limit`], each key's latest value at most once per time
+    /// limit of stream time.
+    pub fn suppress(&self, suppressed: Suppressed) -> SuppressedTable<K, V> {
+        let input = SuppressInput {
+            graph: self.graph.clone(),
+            parent: self.node,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            windows: None,
+        };
+        add_suppress(input, suppressed)
+    }
+
     /// A handle for reading the table's store from the host program.
     pub fn store(&self) -> KeyValueStoreHandle<K, V> {
         KeyValueStoreHandle {
@@ -102,6 +119,9 @@ pub struct WindowedTable<K, V> {
     value_serde: SharedSerde<V>,
     store_name: String,
     size_ms: i64,
+    /// How long after a window's end it closes: grace, plus 1 ms where the end is
+    /// inclusive (sliding windows).
+    close_delay_ms: i64,
 }
 
 impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
@@ -112,6 +132,7 @@ impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
         value_serde: SharedSerde<V>,
         store_name: &str,
         size_ms: i64,
+        close_delay_ms: i64,
     ) -> Self {
         WindowedTable {
             graph,
@@ -120,7 +141,25 @@ impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
             value_serde,
             store_name: store_name.to_string(),
             size_ms,
+            close_delay_ms,
         }
+    }
+
+    /// Holds updates back as `suppressed` says: with [`Suppressed::until_window_closes`],
+    /// each window's final result once, when stream time reaches its end plus grace (past
+    /// it, for sliding windows, whose end is inclusive).
+    pub fn suppress(&self, suppressed: Suppressed) -> SuppressedTable<Windowed<K>, V> {
+        let window_end: BufferTime<Windowed<K>> =
+            Arc::new(|window: &Windowed<K>, _timestamp_ms: i64| window.end_ms);
+        let key_serde = WindowedSerde::time(self.key_serde.clone(), self.size_ms);
+        let input = SuppressInput {
+            graph: self.graph.clone(),
+            parent: self.node,
+            key_serde: Arc::new(key_serde),
+            value_serde: self.value_serde.clone(),
+            windows: Some((window_end, self.close_delay_ms)),
+        };
+        add_suppress(input, suppressed)
     }
 
     /// The stream of window updates (or final results, with `Emit::OnWindowClose`).

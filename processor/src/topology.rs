@@ -30,6 +30,9 @@ pub enum TopologyError {
     /// The topics one task reads have different partition counts.
     #[error("topics not co-partitioned: {0}")]
     NotCoPartitioned(String),
+    /// A `suppress` that cannot keep its promise on this table.
+    #[error("{0}")]
+    InvalidSuppression(String),
     /// A store option names a store the topology does not declare.
     #[error("no store is named {0:?}")]
     UnknownStore(String),

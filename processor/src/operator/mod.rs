@@ -12,5 +12,6 @@ pub(crate) mod sliding_aggregate;
 pub(crate) mod source;
 pub(crate) mod stateless;
 pub(crate) mod stream_join;
+pub(crate) mod suppress;
 pub(crate) mod table_join;
 pub(crate) mod window_aggregate;

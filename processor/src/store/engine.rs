@@ -62,6 +62,16 @@ pub enum StateError {
         /// The name.
         name: String,
     },
+    /// A suppression buffer configured to shut down when full is full.
+    #[error(
+        "suppression buffer {store} is full ({limit}) and set to shut down when full: raise its limit or let it emit early"
+    )]
+    SuppressionBufferFull {
+        /// The buffer's store.
+        store: String,
+        /// The limit it reached, e.g. `max 100 records`.
+        limit: String,
+    },
     /// A checkpoint file does not parse.
     #[error("checkpoint {path} is unreadable: {reason}")]
     CorruptCheckpoint {

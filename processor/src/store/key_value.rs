@@ -74,6 +74,11 @@ impl KeyValueStore {
         self.failures.note(found).unwrap_or_default()
     }
 
+    /// Stops the task with `error` (see [`Failures`]): for an operator that cannot go on.
+    pub fn fail(&self, error: StateError) {
+        self.failures.note::<()>(Err(error));
+    }
+
     /// Applies a write without logging it (changelog replay).
     pub fn restore(&self, key: &[u8], value: Option<&[u8]>, timestamp_ms: i64) {
         let stored = value.map(|value| encode_value(value, timestamp_ms));
