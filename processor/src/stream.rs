@@ -7,7 +7,7 @@ use crate::builder::{Data, Graph};
 use crate::graph::{Ctx, DropReason, Msg, NodeId, OperatorFactory, PassThrough};
 use crate::grouped::{Grouped, KGroupedStream};
 use crate::operator::aggregate::WindowClock;
-use crate::operator::outer_stream_join::{JoinInput, OuterJoiner, OuterStreamJoin};
+use crate::operator::outer_stream_join::{JoinInput, OuterJoiner, OuterStreamJoin, UnmatchedSides};
 use crate::operator::sink::{Partitioner, Sink};
 use crate::operator::source::StreamDecoder;
 use crate::operator::stateless::{Stateless, StatelessFn};
@@ -525,7 +525,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     ) -> KStream<K, R> {
         let joiner: OuterJoiner<K, V, V2, R> =
             Arc::new(move |key, left, right| left.map(|left| joiner(key, left, right)));
-        self.outer_join_with("LEFTJOIN", other, joiner, windows, joined)
+        self.outer_join_with(UnmatchedSides::Left, other, joiner, windows, joined)
     }
 
     /// Windowed outer join with another stream: like [`KStream::left_join`], and a right
@@ -540,13 +540,13 @@ impl<K: Data, V: Data> KStream<K, V> {
     ) -> KStream<K, R> {
         let joiner: OuterJoiner<K, V, V2, R> =
             Arc::new(move |key, left, right| Some(joiner(key, left, right)));
-        self.outer_join_with("OUTERJOIN", other, joiner, windows, joined)
+        self.outer_join_with(UnmatchedSides::Both, other, joiner, windows, joined)
     }
 
-    /// Left (`kind` LEFTJOIN) or outer join: both sides, tagged, feed one operator.
+    /// Left or outer join, as `unmatched` says: both sides, tagged, feed one operator.
     fn outer_join_with<V2: Data, R: Data>(
         &self,
-        kind: &str,
+        unmatched: UnmatchedSides,
         other: &KStream<K, V2>,
         joiner: OuterJoiner<K, V, V2, R>,
         windows: JoinWindows,
@@ -568,7 +568,10 @@ impl<K: Data, V: Data> KStream<K, V> {
             format!("{name}-other-join-store"),
             format!("{name}-outer-shared-join-store"),
         ];
-        let right_outer = kind == "OUTERJOIN";
+        let kind = match unmatched {
+            UnmatchedSides::Left => "LEFTJOIN",
+            UnmatchedSides::Both => "OUTERJOIN",
+        };
         let (key_serde, left_serde) = (joined.key_serde.clone(), joined.left_serde.clone());
         let right_serde = joined.right_serde.clone();
         let names = stores.clone();
@@ -579,7 +582,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 right_store: task_stores.window(&names[1]),
                 outer_store: task_stores.key_value(&names[2]),
                 windows,
-                right_outer,
+                unmatched,
                 key_serde: key_serde.clone(),
                 left_serde: left_serde.clone(),
                 right_serde: right_serde.clone(),

@@ -35,6 +35,15 @@ use crate::window::JoinWindows;
 pub(crate) type OuterJoiner<K, L, R, O> =
     Arc<dyn Fn(&K, Option<&L>, Option<&R>) -> Option<O> + Send + Sync>;
 
+/// Whose unmatched records a join emits with `None` for the other side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnmatchedSides {
+    /// The left side's only: a left join.
+    Left,
+    /// Both sides': an outer join.
+    Both,
+}
+
 /// A record on its way into the join, tagged with the side it comes from.
 pub(crate) struct JoinInput {
     pub side: JoinSide,
@@ -49,8 +58,7 @@ pub(crate) struct OuterStreamJoin<K, L, R, O> {
     pub right_store: WindowStore,
     pub outer_store: KeyValueStore,
     pub windows: JoinWindows,
-    /// Whether right records without partners are emitted too (an outer join).
-    pub right_outer: bool,
+    pub unmatched: UnmatchedSides,
     pub key_serde: SharedSerde<K>,
     pub left_serde: SharedSerde<L>,
     pub right_serde: SharedSerde<R>,
@@ -100,8 +108,9 @@ where
         let Some(record) = self.side_record(ctx, key, input, &msg) else {
             return;
         };
+        let right_outer = self.unmatched == UnmatchedSides::Both;
         let (this_store, partners_outer) = match record.side {
-            JoinSide::Left => (&self.left_store, self.right_outer),
+            JoinSide::Left => (&self.left_store, right_outer),
             JoinSide::Right => (&self.right_store, true),
         };
         let timestamp_ms = msg.timestamp_ms;
@@ -117,7 +126,7 @@ where
             return;
         }
         let matched = self.join_partners(ctx, &record, partners_outer);
-        let this_outer = record.side == JoinSide::Left || self.right_outer;
+        let this_outer = record.side == JoinSide::Left || right_outer;
         if !matched && this_outer {
             self.hold_unmatched(ctx, &record);
         }

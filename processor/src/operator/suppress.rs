@@ -242,20 +242,20 @@ where
     /// Forwards the buffered entry of `key` and removes it from the buffer.
     fn emit(&mut self, ctx: &mut Ctx<'_>, key: Vec<u8>) {
         self.index().remove(&key);
-        let stored = self.store.get(&key);
-        let timestamp_ms = stored.as_ref().map_or(-1, |stored| stored.timestamp_ms);
-        self.store
-            .delete(ctx.outputs, key.clone(), timestamp_ms.max(0));
-        let Some(msg) = self.read_entry(&key, stored) else {
-            ctx.drop_record(DropReason::Deserialization);
+        // The index mirrors the store; only a failed engine (which stops the task) differs.
+        let Some(stored) = self.store.get(&key) else {
             return;
         };
-        ctx.forward(msg);
+        self.store
+            .delete(ctx.outputs, key.clone(), stored.timestamp_ms);
+        match self.read_entry(&key, stored) {
+            Some(msg) => ctx.forward(msg),
+            None => ctx.drop_record(DropReason::Deserialization),
+        }
     }
 
     /// The record a buffered entry forwards; `None` when its bytes cannot be read.
-    fn read_entry(&self, key_bytes: &[u8], stored: Option<StoredValue>) -> Option<Msg> {
-        let stored = stored?;
+    fn read_entry(&self, key_bytes: &[u8], stored: StoredValue) -> Option<Msg> {
         let entry = decode_entry(&stored.value)?;
         let name = self.store_name.as_str();
         let key = self.key_serde.deserialize(name, key_bytes).ok()?;
