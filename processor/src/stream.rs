@@ -438,7 +438,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: TableJoiner<K, V, T, R>,
     ) -> KStream<K, R> {
         self.check_partitioned("a stream-table join");
-        let store_name = table.store_name.clone();
+        let store_name = table.require_store("a stream-table join");
         let key_serde = table.key_serde.clone();
         let table_value_serde = table.value_serde.clone();
         let factory: OperatorFactory = Arc::new(move |stores| {
@@ -450,7 +450,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 joiner: joiner.clone(),
             })
         });
-        let stores = vec![table.store_name.clone()];
+        let stores = vec![table.require_store("a stream-table join")];
         let node = self
             .graph
             .borrow_mut()

@@ -7,12 +7,15 @@ use crate::builder::{Data, Graph};
 use crate::graph::{Ctx, Msg, NodeId, OperatorFactory};
 use crate::operator::stateless::Stateless;
 use crate::operator::suppress::BufferTime;
+use crate::operator::table_transform::{TableMaterialization, TableTransform, TableTransformFn};
 use crate::record::OutputKind;
 use crate::serdes::WindowedSerde;
 use crate::serdes::{Serde, SharedSerde};
+use crate::store::StoreKind;
 use crate::store::query::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
 use crate::stream::KStream;
 use crate::suppressed::{SuppressInput, Suppressed, SuppressedTable, add_suppress};
+use crate::topology::TopologyError;
 use crate::window::Windowed;
 
 /// Adds a node that forwards only updates with a value (tombstones stop here).
@@ -45,13 +48,21 @@ pub(crate) fn table_sink<K: Data, V: Data>(
     all_updates.sink(topic, key_serde, value_serde, None, OutputKind::Sink);
 }
 
+/// A filter as a transform: the value when `predicate` holds, otherwise a deletion.
+fn filter_transform<K, V: Clone + 'static>(
+    predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+) -> TableTransformFn<K, V, V> {
+    Arc::new(move |key, value| predicate(key, value).then(|| value.clone()))
+}
+
 /// The latest value per key.
 pub struct KTable<K, V> {
     pub(crate) graph: Graph,
     pub(crate) node: NodeId,
     pub(crate) key_serde: SharedSerde<K>,
     pub(crate) value_serde: SharedSerde<V>,
-    pub(crate) store_name: String,
+    /// `None` for a table computed from another without a store of its own.
+    pub(crate) store_name: Option<String>,
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -67,7 +78,117 @@ impl<K: Data, V: Data> KTable<K, V> {
             node,
             key_serde,
             value_serde,
-            store_name: store_name.to_string(),
+            store_name: Some(store_name.to_string()),
+        }
+    }
+
+    /// The table's store, for an operation that reads it by key; a table without one
+    /// makes `build` fail (and gives an empty name meanwhile).
+    pub(crate) fn require_store(&self, operation: &str) -> String {
+        if let Some(name) = &self.store_name {
+            return name.clone();
+        }
+        let message = format!(
+            "{operation} needs a materialized table: use filter_materialized or map_values_materialized"
+        );
+        let mut graph = self.graph.borrow_mut();
+        graph.fail(TopologyError::NotMaterialized(message));
+        String::new()
+    }
+
+    /// The rows for which `predicate` holds; an update that fails it deletes its key
+    /// downstream. Not materialized: it cannot be joined or queried.
+    pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self
+    where
+        V: Clone,
+    {
+        let transform = filter_transform(predicate);
+        self.transform("TABLE-FILTER", transform, self.value_serde.clone(), None)
+    }
+
+    /// The rows for which `predicate` is false; not materialized.
+    pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self
+    where
+        V: Clone,
+    {
+        self.filter(move |key, value| !predicate(key, value))
+    }
+
+    /// [`KTable::filter`] into the store `store_name` (changelogged), so the result can be
+    /// joined and queried; only keys the store held are deleted downstream.
+    pub fn filter_materialized(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        store_name: &str,
+    ) -> Self
+    where
+        V: Clone,
+    {
+        let transform = filter_transform(predicate);
+        let value_serde = self.value_serde.clone();
+        self.transform("TABLE-FILTER", transform, value_serde, Some(store_name))
+    }
+
+    /// A new value for each row; deletions stay deletions. `value_serde` serves later
+    /// stateful operators (suppress). Not materialized: it cannot be joined or queried.
+    pub fn map_values<V2: Data>(
+        &self,
+        mapper: impl Fn(&V) -> V2 + Send + Sync + 'static,
+        value_serde: impl Serde<V2>,
+    ) -> KTable<K, V2> {
+        let transform: TableTransformFn<K, V, V2> = Arc::new(move |_, value| Some(mapper(value)));
+        self.transform("TABLE-MAPVALUES", transform, Arc::new(value_serde), None)
+    }
+
+    /// [`KTable::map_values`] into the store `store_name` (changelogged), so the result
+    /// can be joined and queried.
+    pub fn map_values_materialized<V2: Data>(
+        &self,
+        mapper: impl Fn(&V) -> V2 + Send + Sync + 'static,
+        store_name: &str,
+        value_serde: impl Serde<V2>,
+    ) -> KTable<K, V2> {
+        let transform: TableTransformFn<K, V, V2> = Arc::new(move |_, value| Some(mapper(value)));
+        let value_serde = Arc::new(value_serde);
+        self.transform("TABLE-MAPVALUES", transform, value_serde, Some(store_name))
+    }
+
+    /// Adds a table transform node, with its store when `store_name` is given.
+    fn transform<V2: Data>(
+        &self,
+        kind: &str,
+        transform: TableTransformFn<K, V, V2>,
+        value_serde: SharedSerde<V2>,
+        store_name: Option<&str>,
+    ) -> KTable<K, V2> {
+        let store_name = store_name.map(str::to_string);
+        let (name, key_serde) = (store_name.clone(), self.key_serde.clone());
+        let serde = value_serde.clone();
+        let factory: OperatorFactory = Arc::new(move |stores| {
+            let materialization = name.as_ref().map(|name| TableMaterialization {
+                store_name: name.clone(),
+                store: stores.key_value(name),
+                key_serde: key_serde.clone(),
+                value_serde: serde.clone(),
+            });
+            Box::new(TableTransform {
+                transform: transform.clone(),
+                materialization,
+            })
+        });
+        let stores: Vec<String> = store_name.iter().cloned().collect();
+        let mut graph = self.graph.borrow_mut();
+        let node = graph.add_node(kind, &[self.node], factory, stores);
+        if let Some(name) = &store_name {
+            graph.add_store(name, StoreKind::KeyValue, node);
+        }
+        drop(graph);
+        KTable {
+            graph: self.graph.clone(),
+            node,
+            key_serde: self.key_serde.clone(),
+            value_serde,
+            store_name,
         }
     }
 
@@ -101,10 +222,11 @@ impl<K: Data, V: Data> KTable<K, V> {
         add_suppress(input, suppressed)
     }
 
-    /// A handle for reading the table's store from the host program.
+    /// A handle for reading the table's store from the host program; a table without a
+    /// store (an unmaterialized `filter` or `map_values`) makes `build` fail.
     pub fn store(&self) -> KeyValueStoreHandle<K, V> {
         KeyValueStoreHandle {
-            name: self.store_name.clone(),
+            name: self.require_store("a store query"),
             key_serde: self.key_serde.clone(),
             value_serde: self.value_serde.clone(),
         }

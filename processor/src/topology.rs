@@ -30,6 +30,9 @@ pub enum TopologyError {
     /// The topics one task reads have different partition counts.
     #[error("topics not co-partitioned: {0}")]
     NotCoPartitioned(String),
+    /// A table read by key (a join, a store query) that has no store of its own.
+    #[error("{0}")]
+    NotMaterialized(String),
     /// A `suppress` that cannot keep its promise on this table.
     #[error("{0}")]
     InvalidSuppression(String),
