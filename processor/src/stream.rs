@@ -610,7 +610,11 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// A node that wraps each value as a [`JoinInput`] of `side`, so one join operator
     /// can take both sides.
     fn tag_side(&self, side: JoinSide) -> NodeId {
-        let tagged: KStream<K, JoinInput> = self.stateless("JOINTHIS", false, move |ctx, msg| {
+        let kind = match side {
+            JoinSide::Left => "JOINTHIS",
+            JoinSide::Right => "JOINOTHER",
+        };
+        let tagged: KStream<K, JoinInput> = self.stateless(kind, false, move |ctx, msg| {
             let Some(value) = msg.value.clone() else {
                 ctx.drop_record(DropReason::NullKeyOrValue);
                 return;
