@@ -154,6 +154,47 @@ fn outer_join_closes_each_side_by_its_own_window(backing: StoreBacking) {
     assert_eq!(read_joined(&driver), vec![("L1+null".to_string(), 1_000)]);
 }
 
+/// A side whose key changed is repartitioned first; over several partitions each key's
+/// records still meet in one task, matched or emitted with `None` there.
+fn left_join_after_a_key_change_repartitions(backing: StoreBacking) {
+    let builder = StreamsBuilder::new("app");
+    let clicks = builder
+        .stream("clicks", StringSerde, StringSerde)
+        .select_key(|_, click: &String| click.split(':').next().unwrap_or_default().to_string());
+    let orders = builder.stream("orders", StringSerde, StringSerde);
+    clicks
+        .left_join(
+            &orders,
+            |_, click, order| describe(Some(click), order),
+            JoinWindows::of_time_difference(Duration::from_secs(10)),
+            StreamJoined::new("click-order", StringSerde, StringSerde, StringSerde),
+        )
+        .to("joined", StringSerde, StringSerde);
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 2, backing);
+    let (mut clicks, mut orders) = inputs(&driver);
+    for (user, timestamp_ms) in [("u1", 1_000), ("u2", 1_000), ("u3", 1_000), ("u4", 1_000)] {
+        clicks.pipe_input_at("any".into(), format!("{user}:home"), timestamp_ms);
+    }
+    orders.pipe_input_at("u2".into(), "o2".into(), 2_000);
+    orders.pipe_input_at("u4".into(), "o4".into(), 2_000);
+    for user in ["u1", "u2", "u3", "u4"] {
+        // Moves stream time past every click's window in whichever task owns the user.
+        clicks.pipe_input_at("any".into(), format!("{user}:later"), 20_000);
+    }
+    let mut joined: Vec<String> = read_joined(&driver).into_iter().map(|(v, _)| v).collect();
+    joined.sort();
+    assert_eq!(
+        joined,
+        vec!["u1:home+null", "u2:home+o2", "u3:home+null", "u4:home+o4"]
+    );
+    let repartitioned = driver.topic_records("app-click-order-left-repartition");
+    assert_eq!(
+        repartitioned.len(),
+        8,
+        "every click went through the repartition topic"
+    );
+}
+
 /// Records waiting in the outer store survive a crash and still come out once.
 fn unmatched_records_survive_a_restart(backing: StoreBacking) {
     let driver = TestDriver::with_store_backing(join_topology(true, Duration::ZERO), 1, backing);
@@ -179,5 +220,6 @@ for_both_backings!(
     left_join_emits_unmatched_after_window_end_plus_grace,
     outer_join_emits_unmatched_records_of_both_sides,
     outer_join_closes_each_side_by_its_own_window,
+    left_join_after_a_key_change_repartitions,
     unmatched_records_survive_a_restart
 );
