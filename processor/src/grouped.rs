@@ -440,12 +440,18 @@ impl<K: Data + Clone, V: Data> SessionWindowedStream<K, V> {
             retention_ms: windows.gap_ms.saturating_add(windows.grace_ms),
         };
         let node = add_aggregate_node(&self.stream, "SESSION-AGGREGATE", store_name, kind, factory);
+        // A session closes once stream time passes its inclusive end plus gap plus grace.
+        let close_delay_ms = windows
+            .gap_ms
+            .saturating_add(windows.grace_ms)
+            .saturating_add(1);
         SessionTable::new(
             self.stream.graph.clone(),
             node,
             self.key_serde.clone(),
             aggregate_serde,
             store_name,
+            close_delay_ms,
         )
     }
 }

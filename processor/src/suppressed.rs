@@ -99,8 +99,10 @@ pub struct Suppressed {
 
 impl Suppressed {
     /// Only each window's final result, once, when stream time closes the window (its
-    /// end plus grace); deletions are dropped. For windowed tables; the buffer must shut
-    /// down when full (emitting early would break the promise of one final result).
+    /// end plus grace, plus the gap for sessions); a deletion (a session merged into
+    /// another) replaces the buffered value and is not forwarded. For windowed and
+    /// session tables; the buffer must shut down when full (emitting early would break
+    /// the promise of one final result).
     pub fn until_window_closes(buffer: BufferConfig) -> Suppressed {
         Suppressed {
             time_limit_ms: None,
@@ -179,7 +181,7 @@ pub(crate) fn add_suppress<K: Data, V: Data>(
         (None, Some((window_end, close_delay_ms))) => (window_end, close_delay_ms, true),
         (None, None) => {
             graph.fail(TopologyError::InvalidSuppression(
-                "until_window_closes needs a windowed table".into(),
+                "until_window_closes needs a windowed or session table".into(),
             ));
             (record_time, 0, true)
         }

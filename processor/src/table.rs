@@ -313,6 +313,9 @@ pub struct SessionTable<K, V> {
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
     store_name: String,
+    /// How long after a session's end it closes: gap plus grace plus 1 ms (the end is
+    /// inclusive).
+    close_delay_ms: i64,
 }
 
 impl<K: Data + Clone, V: Data> SessionTable<K, V> {
@@ -322,6 +325,7 @@ impl<K: Data + Clone, V: Data> SessionTable<K, V> {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
         store_name: &str,
+        close_delay_ms: i64,
     ) -> Self {
         SessionTable {
             graph,
@@ -329,7 +333,25 @@ impl<K: Data + Clone, V: Data> SessionTable<K, V> {
             key_serde,
             value_serde,
             store_name: store_name.to_string(),
+            close_delay_ms,
         }
+    }
+
+    /// Holds updates back as `suppressed` says: with [`Suppressed::until_window_closes`],
+    /// each session's final result once, when stream time passes its end plus gap plus
+    /// grace; sessions merged into others are not emitted.
+    pub fn suppress(&self, suppressed: Suppressed) -> SuppressedTable<Windowed<K>, V> {
+        let session_end: BufferTime<Windowed<K>> =
+            Arc::new(|session: &Windowed<K>, _timestamp_ms: i64| session.end_ms);
+        let key_serde = WindowedSerde::session(self.key_serde.clone());
+        let input = SuppressInput {
+            graph: self.graph.clone(),
+            parent: self.node,
+            key_serde: Arc::new(key_serde),
+            value_serde: self.value_serde.clone(),
+            windows: Some((session_end, self.close_delay_ms)),
+        };
+        add_suppress(input, suppressed)
     }
 
     /// The stream of session updates; the deletions of merged sessions are left out.

@@ -7,8 +7,9 @@ use std::time::Duration;
 mod common;
 
 use riffle_processor::{
-    BufferConfig, Grouped, I64Serde, SlidingWindows, StoreBacking, StreamsBuilder, StringSerde,
-    Suppressed, TestDriver, TimeWindows, Topology, TopologyError, Windowed, WindowedSerde,
+    BufferConfig, Grouped, I64Serde, SessionWindows, SlidingWindows, StoreBacking, StreamsBuilder,
+    StringSerde, Suppressed, TestDriver, TimeWindows, Topology, TopologyError, Windowed,
+    WindowedSerde,
 };
 
 /// Counts per key and tumbling 10 s window (grace 5 s), suppressed until each closes.
@@ -108,6 +109,39 @@ fn until_window_closes_on_sliding_windows_waits_past_the_end(backing: StoreBacki
     );
 }
 
+/// A session's final result comes out once stream time passes its end plus gap plus
+/// grace; sessions merged into a later one never come out.
+fn until_window_closes_on_sessions_skips_merged_sessions(backing: StoreBacking) {
+    let builder = StreamsBuilder::new("app");
+    builder
+        .stream("clicks", StringSerde, StringSerde)
+        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .session_windowed_by(
+            SessionWindows::with_inactivity_gap(Duration::from_secs(5))
+                .grace(Duration::from_secs(10)),
+        )
+        .count("sessions")
+        .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+        .to("finals", WindowedSerde::session(StringSerde), I64Serde);
+    let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
+    let mut input = driver.input_topic("clicks", StringSerde, StringSerde);
+    input.pipe_input_at("a".into(), "x".into(), 0);
+    input.pipe_input_at("a".into(), "x".into(), 10_000);
+    input.pipe_input_at("a".into(), "x".into(), 5_000); // merges both into [0, 10 s]
+    input.pipe_input_at("a".into(), "x".into(), 15_001); // [0, 0] would have closed here
+    let finals = driver.output_topic("finals", WindowedSerde::session(StringSerde), I64Serde);
+    assert!(finals.is_empty(), "merged sessions are not final results");
+    input.pipe_input_at("a".into(), "x".into(), 25_000); // = 10 s + 5 s + 10 s
+    assert!(finals.is_empty());
+    input.pipe_input_at("a".into(), "x".into(), 25_001);
+    let records: Vec<(i64, i64, Option<i64>)> = finals
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key.start_ms, r.key.end_ms, r.value))
+        .collect();
+    assert_eq!(records, vec![(0, 10_000, Some(3))]);
+}
+
 /// Counts per key, suppressed for 10 s of stream time with `buffer`.
 fn limited_counts(buffer: BufferConfig) -> Topology {
     let builder = StreamsBuilder::new("app");
@@ -196,6 +230,7 @@ fn full_buffer_set_to_shut_down_stops_with_an_error(backing: StoreBacking) {
 for_both_backings!(
     until_window_closes_emits_each_final_result_once,
     until_window_closes_on_sliding_windows_waits_past_the_end,
+    until_window_closes_on_sessions_skips_merged_sessions,
     until_time_limit_emits_latest_value_once_per_limit,
     full_buffer_emits_early,
     full_buffer_set_to_shut_down_stops_with_an_error

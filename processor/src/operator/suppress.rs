@@ -34,7 +34,8 @@ pub(crate) struct Suppress<K, V> {
     /// The buffer time of a key entering the buffer, from the key and record timestamp.
     pub buffer_time: BufferTime<K>,
     pub delay_ms: i64,
-    /// Deletions are dropped rather than buffered (final results: a window never deletes).
+    /// Deletions replace a key's buffered value but are not forwarded (final results: a
+    /// session merged into another has no final result of its own).
     pub drop_tombstones: bool,
     pub buffer: BufferConfig,
     pub clock: WindowClock,
@@ -130,9 +131,6 @@ where
             return;
         };
         self.clock.observe(msg.timestamp_ms);
-        if msg.value.is_none() && self.drop_tombstones {
-            return;
-        }
         let name = self.store_name.as_str();
         let key_bytes = self.key_serde.serialize(name, key);
         let value_bytes = msg
@@ -249,6 +247,7 @@ where
         self.store
             .delete(ctx.outputs, key.clone(), stored.timestamp_ms);
         match self.read_entry(&key, stored) {
+            Some(msg) if msg.value.is_none() && self.drop_tombstones => {}
             Some(msg) => ctx.forward(msg),
             None => ctx.drop_record(DropReason::Deserialization),
         }
