@@ -6,7 +6,11 @@ use std::sync::Arc;
 use crate::builder::{Data, Graph};
 use crate::graph::{Ctx, Msg, NodeId, OperatorFactory};
 use crate::operator::stateless::Stateless;
+use crate::operator::stream_join::JoinSide;
 use crate::operator::suppress::BufferTime;
+use crate::operator::table_table_join::{
+    JoinedTable, TableJoinInput, TableJoinKind, TableTableJoin, TableTableJoiner,
+};
 use crate::operator::table_transform::{TableMaterialization, TableTransform, TableTransformFn};
 use crate::record::OutputKind;
 use crate::serdes::WindowedSerde;
@@ -46,6 +50,33 @@ pub(crate) fn table_sink<K: Data, V: Data>(
 ) {
     let all_updates: KStream<K, V> = KStream::new(graph.clone(), node, false);
     all_updates.sink(topic, key_serde, value_serde, None, OutputKind::Sink);
+}
+
+/// Adds a node that tags each update of the table at `node` with `side`, so one join
+/// operator can take both tables' updates.
+fn tag_table_side(graph: &Graph, node: NodeId, side: JoinSide) -> NodeId {
+    let logic = Arc::new(move |ctx: &mut Ctx<'_>, msg: Msg| {
+        let input = TableJoinInput {
+            side,
+            value: msg.value.clone(),
+        };
+        ctx.forward(Msg {
+            value: Some(Arc::new(input)),
+            ..msg
+        });
+    });
+    let factory: OperatorFactory = Arc::new(move |_| {
+        Box::new(Stateless {
+            logic: logic.clone(),
+        })
+    });
+    let kind = match side {
+        JoinSide::Left => "KTABLE-JOINTHIS",
+        JoinSide::Right => "KTABLE-JOINOTHER",
+    };
+    graph
+        .borrow_mut()
+        .add_node(kind, &[node], factory, Vec::new())
 }
 
 /// A filter as a transform: the value when `predicate` holds, otherwise a deletion.
@@ -189,6 +220,99 @@ impl<K: Data, V: Data> KTable<K, V> {
             key_serde: self.key_serde.clone(),
             value_serde,
             store_name,
+        }
+    }
+
+    /// Inner join with another table of the same key: a row `joiner(key, left, right)`
+    /// while both sides have one, a deletion when an update deletes one of them. Both
+    /// tables need a store; `value_serde` serves the operators after it. The result has
+    /// no store of its own.
+    pub fn join<V2: Data, R: Data>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(&K, &V, &V2) -> R + Send + Sync + 'static,
+        value_serde: impl Serde<R>,
+    ) -> KTable<K, R> {
+        let joiner: TableTableJoiner<K, V, V2, R> =
+            Arc::new(move |key, left, right| Some(joiner(key, left?, right?)));
+        self.table_join(TableJoinKind::Inner, other, joiner, Arc::new(value_serde))
+    }
+
+    /// Left join with another table: every left row gives `joiner(key, left, right or
+    /// None)`; right updates only change rows whose left side exists.
+    pub fn left_join<V2: Data, R: Data>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(&K, &V, Option<&V2>) -> R + Send + Sync + 'static,
+        value_serde: impl Serde<R>,
+    ) -> KTable<K, R> {
+        let joiner: TableTableJoiner<K, V, V2, R> =
+            Arc::new(move |key, left, right| Some(joiner(key, left?, right)));
+        self.table_join(TableJoinKind::Left, other, joiner, Arc::new(value_serde))
+    }
+
+    /// Outer join with another table: `joiner(key, left, right)` while either side has a
+    /// row, a deletion once both are gone.
+    pub fn outer_join<V2: Data, R: Data>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(&K, Option<&V>, Option<&V2>) -> R + Send + Sync + 'static,
+        value_serde: impl Serde<R>,
+    ) -> KTable<K, R> {
+        let joiner: TableTableJoiner<K, V, V2, R> =
+            Arc::new(move |key, left, right| Some(joiner(key, left, right)));
+        self.table_join(TableJoinKind::Outer, other, joiner, Arc::new(value_serde))
+    }
+
+    fn table_join<V2: Data, R: Data>(
+        &self,
+        kind: TableJoinKind,
+        other: &KTable<K, V2>,
+        joiner: TableTableJoiner<K, V, V2, R>,
+        value_serde: SharedSerde<R>,
+    ) -> KTable<K, R> {
+        let left_store = self.require_store("a table-table join");
+        let right_store = other.require_store("a table-table join");
+        let (key_serde, left_serde) = (self.key_serde.clone(), self.value_serde.clone());
+        let right_serde = other.value_serde.clone();
+        let (left_name, right_name) = (left_store.clone(), right_store.clone());
+        let factory: OperatorFactory = Arc::new(move |stores| {
+            Box::new(TableTableJoin {
+                kind,
+                key_serde: key_serde.clone(),
+                left: JoinedTable {
+                    store_name: left_name.clone(),
+                    store: stores.key_value(&left_name),
+                    value_serde: left_serde.clone(),
+                },
+                right: JoinedTable {
+                    store_name: right_name.clone(),
+                    store: stores.key_value(&right_name),
+                    value_serde: right_serde.clone(),
+                },
+                joiner: joiner.clone(),
+            })
+        });
+        let parents = [
+            tag_table_side(&self.graph, self.node, JoinSide::Left),
+            tag_table_side(&self.graph, other.node, JoinSide::Right),
+        ];
+        let name = match kind {
+            TableJoinKind::Inner => "KTABLE-JOIN",
+            TableJoinKind::Left => "KTABLE-LEFTJOIN",
+            TableJoinKind::Outer => "KTABLE-OUTERJOIN",
+        };
+        let stores = vec![left_store, right_store];
+        let node = self
+            .graph
+            .borrow_mut()
+            .add_node(name, &parents, factory, stores);
+        KTable {
+            graph: self.graph.clone(),
+            node,
+            key_serde: self.key_serde.clone(),
+            value_serde,
+            store_name: None,
         }
     }
 

@@ -14,5 +14,6 @@ pub(crate) mod stateless;
 pub(crate) mod stream_join;
 pub(crate) mod suppress;
 pub(crate) mod table_join;
+pub(crate) mod table_table_join;
 pub(crate) mod table_transform;
 pub(crate) mod window_aggregate;
