@@ -25,6 +25,7 @@
 //! Where to start: [`StreamsBuilder`], [`KStream`], then `task.rs`.
 
 mod builder;
+mod describe;
 mod graph;
 mod grouped;
 mod lock_policy;
@@ -42,6 +43,10 @@ mod topology;
 mod window;
 
 pub use builder::{Data, StreamsBuilder};
+pub use describe::{
+    NodeDescription, NodeKind, RepartitionTopicDescription, StoreDescription, StoreType,
+    SubtopologyDescription, TopologyDescription,
+};
 pub use graph::DropReason;
 pub use grouped::{
     Grouped, KGroupedStream, SessionWindowedStream, SlidingWindowedStream, TimeWindowedStream,

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::describe::TopologyDescription;
 use crate::graph::{NodeId, NodeSpec};
 use crate::store::engine::StateError;
 use crate::store::{StateHome, StoreKind, StoreSpec};
@@ -312,31 +313,11 @@ impl Topology {
         self.inner.table_source_topics.contains(topic)
     }
 
-    /// A text description of the sub-topologies, for logs and docs.
-    pub fn describe(&self) -> String {
-        let mut text = format!("Topology {}\n", self.inner.application_id);
-        for sub in &self.inner.subtopologies {
-            text.push_str(&format!(
-                "  Sub-topology {}: reads {:?}\n",
-                sub.id, sub.source_topics
-            ));
-            for node in &sub.nodes {
-                let spec = &self.inner.nodes[*node];
-                let children: Vec<&str> = spec
-                    .children
-                    .iter()
-                    .map(|c| self.inner.nodes[*c].name.as_str())
-                    .collect();
-                text.push_str(&format!("    {} -> {:?}\n", spec.name, children));
-            }
-            for store in &sub.stores {
-                text.push_str(&format!(
-                    "    store {} ({})\n",
-                    store.name, store.changelog_topic
-                ));
-            }
-        }
-        text
+    /// The topology's sub-topologies, nodes, stores and repartition topics: data for a
+    /// console (serde `Serialize`), and Kafka Streams' `TopologyDescription` text through
+    /// `Display`.
+    pub fn describe(&self) -> TopologyDescription {
+        TopologyDescription::of(self)
     }
 }
 
