@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::graph::{NodeId, NodeSpec, OperatorFactory, PassThrough, SourceDecoder};
 use crate::operator::source::{StreamDecoder, TableDecoder, TableSource};
 use crate::serdes::{Serde, SharedSerde};
+use crate::store::query::KeyValueStoreHandle;
 use crate::store::{StoreBacking, StoreKind, StoreSpec};
 use crate::stream::KStream;
 use crate::table::KTable;
@@ -28,7 +29,13 @@ pub(crate) struct GraphBuilder {
     pub table_source_topics: BTreeSet<String>,
     /// A mistake found while building, reported by `build`.
     pub error: Option<TopologyError>,
+    /// Stores declared with `add_key_value_store`, which `process` may connect; until one
+    /// does, such a store's owner is [`UNOWNED`] and it belongs to no sub-topology.
+    pub user_stores: BTreeSet<String>,
 }
+
+/// The owner of a declared store no processor uses yet.
+pub(crate) const UNOWNED: NodeId = NodeId::MAX;
 
 pub(crate) type Graph = Rc<RefCell<GraphBuilder>>;
 
@@ -133,6 +140,7 @@ impl StreamsBuilder {
             repartition_topics: BTreeSet::new(),
             table_source_topics: BTreeSet::new(),
             error: None,
+            user_stores: BTreeSet::new(),
         };
         StreamsBuilder {
             graph: Rc::new(RefCell::new(graph)),
@@ -219,6 +227,28 @@ impl StreamsBuilder {
         graph.table_source_topics.insert(topic.to_string());
         drop(graph);
         KTable::new(self.graph.clone(), node, key_serde, value_serde, store_name)
+    }
+
+    /// Declares the key-value store `name` for processors (Kafka Streams'
+    /// `addStateStore`): connect it by naming it in [`KStream::process`], and use the
+    /// returned handle in the processor (`context.key_value_store(&handle)`) and for
+    /// queries. Like the DSL's stores it is changelogged to
+    /// `<application>-<name>-changelog` and restored from it, on disk unless
+    /// [`StreamsBuilder::store_backing`] says otherwise.
+    pub fn add_key_value_store<K: Data, V: Data>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> KeyValueStoreHandle<K, V> {
+        let mut graph = self.graph.borrow_mut();
+        graph.add_store(name, StoreKind::KeyValue, UNOWNED);
+        graph.user_stores.insert(name.to_string());
+        KeyValueStoreHandle {
+            name: name.to_string(),
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
+        }
     }
 
     /// Keeps the store `store_name` in memory or on disk ([`StoreBacking::Persistent`],

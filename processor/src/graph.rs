@@ -7,6 +7,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use crate::processor_api::PunctuationType;
 use crate::record::{Headers, InputRecord, OutputRecord};
 use crate::serdes::SerdeError;
 use crate::store::TaskStores;
@@ -70,6 +71,13 @@ pub(crate) struct Ctx<'a> {
     pub metrics: &'a mut TaskMetrics,
     /// Records for this operator's children, in the order they were forwarded.
     pub(crate) forwards: Vec<Forward>,
+    /// The input record being processed (topic, partition, offset); `None` while a
+    /// processor initializes or punctuates.
+    pub source: Option<&'a InputRecord>,
+    /// The task's stream time.
+    pub stream_time_ms: i64,
+    /// The wall-clock time the runtime (or the test driver) last gave the task.
+    pub wall_clock_ms: i64,
 }
 
 /// A forwarded record: to every child, or to one (branches).
@@ -128,6 +136,20 @@ pub(crate) trait Operator: Send {
 
     /// Takes back the clock committed before a restart.
     fn resume(&mut self, _progress: OperatorProgress) {}
+
+    /// Whether this operator may schedule punctuations (a user processor): the task asks
+    /// only these to [`Operator::init`] and [`Operator::punctuate`].
+    fn may_punctuate(&self) -> bool {
+        false
+    }
+
+    /// Called once before the first record, after the task's stores were restored.
+    fn init(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// Runs the punctuations of `kind` due at `time_ms`; returns whether any ran.
+    fn punctuate(&mut self, _ctx: &mut Ctx<'_>, _kind: PunctuationType, _time_ms: i64) -> bool {
+        false
+    }
 }
 
 /// Builds a task's instance of an operator, with that task's stores.

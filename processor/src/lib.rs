@@ -30,11 +30,13 @@ mod graph;
 mod grouped;
 mod lock_policy;
 mod operator;
+mod processor_api;
 mod record;
 pub mod runtime;
 mod serdes;
 mod store;
 mod stream;
+mod stream_process;
 mod suppressed;
 mod table;
 mod task;
@@ -50,6 +52,10 @@ pub use describe::{
 pub use graph::DropReason;
 pub use grouped::{
     Grouped, KGroupedStream, SessionWindowedStream, SlidingWindowedStream, TimeWindowedStream,
+};
+pub use processor_api::{
+    Cancellable, Processor, ProcessorContext, ProcessorKeyValueStore, PunctuationType, Punctuator,
+    Record, RecordMetadata,
 };
 pub use record::{
     Headers, InputRecord, OutputKind, OutputPartition, OutputRecord, TopicPartition, murmur2,

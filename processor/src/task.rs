@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::graph::{Ctx, DropReason, Forward, Msg, NodeId, Operator};
+use crate::processor_api::PunctuationType;
 use crate::record::{InputRecord, OutputRecord, TopicPartition};
 use crate::store::engine::StateError;
 use crate::store::{StateHome, TaskStores};
@@ -137,6 +138,12 @@ pub struct Task {
     next_offsets: BTreeMap<TopicPartition, i64>,
     stream_time_ms: i64,
     metrics: TaskMetrics,
+    /// Nodes running user processors, which may punctuate; empty for DSL-only topologies.
+    punctuating: Vec<NodeId>,
+    /// Whether the user processors' `init` ran (before the first record or punctuation).
+    initialized: bool,
+    /// The wall-clock time last given by the runtime, in ms since the epoch.
+    wall_clock_ms: i64,
 }
 
 impl Task {
@@ -150,9 +157,14 @@ impl Task {
         let mut operators = HashMap::new();
         let mut sources: HashMap<String, Vec<NodeId>> = HashMap::new();
         let mut queues = BTreeMap::new();
+        let mut punctuating = Vec::new();
         for node in &sub.nodes {
             let spec = &topology.inner.nodes[*node];
-            operators.insert(*node, (spec.factory)(&stores));
+            let operator = (spec.factory)(&stores);
+            if operator.may_punctuate() {
+                punctuating.push(*node);
+            }
+            operators.insert(*node, operator);
             for topic in &spec.source_topics {
                 sources.entry(topic.clone()).or_default().push(*node);
                 queues.insert(
@@ -171,6 +183,9 @@ impl Task {
             next_offsets: BTreeMap::new(),
             stream_time_ms: -1,
             metrics: TaskMetrics::default(),
+            punctuating,
+            initialized: false,
+            wall_clock_ms: crate::processor_api::system_time_ms(),
         })
     }
 
@@ -295,6 +310,7 @@ impl Task {
     /// Processes the next record if the task is ready; outputs go to `outputs` in order.
     /// Returns false when nothing could be processed.
     pub fn process_next(&mut self, outputs: &mut Vec<OutputRecord>) -> bool {
+        self.initialize(outputs);
         let Some(topic_partition) = self.next_partition() else {
             return false;
         };
@@ -309,6 +325,7 @@ impl Task {
             .insert(topic_partition, record.offset.saturating_add(1));
         self.metrics.processed_records += 1;
         self.process_record(&record, outputs);
+        self.punctuate(PunctuationType::StreamTime, self.stream_time_ms, outputs);
         true
     }
 
@@ -370,13 +387,18 @@ impl Task {
             return;
         }
         self.stream_time_ms = self.stream_time_ms.max(msg.timestamp_ms);
-        self.run_from(source, msg, outputs);
+        self.run_stack(vec![(source, msg)], Some(record), outputs);
     }
 
-    /// Runs `msg` through the graph depth-first from `start`, as Kafka Streams' forward
-    /// calls do, with an explicit stack instead of recursion.
-    fn run_from(&mut self, start: NodeId, msg: Msg, outputs: &mut Vec<OutputRecord>) {
-        let mut stack = vec![(start, msg)];
+    /// Runs the records on `stack` through the graph depth-first, as Kafka Streams'
+    /// forward calls do, with an explicit stack instead of recursion; `source` is the
+    /// input record they came from, if any.
+    pub(crate) fn run_stack(
+        &mut self,
+        mut stack: Vec<(NodeId, Msg)>,
+        source: Option<&InputRecord>,
+        outputs: &mut Vec<OutputRecord>,
+    ) {
         // One buffer for every step's forwards, drained onto the stack after each.
         let mut forwards = Vec::new();
         let mut steps = 0usize;
@@ -393,12 +415,89 @@ impl Task {
                 outputs,
                 metrics: &mut self.metrics,
                 forwards,
+                source,
+                stream_time_ms: self.stream_time_ms,
+                wall_clock_ms: self.wall_clock_ms,
             };
             operator.process(&mut ctx, msg);
             forwards = ctx.forwards;
             let children = &self.topology.inner.nodes[node].children;
             push_forwards(&mut stack, children, forwards.drain(..));
         }
+    }
+}
+
+impl Task {
+    /// Runs the user processors' `init` once, before the first record or punctuation (so
+    /// after the runtime restored the stores).
+    fn initialize(&mut self, outputs: &mut Vec<OutputRecord>) {
+        if self.initialized {
+            return;
+        }
+        self.initialized = true;
+        for node in self.punctuating.clone() {
+            self.run_on(node, outputs, |operator, ctx| {
+                operator.init(ctx);
+                true
+            });
+        }
+    }
+
+    /// Moves the task's wall clock to `now_ms` (ms since the epoch) and runs the
+    /// wall-clock punctuations due; the runtime calls it once per processing round, the
+    /// test driver when its mocked clock moves. Returns whether any ran.
+    pub fn punctuate_wall_clock(&mut self, now_ms: i64, outputs: &mut Vec<OutputRecord>) -> bool {
+        self.wall_clock_ms = now_ms;
+        self.initialize(outputs);
+        self.punctuate(PunctuationType::WallClockTime, now_ms, outputs)
+    }
+
+    /// Runs the punctuations of `kind` due at `time_ms`, processor by processor in node
+    /// order; stream time before any record (-1) runs none.
+    fn punctuate(
+        &mut self,
+        kind: PunctuationType,
+        time_ms: i64,
+        outputs: &mut Vec<OutputRecord>,
+    ) -> bool {
+        if self.punctuating.is_empty() || time_ms < 0 {
+            return false;
+        }
+        let mut punctuated = false;
+        for node in self.punctuating.clone() {
+            punctuated |= self.run_on(node, outputs, |operator, ctx| {
+                operator.punctuate(ctx, kind, time_ms)
+            });
+        }
+        punctuated
+    }
+
+    /// Calls `action` on the operator of `node` outside any record, then runs what it
+    /// forwarded through its children.
+    fn run_on(
+        &mut self,
+        node: NodeId,
+        outputs: &mut Vec<OutputRecord>,
+        action: impl FnOnce(&mut dyn Operator, &mut Ctx<'_>) -> bool,
+    ) -> bool {
+        let Some(operator) = self.operators.get_mut(&node) else {
+            return false;
+        };
+        let mut ctx = Ctx {
+            outputs,
+            metrics: &mut self.metrics,
+            forwards: Vec::new(),
+            source: None,
+            stream_time_ms: self.stream_time_ms,
+            wall_clock_ms: self.wall_clock_ms,
+        };
+        let acted = action(operator.as_mut(), &mut ctx);
+        let forwards = ctx.forwards;
+        let mut stack = Vec::new();
+        let children = &self.topology.inner.nodes[node].children;
+        push_forwards(&mut stack, children, forwards.into_iter());
+        self.run_stack(stack, None, outputs);
+        acted
     }
 }
 

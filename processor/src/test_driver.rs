@@ -60,6 +60,9 @@ struct DriverState {
     flushed: HashMap<TopicPartition, i64>,
     /// The temporary state directory, removed on drop.
     state_dir: Option<std::path::PathBuf>,
+    /// The mocked wall clock, in ms: starts at 0 and moves only with
+    /// [`TestDriver::advance_wall_clock`].
+    wall_clock_ms: i64,
 }
 
 impl Drop for DriverState {
@@ -138,6 +141,7 @@ impl TestDriver {
             home,
             flushed: HashMap::new(),
             state_dir,
+            wall_clock_ms: 0,
         };
         state.start_tasks();
         TestDriver {
@@ -231,6 +235,22 @@ impl TestDriver {
         records
     }
 
+    /// Moves the mocked wall clock forward by `advance` and runs the wall-clock
+    /// punctuations that became due (TopologyTestDriver's `advanceWallClockTime`); what
+    /// they forward goes through the topology at once, then the driver commits.
+    pub fn advance_wall_clock(&self, advance: std::time::Duration) {
+        let mut state = self.state.borrow_mut();
+        let advance_ms = i64::try_from(advance.as_millis()).unwrap_or(i64::MAX);
+        state.wall_clock_ms = state.wall_clock_ms.saturating_add(advance_ms);
+        state.punctuate_wall_clock();
+        state.commit();
+    }
+
+    /// The mocked wall clock, in ms (0 at the start).
+    pub fn wall_clock_ms(&self) -> i64 {
+        self.state.borrow().wall_clock_ms
+    }
+
     /// Throws every task and store away and starts again from the changelogs and the last
     /// commit, as a crashed instance's successor would.
     pub fn crash_and_restart(&self) {
@@ -275,6 +295,21 @@ impl DriverState {
             self.registry.register(id, task.stores());
             self.tasks.insert(id, task);
         }
+        // Processors initialize now, after the restore, at the mocked wall-clock time.
+        self.punctuate_wall_clock();
+    }
+
+    /// Runs every task's wall-clock punctuations due at the mocked time, and what they cause.
+    fn punctuate_wall_clock(&mut self) {
+        let mut outputs = Vec::new();
+        for task in self.tasks.values_mut() {
+            task.punctuate_wall_clock(self.wall_clock_ms, &mut outputs);
+        }
+        let mut pending = VecDeque::new();
+        for output in outputs {
+            self.deliver(output, &mut pending);
+        }
+        self.run_pending(pending);
     }
 
     fn append(&mut self, mut record: InputRecord) -> InputRecord {
@@ -294,7 +329,13 @@ impl DriverState {
 
     /// Writes `record` to its topic and runs everything it causes.
     fn pipe(&mut self, record: InputRecord) {
-        let mut pending = VecDeque::from([self.append(record)]);
+        let pending = VecDeque::from([self.append(record)]);
+        self.run_pending(pending);
+        self.commit();
+    }
+
+    /// Runs `pending` records, and every record they cause, through the tasks reading them.
+    fn run_pending(&mut self, mut pending: VecDeque<InputRecord>) {
         let mut routed = 0usize;
         while let Some(record) = pending.pop_front() {
             routed += 1;
@@ -316,7 +357,6 @@ impl DriverState {
                 self.deliver(output, &mut pending);
             }
         }
-        self.commit();
     }
 
     fn deliver(&mut self, output: OutputRecord, pending: &mut VecDeque<InputRecord>) {

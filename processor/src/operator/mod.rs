@@ -16,4 +16,5 @@ pub(crate) mod suppress;
 pub(crate) mod table_join;
 pub(crate) mod table_table_join;
 pub(crate) mod table_transform;
+pub(crate) mod user_processor;
 pub(crate) mod window_aggregate;

@@ -34,6 +34,8 @@
 
 mod backend;
 mod config;
+#[cfg(test)]
+mod punctuation_tests;
 mod restore;
 mod runner;
 #[cfg(test)]

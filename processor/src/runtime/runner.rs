@@ -601,9 +601,12 @@ impl<B: Backend> Runner<B> {
         let limit = self.config.max_records_per_round;
         let mut tasks = std::mem::take(&mut self.tasks);
         let mut outputs = std::mem::take(&mut self.outputs);
+        let now_ms = crate::processor_api::system_time_ms();
         let (tasks, outputs, processed) = blocking("processing", move || {
             let mut processed = 0usize;
             for task in tasks.values_mut() {
+                // A punctuation that ran counts as processing: its writes must be committed.
+                processed += usize::from(task.punctuate_wall_clock(now_ms, &mut outputs));
                 while processed < limit && task.process_next(&mut outputs) {
                     processed += 1;
                 }
