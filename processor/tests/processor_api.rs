@@ -103,6 +103,11 @@ fn store_writes_survive_a_restart(backing: StoreBacking) {
         description.stores()["counts"].changelog_topic,
         "app-counts-changelog"
     );
+    let text = description.to_string();
+    assert!(
+        text.contains("Processor: KSTREAM-PROCESSOR-0000000001 (stores: [counts])"),
+        "{text}"
+    );
     let driver = TestDriver::with_store_backing(topology, 2, backing);
     let mut input = driver.input_topic("in", StringSerde, StringSerde);
     let output = driver.output_topic("out", StringSerde, I64Serde);
@@ -330,4 +335,32 @@ fn an_undeclared_store_fails_the_build() {
         builder.build().err(),
         Some(TopologyError::UnknownStore("nowhere".into()))
     );
+}
+
+/// Processors on two input topics that name one store run in the same tasks: one
+/// sub-topology reading both topics, owning the store once.
+#[test]
+fn processors_sharing_a_store_share_a_subtopology() {
+    let builder = StreamsBuilder::new("app");
+    let counts = builder.add_key_value_store("counts", StringSerde, I64Serde);
+    for topic in ["left", "right"] {
+        let handle = counts.clone();
+        builder
+            .stream(topic, StringSerde, StringSerde)
+            .process(
+                move || Counter {
+                    counts: handle.clone(),
+                },
+                &["counts"],
+            )
+            .to("out", StringSerde, I64Serde);
+    }
+    let description = builder.build().unwrap().describe();
+    assert_eq!(description.subtopologies.len(), 1);
+    let stores: Vec<&str> = description.subtopologies[0]
+        .stores
+        .iter()
+        .map(|store| store.name.as_str())
+        .collect();
+    assert_eq!(stores, vec!["counts"]);
 }
