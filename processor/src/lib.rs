@@ -22,6 +22,11 @@
 //! `<application>-<store>-changelog`, at-least-once commits (flush outputs, then commit)
 //! or exactly-once ones (one transaction per commit, read_committed reads).
 //!
+//! Operators the DSL lacks are written as a [`Processor`] and added with
+//! [`KStream::process`]: forwarding, typed key-value stores, record metadata and
+//! punctuations on stream time or wall-clock time (`processor_api.rs`).
+//! [`Topology::describe`] shows the built graph, as data and as Kafka Streams prints it.
+//!
 //! Where to start: [`StreamsBuilder`], [`KStream`], then `task.rs`.
 
 mod builder;
