@@ -393,7 +393,7 @@ impl Task {
     /// Runs the records on `stack` through the graph depth-first, as Kafka Streams'
     /// forward calls do, with an explicit stack instead of recursion; `source` is the
     /// input record they came from, if any.
-    pub(crate) fn run_stack(
+    fn run_stack(
         &mut self,
         mut stack: Vec<(NodeId, Msg)>,
         source: Option<&InputRecord>,
@@ -464,7 +464,9 @@ impl Task {
             return false;
         }
         let mut punctuated = false;
-        for node in self.punctuating.clone() {
+        // By index: `run_on` needs the task mutably, and this runs after every record.
+        for index in 0..self.punctuating.len() {
+            let node = self.punctuating[index];
             punctuated |= self.run_on(node, outputs, |operator, ctx| {
                 operator.punctuate(ctx, kind, time_ms)
             });
