@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cluster::{Cluster, ClusterOpenError};
 use crate::config::BrokerConfig;
+use crate::http::HttpServer;
 use crate::listener::{self, BindError, BoundListener};
 
 /// Riffle: a Kafka-compatible log broker (`riffle serve`) and a command line for it and for
@@ -149,8 +150,32 @@ async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     // as it reads the first line, and the default action would kill us uncleanly.
     let stop = stop_signal().map_err(ServeError::StopSignal)?;
     announce(&opened);
-    crate::server::run(opened.listeners, opened.cluster, stop).await;
+    let OpenedBroker {
+        listeners,
+        cluster,
+        http,
+        ..
+    } = opened;
+    let stop = serving_until(http.as_ref(), stop);
+    crate::server::run(listeners, cluster, stop).await;
     Ok(())
+}
+
+/// Marks the broker ready on the HTTP listener (its Kafka listeners are about to accept),
+/// and returns `stop` made to mark it not ready again as shutdown begins.
+pub fn serving_until<'a>(
+    http: Option<&'a HttpServer>,
+    stop: impl Future<Output = ()> + 'a,
+) -> impl Future<Output = ()> + 'a {
+    if let Some(http) = http {
+        http.set_serving(true);
+    }
+    async move {
+        stop.await;
+        if let Some(http) = http {
+            http.set_serving(false);
+        }
+    }
 }
 
 /// Why `riffle serve` stopped with an error.
@@ -190,6 +215,9 @@ pub struct OpenedBroker {
     pub bound: SocketAddr,
     /// The topics, logs and group coordinator.
     pub cluster: Arc<Cluster>,
+    /// The HTTP listener (metrics and health), unless `--http-listen none`; serving since
+    /// before the data directory opened. Dropping it stops it.
+    pub http: Option<HttpServer>,
 }
 
 /// Binds every listener (reading the TLS files they need) and opens the data directory
@@ -199,6 +227,10 @@ pub struct OpenedBroker {
 /// An [`OpenError`] naming the flag, address, file or directory that failed.
 pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, OpenError> {
     let listeners = listener::bind(&config).await?;
+    // Serving at once: /healthz answers through a long recovery below.
+    let http = listener::bind_http(&config)
+        .await?
+        .map(|(socket, address)| HttpServer::start(socket, address));
     let first = listeners.first().ok_or(OpenError::NoListener)?;
     let bound = first.local_address;
     // Requests the broker makes of itself report the first listener.
@@ -210,10 +242,16 @@ pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, OpenError> {
         .await
         .map_err(OpenError::Panicked)?
         .map_err(OpenError::DataDir)?;
+    let cluster = Arc::new(cluster);
+    crate::metrics::scrape::register(&cluster);
+    if let Some(http) = &http {
+        http.cluster_opened(cluster.clone());
+    }
     Ok(OpenedBroker {
         listeners,
         bound,
-        cluster: Arc::new(cluster),
+        cluster,
+        http,
     })
 }
 
@@ -223,6 +261,7 @@ pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, OpenError> {
 /// riffle listening on 127.0.0.1:9092             the first listener's bound address
 /// riffle listening on PLAINTEXT://127.0.0.1:9092  then one line per listener, in order:
 /// riffle listening on SASL_SSL://127.0.0.1:9093   NAME://bound address
+/// riffle http listening on 127.0.0.1:9644         the HTTP listener, unless --http-listen none
 /// ```
 pub fn announce(opened: &OpenedBroker) {
     let cluster = &opened.cluster;
@@ -238,6 +277,11 @@ pub fn announce(opened: &OpenedBroker) {
             "riffle listening on {name}://{}",
             listener.local_address
         );
+    }
+    if let Some(http) = &opened.http {
+        let address = http.local_address();
+        info!(%address, "http listening (/metrics, /healthz, /readyz)");
+        let _ = writeln!(stdout, "riffle http listening on {address}");
     }
     let _ = stdout.flush();
 }

@@ -21,6 +21,7 @@ use super::backend::{EmbeddedBackend, EmbeddedConfig};
 use crate::cli::{self, OpenError, OpenedBroker};
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
+use crate::http::HttpServer;
 
 /// A broker with stream processors: see [`Broker::builder`].
 pub struct Broker;
@@ -107,11 +108,19 @@ impl BrokerBuilder {
             listeners,
             bound,
             cluster,
+            http,
         } = opened;
+        let http_address = http.as_ref().map(HttpServer::local_address);
+        let cluster_for_server = cluster.clone();
         let (stop_server, server_stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::run(listeners, cluster.clone(), async {
-            let _ = server_stopped.await;
-        }));
+        let server = tokio::spawn(async move {
+            let stop = cli::serving_until(http.as_ref(), async {
+                let _ = server_stopped.await;
+            });
+            crate::server::run(listeners, cluster_for_server, stop).await;
+            // The HTTP listener lives as long as the server, then stops with it.
+            drop(http);
+        });
         let (stop_runners, runners_stopped) = watch::channel(false);
         let (failure_sender, failures) = mpsc::channel(self.processors.len().max(1));
         let mut processors = Vec::new();
@@ -136,6 +145,7 @@ impl BrokerBuilder {
         }
         Ok(RunningBroker {
             address: bound,
+            http_address,
             cluster,
             processors,
             failures,
@@ -244,6 +254,8 @@ pub struct Processor {
 /// A started broker: its address, its processors, and [`RunningBroker::shutdown`].
 pub struct RunningBroker {
     address: SocketAddr,
+    /// The HTTP listener's address (metrics and health), unless `--http-listen none`.
+    http_address: Option<SocketAddr>,
     cluster: Arc<Cluster>,
     processors: Vec<Processor>,
     /// Messages of processors that failed; one slot per processor.
@@ -258,6 +270,12 @@ impl RunningBroker {
     /// The address the broker listens on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The HTTP listener's address (`/metrics`, `/healthz`, `/readyz`), unless the
+    /// config says `--http-listen none`.
+    pub fn http_address(&self) -> Option<SocketAddr> {
+        self.http_address
     }
 
     /// The broker's topics, logs and groups, for a host program that administers them in

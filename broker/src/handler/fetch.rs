@@ -318,6 +318,12 @@ fn read_visible(
     };
     let range =
         partition.read_range_below(fetch_offset, limit_bytes, first_batch, upper_bound_offset)?;
+    if let Some(range) = &range {
+        let offsets = range.next_offset().saturating_sub(fetch_offset).max(0);
+        partition
+            .traffic()
+            .fetched(range.len(), u64::try_from(offsets).unwrap_or(0));
+    }
     let aborted = match read_committed {
         true => {
             let end_offset = range.as_ref().map_or(fetch_offset, FileRange::next_offset);

@@ -398,6 +398,9 @@ fn check_and_append(
         .append_batch(batch, bytes, now_ms, &verify_transaction)
         .map_err(|error| rejected(error.code, &error.message))?
         .base_offset();
+    // The header's count, checked against the records above; never negative here.
+    let records = u64::try_from(batch.records_count()).unwrap_or(0);
+    partition.traffic().appended(bytes.len(), records);
     let response = PartitionProduceResponse {
         index: partition_index,
         error_code: ErrorCode::None.code(),
