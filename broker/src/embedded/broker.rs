@@ -401,6 +401,53 @@ mod tests {
         assert!(reopened.is_ok());
     }
 
+    /// `GET path` on `address`; the status code.
+    async fn http_status(address: SocketAddr, path: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn embedded_brokers_serve_http_on_their_own_ports_until_shutdown() {
+        // Proves the embedded broker honours --http-listen: two at once on port 0 get
+        // ports of their own and are ready; after shutdown the listener is gone; with
+        // `none` there is no listener.
+        let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = Broker::builder(test_config(first_dir.path(), SERVE_FLAGS));
+        let first = first.start().await.unwrap();
+        let second = Broker::builder(test_config(second_dir.path(), SERVE_FLAGS));
+        let second = second.start().await.unwrap();
+        let first_http = first.http_address().expect("an HTTP listener");
+        let second_http = second.http_address().expect("an HTTP listener");
+        assert_ne!(first_http.port(), second_http.port());
+        assert_eq!(http_status(first_http, "/readyz").await, 200);
+        assert_eq!(http_status(second_http, "/metrics").await, 200);
+        first.shutdown().await.unwrap();
+        second.shutdown().await.unwrap();
+        // The aborted accept task drops its socket at its next poll: soon, not at once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while tokio::net::TcpStream::connect(first_http).await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "still listening");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ["--listen", "127.0.0.1:0", "--http-listen", "none"];
+        let running = Broker::builder(test_config(dir.path(), &flags));
+        let running = running.start().await.unwrap();
+        assert_eq!(running.http_address(), None);
+        running.shutdown().await.unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn one_application_id_per_broker() {
         // Proves two topologies with one application id are refused before anything starts.
