@@ -338,7 +338,8 @@ impl LogSyncMetrics {
         let metrics = LogSyncMetrics::default();
         registry.register(
             "riffle_log_fsync_duration_seconds",
-            "Time one fsync of a partition log took, as acks=all and flush.messages wait for it",
+            "Time one group-commit fsync of a partition log took, as acks=all and \
+             flush.messages wait for it (near zero when an earlier fsync already covered it)",
             metrics.duration.clone(),
         );
         registry.register(
