@@ -149,6 +149,8 @@ async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     // Listen for SIGTERM before announcing the address: a supervisor may signal as soon
     // as it reads the first line, and the default action would kill us uncleanly.
     let stop = stop_signal().map_err(ServeError::StopSignal)?;
+    // Ready before the listening lines: whoever reads them may probe /readyz at once.
+    opened.mark_serving();
     announce(&opened);
     let OpenedBroker {
         listeners,
@@ -156,25 +158,17 @@ async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         http,
         ..
     } = opened;
-    let stop = serving_until(http.as_ref(), stop);
+    let stop = unready_on_stop(http.as_ref(), stop);
     crate::server::run(listeners, cluster, stop).await;
     Ok(())
 }
 
-/// Marks the broker ready on the HTTP listener (its Kafka listeners are about to accept),
-/// and returns `stop` made to mark it not ready again as shutdown begins.
-pub fn serving_until<'a>(
-    http: Option<&'a HttpServer>,
-    stop: impl Future<Output = ()> + 'a,
-) -> impl Future<Output = ()> + 'a {
+/// Waits for `stop`, then marks the broker not ready on the HTTP listener: shutdown
+/// begins, and connections drain after this.
+pub async fn unready_on_stop(http: Option<&HttpServer>, stop: impl Future<Output = ()>) {
+    stop.await;
     if let Some(http) = http {
-        http.set_serving(true);
-    }
-    async move {
-        stop.await;
-        if let Some(http) = http {
-            http.set_serving(false);
-        }
+        http.set_serving(false);
     }
 }
 
@@ -220,6 +214,17 @@ pub struct OpenedBroker {
     pub http: Option<HttpServer>,
 }
 
+impl OpenedBroker {
+    /// Marks the broker ready on its HTTP listener (`/readyz` answers 200): call it as the
+    /// Kafka listeners are handed to [`crate::server::run`]. Their sockets are bound, so a
+    /// client that connects from now on is queued until the accept loops start.
+    pub fn mark_serving(&self) {
+        if let Some(http) = &self.http {
+            http.set_serving(true);
+        }
+    }
+}
+
 /// Binds every listener (reading the TLS files they need) and opens the data directory
 /// (recovering it if needed).
 ///
@@ -245,7 +250,7 @@ pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, OpenError> {
     let cluster = Arc::new(cluster);
     crate::metrics::scrape::register(&cluster);
     if let Some(http) = &http {
-        http.cluster_opened(cluster.clone());
+        http.cluster_opened(&cluster);
     }
     Ok(OpenedBroker {
         listeners,

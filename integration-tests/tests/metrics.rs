@@ -3,6 +3,7 @@
 //! `/readyz` answer, `--http-listen none` opens no listener, and a busy port stops the
 //! start with a message naming it.
 
+use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -147,6 +148,33 @@ async fn metrics_follow_produce_fetch_and_group_commits() {
         Some(12.0)
     );
     assert_eq!(group_gauge(&after, "riffle_group_lag"), Some(3.0));
+}
+
+#[test]
+fn refused_connections_are_counted_by_the_limit_that_refused_them() {
+    // Proves a connection past --max-connections is counted under its reason, and the
+    // open-connection gauge counts the one held.
+    let broker = Broker::start_with(&["--max-connections", "1"]);
+    let held = std::net::TcpStream::connect(broker.address()).expect("the first connects");
+    let mut refused = std::net::TcpStream::connect(broker.address()).expect("accepted");
+    refused
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    let mut byte = [0u8; 1];
+    // Closed at once: end of stream (or a reset), never a wait.
+    assert!(matches!(refused.read(&mut byte), Ok(0) | Err(_)));
+    let scrape = scrape(&broker);
+    let by_reason =
+        |reason| scrape.value("riffle_connections_refused_total", &[("reason", reason)]);
+    assert_eq!(by_reason("max_connections"), Some(1.0));
+    assert_eq!(by_reason("max_connections_per_ip"), Some(0.0));
+    assert_eq!(scrape.value("riffle_connections_open", &[]), Some(1.0));
+    let accepted = [("listener", "PLAINTEXT")];
+    assert_eq!(
+        scrape.value("riffle_connections_accepted_total", &accepted),
+        Some(1.0)
+    );
+    drop(held);
 }
 
 #[test]

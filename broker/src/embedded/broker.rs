@@ -101,6 +101,8 @@ impl BrokerBuilder {
             .data_dir
             .join(riffle_storage::format::PROCESSOR_STATE_DIR_NAME);
         let opened = cli::open(self.config).await?;
+        // Ready before the listening lines: whoever reads them may probe /readyz at once.
+        opened.mark_serving();
         if announce {
             cli::announce(&opened);
         }
@@ -114,7 +116,7 @@ impl BrokerBuilder {
         let cluster_for_server = cluster.clone();
         let (stop_server, server_stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let stop = cli::serving_until(http.as_ref(), async {
+            let stop = cli::unready_on_stop(http.as_ref(), async {
                 let _ = server_stopped.await;
             });
             crate::server::run(listeners, cluster_for_server, stop).await;

@@ -19,7 +19,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,8 +54,10 @@ const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 /// What the HTTP listener knows of the broker's start: shared with [`HttpServer`].
 #[derive(Default)]
 struct HttpState {
-    /// Set once the data directory is open; `/metrics` encodes its registry.
-    cluster: OnceLock<Arc<Cluster>>,
+    /// Set once the data directory is open; `/metrics` encodes its registry. Weak: a
+    /// connection still being torn down after shutdown must not keep the cluster (and its
+    /// data directory's lock) alive.
+    cluster: OnceLock<Weak<Cluster>>,
     /// Whether the Kafka listeners accept clients: set as serving starts, cleared as
     /// shutdown begins.
     serving: AtomicBool,
@@ -94,9 +96,9 @@ impl HttpServer {
     }
 
     /// The data directory is open: `/metrics` serves this cluster's registry.
-    pub fn cluster_opened(&self, cluster: Arc<Cluster>) {
+    pub fn cluster_opened(&self, cluster: &Arc<Cluster>) {
         // Opened once per start; a second call would be a bug that changes nothing.
-        let _ = self.state.cluster.set(cluster);
+        let _ = self.state.cluster.set(Arc::downgrade(cluster));
     }
 
     /// Whether the Kafka listeners serve: `/readyz` answers 200 while they do (and the
@@ -188,7 +190,7 @@ fn readiness(state: &HttpState) -> Response<Full<Bytes>> {
 }
 
 async fn metrics(state: &HttpState) -> Response<Full<Bytes>> {
-    let Some(cluster) = state.cluster.get().cloned() else {
+    let Some(cluster) = state.cluster.get().and_then(Weak::upgrade) else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: opening the data directory\n",

@@ -49,7 +49,7 @@ async fn health_answers_at_once_readiness_and_metrics_once_open_and_serving() {
     let (_dir, cluster) = test_cluster();
     let cluster = Arc::new(cluster);
     crate::metrics::scrape::register(&cluster);
-    server.cluster_opened(cluster.clone());
+    server.cluster_opened(&cluster);
     let (status, body) = get(address, "/readyz").await;
     assert_eq!(status, 503);
     assert!(body.contains("not serving"), "{body}");
