@@ -66,6 +66,9 @@ impl BrokerProcess {
             .arg("--log-level")
             .arg("warn")
             .args(extra_args)
+            // A free HTTP port, so benchmark brokers never clash on 9644; an environment
+            // variable, which a broker built before --http-listen ignores.
+            .env("RIFFLE_HTTP_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

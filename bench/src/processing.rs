@@ -562,6 +562,8 @@ impl CoLocated {
             "riffle-bench",
             "--listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
             "--data-dir",
             data_dir,
             "--log-level",

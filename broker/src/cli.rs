@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cluster::{Cluster, ClusterOpenError};
 use crate::config::BrokerConfig;
+use crate::http::HttpServer;
 use crate::listener::{self, BindError, BoundListener};
 
 /// Riffle: a Kafka-compatible log broker (`riffle serve`) and a command line for it and for
@@ -148,9 +149,27 @@ async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     // Listen for SIGTERM before announcing the address: a supervisor may signal as soon
     // as it reads the first line, and the default action would kill us uncleanly.
     let stop = stop_signal().map_err(ServeError::StopSignal)?;
+    // Ready before the listening lines: whoever reads them may probe /readyz at once.
+    opened.mark_serving();
     announce(&opened);
-    crate::server::run(opened.listeners, opened.cluster, stop).await;
+    let OpenedBroker {
+        listeners,
+        cluster,
+        http,
+        ..
+    } = opened;
+    let stop = unready_on_stop(http.as_ref(), stop);
+    crate::server::run(listeners, cluster, stop).await;
     Ok(())
+}
+
+/// Waits for `stop`, then marks the broker not ready on the HTTP listener: shutdown
+/// begins, and connections drain after this.
+pub async fn unready_on_stop(http: Option<&HttpServer>, stop: impl Future<Output = ()>) {
+    stop.await;
+    if let Some(http) = http {
+        http.set_serving(false);
+    }
 }
 
 /// Why `riffle serve` stopped with an error.
@@ -190,6 +209,20 @@ pub struct OpenedBroker {
     pub bound: SocketAddr,
     /// The topics, logs and group coordinator.
     pub cluster: Arc<Cluster>,
+    /// The HTTP listener (metrics and health), unless `--http-listen none`; serving since
+    /// before the data directory opened. Dropping it stops it.
+    pub http: Option<HttpServer>,
+}
+
+impl OpenedBroker {
+    /// Marks the broker ready on its HTTP listener (`/readyz` answers 200): call it as the
+    /// Kafka listeners are handed to [`crate::server::run`]. Their sockets are bound, so a
+    /// client that connects from now on is queued until the accept loops start.
+    pub fn mark_serving(&self) {
+        if let Some(http) = &self.http {
+            http.set_serving(true);
+        }
+    }
 }
 
 /// Binds every listener (reading the TLS files they need) and opens the data directory
@@ -199,6 +232,10 @@ pub struct OpenedBroker {
 /// An [`OpenError`] naming the flag, address, file or directory that failed.
 pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, OpenError> {
     let listeners = listener::bind(&config).await?;
+    // Serving at once: /healthz answers through a long recovery below.
+    let http = listener::bind_http(&config)
+        .await?
+        .map(|(socket, address)| HttpServer::start(socket, address));
     let first = listeners.first().ok_or(OpenError::NoListener)?;
     let bound = first.local_address;
     // Requests the broker makes of itself report the first listener.
@@ -210,10 +247,16 @@ pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, OpenError> {
         .await
         .map_err(OpenError::Panicked)?
         .map_err(OpenError::DataDir)?;
+    let cluster = Arc::new(cluster);
+    crate::metrics::scrape::register(&cluster);
+    if let Some(http) = &http {
+        http.cluster_opened(&cluster);
+    }
     Ok(OpenedBroker {
         listeners,
         bound,
-        cluster: Arc::new(cluster),
+        cluster,
+        http,
     })
 }
 
@@ -223,6 +266,7 @@ pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, OpenError> {
 /// riffle listening on 127.0.0.1:9092             the first listener's bound address
 /// riffle listening on PLAINTEXT://127.0.0.1:9092  then one line per listener, in order:
 /// riffle listening on SASL_SSL://127.0.0.1:9093   NAME://bound address
+/// riffle http listening on 127.0.0.1:9644         the HTTP listener, unless --http-listen none
 /// ```
 pub fn announce(opened: &OpenedBroker) {
     let cluster = &opened.cluster;
@@ -238,6 +282,11 @@ pub fn announce(opened: &OpenedBroker) {
             "riffle listening on {name}://{}",
             listener.local_address
         );
+    }
+    if let Some(http) = &opened.http {
+        let address = http.local_address();
+        info!(%address, "http listening (/metrics, /healthz, /readyz)");
+        let _ = writeln!(stdout, "riffle http listening on {address}");
     }
     let _ = stdout.flush();
 }

@@ -24,6 +24,7 @@ use crate::connection_limits::{
 use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata_log::{METADATA_TOPIC, MetadataEvent, MetadataLog, MetadataLogError};
+use crate::metrics::{BrokerMetrics, PartitionMetrics};
 use crate::partition::Partition;
 use crate::security::Authorizer;
 use crate::security::acl::{AclBinding, AclFilter};
@@ -143,6 +144,8 @@ pub struct Cluster {
     broker_config_change: Mutex<()>,
     /// The connection limits every listener's accept loop applies; its lock is taken alone.
     connection_limits: Arc<ConnectionLimits>,
+    /// The metrics registry components count into; `/metrics` encodes it.
+    metrics: Arc<BrokerMetrics>,
 }
 
 impl Cluster {
@@ -188,6 +191,7 @@ impl Cluster {
             connection_limits: Arc::new(ConnectionLimits::new(
                 ConnectionLimitSettings::from_config(&config),
             )),
+            metrics: Arc::new(BrokerMetrics::new()),
             config,
         };
         cluster.replay(events)?;
@@ -249,6 +253,11 @@ impl Cluster {
     /// The fetch sessions Fetch serves incremental requests from.
     pub fn fetch_sessions(&self) -> &FetchSessionCache {
         &self.fetch_sessions
+    }
+
+    /// The metrics registry: components register and count into it, `/metrics` encodes it.
+    pub fn metrics(&self) -> &Arc<BrokerMetrics> {
+        &self.metrics
     }
 
     /// The connection limits; [`ConnectionLimits::reconfigure`] changes them while the
@@ -410,7 +419,16 @@ impl Cluster {
             .data_dir
             .open_log(topic, index, config.log_config())
             .map_err(TopicError::storage)?;
-        Ok(Arc::new(Partition::new(topic.to_string(), index, log)))
+        let metrics = PartitionMetrics {
+            traffic: self.metrics.topic_traffic(topic),
+            log_sync: self.metrics.log_sync.clone(),
+        };
+        Ok(Arc::new(Partition::with_metrics(
+            topic.to_string(),
+            index,
+            log,
+            metrics,
+        )))
     }
 
     fn append_event(&self, event: &MetadataEvent) -> Result<(), MetadataLogError> {
@@ -542,6 +560,7 @@ impl Cluster {
         topics.by_name.remove(name);
         topics.by_id.remove(&topic.id);
         drop(topics);
+        self.metrics.remove_topic(name);
         let partition_count = topic.partitions.len();
         drop(topic);
         for index in 0..partition_count {

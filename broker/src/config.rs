@@ -43,6 +43,10 @@ pub const DEFAULT_AUTHENTICATION_TIMEOUT_MS: u64 = 10_000;
 /// cannot make the broker buffer `max_request_bytes`.
 pub const DEFAULT_SASL_SERVER_MAX_RECEIVE_BYTES: usize = 512 * 1024;
 
+/// Where the HTTP listener (metrics and health) binds unless told otherwise: the port
+/// Redpanda's admin API uses, on loopback only, as the Kafka listener's default is.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9644";
+
 const _: () = assert!(DEFAULT_MAX_IN_FLIGHT_REQUESTS >= 1);
 const _: () = assert!(DEFAULT_MAX_REQUEST_BYTES <= i32::MAX as usize);
 
@@ -90,6 +94,29 @@ pub enum AuthorizerKind {
     Acl,
 }
 
+/// `--http-listen`: an address to bind the HTTP listener to, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpListen {
+    /// No HTTP listener: no metrics and no health endpoints.
+    Disabled,
+    /// Bind here (port 0: a free port).
+    Address(SocketAddr),
+}
+
+impl std::str::FromStr for HttpListen {
+    type Err = String;
+
+    /// `none` (any case) or `HOST:PORT` with an IP address for HOST.
+    fn from_str(text: &str) -> Result<HttpListen, String> {
+        if text.trim().eq_ignore_ascii_case("none") {
+            return Ok(HttpListen::Disabled);
+        }
+        text.trim().parse().map(HttpListen::Address).map_err(|_| {
+            format!("'{text}' is neither HOST:PORT (an IP address and a port) nor none")
+        })
+    }
+}
+
 /// `--super-users`: principals separated by semicolons, Kafka's `super.users` syntax
 /// (`User:admin;User:ops`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,6 +150,12 @@ pub struct BrokerConfig {
     /// address is printed on the first line of standard output. Not with `--listeners`.
     #[arg(long, env = "RIFFLE_LISTEN", default_value = "127.0.0.1:9092")]
     pub listen: SocketAddr,
+
+    /// Address of the HTTP listener serving `/metrics` (Prometheus), `/healthz` and
+    /// `/readyz`, or `none` for no HTTP listener. Port 0 picks a free port; the bound
+    /// address is printed as `riffle http listening on ADDR` after the listening lines.
+    #[arg(long, env = "RIFFLE_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
+    pub http_listen: HttpListen,
 
     /// Address clients are told to connect to, in Metadata. Defaults to the bound address.
     /// Not with `--listeners` (use `--advertised-listeners`).
@@ -610,6 +643,27 @@ mod tests {
         );
         assert_eq!(SuperUsers::parse(""), Ok(SuperUsers::default()));
         assert!(SuperUsers::parse("User:admin;ops").is_err());
+    }
+
+    #[test]
+    fn http_listen_is_an_address_or_none() {
+        // Proves `none` (any case) disables the listener, an IP and port binds there, and
+        // anything else is refused with a message naming the value.
+        assert_eq!("none".parse(), Ok(HttpListen::Disabled));
+        assert_eq!(" NONE ".parse(), Ok(HttpListen::Disabled));
+        assert_eq!(
+            "127.0.0.1:0".parse(),
+            Ok(HttpListen::Address(SocketAddr::from(([127, 0, 0, 1], 0))))
+        );
+        assert_eq!(
+            DEFAULT_HTTP_LISTEN.parse::<HttpListen>(),
+            Ok(HttpListen::Address(SocketAddr::from((
+                [127, 0, 0, 1],
+                9644
+            ))))
+        );
+        let error = "localhost".parse::<HttpListen>().expect_err("no port");
+        assert!(error.contains("'localhost'"), "{error}");
     }
 
     #[test]

@@ -756,6 +756,8 @@ struct InFlightProduce {
     correlation_id: i32,
     api_version: i16,
     acknowledgement: InFlightAcknowledgement,
+    /// When its append began, for the request duration metric.
+    started: Instant,
 }
 
 enum InFlightAcknowledgement {
@@ -770,6 +772,7 @@ struct AnsweredProduce {
     correlation_id: i32,
     api_version: i16,
     response: Option<ProduceResponse>,
+    started: Instant,
 }
 
 impl<W: ResponseSocket> ResponseWriter<W> {
@@ -845,6 +848,7 @@ impl<W: ResponseSocket> ResponseWriter<W> {
     }
 
     fn append_produce(&mut self, header: &RequestHeader, body: ProduceRequest) {
+        let started = Instant::now();
         let span = request_span(header, ApiKey::Produce);
         let appended = span.in_scope(|| {
             produce::append_request(&self.cluster, &self.context, header.api_version, body)
@@ -859,6 +863,7 @@ impl<W: ResponseSocket> ResponseWriter<W> {
             correlation_id: header.correlation_id,
             api_version: header.api_version,
             acknowledgement,
+            started,
         });
     }
 
@@ -892,6 +897,11 @@ impl<W: ResponseSocket> ResponseWriter<W> {
 
     fn encode_produce_response(&mut self, answered: AnsweredProduce) {
         self.activity.request_answered();
+        self.cluster.metrics().requests.observe(
+            ApiKey::Produce,
+            answered.api_version,
+            answered.started.elapsed(),
+        );
         if let Some(response) = answered.response {
             let response = Response::Produce(response);
             encode_response(
@@ -907,7 +917,9 @@ impl<W: ResponseSocket> ResponseWriter<W> {
     async fn answer(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Request(header, request) => {
-                let span = request_span(&header, request.api_key());
+                let started = Instant::now();
+                let api_key = request.api_key();
+                let span = request_span(&header, api_key);
                 // SASL runs before the reader starts; afterwards, or on a listener without
                 // SASL, these two are answered ILLEGAL_SASL_STATE, as Kafka does.
                 let response = match authentication::illegal_state_response(&request) {
@@ -928,6 +940,9 @@ impl<W: ResponseSocket> ResponseWriter<W> {
                     self.deferred_records
                         .extend(response.deferred_records().cloned());
                 }
+                let elapsed = started.elapsed();
+                let requests = &self.cluster.metrics().requests;
+                requests.observe(api_key, header.api_version, elapsed);
             }
             Inbound::UnsupportedApiVersions { correlation_id } => {
                 let response = Response::ApiVersions(api_versions::unsupported_version_response());
@@ -998,6 +1013,7 @@ async fn oldest_answer(
         correlation_id: oldest.correlation_id,
         api_version: oldest.api_version,
         response,
+        started: oldest.started,
     })
 }
 

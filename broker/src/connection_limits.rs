@@ -39,7 +39,37 @@ struct LimitsState {
     /// Open connections per address; an address leaves the map with its last connection.
     open_per_ip: HashMap<IpAddr, usize>,
     refused_total: u64,
+    /// Refusals since start, by the limit that refused them: read by the metrics scrape.
+    refused_by_reason: RefusedCounts,
     refusal_log: RateLimitedLog,
+}
+
+/// Connections refused since start, by the limit that refused them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefusedCounts {
+    /// At `--max-connections`.
+    pub max_connections: u64,
+    /// At `--max-connections-per-ip`.
+    pub max_connections_per_ip: u64,
+    /// At an address's `--max-connections-per-ip-overrides` entry.
+    pub max_connections_per_ip_override: u64,
+}
+
+impl RefusedCounts {
+    fn count(&mut self, refusal: &Refusal) {
+        let counter = match refusal {
+            Refusal::TooManyConnections { .. } => &mut self.max_connections,
+            Refusal::TooManyFromAddress {
+                limit_source: PerIpLimitSource::Default,
+                ..
+            } => &mut self.max_connections_per_ip,
+            Refusal::TooManyFromAddress {
+                limit_source: PerIpLimitSource::Override,
+                ..
+            } => &mut self.max_connections_per_ip_override,
+        };
+        *counter += 1;
+    }
 }
 
 /// The limits, as the flags set them at start-up or a dynamic config changes them.
@@ -264,6 +294,7 @@ impl ConnectionLimits {
                 open_connections: 0,
                 open_per_ip: HashMap::new(),
                 refused_total: 0,
+                refused_by_reason: RefusedCounts::default(),
                 refusal_log: RateLimitedLog::new(REFUSAL_LOG_INTERVAL),
             }),
         }
@@ -312,6 +343,7 @@ impl ConnectionLimits {
         };
         if let Some(refusal) = refusal {
             state.refused_total += 1;
+            state.refused_by_reason.count(&refusal);
             let refused_total = state.refused_total;
             let report = state
                 .refusal_log
@@ -334,6 +366,11 @@ impl ConnectionLimits {
     /// Connections refused since the broker started.
     pub fn refused_total(&self) -> u64 {
         self.lock().refused_total
+    }
+
+    /// Connections refused since the broker started, by the limit that refused them.
+    pub fn refused_by_reason(&self) -> RefusedCounts {
+        self.lock().refused_by_reason
     }
 
     /// Connections open now.

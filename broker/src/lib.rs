@@ -5,6 +5,8 @@
 //! [`handler::dispatch`] and writes responses in order. Handlers (one file per API under
 //! [`handler`]) work on the shared [`cluster::Cluster`]: topics, partitions and their logs.
 //!
+//! [`http`] serves Prometheus [`metrics`] and health checks on `--http-listen`.
+//!
 //! [`embedded`] runs stream-processor topologies inside the broker:
 //! `embedded::Broker::builder(config).processor(topology).run()`.
 
@@ -29,8 +31,10 @@ pub mod fetch_session;
 pub mod group;
 pub mod groups_command;
 pub mod handler;
+pub mod http;
 pub mod listener;
 pub mod metadata_log;
+pub mod metrics;
 pub mod partition;
 pub mod produce_command;
 pub mod producer_state;

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tracing::warn;
 
 use crate::cluster::Cluster;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, HttpListen};
 use crate::security::sasl::{self, SaslExchange};
 use crate::security::tls::{TlsError, TlsServer, TlsSettings};
 
@@ -179,6 +179,14 @@ pub enum BindError {
         listener: String,
         /// The address, `host:port`.
         address: String,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The operating system refused to bind the HTTP listener's address.
+    #[error("cannot listen for HTTP (--http-listen) on {address}: {source}")]
+    HttpListen {
+        /// The address, `host:port`.
+        address: SocketAddr,
         /// What the operating system said.
         source: io::Error,
     },
@@ -435,6 +443,29 @@ pub async fn bind(config: &BrokerConfig) -> Result<Vec<BoundListener>, BindError
         });
     }
     Ok(bound)
+}
+
+/// Binds the HTTP listener of `--http-listen` (metrics and health, [`crate::http`]), with
+/// the Kafka listeners so a busy port stops the start; `None` for `--http-listen none`.
+///
+/// # Errors
+/// [`BindError::HttpListen`] naming the address and what the operating system said.
+pub async fn bind_http(
+    config: &BrokerConfig,
+) -> Result<Option<(TcpListener, SocketAddr)>, BindError> {
+    let HttpListen::Address(address) = config.http_listen else {
+        return Ok(None);
+    };
+    let socket = TcpListener::bind(address)
+        .await
+        .map_err(|source| BindError::HttpListen { address, source })?;
+    let local_address = socket
+        .local_addr()
+        .map_err(|source| BindError::BoundAddress {
+            address: address.to_string(),
+            source,
+        })?;
+    Ok(Some((socket, local_address)))
 }
 
 /// The TLS server, if any listener uses TLS: its files must be given and readable.

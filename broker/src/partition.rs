@@ -34,6 +34,7 @@ use riffle_storage::{
 use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
+use crate::metrics::{PartitionMetrics, TopicTraffic};
 use crate::producer_state::{
     AppendOrigin, CompletedTransaction, NO_SEQUENCE, ProducerBatch, ProducerStateTable,
     ProducerSummary, SequenceCheck, TxnMarkerFields,
@@ -90,6 +91,8 @@ pub struct Partition {
     /// When `flush_if_older_than` last fsynced (or found nothing to fsync), in ms since the
     /// epoch; the clock `flush.ms` is measured on.
     last_timed_flush_ms: AtomicI64,
+    /// Its topic's traffic counters and the fsync histograms: atomic adds, no lock.
+    metrics: PartitionMetrics,
 }
 
 /// The producer state and what is known of its snapshot on disk.
@@ -193,8 +196,13 @@ impl Drop for SyncTaskGuard<'_> {
 }
 
 impl Partition {
-    /// A partition over an opened log.
+    /// A partition over an opened log, counting into metrics no registry holds.
     pub fn new(topic: String, index: i32, log: Log) -> Self {
+        Partition::with_metrics(topic, index, log, PartitionMetrics::default())
+    }
+
+    /// A partition over an opened log, counting into `metrics`.
+    pub fn with_metrics(topic: String, index: i32, log: Log, metrics: PartitionMetrics) -> Self {
         Partition {
             topic,
             index,
@@ -206,7 +214,13 @@ impl Partition {
             waiters: Mutex::new(Vec::new()),
             sync_queue: Mutex::new(SyncQueue::default()),
             last_timed_flush_ms: AtomicI64::new(crate::cluster::now_ms()),
+            metrics,
         }
+    }
+
+    /// Its topic's traffic counters, for Produce and Fetch to count into.
+    pub fn traffic(&self) -> &TopicTraffic {
+        &self.metrics.traffic
     }
 
     /// Appends a producer's validated batch (`bytes`, the batch as it is to be stored).
@@ -961,10 +975,14 @@ impl Partition {
                 .map(|(offset, _)| *offset)
                 .max()
                 .expect("the queue was not empty");
+            let started = std::time::Instant::now();
             let outcome = self
                 .log
                 .sync_through(through)
                 .map_err(|error| SyncError::Storage(Arc::new(error)));
+            self.metrics
+                .log_sync
+                .synced(started.elapsed(), waiting.len());
             for (_, sender) in waiting {
                 // A request whose connection went away no longer listens; that is fine.
                 let _ = sender.send(outcome.clone());

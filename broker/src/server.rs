@@ -111,6 +111,8 @@ async fn accept_connections(
     connection_done: &mpsc::Sender<()>,
 ) -> std::io::Result<()> {
     let mut backoff = Duration::from_millis(1);
+    // Taken once: counting an accepted connection is then an atomic add.
+    let accepted_total = cluster.metrics().connections_accepted(&bound.listener.name);
     loop {
         let (stream, peer) = match bound.socket.accept().await {
             Ok(accepted) => {
@@ -143,6 +145,7 @@ async fn accept_connections(
                 continue;
             }
         };
+        accepted_total.inc();
         let listener = bound.listener.clone();
         let cluster = cluster.clone();
         let shutdown = shutdown.clone();

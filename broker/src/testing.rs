@@ -29,11 +29,18 @@ pub(crate) fn open_test_cluster(data_dir: &Path) -> Cluster {
     Cluster::open(test_config(data_dir, &[]), ("127.0.0.1".into(), 9092)).expect("open a cluster")
 }
 
-/// The default flags with `--data-dir data_dir`, then `flags`.
+/// The default flags with `--data-dir data_dir`, then `flags`. The HTTP listener takes a
+/// free port unless `flags` say otherwise, so tests running at once never clash on 9644.
 pub(crate) fn test_config(data_dir: &Path, flags: &[&str]) -> crate::config::BrokerConfig {
     let data_dir = data_dir.to_str().expect("temp dir paths are UTF-8");
+    let http_listen: &[&str] = if flags.contains(&"--http-listen") {
+        &[]
+    } else {
+        &["--http-listen", "127.0.0.1:0"]
+    };
     let args = ["test", "--data-dir", data_dir]
         .into_iter()
+        .chain(http_listen.iter().copied())
         .chain(flags.iter().copied());
     TestArgs::parse_from(args).config
 }

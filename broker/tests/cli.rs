@@ -12,7 +12,14 @@ fn serve_prints_bound_address_and_stops_on_sigterm() {
         .tempdir()
         .expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_riffle"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
         .arg(data_dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -77,6 +77,7 @@ async fn an_embedded_and_a_remote_instance_split_one_application() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let data_dir = dir.path().to_str().expect("a UTF-8 path");
     let flags = ["test", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
+    let flags = flags.into_iter().chain(["--http-listen", "127.0.0.1:0"]);
     let flags = flags
         .into_iter()
         .chain(["--group-initial-rebalance-delay-ms", "0"]);

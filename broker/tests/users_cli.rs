@@ -30,7 +30,14 @@ fn text(bytes: &[u8]) -> String {
 /// A broker serving `data_dir`, once it has printed its address.
 fn serve(data_dir: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_riffle"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,6 +1,6 @@
 //! One `riffle` process per test: start it, find its port, keep its log, stop, kill, restart.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::env;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -23,6 +23,12 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The exact start of the first stdout line; the bound address follows it.
 const LISTENING_PREFIX: &str = "riffle listening on ";
+
+/// The start of the HTTP listener's line, printed after the listening lines.
+const HTTP_LISTENING_PREFIX: &str = "riffle http listening on ";
+
+/// How long after its listening lines a broker may take to print its HTTP line.
+const HTTP_LINE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long an exited broker's output may take to reach the log file.
 const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,6 +68,11 @@ pub struct Broker {
     log_tail_shown: Cell<bool>,
     /// Where the first start listens (free ports); taken by [`Broker::launch`].
     first_listen: Option<Listen>,
+    /// The running process's stdout lines after its listening lines, read for the HTTP
+    /// line on demand.
+    stdout_lines: RefCell<Option<mpsc::Receiver<String>>>,
+    /// The HTTP listener's address, once read from its line.
+    http_address: Cell<Option<SocketAddr>>,
 }
 
 /// Options for [`Broker`]: a name for the temp directory and extra `riffle serve` flags.
@@ -149,6 +160,8 @@ impl BrokerBuilder {
                 Some(spec) => Listen::Listeners(spec),
                 None => Listen::Address(String::from("127.0.0.1:0")),
             }),
+            stdout_lines: RefCell::new(None),
+            http_address: Cell::new(None),
         }
     }
 }
@@ -185,6 +198,51 @@ impl Broker {
     /// The address the broker listens on (with several listeners, the first one's).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The HTTP listener's address (`/metrics`, `/healthz`, `/readyz`), read from the
+    /// `riffle http listening on HOST:PORT` line the running broker printed after its
+    /// listening lines. Every start binds a free port (`RIFFLE_HTTP_LISTEN=127.0.0.1:0`)
+    /// unless the test sets `--http-listen` itself.
+    ///
+    /// # Panics
+    /// If the broker is not running or printed no such line; the message has the log tail.
+    pub fn http_address(&self) -> SocketAddr {
+        self.try_http_address(HTTP_LINE_TIMEOUT).unwrap_or_else(|| {
+            self.log_tail_shown.set(true);
+            panic!(
+                "the broker printed no `{HTTP_LISTENING_PREFIX}HOST:PORT` line\n{}",
+                self.log_tail()
+            )
+        })
+    }
+
+    /// The HTTP listener's address if the running broker prints its line within `wait`
+    /// (see [`Broker::http_address`]); `None` for a broker started with `--http-listen none`.
+    ///
+    /// # Panics
+    /// If the broker is not running.
+    pub fn try_http_address(&self, wait: Duration) -> Option<SocketAddr> {
+        if let Some(address) = self.http_address.get() {
+            return Some(address);
+        }
+        let deadline = Instant::now() + wait;
+        let lines = self.stdout_lines.borrow();
+        let lines = lines
+            .as_ref()
+            .expect("http_address(): the broker is not running");
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(wait).ok()?;
+            let address = line
+                .trim_end()
+                .strip_prefix(HTTP_LISTENING_PREFIX)
+                .and_then(|rest| rest.parse::<SocketAddr>().ok());
+            if let Some(address) = address {
+                self.http_address.set(Some(address));
+                return Some(address);
+            }
+        }
     }
 
     /// The address listener `name` printed (`SASL_SSL`, ...). A broker started with `--listen`
@@ -389,6 +447,9 @@ impl Broker {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(&self.extra_args)
+            // A free port for the HTTP listener, so brokers of tests running at once never
+            // clash on 9644; a test's own env or flag wins.
+            .env("RIFFLE_HTTP_LISTEN", "127.0.0.1:0")
             .envs(self.envs.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -410,10 +471,13 @@ impl Broker {
         self.log_copiers
             .push(copy_to_log(stdout, log, Some(line_sender)));
         self.child = Some(child);
-        match listen {
+        let address = match listen {
             Listen::Address(_) => self.await_listening_line(&lines),
             Listen::Listeners(spec) => self.await_listener_lines(&lines, spec),
-        }
+        };
+        self.http_address.set(None);
+        *self.stdout_lines.borrow_mut() = Some(lines);
+        address
     }
 
     /// Waits for the first stdout line and parses the bound address out of it.

@@ -19,6 +19,7 @@
 //!   what the broker stored (a batch's compression codec, a topic id).
 //! - [`security`]: certificates made at test time, a broker with every kind of listener and
 //!   its users, `riffle acls`, and the security options the client scripts take.
+//! - [`prometheus`]: GET on the broker's HTTP listener and a strict parser of `/metrics`.
 //! - [`kcat`]: Debian's kcat with its librdkafka, pinned and unpacked into `target/kcat`.
 //!
 //! The `riffle` binary must be built first: `cargo build -p riffle-broker`, or run the whole
@@ -29,6 +30,7 @@ pub mod clients;
 pub mod kcat;
 mod node;
 mod process;
+pub mod prometheus;
 mod python;
 pub mod riffle_cli;
 pub mod security;

@@ -201,6 +201,7 @@ fn refused_start(extra: &str) -> String {
     let config = write_config(dir.path(), extra);
     let mut child = Command::new(broker_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .env("RIFFLE_HTTP_LISTEN", "127.0.0.1:0")
         .arg(dir.path().join("data"))
         .arg("--config")
         .arg(&config)

@@ -178,6 +178,7 @@ fn bad_per_ip_overrides_stop_the_broker_at_start_up() {
     for (overrides, expected) in cases {
         let output = std::process::Command::new(broker_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .env("RIFFLE_HTTP_LISTEN", "127.0.0.1:0")
             .arg(data_dir.path())
             .args(["--max-connections-per-ip-overrides", overrides])
             .output()

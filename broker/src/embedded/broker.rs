@@ -21,6 +21,7 @@ use super::backend::{EmbeddedBackend, EmbeddedConfig};
 use crate::cli::{self, OpenError, OpenedBroker};
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
+use crate::http::HttpServer;
 
 /// A broker with stream processors: see [`Broker::builder`].
 pub struct Broker;
@@ -100,6 +101,8 @@ impl BrokerBuilder {
             .data_dir
             .join(riffle_storage::format::PROCESSOR_STATE_DIR_NAME);
         let opened = cli::open(self.config).await?;
+        // Ready before the listening lines: whoever reads them may probe /readyz at once.
+        opened.mark_serving();
         if announce {
             cli::announce(&opened);
         }
@@ -107,11 +110,19 @@ impl BrokerBuilder {
             listeners,
             bound,
             cluster,
+            http,
         } = opened;
+        let http_address = http.as_ref().map(HttpServer::local_address);
+        let cluster_for_server = cluster.clone();
         let (stop_server, server_stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::run(listeners, cluster.clone(), async {
-            let _ = server_stopped.await;
-        }));
+        let server = tokio::spawn(async move {
+            let stop = cli::unready_on_stop(http.as_ref(), async {
+                let _ = server_stopped.await;
+            });
+            crate::server::run(listeners, cluster_for_server, stop).await;
+            // The HTTP listener lives as long as the server, then stops with it.
+            drop(http);
+        });
         let (stop_runners, runners_stopped) = watch::channel(false);
         let (failure_sender, failures) = mpsc::channel(self.processors.len().max(1));
         let mut processors = Vec::new();
@@ -136,6 +147,7 @@ impl BrokerBuilder {
         }
         Ok(RunningBroker {
             address: bound,
+            http_address,
             cluster,
             processors,
             failures,
@@ -244,6 +256,8 @@ pub struct Processor {
 /// A started broker: its address, its processors, and [`RunningBroker::shutdown`].
 pub struct RunningBroker {
     address: SocketAddr,
+    /// The HTTP listener's address (metrics and health), unless `--http-listen none`.
+    http_address: Option<SocketAddr>,
     cluster: Arc<Cluster>,
     processors: Vec<Processor>,
     /// Messages of processors that failed; one slot per processor.
@@ -258,6 +272,12 @@ impl RunningBroker {
     /// The address the broker listens on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The HTTP listener's address (`/metrics`, `/healthz`, `/readyz`), unless the
+    /// config says `--http-listen none`.
+    pub fn http_address(&self) -> Option<SocketAddr> {
+        self.http_address
     }
 
     /// The broker's topics, logs and groups, for a host program that administers them in
@@ -381,6 +401,53 @@ mod tests {
         running.shutdown().await.unwrap();
         let reopened = Cluster::open(test_config(dir.path(), &[]), ("127.0.0.1".into(), 9092));
         assert!(reopened.is_ok());
+    }
+
+    /// `GET path` on `address`; the status code.
+    async fn http_status(address: SocketAddr, path: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn embedded_brokers_serve_http_on_their_own_ports_until_shutdown() {
+        // Proves the embedded broker honours --http-listen: two at once on port 0 get
+        // ports of their own and are ready; after shutdown the listener is gone; with
+        // `none` there is no listener.
+        let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = Broker::builder(test_config(first_dir.path(), SERVE_FLAGS));
+        let first = first.start().await.unwrap();
+        let second = Broker::builder(test_config(second_dir.path(), SERVE_FLAGS));
+        let second = second.start().await.unwrap();
+        let first_http = first.http_address().expect("an HTTP listener");
+        let second_http = second.http_address().expect("an HTTP listener");
+        assert_ne!(first_http.port(), second_http.port());
+        assert_eq!(http_status(first_http, "/readyz").await, 200);
+        assert_eq!(http_status(second_http, "/metrics").await, 200);
+        first.shutdown().await.unwrap();
+        second.shutdown().await.unwrap();
+        // The aborted accept task drops its socket at its next poll: soon, not at once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while tokio::net::TcpStream::connect(first_http).await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "still listening");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ["--listen", "127.0.0.1:0", "--http-listen", "none"];
+        let running = Broker::builder(test_config(dir.path(), &flags));
+        let running = running.start().await.unwrap();
+        assert_eq!(running.http_address(), None);
+        running.shutdown().await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread")]

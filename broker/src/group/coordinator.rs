@@ -376,6 +376,14 @@ impl GroupCoordinator {
         }
     }
 
+    /// Every group's committed offsets, copied out of the lock: for the metrics scrape.
+    pub fn all_committed_offsets(&self) -> Vec<(String, GroupOffsets)> {
+        self.lock_offsets()
+            .iter()
+            .map(|(group, offsets)| (group.clone(), offsets.clone()))
+            .collect()
+    }
+
     /// The committed offsets of a group (all of them if `partitions` is None).
     pub fn fetch_offsets(&self, group_id: &str) -> GroupOffsets {
         self.lock_offsets()

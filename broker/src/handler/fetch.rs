@@ -135,17 +135,51 @@ async fn read_when_ready(
                 partition.register_waiter(&waiter);
             }
         }
-        let (responses, total_bytes, any_error) = read_all(topics, limits);
+        let read = read_all(topics, limits);
         let now = Instant::now();
-        if total_bytes >= limits.min_bytes || any_error || now >= limits.deadline {
-            return responses;
+        if read.total_bytes >= limits.min_bytes || read.any_error || now >= limits.deadline {
+            return read.answered();
         }
         if tokio::time::timeout(limits.deadline - now, waiter.notified())
             .await
             .is_err()
         {
-            return read_all(topics, limits).0;
+            return read_all(topics, limits).answered();
         }
+    }
+}
+
+/// The outcome of reading one partition: the records, the last stable offset, the
+/// aborted transactions for read_committed, and the offset after the records read (`None`
+/// when none were).
+type Visible = (
+    FetchRecords,
+    i64,
+    Option<Vec<AbortedTransaction>>,
+    Option<i64>,
+);
+
+/// One read of every requested partition.
+#[derive(Default)]
+struct Read {
+    responses: Vec<FetchableTopicResponse>,
+    /// The record bytes in `responses`.
+    total_bytes: usize,
+    /// Whether a partition had an error (an error answers at once, as in Kafka).
+    any_error: bool,
+    /// What each partition's records hold, for the traffic counters.
+    delivered: Vec<Delivered>,
+}
+
+impl Read {
+    /// The responses of the read the Fetch answers with, counted into each topic's
+    /// traffic; a read that a long poll discards is not counted.
+    fn answered(self) -> Vec<FetchableTopicResponse> {
+        for delivered in &self.delivered {
+            let traffic = delivered.partition.traffic();
+            traffic.fetched(delivered.bytes, delivered.offsets);
+        }
+        self.responses
     }
 }
 
@@ -197,45 +231,56 @@ fn resolve(
         .collect()
 }
 
-/// Reads every partition once. Returns the responses, the record bytes in them, and
-/// whether any partition had an error (an error answers at once, as in Kafka).
-fn read_all(
-    topics: &[(&RequestedTopic, Vec<Wanted>)],
-    limits: &ReadLimits,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+/// Reads every partition once.
+fn read_all(topics: &[(&RequestedTopic, Vec<Wanted>)], limits: &ReadLimits) -> Read {
     let ReadLimits {
         max_bytes,
         by_id,
         read_committed,
         ..
     } = *limits;
-    let mut total_bytes = 0;
-    let mut any_error = false;
-    let mut responses = Vec::with_capacity(topics.len());
+    let mut read = Read {
+        responses: Vec::with_capacity(topics.len()),
+        ..Read::default()
+    };
     for (requested, wanted) in topics {
         let mut partitions = Vec::with_capacity(wanted.len());
         for wanted in wanted {
             let limit = wanted
                 .partition_max_bytes
-                .min(max_bytes.saturating_sub(total_bytes));
+                .min(max_bytes.saturating_sub(read.total_bytes));
             // KIP-74: only the response's first batch may exceed the limits.
-            let first_batch = if total_bytes == 0 {
+            let first_batch = if read.total_bytes == 0 {
                 FirstBatch::AlwaysWhole
             } else {
                 FirstBatch::WithinMaxBytes
             };
-            let data = read_partition(wanted, limit, first_batch, by_id, read_committed);
-            total_bytes += data.records.as_ref().map_or(0, FetchRecords::len);
-            any_error |= data.error_code != ErrorCode::None.code();
+            let data = read_partition(
+                wanted,
+                limit,
+                first_batch,
+                by_id,
+                read_committed,
+                &mut read.delivered,
+            );
+            read.total_bytes += data.records.as_ref().map_or(0, FetchRecords::len);
+            read.any_error |= data.error_code != ErrorCode::None.code();
             partitions.push(data);
         }
-        responses.push(FetchableTopicResponse {
+        read.responses.push(FetchableTopicResponse {
             topic: requested.topic.name().to_string(),
             topic_id: requested.topic.id(),
             partitions,
         });
     }
-    (responses, total_bytes, any_error)
+    read
+}
+
+/// Records one read sent to a consumer, counted once the read is the one answered.
+struct Delivered {
+    partition: Arc<Partition>,
+    bytes: usize,
+    offsets: u64,
 }
 
 fn read_partition(
@@ -244,6 +289,7 @@ fn read_partition(
     first_batch: FirstBatch,
     by_id: bool,
     read_committed: bool,
+    delivered: &mut Vec<Delivered>,
 ) -> PartitionData {
     let unknown = if by_id && wanted.topic.is_none() {
         ErrorCode::UnknownTopicId
@@ -266,7 +312,7 @@ fn read_partition(
     // Loaded after the read, so it is at least the last stable offset and the records' end.
     let high_watermark = partition.high_watermark();
     let log_start_offset = partition.log_start_offset();
-    let (records, last_stable_offset, aborted_transactions) = match read {
+    let (records, last_stable_offset, aborted_transactions, next_offset) = match read {
         Ok(read) => read,
         Err(StorageError::OffsetOutOfRange { .. }) => {
             return failed(
@@ -286,6 +332,14 @@ fn read_partition(
             );
         }
     };
+    if let Some(next_offset) = next_offset {
+        let offsets = next_offset.saturating_sub(wanted.fetch_offset).max(0);
+        delivered.push(Delivered {
+            partition: partition.clone(),
+            bytes: records.len(),
+            offsets: u64::try_from(offsets).unwrap_or(0),
+        });
+    }
     PartitionData {
         partition_index: wanted.index,
         error_code: ErrorCode::None.code(),
@@ -310,7 +364,7 @@ fn read_visible(
     limit_bytes: usize,
     first_batch: FirstBatch,
     read_committed: bool,
-) -> Result<(FetchRecords, i64, Option<Vec<AbortedTransaction>>), StorageError> {
+) -> Result<Visible, StorageError> {
     let last_stable_offset = partition.last_stable_offset()?;
     let upper_bound_offset = match read_committed {
         true => last_stable_offset,
@@ -318,6 +372,7 @@ fn read_visible(
     };
     let range =
         partition.read_range_below(fetch_offset, limit_bytes, first_batch, upper_bound_offset)?;
+
     let aborted = match read_committed {
         true => {
             let end_offset = range.as_ref().map_or(fetch_offset, FileRange::next_offset);
@@ -325,7 +380,13 @@ fn read_visible(
         }
         false => None,
     };
-    Ok((records_from(range)?, last_stable_offset, aborted))
+    let next_offset = range.as_ref().map(FileRange::next_offset);
+    Ok((
+        records_from(range)?,
+        last_stable_offset,
+        aborted,
+        next_offset,
+    ))
 }
 
 /// The aborted transactions a read_committed reader of `[fetch_offset, end_offset)` needs,
@@ -494,7 +555,8 @@ mod tests {
     async fn fetch_short_of_min_bytes_waits_max_wait_then_returns_what_there_is() {
         // Proves the long poll's deadline: with one batch stored and min_bytes far above
         // it, the Fetch is answered no sooner than max_wait_ms, not long after it, and
-        // carries the batch it has.
+        // carries the batch it has, counted once in the topic's traffic although the
+        // first read also found it.
         let (_dir, cluster) = cluster_with("t", 1, 1);
         let max_wait = Duration::from_millis(1_000);
         let started = std::time::Instant::now();
@@ -516,6 +578,16 @@ mod tests {
         assert_eq!(partition.error_code, 0);
         assert_eq!(partition.high_watermark, 1);
         assert_eq!(record_bytes(&response), vec![batch().len()]);
+        let metrics = cluster.metrics().encode().expect("encodes");
+        let bytes_out = format!(
+            "riffle_topic_bytes_out_total{{topic=\"t\"}} {}\n",
+            batch().len()
+        );
+        assert!(metrics.contains(&bytes_out), "{metrics}");
+        assert!(
+            metrics.contains("riffle_topic_records_out_total{topic=\"t\"} 1\n"),
+            "{metrics}"
+        );
     }
 
     #[tokio::test]

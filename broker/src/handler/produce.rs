@@ -49,7 +49,7 @@ use tracing::warn;
 use crate::cluster::{Cluster, Topic, TopicError, now_ms};
 use crate::config::FlushPolicy;
 use crate::handler::{Access, RequestContext};
-use crate::partition::{Partition, SyncError};
+use crate::partition::{Appended, Partition, SyncError};
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::topic_config::CompressionType;
 
@@ -394,10 +394,16 @@ fn check_and_append(
         )
     };
     let bytes = rewritten.as_deref().unwrap_or(batch.as_bytes());
-    let base_offset = partition
+    let appended = partition
         .append_batch(batch, bytes, now_ms, &verify_transaction)
-        .map_err(|error| rejected(error.code, &error.message))?
-        .base_offset();
+        .map_err(|error| rejected(error.code, &error.message))?;
+    // A duplicate wrote nothing, so it counts nothing. The header's record count was
+    // checked against the records above.
+    if matches!(appended, Appended::New(_)) {
+        let records = u64::try_from(batch.records_count()).unwrap_or(0);
+        partition.traffic().appended(bytes.len(), records);
+    }
+    let base_offset = appended.base_offset();
     let response = PartitionProduceResponse {
         index: partition_index,
         error_code: ErrorCode::None.code(),
@@ -643,7 +649,8 @@ mod tests {
     #[test]
     fn a_retry_after_restart_is_acknowledged_as_a_duplicate() {
         // Producer state is rebuilt from the log after a restart, so a batch the client
-        // resends (its acknowledgement was lost) is not appended twice.
+        // resends (its acknowledgement was lost) is not appended twice, nor counted twice
+        // in the topic's traffic.
         let (dir, cluster) = test_cluster();
         cluster
             .create_topic("events", 1, BTreeMap::new(), Validation::Apply)
@@ -651,10 +658,21 @@ mod tests {
         let cluster = Arc::new(cluster);
         assert_eq!(produce(&cluster, idempotent_batch(0, 3)).base_offset, 0);
         assert_eq!(produce(&cluster, idempotent_batch(3, 2)).base_offset, 3);
+        let metrics = cluster.metrics().encode().expect("encodes");
+        assert!(
+            metrics.contains("riffle_topic_records_in_total{topic=\"events\"} 5\n"),
+            "{metrics}"
+        );
         drop(cluster);
 
         let cluster = Arc::new(open_test_cluster(dir.path()));
         let retry = produce(&cluster, idempotent_batch(3, 2));
+        // The duplicate wrote nothing, so the topic's traffic counts nothing.
+        let metrics = cluster.metrics().encode().expect("encodes");
+        assert!(
+            metrics.contains("riffle_topic_records_in_total{topic=\"events\"} 0\n"),
+            "{metrics}"
+        );
         assert_eq!((retry.error_code, retry.base_offset), (0, 3));
         let next = produce(&cluster, idempotent_batch(5, 1));
         assert_eq!((next.error_code, next.base_offset), (0, 5));
