@@ -248,6 +248,12 @@ impl Task {
         self.queues.values().map(|queue| queue.records.len()).sum()
     }
 
+    /// Whether the task would process a record now: one is buffered and the task is not
+    /// waiting for an input that may still have data on the broker.
+    pub fn is_ready(&self) -> bool {
+        self.next_partition().is_some()
+    }
+
     /// The task's stream time: the largest timestamp taken for processing, -1 before any.
     pub fn stream_time_ms(&self) -> i64 {
         self.stream_time_ms
