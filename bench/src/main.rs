@@ -26,6 +26,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// jemalloc, as the `riffle` binary: the brokers scenarios 8 and 11 start in this process
+/// (and their topologies) then allocate as a real broker does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The command line.
 #[derive(Parser, Debug)]
 #[command(

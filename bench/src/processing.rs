@@ -21,8 +21,8 @@
 //! its output batches at each commit (or when one fills), so both guarantees wait for a
 //! commit, and the commit interval sets most of the latency: about half of it on average.
 //!
-//! The broker here runs inside riffle-bench, with the system allocator (the `riffle`
-//! binary uses jemalloc), on a tokio runtime of its own; both guarantees share that setup.
+//! The broker here runs inside riffle-bench, with jemalloc as the `riffle` binary, on a
+//! tokio runtime of its own; both guarantees share that setup.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
