@@ -257,8 +257,10 @@ pub fn summary(result: &ProcessorResult) -> Vec<String> {
 pub fn run(spec: &ProcessorSpec) -> Result<ProcessorResult> {
     riffle_broker::cli::init_logging("warn");
     let data_dir = tempfile::tempdir().context("cannot create a data directory")?;
+    eprintln!("riffle-bench:   writing a backlog of {} events", spec.events);
     write_backlog(spec, data_dir.path()).context("writing the backlog")?;
 
+    eprintln!("riffle-bench:   raw consume");
     let broker = CoLocated::start(data_dir.path(), None)?;
     let raw = measure(|| {
         raw_consume(&broker.bootstrap, INPUT_TOPIC, spec.events)?;
@@ -267,10 +269,12 @@ pub fn run(spec: &ProcessorSpec) -> Result<ProcessorResult> {
     .context("raw consume of the backlog")?;
     broker.stop()?;
 
+    eprintln!("riffle-bench:   co-located runtime");
     let colocated = colocated_run(spec, data_dir.path()).context("the co-located runtime")?;
 
     let broker = CoLocated::start(data_dir.path(), None)?;
     let remote = if spec.remote {
+        eprintln!("riffle-bench:   remote runtime");
         Some(remote_run(spec, &broker).context("the remote runtime")?)
     } else {
         None
@@ -549,6 +553,7 @@ fn restore_topology() -> Result<Topology> {
 
 /// A `keys`-key store's changelog, its raw consume, a full restore and a clean restart.
 fn restore_run(broker: &CoLocated, keys: u64) -> Result<Restore> {
+    eprintln!("riffle-bench:   restore of a {keys}-key store");
     let bootstrap = &broker.bootstrap;
     topic::create_topic(bootstrap, RESTORE_INPUT, 1)?;
     topic::create_topic(bootstrap, RESTORE_CHANGELOG, 1)?;
