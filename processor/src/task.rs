@@ -11,6 +11,7 @@
 //! caught up.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::graph::{Ctx, DropReason, Forward, Msg, NodeId, Operator};
 use crate::record::{InputRecord, OutputRecord, TopicPartition};
@@ -131,12 +132,17 @@ pub struct Task {
     id: TaskId,
     topology: Topology,
     operators: HashMap<NodeId, Box<dyn Operator>>,
-    sources: HashMap<String, Vec<NodeId>>,
+    /// Source nodes by topic; shared, so a record's sources are not copied to run them.
+    sources: HashMap<String, Arc<[NodeId]>>,
     stores: TaskStores,
     queues: BTreeMap<TopicPartition, PartitionQueue>,
     next_offsets: BTreeMap<TopicPartition, i64>,
     stream_time_ms: i64,
     metrics: TaskMetrics,
+    /// The graph walk's stack and forwards, kept between records so that running one
+    /// allocates neither.
+    stack: Vec<(NodeId, Msg)>,
+    forwards: Vec<Forward>,
 }
 
 impl Task {
@@ -161,6 +167,10 @@ impl Task {
                 );
             }
         }
+        let sources = sources
+            .into_iter()
+            .map(|(topic, nodes)| (topic, Arc::from(nodes)))
+            .collect();
         Ok(Task {
             id,
             topology,
@@ -171,6 +181,8 @@ impl Task {
             next_offsets: BTreeMap::new(),
             stream_time_ms: -1,
             metrics: TaskMetrics::default(),
+            stack: Vec::new(),
+            forwards: Vec::new(),
         })
     }
 
@@ -251,7 +263,7 @@ impl Task {
     /// Whether the task would process a record now: one is buffered and the task is not
     /// waiting for an input that may still have data on the broker.
     pub fn is_ready(&self) -> bool {
-        self.next_partition().is_some()
+        self.next_queue().is_some()
     }
 
     /// The task's stream time: the largest timestamp taken for processing, -1 before any.
@@ -301,52 +313,58 @@ impl Task {
     /// Processes the next record if the task is ready; outputs go to `outputs` in order.
     /// Returns false when nothing could be processed.
     pub fn process_next(&mut self, outputs: &mut Vec<OutputRecord>) -> bool {
-        let Some(topic_partition) = self.next_partition() else {
+        let Some(index) = self.next_queue() else {
             return false;
         };
-        let Some(record) = self
-            .queues
-            .get_mut(&topic_partition)
-            .and_then(|queue| queue.records.pop_front())
-        else {
+        let Some((topic_partition, queue)) = self.queues.iter_mut().nth(index) else {
             return false;
         };
-        self.next_offsets
-            .insert(topic_partition, record.offset.saturating_add(1));
+        let Some(record) = queue.records.pop_front() else {
+            return false;
+        };
+        let next_offset = record.offset.saturating_add(1);
+        match self.next_offsets.get_mut(topic_partition) {
+            Some(offset) => *offset = next_offset,
+            None => {
+                self.next_offsets
+                    .insert(topic_partition.clone(), next_offset);
+            }
+        }
         self.metrics.processed_records += 1;
         self.process_record(&record, outputs);
         true
     }
 
-    /// The partition whose head record has the lowest timestamp, if every partition that
-    /// may still have data on the broker has some buffered.
-    fn next_partition(&self) -> Option<TopicPartition> {
+    /// The queue of the partition whose head record has the lowest timestamp (its position
+    /// among the queues), if every partition that may still have data on the broker has
+    /// some buffered.
+    fn next_queue(&self) -> Option<usize> {
         // A partition that has buffered its limit goes ahead without the empty ones (Kafka
         // Streams' enforced processing), so memory stays bounded while one input stalls.
         let enforced = self
             .queues
             .values()
             .any(|queue| queue.records.len() >= MAX_BUFFERED_RECORDS_PER_PARTITION);
-        let mut best: Option<(&TopicPartition, i64)> = None;
-        for (topic_partition, queue) in &self.queues {
+        let mut best: Option<(usize, i64)> = None;
+        for (index, queue) in self.queues.values().enumerate() {
             match queue.records.front() {
                 None if !queue.caught_up && !enforced => return None,
                 None => {}
                 Some(head) if best.is_none_or(|(_, lowest)| head.timestamp_ms < lowest) => {
-                    best = Some((topic_partition, head.timestamp_ms));
+                    best = Some((index, head.timestamp_ms));
                 }
                 Some(_) => {}
             }
         }
-        best.map(|(topic_partition, _)| topic_partition.clone())
+        best.map(|(index, _)| index)
     }
 
     fn process_record(&mut self, record: &InputRecord, outputs: &mut Vec<OutputRecord>) {
         let Some(sources) = self.sources.get(&record.topic).cloned() else {
             return;
         };
-        for source in sources {
-            self.process_at_source(source, record, outputs);
+        for source in sources.iter() {
+            self.process_at_source(*source, record, outputs);
         }
     }
 
@@ -382,9 +400,10 @@ impl Task {
     /// Runs `msg` through the graph depth-first from `start`, as Kafka Streams' forward
     /// calls do, with an explicit stack instead of recursion.
     fn run_from(&mut self, start: NodeId, msg: Msg, outputs: &mut Vec<OutputRecord>) {
-        let mut stack = vec![(start, msg)];
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.push((start, msg));
         // One buffer for every step's forwards, drained onto the stack after each.
-        let mut forwards = Vec::new();
+        let mut forwards = std::mem::take(&mut self.forwards);
         let mut steps = 0usize;
         while let Some((node, msg)) = stack.pop() {
             steps += 1;
@@ -405,6 +424,8 @@ impl Task {
             let children = &self.topology.inner.nodes[node].children;
             push_forwards(&mut stack, children, forwards.drain(..));
         }
+        self.stack = stack;
+        self.forwards = forwards;
     }
 }
 
