@@ -257,7 +257,10 @@ pub fn summary(result: &ProcessorResult) -> Vec<String> {
 pub fn run(spec: &ProcessorSpec) -> Result<ProcessorResult> {
     riffle_broker::cli::init_logging("warn");
     let data_dir = tempfile::tempdir().context("cannot create a data directory")?;
-    eprintln!("riffle-bench:   writing a backlog of {} events", spec.events);
+    eprintln!(
+        "riffle-bench:   writing a backlog of {} events",
+        spec.events
+    );
     write_backlog(spec, data_dir.path()).context("writing the backlog")?;
 
     eprintln!("riffle-bench:   raw consume");
