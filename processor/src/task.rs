@@ -255,6 +255,15 @@ impl Task {
             .is_none_or(|queue| queue.records.is_empty())
     }
 
+    /// Input partitions with a full buffer: reading more of them waits until the task has
+    /// processed some (it processes them without waiting for its other inputs then).
+    pub fn full_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.queues
+            .iter()
+            .filter(|(_, queue)| queue.records.len() >= MAX_BUFFERED_RECORDS_PER_PARTITION)
+            .map(|(topic_partition, _)| topic_partition)
+    }
+
     /// Records buffered, not yet processed.
     pub fn buffered_records(&self) -> usize {
         self.queues.values().map(|queue| queue.records.len()).sum()
@@ -513,5 +522,23 @@ mod tests {
             task.process_next(&mut outputs),
             "a full buffer is processed anyway"
         );
+    }
+
+    #[test]
+    fn a_partition_is_full_at_its_buffer_limit_until_some_is_processed() {
+        // Proves the runner pauses reading a partition exactly while its buffer is full,
+        // and that the task then processes it without waiting for its empty other input.
+        let mut task = merge_task();
+        let limit = i64::try_from(MAX_BUFFERED_RECORDS_PER_PARTITION).unwrap();
+        task.add_records((0..limit - 1).map(|offset| record("left", offset, offset)));
+        assert_eq!(task.full_partitions().count(), 0);
+        assert!(!task.is_ready(), "waits for the right input while not full");
+        task.add_records([record("left", limit - 1, limit - 1)]);
+        let full: Vec<_> = task.full_partitions().cloned().collect();
+        assert_eq!(full, vec![TopicPartition::new("left", 0)]);
+        assert!(task.is_ready());
+        let mut outputs = Vec::new();
+        assert!(task.process_next(&mut outputs));
+        assert_eq!(task.full_partitions().count(), 0);
     }
 }

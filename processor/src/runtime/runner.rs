@@ -199,6 +199,7 @@ impl<B: Backend> Runner<B> {
             self.handle_events(events?).await?;
             self.rewind_if_aborted().await?;
             self.process_round().await?;
+            self.pause_full_partitions();
             let sent = self.send_outputs().await;
             self.settle(sent).await?;
             let commit_due = self.last_commit.elapsed() >= self.config.commit_interval
@@ -630,6 +631,19 @@ impl<B: Backend> Runner<B> {
             self.publish_status();
         }
         Ok(())
+    }
+
+    /// Tells the backend which input partitions to stop reading: those whose task holds a
+    /// full buffer of them. The whole set every round, so a revoked, rewound or drained
+    /// partition is never left paused.
+    fn pause_full_partitions(&mut self) {
+        let full: Vec<TopicPartition> = self
+            .tasks
+            .values()
+            .flat_map(Task::full_partitions)
+            .cloned()
+            .collect();
+        self.backend.set_paused(&full);
     }
 
     async fn send_outputs(&mut self) -> Result<(), BackendError> {
