@@ -15,6 +15,7 @@ use crate::broker_process::{BrokerProcess, ProcUsage, find_riffle_binary};
 use crate::consume::{self, ConsumeSpec};
 use crate::latency::{self, LatencyResult, LatencySpec};
 use crate::processing::{self, ProcessingRound, ProcessingSpec};
+use crate::processor::{self, Format, ProcessorSpec};
 use crate::produce::{self, CommitTiming, Delivery, ProduceSpec, Throughput};
 use crate::report::{self, Report, Row, Scenario, TargetCheck};
 use crate::rounds::{self, RoundPair};
@@ -84,6 +85,8 @@ struct Sizes {
     s6_bytes: u64,
     s8_backlog_events: u64,
     s8_seconds: f64,
+    s11_events: u64,
+    s11_restore_keys: u64,
 }
 
 impl Sizes {
@@ -97,6 +100,8 @@ impl Sizes {
             s6_bytes: scaled(5e9, 1e6) as u64,
             s8_backlog_events: scaled(1_000_000.0, 10_000.0) as u64,
             s8_seconds: scaled(10.0, 3.0),
+            s11_events: scaled(2_000_000.0, 10_000.0) as u64,
+            s11_restore_keys: scaled(1_000_000.0, 10_000.0) as u64,
         }
     }
 }
@@ -216,6 +221,9 @@ pub fn run(args: AllArgs) -> Result<()> {
     if wanted(&args.only, 10) {
         connections_scenario(&binary, &mut report);
     }
+    if wanted(&args.only, 11) {
+        processor_scenario(&sizes, &mut report);
+    }
     if !args.skip_startup && wanted(&args.only, 6) {
         let startup_dir = tempfile::tempdir().context("cannot create a data directory")?;
         match startup::run(
@@ -274,6 +282,32 @@ fn connections_scenario(binary: &Path, report: &mut Report) {
             report
                 .failures
                 .push(format!("{}: {error:#}", connections::TITLE));
+        }
+    }
+}
+
+/// Scenario 11: the processor's speed on brokers of its own (in this process), binary
+/// values with the remote runtime and the restore, then JSON values co-located only.
+fn processor_scenario(sizes: &Sizes, report: &mut Report) {
+    eprintln!("riffle-bench: {}", processor::TITLE);
+    let spec = |format| ProcessorSpec {
+        events: sizes.s11_events,
+        keys: 10_000,
+        format,
+        remote: format == Format::Binary,
+        restore_keys: (format == Format::Binary).then_some(sizes.s11_restore_keys),
+    };
+    let measured = processor::run(&spec(Format::Binary)).and_then(|binary| {
+        let json = processor::run(&spec(Format::Json))?;
+        Ok(processor::scenario(&binary, Some(&json)))
+    });
+    match measured {
+        Ok(scenario) => report::insert_in_order(&mut report.scenarios, scenario),
+        Err(error) => {
+            eprintln!("riffle-bench: {} failed: {error:#}", processor::TITLE);
+            report
+                .failures
+                .push(format!("{}: {error:#}", processor::TITLE));
         }
     }
 }

@@ -13,6 +13,7 @@ mod consume;
 mod disk;
 mod latency;
 mod processing;
+mod processor;
 mod produce;
 mod report;
 mod rounds;
@@ -24,6 +25,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+/// jemalloc, as the `riffle` binary: the brokers scenarios 8 and 11 start in this process
+/// (and their topologies) then allocate as a real broker does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The command line.
 #[derive(Parser, Debug)]
@@ -51,6 +57,10 @@ enum Command {
     /// broker this process starts, at-least-once against exactly-once, throughput over a
     /// backlog and end-to-end latency at a fixed rate.
     Processing(processing::ProcessingArgs),
+    /// The stream processor's speed (scenario 11): a co-located windowed count over a
+    /// backlog on one partition against the raw consume rate and the remote runtime, and
+    /// a 1M-key store's restore against the raw consume rate of its changelog.
+    Processor(processor::ProcessorArgs),
     /// Time to the first Metadata answer after a clean stop and after kill -9 (scenario 6).
     /// Needs to start the broker itself, so it takes the riffle binary, not a bootstrap.
     Startup(startup::StartupArgs),
@@ -70,6 +80,7 @@ fn main() -> Result<()> {
         Command::Consume(args) => consume::run_cli(args),
         Command::Latency(args) => latency::run_cli(args),
         Command::Processing(args) => processing::run_cli(args),
+        Command::Processor(args) => processor::run_cli(args),
         Command::Startup(args) => startup::run_cli(args),
         Command::Tls(args) => tls::run_cli(args),
         Command::Connections(args) => connections::run_cli(args),

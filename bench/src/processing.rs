@@ -21,8 +21,8 @@
 //! its output batches at each commit (or when one fills), so both guarantees wait for a
 //! commit, and the commit interval sets most of the latency: about half of it on average.
 //!
-//! The broker here runs inside riffle-bench, with the system allocator (the `riffle`
-//! binary uses jemalloc), on a tokio runtime of its own; both guarantees share that setup.
+//! The broker here runs inside riffle-bench, with jemalloc as the `riffle` binary, on a
+//! tokio runtime of its own; both guarantees share that setup.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -538,10 +538,10 @@ impl Serde<Counted> for CountedSerde {
 
 /// A broker running inside this process on a tokio runtime of its own, with at most one
 /// topology. Clients reach it at `bootstrap`, as any other broker.
-struct CoLocated {
-    runtime: tokio::runtime::Runtime,
+pub(crate) struct CoLocated {
+    pub(crate) runtime: tokio::runtime::Runtime,
     running: RunningBroker,
-    bootstrap: String,
+    pub(crate) bootstrap: String,
 }
 
 /// `riffle serve`'s flags, parsed as the binary parses them.
@@ -554,7 +554,10 @@ struct ServeFlags {
 impl CoLocated {
     /// Starts a broker over `data_dir` on a free port, with `processor` if given. Groups
     /// start without the initial rebalance delay: no other member is coming.
-    fn start(data_dir: &Path, processor: Option<(Topology, RuntimeConfig)>) -> Result<Self> {
+    pub(crate) fn start(
+        data_dir: &Path,
+        processor: Option<(Topology, RuntimeConfig)>,
+    ) -> Result<Self> {
         let data_dir = data_dir
             .to_str()
             .context("the data directory is not UTF-8")?;
@@ -594,7 +597,7 @@ impl CoLocated {
     }
 
     /// The topology's status, shared with its runner.
-    fn status_handle(&self) -> Result<Arc<Mutex<RuntimeStatus>>> {
+    pub(crate) fn status_handle(&self) -> Result<Arc<Mutex<RuntimeStatus>>> {
         let processor = self
             .running
             .processors()
@@ -605,7 +608,7 @@ impl CoLocated {
 
     /// Fails with the runner's message if the topology has failed. `failed` is polled once
     /// before the zero timeout, so a reported failure is always seen.
-    fn check_not_failed(&mut self) -> Result<()> {
+    pub(crate) fn check_not_failed(&mut self) -> Result<()> {
         let running = &mut self.running;
         let failed = self
             .runtime
@@ -617,7 +620,7 @@ impl CoLocated {
     }
 
     /// Waits until the topology holds `tasks` tasks and returns when it did.
-    fn wait_for_tasks(&mut self, tasks: i32) -> Result<Instant> {
+    pub(crate) fn wait_for_tasks(&mut self, tasks: i32) -> Result<Instant> {
         let status = self.status_handle()?;
         let tasks = usize::try_from(tasks).context("a negative task count")?;
         let deadline = Instant::now() + TASKS_TIMEOUT;
@@ -653,7 +656,7 @@ impl CoLocated {
     }
 
     /// Stops the topology (a last commit) and the broker (logs flushed).
-    fn stop(self) -> Result<()> {
+    pub(crate) fn stop(self) -> Result<()> {
         self.runtime
             .block_on(self.running.shutdown())
             .map_err(|error| anyhow!("the co-located broker did not stop cleanly: {error}"))

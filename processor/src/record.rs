@@ -5,6 +5,12 @@ use std::sync::Arc;
 /// Record headers, in order: name and optional value.
 pub type Headers = Arc<Vec<(String, Option<Vec<u8>>)>>;
 
+/// Empty headers, shared: records without headers (changelogs) allocate none.
+pub(crate) fn no_headers() -> Headers {
+    static EMPTY: std::sync::LazyLock<Headers> = std::sync::LazyLock::new(Headers::default);
+    EMPTY.clone()
+}
+
 /// A topic and one of its partitions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {

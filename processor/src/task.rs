@@ -11,6 +11,7 @@
 //! caught up.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::graph::{Ctx, DropReason, Forward, Msg, NodeId, Operator};
 use crate::processor_api::PunctuationType;
@@ -132,7 +133,8 @@ pub struct Task {
     id: TaskId,
     topology: Topology,
     operators: HashMap<NodeId, Box<dyn Operator>>,
-    sources: HashMap<String, Vec<NodeId>>,
+    /// Source nodes by topic; shared, so a record's sources are not copied to run them.
+    sources: HashMap<String, Arc<[NodeId]>>,
     stores: TaskStores,
     queues: BTreeMap<TopicPartition, PartitionQueue>,
     next_offsets: BTreeMap<TopicPartition, i64>,
@@ -144,6 +146,10 @@ pub struct Task {
     initialized: bool,
     /// The wall-clock time last given by the runtime, in ms since the epoch.
     wall_clock_ms: i64,
+    /// The graph walk's stack and forwards, kept between records so that running one
+    /// allocates neither.
+    stack: Vec<(NodeId, Msg)>,
+    forwards: Vec<Forward>,
 }
 
 impl Task {
@@ -173,6 +179,10 @@ impl Task {
                 );
             }
         }
+        let sources = sources
+            .into_iter()
+            .map(|(topic, nodes)| (topic, Arc::from(nodes)))
+            .collect();
         Ok(Task {
             id,
             topology,
@@ -186,6 +196,8 @@ impl Task {
             punctuating,
             initialized: false,
             wall_clock_ms: crate::processor_api::system_time_ms(),
+            stack: Vec::new(),
+            forwards: Vec::new(),
         })
     }
 
@@ -258,9 +270,24 @@ impl Task {
             .is_none_or(|queue| queue.records.is_empty())
     }
 
+    /// Input partitions with a full buffer: reading more of them waits until the task has
+    /// processed some (it processes them without waiting for its other inputs then).
+    pub fn full_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.queues
+            .iter()
+            .filter(|(_, queue)| queue.records.len() >= MAX_BUFFERED_RECORDS_PER_PARTITION)
+            .map(|(topic_partition, _)| topic_partition)
+    }
+
     /// Records buffered, not yet processed.
     pub fn buffered_records(&self) -> usize {
         self.queues.values().map(|queue| queue.records.len()).sum()
+    }
+
+    /// Whether the task would process a record now: one is buffered and the task is not
+    /// waiting for an input that may still have data on the broker.
+    pub fn is_ready(&self) -> bool {
+        self.next_queue().is_some()
     }
 
     /// The task's stream time: the largest timestamp taken for processing, -1 before any.
@@ -311,53 +338,59 @@ impl Task {
     /// Returns false when nothing could be processed.
     pub fn process_next(&mut self, outputs: &mut Vec<OutputRecord>) -> bool {
         self.initialize(outputs);
-        let Some(topic_partition) = self.next_partition() else {
+        let Some(index) = self.next_queue() else {
             return false;
         };
-        let Some(record) = self
-            .queues
-            .get_mut(&topic_partition)
-            .and_then(|queue| queue.records.pop_front())
-        else {
+        let Some((topic_partition, queue)) = self.queues.iter_mut().nth(index) else {
             return false;
         };
-        self.next_offsets
-            .insert(topic_partition, record.offset.saturating_add(1));
+        let Some(record) = queue.records.pop_front() else {
+            return false;
+        };
+        let next_offset = record.offset.saturating_add(1);
+        match self.next_offsets.get_mut(topic_partition) {
+            Some(offset) => *offset = next_offset,
+            None => {
+                self.next_offsets
+                    .insert(topic_partition.clone(), next_offset);
+            }
+        }
         self.metrics.processed_records += 1;
         self.process_record(&record, outputs);
         self.punctuate(PunctuationType::StreamTime, self.stream_time_ms, outputs);
         true
     }
 
-    /// The partition whose head record has the lowest timestamp, if every partition that
-    /// may still have data on the broker has some buffered.
-    fn next_partition(&self) -> Option<TopicPartition> {
+    /// The queue of the partition whose head record has the lowest timestamp (its position
+    /// among the queues), if every partition that may still have data on the broker has
+    /// some buffered.
+    fn next_queue(&self) -> Option<usize> {
         // A partition that has buffered its limit goes ahead without the empty ones (Kafka
         // Streams' enforced processing), so memory stays bounded while one input stalls.
         let enforced = self
             .queues
             .values()
             .any(|queue| queue.records.len() >= MAX_BUFFERED_RECORDS_PER_PARTITION);
-        let mut best: Option<(&TopicPartition, i64)> = None;
-        for (topic_partition, queue) in &self.queues {
+        let mut best: Option<(usize, i64)> = None;
+        for (index, queue) in self.queues.values().enumerate() {
             match queue.records.front() {
                 None if !queue.caught_up && !enforced => return None,
                 None => {}
                 Some(head) if best.is_none_or(|(_, lowest)| head.timestamp_ms < lowest) => {
-                    best = Some((topic_partition, head.timestamp_ms));
+                    best = Some((index, head.timestamp_ms));
                 }
                 Some(_) => {}
             }
         }
-        best.map(|(topic_partition, _)| topic_partition.clone())
+        best.map(|(index, _)| index)
     }
 
     fn process_record(&mut self, record: &InputRecord, outputs: &mut Vec<OutputRecord>) {
         let Some(sources) = self.sources.get(&record.topic).cloned() else {
             return;
         };
-        for source in sources {
-            self.process_at_source(source, record, outputs);
+        for source in sources.iter() {
+            self.process_at_source(*source, record, outputs);
         }
     }
 
@@ -387,7 +420,9 @@ impl Task {
             return;
         }
         self.stream_time_ms = self.stream_time_ms.max(msg.timestamp_ms);
-        self.run_stack(vec![(source, msg)], Some(record), outputs);
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.push((source, msg));
+        self.run_stack(stack, Some(record), outputs);
     }
 
     /// Runs the records on `stack` through the graph depth-first, as Kafka Streams'
@@ -400,7 +435,7 @@ impl Task {
         outputs: &mut Vec<OutputRecord>,
     ) {
         // One buffer for every step's forwards, drained onto the stack after each.
-        let mut forwards = Vec::new();
+        let mut forwards = std::mem::take(&mut self.forwards);
         let mut steps = 0usize;
         while let Some((node, msg)) = stack.pop() {
             steps += 1;
@@ -424,6 +459,8 @@ impl Task {
             let children = &self.topology.inner.nodes[node].children;
             push_forwards(&mut stack, children, forwards.drain(..));
         }
+        self.stack = stack;
+        self.forwards = forwards;
     }
 }
 
@@ -587,5 +624,23 @@ mod tests {
             task.process_next(&mut outputs),
             "a full buffer is processed anyway"
         );
+    }
+
+    #[test]
+    fn a_partition_is_full_at_its_buffer_limit_until_some_is_processed() {
+        // Proves the runner pauses reading a partition exactly while its buffer is full,
+        // and that the task then processes it without waiting for its empty other input.
+        let mut task = merge_task();
+        let limit = i64::try_from(MAX_BUFFERED_RECORDS_PER_PARTITION).unwrap();
+        task.add_records((0..limit - 1).map(|offset| record("left", offset, offset)));
+        assert_eq!(task.full_partitions().count(), 0);
+        assert!(!task.is_ready(), "waits for the right input while not full");
+        task.add_records([record("left", limit - 1, limit - 1)]);
+        let full: Vec<_> = task.full_partitions().cloned().collect();
+        assert_eq!(full, vec![TopicPartition::new("left", 0)]);
+        assert!(task.is_ready());
+        let mut outputs = Vec::new();
+        assert!(task.process_next(&mut outputs));
+        assert_eq!(task.full_partitions().count(), 0);
     }
 }

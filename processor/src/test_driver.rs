@@ -46,7 +46,10 @@ struct DriverState {
     tasks: BTreeMap<TaskId, Task>,
     registry: StoreRegistry,
     next_offsets: HashMap<TopicPartition, i64>,
-    /// Every record written to each topic-partition (inputs, outputs, internal topics).
+    /// Every record written to each changelog, repartition and table source topic-partition:
+    /// what a restart restores from. Stream inputs and sink outputs are not kept (outputs
+    /// wait in `unread` until a test reads them), so a long test's memory does not grow
+    /// with its input.
     topics: HashMap<TopicPartition, Vec<InputRecord>>,
     /// Sink records not yet read by a test, per topic.
     unread: HashMap<String, VecDeque<InputRecord>>,
@@ -219,7 +222,9 @@ impl TestDriver {
         self.metrics().dropped_total()
     }
 
-    /// Every record written to `topic` so far, in all partitions (internal topics too).
+    /// Every record written to `topic` so far, in all partitions, for the topics the driver
+    /// keeps: changelogs, repartition topics and table source topics. Empty for stream
+    /// inputs and sink topics (read those with [`TestDriver::output_topic`]).
     pub fn topic_records(&self, topic: &str) -> Vec<InputRecord> {
         let state = self.state.borrow();
         let mut records: Vec<InputRecord> = (0..state.partitions)
@@ -312,7 +317,8 @@ impl DriverState {
         self.run_pending(pending);
     }
 
-    fn append(&mut self, mut record: InputRecord) -> InputRecord {
+    /// Gives `record` its offset; keeps a copy when `keep` (see `topics`).
+    fn append(&mut self, mut record: InputRecord, keep: bool) -> InputRecord {
         let topic_partition = TopicPartition::new(record.topic.clone(), record.partition);
         let offset = self
             .next_offsets
@@ -320,6 +326,9 @@ impl DriverState {
             .or_insert(0);
         record.offset = *offset;
         *offset += 1;
+        if !keep {
+            return record;
+        }
         self.topics
             .entry(topic_partition)
             .or_default()
@@ -329,7 +338,8 @@ impl DriverState {
 
     /// Writes `record` to its topic and runs everything it causes.
     fn pipe(&mut self, record: InputRecord) {
-        let pending = VecDeque::from([self.append(record)]);
+        let keep = self.topology.is_source_changelog(&record.topic);
+        let pending = VecDeque::from([self.append(record, keep)]);
         self.run_pending(pending);
         self.commit();
     }
@@ -361,15 +371,20 @@ impl DriverState {
 
     fn deliver(&mut self, output: OutputRecord, pending: &mut VecDeque<InputRecord>) {
         let partition = output.resolve_partition(self.partitions).unwrap_or(0);
-        let record = self.append(InputRecord {
-            topic: output.topic.clone(),
-            partition,
-            offset: 0,
-            timestamp_ms: output.timestamp_ms,
-            key: output.key,
-            value: output.value,
-            headers: output.headers,
-        });
+        let keep =
+            output.kind != OutputKind::Sink || self.topology.is_source_changelog(&output.topic);
+        let record = self.append(
+            InputRecord {
+                topic: output.topic.clone(),
+                partition,
+                offset: 0,
+                timestamp_ms: output.timestamp_ms,
+                key: output.key,
+                value: output.value,
+                headers: output.headers,
+            },
+            keep,
+        );
         match output.kind {
             OutputKind::Repartition => pending.push_back(record),
             OutputKind::Changelog => {}

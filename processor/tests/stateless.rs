@@ -103,3 +103,24 @@ for_both_backings!(
     branch_routes_to_the_first_match_and_merge_combines,
     unreadable_records_are_dropped_and_counted
 );
+
+#[test]
+fn the_driver_keeps_outputs_until_read_and_no_inputs() {
+    // Proves the test driver's memory does not grow with piped input: stream inputs are
+    // not kept, and sink outputs are held only until a test reads them.
+    let builder = StreamsBuilder::new("app");
+    builder
+        .stream("in", StringSerde, I64Serde)
+        .to("out", StringSerde, I64Serde);
+    let driver = TestDriver::new(builder.build().unwrap());
+    let mut input = driver.input_topic("in", StringSerde, I64Serde);
+    let output = driver.output_topic("out", StringSerde, I64Serde);
+    for amount in 0..1_000 {
+        input.pipe_input_at("a".into(), amount, amount);
+    }
+    assert!(driver.topic_records("in").is_empty());
+    assert!(driver.topic_records("out").is_empty());
+    assert_eq!(output.queue_size(), 1_000);
+    assert_eq!(output.read_key_values().len(), 1_000);
+    assert_eq!(output.queue_size(), 0);
+}

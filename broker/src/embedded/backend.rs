@@ -367,6 +367,10 @@ impl Backend for EmbeddedBackend {
         self.reader.is_caught_up(partition)
     }
 
+    fn set_paused(&mut self, partitions: &[TopicPartition]) {
+        self.reader.set_paused(partitions);
+    }
+
     fn position(&self, partition: &TopicPartition) -> Option<i64> {
         self.reader.position(partition)
     }

@@ -7,7 +7,7 @@
 //! not decided yet), without the records of aborted transactions, and never control
 //! batches, which carry no records.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,6 +58,8 @@ pub struct Reader {
     /// Where the next read starts, so one busy partition cannot starve the others.
     next_start: usize,
     isolation: Isolation,
+    /// Assigned partitions not read for now (the runner's buffer of them is full).
+    paused: HashSet<TopicPartition>,
 }
 
 impl Reader {
@@ -69,7 +71,14 @@ impl Reader {
             max_poll_bytes,
             next_start: 0,
             isolation: Isolation::ReadUncommitted,
+            paused: HashSet::new(),
         }
+    }
+
+    /// Reads skip `partitions` until a later call leaves them out.
+    pub fn set_paused(&mut self, partitions: &[TopicPartition]) {
+        self.paused.clear();
+        self.paused.extend(partitions.iter().cloned());
     }
 
     /// Which records reads return from now on.
@@ -142,6 +151,9 @@ impl Reader {
         for (topic_partition, assigned) in order {
             if read_bytes >= self.max_poll_bytes {
                 break;
+            }
+            if !self.paused.is_empty() && self.paused.contains(topic_partition) {
+                continue;
             }
             let end_offset = readable_end(&assigned.partition, self.isolation)
                 .map_err(|error| read_error(topic_partition, error))?;

@@ -224,6 +224,14 @@ pub trait Backend: Send {
         None
     }
 
+    /// Stops returning records of `partitions` from [`Backend::poll`], and resumes every
+    /// other assigned partition: the runner names, every round, the partitions whose task
+    /// has a full buffer of them, so memory stays bounded while a backlog is read faster
+    /// than it is processed. The default ignores it (a poll's own limit bounds reading).
+    fn set_paused(&mut self, partitions: &[TopicPartition]) {
+        let _ = partitions;
+    }
+
     /// Leaves the group and releases resources; called once, after the last commit.
     fn close(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
 }

@@ -84,8 +84,19 @@ impl OrderedMap {
                 }
             },
             OrderedMap::Persistent(map) => {
-                map.pending_bytes += key.len() + value.as_ref().map_or(0, Vec::len);
-                map.pending.insert(key, value);
+                map.write_pending(key, value);
+            }
+        }
+    }
+
+    /// Writes `value` at `key`; true when it replaced a value this map holds in memory (a
+    /// persistent map: among its unflushed writes), false when `key` had none there (it
+    /// may have one on disk).
+    pub fn replace(&mut self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        match self {
+            OrderedMap::Memory(map) => map.insert(key, value).is_some(),
+            OrderedMap::Persistent(map) => {
+                matches!(map.write_pending(key, Some(value)), Some(Some(_)))
             }
         }
     }
@@ -148,6 +159,21 @@ impl OrderedMap {
 }
 
 impl PersistentMap {
+    /// Adds a write to the pending ones; returns the pending write it replaced, if any,
+    /// whose bytes no longer count.
+    fn write_pending(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Option<Option<Vec<u8>>> {
+        let (key_bytes, value_bytes) = (key.len(), value.as_ref().map_or(0, Vec::len));
+        let replaced = self.pending.insert(key, value);
+        match &replaced {
+            Some(old) => {
+                let old_bytes = old.as_ref().map_or(0, Vec::len);
+                self.pending_bytes = self.pending_bytes + value_bytes - old_bytes;
+            }
+            None => self.pending_bytes += key_bytes + value_bytes,
+        }
+        replaced
+    }
+
     /// The engine's entries in range with the pending writes laid over them.
     fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<Entries, StateError> {
         let bounds = (lower.map(<[u8]>::to_vec), upper.map(<[u8]>::to_vec));

@@ -29,7 +29,7 @@ use self::engine::{StateEngine, StateError};
 use self::map::OrderedMap;
 use self::segments::{SegmentHome, Segments};
 use crate::lock_policy::{MutexRecover, RwLockRecover};
-use crate::record::{Headers, OutputKind, OutputPartition, OutputRecord};
+use crate::record::{OutputKind, OutputPartition, OutputRecord, no_headers};
 use crate::task::TaskId;
 
 /// Where a store keeps its data.
@@ -381,7 +381,7 @@ impl Changelog {
             key: Some(key),
             value,
             timestamp_ms,
-            headers: Headers::default(),
+            headers: no_headers(),
             kind: OutputKind::Changelog,
         }
     }

@@ -141,10 +141,22 @@ impl<T: Tiebreak> Segments<T> {
         value: Option<&StoredValue>,
     ) -> Result<(), StateError> {
         let map = self.segment(time_ms)?;
-        let entry = value.map(|stored| encode_value(&stored.value, stored.timestamp_ms));
-        let index = value.map(|_| Vec::new());
-        map.put(entry_key(key, time_ms, tiebreak), entry);
-        map.put(index_key(key, time_ms, tiebreak), index);
+        let entry = entry_key(key, time_ms, tiebreak);
+        match value {
+            // An update of an entry the map holds in memory replaces it in place: its
+            // index entry is there already (an entry and its index entry are written
+            // and deleted together).
+            Some(stored) => {
+                let encoded = encode_value(&stored.value, stored.timestamp_ms);
+                if !map.replace(entry, encoded) {
+                    map.put(index_key(key, time_ms, tiebreak), Some(Vec::new()));
+                }
+            }
+            None => {
+                map.put(entry, None);
+                map.put(index_key(key, time_ms, tiebreak), None);
+            }
+        }
         Ok(())
     }
 
@@ -280,4 +292,90 @@ pub(crate) fn delete_segments(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(value: &[u8], timestamp_ms: i64) -> StoredValue {
+        StoredValue {
+            value: value.to_vec(),
+            timestamp_ms,
+        }
+    }
+
+    /// Updates in place, a delete and a re-insert, checked through both ways of reading
+    /// (by key, and the time-first index), and the pending bytes they leave.
+    fn updates_keep_entries_and_index_together(segments: &mut Segments<i32>) {
+        for count in 0..5u8 {
+            let value = stored(&[count], 100 + i64::from(count));
+            segments.write(b"k", 1_000, 0, Some(&value)).expect("write");
+        }
+        segments
+            .write(b"j", 1_000, 0, Some(&stored(b"j", 7)))
+            .expect("write");
+        let by_index = segments.between(0, 2_000).expect("scan");
+        let by_index: Vec<_> = by_index.into_iter().map(|(k, t, _, v)| (k, t, v)).collect();
+        assert_eq!(
+            by_index,
+            vec![
+                (b"j".to_vec(), 1_000, stored(b"j", 7)),
+                (b"k".to_vec(), 1_000, stored(&[4], 104)),
+            ]
+        );
+        assert_eq!(
+            segments.get(b"k", 1_000, 0).expect("get"),
+            Some(stored(&[4], 104))
+        );
+        segments.write(b"k", 1_000, 0, None).expect("delete");
+        assert_eq!(segments.get(b"k", 1_000, 0).expect("get"), None);
+        assert_eq!(segments.between(0, 2_000).expect("scan").len(), 1);
+        segments
+            .write(b"k", 1_000, 0, Some(&stored(b"again", 9)))
+            .expect("write");
+        assert_eq!(segments.between(0, 2_000).expect("scan").len(), 2);
+    }
+
+    #[test]
+    fn in_memory_updates_replace_in_place_and_keep_the_index() {
+        // Proves an update that skips rewriting the index leaves lookups and scans right.
+        let mut segments = Segments::<i32>::open(SegmentHome::Memory, 60_000).expect("open");
+        updates_keep_entries_and_index_together(&mut segments);
+    }
+
+    #[test]
+    fn persistent_updates_replace_in_place_and_count_pending_bytes_once() {
+        // Proves the same on disk-backed segments, before and after a flush, and that a
+        // replaced pending write no longer counts towards the bytes waiting for a commit.
+        let dir = tempfile_dir("persistent_updates_replace_in_place");
+        let engine = Arc::new(StateEngine::open(&dir).expect("engine"));
+        let home = SegmentHome::Persistent {
+            engine: engine.clone(),
+            task: "0_0".into(),
+            store: "counts".into(),
+        };
+        let mut segments = Segments::<i32>::open(home, 60_000).expect("open");
+        let value = stored(b"12345678", 1);
+        segments.write(b"k", 1_000, 0, Some(&value)).expect("write");
+        let once = segments.pending_bytes();
+        for _ in 0..10 {
+            segments.write(b"k", 1_000, 0, Some(&value)).expect("write");
+        }
+        assert_eq!(segments.pending_bytes(), once);
+        let mut batch = engine.batch();
+        segments.flush_into(&mut batch);
+        engine.commit(batch).expect("commit");
+        assert_eq!(segments.pending_bytes(), 0);
+        updates_keep_entries_and_index_together(&mut segments);
+        drop(segments);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("riffle-segments-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
 }
