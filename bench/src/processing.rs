@@ -581,7 +581,8 @@ impl CoLocated {
             .enable_all()
             .build()
             .context("cannot start a runtime for the co-located broker")?;
-        let mut builder = Broker::builder(config);
+        // Quiet: the benchmark's stdout is its report.
+        let mut builder = Broker::builder(config).quiet();
         if let Some((topology, runtime_config)) = processor {
             builder = builder.processor_with(topology, runtime_config);
         }

@@ -542,7 +542,71 @@ pub struct TopicDefaults {
 /// How often the group coordinator checks session and rebalance deadlines.
 pub const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(100);
 
+impl Default for BrokerConfig {
+    /// `riffle serve`'s defaults, whatever `RIFFLE_*` variables are set: see
+    /// [`BrokerConfig::from_flags`].
+    fn default() -> BrokerConfig {
+        BrokerConfig::from_flags(std::iter::empty::<&str>())
+            .expect("every flag of riffle serve has a default")
+    }
+}
+
 impl BrokerConfig {
+    /// The settings that `riffle serve` would take from `flags` (without the program name:
+    /// `["--data-dir", "/var/lib/riffle", "--default-partitions", "6"]`), for programs that
+    /// embed the broker. Unlike `riffle serve`, this reads no `RIFFLE_*` variable, so a
+    /// program's settings are what it wrote; the `--config` file is not read either.
+    ///
+    /// # Errors
+    /// An unknown flag or a bad value, with clap's message naming it.
+    pub fn from_flags<I, T>(flags: I) -> Result<BrokerConfig, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::FromArgMatches;
+        let matches = BrokerConfig::embedding_command().try_get_matches_from(flags)?;
+        BrokerConfig::from_arg_matches(&matches)
+    }
+
+    /// `riffle serve`'s flags without the program name and without their variables.
+    fn embedding_command() -> clap::Command {
+        BrokerConfig::augment_args(clap::Command::new("riffle serve"))
+            .no_binary_name(true)
+            .mut_args(|arg| arg.env(None::<&str>))
+    }
+
+    /// Listens on `address` as one PLAINTEXT listener (`--listen`; port 0 picks one).
+    pub fn with_listen(mut self, address: SocketAddr) -> BrokerConfig {
+        self.listen = address;
+        self
+    }
+
+    /// Keeps the logs in `data_dir` (`--data-dir`).
+    pub fn with_data_dir(mut self, data_dir: impl Into<PathBuf>) -> BrokerConfig {
+        self.data_dir = data_dir.into();
+        self
+    }
+
+    /// Serves metrics and health on `http_listen` (`--http-listen`; `HttpListen::Disabled`
+    /// for none).
+    pub fn with_http_listen(mut self, http_listen: HttpListen) -> BrokerConfig {
+        self.http_listen = http_listen;
+        self
+    }
+
+    /// Gives auto-created topics `partitions` partitions (`--default-partitions`).
+    pub fn with_default_partitions(mut self, partitions: i32) -> BrokerConfig {
+        self.default_partitions = partitions;
+        self
+    }
+
+    /// Logs at `level` (`--log-level`: `error`, `warn`, `info`, `debug`, or a filter).
+    pub fn with_log_level(mut self, level: impl Into<String>) -> BrokerConfig {
+        self.log_level = level.into();
+        self
+    }
+
     /// The coordinator's limits, from the flags.
     pub fn group_limits(&self) -> crate::group::GroupLimits {
         crate::group::GroupLimits {
@@ -631,6 +695,50 @@ impl BrokerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn embedding_programs_build_a_config_without_clap() {
+        // Proves the defaults are riffle serve's and ignore RIFFLE_* variables, flags and
+        // setters override them, and a bad flag is an error naming it, not a panic.
+        // No argument of the embedding command reads a variable (checked on the command
+        // rather than by setting one: the environment is shared by every test thread).
+        assert!(
+            BrokerConfig::embedding_command()
+                .get_arguments()
+                .all(|arg| arg.get_env().is_none())
+        );
+        let defaults = BrokerConfig::default();
+        assert_eq!(defaults.log_level, "info");
+        assert_eq!(defaults.default_partitions, 1);
+        assert_eq!(defaults.listen, SocketAddr::from(([127, 0, 0, 1], 9092)));
+        assert_eq!(defaults.data_dir, PathBuf::from("./riffle-data"));
+
+        let flagged =
+            BrokerConfig::from_flags(["--default-partitions", "6", "--log-level", "warn"])
+                .expect("valid flags");
+        assert_eq!(flagged.default_partitions, 6);
+        assert_eq!(flagged.log_level, "warn");
+
+        let built = BrokerConfig::default()
+            .with_listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .with_data_dir("/tmp/riffle-embedded")
+            .with_http_listen(HttpListen::Disabled)
+            .with_default_partitions(3)
+            .with_log_level("debug");
+        assert_eq!(built.listen.port(), 0);
+        assert_eq!(built.data_dir, PathBuf::from("/tmp/riffle-embedded"));
+        assert_eq!(built.http_listen, HttpListen::Disabled);
+        assert_eq!(built.default_partitions, 3);
+        assert_eq!(built.log_level, "debug");
+
+        let error =
+            BrokerConfig::from_flags(["--default-partitions", "many"]).expect_err("not a number");
+        assert!(
+            error.to_string().contains("--default-partitions"),
+            "{error}"
+        );
+        assert!(BrokerConfig::from_flags(["--no-such-flag"]).is_err());
+    }
 
     #[test]
     fn super_users_read_kafkas_semicolon_list() {

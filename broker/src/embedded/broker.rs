@@ -33,6 +33,7 @@ impl Broker {
             config,
             processors: Vec::new(),
             embedded: EmbeddedConfig::default(),
+            announce: true,
         }
     }
 }
@@ -42,6 +43,8 @@ pub struct BrokerBuilder {
     config: BrokerConfig,
     processors: Vec<(Topology, RuntimeConfig)>,
     embedded: EmbeddedConfig,
+    /// Whether starting prints the listening lines on stdout.
+    announce: bool,
 }
 
 impl BrokerBuilder {
@@ -62,6 +65,13 @@ impl BrokerBuilder {
         self
     }
 
+    /// Starts without printing the listening lines, for a program whose stdout is its own
+    /// (the addresses stay on [`RunningBroker::listeners`] and in the log).
+    pub fn quiet(mut self) -> Self {
+        self.announce = false;
+        self
+    }
+
     /// Runs until Ctrl-C or SIGTERM, like `riffle serve`: sets up logging and the tokio
     /// runtime, prints `riffle listening on ADDR` as the first line of stdout, serves
     /// clients and runs every topology; then stops the runners and the server in order.
@@ -71,7 +81,7 @@ impl BrokerBuilder {
         cli::block_on(async move {
             // Listen for SIGTERM before announcing, as `riffle serve` does.
             let stop = cli::stop_signal().map_err(RunError::StopSignal)?;
-            let mut running = self.start_announced(true).await?;
+            let mut running = self.start().await?;
             let failure = tokio::select! {
                 () = stop => None,
                 failure = running.failed() => Some(failure),
@@ -85,16 +95,14 @@ impl BrokerBuilder {
     }
 
     /// Starts the broker and its processors on the current tokio runtime (multi-threaded:
-    /// handlers use `block_in_place`) and returns at once; nothing is printed.
+    /// handlers use `block_in_place`) and returns at once. Prints the listening lines as
+    /// `riffle serve` does (`riffle listening on ADDR`, one per listener, and the HTTP
+    /// listener's), unless [`BrokerBuilder::quiet`].
     ///
     /// # Errors
     /// When the address cannot be bound, the data directory cannot be opened, or two
     /// topologies share an application id.
     pub async fn start(self) -> Result<RunningBroker, StartError> {
-        self.start_announced(false).await
-    }
-
-    async fn start_announced(self, announce: bool) -> Result<RunningBroker, StartError> {
         check_unique_application_ids(&self.processors)?;
         let state_dir = self
             .config
@@ -103,9 +111,17 @@ impl BrokerBuilder {
         let opened = cli::open(self.config).await?;
         // Ready before the listening lines: whoever reads them may probe /readyz at once.
         opened.mark_serving();
-        if announce {
+        if self.announce {
             cli::announce(&opened);
         }
+        let listener_addresses = opened
+            .listeners
+            .iter()
+            .map(|bound| ListenerAddress {
+                name: bound.listener.name.clone(),
+                address: bound.local_address,
+            })
+            .collect();
         let OpenedBroker {
             listeners,
             bound,
@@ -147,6 +163,7 @@ impl BrokerBuilder {
         }
         Ok(RunningBroker {
             address: bound,
+            listeners: listener_addresses,
             http_address,
             cluster,
             processors,
@@ -253,9 +270,18 @@ pub struct Processor {
     pub status: Arc<Mutex<RuntimeStatus>>,
 }
 
+/// A Kafka listener of a running broker: its name (`PLAINTEXT`, `SASL_SSL`, ...) and the
+/// address it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerAddress {
+    pub name: String,
+    pub address: SocketAddr,
+}
+
 /// A started broker: its address, its processors, and [`RunningBroker::shutdown`].
 pub struct RunningBroker {
     address: SocketAddr,
+    listeners: Vec<ListenerAddress>,
     /// The HTTP listener's address (metrics and health), unless `--http-listen none`.
     http_address: Option<SocketAddr>,
     cluster: Arc<Cluster>,
@@ -269,9 +295,15 @@ pub struct RunningBroker {
 }
 
 impl RunningBroker {
-    /// The address the broker listens on.
+    /// The address the broker listens on (its first listener's, the real port when the
+    /// config asked for port 0).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Every Kafka listener, in the order of `--listeners`.
+    pub fn listeners(&self) -> &[ListenerAddress] {
+        &self.listeners
     }
 
     /// The HTTP listener's address (`/metrics`, `/healthz`, `/readyz`), unless the
@@ -382,14 +414,22 @@ mod tests {
     async fn start_serves_runs_topologies_and_shuts_down_in_order() {
         // Proves `start` binds a real port, exposes each topology's stores by application
         // id, runs its tasks once the source topic exists, and `shutdown` stops runners and
-        // server cleanly.
+        // server cleanly; the handle knows every listener's bound address.
         let dir = tempfile::tempdir().unwrap();
         let running = Broker::builder(test_config(dir.path(), SERVE_FLAGS))
             .processor(counting_topology("counter"))
+            .quiet()
             .start()
             .await
             .unwrap();
         assert_ne!(running.address().port(), 0);
+        assert_eq!(
+            running.listeners(),
+            [ListenerAddress {
+                name: "PLAINTEXT".into(),
+                address: running.address(),
+            }]
+        );
         assert!(running.stores("counter").is_some());
         assert!(running.stores("other").is_none());
         tokio::net::TcpStream::connect(running.address())

@@ -24,5 +24,12 @@ mod transaction;
 mod writer;
 
 pub use backend::{EmbeddedBackend, EmbeddedConfig};
-pub use broker::{Broker, BrokerBuilder, Processor, RunningBroker, ShutdownError, StartError};
+pub use broker::{
+    Broker, BrokerBuilder, ListenerAddress, Processor, RunningBroker, ShutdownError, StartError,
+};
 pub use membership::GroupTimeouts;
+/// The allocator of the `riffle` binary, for programs that embed the broker: jemalloc keeps
+/// freed pages for reuse where glibc's malloc returns large buffers to the kernel and
+/// faults them in again. Declare it in the program's `main.rs`:
+/// `#[global_allocator] static ALLOCATOR: riffle_broker::embedded::Jemalloc = riffle_broker::embedded::Jemalloc;`
+pub use tikv_jemallocator::Jemalloc;

@@ -67,6 +67,10 @@ struct ExampleArgs {
     state_dir: Option<std::path::PathBuf>,
 }
 
+/// The `riffle` binary's allocator, as README "Running it" advises for embedding programs.
+#[global_allocator]
+static ALLOCATOR: riffle_broker::embedded::Jemalloc = riffle_broker::embedded::Jemalloc;
+
 /// Parses the command line and runs `topology` embedded in a broker, or remotely with
 /// `--remote`, until Ctrl-C or SIGTERM.
 fn run(topology: Topology) -> ExitCode {
