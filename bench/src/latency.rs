@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -159,7 +158,9 @@ pub fn run(bootstrap: &str, spec: &LatencySpec) -> Result<LatencyResult> {
         }
         let stamp_ns = base.elapsed().as_nanos() as u64;
         value[..STAMP_BYTES].copy_from_slice(&stamp_ns.to_le_bytes());
-        send_retrying(&producer, &spec.topic, &value)?;
+        let record: BaseRecord<'_, (), [u8]> =
+            BaseRecord::to(&spec.topic).payload(&value[..]).partition(0);
+        produce::send_retrying(&producer, record)?;
         producer.poll(Duration::ZERO);
     }
     producer
@@ -176,20 +177,6 @@ pub fn run(bootstrap: &str, spec: &LatencySpec) -> Result<LatencyResult> {
         sent: total,
         elapsed,
     })
-}
-
-fn send_retrying(producer: &BaseProducer, topic: &str, value: &[u8]) -> Result<()> {
-    let mut record: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).payload(value).partition(0);
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                record = returned;
-                producer.poll(Duration::from_millis(1));
-            }
-            Err((error, _)) => return Err(error).context("cannot enqueue a message"),
-        }
-    }
 }
 
 /// Receive until `total` messages arrived, each one's latency taken from the send time in

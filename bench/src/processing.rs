@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use riffle_broker::config::BrokerConfig;
@@ -395,18 +394,9 @@ fn send_event(
     value: &[u8],
 ) -> Result<()> {
     let key = format!("key-{}", sequence % spec.keys);
-    let mut record: BaseRecord<'_, str, [u8]> =
+    let record: BaseRecord<'_, str, [u8]> =
         BaseRecord::to(INPUT_TOPIC).key(key.as_str()).payload(value);
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                record = returned;
-                producer.poll(Duration::from_millis(1));
-            }
-            Err((error, _)) => return Err(error).context("cannot enqueue an event"),
-        }
-    }
+    produce::send_retrying(producer, record)
 }
 
 /// A read_committed consumer of every partition of `topic`, from the start.

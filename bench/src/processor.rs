@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use riffle_processor::runtime::remote::RemoteBackend;
@@ -412,16 +412,7 @@ fn send(
     if let Some(timestamp_ms) = timestamp_ms {
         record = record.timestamp(timestamp_ms);
     }
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                record = returned;
-                producer.poll(Duration::from_millis(1));
-            }
-            Err((error, _)) => return Err(error).context("cannot enqueue a record"),
-        }
-    }
+    produce::send_retrying(producer, record)
 }
 
 /// Reads partition 0 of `topic` from its start with librdkafka until `expected` records

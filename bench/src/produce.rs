@@ -547,6 +547,24 @@ impl Transaction {
 /// Waits until every message is acknowledged and its delivery report served, checking
 /// every [`FLUSH_CHECK_INTERVAL_US`].
 ///
+/// Enqueues `record`, polling while the client's queue is full (the broker is slower than
+/// the loop feeding it): the load generators' one way to send without dropping.
+pub fn send_retrying<K>(producer: &BaseProducer, mut record: BaseRecord<'_, K, [u8]>) -> Result<()>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                record = returned;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err((error, _)) => return Err(error).context("cannot enqueue a record"),
+        }
+    }
+}
+
 /// Not `Producer::flush`: rdkafka's `BaseProducer::flush` polls in steps of 100 ms and
 /// each poll runs to its deadline even when the queue is served early, so a flush that
 /// has to wait at all takes at least 100 ms, whatever the broker does. With a commit

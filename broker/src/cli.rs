@@ -152,24 +152,8 @@ async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     // Ready before the listening lines: whoever reads them may probe /readyz at once.
     opened.mark_serving();
     announce(&opened);
-    let OpenedBroker {
-        listeners,
-        cluster,
-        http,
-        ..
-    } = opened;
-    let stop = unready_on_stop(http.as_ref(), stop);
-    crate::server::run(listeners, cluster, stop).await;
+    opened.serve(stop).await;
     Ok(())
-}
-
-/// Waits for `stop`, then marks the broker not ready on the HTTP listener: shutdown
-/// begins, and connections drain after this.
-pub async fn unready_on_stop(http: Option<&HttpServer>, stop: impl Future<Output = ()>) {
-    stop.await;
-    if let Some(http) = http {
-        http.set_serving(false);
-    }
 }
 
 /// Why `riffle serve` stopped with an error.
@@ -222,6 +206,36 @@ impl OpenedBroker {
         if let Some(http) = &self.http {
             http.set_serving(true);
         }
+    }
+
+    /// Every Kafka listener's name and bound address, in the order of `--listeners`.
+    pub fn listener_addresses(&self) -> Vec<(String, SocketAddr)> {
+        let address = |bound: &BoundListener| (bound.listener.name.clone(), bound.local_address);
+        self.listeners.iter().map(address).collect()
+    }
+
+    /// The HTTP listener's bound address, unless `--http-listen none`.
+    pub fn http_address(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_address)
+    }
+
+    /// Serves clients until `stop`; then marks the broker not ready on the HTTP listener
+    /// (shutdown begins and connections drain), and stops that listener last, once the
+    /// server has stopped.
+    pub async fn serve(self, stop: impl Future<Output = ()>) {
+        let OpenedBroker {
+            listeners,
+            cluster,
+            http,
+            ..
+        } = self;
+        let stop = async {
+            stop.await;
+            if let Some(http) = &http {
+                http.set_serving(false);
+            }
+        };
+        crate::server::run(listeners, cluster, stop).await;
     }
 }
 

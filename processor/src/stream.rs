@@ -388,6 +388,27 @@ impl<K: Data, V: Data> KStream<K, V> {
         }
     }
 
+    /// Both sides of a stream-stream join, each read back through its own repartition
+    /// topic (`<name>-left`, `<name>-right`) if its key changed.
+    fn join_sides_partitioned<V2: Data>(
+        &self,
+        other: &KStream<K, V2>,
+        joined: &StreamJoined<K, V, V2>,
+    ) -> (KStream<K, V>, KStream<K, V2>) {
+        let name = &joined.name;
+        let left = self.partitioned_by_key(
+            &format!("{name}-left"),
+            &joined.key_serde,
+            &joined.left_serde,
+        );
+        let right = other.partitioned_by_key(
+            &format!("{name}-right"),
+            &joined.key_serde,
+            &joined.right_serde,
+        );
+        (left, right)
+    }
+
     /// Groups by a new key computed from each record; always repartitions.
     pub fn group_by<K2: Data>(
         &self,
@@ -469,16 +490,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         joined: StreamJoined<K, V, V2>,
     ) -> KStream<K, R> {
         let name = &joined.name;
-        let left = self.partitioned_by_key(
-            &format!("{name}-left"),
-            &joined.key_serde,
-            &joined.left_serde,
-        );
-        let right = other.partitioned_by_key(
-            &format!("{name}-right"),
-            &joined.key_serde,
-            &joined.right_serde,
-        );
+        let (left, right) = self.join_sides_partitioned(other, &joined);
         let this_store = format!("{name}-this-join-store");
         let other_store = format!("{name}-other-join-store");
         let joiner: StreamJoiner<K, V, V2, R> = Arc::new(joiner);
@@ -553,16 +565,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         joined: StreamJoined<K, V, V2>,
     ) -> KStream<K, R> {
         let name = &joined.name;
-        let left = self.partitioned_by_key(
-            &format!("{name}-left"),
-            &joined.key_serde,
-            &joined.left_serde,
-        );
-        let right = other.partitioned_by_key(
-            &format!("{name}-right"),
-            &joined.key_serde,
-            &joined.right_serde,
-        );
+        let (left, right) = self.join_sides_partitioned(other, &joined);
         let stores = [
             format!("{name}-this-join-store"),
             format!("{name}-other-join-store"),

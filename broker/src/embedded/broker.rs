@@ -18,10 +18,9 @@ use tokio::task::{JoinError, JoinHandle};
 use tracing::{error, info};
 
 use super::backend::{EmbeddedBackend, EmbeddedConfig};
-use crate::cli::{self, OpenError, OpenedBroker};
+use crate::cli::{self, OpenError};
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
-use crate::http::HttpServer;
 
 /// A broker with stream processors: see [`Broker::builder`].
 pub struct Broker;
@@ -115,30 +114,16 @@ impl BrokerBuilder {
             cli::announce(&opened);
         }
         let listener_addresses = opened
-            .listeners
-            .iter()
-            .map(|bound| ListenerAddress {
-                name: bound.listener.name.clone(),
-                address: bound.local_address,
-            })
+            .listener_addresses()
+            .into_iter()
+            .map(|(name, address)| ListenerAddress { name, address })
             .collect();
-        let OpenedBroker {
-            listeners,
-            bound,
-            cluster,
-            http,
-        } = opened;
-        let http_address = http.as_ref().map(HttpServer::local_address);
-        let cluster_for_server = cluster.clone();
+        let http_address = opened.http_address();
+        let (bound, cluster) = (opened.bound, opened.cluster.clone());
         let (stop_server, server_stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let stop = cli::unready_on_stop(http.as_ref(), async {
-                let _ = server_stopped.await;
-            });
-            crate::server::run(listeners, cluster_for_server, stop).await;
-            // The HTTP listener lives as long as the server, then stops with it.
-            drop(http);
-        });
+        let server = tokio::spawn(opened.serve(async {
+            let _ = server_stopped.await;
+        }));
         let (stop_runners, runners_stopped) = watch::channel(false);
         let (failure_sender, failures) = mpsc::channel(self.processors.len().max(1));
         let mut processors = Vec::new();
