@@ -6,6 +6,7 @@
 //! | `/healthz` | 200 as soon as the listener is bound, through start-up recovery: the process is alive |
 //! | `/readyz` | 503 until the data directory is open and the Kafka listeners serve, 200 then, 503 again once shutdown begins |
 //! | `/metrics` | 503 until the data directory is open; then every metric ([`crate::metrics`]) in the OpenMetrics text format |
+//! | `/apps`, `/apps/...` | the stream processor's applications, answered by the [`AppRoutes`] their host installed ([`HttpServer::set_apps`]); `{"apps":[]}` and 404 without one |
 //!
 //! The listener is bound with the Kafka listeners ([`crate::listener::bind_http`]), so a
 //! busy port stops the start with a message naming it, and starts serving before the data
@@ -17,7 +18,9 @@
 //! a blocking thread.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -51,6 +54,36 @@ pub const HTTP_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// The content type of `/metrics`: what `prometheus-client` writes.
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The routes under `/apps`, which the server does not own: the stream processor's
+/// applications (topologies, tasks, state stores), answered by whatever hosts them. The
+/// server depends on no processor; the host installs its routes with
+/// [`HttpServer::set_apps`].
+pub trait AppRoutes: Send + Sync + 'static {
+    /// The answer to a GET of `path` (which is `/apps` or starts with `/apps/`, still
+    /// percent-encoded) with `query`, the part after `?` (empty when there is none). An
+    /// answer that takes long must not hold up the processing it reads from.
+    fn answer(&self, path: &str, query: &str) -> Pin<Box<dyn Future<Output = HttpAnswer> + Send>>;
+}
+
+/// One answer from [`AppRoutes`]: the status, the content type and the whole body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+impl HttpAnswer {
+    /// A JSON answer.
+    pub fn json(status: u16, body: impl Into<Bytes>) -> HttpAnswer {
+        HttpAnswer {
+            status,
+            content_type: "application/json",
+            body: body.into(),
+        }
+    }
+}
+
 /// What the HTTP listener knows of the broker's start: shared with [`HttpServer`].
 #[derive(Default)]
 struct HttpState {
@@ -61,6 +94,8 @@ struct HttpState {
     /// Whether the Kafka listeners accept clients: set as serving starts, cleared as
     /// shutdown begins.
     serving: AtomicBool,
+    /// The routes under `/apps`, once their host installs them.
+    apps: OnceLock<Arc<dyn AppRoutes>>,
 }
 
 /// The running HTTP listener. Dropping it stops the listener and its connections.
@@ -99,6 +134,12 @@ impl HttpServer {
     pub fn cluster_opened(&self, cluster: &Arc<Cluster>) {
         // Opened once per start; a second call would be a bug that changes nothing.
         let _ = self.state.cluster.set(Arc::downgrade(cluster));
+    }
+
+    /// Installs the routes under `/apps`. There is one host of applications per broker; a
+    /// second call is refused and returns its routes.
+    pub fn set_apps(&self, routes: Arc<dyn AppRoutes>) -> Result<(), Arc<dyn AppRoutes>> {
+        self.state.apps.set(routes)
     }
 
     /// Whether the Kafka listeners serve: `/readyz` answers 200 while they do (and the
@@ -166,6 +207,9 @@ async fn answer(state: &HttpState, request: &Request<Incoming>) -> Response<Full
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => readiness(state),
         "/metrics" => metrics(state).await,
+        path if path == "/apps" || path.starts_with("/apps/") => {
+            apps(state, path, request.uri().query().unwrap_or("")).await
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; try /metrics, /healthz or /readyz\n",
@@ -222,6 +266,21 @@ async fn metrics(state: &HttpState) -> Response<Full<Bytes>> {
             )
         }
     }
+}
+
+async fn apps(state: &HttpState, path: &str, query: &str) -> Response<Full<Bytes>> {
+    let answer = match state.apps.get() {
+        Some(routes) => routes.answer(path, query).await,
+        None if path == "/apps" => HttpAnswer::json(200, r#"{"apps":[]}"#),
+        None => HttpAnswer::json(404, r#"{"error":"no stream processor runs here"}"#),
+    };
+    let mut response = Response::new(Full::new(answer.body));
+    *response.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+    response
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
