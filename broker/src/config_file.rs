@@ -348,28 +348,6 @@ pub fn parse_serve(
     Ok((config, Some(report)))
 }
 
-/// `riffle serve`'s settings with `--config` applied: without it, `parsed` as it is; with
-/// it, the process's arguments after `serve` parsed again by [`parse_serve`].
-///
-/// # Errors
-/// As [`parse_serve`].
-pub fn serve_config(
-    parsed: BrokerConfig,
-) -> Result<(BrokerConfig, Option<FileReport>), ConfigFileError> {
-    if parsed.config.is_none() {
-        return Ok((parsed, None));
-    }
-    let cli = <crate::cli::Cli as clap::CommandFactory>::command();
-    let serve = cli
-        .find_subcommand("serve")
-        .ok_or_else(|| ConfigFileError::Command("no serve subcommand".into()))?;
-    // `riffle` has no options of its own before the subcommand.
-    let args = std::iter::once(OsString::from("riffle serve"))
-        .chain(std::env::args_os().skip_while(|arg| arg != "serve").skip(1))
-        .collect();
-    parse_serve(serve, args)
-}
-
 fn get_matches(command: &Command, args: &[OsString]) -> Result<ArgMatches, String> {
     command
         .clone()
