@@ -1,4 +1,5 @@
-//! Helpers for the broker's unit tests: clusters over temporary data directories.
+//! Helpers for the server's unit tests and, behind the `testing` feature, those of the
+//! `riffle-broker` crate: clusters over temporary data directories, ACLs, a serving broker.
 
 use std::path::Path;
 
