@@ -24,8 +24,9 @@ pub const HISTORY_MAX_SAMPLES: usize = 360;
 /// so a broker with very many groups keeps the history's memory bounded.
 pub const HISTORY_MAX_LAG_SERIES: usize = 1000;
 
-const _: () =
-    assert!(HISTORY_MAX_SAMPLES as u64 * HISTORY_SAMPLE_INTERVAL.as_secs() == HISTORY_WINDOW.as_secs());
+const _: () = assert!(
+    HISTORY_MAX_SAMPLES as u64 * HISTORY_SAMPLE_INTERVAL.as_secs() == HISTORY_WINDOW.as_secs()
+);
 
 /// The samples; shared by the sampler task and the `/api/history` handler.
 #[derive(Debug, Default)]
@@ -156,7 +157,8 @@ impl Samples {
                 None => {}
             }
         }
-        let oldest_ms = time_ms.saturating_sub(i64::try_from(duration_ms(HISTORY_WINDOW)).unwrap_or(i64::MAX));
+        let oldest_ms =
+            time_ms.saturating_sub(i64::try_from(duration_ms(HISTORY_WINDOW)).unwrap_or(i64::MAX));
         for points in self.lag.values_mut() {
             while points.front().is_some_and(|(at, _)| *at < oldest_ms) {
                 points.pop_front();

@@ -167,10 +167,8 @@ impl HttpServer {
         if self.state.cluster.set(Arc::downgrade(cluster)).is_err() {
             return;
         }
-        let sampler = history::sample_until_dropped(
-            Arc::downgrade(cluster),
-            self.state.history.clone(),
-        );
+        let sampler =
+            history::sample_until_dropped(Arc::downgrade(cluster), self.state.history.clone());
         let _ = self.sampler.set(tokio::spawn(sampler));
     }
 

@@ -94,9 +94,9 @@ impl RecordsQuery {
         offset: Option<i64>,
         max_count: Option<i64>,
     ) -> Result<RecordsQuery, ApiError> {
-        let partition = partition
-            .parse()
-            .map_err(|_| ApiError::BadRequest(format!("partition {partition:?} is not a number")))?;
+        let partition = partition.parse().map_err(|_| {
+            ApiError::BadRequest(format!("partition {partition:?} is not a number"))
+        })?;
         let max_count = match max_count {
             None => RECORDS_DEFAULT_COUNT,
             Some(max) => usize::try_from(max)
@@ -137,7 +137,10 @@ pub fn read(cluster: &Cluster, query: &RecordsQuery) -> Result<RecordPage, ApiEr
     })?;
     let log_start_offset = partition.log_start_offset();
     let high_watermark = partition.high_watermark();
-    let first = query.offset.unwrap_or(log_start_offset).max(log_start_offset);
+    let first = query
+        .offset
+        .unwrap_or(log_start_offset)
+        .max(log_start_offset);
     let (records, next_offset) = read_records(partition, first, high_watermark, query.max_count)?;
     Ok(RecordPage {
         topic: query.topic.clone(),
@@ -235,5 +238,7 @@ fn to_json(record: &Record, timestamp_type: &'static str) -> RecordJson {
 }
 
 fn batch_error(offset: i64, error: riffle_protocol::record::RecordError) -> ApiError {
-    ApiError::Internal(format!("the batch at offset {offset} does not decode: {error}"))
+    ApiError::Internal(format!(
+        "the batch at offset {offset} does not decode: {error}"
+    ))
 }

@@ -36,7 +36,9 @@ pub fn query_number(query: &str, name: &str) -> Result<Option<i64>, ApiError> {
     match query_value(query, name)? {
         None => Ok(None),
         Some(text) => text.trim().parse().map(Some).map_err(|_| {
-            ApiError::BadRequest(format!("query parameter {name} must be a number, not {text:?}"))
+            ApiError::BadRequest(format!(
+                "query parameter {name} must be a number, not {text:?}"
+            ))
         }),
     }
 }

@@ -96,4 +96,3 @@ fn run(
 fn to_json(value: &impl Serialize) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(value).map_err(|error| ApiError::Internal(format!("encoding: {error}")))
 }
-

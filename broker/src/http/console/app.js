@@ -31,11 +31,14 @@ function route() {
   pageTimers.forEach(clearInterval);
   pageTimers = [];
   pageGeneration += 1;
-  const segments = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  // `#/topics/orders?partition=1` links straight to a partition in the message browser.
+  const [path, search] = location.hash.replace(/^#\/?/, "").split("?");
+  const segments = path.split("/").filter(Boolean).map(decodeURIComponent);
   const main = document.getElementById("main");
   for (const candidate of routes) {
     const params = matchRoute(candidate.pattern, segments);
     if (params) {
+      params.query = new URLSearchParams(search || "");
       markSection(candidate.section);
       main.replaceChildren();
       candidate.render(main, params, pageGeneration).catch((error) => showError(main, error));
@@ -258,7 +261,8 @@ function lineChart(series, unit, options) {
   }
   for (let i = 0; i <= 4; i++) {
     const time = minTime + ((maxTime - minTime) * i) / 4;
-    graphic.append(s("text", { x: x(time), y: height - 6, class: "axis-label", "text-anchor": "middle" }, clockTime(time)));
+    const anchor = i === 0 ? "start" : i === 4 ? "end" : "middle";
+    graphic.append(s("text", { x: x(time), y: height - 6, class: "axis-label", "text-anchor": anchor }, clockTime(time)));
   }
   series.forEach((line, index) => {
     const color = SERIES_COLORS[index % SERIES_COLORS.length];
@@ -357,7 +361,7 @@ async function renderTopics(main, _params, generation) {
   draw(false);
 }
 
-async function renderTopic(main, { topic }, generation) {
+async function renderTopic(main, { topic, query }, generation) {
   const detail = await getJson(`/api/topics/${segment(topic)}`);
   if (generation !== pageGeneration) return;
   const partitionRows = detail.partitions.map((partition) => h("tr", {},
@@ -374,7 +378,7 @@ async function renderTopic(main, { topic }, generation) {
     h("h1", {}, detail.name, detail.internal ? h("span", { class: "badge" }, "internal") : null),
     h("p", { class: "muted mono" }, `id ${detail.id}`),
     card("Partitions", table(["Partition", "Log start", "Log end", "Records", "Size"], partitionRows)),
-    messageBrowser(detail),
+    messageBrowser(detail, query),
     card("Configs",
       h("p", { class: "muted" }, overridden.length ? "Set on the topic or the broker:" : "Every config has its default."),
       overridden.length ? table(["Name", "Value", "Source"], configRows(overridden)) : null,
@@ -382,13 +386,14 @@ async function renderTopic(main, { topic }, generation) {
         table(["Name", "Value", "Source"], configRows(detail.configs)))));
 }
 
-function messageBrowser(detail) {
+// The message browser; `query` may choose partition, offset, max and format.
+function messageBrowser(detail, query) {
   const partition = h("select", { id: "browse-partition" },
-    detail.partitions.map((p) => h("option", { value: p.partition }, `partition ${p.partition}`)));
-  const offset = h("input", { id: "browse-offset", type: "number", min: 0, placeholder: "log start", size: 10 });
-  const count = h("input", { id: "browse-max", type: "number", min: 1, max: 500, value: 20, size: 5 });
+    detail.partitions.map((p) => h("option", { value: p.partition, selected: String(p.partition) === query.get("partition") }, `partition ${p.partition}`)));
+  const offset = h("input", { id: "browse-offset", type: "number", min: 0, placeholder: "log start", size: 10, value: query.get("offset") });
+  const count = h("input", { id: "browse-max", type: "number", min: 1, max: 500, value: query.get("max") || 20, size: 5 });
   const format = h("select", { id: "browse-format" },
-    ["auto", "text", "json", "hex"].map((name) => h("option", { value: name }, name === "auto" ? "auto (JSON, text, hex)" : name)));
+    ["auto", "text", "json", "hex"].map((name) => h("option", { value: name, selected: name === query.get("format") }, name === "auto" ? "auto (JSON, text, hex)" : name)));
   const status = h("span", { class: "muted" });
   const results = h("div", { class: "records" });
   let page = null;
@@ -396,11 +401,16 @@ function messageBrowser(detail) {
     if (page) results.replaceChildren(recordsTable(page.records, format.value));
   };
   const load = async (from) => {
-    const query = new URLSearchParams({ max: count.value || "20" });
-    if (from !== "" && from !== undefined && from !== null) query.set("offset", from);
+    const request = new URLSearchParams({ max: count.value || "20" });
+    if (from !== "" && from !== undefined && from !== null) request.set("offset", from);
+    // Keep the address a link to what is shown, without re-rendering the page.
+    const shown = new URLSearchParams(request);
+    shown.set("partition", partition.value);
+    shown.set("format", format.value);
+    history.replaceState(null, "", `#/topics/${segment(detail.name)}?${shown}`);
     status.textContent = "loading…";
     try {
-      page = await getJson(`/api/topics/${segment(detail.name)}/partitions/${partition.value}/records?${query}`);
+      page = await getJson(`/api/topics/${segment(detail.name)}/partitions/${partition.value}/records?${request}`);
       status.textContent = `offsets ${page.log_start_offset} to ${page.high_watermark}; showing ${page.records.length} from ${page.records.length ? page.records[0].offset : page.next_offset}`;
       draw();
     } catch (error) {
@@ -424,7 +434,7 @@ function messageBrowser(detail) {
     h("button", { type: "button", class: "secondary", onclick: () => load(newest()) }, "Newest"),
     h("button", { type: "button", class: "secondary", onclick: () => page && load(page.next_offset) }, "Next page"),
     status);
-  load("");
+  load(offset.value);
   return card("Messages", controls, results);
 }
 
