@@ -126,9 +126,13 @@ function appendChildren(element, children) {
   }
 }
 
+// A table; a column whose first cell is a number gets a right-aligned header too.
 function table(headers, rows, attributes) {
+  const first = rows.length ? rows[0].children : [];
+  const headerCells = headers.map((header, index) =>
+    h("th", { class: first[index] && first[index].classList.contains("number") ? "number" : null }, header));
   return h("table", attributes || {},
-    h("thead", {}, h("tr", {}, headers.map((header) => h("th", {}, header)))),
+    h("thead", {}, h("tr", {}, headerCells)),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "None"))));
 }
 
@@ -171,12 +175,21 @@ function formatRate(value, unit) {
   return unit === "B/s" ? `${formatBytes(value)}/s` : `${formatNumber(value)} ${unit}`;
 }
 
+// A short axis label: 1.5k, 2M; bytes in binary units.
+function formatAxis(value, unit) {
+  if (unit === "B/s") return `${formatBytes(value)}/s`;
+  const suffix = unit === "ms" ? " ms" : "";
+  if (value >= 1e6) return `${+(value / 1e6).toFixed(1)}M${suffix}`;
+  if (value >= 1e3) return `${+(value / 1e3).toFixed(1)}k${suffix}`;
+  return `${+value.toFixed(2)}${suffix}`;
+}
+
 function formatTime(ms) {
   return new Date(ms).toISOString().replace("T", " ").replace("Z", "").slice(0, 23);
 }
 
-function clockTime(ms) {
-  return new Date(ms).toISOString().slice(11, 16);
+function clockTime(ms, withSeconds) {
+  return new Date(ms).toISOString().slice(11, withSeconds ? 19 : 16);
 }
 
 function formatDuration(ms) {
@@ -233,9 +246,11 @@ function decodeBytes(data, format) {
 // ---- Charts ----
 
 // A line chart of `series` ([{name, points: [[time_ms, value], ...]}]) as SVG.
+// With `wide`, it is drawn for a full-width card, so its text keeps its size.
 function lineChart(series, unit, options) {
-  const width = 640;
-  const height = (options && options.height) || 220;
+  const wide = options && options.wide;
+  const width = wide ? 1180 : 640;
+  const height = wide ? 260 : 220;
   const margin = { left: 64, right: 12, top: 10, bottom: 26 };
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
@@ -257,12 +272,12 @@ function lineChart(series, unit, options) {
     const value = (maxValue * i) / 4;
     graphic.append(
       s("line", { x1: margin.left, x2: width - margin.right, y1: y(value), y2: y(value), class: "grid" }),
-      s("text", { x: margin.left - 6, y: y(value) + 4, class: "axis-label", "text-anchor": "end" }, formatRate(value, unit)));
+      s("text", { x: margin.left - 6, y: y(value) + 4, class: "axis-label", "text-anchor": "end" }, formatAxis(value, unit)));
   }
   for (let i = 0; i <= 4; i++) {
     const time = minTime + ((maxTime - minTime) * i) / 4;
     const anchor = i === 0 ? "start" : i === 4 ? "end" : "middle";
-    graphic.append(s("text", { x: x(time), y: height - 6, class: "axis-label", "text-anchor": anchor }, clockTime(time)));
+    graphic.append(s("text", { x: x(time), y: height - 6, class: "axis-label", "text-anchor": anchor }, clockTime(time, maxTime - minTime < 300000)));
   }
   series.forEach((line, index) => {
     const color = SERIES_COLORS[index % SERIES_COLORS.length];
@@ -509,7 +524,7 @@ async function renderGroup(main, { group }, generation) {
     const history = await getJson(`/api/history?group=${segment(group)}`);
     if (generation !== pageGeneration) return;
     const series = history.lag.map((line) => ({ name: `${line.topic}-${line.partition}`, points: line.points }));
-    chart.replaceChildren(lineChart(series, "records"));
+    chart.replaceChildren(lineChart(series, "records", { wide: true }));
   };
   await draw();
   every(POLL_INTERVAL_MS, () => draw().catch(() => {}));
@@ -561,7 +576,7 @@ async function renderApp(main, { app }, generation) {
       : h("p", { class: "muted" }, "This application keeps no state.")));
   const points = [];
   let previous = { time: Date.now(), total: detail.records_processed_total };
-  const draw = () => throughput.replaceChildren(lineChart([{ name: "records processed", points }], "rec/s"));
+  const draw = () => throughput.replaceChildren(lineChart([{ name: "records processed", points }], "rec/s", { wide: true }));
   draw();
   every(POLL_INTERVAL_MS, async () => {
     try {
@@ -621,7 +636,7 @@ function topologyGraph(topology) {
 
 function subtopologyGraph(sub) {
   const layers = layerNodes(sub.nodes);
-  const boxWidth = 190;
+  const boxWidth = 214;
   const boxHeight = 46;
   const gapX = 24;
   const gapY = 40;
@@ -659,8 +674,8 @@ function subtopologyGraph(sub) {
     graphic.append(s("g", { class: `node node-${node.type}` },
       s("title", {}, `${node.name}\n${detail}`),
       s("rect", { x, y, width: boxWidth, height: boxHeight, rx: 6 }),
-      s("text", { x: x + 10, y: y + 19, class: "node-name" }, clip(node.name, 26)),
-      s("text", { x: x + 10, y: y + 36, class: "node-detail" }, clip(detail, 30))));
+      s("text", { x: x + 10, y: y + 19, class: "node-name" }, clip(node.name, 29)),
+      s("text", { x: x + 10, y: y + 36, class: "node-detail" }, clip(detail, 34))));
   }
   return graphic;
 }
