@@ -5,7 +5,7 @@
 //! [`handler::dispatch`] and writes responses in order. Handlers (one file per API under
 //! [`handler`]) work on the shared [`cluster::Cluster`]: topics, partitions and their logs.
 //!
-//! [`http`] serves Prometheus [`metrics`] and health checks on `--http-listen`.
+//! [`http`] serves Prometheus [`metrics`], health checks and the web console on `--http-listen`.
 //!
 //! [`embedded`] runs stream-processor topologies inside the broker:
 //! `embedded::Broker::builder(config).processor(topology).run()`.

@@ -257,3 +257,40 @@ fn rates(previous: &Totals, now: &Totals, time_ms: i64) -> BrokerSample {
 fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::test_cluster;
+
+    #[test]
+    fn samples_stay_within_the_window_and_rates_follow_the_counters() {
+        // Proves the first reading is only a baseline, rates are per second over the
+        // interval, and the ring never holds more than HISTORY_MAX_SAMPLES.
+        let (_dir, cluster) = test_cluster();
+        let history = History::default();
+        let start = Instant::now();
+        history.record(&cluster, start, 0);
+        assert!(history.snapshot(None).samples.is_empty());
+
+        let traffic = cluster.metrics().topic_traffic("__consumer_offsets");
+        traffic.appended(1000, 10);
+        history.record(&cluster, start + HISTORY_SAMPLE_INTERVAL, 5_000);
+        let samples = history.snapshot(None).samples;
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0].bytes_in_per_second, 200.0);
+        assert_eq!(samples[0].records_in_per_second, 2.0);
+
+        for step in 2..(HISTORY_MAX_SAMPLES as u32 + 10) {
+            let taken = start + HISTORY_SAMPLE_INTERVAL * step;
+            history.record(&cluster, taken, i64::from(step) * 5_000);
+        }
+        let samples = history.snapshot(None).samples;
+        assert_eq!(samples.len(), HISTORY_MAX_SAMPLES);
+        assert!(
+            samples
+                .iter()
+                .all(|sample| sample.bytes_in_per_second == 0.0)
+        );
+    }
+}
