@@ -162,7 +162,7 @@ function formatBytes(bytes) {
     value /= 1024;
     unit += 1;
   }
-  return `${unit === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}`;
+  return `${unit === 0 ? value.toFixed(0) : +value.toFixed(1)} ${units[unit]}`;
 }
 
 function formatNumber(value) {
@@ -179,8 +179,8 @@ function formatRate(value, unit) {
 function formatAxis(value, unit) {
   if (unit === "B/s") return `${formatBytes(value)}/s`;
   const suffix = unit === "ms" ? " ms" : "";
-  if (value >= 1e6) return `${+(value / 1e6).toFixed(1)}M${suffix}`;
-  if (value >= 1e3) return `${+(value / 1e3).toFixed(1)}k${suffix}`;
+  if (value >= 1e6) return `${+(value / 1e6).toFixed(2)}M${suffix}`;
+  if (value >= 1e3) return `${+(value / 1e3).toFixed(2)}k${suffix}`;
   return `${+value.toFixed(2)}${suffix}`;
 }
 
@@ -251,7 +251,7 @@ function lineChart(series, unit, options) {
   const wide = options && options.wide;
   const width = wide ? 1180 : 640;
   const height = wide ? 260 : 220;
-  const margin = { left: 64, right: 12, top: 10, bottom: 26 };
+  const margin = { left: 72, right: 12, top: 10, bottom: 26 };
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
   const all = series.flatMap((line) => line.points);
@@ -264,7 +264,7 @@ function lineChart(series, unit, options) {
   let minTime = Math.min(...times);
   const maxTime = Math.max(...times);
   if (maxTime - minTime < 60000) minTime = maxTime - 60000;
-  const maxValue = niceCeiling(Math.max(...all.map((point) => point[1]), 0));
+  const maxValue = niceCeiling(Math.max(...all.map((point) => point[1]), 0), unit === "B/s" ? 1024 : 1000);
   const x = (time) => margin.left + ((time - minTime) / (maxTime - minTime)) * plotWidth;
   const y = (value) => margin.top + plotHeight - (value / maxValue) * plotHeight;
   const graphic = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart-svg", role: "img" });
@@ -298,8 +298,14 @@ function lineChart(series, unit, options) {
   return figure;
 }
 
-function niceCeiling(value) {
+// A round number at or above `value`, round in units of `base` (1024 for bytes).
+function niceCeiling(value, base) {
   if (value <= 0) return 1;
+  const scale = Math.pow(base, Math.max(0, Math.floor(Math.log(value) / Math.log(base))));
+  return scale * decimalCeiling(value / scale);
+}
+
+function decimalCeiling(value) {
   const magnitude = Math.pow(10, Math.floor(Math.log10(value)));
   for (const step of [1, 2, 2.5, 5, 10]) {
     if (step * magnitude >= value) return step * magnitude;
