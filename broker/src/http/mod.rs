@@ -1,5 +1,5 @@
-//! The HTTP listener (`--http-listen`, default `127.0.0.1:9644`): Prometheus metrics and
-//! health checks for operators and orchestrators.
+//! The HTTP listener (`--http-listen`, default `127.0.0.1:9644`): Prometheus metrics,
+//! health checks and the web console for operators and orchestrators.
 //!
 //! | path | answer |
 //! |---|---|
@@ -16,8 +16,8 @@
 //! holds at most [`HTTP_MAX_CONNECTIONS`] connections (one past it is closed at once),
 //! reads at most [`HTTP_MAX_REQUEST_HEAD_BYTES`] of request head, closes a connection whose
 //! head takes longer than [`HTTP_HEADER_READ_TIMEOUT`] or that lives longer than
-//! [`HTTP_CONNECTION_TIMEOUT`], answers one request per connection, and encodes metrics on
-//! a blocking thread.
+//! [`HTTP_CONNECTION_TIMEOUT`], answers one request per connection, and encodes metrics and
+//! reads `/api/` answers on blocking threads.
 //!
 //! The listener has no authentication: it binds loopback by default, and with an ACL
 //! authorizer configured `/api/` shows no records ([`api`]).
