@@ -8,7 +8,7 @@
 //! [`handler::dispatch`] and writes responses in order. Handlers (one file per API under
 //! [`handler`]) work on the shared cluster: topics, partitions and their logs.
 //!
-//! [`http`] serves Prometheus [`metrics`] and health checks on `--http-listen`.
+//! [`http`] serves Prometheus [`metrics`], health checks and the web console on `--http-listen`.
 
 pub mod background;
 pub mod broker_config;

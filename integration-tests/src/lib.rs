@@ -20,12 +20,14 @@
 //! - [`security`]: certificates made at test time, a broker with every kind of listener and
 //!   its users, `riffle acls`, and the security options the client scripts take.
 //! - [`prometheus`]: GET on the broker's HTTP listener and a strict parser of `/metrics`.
+//! - [`browser`]: Debian's chromium, headless, loading a page of the web console.
 //! - [`kcat`]: Debian's kcat with its librdkafka, pinned and unpacked into `target/kcat`.
 //!
 //! The `riffle` binary must be built first: `cargo build -p riffle-broker`, or run the whole
 //! workspace with `cargo test --workspace`. `RIFFLE_BIN` overrides its path.
 
 mod broker;
+pub mod browser;
 pub mod clients;
 pub mod kcat;
 mod node;

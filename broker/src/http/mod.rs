@@ -1,5 +1,5 @@
-//! The HTTP listener (`--http-listen`, default `127.0.0.1:9644`): Prometheus metrics and
-//! health checks for operators and orchestrators.
+//! The HTTP listener (`--http-listen`, default `127.0.0.1:9644`): Prometheus metrics,
+//! health checks and the web console for operators and orchestrators.
 //!
 //! | path | answer |
 //! |---|---|
@@ -7,6 +7,8 @@
 //! | `/readyz` | 503 until the data directory is open and the Kafka listeners serve, 200 then, 503 again once shutdown begins |
 //! | `/metrics` | 503 until the data directory is open; then every metric ([`crate::metrics`]) in the OpenMetrics text format |
 //! | `/apps`, `/apps/...` | the stream processor's applications, answered by the [`AppRoutes`] their host installed ([`HttpServer::set_apps`]); `{"apps":[]}` and 404 without one |
+//! | `/`, `/console/...` | the web console: a page and its script and style, embedded in the binary ([`console`]) |
+//! | `/api/...` | the console's read-only JSON: topics, records, groups, history ([`api`]) |
 //!
 //! The listener is bound with the Kafka listeners ([`crate::listener::bind_http`]), so a
 //! busy port stops the start with a message naming it, and starts serving before the data
@@ -14,8 +16,15 @@
 //! holds at most [`HTTP_MAX_CONNECTIONS`] connections (one past it is closed at once),
 //! reads at most [`HTTP_MAX_REQUEST_HEAD_BYTES`] of request head, closes a connection whose
 //! head takes longer than [`HTTP_HEADER_READ_TIMEOUT`] or that lives longer than
-//! [`HTTP_CONNECTION_TIMEOUT`], answers one request per connection, and encodes metrics on
-//! a blocking thread.
+//! [`HTTP_CONNECTION_TIMEOUT`], answers one request per connection, and encodes metrics and
+//! reads `/api/` answers on blocking threads.
+//!
+//! The listener has no authentication: it binds loopback by default, and with an ACL
+//! authorizer configured `/api/` shows no records ([`api`]).
+
+pub mod api;
+pub mod console;
+pub mod history;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,12 +32,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -85,7 +94,6 @@ impl HttpAnswer {
 }
 
 /// What the HTTP listener knows of the broker's start: shared with [`HttpServer`].
-#[derive(Default)]
 struct HttpState {
     /// Set once the data directory is open; `/metrics` encodes its registry. Weak: a
     /// connection still being torn down after shutdown must not keep the cluster (and its
@@ -96,6 +104,22 @@ struct HttpState {
     serving: AtomicBool,
     /// The routes under `/apps`, once their host installs them.
     apps: OnceLock<Arc<dyn AppRoutes>>,
+    /// When the listener started, for the console's uptime.
+    started: Instant,
+    /// The console's samples, taken once the cluster is open.
+    history: Arc<history::History>,
+}
+
+impl HttpState {
+    fn new() -> HttpState {
+        HttpState {
+            cluster: OnceLock::new(),
+            serving: AtomicBool::new(false),
+            apps: OnceLock::new(),
+            started: Instant::now(),
+            history: Arc::default(),
+        }
+    }
 }
 
 /// The running HTTP listener. Dropping it stops the listener and its connections.
@@ -103,12 +127,17 @@ pub struct HttpServer {
     local_address: SocketAddr,
     state: Arc<HttpState>,
     task: JoinHandle<()>,
+    /// The console's history sampler, started with the cluster.
+    sampler: OnceLock<JoinHandle<()>>,
 }
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
         // Aborting the accept task drops its JoinSet, which aborts every connection.
         self.task.abort();
+        if let Some(sampler) = self.sampler.get() {
+            sampler.abort();
+        }
     }
 }
 
@@ -116,12 +145,13 @@ impl HttpServer {
     /// Starts serving on `socket` at once: `/healthz` answers from now on, `/readyz` and
     /// `/metrics` once told of the cluster.
     pub fn start(socket: TcpListener, local_address: SocketAddr) -> HttpServer {
-        let state = Arc::new(HttpState::default());
+        let state = Arc::new(HttpState::new());
         let task = tokio::spawn(accept_loop(socket, state.clone()));
         HttpServer {
             local_address,
             state,
             task,
+            sampler: OnceLock::new(),
         }
     }
 
@@ -130,10 +160,16 @@ impl HttpServer {
         self.local_address
     }
 
-    /// The data directory is open: `/metrics` serves this cluster's registry.
+    /// The data directory is open: `/metrics` serves this cluster's registry, `/api/`
+    /// reads it, and the console's history starts sampling it.
     pub fn cluster_opened(&self, cluster: &Arc<Cluster>) {
         // Opened once per start; a second call would be a bug that changes nothing.
-        let _ = self.state.cluster.set(Arc::downgrade(cluster));
+        if self.state.cluster.set(Arc::downgrade(cluster)).is_err() {
+            return;
+        }
+        let sampler =
+            history::sample_until_dropped(Arc::downgrade(cluster), self.state.history.clone());
+        let _ = self.sampler.set(tokio::spawn(sampler));
     }
 
     /// Installs the routes under `/apps`. There is one host of applications per broker; a
@@ -210,10 +246,17 @@ async fn answer(state: &HttpState, request: &Request<Incoming>) -> Response<Full
         path if path == "/apps" || path.starts_with("/apps/") => {
             apps(state, path, request.uri().query().unwrap_or("")).await
         }
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "not found; try /metrics, /healthz or /readyz\n",
-        ),
+        path if path.starts_with("/api/") => {
+            let query = request.uri().query().unwrap_or("");
+            into_response(api::answer(state, path, query).await)
+        }
+        path => match console::asset(path) {
+            Some(asset) => into_response(asset),
+            None => text(
+                StatusCode::NOT_FOUND,
+                "not found; try /, /metrics, /healthz or /readyz\n",
+            ),
+        },
     }
 }
 
@@ -274,12 +317,20 @@ async fn apps(state: &HttpState, path: &str, query: &str) -> Response<Full<Bytes
         None if path == "/apps" => HttpAnswer::json(200, r#"{"apps":[]}"#),
         None => HttpAnswer::json(404, r#"{"error":"no stream processor runs here"}"#),
     };
+    into_response(answer)
+}
+
+fn into_response(answer: HttpAnswer) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(answer.body));
     *response.status_mut() =
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(console::CONSOLE_CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 

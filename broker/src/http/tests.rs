@@ -3,6 +3,8 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use riffle_protocol::ErrorCode;
+
 use super::*;
 use crate::testing::test_cluster;
 
@@ -118,4 +120,192 @@ async fn a_silent_client_is_closed_and_the_limit_frees_its_slot() {
     drop(silent);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(get(address, "/healthz").await.0, 200);
+}
+
+/// A cluster with topic `orders` (two partitions; partition 0 holds three records with
+/// headers) and group `billing` committed at offset 1 of partition 0.
+fn cluster_with_data() -> (tempfile::TempDir, Arc<Cluster>) {
+    use crate::cluster::Validation;
+    use crate::group::records::CommittedOffset;
+    use riffle_protocol::record::{Compression, RecordBatchBuilder};
+
+    let (dir, cluster) = test_cluster();
+    cluster
+        .create_topic("orders", 2, Default::default(), Validation::Apply)
+        .expect("create orders");
+    let mut builder = RecordBatchBuilder::new(Compression::None);
+    for (key, value) in [("a", "{\"n\":1}"), ("b", "two"), ("c", "\u{1}\u{2}")] {
+        builder.append(
+            1_000,
+            Some(key.as_bytes()),
+            Some(value.as_bytes()),
+            &[("source", Some(b"web".as_slice()))],
+        );
+    }
+    let batch = builder.build().expect("a batch");
+    let topic = cluster.topic("orders").expect("orders");
+    let partition = topic.partition(0).expect("partition 0");
+    partition.append_records(&batch, 1_000).expect("append");
+    let commit = CommittedOffset {
+        offset: 1,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 1_000,
+        expire_timestamp_ms: None,
+    };
+    let (errors, _) = cluster.groups().commit_offsets(
+        "billing",
+        "",
+        None,
+        -1,
+        vec![("orders".into(), 0, commit)],
+    );
+    assert!(
+        errors.iter().all(|error| *error == ErrorCode::None),
+        "{errors:?}"
+    );
+    (dir, Arc::new(cluster))
+}
+
+async fn get_json(address: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = get(address, path).await;
+    let json = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: not JSON: {body}"));
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_reads_topics_records_and_groups() {
+    // Proves each /api/ resource answers 200 with the cluster's state: topic list and
+    // partition offsets, a page of records in base64 with headers, and a group's lag.
+    let server = started().await;
+    let address = server.local_address();
+    let (_dir, cluster) = cluster_with_data();
+    server.cluster_opened(&cluster);
+
+    let (status, cluster_json) = get_json(address, "/api/cluster").await;
+    assert_eq!(status, 200);
+    assert_eq!(cluster_json["cluster_id"], cluster.cluster_id.as_str());
+
+    let (status, topics) = get_json(address, "/api/topics").await;
+    assert_eq!(status, 200);
+    let orders = topics["topics"]
+        .as_array()
+        .and_then(|all| all.iter().find(|topic| topic["name"] == "orders"))
+        .expect("orders listed");
+    assert_eq!(
+        (orders["partitions"].as_i64(), orders["records"].as_i64()),
+        (Some(2), Some(3))
+    );
+
+    let (status, topic) = get_json(address, "/api/topics/orders").await;
+    assert_eq!(status, 200);
+    assert_eq!(topic["partitions"][0]["log_end_offset"], 3);
+    assert!(topic["configs"].as_array().is_some_and(|configs| {
+        configs.iter().any(|config| {
+            config["name"] == "cleanup.policy" && config["source"] == "DEFAULT_CONFIG"
+        })
+    }));
+
+    let (status, page) = get_json(
+        address,
+        "/api/topics/orders/partitions/0/records?offset=1&max=1",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["next_offset"], 2);
+    let record = &page["records"][0];
+    assert_eq!(record["offset"], 1);
+    assert_eq!(record["key"], "Yg=="); // "b"
+    assert_eq!(record["value"], "dHdv"); // "two"
+    assert_eq!(record["headers"][0]["key"], "source");
+    assert_eq!(record["headers"][0]["value"], "d2Vi"); // "web"
+
+    let (status, group) = get_json(address, "/api/groups/billing").await;
+    assert_eq!(status, 200);
+    assert_eq!(group["offsets"][0]["lag"], 2);
+    let (status, groups) = get_json(address, "/api/groups").await;
+    assert_eq!(status, 200);
+    assert_eq!(groups["groups"][0]["total_lag"], 2);
+
+    let (status, history) = get_json(address, "/api/history?group=billing").await;
+    assert_eq!(status, 200);
+    assert_eq!(history["interval_ms"], 5000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_answers_bad_input_with_json_errors() {
+    // Proves malformed paths and queries are 400, unknown things 404 and a closed data
+    // directory 503, each with a JSON error and no panic.
+    let server = started().await;
+    let address = server.local_address();
+    let (status, body) = get_json(address, "/api/topics").await;
+    assert_eq!(status, 503);
+    assert!(body["error"].is_string(), "{body}");
+
+    let (_dir, cluster) = cluster_with_data();
+    server.cluster_opened(&cluster);
+    for (path, expected) in [
+        ("/api/topics/bad%zz", 400),
+        ("/api/topics/%ff", 400),
+        ("/api/topics/orders/partitions/x/records", 400),
+        ("/api/topics/orders/partitions/0/records?max=0", 400),
+        ("/api/topics/orders/partitions/0/records?max=501", 400),
+        ("/api/topics/orders/partitions/0/records?offset=ten", 400),
+        ("/api/topics/nothing", 404),
+        ("/api/topics/orders/partitions/7/records", 404),
+        ("/api/groups/nobody", 404),
+        ("/api/unknown", 404),
+    ] {
+        let (status, body) = get_json(address, path).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    // Past the end and before the start are not errors: an empty page, and the log start.
+    let (status, page) =
+        get_json(address, "/api/topics/orders/partitions/0/records?offset=99").await;
+    assert_eq!(
+        (status, page["records"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let (_, page) = get_json(address, "/api/topics/orders/partitions/0/records?offset=-5").await;
+    assert_eq!(page["records"][0]["offset"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_refused_when_the_broker_checks_acls() {
+    // Proves the unauthenticated listener shows no records past an ACL authorizer.
+    let server = started().await;
+    let address = server.local_address();
+    let (_dir, cluster) = crate::testing::acl_cluster(&[]);
+    let cluster = Arc::new(cluster);
+    server.cluster_opened(&cluster);
+    let (status, body) = get_json(
+        address,
+        "/api/topics/__consumer_offsets/partitions/0/records",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_page_and_its_files_are_served() {
+    // Proves / serves the page, which names its script and style, and both are served
+    // with their content types and a policy that allows nothing but this listener.
+    let server = started().await;
+    let address = server.local_address();
+    let (status, page) = get(address, "/").await;
+    assert_eq!(status, 200);
+    for file in ["/console/app.js", "/console/style.css"] {
+        assert!(page.contains(file), "{page}");
+        let request = format!("GET {file} HTTP/1.1\r\nHost: test\r\n\r\n");
+        let mut stream = TcpStream::connect(address).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{file}: {answer:.200}");
+        assert!(
+            answer.contains("content-security-policy: default-src 'self'"),
+            "{answer:.400}"
+        );
+    }
 }

@@ -30,6 +30,7 @@
 
 pub mod scrape;
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -182,6 +183,23 @@ impl BrokerMetrics {
         self.topic_records_out.remove(&labels);
     }
 
+    /// The traffic `topic` has counted since start, for the console's history; zeros for a
+    /// topic that has counted nothing.
+    pub fn topic_traffic_totals(&self, topic: &str) -> TrafficTotals {
+        let labels = TopicLabels {
+            topic: topic.to_string(),
+        };
+        let read = |family: &Family<TopicLabels, Counter>| {
+            family.get(&labels).map_or(0, |counter| counter.get())
+        };
+        TrafficTotals {
+            bytes_in: read(&self.topic_bytes_in),
+            records_in: read(&self.topic_records_in),
+            bytes_out: read(&self.topic_bytes_out),
+            records_out: read(&self.topic_records_out),
+        }
+    }
+
     /// The accepted-connection counter of the listener `name`, for its accept loop to keep.
     pub fn connections_accepted(&self, name: &str) -> Counter {
         self.connections_accepted
@@ -209,6 +227,30 @@ impl BrokerMetrics {
         prometheus_client::encoding::text::encode(&mut text, &registry)?;
         Ok(text)
     }
+}
+
+/// What a topic's traffic counters read at one moment (see
+/// [`BrokerMetrics::topic_traffic_totals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficTotals {
+    /// Record batch bytes appended by Produce.
+    pub bytes_in: u64,
+    /// Records appended by Produce.
+    pub records_in: u64,
+    /// Record batch bytes sent by Fetch.
+    pub bytes_out: u64,
+    /// Offsets Fetch took consumers past.
+    pub records_out: u64,
+}
+
+/// What one API's request metrics read at one moment, over all its versions (see
+/// [`RequestMetrics::totals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RequestTotals {
+    /// Requests handled.
+    pub count: u64,
+    /// Seconds they took, summed.
+    pub duration_seconds_sum: f64,
 }
 
 /// One topic's traffic counters, shared by its partitions; clones count into the same
@@ -297,6 +339,25 @@ impl RequestMetrics {
                 duration.observe(seconds);
             }
         }
+    }
+
+    /// Requests and their summed latency per API (Kafka's name) since start, over the
+    /// versions with a slot; for the console's history. Only APIs that were called appear.
+    pub fn totals(&self) -> BTreeMap<&'static str, RequestTotals> {
+        let mut totals: BTreeMap<&'static str, RequestTotals> = BTreeMap::new();
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some((count, duration)) = slot.get() else {
+                continue;
+            };
+            let key = i16::try_from(index / VERSION_SLOTS).ok();
+            let Some(api_key) = key.and_then(ApiKey::from_i16) else {
+                continue;
+            };
+            let total = totals.entry(api_key.name()).or_default();
+            total.count += count.get();
+            total.duration_seconds_sum += duration.sum();
+        }
+        totals
     }
 
     fn series(&self, api_key: ApiKey, version: i16) -> (Counter, Histogram) {
