@@ -285,7 +285,25 @@ pub struct RequestMetrics {
     count: Family<RequestLabels, Counter>,
     duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
     /// Slot `api_key * VERSION_SLOTS + version`, filled on first use.
-    slots: Box<[OnceLock<(Counter, Histogram)>]>,
+    slots: Box<[OnceLock<RequestSeries>]>,
+}
+
+/// One API version's series, and the latency sum the console reads (the histogram keeps
+/// its own sum but does not expose it outside prometheus-client's test utilities).
+struct RequestSeries {
+    count: Counter,
+    duration: Histogram,
+    /// Not registered: the summed latency in microseconds, for [`RequestMetrics::totals`].
+    duration_micros_sum: Counter,
+}
+
+impl RequestSeries {
+    fn observe(&self, elapsed: Duration) {
+        self.count.inc();
+        self.duration.observe(elapsed.as_secs_f64());
+        self.duration_micros_sum
+            .inc_by(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+    }
 }
 
 impl RequestMetrics {
@@ -318,7 +336,6 @@ impl RequestMetrics {
 
     /// Counts one request of `api_key` at `version` that took `elapsed`.
     pub fn observe(&self, api_key: ApiKey, version: i16, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
         let key = usize::try_from(api_key as i16).ok();
         let slot = usize::try_from(version)
             .ok()
@@ -327,17 +344,11 @@ impl RequestMetrics {
             .map(|(version, key)| key * VERSION_SLOTS + version)
             .and_then(|index| self.slots.get(index));
         match slot {
-            Some(slot) => {
-                let (count, duration) = slot.get_or_init(|| self.series(api_key, version));
-                count.inc();
-                duration.observe(seconds);
-            }
+            Some(slot) => slot
+                .get_or_init(|| self.series(api_key, version))
+                .observe(elapsed),
             // Never for a version we advertise; counted all the same, by label lookup.
-            None => {
-                let (count, duration) = self.series(api_key, version);
-                count.inc();
-                duration.observe(seconds);
-            }
+            None => self.series(api_key, version).observe(elapsed),
         }
     }
 
@@ -346,7 +357,7 @@ impl RequestMetrics {
     pub fn totals(&self) -> BTreeMap<&'static str, RequestTotals> {
         let mut totals: BTreeMap<&'static str, RequestTotals> = BTreeMap::new();
         for (index, slot) in self.slots.iter().enumerate() {
-            let Some((count, duration)) = slot.get() else {
+            let Some(series) = slot.get() else {
                 continue;
             };
             let key = i16::try_from(index / VERSION_SLOTS).ok();
@@ -354,21 +365,23 @@ impl RequestMetrics {
                 continue;
             };
             let total = totals.entry(api_key.name()).or_default();
-            total.count += count.get();
-            total.duration_seconds_sum += duration.sum();
+            total.count += series.count.get();
+            // Microseconds to seconds: exact enough for a chart of means.
+            total.duration_seconds_sum += series.duration_micros_sum.get() as f64 / 1e6;
         }
         totals
     }
 
-    fn series(&self, api_key: ApiKey, version: i16) -> (Counter, Histogram) {
+    fn series(&self, api_key: ApiKey, version: i16) -> RequestSeries {
         let labels = RequestLabels {
             api: api_key.name().to_string(),
             version: version.to_string(),
         };
-        (
-            self.count.get_or_create_owned(&labels),
-            self.duration.get_or_create_owned(&labels),
-        )
+        RequestSeries {
+            count: self.count.get_or_create_owned(&labels),
+            duration: self.duration.get_or_create_owned(&labels),
+            duration_micros_sum: Counter::default(),
+        }
     }
 }
 
