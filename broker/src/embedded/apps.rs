@@ -1,0 +1,87 @@
+//! Stream applications on the HTTP listener: the processor's `/apps` routes (summaries and
+//! state queries, `riffle_processor::observe::routes`) and its metrics. Co-located
+//! topologies get both on the broker's listener ([`install`]); a remote application's
+//! program starts the same listener with [`serve_http`].
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::registry::Registry;
+use riffle_processor::observe::{AppHandle, ProcessorCollector, answer_blocking};
+use riffle_storage::MutexRecover;
+use tokio::net::TcpListener;
+
+use crate::cluster::Cluster;
+use crate::http::{AppRoutes, HttpAnswer, HttpServer, MetricsSource};
+
+/// The `/apps` routes of this process's applications. Store reads may wait on the disk,
+/// so they run on tokio's blocking pool, where the runtimes read stores too.
+struct ProcessorRoutes {
+    apps: Arc<[AppHandle]>,
+}
+
+impl AppRoutes for ProcessorRoutes {
+    fn answer(&self, path: &str, query: &str) -> Pin<Box<dyn Future<Output = HttpAnswer> + Send>> {
+        let (apps, path, query) = (self.apps.clone(), path.to_string(), query.to_string());
+        Box::pin(async move {
+            let answer = answer_blocking(apps, path, query).await;
+            HttpAnswer::json(answer.status, answer.body)
+        })
+    }
+}
+
+/// Serves `apps` on the broker's HTTP listener (if it has one) and adds their metrics to
+/// the cluster's registry, so `/metrics` shows them beside the broker's.
+pub(crate) fn install(http: Option<&HttpServer>, cluster: &Cluster, apps: Vec<AppHandle>) {
+    if let Some(http) = http {
+        let routes = ProcessorRoutes {
+            apps: apps.clone().into(),
+        };
+        // One host of applications per broker: this is the only call.
+        let _ = http.set_apps(Arc::new(routes));
+    }
+    let collector = ProcessorCollector::new(apps);
+    cluster.metrics().register_collector(Box::new(collector));
+}
+
+/// A registry of processor metrics alone, for a listener without a broker.
+struct ProcessorMetrics {
+    /// Locked only while encoding, on a blocking thread.
+    registry: Mutex<Registry>,
+}
+
+impl MetricsSource for ProcessorMetrics {
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        let registry = self.registry.lock_or_recover();
+        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        Ok(text)
+    }
+}
+
+/// Starts the HTTP listener on `address` for a remote application's program: `/metrics`
+/// with the metrics of `apps`, `/healthz`, `/readyz` (ready at once) and `/apps` with their
+/// summaries and state queries, as a broker with co-located topologies serves them.
+/// Dropping the returned server stops it.
+///
+/// # Errors
+/// When `address` cannot be bound.
+pub async fn serve_http(address: SocketAddr, apps: Vec<AppHandle>) -> io::Result<HttpServer> {
+    let socket = TcpListener::bind(address).await?;
+    let bound = socket.local_addr()?;
+    let server = HttpServer::start(socket, bound);
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ProcessorCollector::new(apps.clone())));
+    let metrics = ProcessorMetrics {
+        registry: Mutex::new(registry),
+    };
+    // A new server: neither is set yet.
+    let _ = server.serve_metrics(Arc::new(metrics));
+    let routes = ProcessorRoutes { apps: apps.into() };
+    let _ = server.set_apps(Arc::new(routes));
+    server.set_serving(true);
+    Ok(server)
+}
