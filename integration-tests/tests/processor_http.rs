@@ -1,16 +1,19 @@
 //! Queryable state and processor metrics over HTTP, as an operator sees them: the
 //! `ecommerce` example runs as a broker with its topology inside, rdkafka produces its
 //! input, and the broker's HTTP listener answers `/apps` (summary, a key, a key range, a
-//! window fetch) from the topology's stores and shows processor metrics on `/metrics`.
+//! window fetch) from the topology's stores and shows processor metrics on `/metrics`;
+//! then the same example runs remotely with `--http-listen` and serves the same.
 //!
-//! The test builds the example itself.
+//! The tests build the example themselves.
 
 mod example_apps;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use example_apps::remote::RemoteExample;
 use example_apps::{Input, produce, start_example, start_ms};
+use riffle_integration_tests::Broker;
 use riffle_integration_tests::clients::create_topic;
 use riffle_integration_tests::prometheus::{self, http_get};
 use serde_json::{Value, json};
@@ -62,6 +65,26 @@ async fn produce_json(bootstrap: &str, topic: &str, start_ms: i64, records: &[(&
     produce(bootstrap, topic, &inputs).await;
 }
 
+/// Restocks p1..p3 (10, 5, 7 units), then orders 1 and 2 of p1 and 1 of p2.
+async fn produce_shop(bootstrap: &str, start_ms: i64) {
+    let restocks = [
+        ("p1", json!({"quantity": 10}), 0),
+        ("p2", json!({"quantity": 5}), 0),
+        ("p3", json!({"quantity": 7}), 0),
+    ];
+    produce_json(bootstrap, "restocks", start_ms, &restocks).await;
+    let orders = [
+        ("p1", order("u1", 1), 10 * SECOND_MS),
+        ("p1", order("u2", 2), 20 * SECOND_MS),
+        ("p2", order("u1", 1), 30 * SECOND_MS),
+    ];
+    produce_json(bootstrap, "orders", start_ms, &orders).await;
+}
+
+fn order(user: &str, quantity: i64) -> Value {
+    json!({"order_id": format!("{user}-{quantity}"), "user": user, "quantity": quantity})
+}
+
 /// The processed-records counter of `ecommerce` on a strict parse of `/metrics`.
 fn processed_records(address: SocketAddr) -> (f64, prometheus::Scrape) {
     let (status, text) = http_get(address, "/metrics");
@@ -87,19 +110,7 @@ async fn state_queries_and_processor_metrics_over_http() {
         create_topic(&bootstrap, topic, 1, &[]).await;
     }
     let start_ms = start_ms();
-    let restocks = [
-        ("p1", json!({"quantity": 10}), 0),
-        ("p2", json!({"quantity": 5}), 0),
-        ("p3", json!({"quantity": 7}), 0),
-    ];
-    produce_json(&bootstrap, "restocks", start_ms, &restocks).await;
-    let order = |user: &str, quantity: i64| json!({"order_id": format!("{user}-{quantity}"), "user": user, "quantity": quantity});
-    let orders = [
-        ("p1", order("u1", 1), 10 * SECOND_MS),
-        ("p1", order("u2", 2), 20 * SECOND_MS),
-        ("p2", order("u1", 1), 30 * SECOND_MS),
-    ];
-    produce_json(&bootstrap, "orders", start_ms, &orders).await;
+    produce_shop(&bootstrap, start_ms).await;
 
     let store = "/apps/ecommerce/stores/inventory-store";
     wait_for_json(
@@ -162,5 +173,51 @@ async fn state_queries_and_processor_metrics_over_http() {
     );
     let (after, _) = processed_records(http);
     assert!(after > before, "the counter stayed at {before}");
+    broker.stop();
+}
+
+/// The address a remote example printed as `riffle http listening on ADDR`.
+fn remote_http_address(example: &RemoteExample) -> SocketAddr {
+    let deadline = Instant::now() + STATE_TIMEOUT;
+    loop {
+        let log = example.log_text();
+        let line = log
+            .lines()
+            .find_map(|line| line.strip_prefix("riffle http listening on "));
+        if let Some(address) = line.and_then(|address| address.trim().parse().ok()) {
+            return address;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no HTTP line\n{}",
+            example.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_instance_given_http_listen_serves_its_state_and_metrics() {
+    // Proves `--remote` with `--http-listen`: the instance's own listener answers `/apps`
+    // as a remote runtime, a key from its store, health, and its processor metrics.
+    let mut broker = Broker::start_with(&["--group-initial-rebalance-delay-ms", "0"]);
+    let bootstrap = broker.bootstrap();
+    for topic in ["clicks", "orders", "restocks"] {
+        create_topic(&bootstrap, topic, 1, &[]).await;
+    }
+    let args = ["--http-listen", "127.0.0.1:0", "--instance-id", "remote-1"];
+    let mut example = RemoteExample::start("ecommerce", &bootstrap, &args);
+    let http = remote_http_address(&example);
+    assert_eq!(http_get(http, "/healthz").0, 200);
+    assert_eq!(http_get(http, "/readyz").0, 200);
+    produce_shop(&bootstrap, start_ms()).await;
+    let key = "/apps/ecommerce/stores/inventory-store/keys/p2";
+    wait_for_json(http, key, &json!({"key": "p2", "value": 4}));
+    let (_, app) = get_json(http, "/apps/ecommerce");
+    assert_eq!(app["runtime"], json!("remote"));
+    assert_eq!(app["tasks"][0]["instance"], json!("remote-1"));
+    let (processed, _) = processed_records(http);
+    assert!(processed >= 6.0, "processed {processed} of 6 records");
+    example.stop();
     broker.stop();
 }
