@@ -7,11 +7,9 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use prometheus_client::registry::Registry;
-use riffle_processor::observe::{AppHandle, ProcessorCollector, answer_blocking};
-use riffle_storage::MutexRecover;
+use riffle_processor::observe::{AppHandle, ProcessorCollector, answer_blocking, encode_metrics};
 use tokio::net::TcpListener;
 
 use crate::cluster::Cluster;
@@ -47,18 +45,14 @@ pub(crate) fn install(http: Option<&HttpServer>, cluster: &Cluster, apps: Vec<Ap
     cluster.metrics().register_collector(Box::new(collector));
 }
 
-/// A registry of processor metrics alone, for a listener without a broker.
+/// The metrics of a program's applications alone, for a listener without a broker.
 struct ProcessorMetrics {
-    /// Locked only while encoding, on a blocking thread.
-    registry: Mutex<Registry>,
+    apps: Vec<AppHandle>,
 }
 
 impl MetricsSource for ProcessorMetrics {
     fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        let registry = self.registry.lock_or_recover();
-        prometheus_client::encoding::text::encode(&mut text, &registry)?;
-        Ok(text)
+        encode_metrics(&self.apps)
     }
 }
 
@@ -73,11 +67,7 @@ pub async fn serve_http(address: SocketAddr, apps: Vec<AppHandle>) -> io::Result
     let socket = TcpListener::bind(address).await?;
     let bound = socket.local_addr()?;
     let server = HttpServer::start(socket, bound);
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(ProcessorCollector::new(apps.clone())));
-    let metrics = ProcessorMetrics {
-        registry: Mutex::new(registry),
-    };
+    let metrics = ProcessorMetrics { apps: apps.clone() };
     // A new server: neither is set yet.
     let _ = server.serve_metrics(Arc::new(metrics));
     let routes = ProcessorRoutes { apps: apps.into() };

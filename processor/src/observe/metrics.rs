@@ -103,6 +103,20 @@ impl ProcessorCollector {
     }
 }
 
+/// The metrics of `apps` alone, in the OpenMetrics text format ending with `# EOF`: what a
+/// program without a broker serves on `/metrics`. Call from a blocking thread, as for
+/// [`ProcessorCollector`].
+///
+/// # Errors
+/// Only if a metric fails to format.
+pub fn encode_metrics(apps: &[AppHandle]) -> Result<String, std::fmt::Error> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(ProcessorCollector::new(apps.to_vec())));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    Ok(text)
+}
+
 /// What one scrape reads of one application.
 struct Snapshot<'a> {
     app: &'a AppHandle,

@@ -12,7 +12,7 @@ mod metrics;
 pub mod routes;
 
 pub use app::{AppHandle, AppSummary, PartitionSummary, RuntimeKind, StoreSummary, TaskSummary};
-pub use metrics::{ProcessorCollector, RuntimeMetrics};
+pub use metrics::{ProcessorCollector, RuntimeMetrics, encode_metrics};
 pub use routes::{RouteAnswer, answer, answer_blocking};
 
 #[cfg(test)]

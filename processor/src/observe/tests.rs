@@ -207,10 +207,7 @@ fn the_collector_encodes_processor_metrics_as_prometheus_text() {
     }
     app.metrics().observe_end_to_end(10_000, 9_000);
     app.metrics().observe_commit(Duration::from_millis(3));
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(ProcessorCollector::new(vec![app])));
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let text = encode_metrics(&[app]).unwrap();
     for line in [
         "riffle_processor_records_processed_total{application=\"shop\"} 5",
         "riffle_processor_records_dropped_total{application=\"shop\",reason=\"late\"} 2",
@@ -221,6 +218,7 @@ fn the_collector_encodes_processor_metrics_as_prometheus_text() {
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
+    assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(
         text.matches("# TYPE riffle_processor_records_processed counter")
             .count(),
