@@ -1077,6 +1077,16 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::observe::AppSummary;
+
+    impl AppSummary {
+        fn instance_of_tasks(&self) -> Vec<&str> {
+            self.tasks
+                .iter()
+                .map(|task| task.instance.as_str())
+                .collect()
+        }
+    }
     use crate::runtime::testing::{FakeBackend, FakeCluster};
     use crate::{Grouped, I64Serde, Serde, StreamsBuilder, StringSerde};
 
@@ -1425,5 +1435,43 @@ mod tests {
         }
         run_to_completion(&cluster).await;
         assert_eq!(output_counts(&cluster), expected_counts());
+    }
+
+    #[tokio::test]
+    async fn the_app_handle_follows_the_runner_and_its_metrics_move() {
+        // Proves what the host's /apps and /metrics read of a runner: its state from
+        // running to stopped, its tasks, and commit and end-to-end latencies recorded as
+        // it commits and writes to its sink.
+        let cluster = cluster_with_input();
+        let backend = FakeBackend::new(cluster.clone());
+        let config = at_least_once_config(None);
+        let runner = Runner::new(word_count_topology(), backend, config);
+        let app = runner.app_handle(RuntimeKind::Remote);
+        let watched = app.clone();
+        let consumed = async {
+            let running = || watched.summary().tasks.len() == 4;
+            while !running() || !all_consumed(&cluster) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(watched.summary().state, "running");
+        };
+        let ran = tokio::time::timeout(RUN_TIMEOUT, runner.run_until(consumed)).await;
+        ran.expect("the runner consumed everything in time")
+            .expect("the runner ran");
+        let summary = app.summary();
+        assert_eq!(summary.state, "stopped");
+        assert_eq!(summary.instance_of_tasks(), vec!["local"; 4]);
+        assert!(summary.records_processed_total >= 2 * INPUT_COUNT as u64);
+        let text = crate::observe::encode_metrics(&[app]).expect("metrics encode");
+        for family in [
+            "riffle_processor_commit_duration_seconds_count{application=\"words-app\"}",
+            "riffle_processor_end_to_end_latency_seconds_count{application=\"words-app\"}",
+        ] {
+            let line = text.lines().find(|line| line.starts_with(family));
+            let count: f64 = line
+                .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no {family} in\n{text}"));
+            assert!(count > 0.0, "{family} is 0");
+        }
     }
 }
