@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use crate::serdes::{BytesSerde, Serde, SerdeError, SharedSerde};
+use crate::serdes::{BytesSerde, SerdeError, SharedSerde};
 
 /// The half of a serde a query needs, for one type it no longer names.
 pub(crate) trait ErasedSerde: Send + Sync {
-    /// See [`Serde::to_json`].
+    /// See [`crate::Serde::to_json`].
     fn to_json(&self, store: &str, bytes: &[u8]) -> Option<serde_json::Value>;
-    /// See [`Serde::parse_text`].
+    /// See [`crate::Serde::parse_text`].
     fn parse_text(&self, store: &str, text: &str) -> Result<Vec<u8>, SerdeError>;
 }
 
@@ -78,6 +78,3 @@ impl StoreCodec {
         }
     }
 }
-
-// The serde traits are used through `dyn`; a check that `Serde` stays object safe here.
-const _: Option<&dyn Serde<()>> = None;
