@@ -154,6 +154,7 @@ pub struct BrokerConfig {
     /// Address of the HTTP listener serving `/metrics` (Prometheus), `/healthz` and
     /// `/readyz`, or `none` for no HTTP listener. Port 0 picks a free port; the bound
     /// address is printed as `riffle http listening on ADDR` after the listening lines.
+    /// In a `--config` file: `riffle.http.listen` (Kafka has no name for it).
     #[arg(long, env = "RIFFLE_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
     pub http_listen: HttpListen,
 

@@ -24,6 +24,7 @@
 //! | `ssl.keystore.location` (`ssl.keystore.type=PEM`) | `--ssl-certificate` and `--ssl-key` |
 //! | `ssl.truststore.location` (`ssl.truststore.type=PEM`) | `--ssl-truststore` |
 //! | the names in [`SAME_VALUE`] | their flag, the value as written |
+//! | Riffle's own names in [`RIFFLE_PROPERTIES`] (`riffle.http.listen`) | their flag, the value as written |
 
 pub mod kafka_properties;
 
@@ -110,6 +111,11 @@ pub const SAME_VALUE: &[(&str, &str)] = &[
     ),
 ];
 
+/// Riffle's own properties, for settings Kafka has no name for: (property, clap argument
+/// id); the flag takes the value as written. The `riffle.` prefix keeps them apart from
+/// any name Kafka may add.
+pub const RIFFLE_PROPERTIES: &[(&str, &str)] = &[("riffle.http.listen", "http_listen")];
+
 /// Properties that set no flag themselves but shape others' values.
 const READ_BY_OTHERS: &[&str] = &[
     "controller.listener.names",
@@ -135,7 +141,7 @@ pub enum ConfigFileError {
     /// The file cannot be read or parsed.
     #[error("--config: {0}")]
     File(#[from] PropertiesError),
-    /// A name that is not a Kafka broker property, most likely misspelt.
+    /// A name that is neither a Kafka broker property nor Riffle's, most likely misspelt.
     #[error(
         "{}: line {line}: unknown property {key}{}",
         path.display(),
@@ -348,28 +354,6 @@ pub fn parse_serve(
     Ok((config, Some(report)))
 }
 
-/// `riffle serve`'s settings with `--config` applied: without it, `parsed` as it is; with
-/// it, the process's arguments after `serve` parsed again by [`parse_serve`].
-///
-/// # Errors
-/// As [`parse_serve`].
-pub fn serve_config(
-    parsed: BrokerConfig,
-) -> Result<(BrokerConfig, Option<FileReport>), ConfigFileError> {
-    if parsed.config.is_none() {
-        return Ok((parsed, None));
-    }
-    let cli = <crate::cli::Cli as clap::CommandFactory>::command();
-    let serve = cli
-        .find_subcommand("serve")
-        .ok_or_else(|| ConfigFileError::Command("no serve subcommand".into()))?;
-    // `riffle` has no options of its own before the subcommand.
-    let args = std::iter::once(OsString::from("riffle serve"))
-        .chain(std::env::args_os().skip_while(|arg| arg != "serve").skip(1))
-        .collect();
-    parse_serve(serve, args)
-}
-
 fn get_matches(command: &Command, args: &[OsString]) -> Result<ArgMatches, String> {
     command
         .clone()
@@ -515,7 +499,8 @@ impl FileSettings {
             ..FileSettings::default()
         };
         for property in properties.iter() {
-            if let Some((_, arg)) = SAME_VALUE.iter().find(|(key, _)| *key == property.key) {
+            let mut as_written = SAME_VALUE.iter().chain(RIFFLE_PROPERTIES);
+            if let Some((_, arg)) = as_written.find(|(key, _)| *key == property.key) {
                 file.settings
                     .push(Setting::new(arg, &property.value, property));
             }
@@ -551,12 +536,12 @@ struct Rules<'a> {
 }
 
 impl Rules<'_> {
-    /// Refuses the first name Kafka does not have, suggesting the closest one it does.
+    /// Refuses the first name neither Kafka nor Riffle has, suggesting the closest one.
     fn check_names(&self) -> Result<(), ConfigFileError> {
         match self
             .properties
             .iter()
-            .find(|property| !is_kafka_broker_property(&property.key))
+            .find(|property| !is_known_property(&property.key))
         {
             Some(property) => Err(ConfigFileError::UnknownProperty {
                 path: self.path.to_path_buf(),
@@ -884,11 +869,18 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
         .filter(|item| !item.is_empty())
 }
 
+/// Whether `key` is a Kafka broker property or one of [`RIFFLE_PROPERTIES`].
+fn is_known_property(key: &str) -> bool {
+    is_kafka_broker_property(key) || RIFFLE_PROPERTIES.iter().any(|(name, _)| *name == key)
+}
+
 /// The known name closest to a misspelt one, if within a few edits.
 fn closest_name(key: &str) -> Option<&'static str> {
     const MAX_EDITS: usize = 3;
+    let riffle_names = RIFFLE_PROPERTIES.iter().map(|(name, _)| name);
     KAFKA_BROKER_PROPERTIES
         .iter()
+        .chain(riffle_names)
         .map(|name| (edit_distance(key, name), *name))
         .filter(|(distance, _)| *distance <= MAX_EDITS)
         .min_by_key(|(distance, _)| *distance)
@@ -913,7 +905,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AuthorizerKind, FlushPolicy, SslClientAuth};
+    use std::net::SocketAddr;
+
+    use crate::config::{AuthorizerKind, FlushPolicy, HttpListen, SslClientAuth};
     use crate::security::Principal;
     use clap::{CommandFactory, Parser};
 
@@ -1179,6 +1173,28 @@ group.initial.rebalance.delay.ms=0
         assert_eq!(config.authorizer, AuthorizerKind::Acl, "the flag wins");
     }
 
+    #[test]
+    fn the_http_listener_comes_from_riffle_http_listen_under_the_flag() {
+        // Kafka has no name for the HTTP listener: Riffle's own property sets it, and
+        // `--http-listen` overrides it as flags override every file setting.
+        let file = "num.partitions=2\nriffle.http.listen=127.0.0.1:19644\n";
+        let (config, report) = served(file, &[]);
+        let address = SocketAddr::from(([127, 0, 0, 1], 19644));
+        assert_eq!(config.http_listen, HttpListen::Address(address));
+        assert_eq!(
+            report.applied,
+            names(&["num.partitions", "riffle.http.listen"])
+        );
+        assert!(report.no_effect.is_empty(), "{report:?}");
+
+        let (config, _) = served("riffle.http.listen=none\n", &[]);
+        assert_eq!(config.http_listen, HttpListen::Disabled);
+
+        let (config, report) = served(file, &["--http-listen", "none"]);
+        assert_eq!(config.http_listen, HttpListen::Disabled, "the flag wins");
+        assert_eq!(report.overridden, names(&["riffle.http.listen"]));
+    }
+
     /// Files each refused, with what the refusal must say.
     const REFUSALS: &[(&str, &str)] = &[
         (
@@ -1186,6 +1202,14 @@ group.initial.rebalance.delay.ms=0
             "line 2: unknown property num.partition (did you mean num.partitions?)",
         ),
         ("frobnicate=1\n", "line 1: unknown property frobnicate"),
+        (
+            "riffle.http.lisen=0.0.0.0:9644\n",
+            "line 1: unknown property riffle.http.lisen (did you mean riffle.http.listen?)",
+        ),
+        (
+            "riffle.http.listen=everywhere\n",
+            "invalid value 'everywhere' for riffle.http.listen",
+        ),
         (
             "num.partitions=three\n",
             "line 1: invalid value 'three' for num.partitions: invalid digit",
@@ -1283,6 +1307,13 @@ group.initial.rebalance.delay.ms=0
         let command = ServeArgs::command();
         for (property, arg) in SAME_VALUE {
             assert!(is_kafka_broker_property(property), "{property}");
+            let found = command.get_arguments().find(|a| a.get_id() == *arg);
+            assert!(found.and_then(|a| a.get_long()).is_some(), "{arg}");
+        }
+        // Riffle's own names are Riffle's alone, so no Kafka file sets them by chance.
+        for (property, arg) in RIFFLE_PROPERTIES {
+            assert!(!is_kafka_broker_property(property), "{property}");
+            assert!(property.starts_with("riffle."), "{property}");
             let found = command.get_arguments().find(|a| a.get_id() == *arg);
             assert!(found.and_then(|a| a.get_long()).is_some(), "{arg}");
         }

@@ -1,6 +1,6 @@
 //! Java's `.properties` format, as `java.util.Properties.load` reads it: the syntax of Kafka's
 //! `server.properties` (read by [`crate::config_file`]) and of client property files (read by
-//! [`crate::client_config`]).
+//! the command line's `riffle_broker::client_config`).
 //!
 //! # Format
 //!

@@ -1,4 +1,5 @@
-//! Helpers for the broker's unit tests: clusters over temporary data directories.
+//! Helpers for the server's unit tests and, behind the `testing` feature, those of the
+//! `riffle-broker` crate: clusters over temporary data directories, ACLs, a serving broker.
 
 use std::path::Path;
 
@@ -15,7 +16,7 @@ struct TestArgs {
 
 /// A cluster over a fresh temporary data directory with the default flags. Keep the
 /// directory alive as long as the cluster.
-pub(crate) fn test_cluster() -> (tempfile::TempDir, Cluster) {
+pub fn test_cluster() -> (tempfile::TempDir, Cluster) {
     let dir = tempfile::Builder::new()
         .prefix("riffle-handler-test-")
         .tempdir()
@@ -25,13 +26,13 @@ pub(crate) fn test_cluster() -> (tempfile::TempDir, Cluster) {
 }
 
 /// Opens (or reopens, as after a restart) a cluster on `data_dir` with the default flags.
-pub(crate) fn open_test_cluster(data_dir: &Path) -> Cluster {
+pub fn open_test_cluster(data_dir: &Path) -> Cluster {
     Cluster::open(test_config(data_dir, &[]), ("127.0.0.1".into(), 9092)).expect("open a cluster")
 }
 
 /// The default flags with `--data-dir data_dir`, then `flags`. The HTTP listener takes a
 /// free port unless `flags` say otherwise, so tests running at once never clash on 9644.
-pub(crate) fn test_config(data_dir: &Path, flags: &[&str]) -> crate::config::BrokerConfig {
+pub fn test_config(data_dir: &Path, flags: &[&str]) -> crate::config::BrokerConfig {
     let data_dir = data_dir.to_str().expect("temp dir paths are UTF-8");
     let http_listen: &[&str] = if flags.contains(&"--http-listen") {
         &[]
@@ -46,7 +47,7 @@ pub(crate) fn test_config(data_dir: &Path, flags: &[&str]) -> crate::config::Bro
 }
 
 /// A cluster with `--authorizer acl` and `flags`, over a fresh temporary data directory.
-pub(crate) fn acl_cluster(flags: &[&str]) -> (tempfile::TempDir, Cluster) {
+pub fn acl_cluster(flags: &[&str]) -> (tempfile::TempDir, Cluster) {
     let dir = tempfile::Builder::new()
         .prefix("riffle-acl-test-")
         .tempdir()
@@ -61,7 +62,7 @@ pub(crate) fn acl_cluster(flags: &[&str]) -> (tempfile::TempDir, Cluster) {
 }
 
 /// The context of a request from `principal` (`User:alice`) at 127.0.0.1.
-pub(crate) fn context_of(cluster: &Cluster, principal: &str) -> crate::handler::RequestContext {
+pub fn context_of(cluster: &Cluster, principal: &str) -> crate::handler::RequestContext {
     crate::handler::RequestContext {
         principal: crate::security::Principal::parse(principal).expect("a principal"),
         ..crate::handler::RequestContext::internal(cluster)
@@ -70,7 +71,7 @@ pub(crate) fn context_of(cluster: &Cluster, principal: &str) -> crate::handler::
 
 /// Stores one allow ACL: `pattern` is `type:pattern-type:name`, such as
 /// `topic:literal:orders`, `group:prefixed:app-` or `cluster:literal:kafka-cluster`.
-pub(crate) fn allow(
+pub fn allow(
     cluster: &Cluster,
     pattern: &str,
     principal: &str,
@@ -103,14 +104,14 @@ pub(crate) fn allow(
 
 /// A broker serving on real sockets from a test that blocks (the admin client's tests): its
 /// own tokio runtime runs the listeners; dropping it stops them.
-pub(crate) struct ServingBroker {
+pub struct ServingBroker {
     /// Dropping it stops the server loop. Fields drop in order: the signal first, then the
     /// runtime with its tasks, then the cluster, and the directory last.
     _stop: tokio::sync::oneshot::Sender<()>,
     /// Runs the server.
     _runtime: tokio::runtime::Runtime,
     /// The topics, credentials and ACLs.
-    pub(crate) cluster: std::sync::Arc<Cluster>,
+    pub cluster: std::sync::Arc<Cluster>,
     /// Each listener's bound address, by listener name.
     addresses: std::collections::BTreeMap<String, std::net::SocketAddr>,
     /// Holds the data directory until the broker is gone.
@@ -119,7 +120,7 @@ pub(crate) struct ServingBroker {
 
 impl ServingBroker {
     /// Starts a broker with `flags` (after `--data-dir`) on a two-thread runtime.
-    pub(crate) fn start(flags: &[&str]) -> ServingBroker {
+    pub fn start(flags: &[&str]) -> ServingBroker {
         let dir = tempfile::Builder::new()
             .prefix("riffle-serving-test-")
             .tempdir()
@@ -130,7 +131,7 @@ impl ServingBroker {
             .build()
             .expect("a runtime");
         let opened = runtime
-            .block_on(crate::cli::open(test_config(dir.path(), flags)))
+            .block_on(crate::startup::open(test_config(dir.path(), flags)))
             .expect("the broker starts");
         let addresses = opened
             .listeners
@@ -156,17 +157,12 @@ impl ServingBroker {
     }
 
     /// `127.0.0.1:<port>` of the listener named `listener`.
-    pub(crate) fn bootstrap(&self, listener: &str) -> String {
+    pub fn bootstrap(&self, listener: &str) -> String {
         self.addresses[listener].to_string()
     }
 
     /// Stores `user`'s SCRAM credential for `mechanism`, as AlterUserScramCredentials does.
-    pub(crate) fn add_user(
-        &self,
-        user: &str,
-        password: &str,
-        mechanism: crate::security::ScramMechanism,
-    ) {
+    pub fn add_user(&self, user: &str, password: &str, mechanism: crate::security::ScramMechanism) {
         use crate::security::credentials::{CredentialChange, ScramCredential};
         let credential = ScramCredential::from_password(mechanism, password, vec![7; 16], 4096);
         self.cluster

@@ -26,7 +26,7 @@ fn kafka_python_reads_64_partitions_exactly_once_through_incremental_sessions() 
     // once and in order per partition, the consumer's fetcher reports incremental responses
     // and no refusal, and the broker's own log shows incremental responses that read all 64
     // partitions and sent only some.
-    let broker = Broker::start_with(&["--log-level", "info,riffle_broker::fetch_session=debug"]);
+    let broker = Broker::start_with(&["--log-level", "info,riffle_server::fetch_session=debug"]);
     let output = run_python(
         &broker,
         "fetch_sessions.py",

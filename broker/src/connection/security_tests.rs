@@ -27,7 +27,6 @@ use tokio_rustls::TlsConnector;
 
 use super::authentication::tests::{FAKE_FAILURE, FAKE_MECHANISM, fake_start};
 use super::tls_handshake;
-use crate::cli;
 use crate::cluster::{Cluster, Validation};
 use crate::config::SslClientAuth;
 use crate::listener::{BoundListener, Listener};
@@ -35,6 +34,7 @@ use crate::security::Principal;
 use crate::security::sasl::SaslExchange;
 use crate::security::test_pki::{CLIENT_SUBJECT, TestPki};
 use crate::security::tls::{TlsServer, TlsSettings, client_config};
+use crate::startup;
 use crate::testing::test_config;
 
 /// How long a test waits for something that should happen at once.
@@ -53,7 +53,7 @@ impl TestBroker {
     /// fake exchange.
     async fn start(flags: &[&str]) -> TestBroker {
         let dir = tempfile::tempdir().expect("temp dir");
-        let opened = cli::open(test_config(dir.path(), flags))
+        let opened = startup::open(test_config(dir.path(), flags))
             .await
             .expect("the broker starts");
         let listeners: Vec<BoundListener> =
@@ -666,7 +666,7 @@ async fn tls_files_that_are_missing_or_wrong_are_named_at_start_up() {
     let open = |flags: Vec<String>| {
         let config = test_config(dir.path(), &strs(&flags));
         async move {
-            let error = cli::open(config).await.err().expect("a start-up error");
+            let error = startup::open(config).await.err().expect("a start-up error");
             error.to_string()
         }
     };

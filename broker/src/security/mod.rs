@@ -27,5 +27,5 @@ pub use authorizer::Authorizer;
 pub use credentials::{CredentialStore, ScramCredential};
 pub use principal::Principal;
 pub use scram::{ScramClient, ScramMechanism};
-#[cfg(test)]
-pub(crate) mod test_pki;
+#[cfg(any(test, feature = "testing"))]
+pub mod test_pki;

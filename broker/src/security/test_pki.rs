@@ -11,17 +11,19 @@ use rcgen::{
 };
 
 /// The client certificate's subject, as Kafka writes the principal.
-pub(crate) const CLIENT_SUBJECT: &str = "CN=client,OU=Unit,O=Org,C=US";
+pub const CLIENT_SUBJECT: &str = "CN=client,OU=Unit,O=Org,C=US";
 
 /// A CA and the certificates it signed, as PEM files.
-pub(crate) struct TestPki {
+pub struct TestPki {
     dir: tempfile::TempDir,
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl TestPki {
     /// A fresh CA with a server certificate and a client certificate.
-    pub(crate) fn new() -> TestPki {
+    // No `Default`: this writes files and signs certificates, which a default should not.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> TestPki {
         let dir = tempfile::Builder::new()
             .prefix("riffle-tls-test-")
             .tempdir()
@@ -53,7 +55,7 @@ impl TestPki {
     }
 
     /// Writes `<stem>.pem` and `<stem>.key`: a certificate signed by the CA.
-    pub(crate) fn issue(&self, stem: &str, names: &[&str], subject: &[(DnType, &str)]) {
+    pub fn issue(&self, stem: &str, names: &[&str], subject: &[(DnType, &str)]) {
         let names: Vec<String> = names.iter().map(|name| (*name).to_string()).collect();
         let mut params = CertificateParams::new(names).expect("params");
         params.distinguished_name = name(subject);
@@ -64,12 +66,12 @@ impl TestPki {
     }
 
     /// A file in the directory.
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// The CA certificate.
-    pub(crate) fn ca(&self) -> PathBuf {
+    pub fn ca(&self) -> PathBuf {
         self.path("ca.pem")
     }
 }

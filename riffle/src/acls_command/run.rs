@@ -31,7 +31,7 @@ use super::plan::{
 };
 use crate::admin_client::{AdminClient, AdminClientError, BrokerErrorCode};
 use crate::client_config::{ConnectError, ConnectionArgs};
-use crate::security::acl::{AccessControlEntry, AclBinding, PatternSelect};
+use riffle_server::security::acl::{AccessControlEntry, AclBinding, PatternSelect};
 
 /// The exit code of a usage error, as clap uses.
 const USAGE_EXIT_CODE: u8 = 2;
@@ -399,10 +399,6 @@ mod tests {
     use super::*;
     use crate::acls_command::plan::Grant;
     use crate::admin_client::tests::{advertise, fake_broker};
-    use crate::security::Principal;
-    use crate::security::acl::{
-        AclHost, AclOperation, AclPermission, PatternType, ResourcePattern, ResourceType,
-    };
     use riffle_protocol::api::create_acls::{AclCreationResult, CreateAclsResponse};
     use riffle_protocol::api::delete_acls::{
         DeleteAclsFilterResult, DeleteAclsMatchingAcl, DeleteAclsResponse,
@@ -411,6 +407,10 @@ mod tests {
         AclDescription, DescribeAclsResource, DescribeAclsResponse,
     };
     use riffle_protocol::{ApiKey, Response};
+    use riffle_server::security::Principal;
+    use riffle_server::security::acl::{
+        AclHost, AclOperation, AclPermission, PatternType, ResourcePattern, ResourceType,
+    };
 
     fn acl_apis() -> Vec<riffle_protocol::api::api_versions::ApiVersion> {
         vec![

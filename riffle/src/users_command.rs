@@ -19,15 +19,15 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use riffle_storage::{DataDir, StorageError};
 
-use crate::cluster::now_ms;
 use crate::groups_command::format_table;
-use crate::metadata_log::{METADATA_TOPIC, MetadataLog, MetadataLogError};
-use crate::security::credentials::{
+use riffle_server::cluster::now_ms;
+use riffle_server::metadata_log::{METADATA_TOPIC, MetadataLog, MetadataLogError};
+use riffle_server::security::credentials::{
     CredentialChange, CredentialStore, SALT_BYTES, ScramCredential, UnacceptableCredential,
     UserCredentials, check_iterations, check_user_name,
 };
-use crate::security::random::{RandomUnavailable, random_bytes};
-use crate::security::scram::{ITERATIONS_DEFAULT, ScramMechanism};
+use riffle_server::security::random::{RandomUnavailable, random_bytes};
+use riffle_server::security::scram::{ITERATIONS_DEFAULT, ScramMechanism};
 
 /// Longest password accepted, so a wrong `--password-file` (a log, a device) fails fast
 /// instead of filling memory.
@@ -520,9 +520,9 @@ mod terminal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::ScramClient;
-    use crate::security::sasl::{self, SaslStep};
-    use crate::testing::open_test_cluster;
+    use riffle_server::security::ScramClient;
+    use riffle_server::security::sasl::{self, SaslStep};
+    use riffle_server::testing::open_test_cluster;
 
     fn temp_dir() -> tempfile::TempDir {
         tempfile::Builder::new()

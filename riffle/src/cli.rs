@@ -4,20 +4,15 @@
 
 use std::fmt;
 use std::future::Future;
-use std::io::{self, IsTerminal, Write};
-use std::net::SocketAddr;
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
-use tokio::task::JoinError;
-use tracing::{error, info};
+use clap::{CommandFactory, Parser, Subcommand};
+use riffle_server::config::BrokerConfig;
+use riffle_server::config_file::{self, ConfigFileError};
+use riffle_server::startup::{self, OpenError};
+use tracing::error;
 use tracing_subscriber::EnvFilter;
-
-use crate::cluster::{Cluster, ClusterOpenError};
-use crate::config::BrokerConfig;
-use crate::http::HttpServer;
-use crate::listener::{self, BindError, BoundListener};
 
 /// Riffle: a Kafka-compatible log broker (`riffle serve`) and a command line for it and for
 /// any Kafka-compatible cluster (`--bootstrap HOST:PORT`).
@@ -95,7 +90,7 @@ pub fn main() -> ExitCode {
 }
 
 fn serve(config: BrokerConfig) -> ExitCode {
-    let (config, file_report) = match crate::config_file::serve_config(config) {
+    let (config, file_report) = match serve_config(config) {
         Ok(with_file) => with_file,
         Err(error) => {
             eprintln!("riffle: {error}");
@@ -107,6 +102,25 @@ fn serve(config: BrokerConfig) -> ExitCode {
         report.log();
     }
     block_on(run(config))
+}
+
+/// `riffle serve`'s settings with `--config` applied: the process's arguments after
+/// `serve` parsed again, with the file's settings under the flags and environment.
+fn serve_config(
+    parsed: BrokerConfig,
+) -> Result<(BrokerConfig, Option<config_file::FileReport>), ConfigFileError> {
+    if parsed.config.is_none() {
+        return Ok((parsed, None));
+    }
+    let cli = Cli::command();
+    let serve = cli
+        .find_subcommand("serve")
+        .ok_or_else(|| ConfigFileError::Command("no serve subcommand".into()))?;
+    // `riffle` has no options of its own before the subcommand.
+    let args = std::iter::once("riffle serve".into())
+        .chain(std::env::args_os().skip_while(|arg| arg != "serve").skip(1))
+        .collect();
+    config_file::parse_serve(serve, args)
 }
 
 /// Sends tracing output to stderr with `log_level` as the filter. Does nothing if the host
@@ -145,13 +159,13 @@ pub fn block_on<E: fmt::Display>(future: impl Future<Output = Result<(), E>>) ->
 }
 
 async fn run(config: BrokerConfig) -> Result<(), ServeError> {
-    let opened = open(config).await?;
+    let opened = startup::open(config).await?;
     // Listen for SIGTERM before announcing the address: a supervisor may signal as soon
     // as it reads the first line, and the default action would kill us uncleanly.
     let stop = stop_signal().map_err(ServeError::StopSignal)?;
     // Ready before the listening lines: whoever reads them may probe /readyz at once.
     opened.mark_serving();
-    announce(&opened);
+    startup::announce(&opened);
     opened.serve(stop).await;
     Ok(())
 }
@@ -165,144 +179,6 @@ pub enum ServeError {
     /// The SIGTERM handler could not be installed.
     #[error("cannot listen for SIGTERM: {0}")]
     StopSignal(#[source] io::Error),
-}
-
-/// Why [`open`] failed; the message names the flag, address, file or directory at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// A listener could not be set up or bound.
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    /// The flags name no listener.
-    #[error("no listener to serve on")]
-    NoListener,
-    /// Opening the data directory panicked: a bug, reported as one.
-    #[error("start-up panicked: {0}")]
-    Panicked(#[source] JoinError),
-    /// The data directory could not be opened or recovered.
-    #[error("cannot open the data directory: {0}")]
-    DataDir(#[source] ClusterOpenError),
-}
-
-/// A broker bound to its addresses with its data directory open, not serving yet.
-pub struct OpenedBroker {
-    /// The bound listeners, in the order of `--listeners`, handed to
-    /// [`crate::server::run`].
-    pub listeners: Vec<BoundListener>,
-    /// The first listener's address (the real port when asked for port 0).
-    pub bound: SocketAddr,
-    /// The topics, logs and group coordinator.
-    pub cluster: Arc<Cluster>,
-    /// The HTTP listener (metrics and health), unless `--http-listen none`; serving since
-    /// before the data directory opened. Dropping it stops it.
-    pub http: Option<HttpServer>,
-}
-
-impl OpenedBroker {
-    /// Marks the broker ready on its HTTP listener (`/readyz` answers 200): call it as the
-    /// Kafka listeners are handed to [`crate::server::run`]. Their sockets are bound, so a
-    /// client that connects from now on is queued until the accept loops start.
-    pub fn mark_serving(&self) {
-        if let Some(http) = &self.http {
-            http.set_serving(true);
-        }
-    }
-
-    /// Every Kafka listener's name and bound address, in the order of `--listeners`.
-    pub fn listener_addresses(&self) -> Vec<(String, SocketAddr)> {
-        let address = |bound: &BoundListener| (bound.listener.name.clone(), bound.local_address);
-        self.listeners.iter().map(address).collect()
-    }
-
-    /// The HTTP listener's bound address, unless `--http-listen none`.
-    pub fn http_address(&self) -> Option<SocketAddr> {
-        self.http.as_ref().map(HttpServer::local_address)
-    }
-
-    /// Serves clients until `stop`; then marks the broker not ready on the HTTP listener
-    /// (shutdown begins and connections drain), and stops that listener last, once the
-    /// server has stopped.
-    pub async fn serve(self, stop: impl Future<Output = ()>) {
-        let OpenedBroker {
-            listeners,
-            cluster,
-            http,
-            ..
-        } = self;
-        let stop = async {
-            stop.await;
-            if let Some(http) = &http {
-                http.set_serving(false);
-            }
-        };
-        crate::server::run(listeners, cluster, stop).await;
-    }
-}
-
-/// Binds every listener (reading the TLS files they need) and opens the data directory
-/// (recovering it if needed).
-///
-/// # Errors
-/// An [`OpenError`] naming the flag, address, file or directory that failed.
-pub async fn open(config: BrokerConfig) -> Result<OpenedBroker, OpenError> {
-    let listeners = listener::bind(&config).await?;
-    // Serving at once: /healthz answers through a long recovery below.
-    let http = listener::bind_http(&config)
-        .await?
-        .map(|(socket, address)| HttpServer::start(socket, address));
-    let first = listeners.first().ok_or(OpenError::NoListener)?;
-    let bound = first.local_address;
-    // Requests the broker makes of itself report the first listener.
-    let advertised = (
-        first.listener.advertised_host.clone(),
-        first.listener.advertised_port,
-    );
-    let cluster = tokio::task::spawn_blocking(move || Cluster::open(config, advertised))
-        .await
-        .map_err(OpenError::Panicked)?
-        .map_err(OpenError::DataDir)?;
-    let cluster = Arc::new(cluster);
-    crate::metrics::scrape::register(&cluster);
-    if let Some(http) = &http {
-        http.cluster_opened(&cluster);
-    }
-    Ok(OpenedBroker {
-        listeners,
-        bound,
-        cluster,
-        http,
-    })
-}
-
-/// Logs the start and prints the listening lines, the contract tests and scripts rely on:
-///
-/// ```text
-/// riffle listening on 127.0.0.1:9092             the first listener's bound address
-/// riffle listening on PLAINTEXT://127.0.0.1:9092  then one line per listener, in order:
-/// riffle listening on SASL_SSL://127.0.0.1:9093   NAME://bound address
-/// riffle http listening on 127.0.0.1:9644         the HTTP listener, unless --http-listen none
-/// ```
-pub fn announce(opened: &OpenedBroker) {
-    let cluster = &opened.cluster;
-    let bound = opened.bound;
-    info!(%bound, cluster_id = %cluster.cluster_id, node_id = cluster.node_id, "riffle started");
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "riffle listening on {bound}");
-    for listener in &opened.listeners {
-        let name = &listener.listener.name;
-        info!(listener = %name, protocol = %listener.listener.protocol, address = %listener.local_address, "listening");
-        let _ = writeln!(
-            stdout,
-            "riffle listening on {name}://{}",
-            listener.local_address
-        );
-    }
-    if let Some(http) = &opened.http {
-        let address = http.local_address();
-        info!(%address, "http listening (/metrics, /healthz, /readyz)");
-        let _ = writeln!(stdout, "riffle http listening on {address}");
-    }
-    let _ = stdout.flush();
 }
 
 /// Installs the Ctrl-C and SIGTERM handlers now, and returns a future that resolves on

@@ -29,8 +29,8 @@ use crate::admin_client::routing::{Brokers, partition_leaders};
 use crate::cli_support::arguments::key_value;
 use crate::cli_support::{CommandError, OutputFormat, finish};
 use crate::client_config::ConnectionArgs;
-use crate::cluster::now_ms;
 use crate::topics_command::existing_topic;
+use riffle_server::cluster::now_ms;
 
 /// The most records one batch holds.
 pub const BATCH_MAX_RECORDS: usize = 10_000;

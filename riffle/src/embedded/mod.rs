@@ -8,7 +8,7 @@
 //!   consumer protocol, SyncGroup with the range assignment, Heartbeat, OffsetCommit,
 //!   LeaveGroup), so the application is a consumer group like any other.
 //!   Subscriptions, assignments and the range assignor are
-//!   [`crate::group::consumer_protocol`]'s, shared with remote instances that use librdkafka.
+//!   [`riffle_server::group::consumer_protocol`]'s, shared with remote instances that use librdkafka.
 //! - `reader`: reading assigned partitions from their logs, with long polls.
 //! - `writer`: output batches appended through the Produce handler with acks=all.
 //! - `transaction`: under exactly-once, the transactional producer those batches belong

@@ -28,11 +28,11 @@ use riffle_protocol::api::txn_offset_commit::{
 use tracing::{info, warn};
 
 use super::transaction::TransactionalProducer;
-use crate::cluster::Cluster;
-use crate::group::consumer_protocol::{
+use riffle_server::cluster::Cluster;
+use riffle_server::group::consumer_protocol::{
     self, PROTOCOL_TYPE, RANGE_ASSIGNOR, decode_consumer_assignment,
 };
-use crate::handler::{RequestContext, group, txn_offset_commit};
+use riffle_server::handler::{RequestContext, group, txn_offset_commit};
 
 /// The request versions used: the newest each handler serves, so static membership and
 /// the two-step join (MEMBER_ID_REQUIRED) behave as for current clients.

@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use riffle_broker::cluster::Validation;
 use riffle_broker::config::BrokerConfig;
 use riffle_broker::embedded::Broker;
 use riffle_processor::runtime::remote::RemoteBackend;
@@ -15,6 +14,7 @@ use riffle_processor::runtime::{Runner, RuntimeConfig};
 use riffle_processor::{Grouped, StreamsBuilder, StringSerde, Topology};
 use riffle_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use riffle_protocol::record::{Compression, RecordBatchBuilder};
+use riffle_server::cluster::Validation;
 use riffle_storage::MutexRecover;
 
 const APPLICATION_ID: &str = "mixed-word-count";
@@ -54,9 +54,9 @@ async fn produce(running: &riffle_broker::embedded::RunningBroker, partition: i3
         }],
         ..Default::default()
     };
-    riffle_broker::handler::produce::handle(
+    riffle_server::handler::produce::handle(
         running.cluster(),
-        &riffle_broker::handler::RequestContext::internal(running.cluster()),
+        &riffle_server::handler::RequestContext::internal(running.cluster()),
         9,
         request,
     )

@@ -16,8 +16,8 @@ use std::fmt;
 use super::options::{
     AddArgs, EntryArgs, ListArgs, PatternTypeArg, RemoveArgs, ResourceArgs, RoleArgs,
 };
-use crate::security::Principal;
-use crate::security::acl::{
+use riffle_server::security::Principal;
+use riffle_server::security::acl::{
     AccessControlEntry, AclHost, AclOperation, AclPermission, CLUSTER_NAME, PatternSelect,
     PatternType, ResourcePattern, ResourceType,
 };

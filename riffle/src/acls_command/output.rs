@@ -22,8 +22,8 @@ use riffle_protocol::api::delete_acls::DeleteAclsMatchingAcl;
 use riffle_protocol::api::describe_acls::DescribeAclsResource;
 
 use super::plan::Grant;
-use crate::security::Principal;
-use crate::security::acl::{
+use riffle_server::security::Principal;
+use riffle_server::security::acl::{
     AccessControlEntry, AclBinding, AclOperation, AclPermission, PatternType, ResourceType,
 };
 
@@ -353,7 +353,7 @@ mod tests {
         // With entries, each on its own line; without, "all ACLs" of the filter.
         let entry = AccessControlEntry {
             principal: Principal::user("alice"),
-            host: crate::security::acl::AclHost::Any,
+            host: riffle_server::security::acl::AclHost::Any,
             operation: AclOperation::Read,
             permission: AclPermission::Allow,
         };

@@ -7,9 +7,9 @@
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::client_config::ConnectionArgs;
-use crate::security::Principal;
-use crate::security::acl::{AclHost, AclOperation, InvalidAcl};
-use crate::security::principal::PrincipalParseError;
+use riffle_server::security::Principal;
+use riffle_server::security::acl::{AclHost, AclOperation, InvalidAcl};
+use riffle_server::security::principal::PrincipalParseError;
 
 /// `riffle acls`: the broker and what to do.
 #[derive(Debug, Args)]

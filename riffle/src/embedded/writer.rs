@@ -18,8 +18,8 @@ use riffle_protocol::record::{Compression, RecordBatchBuilder};
 
 use super::refusal::refused;
 use super::transaction::TransactionalProducer;
-use crate::cluster::Cluster;
-use crate::handler::{RequestContext, produce};
+use riffle_server::cluster::Cluster;
+use riffle_server::handler::{RequestContext, produce};
 
 /// The Produce version used; the handler treats 3-10 alike for v2 batches.
 const PRODUCE_VERSION: i16 = 9;
@@ -262,8 +262,8 @@ mod tests {
     use riffle_storage::FirstBatch;
 
     use super::*;
-    use crate::cluster::Validation;
-    use crate::testing::test_cluster;
+    use riffle_server::cluster::Validation;
+    use riffle_server::testing::test_cluster;
 
     /// The default `max.message.bytes`: the largest batch a topic accepts.
     const MAX_MESSAGE_BYTES: usize = 1024 * 1024;

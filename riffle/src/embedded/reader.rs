@@ -19,8 +19,8 @@ use riffle_storage::{AbortedTransaction, FirstBatch, StorageError};
 use tokio::sync::Notify;
 use tracing::warn;
 
-use crate::cluster::Cluster;
-use crate::partition::Partition;
+use riffle_server::cluster::Cluster;
+use riffle_server::partition::Partition;
 
 /// Bytes read from one partition per read (Kafka's `max.partition.fetch.bytes`); the first
 /// batch comes whole even when larger, so a big batch never stalls the reader.

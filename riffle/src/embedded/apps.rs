@@ -12,8 +12,8 @@ use std::sync::Arc;
 use riffle_processor::observe::{AppHandle, ProcessorCollector, answer_blocking, encode_metrics};
 use tokio::net::TcpListener;
 
-use crate::cluster::Cluster;
-use crate::http::{AppRoutes, HttpAnswer, HttpServer, MetricsSource};
+use riffle_server::cluster::Cluster;
+use riffle_server::http::{AppRoutes, HttpAnswer, HttpServer, MetricsSource};
 
 /// The `/apps` routes of this process's applications. Store reads may wait on the disk,
 /// so they run on tokio's blocking pool, where the runtimes read stores too.

@@ -19,7 +19,7 @@
 //!
 //! Like Kafka's tools, other properties (`client.id`, `request.timeout.ms`, ...) are ignored;
 //! a known property with a value riffle cannot use is an error that names it. The file is
-//! Java's `.properties` format, read by [`crate::properties`]. No error message ever holds a
+//! Java's `.properties` format, read by [`riffle_server::properties`]. No error message ever holds a
 //! password.
 
 use std::collections::BTreeMap;
@@ -30,9 +30,9 @@ use clap::Args;
 
 use crate::admin_client::routing::Brokers;
 use crate::admin_client::{AdminClient, AdminClientError};
-use crate::properties::{MalformedEscape, Properties, PropertiesError};
-use crate::security::scram::ScramMechanism;
-use crate::security::tls::{ClientIdentity, ServerVerification};
+use riffle_server::properties::{MalformedEscape, Properties, PropertiesError};
+use riffle_server::security::scram::ScramMechanism;
+use riffle_server::security::tls::{ClientIdentity, ServerVerification};
 
 /// `--bootstrap` and `--command-config`, shared by the client commands.
 #[derive(Debug, Clone, Args)]
@@ -105,7 +105,7 @@ pub struct ClientConfig {
 }
 
 /// Kafka's `security.protocol`: the same four protocols a listener speaks.
-pub use crate::listener::SecurityProtocol;
+pub use riffle_server::listener::SecurityProtocol;
 
 /// A SASL mechanism this client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,14 +120,14 @@ impl SaslMechanism {
     /// The SASL name, as SaslHandshake carries it.
     pub fn name(self) -> &'static str {
         match self {
-            SaslMechanism::Plain => crate::security::sasl::PLAIN,
+            SaslMechanism::Plain => riffle_server::security::sasl::PLAIN,
             SaslMechanism::Scram(mechanism) => mechanism.name(),
         }
     }
 
     /// The mechanism named `name` (exactly, as Kafka compares them).
     pub fn from_name(name: &str) -> Option<SaslMechanism> {
-        if name == crate::security::sasl::PLAIN {
+        if name == riffle_server::security::sasl::PLAIN {
             return Some(SaslMechanism::Plain);
         }
         ScramMechanism::from_name(name).map(SaslMechanism::Scram)
@@ -835,7 +835,8 @@ mod tests {
             "{message:?}"
         );
         let large = dir.path().join("large.properties");
-        let size = usize::try_from(crate::properties::PROPERTIES_MAX_BYTES).expect("fits") + 1;
+        let size =
+            usize::try_from(riffle_server::properties::PROPERTIES_MAX_BYTES).expect("fits") + 1;
         std::fs::write(&large, vec![b'#'; size]).expect("write");
         assert!(matches!(
             ClientConfig::load(&large),

@@ -21,9 +21,9 @@ use super::reader::{self, Isolation, Reader};
 use super::refusal::refused;
 use super::transaction::TransactionalProducer;
 use super::writer::Writer;
-use crate::cluster::{Cluster, Validation};
-use crate::handler::RequestContext;
-use crate::security::acl::{AclOperation, ResourceType};
+use riffle_server::cluster::{Cluster, Validation};
+use riffle_server::handler::RequestContext;
+use riffle_server::security::acl::{AclOperation, ResourceType};
 
 /// Limits and timings of an embedded runtime.
 #[derive(Debug, Clone)]
@@ -393,8 +393,8 @@ mod tests {
     use riffle_storage::MutexRecover;
 
     use super::*;
-    use crate::testing::test_config;
-    use crate::transaction::metadata::TransactionState;
+    use riffle_server::testing::test_config;
+    use riffle_server::transaction::metadata::TransactionState;
 
     fn output(topic: &str, key: &str, value: &str) -> OutputRecord {
         OutputRecord {

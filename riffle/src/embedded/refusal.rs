@@ -6,7 +6,7 @@ use riffle_processor::runtime::BackendError;
 use riffle_protocol::ErrorCode;
 use tracing::warn;
 
-use crate::handler::RequestContext;
+use riffle_server::handler::RequestContext;
 
 /// The error for `operation` answered `code`.
 pub fn refused(context: &RequestContext, operation: &str, code: i16) -> BackendError {
@@ -40,7 +40,7 @@ pub fn refused(context: &RequestContext, operation: &str, code: i16) -> BackendE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{context_of, test_cluster};
+    use riffle_server::testing::{context_of, test_cluster};
 
     #[test]
     fn an_authorization_refusal_names_the_principal() {

@@ -18,7 +18,7 @@ use riffle_protocol::{ApiKey, ErrorCode, Request, Response};
 
 use super::{AdminClient, AdminClientError, BrokerErrorCode};
 use crate::client_config::{SaslCredentials, SaslMechanism};
-use crate::security::ScramClient;
+use riffle_server::security::ScramClient;
 
 /// SaslHandshake version: v1 moves the tokens into SaslAuthenticate requests.
 const SASL_HANDSHAKE_VERSION: i16 = 1;

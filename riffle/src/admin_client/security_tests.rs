@@ -4,9 +4,9 @@
 
 use super::{AdminClient, AdminClientError};
 use crate::client_config::ClientConfig;
-use crate::security::ScramMechanism;
-use crate::security::test_pki::TestPki;
-use crate::testing::ServingBroker;
+use riffle_server::security::ScramMechanism;
+use riffle_server::security::test_pki::TestPki;
+use riffle_server::testing::ServingBroker;
 
 /// A broker with SASL_SSL, SASL_PLAINTEXT and SSL listeners (the last asking for client
 /// certificates), every mechanism, and alice (SCRAM-SHA-512) and bob (SCRAM-SHA-256).

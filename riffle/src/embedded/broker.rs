@@ -19,9 +19,10 @@ use tokio::task::{JoinError, JoinHandle};
 use tracing::{error, info};
 
 use super::backend::{EmbeddedBackend, EmbeddedConfig};
-use crate::cli::{self, OpenError};
-use crate::cluster::Cluster;
-use crate::config::BrokerConfig;
+use crate::cli;
+use riffle_server::cluster::Cluster;
+use riffle_server::config::BrokerConfig;
+use riffle_server::startup::{self, OpenError};
 
 /// A broker with stream processors: see [`Broker::builder`].
 pub struct Broker;
@@ -108,11 +109,11 @@ impl BrokerBuilder {
             .config
             .data_dir
             .join(riffle_storage::format::PROCESSOR_STATE_DIR_NAME);
-        let opened = cli::open(self.config).await?;
+        let opened = startup::open(self.config).await?;
         // Ready before the listening lines: whoever reads them may probe /readyz at once.
         opened.mark_serving();
         if self.announce {
-            cli::announce(&opened);
+            startup::announce(&opened);
         }
         let listener_addresses = opened
             .listener_addresses()
@@ -360,8 +361,8 @@ mod tests {
     use riffle_storage::MutexRecover;
 
     use super::*;
-    use crate::cluster::Validation;
-    use crate::testing::test_config;
+    use riffle_server::cluster::Validation;
+    use riffle_server::testing::test_config;
 
     /// A broker on a free port whose groups start without the initial rebalance delay.
     const SERVE_FLAGS: &[&str] = &[
@@ -541,9 +542,9 @@ mod tests {
             }],
             ..Default::default()
         };
-        crate::handler::produce::handle(
+        riffle_server::handler::produce::handle(
             running.cluster(),
-            &crate::handler::RequestContext::internal(running.cluster()),
+            &riffle_server::handler::RequestContext::internal(running.cluster()),
             9,
             request,
         )
@@ -637,13 +638,13 @@ mod tests {
         assert!(failure.contains("TOPIC_AUTHORIZATION_FAILED"), "{failure}");
         assert!(failure.contains("User:streams"), "{failure}");
         // The ACLs are kept in the metadata log, so the next start has them.
-        use crate::security::acl::AclOperation::{All, Create, Read};
+        use riffle_server::security::acl::AclOperation::{All, Create, Read};
         let cluster = running.cluster();
         let streams = "User:streams";
-        crate::testing::allow(cluster, "group:literal:counter", streams, Read);
-        crate::testing::allow(cluster, "topic:literal:words", streams, Read);
-        crate::testing::allow(cluster, "topic:prefixed:counter-", streams, All);
-        crate::testing::allow(cluster, "cluster:literal:kafka-cluster", streams, Create);
+        riffle_server::testing::allow(cluster, "group:literal:counter", streams, Read);
+        riffle_server::testing::allow(cluster, "topic:literal:words", streams, Read);
+        riffle_server::testing::allow(cluster, "topic:prefixed:counter-", streams, All);
+        riffle_server::testing::allow(cluster, "cluster:literal:kafka-cluster", streams, Create);
         running.shutdown().await.unwrap();
 
         let mut running = Broker::builder(test_config(dir.path(), &flags))

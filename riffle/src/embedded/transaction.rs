@@ -31,8 +31,8 @@ use riffle_protocol::record::RecordBatchBuilder;
 use tracing::warn;
 
 use super::refusal::refused;
-use crate::cluster::Cluster;
-use crate::handler::{
+use riffle_server::cluster::Cluster;
+use riffle_server::handler::{
     RequestContext, add_offsets_to_txn, add_partitions_to_txn, end_txn, init_producer_id,
 };
 

@@ -76,8 +76,8 @@ use riffle_protocol::{
 };
 
 use crate::client_config::{ClientConfig, TlsClientSettings};
-use crate::security::scram::ScramClientError;
-use crate::security::tls::{TlsError, client_config_for};
+use riffle_server::security::scram::ScramClientError;
+use riffle_server::security::tls::{TlsError, client_config_for};
 use transport::Transport;
 
 /// How long connecting to the broker may take, per resolved address.

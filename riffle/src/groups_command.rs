@@ -35,7 +35,7 @@ pub use crate::cli_support::format_table;
 use crate::cli_support::output::to_json;
 use crate::cli_support::{CommandError, OutputFormat};
 use crate::client_config::{ConnectError, ConnectionArgs};
-use crate::group::consumer_protocol::decode_consumer_assignment;
+use riffle_server::group::consumer_protocol::decode_consumer_assignment;
 
 pub mod reset_offsets;
 
@@ -393,7 +393,6 @@ fn optional_cell(value: Option<i64>) -> String {
 mod tests {
     use super::*;
     use crate::admin_client::tests::{advertise, fake_broker};
-    use crate::group::consumer_protocol::{AssignmentError, ConsumerAssignment};
     use bytes::Bytes;
     use riffle_protocol::Response;
     use riffle_protocol::api::describe_groups::{DescribeGroupsResponse, DescribedGroupMember};
@@ -404,6 +403,7 @@ mod tests {
         OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartitions,
         OffsetFetchResponseTopics,
     };
+    use riffle_server::group::consumer_protocol::{AssignmentError, ConsumerAssignment};
 
     /// Encodes an assignment the way the Java and librdkafka clients do.
     fn encode_assignment(
