@@ -1,7 +1,7 @@
 //! `StreamsBuilder`: where a topology starts, and the graph it records.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::graph::{NodeId, NodeSpec, OperatorFactory, PassThrough, SourceDecoder};
 use crate::operator::source::{StreamDecoder, TableDecoder, TableSource};
 use crate::serdes::{Serde, SharedSerde};
+use crate::store::codec::StoreCodec;
 use crate::store::query::KeyValueStoreHandle;
 use crate::store::{StoreBacking, StoreKind, StoreSpec};
 use crate::stream::KStream;
@@ -32,6 +33,8 @@ pub(crate) struct GraphBuilder {
     /// Stores declared with `add_key_value_store`, which `process` may connect; until one
     /// does, such a store's owner is [`UNOWNED`] and it belongs to no sub-topology.
     pub user_stores: BTreeSet<String>,
+    /// Each store's serdes, where the builder knows them, for queries by store name.
+    pub store_codecs: HashMap<String, StoreCodec>,
 }
 
 /// The owner of a declared store no processor uses yet.
@@ -106,6 +109,11 @@ impl GraphBuilder {
         self.stores.push((spec, owner));
     }
 
+    /// Records how the store `name` reads keys and shows values (see `store/codec.rs`).
+    pub fn set_store_codec(&mut self, name: &str, codec: StoreCodec) {
+        self.store_codecs.insert(name.to_string(), codec);
+    }
+
     /// Remembers the first mistake; `build` reports it.
     pub fn fail(&mut self, error: TopologyError) {
         self.error.get_or_insert(error);
@@ -141,6 +149,7 @@ impl StreamsBuilder {
             table_source_topics: BTreeSet::new(),
             error: None,
             user_stores: BTreeSet::new(),
+            store_codecs: HashMap::new(),
         };
         StreamsBuilder {
             graph: Rc::new(RefCell::new(graph)),
@@ -244,11 +253,14 @@ impl StreamsBuilder {
         let mut graph = self.graph.borrow_mut();
         graph.add_store(name, StoreKind::KeyValue, UNOWNED);
         graph.user_stores.insert(name.to_string());
-        KeyValueStoreHandle {
+        let handle = KeyValueStoreHandle {
             name: name.to_string(),
             key_serde: Arc::new(key_serde),
             value_serde: Arc::new(value_serde),
-        }
+        };
+        let codec = StoreCodec::new(handle.key_serde.clone(), handle.value_serde.clone());
+        graph.set_store_codec(name, codec);
+        handle
     }
 
     /// Keeps the store `store_name` in memory or on disk ([`StoreBacking::Persistent`],
@@ -282,6 +294,7 @@ impl StreamsBuilder {
             std::mem::take(&mut graph.stores),
             std::mem::take(&mut graph.repartition_topics),
             std::mem::take(&mut graph.table_source_topics),
+            std::mem::take(&mut graph.store_codecs),
         )
     }
 }

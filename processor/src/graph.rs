@@ -124,6 +124,28 @@ pub enum DropReason {
     Expired,
 }
 
+impl DropReason {
+    /// Every reason, in order.
+    pub const ALL: [DropReason; 5] = [
+        DropReason::Late,
+        DropReason::NullKeyOrValue,
+        DropReason::Deserialization,
+        DropReason::NegativeTimestamp,
+        DropReason::Expired,
+    ];
+
+    /// The reason as metrics label it: `late`, `null_key_or_value`, ...
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Late => "late",
+            DropReason::NullKeyOrValue => "null_key_or_value",
+            DropReason::Deserialization => "deserialization",
+            DropReason::NegativeTimestamp => "negative_timestamp",
+            DropReason::Expired => "expired",
+        }
+    }
+}
+
 /// An operator instance inside one task.
 pub(crate) trait Operator: Send {
     /// Handles one record, forwarding results through `ctx`.

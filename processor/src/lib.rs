@@ -26,6 +26,8 @@
 //! [`KStream::process`]: forwarding, typed key-value stores, record metadata and
 //! punctuations on stream time or wall-clock time (`processor_api.rs`).
 //! [`Topology::describe`] shows the built graph, as data and as Kafka Streams prints it.
+//! [`observe`] shows running applications to their host: summaries, stores read by name
+//! as JSON, the `/apps` HTTP routes, and Prometheus metrics.
 //!
 //! Where to start: [`StreamsBuilder`], [`KStream`], then `task.rs`.
 
@@ -34,6 +36,7 @@ mod describe;
 mod graph;
 mod grouped;
 mod lock_policy;
+pub mod observe;
 mod operator;
 mod processor_api;
 mod record;
@@ -71,6 +74,10 @@ pub use serdes::{
     StringSerde, U64Serde, UnitSerde, WindowedSerde,
 };
 pub use store::engine::StateError;
+pub use store::json_query::{
+    JsonEntry, JsonQueryError, JsonRange, JsonStores, JsonWindow, RANGE_LIMIT_DEFAULT,
+    RANGE_LIMIT_MAX,
+};
 pub use store::query::{
     KeyValueStoreHandle, KeyValueView, QueryError, SessionStoreHandle, SessionView, StoreRegistry,
     WindowStoreHandle, WindowView,

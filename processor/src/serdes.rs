@@ -48,6 +48,25 @@ pub trait Serde<T>: Send + Sync + 'static {
     fn serialize_nullable(&self, topic: &str, value: &T) -> Result<Option<Vec<u8>>, SerdeError> {
         self.serialize(topic, value).map(Some)
     }
+
+    /// `bytes` (written by this serde) as JSON, for state queries over HTTP; `None` where
+    /// they have no JSON form, and the query shows them in base64 instead (the default, so
+    /// a serde of your own shows its bytes until it says how to show its values).
+    fn to_json(&self, _topic: &str, _bytes: &[u8]) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The bytes of the value `text` spells, for keys given in a query URL: strings as they
+    /// are, numbers in decimal, JSON as JSON.
+    ///
+    /// # Errors
+    /// When `text` spells no value, or (the default) this serde reads no text.
+    fn parse_text(&self, topic: &str, _text: &str) -> Result<Vec<u8>, SerdeError> {
+        Err(SerdeError::new(
+            topic,
+            "this serde reads no keys from text (it does not implement Serde::parse_text)",
+        ))
+    }
 }
 
 /// `()`, for keyless topics: reads any key (null included) as `()`, writes a null key.
@@ -67,6 +86,12 @@ impl Serde<()> for UnitSerde {
     fn serialize_nullable(&self, _topic: &str, _value: &()) -> Result<Option<Vec<u8>>, SerdeError> {
         Ok(None)
     }
+    fn to_json(&self, _topic: &str, _bytes: &[u8]) -> Option<serde_json::Value> {
+        Some(serde_json::Value::Null)
+    }
+    fn parse_text(&self, _topic: &str, _text: &str) -> Result<Vec<u8>, SerdeError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A shareable serde, as the topology keeps them.
@@ -83,6 +108,10 @@ impl Serde<Vec<u8>> for BytesSerde {
     fn deserialize(&self, _topic: &str, bytes: &[u8]) -> Result<Vec<u8>, SerdeError> {
         Ok(bytes.to_vec())
     }
+    /// A key typed in a URL is its UTF-8 bytes; values have no JSON form (base64).
+    fn parse_text(&self, _topic: &str, text: &str) -> Result<Vec<u8>, SerdeError> {
+        Ok(text.as_bytes().to_vec())
+    }
 }
 
 /// UTF-8 strings; invalid UTF-8 is an error.
@@ -95,6 +124,13 @@ impl Serde<String> for StringSerde {
     }
     fn deserialize(&self, topic: &str, bytes: &[u8]) -> Result<String, SerdeError> {
         String::from_utf8(bytes.to_vec()).map_err(|error| SerdeError::new(topic, error.to_string()))
+    }
+    fn to_json(&self, _topic: &str, bytes: &[u8]) -> Option<serde_json::Value> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        Some(serde_json::Value::String(text.to_string()))
+    }
+    fn parse_text(&self, _topic: &str, text: &str) -> Result<Vec<u8>, SerdeError> {
+        Ok(text.as_bytes().to_vec())
     }
 }
 
@@ -130,6 +166,17 @@ where
     fn deserialize(&self, topic: &str, bytes: &[u8]) -> Result<T, SerdeError> {
         serde_json::from_slice(bytes).map_err(|error| SerdeError::new(topic, error.to_string()))
     }
+    /// Through `T`, so what shows is what the topology reads.
+    fn to_json(&self, topic: &str, bytes: &[u8]) -> Option<serde_json::Value> {
+        let value = self.deserialize(topic, bytes).ok()?;
+        serde_json::to_value(&value).ok()
+    }
+    /// The text is JSON for a `T` (a string key in quotes), written back as this serde
+    /// writes it: the bytes the store holds.
+    fn parse_text(&self, topic: &str, text: &str) -> Result<Vec<u8>, SerdeError> {
+        let value = self.deserialize(topic, text.as_bytes())?;
+        self.serialize(topic, &value)
+    }
 }
 
 /// Fixed-width big-endian integers and floats, as Kafka's own serializers write them.
@@ -155,6 +202,18 @@ macro_rules! big_endian_serde {
                     )
                 })?;
                 Ok(<$type>::from_be_bytes(array))
+            }
+            fn to_json(&self, topic: &str, bytes: &[u8]) -> Option<serde_json::Value> {
+                let value = self.deserialize(topic, bytes).ok()?;
+                serde_json::to_value(value)
+                    .ok()
+                    .filter(|json| !json.is_null())
+            }
+            fn parse_text(&self, topic: &str, text: &str) -> Result<Vec<u8>, SerdeError> {
+                let value: $type = text.trim().parse().map_err(|_| {
+                    SerdeError::new(topic, format!("{text:?} is not a {}", stringify!($type)))
+                })?;
+                self.serialize(topic, &value)
             }
         }
     };
@@ -269,6 +328,12 @@ impl<T: 'static> Serde<T> for SharedSerde<T> {
     fn serialize_nullable(&self, topic: &str, value: &T) -> Result<Option<Vec<u8>>, SerdeError> {
         self.as_ref().serialize_nullable(topic, value)
     }
+    fn to_json(&self, topic: &str, bytes: &[u8]) -> Option<serde_json::Value> {
+        self.as_ref().to_json(topic, bytes)
+    }
+    fn parse_text(&self, topic: &str, text: &str) -> Result<Vec<u8>, SerdeError> {
+        self.as_ref().parse_text(topic, text)
+    }
 }
 
 #[cfg(test)]
@@ -312,6 +377,41 @@ mod tests {
         let bytes = session.serialize("t", &key).unwrap();
         assert_eq!(session.deserialize("t", &bytes).unwrap(), key);
         assert!(session.deserialize("t", &[1, 2, 3]).is_err());
+    }
+
+    /// Keys typed in a URL become the bytes the serde writes, and stored bytes show as
+    /// JSON: strings as they are, numbers parsed, JSON through its type; what has no JSON
+    /// form (raw bytes, a NaN) says so.
+    #[test]
+    fn keys_parse_parse_text_and_values_show_as_json() {
+        use serde_json::json;
+        assert_eq!(StringSerde.parse_text("t", "a b").unwrap(), b"a b".to_vec());
+        assert_eq!(StringSerde.to_json("t", b"hi"), Some(json!("hi")));
+        assert_eq!(StringSerde.to_json("t", &[0xff]), None);
+        assert_eq!(
+            I64Serde.parse_text("t", "-2").unwrap(),
+            (-2i64).to_be_bytes()
+        );
+        assert!(I64Serde.parse_text("t", "two").is_err());
+        assert_eq!(I64Serde.to_json("t", &7i64.to_be_bytes()), Some(json!(7)));
+        assert_eq!(I32Serde.to_json("t", &[1]), None);
+        assert_eq!(F64Serde.to_json("t", &f64::NAN.to_be_bytes()), None);
+        assert_eq!(
+            F64Serde.to_json("t", &1.5f64.to_be_bytes()),
+            Some(json!(1.5))
+        );
+        let json_serde = JsonSerde::<Vec<u32>>::new();
+        assert_eq!(
+            json_serde.parse_text("t", "[1, 2]").unwrap(),
+            b"[1,2]".to_vec()
+        );
+        assert!(json_serde.parse_text("t", "nope").is_err());
+        assert_eq!(json_serde.to_json("t", b"[3]"), Some(json!([3])));
+        assert_eq!(BytesSerde.to_json("t", b"x"), None);
+        let shared: SharedSerde<String> = Arc::new(StringSerde);
+        assert_eq!(shared.parse_text("t", "k").unwrap(), b"k".to_vec());
+        let windowed = WindowedSerde::time(StringSerde, 10);
+        assert!(windowed.parse_text("t", "k").is_err());
     }
 
     #[test]

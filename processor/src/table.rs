@@ -16,6 +16,7 @@ use crate::record::OutputKind;
 use crate::serdes::WindowedSerde;
 use crate::serdes::{Serde, SharedSerde};
 use crate::store::StoreKind;
+use crate::store::codec::StoreCodec;
 use crate::store::query::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
 use crate::stream::KStream;
 use crate::suppressed::{SuppressInput, Suppressed, SuppressedTable, add_suppress};
@@ -104,6 +105,8 @@ impl<K: Data, V: Data> KTable<K, V> {
         value_serde: SharedSerde<V>,
         store_name: &str,
     ) -> Self {
+        let codec = StoreCodec::new(key_serde.clone(), value_serde.clone());
+        graph.borrow_mut().set_store_codec(store_name, codec);
         KTable {
             graph,
             node,
@@ -212,6 +215,8 @@ impl<K: Data, V: Data> KTable<K, V> {
         let node = graph.add_node(kind, &[self.node], factory, stores);
         if let Some(name) = &store_name {
             graph.add_store(name, StoreKind::KeyValue, node);
+            let codec = StoreCodec::new(self.key_serde.clone(), value_serde.clone());
+            graph.set_store_codec(name, codec);
         }
         drop(graph);
         KTable {
@@ -380,6 +385,8 @@ impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
         size_ms: i64,
         close_delay_ms: i64,
     ) -> Self {
+        let codec = StoreCodec::windowed(key_serde.clone(), value_serde.clone(), size_ms);
+        graph.borrow_mut().set_store_codec(store_name, codec);
         WindowedTable {
             graph,
             node,
@@ -451,6 +458,8 @@ impl<K: Data + Clone, V: Data> SessionTable<K, V> {
         store_name: &str,
         close_delay_ms: i64,
     ) -> Self {
+        let codec = StoreCodec::new(key_serde.clone(), value_serde.clone());
+        graph.borrow_mut().set_store_codec(store_name, codec);
         SessionTable {
             graph,
             node,

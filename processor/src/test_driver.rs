@@ -183,6 +183,13 @@ impl TestDriver {
         }
     }
 
+    /// The topology and the stores of its tasks, for the `/apps` tests.
+    #[cfg(test)]
+    pub(crate) fn topology_and_stores(&self) -> (Topology, StoreRegistry) {
+        let state = self.state.borrow();
+        (state.topology.clone(), state.registry.clone())
+    }
+
     /// The key-value store `handle` names.
     pub fn key_value_store<K: 'static, V: 'static>(
         &self,

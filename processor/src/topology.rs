@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::describe::TopologyDescription;
 use crate::graph::{NodeId, NodeSpec};
+use crate::store::codec::StoreCodec;
 use crate::store::engine::StateError;
 use crate::store::{StateHome, StoreKind, StoreSpec};
 use crate::task::{Task, TaskId};
@@ -100,6 +101,8 @@ pub(crate) struct TopologyInner {
     pub table_source_topics: BTreeSet<String>,
     /// Source topic to the one sub-topology that reads it: looked up for every record.
     pub readers: HashMap<String, u32>,
+    /// Each store's serdes where the builder knew them, for queries by store name.
+    pub store_codecs: HashMap<String, StoreCodec>,
 }
 
 /// A runnable topology; cheap to clone and shared by every task.
@@ -119,6 +122,7 @@ impl Topology {
         stores: Vec<(StoreSpec, NodeId)>,
         repartition_topics: BTreeSet<String>,
         table_source_topics: BTreeSet<String>,
+        store_codecs: HashMap<String, StoreCodec>,
     ) -> Result<Topology, TopologyError> {
         let mut names = BTreeSet::new();
         for (store, _) in &stores {
@@ -155,6 +159,7 @@ impl Topology {
             repartition_writers,
             table_source_topics,
             readers,
+            store_codecs,
         };
         Ok(Topology {
             inner: Arc::new(inner),
@@ -311,6 +316,26 @@ impl Topology {
     /// Whether this changelog is a table's own source topic (not written by the topology).
     pub fn is_source_changelog(&self, topic: &str) -> bool {
         self.inner.table_source_topics.contains(topic)
+    }
+
+    /// Every store of the topology with the sub-topology whose tasks hold it, by name.
+    pub fn stores(&self) -> Vec<(u32, &StoreSpec)> {
+        let mut stores: Vec<(u32, &StoreSpec)> = self
+            .inner
+            .subtopologies
+            .iter()
+            .flat_map(|sub| sub.stores.iter().map(move |spec| (sub.id, spec)))
+            .collect();
+        stores.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        stores
+    }
+
+    /// How the store `name` reads keys and shows values: its serdes, or raw bytes.
+    pub(crate) fn store_codec(&self, name: &str) -> StoreCodec {
+        match self.inner.store_codecs.get(name) {
+            Some(codec) => codec.clone(),
+            None => StoreCodec::raw(),
+        }
     }
 
     /// The topology's sub-topologies, nodes, stores and repartition topics: data for a

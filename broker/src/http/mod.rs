@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `/healthz` | 200 as soon as the listener is bound, through start-up recovery: the process is alive |
 //! | `/readyz` | 503 until the data directory is open and the Kafka listeners serve, 200 then, 503 again once shutdown begins |
-//! | `/metrics` | 503 until the data directory is open; then every metric ([`crate::metrics`]) in the OpenMetrics text format |
+//! | `/metrics` | 503 until the data directory is open; then every metric ([`crate::metrics`]) in the OpenMetrics text format; without a broker, what a [`MetricsSource`] encodes ([`HttpServer::serve_metrics`]) |
 //! | `/apps`, `/apps/...` | the stream processor's applications, answered by the [`AppRoutes`] their host installed ([`HttpServer::set_apps`]); `{"apps":[]}` and 404 without one |
 //! | `/`, `/console/...` | the web console: a page and its script and style, embedded in the binary ([`console`]) |
 //! | `/api/...` | the console's read-only JSON: topics, records, groups, history ([`api`]) |
@@ -74,6 +74,17 @@ pub trait AppRoutes: Send + Sync + 'static {
     fn answer(&self, path: &str, query: &str) -> Pin<Box<dyn Future<Output = HttpAnswer> + Send>>;
 }
 
+/// What `/metrics` encodes where no broker runs: a listener started by a remote stream
+/// application's program serves its own registry through this ([`HttpServer::serve_metrics`]).
+pub trait MetricsSource: Send + Sync + 'static {
+    /// Every metric in the OpenMetrics text format, ending with `# EOF`; called on a
+    /// blocking thread.
+    ///
+    /// # Errors
+    /// Only if a metric fails to format.
+    fn encode(&self) -> Result<String, std::fmt::Error>;
+}
+
 /// One answer from [`AppRoutes`]: the status, the content type and the whole body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpAnswer {
@@ -104,6 +115,8 @@ struct HttpState {
     serving: AtomicBool,
     /// The routes under `/apps`, once their host installs them.
     apps: OnceLock<Arc<dyn AppRoutes>>,
+    /// Where no broker runs: what `/metrics` encodes instead of a cluster's registry.
+    metrics_source: OnceLock<Arc<dyn MetricsSource>>,
     /// When the listener started, for the console's uptime.
     started: Instant,
     /// The console's samples, taken once the cluster is open.
@@ -116,6 +129,7 @@ impl HttpState {
             cluster: OnceLock::new(),
             serving: AtomicBool::new(false),
             apps: OnceLock::new(),
+            metrics_source: OnceLock::new(),
             started: Instant::now(),
             history: Arc::default(),
         }
@@ -176,6 +190,16 @@ impl HttpServer {
     /// second call is refused and returns its routes.
     pub fn set_apps(&self, routes: Arc<dyn AppRoutes>) -> Result<(), Arc<dyn AppRoutes>> {
         self.state.apps.set(routes)
+    }
+
+    /// For a listener without a broker: `/metrics` encodes `source`, and `/readyz` needs
+    /// no cluster, only [`HttpServer::set_serving`]. One source per listener; a second
+    /// call is refused and returns its source.
+    pub fn serve_metrics(
+        &self,
+        source: Arc<dyn MetricsSource>,
+    ) -> Result<(), Arc<dyn MetricsSource>> {
+        self.state.metrics_source.set(source)
     }
 
     /// Whether the Kafka listeners serve: `/readyz` answers 200 while they do (and the
@@ -261,7 +285,7 @@ async fn answer(state: &HttpState, request: &Request<Incoming>) -> Response<Full
 }
 
 fn readiness(state: &HttpState) -> Response<Full<Bytes>> {
-    if state.cluster.get().is_none() {
+    if state.cluster.get().is_none() && state.metrics_source.get().is_none() {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: opening the data directory\n",
@@ -277,14 +301,19 @@ fn readiness(state: &HttpState) -> Response<Full<Bytes>> {
 }
 
 async fn metrics(state: &HttpState) -> Response<Full<Bytes>> {
-    let Some(cluster) = state.cluster.get().and_then(Weak::upgrade) else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: opening the data directory\n",
-        );
+    let cluster = state.cluster.get().and_then(Weak::upgrade);
+    let source = state.metrics_source.get().cloned();
+    // The scrape-time collectors take topic, group and store locks: off the async threads.
+    let encoded = match (cluster, source) {
+        (Some(cluster), _) => tokio::task::spawn_blocking(move || cluster.metrics().encode()).await,
+        (None, Some(source)) => tokio::task::spawn_blocking(move || source.encode()).await,
+        (None, None) => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: opening the data directory\n",
+            );
+        }
     };
-    // The scrape-time collectors take topic and group locks: off the async threads.
-    let encoded = tokio::task::spawn_blocking(move || cluster.metrics().encode()).await;
     match encoded {
         Ok(Ok(body)) => {
             let mut response = Response::new(Full::new(Bytes::from(body)));

@@ -309,3 +309,29 @@ async fn the_console_page_and_its_files_are_served() {
         );
     }
 }
+
+/// A fixed metrics text, standing in for a remote application's registry.
+struct FixedMetrics;
+
+impl MetricsSource for FixedMetrics {
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        Ok("# TYPE app_up gauge\napp_up 1\n# EOF\n".to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_without_a_broker_serves_its_metrics_source() {
+    // Proves a listener started by a remote application's program serves its own metrics
+    // and is ready once serving, with no cluster, and takes one source only.
+    let server = started().await;
+    let address = server.local_address();
+    assert_eq!(get(address, "/metrics").await.0, 503);
+    assert!(server.serve_metrics(Arc::new(FixedMetrics)).is_ok());
+    assert!(server.serve_metrics(Arc::new(FixedMetrics)).is_err());
+    assert_eq!(get(address, "/readyz").await.0, 503);
+    server.set_serving(true);
+    assert_eq!(get(address, "/readyz").await.0, 200);
+    let (status, body) = get(address, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("app_up 1"), "{body}");
+}

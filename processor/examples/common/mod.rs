@@ -18,12 +18,20 @@
 //! transaction every 100 ms; read the outputs with `isolation.level=read_committed`).
 //! `--instance-id` names the instance for its transactional id; give each remote instance
 //! its own, stable across restarts. `--state-dir` keeps a remote instance's stores on disk.
+//! `--http-listen ADDR` given to a remote instance serves `/metrics`, `/healthz`, `/readyz`
+//! and `/apps` (summary and state queries) there, as the broker does for co-located
+//! topologies; without it a remote instance has no HTTP listener.
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use riffle_broker::config::BrokerConfig;
-use riffle_broker::embedded::Broker;
+use std::net::SocketAddr;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use riffle_broker::config::{BrokerConfig, HttpListen};
+use riffle_broker::embedded::{Broker, serve_http};
+use riffle_processor::observe::RuntimeKind;
+use riffle_processor::runtime::remote::remote_runner;
 use riffle_processor::runtime::{ProcessingGuarantee, RuntimeConfig};
 use riffle_processor::{Topology, TopologyError};
 
@@ -74,7 +82,9 @@ static ALLOCATOR: riffle_broker::embedded::Jemalloc = riffle_broker::embedded::J
 /// Parses the command line and runs `topology` embedded in a broker, or remotely with
 /// `--remote`, until Ctrl-C or SIGTERM.
 fn run(topology: Topology) -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let remote_http = remote_http_listen(&matches);
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         None => cli.args,
@@ -88,8 +98,26 @@ fn run(topology: Topology) -> ExitCode {
         None => Broker::builder(args.broker)
             .processor_with(topology, config)
             .run(),
-        Some(bootstrap) => run_remote(topology, &bootstrap, config, &args.broker.log_level),
+        Some(bootstrap) => {
+            let log_level = &args.broker.log_level;
+            let http_listen = remote_http.then_some(args.broker.http_listen);
+            let http_listen = match http_listen {
+                Some(HttpListen::Address(address)) => Some(address),
+                Some(HttpListen::Disabled) | None => None,
+            };
+            run_remote(topology, &bootstrap, config, http_listen, log_level)
+        }
     }
+}
+
+/// Whether `--http-listen` (or `RIFFLE_HTTP_LISTEN`) was given: a remote instance serves
+/// HTTP only then, as its default address is the broker's.
+fn remote_http_listen(matches: &ArgMatches) -> bool {
+    let args = matches.subcommand_matches("serve").unwrap_or(matches);
+    matches!(
+        args.value_source("http_listen"),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
 }
 
 /// Runs the topology `example` built, as [`run`] does; if it did not build, says so on
@@ -104,17 +132,35 @@ pub fn run_built(example: &str, topology: Result<Topology, TopologyError>) -> Ex
     }
 }
 
+/// Runs the topology against `bootstrap`, with the HTTP listener on `http_listen` if
+/// given; prints `riffle http listening on ADDR` once it is bound, as the broker does.
 fn run_remote(
     topology: Topology,
     bootstrap: &str,
     config: RuntimeConfig,
+    http_listen: Option<SocketAddr>,
     log_level: &str,
 ) -> ExitCode {
     riffle_broker::cli::init_logging(log_level);
     riffle_broker::cli::block_on(async {
         let stop = riffle_broker::cli::stop_signal()
             .map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
-        riffle_processor::runtime::remote::run_remote(topology, bootstrap, config, stop)
+        let runner =
+            remote_runner(topology, bootstrap, config).map_err(|error| error.to_string())?;
+        // Kept until the runner stops: dropping the server stops the listener.
+        let _http = match http_listen {
+            Some(address) => {
+                let apps = vec![runner.app_handle(RuntimeKind::Remote)];
+                let server = serve_http(address, apps).await.map_err(|error| {
+                    format!("cannot listen for HTTP (--http-listen) on {address}: {error}")
+                })?;
+                println!("riffle http listening on {}", server.local_address());
+                Some(server)
+            }
+            None => None,
+        };
+        runner
+            .run_until(stop)
             .await
             .map_err(|error| error.to_string())
     })

@@ -46,6 +46,6 @@ pub mod remote;
 
 pub use backend::{Backend, BackendError, BackendEvent, CommittedOffset, RestoreChunk};
 pub use config::{ProcessingGuarantee, RuntimeConfig, UnknownGuarantee};
-pub use runner::{Runner, RuntimeError, RuntimeStatus};
+pub use runner::{Runner, RuntimeError, RuntimeState, RuntimeStatus};
 
 pub use crate::task::CommitMetadata;

@@ -106,15 +106,28 @@ pub async fn run_remote(
     config: RuntimeConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
+    remote_runner(topology, bootstrap_servers, config)?
+        .run_until(shutdown)
+        .await
+}
+
+/// The runner [`run_remote`] runs, for a program that serves its stores, status or
+/// metrics while it runs ([`Runner::app_handle`]); start it with [`Runner::run_until`].
+///
+/// # Errors
+/// When the clients cannot be created.
+pub fn remote_runner(
+    topology: Topology,
+    bootstrap_servers: &str,
+    config: RuntimeConfig,
+) -> Result<Runner<RemoteBackend>, RuntimeError> {
     let static_member = config.instance_id.as_deref();
     let settings: Vec<(&str, &str)> = static_member
         .map(|instance_id| ("group.instance.id", instance_id))
         .into_iter()
         .collect();
     let backend = RemoteBackend::new(bootstrap_servers, &settings)?;
-    Runner::new(topology, backend, config)
-        .run_until(shutdown)
-        .await
+    Ok(Runner::new(topology, backend, config))
 }
 
 /// A [`Backend`] over rdkafka, for any Kafka-compatible broker.

@@ -11,7 +11,8 @@ use super::restore::{
     ChangelogPlan, RESTORE_LOG_INTERVAL, RestorePoint, RestoreProgress, flushed_offset,
 };
 use crate::lock_policy::MutexRecover;
-use crate::record::{InputRecord, OutputRecord, TopicPartition};
+use crate::observe::{AppHandle, RuntimeKind, RuntimeMetrics};
+use crate::record::{InputRecord, OutputKind, OutputRecord, TopicPartition};
 use crate::store::checkpoint::{self, Checkpoint};
 use crate::store::engine::{StateEngine, StateError};
 use crate::store::query::StoreRegistry;
@@ -75,9 +76,40 @@ struct TaskCommit {
     metadata: CommitMetadata,
 }
 
+/// Where a runtime is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RuntimeState {
+    /// Waiting for source topics, creating internal topics, joining the group.
+    #[default]
+    Starting,
+    /// Restoring a task's stores from their changelogs.
+    Restoring,
+    /// Processing.
+    Running,
+    /// Stopped when told to.
+    Stopped,
+    /// Stopped by an error.
+    Failed,
+}
+
+impl RuntimeState {
+    /// The state in lower case, as the `/apps` JSON shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeState::Starting => "starting",
+            RuntimeState::Restoring => "restoring",
+            RuntimeState::Running => "running",
+            RuntimeState::Stopped => "stopped",
+            RuntimeState::Failed => "failed",
+        }
+    }
+}
+
 /// What a running topology is doing, readable from the host program.
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeStatus {
+    /// Where the runtime is in its life.
+    pub state: RuntimeState,
     /// Tasks this instance runs now.
     pub tasks: Vec<TaskId>,
     /// Counters over every task this instance ran.
@@ -104,6 +136,8 @@ pub struct Runner<B: Backend> {
     config: RuntimeConfig,
     registry: StoreRegistry,
     status: Arc<Mutex<RuntimeStatus>>,
+    /// Latencies, for the host's metrics.
+    metrics: Arc<RuntimeMetrics>,
     tasks: BTreeMap<TaskId, Task>,
     /// Outputs of processed records not yet sent.
     outputs: Vec<OutputRecord>,
@@ -140,6 +174,7 @@ impl<B: Backend> Runner<B> {
             config,
             registry: StoreRegistry::default(),
             status: Arc::default(),
+            metrics: Arc::default(),
             tasks: BTreeMap::new(),
             outputs: Vec::new(),
             partition_counts: HashMap::new(),
@@ -166,6 +201,20 @@ impl<B: Backend> Runner<B> {
         self.status.clone()
     }
 
+    /// The application as its host shows it: summary, stores by name, metrics. `runtime`
+    /// says where this runner runs; the instance is [`RuntimeConfig::instance_id`], or
+    /// `local` without one.
+    pub fn app_handle(&self, runtime: RuntimeKind) -> AppHandle {
+        let instance = self.config.instance_id.clone();
+        AppHandle::new(
+            self.topology.clone(),
+            self.registry.clone(),
+            self.status.clone(),
+            self.metrics.clone(),
+            (runtime, instance.unwrap_or_else(|| "local".to_string())),
+        )
+    }
+
     /// Runs until `shutdown` completes, then commits and leaves the group.
     ///
     /// # Errors
@@ -173,10 +222,17 @@ impl<B: Backend> Runner<B> {
     /// fails (the error says which). Under exactly-once a failed write or commit is not
     /// one: the transaction is aborted and processing goes on from the last commit; only
     /// a failed abort stops the runner.
-    pub async fn run_until(
-        mut self,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<(), RuntimeError> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
+        let status = self.status.clone();
+        let result = self.run(shutdown).await;
+        status.lock_or_recover().state = match result {
+            Ok(()) => RuntimeState::Stopped,
+            Err(_) => RuntimeState::Failed,
+        };
+        result
+    }
+
+    async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
         let mut shutdown = std::pin::pin!(shutdown);
         // A stop while waiting for source topics ends the runner without an error.
         let started = tokio_select(&mut shutdown, self.start()).await;
@@ -184,6 +240,7 @@ impl<B: Backend> Runner<B> {
             None => return Ok(self.backend.close().await?),
             Some(started) => started?,
         }
+        self.set_state(RuntimeState::Running);
         loop {
             // Poll every round (group duties, new records), but do not wait in it while a
             // task has records it can process now: waiting there is time not processing.
@@ -333,7 +390,9 @@ impl<B: Backend> Runner<B> {
                 continue;
             }
             let started = Instant::now();
+            self.set_state(RuntimeState::Restoring);
             let task = self.restored_task(id).await?;
+            self.set_state(RuntimeState::Running);
             self.status.lock_or_recover().restore_time += started.elapsed();
             self.registry.register(id, task.stores());
             tracing::info!(task = %id, "task assigned and restored");
@@ -651,7 +710,11 @@ impl<B: Backend> Runner<B> {
 
     async fn send_outputs(&mut self) -> Result<(), BackendError> {
         let outputs = std::mem::take(&mut self.outputs);
+        let now_ms = crate::processor_api::system_time_ms();
         for output in outputs {
+            if output.kind == OutputKind::Sink {
+                self.metrics.observe_end_to_end(now_ms, output.timestamp_ms);
+            }
             let count = self.partition_count_for(&output.topic).await?;
             let partition = match output.resolve_partition(count) {
                 Some(partition) => partition,
@@ -710,6 +773,7 @@ impl<B: Backend> Runner<B> {
     /// Flushes every output, then commits each task's input offsets with metadata naming
     /// the changelog offsets that the commit covers.
     async fn commit_at_least_once(&mut self) -> Result<(), RuntimeError> {
+        let started = Instant::now();
         self.send_outputs().await?;
         let acknowledged = self.backend.flush().await?;
         self.note_acknowledged(acknowledged);
@@ -722,7 +786,7 @@ impl<B: Backend> Runner<B> {
             // unacknowledged outputs would lose them.
             match self.backend.commit(&offsets).await {
                 Ok(()) => {
-                    self.count_commit();
+                    self.count_commit(started);
                     self.checkpoint_after_commit(commits).await?;
                 }
                 Err(error) => {
@@ -756,6 +820,7 @@ impl<B: Backend> Runner<B> {
         if !self.uncommitted {
             return Ok(None);
         }
+        let started = Instant::now();
         self.send_outputs().await?;
         // Waiting for the acknowledgements first surfaces a failed write before the
         // commit, and keeps the changelog offsets in the metadata right for a later
@@ -765,7 +830,7 @@ impl<B: Backend> Runner<B> {
         let commits = self.task_commits();
         self.backend.commit_transaction(&flatten(&commits)).await?;
         self.uncommitted = false;
-        self.count_commit();
+        self.count_commit(started);
         Ok(Some(commits))
     }
 
@@ -809,9 +874,15 @@ impl<B: Backend> Runner<B> {
         commits
     }
 
-    fn count_commit(&self) {
+    /// Counts a commit that started at `started` (flushing outputs first).
+    fn count_commit(&self, started: Instant) {
+        self.metrics.observe_commit(started.elapsed());
         let mut status = self.status.lock_or_recover();
         status.commits += 1;
+    }
+
+    fn set_state(&self, state: RuntimeState) {
+        self.status.lock_or_recover().state = state;
     }
 
     /// Decides what a failed write or commit means. At-least-once: the runtime stops, as
@@ -1006,6 +1077,16 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::observe::AppSummary;
+
+    impl AppSummary {
+        fn instance_of_tasks(&self) -> Vec<&str> {
+            self.tasks
+                .iter()
+                .map(|task| task.instance.as_str())
+                .collect()
+        }
+    }
     use crate::runtime::testing::{FakeBackend, FakeCluster};
     use crate::{Grouped, I64Serde, Serde, StreamsBuilder, StringSerde};
 
@@ -1354,5 +1435,43 @@ mod tests {
         }
         run_to_completion(&cluster).await;
         assert_eq!(output_counts(&cluster), expected_counts());
+    }
+
+    #[tokio::test]
+    async fn the_app_handle_follows_the_runner_and_its_metrics_move() {
+        // Proves what the host's /apps and /metrics read of a runner: its state from
+        // running to stopped, its tasks, and commit and end-to-end latencies recorded as
+        // it commits and writes to its sink.
+        let cluster = cluster_with_input();
+        let backend = FakeBackend::new(cluster.clone());
+        let config = at_least_once_config(None);
+        let runner = Runner::new(word_count_topology(), backend, config);
+        let app = runner.app_handle(RuntimeKind::Remote);
+        let watched = app.clone();
+        let consumed = async {
+            let running = || watched.summary().tasks.len() == 4;
+            while !running() || !all_consumed(&cluster) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(watched.summary().state, "running");
+        };
+        let ran = tokio::time::timeout(RUN_TIMEOUT, runner.run_until(consumed)).await;
+        ran.expect("the runner consumed everything in time")
+            .expect("the runner ran");
+        let summary = app.summary();
+        assert_eq!(summary.state, "stopped");
+        assert_eq!(summary.instance_of_tasks(), vec!["local"; 4]);
+        assert!(summary.records_processed_total >= 2 * INPUT_COUNT as u64);
+        let text = crate::observe::encode_metrics(&[app]).expect("metrics encode");
+        for family in [
+            "riffle_processor_commit_duration_seconds_count{application=\"words-app\"}",
+            "riffle_processor_end_to_end_latency_seconds_count{application=\"words-app\"}",
+        ] {
+            let line = text.lines().find(|line| line.starts_with(family));
+            let count: f64 = line
+                .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no {family} in\n{text}"));
+            assert!(count > 0.0, "{family} is 0");
+        }
     }
 }

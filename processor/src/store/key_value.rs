@@ -106,4 +106,25 @@ impl KeyValueData {
             .filter_map(|(key, value)| Some((key, decode_value(&value)?)))
             .collect())
     }
+
+    /// At most `limit` entries with keys in `[from, to)`, in key order.
+    pub fn range_limited(
+        &self,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, StoredValue)>, StateError> {
+        let lower = from.map_or(Bound::Unbounded, Bound::Included);
+        let upper = to.map_or(Bound::Unbounded, Bound::Excluded);
+        let entries = self.map.range_limited(lower, upper, limit)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, decode_value(&value)?)))
+            .collect())
+    }
+
+    /// About how many entries the store holds.
+    pub fn approximate_len(&self) -> usize {
+        self.map.approximate_len()
+    }
 }

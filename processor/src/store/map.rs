@@ -112,6 +112,37 @@ impl OrderedMap {
         }
     }
 
+    /// At most `limit` entries with keys within `(lower, upper)`, in key order: what a
+    /// query reads while it holds the store's lock, so a large store cannot hold up
+    /// processing for long.
+    pub fn range_limited(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StateError> {
+        match self {
+            OrderedMap::Memory(map) => Ok(map
+                .range::<[u8], _>((lower, upper))
+                .take(limit)
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()),
+            OrderedMap::Persistent(map) => map.range_limited(lower, upper, limit),
+        }
+    }
+
+    /// About how many entries the map holds: exact in memory; on disk the engine's
+    /// estimate (deletions not yet compacted away count) plus the unflushed writes.
+    pub fn approximate_len(&self) -> usize {
+        match self {
+            OrderedMap::Memory(map) => map.len(),
+            OrderedMap::Persistent(map) => {
+                let written = map.pending.values().filter(|value| value.is_some()).count();
+                map.keyspace.approximate_len().saturating_add(written)
+            }
+        }
+    }
+
     /// Bytes of unflushed writes.
     pub fn pending_bytes(&self) -> usize {
         match self {
@@ -174,6 +205,54 @@ impl PersistentMap {
         replaced
     }
 
+    /// The first `limit` entries in range, the pending writes laid over the engine's: both
+    /// are walked in key order together, so no more is read than the answer needs (plus
+    /// the pending deletions it skips).
+    fn range_limited(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StateError> {
+        let bounds = (lower.map(<[u8]>::to_vec), upper.map(<[u8]>::to_vec));
+        let mut engine = self.keyspace.range(bounds).map(|guard| {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|error| StateError::engine("range", error))?;
+            Ok::<_, StateError>((key.to_vec(), value.to_vec()))
+        });
+        let mut pending = self.pending.range::<[u8], _>((lower, upper)).peekable();
+        let mut next_engine = engine.next().transpose()?;
+        let mut entries = Vec::new();
+        while entries.len() < limit {
+            let pending_first = match (&next_engine, pending.peek()) {
+                (None, None) => break,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some((engine_key, _)), Some((pending_key, _))) => *pending_key <= engine_key,
+            };
+            if pending_first {
+                let Some((key, value)) = pending.next() else {
+                    break;
+                };
+                // A pending write replaces the engine's entry at the same key.
+                if next_engine
+                    .as_ref()
+                    .is_some_and(|(engine_key, _)| engine_key == key)
+                {
+                    next_engine = engine.next().transpose()?;
+                }
+                if let Some(value) = value {
+                    entries.push((key.clone(), value.clone()));
+                }
+            } else if let Some(entry) = next_engine.take() {
+                entries.push(entry);
+                next_engine = engine.next().transpose()?;
+            }
+        }
+        Ok(entries)
+    }
+
     /// The engine's entries in range with the pending writes laid over them.
     fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<Entries, StateError> {
         let bounds = (lower.map(<[u8]>::to_vec), upper.map(<[u8]>::to_vec));
@@ -191,5 +270,56 @@ impl PersistentMap {
             };
         }
         Ok(merged.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A limited range reads the pending writes laid over the engine's entries, in key
+    /// order: a pending update wins, a pending deletion hides, and it stops at the limit.
+    #[test]
+    fn limited_ranges_merge_pending_writes_over_the_engine() {
+        let dir =
+            std::env::temp_dir().join(format!("riffle-map-limited-ranges-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let engine = Arc::new(StateEngine::open(&dir).expect("engine"));
+        let mut map = OrderedMap::persistent(&engine, "store").expect("keyspace");
+        for key in [b"a", b"c", b"e", b"g"] {
+            map.put(key.to_vec(), Some(b"disk".to_vec()));
+        }
+        let mut batch = engine.batch();
+        map.flush_into(&mut batch);
+        engine.commit(batch).expect("commit");
+        map.put(b"b".to_vec(), Some(b"new".to_vec()));
+        map.put(b"c".to_vec(), Some(b"updated".to_vec()));
+        map.put(b"e".to_vec(), None);
+        let all = |limit| {
+            let found = map.range_limited(Bound::Unbounded, Bound::Unbounded, limit);
+            found.expect("range")
+        };
+        let entry = |key: &[u8], value: &[u8]| (key.to_vec(), value.to_vec());
+        assert_eq!(
+            all(10),
+            vec![
+                entry(b"a", b"disk"),
+                entry(b"b", b"new"),
+                entry(b"c", b"updated"),
+                entry(b"g", b"disk"),
+            ]
+        );
+        assert_eq!(all(2), all(10)[..2].to_vec());
+        assert_eq!(
+            all(10),
+            map.range(Bound::Unbounded, Bound::Unbounded).unwrap()
+        );
+        let from_c = map.range_limited(Bound::Included(b"c"), Bound::Excluded(b"g"), 10);
+        assert_eq!(from_c.unwrap(), vec![entry(b"c", b"updated")]);
+        // Four on disk, two pending writes (the deletion does not count).
+        assert_eq!(map.approximate_len(), 6);
+        drop(map);
+        drop(engine);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,7 +9,9 @@
 //! through the typed handles in [`query`].
 
 pub(crate) mod checkpoint;
+pub(crate) mod codec;
 pub(crate) mod engine;
+pub mod json_query;
 mod key_value;
 mod layout;
 mod map;

@@ -123,6 +123,31 @@ impl StoreRegistry {
         ids.into_iter().filter_map(|id| pick(&tasks[id])).collect()
     }
 
+    /// Each local task's data of the key-value store `name`, by task.
+    pub(crate) fn key_value_parts(&self, name: &str) -> Vec<(TaskId, KeyValuePart)> {
+        self.collect_with_ids(|stores| stores.key_value.get(name).map(|s| s.data.clone()))
+    }
+
+    /// Each local task's data of the window store `name`, by task.
+    pub(crate) fn window_parts(&self, name: &str) -> Vec<(TaskId, WindowPart)> {
+        self.collect_with_ids(|stores| stores.window.get(name).map(|s| s.data.clone()))
+    }
+
+    /// Each local task's data of the session store `name`, by task.
+    pub(crate) fn session_parts(&self, name: &str) -> Vec<(TaskId, SessionPart)> {
+        self.collect_with_ids(|stores| stores.session.get(name).map(|s| s.data.clone()))
+    }
+
+    fn collect_with_ids<T>(&self, pick: impl Fn(&TaskStores) -> Option<T>) -> Vec<(TaskId, T)> {
+        let tasks = read_lock(&self.tasks);
+        let mut found: Vec<(TaskId, T)> = tasks
+            .iter()
+            .filter_map(|(id, stores)| Some((*id, pick(stores)?)))
+            .collect();
+        found.sort_by_key(|(id, _)| *id);
+        found
+    }
+
     /// The key-value store `handle` names, across local tasks.
     pub fn key_value<K: 'static, V: 'static>(
         &self,
@@ -160,6 +185,13 @@ impl StoreRegistry {
         }
     }
 }
+
+/// One task's data of a key-value store, shared with its task.
+pub(crate) type KeyValuePart = Arc<RwLock<super::KeyValueData>>;
+/// One task's data of a window store.
+pub(crate) type WindowPart = Arc<RwLock<super::WindowData>>;
+/// One task's data of a session store.
+pub(crate) type SessionPart = Arc<RwLock<super::SessionData>>;
 
 /// A read-only, typed view of a key-value store.
 pub struct KeyValueView<K, V> {

@@ -249,6 +249,13 @@ impl<T: Tiebreak> Segments<T> {
         }
     }
 
+    /// About how many entries the segments hold (see [`OrderedMap::approximate_len`]).
+    pub fn approximate_len(&self) -> usize {
+        // Each entry is stored twice: under its key and in the time index.
+        let stored: usize = self.by_id.values().map(OrderedMap::approximate_len).sum();
+        stored / 2
+    }
+
     /// Whether the segments live on disk.
     pub fn is_persistent(&self) -> bool {
         matches!(self.home, SegmentHome::Persistent { .. })

@@ -215,6 +215,11 @@ impl WindowData {
         self.entries.pending_bytes()
     }
 
+    /// About how many entries the store holds, expired ones not yet dropped included.
+    pub(crate) fn approximate_len(&self) -> usize {
+        self.entries.approximate_len()
+    }
+
     /// Whether the entries live on disk.
     pub(crate) fn is_persistent(&self) -> bool {
         self.entries.is_persistent()

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use riffle_processor::observe::{AppHandle, RuntimeKind};
 use riffle_processor::runtime::{Runner, RuntimeConfig, RuntimeStatus};
 use riffle_processor::{StoreRegistry, Topology};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -121,10 +122,6 @@ impl BrokerBuilder {
             .collect();
         let http_address = opened.http_address();
         let (bound, cluster) = (opened.bound, opened.cluster.clone());
-        let (stop_server, server_stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(opened.serve(async {
-            let _ = server_stopped.await;
-        }));
         let (stop_runners, runners_stopped) = watch::channel(false);
         let (failure_sender, failures) = mpsc::channel(self.processors.len().max(1));
         let mut processors = Vec::new();
@@ -143,10 +140,17 @@ impl BrokerBuilder {
                 application_id: topology.application_id().to_string(),
                 stores: runner.stores(),
                 status: runner.status(),
+                app: runner.app_handle(RuntimeKind::CoLocated),
             });
             let stop = runners_stopped.clone();
             runners.push(spawn_runner(runner, topology, stop, failure_sender.clone()));
         }
+        let apps = processors.iter().map(|processor| processor.app.clone());
+        super::apps::install(opened.http.as_ref(), &cluster, apps.collect());
+        let (stop_server, server_stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(opened.serve(async {
+            let _ = server_stopped.await;
+        }));
         Ok(RunningBroker {
             address: bound,
             listeners: listener_addresses,
@@ -254,6 +258,8 @@ pub struct Processor {
     pub stores: StoreRegistry,
     /// Its tasks, counters and commits.
     pub status: Arc<Mutex<RuntimeStatus>>,
+    /// Its summary, stores by name as JSON, and metrics: what `/apps` and `/metrics` show.
+    pub app: AppHandle,
 }
 
 /// A Kafka listener of a running broker: its name (`PLAINTEXT`, `SASL_SSL`, ...) and the

@@ -14,7 +14,10 @@
 //! - `transaction`: under exactly-once, the transactional producer those batches belong
 //!   to, through the transaction handlers (InitProducerId, AddPartitionsToTxn,
 //!   AddOffsetsToTxn, EndTxn); the offsets go in through `membership` (TxnOffsetCommit).
+//! - `apps`: the applications' `/apps` routes (summaries, state queries) and metrics on
+//!   the HTTP listener; [`serve_http`] gives a remote application's program the same.
 
+mod apps;
 mod backend;
 mod broker;
 mod membership;
@@ -23,6 +26,7 @@ mod refusal;
 mod transaction;
 mod writer;
 
+pub use apps::serve_http;
 pub use backend::{EmbeddedBackend, EmbeddedConfig};
 pub use broker::{
     Broker, BrokerBuilder, ListenerAddress, Processor, RunningBroker, ShutdownError, StartError,
