@@ -657,7 +657,8 @@ impl<B: Backend> Runner<B> {
     /// # Errors
     /// When a store failed: nothing is committed.
     async fn flush_caches(&mut self) -> Result<(), RuntimeError> {
-        if self.tasks.is_empty() {
+        // Without caches, no trip to the blocking threads at every commit.
+        if self.tasks.is_empty() || !self.cache.is_enabled() {
             return Ok(());
         }
         let flushed = self

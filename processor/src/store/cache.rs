@@ -52,6 +52,11 @@ impl CacheBudget {
         CacheBudget(None)
     }
 
+    /// Whether caches exist at all (a budget above 0).
+    pub fn is_enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// A cache drawing on this budget, or `None` when caching is off.
     pub fn cache<T>(&self) -> Option<RecordCache<T>> {
         let budget = self.0.clone()?;
