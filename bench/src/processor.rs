@@ -37,7 +37,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use riffle_processor::runtime::remote::RemoteBackend;
-use riffle_processor::runtime::{CommitMetadata, Runner, RuntimeConfig, RuntimeStatus};
+use riffle_processor::runtime::{
+    CommitMetadata, DEFAULT_CACHE_MAX_BYTES, Runner, RuntimeConfig, RuntimeStatus,
+};
 use riffle_processor::{
     Grouped, I64Serde, JsonSerde, Serde, StreamsBuilder, StringSerde, TimeWindows, Topology,
     U64Serde, WindowedSerde,
@@ -118,6 +120,9 @@ pub struct ProcessorArgs {
     /// Keys of the restored store.
     #[arg(long, default_value_t = 1_000_000)]
     pub restore_keys: u64,
+    /// The runtimes' record cache (`RuntimeConfig::cache_max_bytes`); 0 turns it off.
+    #[arg(long, default_value_t = DEFAULT_CACHE_MAX_BYTES)]
+    pub cache_max_bytes: usize,
 }
 
 /// One scenario run's shape.
@@ -129,6 +134,8 @@ pub struct ProcessorSpec {
     pub remote: bool,
     /// Keys of the restored store; `None` skips the restore measurement.
     pub restore_keys: Option<u64>,
+    /// The runtimes' record cache bytes.
+    pub cache_max_bytes: usize,
 }
 
 impl ProcessorArgs {
@@ -139,6 +146,7 @@ impl ProcessorArgs {
             format: self.format,
             remote: !self.skip_remote,
             restore_keys: (!self.skip_restore).then_some(self.restore_keys.max(1)),
+            cache_max_bytes: self.cache_max_bytes,
         }
     }
 }
@@ -224,10 +232,11 @@ pub fn summary(result: &ProcessorResult) -> Vec<String> {
     };
     let mut lines = vec![
         format!(
-            "format {}, {} events over {} keys, one partition",
+            "format {}, {} events over {} keys, one partition, cache {} bytes",
             result.spec.format.name(),
             result.spec.events,
-            result.spec.keys
+            result.spec.keys,
+            result.spec.cache_max_bytes
         ),
         pass("raw consume (librdkafka)", &result.raw),
         pass("co-located runtime", &result.colocated),
@@ -472,7 +481,11 @@ fn wait_processed(
 /// The broker restarted over the backlog with the topology inside.
 fn colocated_run(spec: &ProcessorSpec, data_dir: &Path) -> Result<Pass> {
     let application = application_id(spec, "colocated");
-    let processor = (topology(spec, &application)?, RuntimeConfig::default());
+    let config = RuntimeConfig {
+        cache_max_bytes: spec.cache_max_bytes,
+        ..RuntimeConfig::default()
+    };
+    let processor = (topology(spec, &application)?, config);
     let mut broker = CoLocated::start(data_dir, Some(processor))?;
     let mut started = None;
     let mut pass = measure(|| {
@@ -495,6 +508,7 @@ fn remote_run(spec: &ProcessorSpec, broker: &CoLocated) -> Result<Pass> {
     let state_dir = tempfile::tempdir().context("cannot create a state directory")?;
     let config = RuntimeConfig {
         state_dir: Some(state_dir.path().to_path_buf()),
+        cache_max_bytes: spec.cache_max_bytes,
         ..RuntimeConfig::default()
     };
     let backend = RemoteBackend::new(&broker.bootstrap, &[])?;

@@ -159,6 +159,18 @@ pub(crate) trait Operator: Send {
     /// Takes back the clock committed before a restart.
     fn resume(&mut self, _progress: OperatorProgress) {}
 
+    /// Whether this operator keeps a record cache (see `store::cache`), which the task
+    /// flushes at every commit through [`Operator::flush_cache`].
+    fn has_cache(&self) -> bool {
+        false
+    }
+
+    /// Writes every dirty entry of the record cache through to the store (and its
+    /// changelog) and forwards it, in the cache's order; returns whether there was any.
+    fn flush_cache(&mut self, _ctx: &mut Ctx<'_>) -> bool {
+        false
+    }
+
     /// Whether this operator may schedule punctuations (a user processor): the task asks
     /// only these to [`Operator::init`] and [`Operator::punctuate`].
     fn may_punctuate(&self) -> bool {

@@ -114,6 +114,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 store_name: name.clone(),
                 store: stores.key_value(&name),
                 logic: logic.clone(),
+                cache: stores.cache(&name),
             })
         });
         let kind = StoreKind::KeyValue;
@@ -264,6 +265,7 @@ impl<K: Data + Clone, V: Data> TimeWindowedStream<K, V> {
                 windows,
                 emit,
                 logic.clone(),
+                stores.cache(&name),
             ))
         });
         let kind = StoreKind::Window {

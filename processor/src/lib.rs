@@ -87,6 +87,8 @@ pub use stream::{KStream, Predicate, StreamJoined};
 pub use suppressed::{BufferConfig, BufferFull, Suppressed, SuppressedTable};
 pub use table::{KTable, SessionTable, WindowedTable};
 pub use task::{CommitMetadata, OperatorProgress, Task, TaskId, TaskMetrics};
-pub use test_driver::{TestDriver, TestInputTopic, TestOutputTopic, TestRecord};
+pub use test_driver::{
+    DriverCommit, TestDriver, TestDriverConfig, TestInputTopic, TestOutputTopic, TestRecord,
+};
 pub use topology::{InternalTopic, PartitionPlan, SubTopology, Topology, TopologyError};
 pub use window::{Emit, JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Windowed};

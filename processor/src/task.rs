@@ -10,12 +10,13 @@
 //! data on the broker (`max.task.idle.ms = 0`): the runtime says which partitions are
 //! caught up.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::graph::{Ctx, DropReason, Forward, Msg, NodeId, Operator};
 use crate::processor_api::PunctuationType;
 use crate::record::{InputRecord, OutputRecord, TopicPartition};
+use crate::store::cache::CacheBudget;
 use crate::store::engine::StateError;
 use crate::store::{StateHome, TaskStores};
 use crate::topology::Topology;
@@ -142,6 +143,8 @@ pub struct Task {
     metrics: TaskMetrics,
     /// Nodes running user processors, which may punctuate; empty for DSL-only topologies.
     punctuating: Vec<NodeId>,
+    /// Nodes with a record cache, in node order (upstream first), flushed at each commit.
+    caching: Vec<NodeId>,
     /// Whether the user processors' `init` ran (before the first record or punctuation).
     initialized: bool,
     /// The wall-clock time last given by the runtime, in ms since the epoch.
@@ -157,18 +160,23 @@ impl Task {
         topology: Topology,
         id: TaskId,
         home: &StateHome,
+        cache: &CacheBudget,
     ) -> Result<Task, StateError> {
         let sub = &topology.inner.subtopologies[id.subtopology as usize];
-        let stores = TaskStores::open(&sub.stores, id, home)?;
+        let mut stores = TaskStores::open(&sub.stores, id, home, cache)?;
+        stores.uncached = stores_used_twice(&topology, &sub.nodes);
         let mut operators = HashMap::new();
         let mut sources: HashMap<String, Vec<NodeId>> = HashMap::new();
         let mut queues = BTreeMap::new();
-        let mut punctuating = Vec::new();
+        let (mut punctuating, mut caching) = (Vec::new(), Vec::new());
         for node in &sub.nodes {
             let spec = &topology.inner.nodes[*node];
             let operator = (spec.factory)(&stores);
             if operator.may_punctuate() {
                 punctuating.push(*node);
+            }
+            if operator.has_cache() {
+                caching.push(*node);
             }
             operators.insert(*node, operator);
             for topic in &spec.source_topics {
@@ -194,6 +202,7 @@ impl Task {
             stream_time_ms: -1,
             metrics: TaskMetrics::default(),
             punctuating,
+            caching,
             initialized: false,
             wall_clock_ms: crate::processor_api::system_time_ms(),
             stack: Vec::new(),
@@ -489,6 +498,28 @@ impl Task {
         self.punctuate(PunctuationType::WallClockTime, now_ms, outputs)
     }
 
+    /// Flushes every record cache of the task: dirty entries are written to their stores
+    /// and changelogs and forwarded downstream, where they may fill a later cache, which
+    /// is flushed in turn. Before every commit: a commit must cover no update that is only
+    /// in a cache. Returns whether anything was flushed.
+    pub fn flush_caches(&mut self, outputs: &mut Vec<OutputRecord>) -> bool {
+        let mut flushed_any = false;
+        // Node order is upstream first, so one pass usually empties every cache; a
+        // second finds nothing. A graph has no cycles, so passes are bounded by its size.
+        for _ in 0..=self.caching.len() {
+            let mut flushed = false;
+            for index in 0..self.caching.len() {
+                let node = self.caching[index];
+                flushed |= self.run_on(node, outputs, |operator, ctx| operator.flush_cache(ctx));
+            }
+            if !flushed {
+                return flushed_any;
+            }
+            flushed_any = true;
+        }
+        unreachable!("record caches of an acyclic graph keep refilling each other")
+    }
+
     /// Runs the punctuations of `kind` due at `time_ms`, processor by processor in node
     /// order; stream time before any record (-1) runs none.
     fn punctuate(
@@ -538,6 +569,21 @@ impl Task {
         self.run_stack(stack, None, outputs);
         acted
     }
+}
+
+/// Stores that more than one of `nodes` uses.
+fn stores_used_twice(topology: &Topology, nodes: &[NodeId]) -> HashSet<String> {
+    let mut users: HashMap<&str, usize> = HashMap::new();
+    for node in nodes {
+        for store in &topology.inner.nodes[*node].stores {
+            *users.entry(store.as_str()).or_default() += 1;
+        }
+    }
+    users
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|(store, _)| store.to_string())
+        .collect()
 }
 
 /// Pushes forwarded records so the first forward's first child is processed first.

@@ -9,6 +9,12 @@
 //! dropped, as TopologyTestDriver's RocksDB stores do; [`TestDriver::with_store_backing`]
 //! with [`StoreBacking::InMemory`] keeps every store in memory instead, so a test can check
 //! both give the same results.
+//!
+//! Record caches are off by default ([`TestDriverConfig::cache_max_bytes`] 0): one update
+//! per record. TopologyTestDriver takes `statestore.cache.max.bytes` from its config (10
+//! MiB unless set) but commits, flushing its caches, after every record, so its outputs
+//! are the uncached ones too. To see what a cache does, give it bytes and
+//! [`DriverCommit::Manual`], and call [`TestDriver::commit`].
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -19,6 +25,7 @@ use crate::record::{
     Headers, InputRecord, OutputKind, OutputRecord, TopicPartition, murmur2_partition,
 };
 use crate::serdes::{Serde, SharedSerde};
+use crate::store::cache::CacheBudget;
 use crate::store::engine::StateEngine;
 use crate::store::query::{
     KeyValueStoreHandle, KeyValueView, SessionStoreHandle, SessionView, StoreRegistry,
@@ -34,6 +41,48 @@ static NEXT_STATE_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 /// Records one piped record may cause through repartition topics before the driver gives
 /// up: a finite topology never gets near it.
 const MAX_ROUTED_RECORDS_PER_INPUT: usize = 1_000_000;
+
+/// Rounds of cache flushes one commit may take (a flush feeds caches of later
+/// sub-topologies through repartition topics) before the driver gives up.
+const MAX_FLUSH_ROUNDS_PER_COMMIT: usize = 1_000;
+
+/// How a [`TestDriver`] runs a topology.
+#[derive(Debug, Clone)]
+pub struct TestDriverConfig {
+    /// Partitions of every topic; at least 1.
+    pub partitions: i32,
+    /// Stores as the topology declares them ([`StoreBacking::Persistent`], in a temporary
+    /// state directory) or every one in memory ([`StoreBacking::InMemory`]).
+    pub store_backing: StoreBacking,
+    /// Record cache bytes over every store (the runtimes' `RuntimeConfig::cache_max_bytes`);
+    /// 0, the default, turns caching off.
+    pub cache_max_bytes: usize,
+    /// When the driver commits (flushing caches, then stores).
+    pub commit: DriverCommit,
+}
+
+impl Default for TestDriverConfig {
+    /// One partition, persistent stores, no cache, a commit after every piped record.
+    fn default() -> Self {
+        TestDriverConfig {
+            partitions: 1,
+            store_backing: StoreBacking::Persistent,
+            cache_max_bytes: 0,
+            commit: DriverCommit::AfterEveryInput,
+        }
+    }
+}
+
+/// When a [`TestDriver`] commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DriverCommit {
+    /// After every piped record and wall-clock advance, as TopologyTestDriver does.
+    #[default]
+    AfterEveryInput,
+    /// Only when the test calls [`TestDriver::commit`]: what a runtime's commit interval
+    /// does between its commits, such as caches coalescing updates.
+    Manual,
+}
 
 /// Runs a topology synchronously for tests.
 pub struct TestDriver {
@@ -66,6 +115,9 @@ struct DriverState {
     /// The mocked wall clock, in ms: starts at 0 and moves only with
     /// [`TestDriver::advance_wall_clock`].
     wall_clock_ms: i64,
+    /// The record cache budget of every task's caches.
+    cache: CacheBudget,
+    commit: DriverCommit,
 }
 
 impl Drop for DriverState {
@@ -119,6 +171,21 @@ impl TestDriver {
         partitions: i32,
         backing: StoreBacking,
     ) -> TestDriver {
+        let config = TestDriverConfig {
+            partitions,
+            store_backing: backing,
+            ..TestDriverConfig::default()
+        };
+        TestDriver::with_config(topology, config)
+    }
+
+    /// A driver as `config` says: partitions, store backing, record cache and commits.
+    ///
+    /// # Panics
+    /// If `config.partitions` is not positive, or the temporary state directory cannot be
+    /// opened.
+    pub fn with_config(topology: Topology, config: TestDriverConfig) -> TestDriver {
+        let (partitions, backing) = (config.partitions, config.store_backing);
         assert!(partitions > 0, "a topic has at least one partition");
         let (home, state_dir) = match backing {
             StoreBacking::InMemory => (StateHome::Memory, None),
@@ -145,6 +212,8 @@ impl TestDriver {
             flushed: HashMap::new(),
             state_dir,
             wall_clock_ms: 0,
+            cache: CacheBudget::new(config.cache_max_bytes),
+            commit: config.commit,
         };
         state.start_tasks();
         TestDriver {
@@ -255,7 +324,17 @@ impl TestDriver {
         let advance_ms = i64::try_from(advance.as_millis()).unwrap_or(i64::MAX);
         state.wall_clock_ms = state.wall_clock_ms.saturating_add(advance_ms);
         state.punctuate_wall_clock();
-        state.commit();
+        if state.commit == DriverCommit::AfterEveryInput {
+            state.commit();
+        }
+    }
+
+    /// Commits now, as a runtime does every commit interval: record caches flush (their
+    /// updates are written to the stores and changelogs and forwarded), stores flush to
+    /// disk, and a later [`TestDriver::crash_and_restart`] resumes from here. The driver
+    /// does this itself after every input unless [`DriverCommit::Manual`].
+    pub fn commit(&self) {
+        self.state.borrow_mut().commit();
     }
 
     /// The mocked wall clock, in ms (0 at the start).
@@ -285,7 +364,7 @@ impl DriverState {
         for id in plan.task_ids() {
             let mut task = self
                 .topology
-                .open_task(id, &self.home)
+                .open_task(id, &self.home, &self.cache)
                 .expect("the test driver's stores open");
             for changelog in task.changelog_partitions() {
                 // A persistent store holds what was flushed; only the tail is replayed.
@@ -348,7 +427,9 @@ impl DriverState {
         let keep = self.topology.is_source_changelog(&record.topic);
         let pending = VecDeque::from([self.append(record, keep)]);
         self.run_pending(pending);
-        self.commit();
+        if self.commit == DriverCommit::AfterEveryInput {
+            self.commit();
+        }
     }
 
     /// Runs `pending` records, and every record they cause, through the tasks reading them.
@@ -409,6 +490,7 @@ impl DriverState {
     }
 
     fn commit(&mut self) {
+        self.flush_caches();
         for task in self.tasks.values() {
             let stores = task.stores();
             if let Some(failure) = stores.take_failure() {
@@ -433,6 +515,29 @@ impl DriverState {
             };
             self.committed.insert(*id, metadata);
         }
+    }
+}
+
+impl DriverState {
+    /// Flushes every task's record caches and runs what they forward, until no cache has
+    /// anything left (a flush may fill caches of later sub-topologies).
+    fn flush_caches(&mut self) {
+        for _ in 0..MAX_FLUSH_ROUNDS_PER_COMMIT {
+            let mut outputs = Vec::new();
+            let mut flushed = false;
+            for task in self.tasks.values_mut() {
+                flushed |= task.flush_caches(&mut outputs);
+            }
+            if !flushed {
+                return;
+            }
+            let mut pending = VecDeque::new();
+            for output in outputs {
+                self.deliver(output, &mut pending);
+            }
+            self.run_pending(pending);
+        }
+        panic!("record caches keep refilling each other through repartition topics");
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::describe::TopologyDescription;
 use crate::graph::{NodeId, NodeSpec};
+use crate::store::cache::CacheBudget;
 use crate::store::codec::StoreCodec;
 use crate::store::engine::StateError;
 use crate::store::{StateHome, StoreKind, StoreSpec};
@@ -300,7 +301,12 @@ impl Topology {
     /// Creates the task `id` with every store empty and in memory; restore them before
     /// processing.
     pub fn create_task(&self, id: TaskId) -> Task {
-        match Task::open(self.clone(), id, &StateHome::Memory) {
+        match Task::open(
+            self.clone(),
+            id,
+            &StateHome::Memory,
+            &CacheBudget::disabled(),
+        ) {
             Ok(task) => task,
             // In-memory stores touch no disk.
             Err(error) => unreachable!("opening in-memory stores failed: {error}"),
@@ -308,9 +314,15 @@ impl Topology {
     }
 
     /// Opens the task `id` with its persistent stores in `home` as they are on disk (the
-    /// others empty); restore them before processing. Blocks on disk.
-    pub(crate) fn open_task(&self, id: TaskId, home: &StateHome) -> Result<Task, StateError> {
-        Task::open(self.clone(), id, home)
+    /// others empty), its record caches drawing on `cache`; restore the stores before
+    /// processing. Blocks on disk.
+    pub(crate) fn open_task(
+        &self,
+        id: TaskId,
+        home: &StateHome,
+        cache: &CacheBudget,
+    ) -> Result<Task, StateError> {
+        Task::open(self.clone(), id, home, cache)
     }
 
     /// Whether this changelog is a table's own source topic (not written by the topology).

@@ -1,12 +1,15 @@
 //! Aggregation of a grouped stream into a table: count, reduce and aggregate.
 //!
-//! Without a cache (as Kafka Streams' TopologyTestDriver runs): one output per input, the
-//! key with its new aggregate, stamped with the largest timestamp folded into it.
+//! Without a record cache (as Kafka Streams' TopologyTestDriver runs): one output per
+//! input, the key with its new aggregate, stamped with the largest timestamp folded into
+//! it. With one, updates to a key coalesce in the cache, and the latest is written to the
+//! store and forwarded when the cache flushes (at commit) or evicts it.
 
 use std::sync::Arc;
 
 use crate::graph::{Ctx, DropReason, Msg, Operator};
 use crate::serdes::SharedSerde;
+use crate::store::cache::{CachedValue, Flushed, RecordCache};
 use crate::store::{KeyValueStore, StoredValue};
 use crate::task::OperatorProgress;
 use crate::window::Windowed;
@@ -189,6 +192,8 @@ pub(crate) struct KeyValueAggregate<K, V, A> {
     pub store_name: String,
     pub store: KeyValueStore,
     pub logic: AggregateLogic<K, V, A>,
+    /// Keyed by the store key, holding the record to forward; `None` writes through.
+    pub cache: Option<RecordCache<Msg>>,
 }
 
 impl<K, V, A> Operator for KeyValueAggregate<K, V, A>
@@ -204,20 +209,67 @@ where
         let Some(key_bytes) = store_key(ctx, &self.logic.key_serde, &self.store_name, key) else {
             return;
         };
-        let old = self.store.get(&key_bytes);
+        let cached = self.cache.as_mut().and_then(|cache| cache.get(&key_bytes));
+        let old = match cached {
+            Some(cached) => cached.value.clone().map(|value| StoredValue {
+                value,
+                timestamp_ms: cached.timestamp_ms,
+            }),
+            None => self.store.get(&key_bytes),
+        };
         let record = (key, value, msg.timestamp_ms);
         let Some(folded) = self.logic.fold(ctx, &self.store_name, record, old) else {
             return;
         };
         let timestamp_ms = folded.timestamp_ms;
-        self.store
-            .put(ctx.outputs, key_bytes, folded.bytes, timestamp_ms);
-        let aggregate = folded.aggregate;
-        ctx.forward(Msg {
+        let update = Msg {
             key: msg.key.clone(),
-            value: Some(Arc::new(aggregate)),
+            value: Some(Arc::new(folded.aggregate)),
             timestamp_ms,
             headers: msg.headers.clone(),
-        });
+        };
+        if let Some(cache) = &mut self.cache {
+            let cached = CachedValue {
+                value: Some(folded.bytes),
+                timestamp_ms,
+            };
+            let evicted = cache.put(&key_bytes, cached, update);
+            self.write_through(ctx, evicted);
+            return;
+        }
+        self.store
+            .put(ctx.outputs, key_bytes, folded.bytes, timestamp_ms);
+        ctx.forward(update);
+    }
+
+    fn has_cache(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    fn flush_cache(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let Some(cache) = &mut self.cache else {
+            return false;
+        };
+        let flushed = cache.flush();
+        let any = !flushed.is_empty();
+        self.write_through(ctx, flushed);
+        any
+    }
+}
+
+impl<K, V, A> KeyValueAggregate<K, V, A> {
+    /// Writes entries that left the cache to the store (and changelog), then forwards them.
+    fn write_through(&mut self, ctx: &mut Ctx<'_>, flushed: Vec<Flushed<Msg>>) {
+        for entry in flushed {
+            match entry.value {
+                Some(value) => self
+                    .store
+                    .put(ctx.outputs, entry.key, value, entry.timestamp_ms),
+                None => self
+                    .store
+                    .delete(ctx.outputs, entry.key, entry.timestamp_ms),
+            }
+            ctx.forward(entry.record);
+        }
     }
 }

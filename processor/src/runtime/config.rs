@@ -112,6 +112,18 @@ pub struct RuntimeConfig {
     /// commit) past which the runtime commits early, so memory stays bounded when the
     /// commit interval is long and input fast.
     pub max_pending_store_bytes: usize,
+    /// Bytes of record cache over every store of the instance (Kafka Streams'
+    /// `statestore.cache.max.bytes`; 10 MiB by default, as there): updates to a key of an
+    /// aggregate's store coalesce in the cache and leave it, written to the store and its
+    /// changelog and forwarded downstream, at each commit or when the cache evicts them.
+    /// With `Emit::OnUpdate` a hot key then produces one update per commit (or eviction)
+    /// instead of one per record. 0 turns the cache off: one update per record.
+    pub cache_max_bytes: usize,
+    /// Threads that process tasks (Kafka Streams' `num.stream.threads`): each round, the
+    /// instance's tasks are dealt round-robin by task id to this many threads, which
+    /// process them at once; polling, sending and committing stay shared. More threads
+    /// help once an instance has several tasks (input partitions); at least 1.
+    pub threads: usize,
 }
 
 /// Default [`RuntimeConfig::restore_chunk_bytes`]: 4 MiB.
@@ -119,6 +131,9 @@ pub const DEFAULT_RESTORE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// Default [`RuntimeConfig::max_pending_store_bytes`]: 64 MiB.
 pub const DEFAULT_MAX_PENDING_STORE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default [`RuntimeConfig::cache_max_bytes`]: 10 MiB, Kafka Streams' default.
+pub const DEFAULT_CACHE_MAX_BYTES: usize = 10 * 1024 * 1024;
 
 impl RuntimeConfig {
     /// The defaults for `guarantee`. Exactly-once commits every 100 ms, as Kafka Streams
@@ -140,6 +155,8 @@ impl RuntimeConfig {
             state_dir: None,
             restore_chunk_bytes: DEFAULT_RESTORE_CHUNK_BYTES,
             max_pending_store_bytes: DEFAULT_MAX_PENDING_STORE_BYTES,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            threads: 1,
         }
     }
 }

@@ -45,7 +45,7 @@ mod testing;
 pub mod remote;
 
 pub use backend::{Backend, BackendError, BackendEvent, CommittedOffset, RestoreChunk};
-pub use config::{ProcessingGuarantee, RuntimeConfig, UnknownGuarantee};
-pub use runner::{Runner, RuntimeError, RuntimeState, RuntimeStatus};
+pub use config::{DEFAULT_CACHE_MAX_BYTES, ProcessingGuarantee, RuntimeConfig, UnknownGuarantee};
+pub use runner::{Runner, RuntimeError, RuntimeState, RuntimeStatus, StreamThreadStatus};
 
 pub use crate::task::CommitMetadata;

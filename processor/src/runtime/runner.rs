@@ -13,6 +13,7 @@ use super::restore::{
 use crate::lock_policy::MutexRecover;
 use crate::observe::{AppHandle, RuntimeKind, RuntimeMetrics};
 use crate::record::{InputRecord, OutputKind, OutputRecord, TopicPartition};
+use crate::store::cache::CacheBudget;
 use crate::store::checkpoint::{self, Checkpoint};
 use crate::store::engine::{StateEngine, StateError};
 use crate::store::query::StoreRegistry;
@@ -127,6 +128,17 @@ pub struct RuntimeStatus {
     /// Time spent making tasks ready since the start: opening their stores, choosing the
     /// restore point, restoring changelogs and writing the checkpoint after.
     pub restore_time: Duration,
+    /// Per processing thread ([`RuntimeConfig::threads`]), its tasks and what it did.
+    pub stream_threads: Vec<StreamThreadStatus>,
+}
+
+/// What one processing thread runs and has run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamThreadStatus {
+    /// The tasks dealt to it now.
+    pub tasks: Vec<TaskId>,
+    /// Records it processed since the start.
+    pub processed_records: u64,
 }
 
 /// Runs one topology over one backend until told to stop.
@@ -163,6 +175,10 @@ pub struct Runner<B: Backend> {
     /// Input partitions moved to a checkpoint's offsets in the current batch of events:
     /// records read before the move are dropped.
     sought: HashSet<TopicPartition>,
+    /// The record cache budget every task's caches draw on.
+    cache: CacheBudget,
+    /// Records each processing thread processed since the start.
+    processed_per_thread: Vec<u64>,
 }
 
 impl<B: Backend> Runner<B> {
@@ -171,7 +187,6 @@ impl<B: Backend> Runner<B> {
         Runner {
             topology,
             backend,
-            config,
             registry: StoreRegistry::default(),
             status: Arc::default(),
             metrics: Arc::default(),
@@ -188,6 +203,9 @@ impl<B: Backend> Runner<B> {
             state: StateHome::Memory,
             checkpoints: HashMap::new(),
             sought: HashSet::new(),
+            cache: CacheBudget::new(config.cache_max_bytes),
+            processed_per_thread: vec![0; config.threads.max(1)],
+            config,
         }
     }
 
@@ -494,9 +512,9 @@ impl<B: Backend> Runner<B> {
     /// ignored: its stores are then restored from the start).
     async fn open_task(&mut self, id: TaskId) -> Result<(Task, Option<Checkpoint>), RuntimeError> {
         let topology = self.topology.clone();
-        let home = self.state.clone();
+        let (home, cache) = (self.state.clone(), self.cache.clone());
         blocking("open a task's stores", move || {
-            let task = topology.open_task(id, &home)?;
+            let task = topology.open_task(id, &home, &cache)?;
             let StateHome::Engine(engine) = &home else {
                 return Ok((task, None));
             };
@@ -653,8 +671,8 @@ impl<B: Backend> Runner<B> {
     }
 
     /// Processes buffered records of every task, lowest timestamp first within each, off
-    /// the async threads (persistent stores read from disk); the outputs wait for
-    /// `send_outputs`.
+    /// the async threads (persistent stores read from disk) and on `threads` threads at
+    /// once; the outputs wait for `send_outputs`.
     ///
     /// # Errors
     /// When a store failed: nothing of the round is sent or committed.
@@ -665,32 +683,112 @@ impl<B: Backend> Runner<B> {
             }
         }
         let limit = self.config.max_records_per_round;
-        let mut tasks = std::mem::take(&mut self.tasks);
-        let mut outputs = std::mem::take(&mut self.outputs);
         let now_ms = crate::processor_api::system_time_ms();
-        let (tasks, outputs, processed) = blocking("processing", move || {
-            let mut processed = 0usize;
-            for task in tasks.values_mut() {
-                // A punctuation that ran counts as processing: its writes must be committed.
-                processed += usize::from(task.punctuate_wall_clock(now_ms, &mut outputs));
-                while processed < limit && task.process_next(&mut outputs) {
-                    processed += 1;
+        let processed = self
+            .on_threads("processing", move |tasks, outputs| {
+                let mut processed = 0usize;
+                for task in tasks {
+                    // A punctuation that ran counts as processing: its writes must be
+                    // committed.
+                    processed += usize::from(task.punctuate_wall_clock(now_ms, outputs));
+                    while processed < limit && task.process_next(outputs) {
+                        processed += 1;
+                    }
+                }
+                processed
+            })
+            .await?;
+        for (total, done) in self.processed_per_thread.iter_mut().zip(&processed) {
+            *total += *done as u64;
+        }
+        self.check_stores()?;
+        if processed.iter().any(|done| *done > 0) {
+            self.uncommitted = true;
+            self.publish_status();
+        }
+        Ok(())
+    }
+
+    /// Flushes every task's record caches (their updates go to the stores, changelogs and
+    /// downstream), on the processing threads; before every commit, so that a commit never
+    /// covers an update that is only in a cache.
+    ///
+    /// # Errors
+    /// When a store failed: nothing is committed.
+    async fn flush_caches(&mut self) -> Result<(), RuntimeError> {
+        // Without caches, no trip to the blocking threads at every commit.
+        if self.tasks.is_empty() || !self.cache.is_enabled() {
+            return Ok(());
+        }
+        let flushed = self
+            .on_threads("flushing record caches", |tasks, outputs| {
+                let flushing = tasks.iter_mut().map(|task| task.flush_caches(outputs));
+                flushing.filter(|flushed| *flushed).count()
+            })
+            .await?;
+        self.check_stores()?;
+        if flushed.iter().any(|count| *count > 0) {
+            self.uncommitted = true;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` over the tasks off the async threads, dealt round-robin by task id to
+    /// [`RuntimeConfig::threads`] threads that run at once; their outputs join
+    /// `self.outputs` thread by thread. Returns what `work` returned on each thread.
+    async fn on_threads<W>(
+        &mut self,
+        operation: &'static str,
+        work: W,
+    ) -> Result<Vec<usize>, RuntimeError>
+    where
+        W: Fn(&mut [Task], &mut Vec<OutputRecord>) -> usize + Clone + Send + 'static,
+    {
+        let threads = self.processed_per_thread.len();
+        let mut groups: Vec<Vec<Task>> = (0..threads).map(|_| Vec::new()).collect();
+        for (index, (_, task)) in std::mem::take(&mut self.tasks).into_iter().enumerate() {
+            groups[index % threads].push(task);
+        }
+        let jobs: Vec<_> = groups
+            .into_iter()
+            .map(|mut tasks| {
+                let work = work.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut outputs = Vec::new();
+                    let done = work(&mut tasks, &mut outputs);
+                    (tasks, outputs, done)
+                })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(threads);
+        let mut failure = None;
+        for job in jobs {
+            match job.await {
+                Ok((tasks, outputs, done)) => {
+                    self.tasks
+                        .extend(tasks.into_iter().map(|task| (task.id(), task)));
+                    self.outputs.extend(outputs);
+                    results.push(done);
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    failure.get_or_insert(RuntimeError::Blocking { operation, message });
                 }
             }
-            (tasks, outputs, processed)
-        })
-        .await?;
-        self.tasks = tasks;
-        self.outputs = outputs;
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(results),
+        }
+    }
+
+    /// Stops the runtime on a store failure of the last round: it is not sent or committed.
+    fn check_stores(&self) -> Result<(), RuntimeError> {
         for task in self.tasks.values() {
             if let Some(error) = task.stores().take_failure() {
                 tracing::error!(task = %task.id(), %error, "a store failed");
                 return Err(error.into());
             }
-        }
-        if processed > 0 {
-            self.uncommitted = true;
-            self.publish_status();
         }
         Ok(())
     }
@@ -757,6 +855,8 @@ impl<B: Backend> Runner<B> {
     /// At-least-once: when outputs could not be flushed. Exactly-once: when a failed
     /// transaction could not even be aborted.
     async fn commit(&mut self) -> Result<(), RuntimeError> {
+        // Under exactly-once the flushed updates join the transaction being committed.
+        self.flush_caches().await?;
         match self.config.processing_guarantee {
             ProcessingGuarantee::AtLeastOnce => self.commit_at_least_once().await?,
             ProcessingGuarantee::ExactlyOnce => match self.commit_transaction().await {
@@ -976,9 +1076,23 @@ impl<B: Backend> Runner<B> {
         for task in self.tasks.values() {
             metrics.add(task.metrics());
         }
+        let threads = self.processed_per_thread.len();
+        let mut stream_threads: Vec<StreamThreadStatus> = self
+            .processed_per_thread
+            .iter()
+            .map(|processed_records| StreamThreadStatus {
+                tasks: Vec::new(),
+                processed_records: *processed_records,
+            })
+            .collect();
+        // Dealt as `on_threads` deals them.
+        for (index, id) in self.tasks.keys().enumerate() {
+            stream_threads[index % threads].tasks.push(*id);
+        }
         let mut status = self.status.lock_or_recover();
         status.tasks = self.tasks.keys().copied().collect();
         status.metrics = metrics;
+        status.stream_threads = stream_threads;
     }
 }
 
@@ -1114,10 +1228,15 @@ mod tests {
     }
 
     fn cluster_with_input() -> Arc<Mutex<FakeCluster>> {
+        cluster_with_partitions(2)
+    }
+
+    /// The input spread over `partitions` partitions of `lines`.
+    fn cluster_with_partitions(partitions: i32) -> Arc<Mutex<FakeCluster>> {
         let mut cluster = FakeCluster::default();
-        cluster.create("lines", 2);
+        cluster.create("lines", partitions);
         for index in 0..INPUT_COUNT {
-            let partition = i32::from(index % 2 == 1);
+            let partition = i32::try_from(index).expect("small") % partitions;
             let timestamp_ms = i64::try_from(index).expect("small");
             let value = word(index).as_bytes();
             cluster.append("lines", partition, b"line", value, timestamp_ms);
@@ -1131,6 +1250,8 @@ mod tests {
             commit_interval: Duration::ZERO,
             poll_timeout: Duration::from_millis(1),
             max_records_per_round: 7,
+            // Every update comes out: the tests read counts 1, 2, ..., n.
+            cache_max_bytes: 0,
             ..RuntimeConfig::for_guarantee(ProcessingGuarantee::ExactlyOnce)
         }
     }
@@ -1169,7 +1290,9 @@ mod tests {
         let watched = status.clone();
         let consumed = async move {
             // Every task is running (restored), and the input is consumed.
-            let running = || watched.lock_or_recover().tasks.len() == 4;
+            let partitions = lock(cluster).partition_counts.get("lines").copied();
+            let tasks = 2 * usize::try_from(partitions.unwrap_or(0)).expect("positive");
+            let running = || watched.lock_or_recover().tasks.len() == tasks;
             while !running() || !all_consumed(cluster) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -1187,6 +1310,7 @@ mod tests {
             poll_timeout: Duration::from_millis(1),
             max_records_per_round: 7,
             state_dir: state_dir.map(std::path::Path::to_path_buf),
+            cache_max_bytes: 0,
             ..RuntimeConfig::default()
         }
     }
@@ -1473,5 +1597,63 @@ mod tests {
                 .unwrap_or_else(|| panic!("no {family} in\n{text}"));
             assert!(count > 0.0, "{family} is 0");
         }
+    }
+
+    /// Per word, whether its counts only grow and end at its number of occurrences.
+    fn counts_grow_to_the_exact_total(cluster: &Mutex<FakeCluster>) {
+        let expected = expected_counts();
+        for (word, counts) in output_counts(cluster) {
+            assert!(
+                counts.windows(2).all(|pair| pair[0] < pair[1]),
+                "{word}: {counts:?}"
+            );
+            assert_eq!(counts.last(), expected[&word].last(), "{word}");
+        }
+    }
+
+    #[tokio::test]
+    async fn exactly_once_flushes_the_record_cache_into_each_transaction() {
+        // Proves the cache's flush comes before each transaction's commit, aborts
+        // included: with the cache on, every third commit refused, each word's outputs are
+        // coalesced (fewer than one per record), only grow, and end at its exact count.
+        let cluster = cluster_with_input();
+        lock(&cluster).fail_every_commits = Some(3);
+        let config = RuntimeConfig {
+            cache_max_bytes: 1024 * 1024,
+            max_records_per_round: 50,
+            ..exactly_once_config()
+        };
+        run_with(&cluster, config).await.unwrap();
+        counts_grow_to_the_exact_total(&cluster);
+        let outputs = lock(&cluster).records("word-counts").len();
+        assert!(
+            outputs < INPUT_COUNT,
+            "{outputs} outputs: nothing coalesced"
+        );
+        assert!(lock(&cluster).aborts >= 2, "the faults did not bite");
+    }
+
+    #[tokio::test]
+    async fn two_threads_share_the_tasks_and_count_the_same() {
+        // Proves `threads`: over 4 input partitions (8 tasks with the repartition topic's),
+        // two threads each get tasks and process records, and the outputs are what one
+        // thread writes: each word's counts 1, 2, ..., n.
+        let mut results = Vec::new();
+        for threads in [1, 2] {
+            let cluster = cluster_with_partitions(4);
+            let config = RuntimeConfig {
+                threads,
+                ..at_least_once_config(None)
+            };
+            let status = run_with(&cluster, config).await.unwrap();
+            assert_eq!(status.stream_threads.len(), threads);
+            for thread in &status.stream_threads {
+                assert_eq!(thread.tasks.len(), 8 / threads, "{thread:?}");
+                assert!(thread.processed_records > 0, "{thread:?}");
+            }
+            results.push(output_counts(&cluster));
+        }
+        assert_eq!(results[0], expected_counts());
+        assert_eq!(results[1], results[0]);
     }
 }

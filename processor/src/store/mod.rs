@@ -8,6 +8,7 @@
 //! checkpoint, see `checkpoint`) before it processes anything. Host programs read stores
 //! through the typed handles in [`query`].
 
+pub(crate) mod cache;
 pub(crate) mod checkpoint;
 pub(crate) mod codec;
 pub(crate) mod engine;
@@ -20,13 +21,14 @@ mod segments;
 mod session;
 mod window;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub(crate) use key_value::{KeyValueData, KeyValueStore};
 pub(crate) use session::{SessionData, SessionStore};
 pub(crate) use window::{WindowData, WindowStore};
 
+use self::cache::{CacheBudget, RecordCache};
 use self::engine::{StateEngine, StateError};
 use self::map::OrderedMap;
 use self::segments::{SegmentHome, Segments};
@@ -131,6 +133,12 @@ pub(crate) struct TaskStores {
     /// The engine of the persistent ones, if any store is.
     engine: Option<Arc<StateEngine>>,
     failures: Failures,
+    /// The instance's record cache budget, which the operators' caches draw on.
+    cache: CacheBudget,
+    /// Stores that more than one operator uses (a join reading an aggregate's table): not
+    /// cached, since the cache lives in the writing operator and the others would read
+    /// past it.
+    pub uncached: HashSet<String>,
 }
 
 impl TaskStores {
@@ -140,8 +148,12 @@ impl TaskStores {
         specs: &[StoreSpec],
         task: TaskId,
         home: &StateHome,
+        cache: &CacheBudget,
     ) -> Result<TaskStores, StateError> {
-        let mut stores = TaskStores::default();
+        let mut stores = TaskStores {
+            cache: cache.clone(),
+            ..TaskStores::default()
+        };
         for spec in specs {
             let changelog = Changelog {
                 topic: spec.changelog_topic.clone(),
@@ -203,6 +215,15 @@ impl TaskStores {
             }
         }
         Ok(())
+    }
+
+    /// A record cache for `store` of this task, or `None` when caching is off or other
+    /// operators read the store.
+    pub fn cache<T>(&self, store: &str) -> Option<RecordCache<T>> {
+        if self.uncached.contains(store) {
+            return None;
+        }
+        self.cache.cache()
     }
 
     /// The first failure of these stores since the last call, if any.

@@ -523,6 +523,8 @@ mod tests {
             commit_interval: Duration::from_millis(200),
             poll_timeout: Duration::from_millis(10),
             instance_id: Some("node-1".to_string()),
+            // Every update comes out (no record cache): the test reads counts 1, 2, ..., n.
+            cache_max_bytes: 0,
             ..RuntimeConfig::for_guarantee(ProcessingGuarantee::ExactlyOnce)
         };
         let backend = EmbeddedBackend::new(cluster.clone(), embedded);
