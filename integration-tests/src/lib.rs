@@ -21,6 +21,7 @@
 //!   its users, `riffle acls`, and the security options the client scripts take.
 //! - [`prometheus`]: GET on the broker's HTTP listener and a strict parser of `/metrics`.
 //! - [`browser`]: Debian's chromium, headless, loading a page of the web console.
+//! - [`readme`]: the README's fenced examples, for tests that run them as written.
 //! - [`kcat`]: Debian's kcat with its librdkafka, pinned and unpacked into `target/kcat`.
 //!
 //! The `riffle` binary must be built first: `cargo build -p riffle-broker`, or run the whole
@@ -34,6 +35,7 @@ mod node;
 mod process;
 pub mod prometheus;
 mod python;
+pub mod readme;
 pub mod riffle_cli;
 pub mod security;
 pub mod wire;

@@ -7,7 +7,6 @@
 //! output must equal the `text` block after it. The only change is the port: the README's
 //! `127.0.0.1:9093` becomes a free port, so tests can run side by side.
 
-use std::env;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -17,8 +16,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use riffle_integration_tests::readme;
 use riffle_integration_tests::security::run_command;
-use riffle_integration_tests::{START_TIMEOUT, broker_binary, python_env};
+use riffle_integration_tests::{START_TIMEOUT, python_env};
 
 /// The address the README uses; replaced by a free port.
 const README_ADDRESS: &str = "127.0.0.1:9093";
@@ -84,46 +84,9 @@ fn readme_security_walkthrough_runs_as_written() {
 
 /// The walkthrough's fenced blocks, as (info string, text).
 fn walkthrough_blocks() -> Vec<(String, String)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .join("README.md");
-    let readme = fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-    let section = subsection(&readme, "## Security", "## ");
-    let walkthrough = subsection(section, "### Walkthrough", "### ");
-    let mut blocks = Vec::new();
-    let mut lines = walkthrough.lines();
-    while let Some(line) = lines.next() {
-        let Some(kind) = line.strip_prefix("```") else {
-            continue;
-        };
-        let mut text = String::new();
-        for line in lines.by_ref() {
-            if line == "```" {
-                break;
-            }
-            text.push_str(line);
-            text.push('\n');
-        }
-        blocks.push((kind.to_owned(), text));
-    }
-    blocks
-}
-
-/// The part of `text` from the line starting with `heading` to the next line starting with
-/// `next` (a heading of the same level).
-fn subsection<'a>(text: &'a str, heading: &str, next: &str) -> &'a str {
-    let start = text
-        .find(&format!("\n{heading}"))
-        .unwrap_or_else(|| panic!("README.md has no {heading:?} heading"))
-        + 1;
-    let rest = &text[start..];
-    let body_start = rest.find('\n').map_or(rest.len(), |end| end + 1);
-    let end = rest[body_start..]
-        .find(&format!("\n{next}"))
-        .map_or(rest.len(), |end| body_start + end + 1);
-    &rest[..end]
+    let readme = readme::readme();
+    let section = readme::subsection(&readme, "## Security", "## ");
+    readme::fenced_blocks(readme::subsection(section, "### Walkthrough", "### "))
 }
 
 /// A free port on 127.0.0.1 (bound, read and released).
@@ -141,16 +104,6 @@ fn append_to(path: &Path) -> File {
         .unwrap_or_else(|error| panic!("cannot open {}: {error}", path.display()))
 }
 
-/// `PATH` with the built `riffle` first.
-fn path_with_riffle() -> String {
-    let binary = broker_binary();
-    let bin_dir = binary.parent().expect("the binary's directory");
-    match env::var("PATH") {
-        Ok(path) => format!("{}:{path}", bin_dir.display()),
-        Err(_) => bin_dir.display().to_string(),
-    }
-}
-
 /// Runs `script` with `sh -e` in `dir`; returns its stdout.
 ///
 /// # Panics
@@ -162,7 +115,7 @@ fn run_shell(dir: &Path, script: &str) -> String {
         .arg("-c")
         .arg(script)
         .current_dir(dir)
-        .env("PATH", path_with_riffle());
+        .env("PATH", readme::path_with_riffle());
     let output = run_command(&mut command, STEP_TIMEOUT);
     assert_eq!(
         output.code,
@@ -188,7 +141,7 @@ impl BackgroundShell {
             .arg("-c")
             .arg(format!("exec {script}"))
             .current_dir(dir)
-            .env("PATH", path_with_riffle())
+            .env("PATH", readme::path_with_riffle())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(append_to(&log))
