@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use example_apps::remote::RemoteExample;
 use example_apps::{Input, produce, start_example, start_ms};
-use riffle_integration_tests::Broker;
 use riffle_integration_tests::clients::create_topic;
 use riffle_integration_tests::prometheus::{self, http_get};
+use riffle_integration_tests::{Broker, browser};
 use serde_json::{Value, json};
 
 const SECOND_MS: i64 = 1_000;
@@ -173,6 +173,25 @@ async fn state_queries_and_processor_metrics_over_http() {
     );
     let (after, _) = processed_records(http);
     assert!(after > before, "the counter stayed at {before}");
+
+    // The console's application pages, in the browser: the list, then the application
+    // with its topology drawn, its tasks and a query box per store.
+    let list = browser::dump_dom(&format!("http://{http}/#/apps"));
+    assert!(list.contains("ecommerce"), "no application listed:\n{list}");
+    let page = browser::dump_dom(&format!("http://{http}/#/apps/ecommerce"));
+    for shown in [
+        "Sub-topology 0",
+        "KSTREAM-SOURCE-",
+        "inventory-store",
+        "orders-per-product-minute",
+        "Look up",
+        "0_0",
+    ] {
+        assert!(
+            page.contains(shown),
+            "the application page lacks {shown:?}:\n{page}"
+        );
+    }
     broker.stop();
 }
 

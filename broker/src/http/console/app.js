@@ -120,7 +120,7 @@ function setAttributes(element, attributes) {
 }
 
 function appendChildren(element, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     element.append(child instanceof Node ? child : String(child));
   }
@@ -616,9 +616,8 @@ function storeQuery(appPath, store) {
       output.classList.add("invalid");
     }
   };
-  const lookUp = () => query(store.kind === "key_value"
-    ? `${base}/keys/${segment(key.value)}`
-    : `${base}/windows/${segment(key.value)}`);
+  const fetches = { key_value: "keys", window: "windows", session: "sessions" };
+  const lookUp = () => query(`${base}/${fetches[store.kind] || "keys"}/${segment(key.value)}`);
   return h("div", { class: "store" },
     h("div", { class: "store-title" }, h("strong", { class: "mono" }, store.name), " ",
       h("span", { class: "badge" }, store.kind.replace("_", "-")),
