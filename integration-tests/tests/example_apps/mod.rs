@@ -111,6 +111,17 @@ pub async fn produce(bootstrap: &str, topic: &str, inputs: &[Input<'_>]) {
 
 /// Reads partition 0 of `topic` from the beginning until `done(records so far)` holds, then
 /// for [`SETTLE`] more to catch extra records. Panics with the broker log on timeout.
+/// Whether `updates` are what a record cache may leave of `all`, the updates one per input
+/// record: some of them, in order, ending with the last (Kafka Streams' caching coalesces
+/// a key's updates between commits, so intermediate ones may never be written).
+pub fn coalesced_from<T: PartialEq>(updates: &[T], all: &[T]) -> bool {
+    let mut rest = all.iter();
+    updates.last() == all.last()
+        && updates
+            .iter()
+            .all(|update| rest.by_ref().any(|candidate| candidate == update))
+}
+
 pub fn read_until(broker: &Broker, topic: &str, done: impl Fn(&[Output]) -> bool) -> Vec<Output> {
     let consumer = assigned_consumer(&broker.bootstrap(), topic, &[(0, Offset::Beginning)]);
     let mut records = Vec::new();
