@@ -441,6 +441,23 @@ impl Cluster {
         self.read_topics().by_name.get(name).cloned()
     }
 
+    /// A partition's high watermark and how far `committed_offset` is behind it, as
+    /// `riffle groups describe` and Kafka's tools count a group's lag: what the group can
+    /// read and has not committed past, never below 0. `None` for a partition gone with
+    /// its topic.
+    pub fn committed_lag(
+        &self,
+        topic: &str,
+        partition: i32,
+        committed_offset: i64,
+    ) -> Option<(i64, i64)> {
+        let high_watermark = self.topic(topic)?.partition(partition)?.high_watermark();
+        Some((
+            high_watermark,
+            high_watermark.saturating_sub(committed_offset).max(0),
+        ))
+    }
+
     /// A topic by id.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
         self.read_topics().by_id.get(id).cloned()

@@ -210,11 +210,7 @@ fn read_lags(cluster: &Cluster) -> Vec<(LagSeriesKey, i64)> {
     let mut lags = Vec::new();
     for (group, offsets) in cluster.groups().all_committed_offsets() {
         for ((topic, partition), committed) in offsets {
-            let high_watermark = cluster
-                .topic(&topic)
-                .and_then(|found| found.partition(partition).map(|p| p.high_watermark()));
-            if let Some(high_watermark) = high_watermark {
-                let lag = high_watermark.saturating_sub(committed.offset).max(0);
+            if let Some((_, lag)) = cluster.committed_lag(&topic, partition, committed.offset) {
                 lags.push(((group.clone(), topic, partition), lag));
             }
         }

@@ -157,13 +157,8 @@ fn encode_groups(
                 partition: partition.to_string(),
             };
             committed.get_or_create(&labels).set(offset.offset);
-            // Lag as `riffle groups describe` and Kafka's tools count it: what the group
-            // can read and has not committed past. A partition gone with its topic has none.
-            let high_watermark = cluster
-                .topic(&topic)
-                .and_then(|topic| topic.partition(partition).map(|p| p.high_watermark()));
-            if let Some(high_watermark) = high_watermark {
-                let lag = high_watermark.saturating_sub(offset.offset).max(0);
+            // A partition gone with its topic has no lag.
+            if let Some((_, lag)) = cluster.committed_lag(&topic, partition, offset.offset) {
                 lags.get_or_create(&labels).set(lag);
             }
         }

@@ -163,21 +163,18 @@ fn members(group: &GroupDescription) -> Vec<MemberJson> {
         .collect()
 }
 
-/// Committed offsets with lag as Kafka's tools count it: the high watermark minus the
-/// committed offset.
+/// Committed offsets with their lag ([`Cluster::committed_lag`]).
 fn offset_rows(cluster: &Cluster, offsets: &GroupOffsets) -> Vec<OffsetJson> {
     offsets
         .iter()
         .map(|((topic, partition), committed)| {
-            let high_watermark = cluster
-                .topic(topic)
-                .and_then(|found| found.partition(*partition).map(|p| p.high_watermark()));
+            let lag = cluster.committed_lag(topic, *partition, committed.offset);
             OffsetJson {
                 topic: topic.clone(),
                 partition: *partition,
                 committed_offset: committed.offset,
-                high_watermark,
-                lag: high_watermark.map(|end| end.saturating_sub(committed.offset).max(0)),
+                high_watermark: lag.map(|(high_watermark, _)| high_watermark),
+                lag: lag.map(|(_, lag)| lag),
                 commit_timestamp_ms: committed.commit_timestamp_ms,
             }
         })
