@@ -49,8 +49,8 @@ impl<K, V> Grouped<K, V> {
 
 /// A stream grouped by key, ready to aggregate.
 pub struct KGroupedStream<K, V> {
-    stream: KStream<K, V>,
-    key_serde: SharedSerde<K>,
+    pub(crate) stream: KStream<K, V>,
+    pub(crate) key_serde: SharedSerde<K>,
 }
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
@@ -187,7 +187,7 @@ fn reduce_aggregator<K, V: Clone + 'static>(
     })
 }
 
-fn fold_aggregator<K, V, A: 'static>(
+pub(crate) fn fold_aggregator<K, V, A: 'static>(
     initializer: impl Fn() -> A + Send + Sync + 'static,
     aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
 ) -> Aggregator<K, V, A> {

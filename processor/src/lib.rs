@@ -32,7 +32,9 @@
 //! Where to start: [`StreamsBuilder`], [`KStream`], then `task.rs`.
 
 mod builder;
+mod cogroup;
 mod describe;
+mod fk_join;
 mod graph;
 mod grouped;
 mod lock_policy;
@@ -53,6 +55,7 @@ mod topology;
 mod window;
 
 pub use builder::{Data, StreamsBuilder};
+pub use cogroup::{CogroupedKStream, TimeWindowedCogroupedKStream};
 pub use describe::{
     NodeDescription, NodeKind, RepartitionTopicDescription, StoreDescription, StoreType,
     SubtopologyDescription, TopologyDescription,

@@ -1,0 +1,199 @@
+//! `cogroup` (KIP-150): several grouped streams, each with its own aggregator, folded
+//! into one aggregate per key (or per key and window) in one store with one changelog.
+//!
+//! As Kafka Streams' `CogroupedStreamAggregateBuilder` does, each input gets its own
+//! aggregation node, all writing the one store (which puts them in one sub-topology, so
+//! the inputs must be co-partitioned: each grouped stream repartitioned if its key
+//! changed), and a merge node after them is the resulting table. Every input record gives
+//! one update, as `aggregate` does. A store several nodes write has no record cache.
+
+use std::sync::Arc;
+
+use crate::builder::{Data, Graph};
+use crate::graph::{NodeId, OperatorFactory, PassThrough};
+use crate::grouped::{KGroupedStream, fold_aggregator};
+use crate::operator::aggregate::{AggregateLogic, KeyValueAggregate};
+use crate::operator::window_aggregate::WindowAggregate;
+use crate::serdes::{Serde, SharedSerde};
+use crate::store::StoreKind;
+use crate::table::{KTable, WindowedTable};
+use crate::window::{Emit, TimeWindows};
+
+/// What one input's aggregation node needs, known only at `aggregate`.
+struct CogroupBuild<A> {
+    store_name: String,
+    initializer: Arc<dyn Fn() -> A + Send + Sync>,
+    aggregate_serde: SharedSerde<A>,
+    /// `None` for a key-value aggregate.
+    windows: Option<TimeWindows>,
+}
+
+/// Adds one input's aggregation node; returns it.
+type InputBuilder<A> = Box<dyn Fn(&CogroupBuild<A>) -> NodeId>;
+
+/// Grouped streams of one key type cogrouped into one aggregate of type `A`, from
+/// [`KGroupedStream::cogroup`].
+pub struct CogroupedKStream<K, A> {
+    graph: Graph,
+    key_serde: SharedSerde<K>,
+    inputs: Vec<InputBuilder<A>>,
+}
+
+impl<K: Data + Clone, V: Data> KGroupedStream<K, V> {
+    /// Starts a cogroup (Kafka Streams' `cogroup(aggregator)`): this stream's values will
+    /// fold into the shared aggregate with `aggregator(key, value, aggregate)`. Add other
+    /// grouped streams with [`CogroupedKStream::cogroup`], then call
+    /// [`CogroupedKStream::aggregate`].
+    pub fn cogroup<A: Data>(
+        &self,
+        aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    ) -> CogroupedKStream<K, A> {
+        CogroupedKStream {
+            graph: self.stream.graph.clone(),
+            key_serde: self.key_serde.clone(),
+            inputs: Vec::new(),
+        }
+        .cogroup(self, aggregator)
+    }
+}
+
+impl<K: Data + Clone, A: Data> CogroupedKStream<K, A> {
+    /// Adds `grouped`, whose values fold into the shared aggregate with `aggregator`.
+    pub fn cogroup<V: Data>(
+        mut self,
+        grouped: &KGroupedStream<K, V>,
+        aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    ) -> Self {
+        let graph = grouped.stream.graph.clone();
+        let parent = grouped.stream.node;
+        let key_serde = grouped.key_serde.clone();
+        let aggregator = Arc::new(aggregator);
+        self.inputs.push(Box::new(move |build: &CogroupBuild<A>| {
+            let (initializer, aggregator) = (build.initializer.clone(), aggregator.clone());
+            let logic = AggregateLogic {
+                key_serde: key_serde.clone(),
+                aggregate_serde: build.aggregate_serde.clone(),
+                aggregator: fold_aggregator(
+                    move || initializer(),
+                    move |key: &K, value: &V, aggregate: A| aggregator(key, value, aggregate),
+                ),
+            };
+            let name = build.store_name.clone();
+            let (kind, factory): (&str, OperatorFactory) = match build.windows {
+                None => (
+                    "COGROUP-AGGREGATE",
+                    Arc::new(move |stores| {
+                        Box::new(KeyValueAggregate {
+                            store_name: name.clone(),
+                            store: stores.key_value(&name),
+                            logic: logic.clone(),
+                            cache: stores.cache(&name),
+                        })
+                    }),
+                ),
+                Some(windows) => (
+                    "COGROUP-WINDOW-AGGREGATE",
+                    Arc::new(move |stores| {
+                        Box::new(WindowAggregate::new(
+                            name.clone(),
+                            stores.window(&name),
+                            windows,
+                            Emit::OnUpdate,
+                            logic.clone(),
+                            stores.cache(&name),
+                        ))
+                    }),
+                ),
+            };
+            let stores = vec![build.store_name.clone()];
+            graph
+                .borrow_mut()
+                .add_node(kind, &[parent], factory, stores)
+        }));
+        self
+    }
+
+    /// Folds every input into the store `store_name` (changelogged), each key starting
+    /// from `initializer()`: one update per input record.
+    pub fn aggregate(
+        &self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        store_name: &str,
+        aggregate_serde: impl Serde<A>,
+    ) -> KTable<K, A> {
+        let aggregate_serde: SharedSerde<A> = Arc::new(aggregate_serde);
+        let build = CogroupBuild {
+            store_name: store_name.to_string(),
+            initializer: Arc::new(initializer),
+            aggregate_serde: aggregate_serde.clone(),
+            windows: None,
+        };
+        let node = self.add_nodes(&build, StoreKind::KeyValue);
+        KTable::new(
+            self.graph.clone(),
+            node,
+            self.key_serde.clone(),
+            aggregate_serde,
+            store_name,
+        )
+    }
+
+    /// Aggregates per key and time window (emitting every update).
+    pub fn windowed_by(self, windows: TimeWindows) -> TimeWindowedCogroupedKStream<K, A> {
+        TimeWindowedCogroupedKStream {
+            cogrouped: self,
+            windows,
+        }
+    }
+
+    /// Adds every input's node, the store (owned by the first) and the merge node after
+    /// them; returns the merge node.
+    fn add_nodes(&self, build: &CogroupBuild<A>, kind: StoreKind) -> NodeId {
+        let nodes: Vec<NodeId> = self.inputs.iter().map(|input| input(build)).collect();
+        let factory: OperatorFactory = Arc::new(|_| Box::new(PassThrough));
+        let mut graph = self.graph.borrow_mut();
+        if let Some(first) = nodes.first() {
+            graph.add_store(&build.store_name, kind, *first);
+        }
+        graph.add_node("COGROUP-MERGE", &nodes, factory, Vec::new())
+    }
+}
+
+/// A cogrouped stream cut into time windows, from [`CogroupedKStream::windowed_by`].
+pub struct TimeWindowedCogroupedKStream<K, A> {
+    cogrouped: CogroupedKStream<K, A>,
+    windows: TimeWindows,
+}
+
+impl<K: Data + Clone, A: Data> TimeWindowedCogroupedKStream<K, A> {
+    /// Folds every input into the window store `store_name`, each key and window starting
+    /// from `initializer()`: one update per input record and window.
+    pub fn aggregate(
+        &self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        store_name: &str,
+        aggregate_serde: impl Serde<A>,
+    ) -> WindowedTable<K, A> {
+        let aggregate_serde: SharedSerde<A> = Arc::new(aggregate_serde);
+        let build = CogroupBuild {
+            store_name: store_name.to_string(),
+            initializer: Arc::new(initializer),
+            aggregate_serde: aggregate_serde.clone(),
+            windows: Some(self.windows),
+        };
+        let kind = StoreKind::Window {
+            retention_ms: self.windows.retention_ms(),
+            keep_duplicates: false,
+        };
+        let node = self.cogrouped.add_nodes(&build, kind);
+        WindowedTable::new(
+            self.cogrouped.graph.clone(),
+            node,
+            self.cogrouped.key_serde.clone(),
+            aggregate_serde,
+            store_name,
+            self.windows.size_ms,
+            self.windows.grace_ms,
+        )
+    }
+}
