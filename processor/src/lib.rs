@@ -40,7 +40,9 @@ mod grouped;
 mod lock_policy;
 pub mod observe;
 mod operator;
+mod process_values;
 mod processor_api;
+mod processor_stores;
 mod record;
 pub mod runtime;
 mod serdes;
@@ -64,10 +66,12 @@ pub use graph::DropReason;
 pub use grouped::{
     Grouped, KGroupedStream, SessionWindowedStream, SlidingWindowedStream, TimeWindowedStream,
 };
+pub use process_values::{FixedKeyProcessor, FixedKeyProcessorContext};
 pub use processor_api::{
     Cancellable, Processor, ProcessorContext, ProcessorKeyValueStore, PunctuationType, Punctuator,
     Record, RecordMetadata,
 };
+pub use processor_stores::{ProcessorSessionStore, ProcessorWindowStore};
 pub use record::{
     Headers, InputRecord, OutputKind, OutputPartition, OutputRecord, TopicPartition, murmur2,
     murmur2_partition,
