@@ -23,8 +23,10 @@
 //! or exactly-once ones (one transaction per commit, read_committed reads).
 //!
 //! Operators the DSL lacks are written as a [`Processor`] and added with
-//! [`KStream::process`]: forwarding, typed key-value stores, record metadata and
-//! punctuations on stream time or wall-clock time (`processor_api.rs`).
+//! [`KStream::process`] (or [`KStream::process_values`], which keeps keys): forwarding,
+//! typed key-value, window and session stores, record metadata and punctuations on stream
+//! time or wall-clock time (`processor_api.rs`, `processor_stores.rs`). Foreign-key table
+//! joins are in `fk_join.rs`, `cogroup` in `cogroup.rs`.
 //! [`Topology::describe`] shows the built graph, as data and as Kafka Streams prints it.
 //! [`observe`] shows running applications to their host: summaries, stores read by name
 //! as JSON, the `/apps` HTTP routes, and Prometheus metrics.
