@@ -217,3 +217,30 @@ for_both_backings!(
     left_join_keeps_rows_without_a_right_row,
     stale_responses_are_dropped,
 );
+
+/// The tables need not be co-partitioned: each internal topic takes the partition count
+/// of the side that reads it.
+#[test]
+fn tables_with_different_partition_counts_plan() {
+    let topology = inner_join_topology();
+    let plan = topology
+        .plan(|topic| match topic {
+            "orders" => Some(4),
+            "products" => Some(2),
+            _ => None,
+        })
+        .unwrap();
+    let partitions = |suffix: &str| {
+        plan.internal_topics
+            .iter()
+            .find(|topic| topic.name.ends_with(suffix))
+            .map(|topic| topic.partitions)
+    };
+    assert_eq!(partitions("-subscription-repartition"), Some(2));
+    assert_eq!(partitions("-response-repartition"), Some(4));
+    assert_eq!(partitions("-subscription-store-changelog"), Some(2));
+    assert_eq!(partitions("-foreign-key-store-changelog"), Some(4));
+    let mut task_counts = plan.task_counts.clone();
+    task_counts.sort_unstable();
+    assert_eq!(task_counts, vec![2, 4]);
+}
