@@ -12,31 +12,38 @@ use std::sync::Arc;
 use crate::builder::{Data, Graph};
 use crate::graph::{NodeId, OperatorFactory, PassThrough};
 use crate::grouped::{KGroupedStream, fold_aggregator};
-use crate::operator::aggregate::{AggregateLogic, KeyValueAggregate};
+use crate::operator::aggregate::{AggregateLogic, KeyValueAggregate, Merger, WindowClock};
+use crate::operator::session_aggregate::SessionAggregate;
 use crate::operator::window_aggregate::WindowAggregate;
 use crate::serdes::{Serde, SharedSerde};
 use crate::store::StoreKind;
-use crate::table::{KTable, WindowedTable};
-use crate::window::{Emit, TimeWindows};
+use crate::table::{KTable, SessionTable, WindowedTable};
+use crate::window::{Emit, SessionWindows, TimeWindows};
+
+/// How a cogroup aggregates: per key, per time window, or per session.
+enum CogroupWindows<K, A> {
+    None,
+    Time(TimeWindows),
+    Session(SessionWindows, Merger<K, A>),
+}
 
 /// What one input's aggregation node needs, known only at `aggregate`.
-struct CogroupBuild<A> {
+struct CogroupBuild<K, A> {
     store_name: String,
     initializer: Arc<dyn Fn() -> A + Send + Sync>,
     aggregate_serde: SharedSerde<A>,
-    /// `None` for a key-value aggregate.
-    windows: Option<TimeWindows>,
+    windows: CogroupWindows<K, A>,
 }
 
 /// Adds one input's aggregation node; returns it.
-type InputBuilder<A> = Box<dyn Fn(&CogroupBuild<A>) -> NodeId>;
+type InputBuilder<K, A> = Box<dyn Fn(&CogroupBuild<K, A>) -> NodeId>;
 
 /// Grouped streams of one key type cogrouped into one aggregate of type `A`, from
 /// [`KGroupedStream::cogroup`].
 pub struct CogroupedKStream<K, A> {
     graph: Graph,
     key_serde: SharedSerde<K>,
-    inputs: Vec<InputBuilder<A>>,
+    inputs: Vec<InputBuilder<K, A>>,
 }
 
 impl<K: Data + Clone, V: Data> KGroupedStream<K, V> {
@@ -68,48 +75,69 @@ impl<K: Data + Clone, A: Data> CogroupedKStream<K, A> {
         let parent = grouped.stream.node;
         let key_serde = grouped.key_serde.clone();
         let aggregator = Arc::new(aggregator);
-        self.inputs.push(Box::new(move |build: &CogroupBuild<A>| {
-            let (initializer, aggregator) = (build.initializer.clone(), aggregator.clone());
-            let logic = AggregateLogic {
-                key_serde: key_serde.clone(),
-                aggregate_serde: build.aggregate_serde.clone(),
-                aggregator: fold_aggregator(
-                    move || initializer(),
-                    move |key: &K, value: &V, aggregate: A| aggregator(key, value, aggregate),
-                ),
-            };
-            let name = build.store_name.clone();
-            let (kind, factory): (&str, OperatorFactory) = match build.windows {
-                None => (
-                    "COGROUP-AGGREGATE",
-                    Arc::new(move |stores| {
-                        Box::new(KeyValueAggregate {
-                            store_name: name.clone(),
-                            store: stores.key_value(&name),
-                            logic: logic.clone(),
-                            cache: stores.cache(&name),
-                        })
-                    }),
-                ),
-                Some(windows) => (
-                    "COGROUP-WINDOW-AGGREGATE",
-                    Arc::new(move |stores| {
-                        Box::new(WindowAggregate::new(
-                            name.clone(),
-                            stores.window(&name),
-                            windows,
-                            Emit::OnUpdate,
-                            logic.clone(),
-                            stores.cache(&name),
-                        ))
-                    }),
-                ),
-            };
-            let stores = vec![build.store_name.clone()];
-            graph
-                .borrow_mut()
-                .add_node(kind, &[parent], factory, stores)
-        }));
+        self.inputs
+            .push(Box::new(move |build: &CogroupBuild<K, A>| {
+                let (initializer, aggregator) = (build.initializer.clone(), aggregator.clone());
+                let logic = AggregateLogic {
+                    key_serde: key_serde.clone(),
+                    aggregate_serde: build.aggregate_serde.clone(),
+                    aggregator: fold_aggregator(
+                        move || initializer(),
+                        move |key: &K, value: &V, aggregate: A| aggregator(key, value, aggregate),
+                    ),
+                };
+                let name = build.store_name.clone();
+                let (kind, factory): (&str, OperatorFactory) = match &build.windows {
+                    CogroupWindows::None => (
+                        "COGROUP-AGGREGATE",
+                        Arc::new(move |stores| {
+                            Box::new(KeyValueAggregate {
+                                store_name: name.clone(),
+                                store: stores.key_value(&name),
+                                logic: logic.clone(),
+                                cache: stores.cache(&name),
+                            })
+                        }),
+                    ),
+                    CogroupWindows::Time(windows) => {
+                        let windows = *windows;
+                        (
+                            "COGROUP-WINDOW-AGGREGATE",
+                            Arc::new(move |stores| {
+                                Box::new(WindowAggregate::new(
+                                    name.clone(),
+                                    stores.window(&name),
+                                    windows,
+                                    Emit::OnUpdate,
+                                    logic.clone(),
+                                    stores.cache(&name),
+                                ))
+                            }),
+                        )
+                    }
+                    CogroupWindows::Session(windows, merger) => {
+                        let (windows, merger) = (*windows, merger.clone());
+                        (
+                            "COGROUP-SESSION-AGGREGATE",
+                            Arc::new(move |stores| {
+                                Box::new(SessionAggregate {
+                                    store_name: name.clone(),
+                                    store: stores.session(&name),
+                                    windows,
+                                    emit: Emit::OnUpdate,
+                                    logic: logic.clone(),
+                                    merger: merger.clone(),
+                                    clock: WindowClock::default(),
+                                })
+                            }),
+                        )
+                    }
+                };
+                let stores = vec![build.store_name.clone()];
+                graph
+                    .borrow_mut()
+                    .add_node(kind, &[parent], factory, stores)
+            }));
         self
     }
 
@@ -126,7 +154,7 @@ impl<K: Data + Clone, A: Data> CogroupedKStream<K, A> {
             store_name: store_name.to_string(),
             initializer: Arc::new(initializer),
             aggregate_serde: aggregate_serde.clone(),
-            windows: None,
+            windows: CogroupWindows::None,
         };
         let node = self.add_nodes(&build, StoreKind::KeyValue);
         KTable::new(
@@ -146,9 +174,21 @@ impl<K: Data + Clone, A: Data> CogroupedKStream<K, A> {
         }
     }
 
+    /// Aggregates per key and session (emitting every update, merged sessions as
+    /// deletions).
+    pub fn session_windowed_by(
+        self,
+        windows: SessionWindows,
+    ) -> SessionWindowedCogroupedKStream<K, A> {
+        SessionWindowedCogroupedKStream {
+            cogrouped: self,
+            windows,
+        }
+    }
+
     /// Adds every input's node, the store (owned by the first) and the merge node after
     /// them; returns the merge node.
-    fn add_nodes(&self, build: &CogroupBuild<A>, kind: StoreKind) -> NodeId {
+    fn add_nodes(&self, build: &CogroupBuild<K, A>, kind: StoreKind) -> NodeId {
         let nodes: Vec<NodeId> = self.inputs.iter().map(|input| input(build)).collect();
         let factory: OperatorFactory = Arc::new(|_| Box::new(PassThrough));
         let mut graph = self.graph.borrow_mut();
@@ -179,7 +219,7 @@ impl<K: Data + Clone, A: Data> TimeWindowedCogroupedKStream<K, A> {
             store_name: store_name.to_string(),
             initializer: Arc::new(initializer),
             aggregate_serde: aggregate_serde.clone(),
-            windows: Some(self.windows),
+            windows: CogroupWindows::Time(self.windows),
         };
         let kind = StoreKind::Window {
             retention_ms: self.windows.retention_ms(),
@@ -194,6 +234,51 @@ impl<K: Data + Clone, A: Data> TimeWindowedCogroupedKStream<K, A> {
             store_name,
             self.windows.size_ms,
             self.windows.grace_ms,
+        )
+    }
+}
+
+/// A cogrouped stream cut into sessions, from [`CogroupedKStream::session_windowed_by`].
+pub struct SessionWindowedCogroupedKStream<K, A> {
+    cogrouped: CogroupedKStream<K, A>,
+    windows: SessionWindows,
+}
+
+impl<K: Data + Clone, A: Data> SessionWindowedCogroupedKStream<K, A> {
+    /// Folds every input into the session store `store_name`, each session starting from
+    /// `initializer()`; `merger` combines two sessions' aggregates when a record bridges
+    /// them.
+    pub fn aggregate(
+        &self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        merger: impl Fn(&K, A, A) -> A + Send + Sync + 'static,
+        store_name: &str,
+        aggregate_serde: impl Serde<A>,
+    ) -> SessionTable<K, A> {
+        let aggregate_serde: SharedSerde<A> = Arc::new(aggregate_serde);
+        let windows = self.windows;
+        let build = CogroupBuild {
+            store_name: store_name.to_string(),
+            initializer: Arc::new(initializer),
+            aggregate_serde: aggregate_serde.clone(),
+            windows: CogroupWindows::Session(windows, Arc::new(merger)),
+        };
+        let kind = StoreKind::Session {
+            retention_ms: windows.gap_ms.saturating_add(windows.grace_ms),
+        };
+        let node = self.cogrouped.add_nodes(&build, kind);
+        // A session closes once stream time passes its inclusive end plus gap plus grace.
+        let close_delay_ms = windows
+            .gap_ms
+            .saturating_add(windows.grace_ms)
+            .saturating_add(1);
+        SessionTable::new(
+            self.cogrouped.graph.clone(),
+            node,
+            self.cogrouped.key_serde.clone(),
+            aggregate_serde,
+            store_name,
+            close_delay_ms,
         )
     }
 }

@@ -59,7 +59,9 @@ mod topology;
 mod window;
 
 pub use builder::{Data, StreamsBuilder};
-pub use cogroup::{CogroupedKStream, TimeWindowedCogroupedKStream};
+pub use cogroup::{
+    CogroupedKStream, SessionWindowedCogroupedKStream, TimeWindowedCogroupedKStream,
+};
 pub use describe::{
     NodeDescription, NodeKind, RepartitionTopicDescription, StoreDescription, StoreType,
     SubtopologyDescription, TopologyDescription,

@@ -6,8 +6,8 @@ use std::time::Duration;
 mod common;
 
 use riffle_processor::{
-    Grouped, JsonSerde, StoreBacking, StreamsBuilder, StringSerde, TestDriver, TimeWindows,
-    Topology, Windowed, WindowedSerde,
+    Grouped, JsonSerde, SessionWindows, StoreBacking, StreamsBuilder, StringSerde, TestDriver,
+    TimeWindows, Topology, Windowed, WindowedSerde,
 };
 
 /// Clicks and money spent.
@@ -133,6 +133,55 @@ fn windowed_cogroup_aggregates_per_window(backing: StoreBacking) {
     );
 }
 
+/// Sessions: records of either input within the gap share a session; a record bridging
+/// two sessions merges them (the old ones come out as deletions).
+fn session_windowed_cogroup_merges_sessions(backing: StoreBacking) {
+    let builder = StreamsBuilder::new("shop");
+    cogrouped(&builder)
+        .session_windowed_by(
+            SessionWindows::with_inactivity_gap(Duration::from_millis(5))
+                .grace(Duration::from_millis(50)),
+        )
+        .aggregate(
+            || (0, 0),
+            |_user, (c1, s1), (c2, s2)| (c1 + c2, s1 + s2),
+            "activity-sessions",
+            JsonSerde::new(),
+        )
+        .to(
+            "activity-sessions",
+            WindowedSerde::session(StringSerde),
+            JsonSerde::<Activity>::new(),
+        );
+    let topology = builder.build().unwrap();
+    let driver = TestDriver::with_store_backing(topology, PARTITIONS, backing);
+    let mut clicks = driver.input_topic("clicks", StringSerde, StringSerde);
+    let mut purchases = driver.input_topic("purchases", StringSerde, StringSerde);
+    clicks.pipe_input_at("alice".into(), "home".into(), 1);
+    purchases.pipe_input_at("order-1".into(), "alice:30".into(), 20);
+    purchases.pipe_input_at("order-2".into(), "alice:5".into(), 4); // joins [1, 1]
+    let output = driver.output_topic(
+        "activity-sessions",
+        WindowedSerde::session(StringSerde),
+        JsonSerde::<Activity>::new(),
+    );
+    let updates: Vec<(i64, i64, Option<Activity>)> = output
+        .read_records()
+        .into_iter()
+        .map(|record| (record.key.start_ms, record.key.end_ms, record.value))
+        .collect();
+    assert_eq!(
+        updates,
+        vec![
+            (1, 1, Some((1, 0))),
+            (20, 20, Some((0, 30))),
+            (1, 1, None),
+            (1, 4, Some((1, 5))),
+        ]
+    );
+    assert_eq!(driver.dropped_records(), 0);
+}
+
 /// `describe` shows a node per input and the merge, all with the one store.
 #[test]
 fn describe_shows_one_store_for_every_input() {
@@ -157,4 +206,5 @@ fn describe_shows_one_store_for_every_input() {
 for_both_backings!(
     cogroup_folds_every_input_into_one_aggregate,
     windowed_cogroup_aggregates_per_window,
+    session_windowed_cogroup_merges_sessions,
 );
