@@ -4,10 +4,20 @@
 //! `riffle apps diff` compare the live output with the shadow's. An identical version
 //! reports no difference; a version that drops one page and counts another twice reports
 //! exactly those two keys. Clean-up removes the shadow's group and topics and nothing of
-//! the live application.
+//! the live application. The `fraud_alerts` example's `--shadow` flag does the same from
+//! the command line against the example running as a broker.
+
+mod example_apps;
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use example_apps::MINUTE_MS;
+use example_apps::fraud_alerts::{
+    ALERTS_TOPIC, expected_alerts, payments, produce_payments, produce_window_closers, read_alerts,
+};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -256,4 +266,62 @@ fn topic_names(bootstrap: &str) -> Vec<String> {
         .iter()
         .map(|t| t.name().to_owned())
         .collect()
+}
+
+/// Longest a shadow run of an example may take.
+const SHADOW_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn example_shadow_flag_finds_no_difference_against_the_running_example() {
+    // The fraud_alerts example runs as a broker with its topology inside; once it has
+    // raised its alerts, the same example binary started with `--shadow` runs its topology
+    // as `fraud-alerts-shadow` over the retained payments, prints the diff of the alerts
+    // topic (no difference: the same build), deletes the shadow and exits 0.
+    let broker = example_apps::start_example("fraud_alerts");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "payments", PARTITION_COUNT, &[]).await;
+    let start_ms = example_apps::start_ms();
+    let payments = payments(start_ms, 3, 8);
+    let expected = expected_alerts(&payments);
+    assert!(!expected.is_empty(), "the data must raise alerts");
+    produce_payments(&bootstrap, &payments).await;
+    produce_window_closers(&bootstrap, PARTITION_COUNT, start_ms + 8 * MINUTE_MS).await;
+    read_alerts(&bootstrap, &expected);
+
+    let mut child = Command::new(example_apps::example_binary("fraud_alerts"))
+        .args(["--shadow", &bootstrap, "--shadow-value-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the example starts");
+    let deadline = Instant::now() + SHADOW_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the example can be waited for") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the shadow run did not finish in {SHADOW_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout).expect("stdout");
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut stderr).expect("stderr");
+    }
+    println!("{stdout}{stderr}");
+    assert_eq!(status.code(), Some(0), "{stdout}{stderr}");
+    let prefix = format!("{ALERTS_TOPIC} vs fraud-alerts-shadow.{ALERTS_TOPIC}: no differences");
+    assert!(stdout.starts_with(&prefix), "{stdout}");
+    let topics = topic_names(&bootstrap);
+    assert!(
+        topics
+            .iter()
+            .all(|topic| !topic.starts_with("fraud-alerts-shadow")),
+        "the shadow deletes its topics: {topics:?}"
+    );
 }

@@ -106,7 +106,8 @@ impl ShadowRun {
 
     /// The runtime's settings (guarantee, cache, threads). The shadow always keeps its
     /// stores in memory and runs without an instance id, so it shares no state directory
-    /// and no group membership with the live application.
+    /// and no group membership with the live application; it commits at least every
+    /// 100 ms, since its end is seen at a commit.
     pub fn runtime_config(mut self, config: RuntimeConfig) -> ShadowRun {
         self.config = config;
         self
@@ -161,6 +162,7 @@ impl ShadowRun {
         let config = RuntimeConfig {
             instance_id: None,
             state_dir: None,
+            commit_interval: self.config.commit_interval.min(SHADOW_COMMIT_INTERVAL),
             ..self.config.clone()
         };
         tracing::info!(
