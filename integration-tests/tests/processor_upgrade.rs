@@ -3,8 +3,8 @@
 //! the same retained clicks under `<application>-shadow`, and both the library's diff and
 //! `riffle apps diff` compare the live output with the shadow's. An identical version
 //! reports no difference; a version that drops one page and counts another twice reports
-//! exactly those two keys. Clean-up removes the shadow's group and topics and nothing of
-//! the live application. The `fraud_alerts` example's `--shadow` flag does the same from
+//! exactly those two keys. Clean-up (`riffle apps delete-shadow`, `ShadowRun::clean_up`)
+//! removes the shadow's group and topics and nothing of the live application. The `fraud_alerts` example's `--shadow` flag does the same from
 //! the command line against the example running as a broker.
 
 mod example_apps;
@@ -164,8 +164,23 @@ async fn shadow_run_diff_finds_a_change_and_no_difference_for_the_same_topology(
         serde_json::json!([{"kind": "changed", "key": "page-1", "live": "20", "shadow": "40"}])
     );
 
-    // Clean-up leaves the live application alone.
-    shadow.clean_up().await.expect("the shadow is deleted");
+    // Clean-up, by the command line, then by the library (nothing left: no error), leaves
+    // the live application alone.
+    let deleted = riffle_client(&broker, &["apps", "delete-shadow", APPLICATION_ID], None);
+    assert_eq!(deleted.code, Some(0), "{}", deleted.stderr);
+    assert_eq!(
+        deleted.stdout.lines().collect::<Vec<_>>(),
+        [
+            "Deleted group 'page-counts-app-shadow'",
+            "Deleted topic 'page-counts-app-shadow-by-page-repartition'",
+            "Deleted topic 'page-counts-app-shadow-per-page-changelog'",
+            "Deleted topic 'page-counts-app-shadow.page-counts'",
+        ]
+    );
+    shadow
+        .clean_up()
+        .await
+        .expect("nothing left to delete is fine");
     let topics = topic_names(&bootstrap);
     assert!(
         topics

@@ -11,20 +11,27 @@
 //! Each topic is read from its first offset to its end when the command starts, every
 //! partition from its leader, read uncommitted (as `riffle consume`). Exit codes, as
 //! `diff`'s: 0 no differences, 1 differences found, 2 could not compare.
+//!
+//! `riffle apps delete-shadow APPLICATION` deletes what a shadow run left: the consumer
+//! group `<APPLICATION>-shadow` and every topic named `<APPLICATION>-shadow-*` (changelogs,
+//! repartition topics) or `<APPLICATION>-shadow.*` (sinks).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use riffle_processor::upgrade::SHADOW_SUFFIX;
 use riffle_processor::upgrade::{
     DIFF_LIMIT_DEFAULT, DataFormat, DiffReport, KeyFormat, KeyWindow, OutputDiff,
 };
 use riffle_protocol::ErrorCode;
 use riffle_protocol::record::batches;
+use serde::Serialize;
 
+use crate::admin_client::AdminClientError;
 use crate::admin_client::routing::{Brokers, partition_leaders};
 use crate::cli_support::output::to_json;
-use crate::cli_support::{CommandError, OutputFormat};
+use crate::cli_support::{CommandError, OutputFormat, finish};
 use crate::client_config::ConnectionArgs;
 use crate::consume_command::FETCH_MAX_WAIT;
 use crate::consume_command::start::{StartAt, start_offsets};
@@ -62,6 +69,31 @@ pub enum AppsCommand {
                       page-counts-app-shadow.page-counts --key-window time --value-format i64"
     )]
     Diff(DiffArgs),
+    /// Delete a shadow run's consumer group and topics (`<APPLICATION>-shadow` and
+    /// `<APPLICATION>-shadow-*`, `<APPLICATION>-shadow.*`); the live application's are left
+    /// alone.
+    DeleteShadow(DeleteShadowArgs),
+}
+
+/// `riffle apps delete-shadow`.
+#[derive(Debug, Args)]
+pub struct DeleteShadowArgs {
+    /// The live application id; its shadow is `<APPLICATION>-shadow`.
+    pub application: String,
+    /// The shadow's application id, when it is not `<APPLICATION>-shadow`.
+    #[arg(long, value_name = "ID")]
+    pub shadow_id: Option<String>,
+}
+
+/// What `riffle apps delete-shadow` deleted, as `--format json` prints it.
+#[derive(Debug, Serialize)]
+pub struct DeletedShadow {
+    /// The shadow's consumer group.
+    pub group: String,
+    /// Whether the group existed (and was deleted).
+    pub group_deleted: bool,
+    /// The topics deleted.
+    pub topics: Vec<String>,
 }
 
 /// `riffle apps diff`.
@@ -105,7 +137,22 @@ const EXIT_TROUBLE: u8 = 2;
 
 /// Runs `riffle apps ...`.
 pub fn run(args: AppsArgs) -> ExitCode {
-    let AppsCommand::Diff(diff_args) = &args.command;
+    let diff_args = match &args.command {
+        AppsCommand::Diff(diff_args) => diff_args,
+        AppsCommand::DeleteShadow(delete_args) => {
+            let format = args.format;
+            let deleted = args
+                .connection
+                .connect_brokers()
+                .map_err(CommandError::from)
+                .and_then(|mut brokers| delete_shadow(&mut brokers, delete_args))
+                .map(|deleted| match format {
+                    OutputFormat::Json => to_json(&deleted),
+                    OutputFormat::Text => deleted_text(&deleted),
+                });
+            return finish(deleted);
+        }
+    };
     let compared = args
         .connection
         .connect_brokers()
@@ -222,4 +269,56 @@ fn read_topic(
         }
     }
     Ok(())
+}
+
+/// Deletes the shadow's topics, then its group.
+fn delete_shadow(
+    brokers: &mut Brokers,
+    args: &DeleteShadowArgs,
+) -> Result<DeletedShadow, CommandError> {
+    let shadow = args
+        .shadow_id
+        .clone()
+        .unwrap_or_else(|| format!("{}{SHADOW_SUFFIX}", args.application));
+    if shadow == args.application {
+        return Err(CommandError::InvalidArgument(
+            "the shadow id must differ from the application id".into(),
+        ));
+    }
+    let metadata = brokers.metadata(None)?;
+    let (internal, sink) = (format!("{shadow}-"), format!("{shadow}."));
+    let topics: Vec<String> = metadata
+        .topics
+        .iter()
+        .filter_map(|topic| topic.name.clone())
+        .filter(|name| name.starts_with(&internal) || name.starts_with(&sink))
+        .collect();
+    for topic in &topics {
+        brokers.any().delete_topic(topic)?;
+    }
+    let group_deleted = match brokers.coordinator(&shadow)?.delete_group(&shadow) {
+        Ok(()) => true,
+        Err(AdminClientError::Broker { code, .. })
+            if code.known() == Some(ErrorCode::GroupIdNotFound) =>
+        {
+            false
+        }
+        Err(error) => return Err(error.into()),
+    };
+    Ok(DeletedShadow {
+        group: shadow,
+        group_deleted,
+        topics,
+    })
+}
+
+fn deleted_text(deleted: &DeletedShadow) -> String {
+    let mut text = match deleted.group_deleted {
+        true => format!("Deleted group '{}'\n", deleted.group),
+        false => format!("No group '{}'\n", deleted.group),
+    };
+    for topic in &deleted.topics {
+        text.push_str(&format!("Deleted topic '{topic}'\n"));
+    }
+    text
 }
