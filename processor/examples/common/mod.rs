@@ -211,7 +211,8 @@ struct ShadowCheck {
 }
 
 /// `--shadow`: runs the topology as a shadow of the live application on `bootstrap`, prints
-/// each output topic's diff, and exits 0 (no differences), 1 (differences) or 2 (error).
+/// each output topic's diff, and exits 0 (no differences), 1 (differences) or 2 (error, or
+/// stopped by Ctrl-C or SIGTERM before the end).
 fn run_shadow(
     topology: Topology,
     bootstrap: &str,
@@ -229,18 +230,23 @@ fn run_shadow(
     };
     let compared = runtime.block_on(async {
         let shadow = ShadowRun::new(topology, bootstrap).runtime_config(config);
-        let outcome = shadow.run().await?;
+        let stop = riffle_broker::cli::stop_signal().map_err(|error| error.to_string())?;
+        let outcome = shadow.run_until(stop).await.map_err(|e| e.to_string())?;
+        if !outcome.progress.done {
+            return Err("stopped before the shadow processed its input".to_owned());
+        }
         let mut identical = true;
         for (live, shadow_topic) in &outcome.sinks {
             let diff = OutputDiff::new(check.key_format, check.value_format);
-            let report = shadow.diff(live, shadow_topic, diff).await?;
+            let report = shadow.diff(live, shadow_topic, diff).await;
+            let report = report.map_err(|error| error.to_string())?;
             print!("{live} vs {shadow_topic}: {report}");
             identical &= report.is_identical();
         }
         if !check.keep {
-            shadow.clean_up().await?;
+            shadow.clean_up().await.map_err(|error| error.to_string())?;
         }
-        Ok::<bool, riffle_processor::upgrade::UpgradeError>(identical)
+        Ok::<bool, String>(identical)
     });
     match compared {
         Ok(true) => ExitCode::SUCCESS,

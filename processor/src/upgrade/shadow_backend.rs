@@ -55,6 +55,8 @@ pub struct ShadowBackend<B: Backend> {
     names: Arc<ShadowNames>,
     /// Topics (live names) the shadow writes and reads back.
     read_back: BTreeSet<String>,
+    /// [`ShadowProgress::input_ends`], read for every record without the lock.
+    input_ends: BTreeMap<TopicPartition, i64>,
     /// Per bounded input partition, the next offset handed to the runner.
     next_offsets: BTreeMap<TopicPartition, i64>,
     progress: Arc<Mutex<ShadowProgress>>,
@@ -92,7 +94,13 @@ impl<B: Backend> ShadowBackend<B> {
                 let probe = inner.read_chunk(&partition, 0, None, PROBE_BYTES).await?;
                 let start = probe.records.first().map_or(probe.end_offset, |r| r.offset);
                 if start < probe.end_offset {
-                    input_ends.insert(partition, probe.end_offset);
+                    // A read that ends where it starts: ends the probe's session, so the
+                    // reader stops fetching this partition.
+                    let end = probe.end_offset;
+                    inner
+                        .read_chunk(&partition, end, Some(end), PROBE_BYTES)
+                        .await?;
+                    input_ends.insert(partition, end);
                 }
             }
         }
@@ -102,7 +110,7 @@ impl<B: Backend> ShadowBackend<B> {
             .filter(|topic| names.is_renamed(topic))
             .collect();
         let mut progress = ShadowProgress {
-            input_ends,
+            input_ends: input_ends.clone(),
             ..ShadowProgress::default()
         };
         progress.done = progress.is_done();
@@ -111,6 +119,7 @@ impl<B: Backend> ShadowBackend<B> {
             inner,
             names,
             read_back,
+            input_ends,
             next_offsets: BTreeMap::new(),
             progress: Arc::new(Mutex::new(progress)),
             done,
@@ -136,11 +145,7 @@ impl<B: Backend> ShadowBackend<B> {
     }
 
     fn input_end(&self, partition: &TopicPartition) -> Option<i64> {
-        self.progress
-            .lock_or_recover()
-            .input_ends
-            .get(partition)
-            .copied()
+        self.input_ends.get(partition).copied()
     }
 
     /// Whether every record of this bounded input partition below its end was handed out.
