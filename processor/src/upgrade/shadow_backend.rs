@@ -49,7 +49,8 @@ impl ShadowProgress {
 /// cluster sees the shadow's ([`ShadowNames`]): its group, its internal topics, its sink
 /// topics. Input records at or past each partition's end at the start are dropped, so the
 /// run ends; [`ShadowBackend::done`] turns true once everything before those ends is
-/// processed and committed, repartitioned records included.
+/// processed and committed, repartitioned records included (known from what
+/// [`Backend::flush`] reports written, as its contract says it does).
 pub struct ShadowBackend<B: Backend> {
     inner: B,
     names: Arc<ShadowNames>,

@@ -104,6 +104,13 @@ async fn run_shadow(
         .expect("the shadow run runs");
     let progress = progress.lock_or_recover().clone();
     assert!(progress.done, "{progress:?}");
+    for (partition, end) in &progress.input_ends {
+        assert_eq!(
+            progress.committed.get(partition),
+            Some(end),
+            "the shadow commits {partition} up to its end at the start, not past it"
+        );
+    }
     progress.skipped_records
 }
 
