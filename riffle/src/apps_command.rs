@@ -322,3 +322,77 @@ fn deleted_text(deleted: &DeletedShadow) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<AppsArgs, String> {
+        let argv = ["riffle", "apps"].iter().chain(args);
+        match Cli::try_parse_from(argv).map_err(|error| error.to_string())? {
+            Cli {
+                command: Command::Apps(apps),
+            } => Ok(apps),
+            other => Err(format!("parsed as {other:?}")),
+        }
+    }
+
+    /// The formats parse by name; a wrong one names the choices.
+    #[test]
+    fn diff_arguments() {
+        let apps = parse(&[
+            "diff",
+            "--live",
+            "counts",
+            "--shadow",
+            "app-shadow.counts",
+            "--key-window",
+            "time",
+            "--value-format",
+            "i64",
+            "--limit",
+            "5",
+        ])
+        .expect("valid arguments");
+        let AppsCommand::Diff(diff) = apps.command else {
+            panic!("not diff: {:?}", apps.command);
+        };
+        assert_eq!(
+            (
+                diff.key_format,
+                diff.key_window,
+                diff.value_format,
+                diff.limit
+            ),
+            (DataFormat::String, KeyWindow::Time, DataFormat::I64, 5)
+        );
+        let refused = parse(&[
+            "diff",
+            "--live",
+            "a",
+            "--shadow",
+            "b",
+            "--key-window",
+            "weekly",
+        ]);
+        let message = refused.expect_err("an unknown window");
+        assert!(message.contains("none, time, session"), "{message}");
+    }
+
+    /// What delete-shadow prints, with and without a group.
+    #[test]
+    fn deleted_shadow_text() {
+        let deleted = DeletedShadow {
+            group: "app-shadow".into(),
+            group_deleted: false,
+            topics: vec!["app-shadow.counts".into()],
+        };
+        assert_eq!(
+            deleted_text(&deleted),
+            "No group 'app-shadow'\nDeleted topic 'app-shadow.counts'\n"
+        );
+    }
+}
