@@ -30,7 +30,9 @@ use riffle_integration_tests::riffle_cli::riffle_client;
 use riffle_processor::runtime::RuntimeConfig;
 use riffle_processor::runtime::remote::run_remote;
 use riffle_processor::upgrade::{DataFormat, KeyFormat, OutputDiff, ShadowRun};
-use riffle_processor::{Grouped, I64Serde, StreamsBuilder, StringSerde, Topology};
+use riffle_processor::{
+    Grouped, I64Serde, StreamsBuilder, StringSerde, TimeWindows, Topology, WindowedSerde,
+};
 use tokio::sync::oneshot;
 
 /// No initial rebalance delay, so a new group's first join completes at once.
@@ -38,6 +40,10 @@ const GROUP_BROKER_ARGS: &[&str] = &["--group-initial-rebalance-delay-ms", "0"];
 
 const APPLICATION_ID: &str = "page-counts-app";
 const SHADOW_SINK: &str = "page-counts-app-shadow.page-counts";
+const SHADOW_MINUTE_SINK: &str = "page-counts-app-shadow.page-minute-counts";
+/// Event time of the first click: the start of a minute, so the clicks (one a second)
+/// fill exactly two one-minute windows.
+const BASE_TIMESTAMP_MS: i64 = 1_699_999_980_000;
 const PARTITION_COUNT: i32 = 2;
 const CLICK_COUNT: usize = 120;
 const PAGE_COUNT: usize = 6;
@@ -46,10 +52,11 @@ const PAGE_COUNT: usize = 6;
 const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A version of the page count: clicks (user → page) re-keyed by page (a repartition
-/// topic) and counted. `changed` drops page-3 and counts page-1 twice.
+/// topic) and counted, in all and per minute. `changed` drops page-3 and counts page-1
+/// twice.
 fn page_counts(changed: bool) -> Topology {
     let builder = StreamsBuilder::new(APPLICATION_ID);
-    builder
+    let by_page = builder
         .stream("clicks", StringSerde, StringSerde)
         .flat_map_values(move |page: &String| {
             let copies = match (changed, page.as_str()) {
@@ -60,10 +67,25 @@ fn page_counts(changed: bool) -> Topology {
             vec![page.clone(); copies]
         })
         .select_key(|_, page| page.clone())
-        .group_by_key(Grouped::new(StringSerde, StringSerde).name("by-page"))
+        .group_by_key(Grouped::new(StringSerde, StringSerde).name("by-page"));
+    by_page
         .count("per-page")
         .to_stream()
         .to("page-counts", StringSerde, I64Serde);
+    by_page
+        // Grace for the whole input: after the repartition, clicks arrive in an order that
+        // differs from run to run, and a record dropped as late in one run and not in the
+        // other would differ for that reason alone.
+        .windowed_by(
+            TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(3_600)),
+        )
+        .count("per-page-minute")
+        .to_stream()
+        .to(
+            "page-minute-counts",
+            WindowedSerde::time(StringSerde, MINUTE_MS),
+            I64Serde,
+        );
     builder.build().expect("the topology builds")
 }
 
@@ -80,6 +102,7 @@ async fn shadow_run_diff_finds_a_change_and_no_difference_for_the_same_topology(
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "clicks", PARTITION_COUNT, &[]).await;
     create_topic(&bootstrap, "page-counts", PARTITION_COUNT, &[]).await;
+    create_topic(&bootstrap, "page-minute-counts", PARTITION_COUNT, &[]).await;
     produce_clicks(&bootstrap).await;
 
     // The live application counts every click, then keeps running as in production.
@@ -101,7 +124,13 @@ async fn shadow_run_diff_finds_a_change_and_no_difference_for_the_same_topology(
     assert_eq!(outcome.shadow_application_id, "page-counts-app-shadow");
     assert_eq!(
         outcome.sinks,
-        [("page-counts".to_owned(), SHADOW_SINK.to_owned())]
+        [
+            ("page-counts".to_owned(), SHADOW_SINK.to_owned()),
+            (
+                "page-minute-counts".to_owned(),
+                SHADOW_MINUTE_SINK.to_owned()
+            )
+        ]
     );
     let report = shadow
         .diff(
@@ -119,6 +148,21 @@ async fn shadow_run_diff_finds_a_change_and_no_difference_for_the_same_topology(
         cli.stdout.starts_with("no differences (6 keys the same"),
         "{}",
         cli.stdout
+    );
+    let windowed = windowed_diff_command(&broker);
+    assert_eq!(
+        windowed.code,
+        Some(0),
+        "{}{}",
+        windowed.stdout,
+        windowed.stderr
+    );
+    assert!(
+        windowed
+            .stdout
+            .starts_with("no differences (12 keys the same"),
+        "six pages in two windows: {}",
+        windowed.stdout
     );
 
     // A changed version, run again under the same shadow id (the first shadow's group and
@@ -154,6 +198,31 @@ async fn shadow_run_diff_finds_a_change_and_no_difference_for_the_same_topology(
             "removed  page-3: live 20 -> shadow -",
         ]
     );
+    // Per key and window: page-1 changed and page-3 removed in each of the two minutes.
+    let windowed = windowed_diff_command(&broker);
+    assert_eq!(
+        windowed.code,
+        Some(1),
+        "{}{}",
+        windowed.stdout,
+        windowed.stderr
+    );
+    let lines: Vec<&str> = windowed.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("4 differences: 2 changed, 2 removed, 0 added (8 keys the same;"),
+        "{}",
+        windowed.stdout
+    );
+    let (first, second) = (BASE_TIMESTAMP_MS, BASE_TIMESTAMP_MS + MINUTE_MS);
+    assert_eq!(
+        lines[1..],
+        [
+            format!("changed  page-1 [{first}..): live 10 -> shadow 20"),
+            format!("changed  page-1 [{second}..): live 10 -> shadow 20"),
+            format!("removed  page-3 [{first}..): live 10 -> shadow -"),
+            format!("removed  page-3 [{second}..): live 10 -> shadow -"),
+        ]
+    );
     let json = diff_command(&broker, &["--format", "json", "--limit", "1"]);
     assert_eq!(json.code, Some(1), "{}", json.stderr);
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON output");
@@ -174,7 +243,9 @@ async fn shadow_run_diff_finds_a_change_and_no_difference_for_the_same_topology(
             "Deleted group 'page-counts-app-shadow'",
             "Deleted topic 'page-counts-app-shadow-by-page-repartition'",
             "Deleted topic 'page-counts-app-shadow-per-page-changelog'",
+            "Deleted topic 'page-counts-app-shadow-per-page-minute-changelog'",
             "Deleted topic 'page-counts-app-shadow.page-counts'",
+            "Deleted topic 'page-counts-app-shadow.page-minute-counts'",
         ]
     );
     shadow
@@ -225,7 +296,24 @@ fn diff_command(broker: &Broker, more: &[&str]) -> riffle_integration_tests::rif
     riffle_client(broker, &args, None)
 }
 
-/// Clicks by 7 users over 6 pages, spread over both partitions by user.
+/// `riffle apps diff` of the live and shadow counts per page and minute.
+fn windowed_diff_command(broker: &Broker) -> riffle_integration_tests::riffle_cli::CliOutput {
+    let args = [
+        "apps",
+        "diff",
+        "--live",
+        "page-minute-counts",
+        "--shadow",
+        SHADOW_MINUTE_SINK,
+        "--key-window",
+        "time",
+        "--value-format",
+        "i64",
+    ];
+    riffle_client(broker, &args, None)
+}
+
+/// Clicks by 7 users over 6 pages, one a second, spread over both partitions by user.
 async fn produce_clicks(bootstrap: &str) {
     let producer = future_producer(bootstrap, &[]);
     for click in 0..CLICK_COUNT {
@@ -234,7 +322,7 @@ async fn produce_clicks(bootstrap: &str) {
         let record = FutureRecord::to("clicks")
             .key(&user)
             .payload(&page)
-            .timestamp(1_700_000_000_000 + click as i64);
+            .timestamp(BASE_TIMESTAMP_MS + click as i64 * 1_000);
         producer
             .send(record, CLIENT_TIMEOUT)
             .await
