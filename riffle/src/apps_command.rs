@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! $ riffle apps diff --live page-counts --shadow page-counts-app-shadow.page-counts --value-format i64
-//! 1 differences: 0 changed, 1 removed, 0 added (5 keys the same; live: 60 records, 6 keys; shadow: 50 records, 5 keys)
-//! removed  page-3: live 10 -> shadow -
+//! 2 differences: 1 changed, 1 removed, 0 added (4 keys the same; live: 6 records, 6 keys; shadow: 5 records, 5 keys)
+//! changed  page-1: live 20 -> shadow 40
+//! removed  page-3: live 20 -> shadow -
 //! ```
 //!
 //! Each topic is read from its first offset to its end when the command starts, every

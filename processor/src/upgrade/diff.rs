@@ -269,14 +269,12 @@ impl fmt::Display for DiffReport {
         if self.is_identical() {
             writeln!(f, "no differences ({} keys the same; {summary})", self.same)?;
         } else {
+            let count = self.difference_count();
+            let plural = if count == 1 { "" } else { "s" };
             writeln!(
                 f,
-                "{} differences: {} changed, {} removed, {} added ({} keys the same; {summary})",
-                self.difference_count(),
-                self.changed,
-                self.removed,
-                self.added,
-                self.same
+                "{count} difference{plural}: {} changed, {} removed, {} added ({} keys the same; {summary})",
+                self.changed, self.removed, self.added, self.same
             )?;
         }
         let (keyless_live, keyless_shadow) = self.keyless_records;
