@@ -29,7 +29,8 @@
 //! joins are in `fk_join.rs`, `cogroup` in `cogroup.rs`.
 //! [`Topology::describe`] shows the built graph, as data and as Kafka Streams prints it.
 //! [`observe`] shows running applications to their host: summaries, stores read by name
-//! as JSON, the `/apps` HTTP routes, and Prometheus metrics.
+//! as JSON, the `/apps` HTTP routes, and Prometheus metrics. [`upgrade`] runs a new version
+//! of a topology as a shadow of the live one and diffs their outputs (safe upgrades).
 //!
 //! Where to start: [`StreamsBuilder`], [`KStream`], then `task.rs`.
 
@@ -56,6 +57,7 @@ mod table;
 mod task;
 mod test_driver;
 mod topology;
+pub mod upgrade;
 mod window;
 
 pub use builder::{Data, StreamsBuilder};

@@ -39,7 +39,7 @@ mod punctuation_tests;
 mod restore;
 mod runner;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 #[cfg(feature = "remote")]
 pub mod remote;
