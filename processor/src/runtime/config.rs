@@ -126,7 +126,8 @@ pub struct RuntimeConfig {
     pub threads: usize,
     /// Warm copies kept of each task's stores on other instances (Kafka Streams'
     /// `num.standby.replicas`; 0 by default, as there). An instance holding a standby
-    /// reads the task's changelogs as the active instance commits, into persistent stores
+    /// reads the task's changelogs as the active instance commits (after its own commits,
+    /// at most once a second), into persistent stores
     /// with checkpoints, so taking the task over after the active instance dies restores
     /// only the tail since the standby's last catch-up. Needs
     /// [`RuntimeConfig::state_dir`]; the remote runtime only (a co-located runtime

@@ -22,6 +22,10 @@ use crate::store::{StateHome, TaskStores};
 use crate::task::{CommitMetadata, Task, TaskId, TaskMetrics};
 use crate::topology::{PartitionPlan, Topology, TopologyError};
 
+/// Least time between two standby catch-ups: each describes the group and reads the
+/// committed offsets, too many requests at exactly-once's 100 ms commit interval.
+const STANDBY_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How often the runner looks again for source topics that do not exist yet.
 const SOURCE_TOPICS_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -199,6 +203,8 @@ pub struct Runner<B: Backend> {
     purged: HashMap<TopicPartition, i64>,
     /// When repartition topics were last purged: at most once per commit interval.
     last_purge: Instant,
+    /// When standbys were last placed and caught up, if ever.
+    last_standby_catch_up: Option<Instant>,
 }
 
 impl<B: Backend> Runner<B> {
@@ -228,6 +234,7 @@ impl<B: Backend> Runner<B> {
             standbys: BTreeMap::new(),
             purged: HashMap::new(),
             last_purge: Instant::now(),
+            last_standby_catch_up: None,
             config,
         }
     }
@@ -341,6 +348,13 @@ impl<B: Backend> Runner<B> {
         if replicas == 0 || !matches!(self.state, StateHome::Engine(_)) {
             return Ok(());
         }
+        let recent = self
+            .last_standby_catch_up
+            .is_some_and(|last| last.elapsed() < STANDBY_MIN_INTERVAL);
+        if recent {
+            return Ok(());
+        }
+        self.last_standby_catch_up = Some(Instant::now());
         let group = match self.backend.group_members().await {
             Ok(group) => group,
             Err(error) => {
