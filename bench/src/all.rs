@@ -297,6 +297,8 @@ fn processor_scenario(sizes: &Sizes, report: &mut Report) {
         remote: format == Format::Binary,
         restore_keys: (format == Format::Binary).then_some(sizes.s11_restore_keys),
         cache_max_bytes: riffle_processor::runtime::DEFAULT_CACHE_MAX_BYTES,
+        partitions: 1,
+        threads: 1,
     };
     let measured = processor::run(&spec(Format::Binary)).and_then(|binary| {
         let json = processor::run(&spec(Format::Json))?;

@@ -123,6 +123,12 @@ pub struct ProcessorArgs {
     /// The runtimes' record cache (`RuntimeConfig::cache_max_bytes`); 0 turns it off.
     #[arg(long, default_value_t = DEFAULT_CACHE_MAX_BYTES)]
     pub cache_max_bytes: usize,
+    /// Partitions of the input topic (a key stays on one), so tasks of the co-located run.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    /// The co-located runtime's stream threads (`RuntimeConfig::threads`).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 /// One scenario run's shape.
@@ -136,6 +142,10 @@ pub struct ProcessorSpec {
     pub restore_keys: Option<u64>,
     /// The runtimes' record cache bytes.
     pub cache_max_bytes: usize,
+    /// Input partitions.
+    pub partitions: i32,
+    /// The co-located runtime's stream threads.
+    pub threads: usize,
 }
 
 impl ProcessorArgs {
@@ -147,6 +157,8 @@ impl ProcessorArgs {
             remote: !self.skip_remote,
             restore_keys: (!self.skip_restore).then_some(self.restore_keys.max(1)),
             cache_max_bytes: self.cache_max_bytes,
+            partitions: self.partitions.max(1),
+            threads: self.threads.max(1),
         }
     }
 }
@@ -232,10 +244,12 @@ pub fn summary(result: &ProcessorResult) -> Vec<String> {
     };
     let mut lines = vec![
         format!(
-            "format {}, {} events over {} keys, one partition, cache {} bytes",
+            "format {}, {} events over {} keys, {} partition(s), {} thread(s), cache {} bytes",
             result.spec.format.name(),
             result.spec.events,
             result.spec.keys,
+            result.spec.partitions,
+            result.spec.threads,
             result.spec.cache_max_bytes
         ),
         pass("raw consume (librdkafka)", &result.raw),
@@ -275,7 +289,7 @@ pub fn run(spec: &ProcessorSpec) -> Result<ProcessorResult> {
     eprintln!("riffle-bench:   raw consume");
     let broker = CoLocated::start(data_dir.path(), None)?;
     let raw = measure(|| {
-        raw_consume(&broker.bootstrap, INPUT_TOPIC, spec.events)?;
+        raw_consume(&broker.bootstrap, INPUT_TOPIC, spec.partitions, spec.events)?;
         Ok(spec.events)
     })
     .context("raw consume of the backlog")?;
@@ -385,20 +399,29 @@ fn event_value(format: Format, sequence: u64) -> Result<Vec<u8>> {
 /// Writes the backlog into a broker over `data_dir` that runs no topology, then stops it.
 fn write_backlog(spec: &ProcessorSpec, data_dir: &Path) -> Result<()> {
     let broker = CoLocated::start(data_dir, None)?;
-    topic::create_topic(&broker.bootstrap, INPUT_TOPIC, 1)?;
+    topic::create_topic(&broker.bootstrap, INPUT_TOPIC, spec.partitions)?;
     for runtime in ["colocated", "remote"] {
         let output = format!("{}-counts", application_id(spec, runtime));
-        topic::create_topic(&broker.bootstrap, &output, 1)?;
+        topic::create_topic(&broker.bootstrap, &output, spec.partitions)?;
     }
     let producer: BaseProducer = produce::producer_config(&broker.bootstrap, "all", 5)
         .create()
         .context("cannot create the backlog producer")?;
     for sequence in 0..spec.events {
-        let key = format!("key-{}", sequence % spec.keys);
+        let key_index = sequence % spec.keys;
+        let key = format!("key-{key_index}");
         let value = event_value(spec.format, sequence)?;
         let timestamp = BASE_TIMESTAMP_MS
             + i64::try_from(sequence / EVENTS_PER_MS).context("a timestamp past i64")?;
-        send(&producer, INPUT_TOPIC, &key, &value, Some(timestamp))?;
+        let partition = i32::try_from(key_index % spec.partitions as u64).unwrap_or(0);
+        send(
+            &producer,
+            INPUT_TOPIC,
+            partition,
+            &key,
+            &value,
+            Some(timestamp),
+        )?;
         if sequence % 1024 == 0 {
             producer.poll(Duration::ZERO);
         }
@@ -408,32 +431,37 @@ fn write_backlog(spec: &ProcessorSpec, data_dir: &Path) -> Result<()> {
     broker.stop()
 }
 
-/// Sends one record to partition 0 of `topic`, retrying while the client's queue is full.
+/// Sends one record to `partition` of `topic`, retrying while the client's queue is full.
 fn send(
     producer: &BaseProducer,
     topic: &str,
+    partition: i32,
     key: &str,
     value: &[u8],
     timestamp_ms: Option<i64>,
 ) -> Result<()> {
-    let mut record: BaseRecord<'_, str, [u8]> =
-        BaseRecord::to(topic).partition(0).key(key).payload(value);
+    let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic)
+        .partition(partition)
+        .key(key)
+        .payload(value);
     if let Some(timestamp_ms) = timestamp_ms {
         record = record.timestamp(timestamp_ms);
     }
     produce::send_retrying(producer, record)
 }
 
-/// Reads partition 0 of `topic` from its start with librdkafka until `expected` records
-/// arrived.
-fn raw_consume(bootstrap: &str, topic: &str, expected: u64) -> Result<()> {
+/// Reads partitions `0..partitions` of `topic` from their start with librdkafka until
+/// `expected` records arrived.
+fn raw_consume(bootstrap: &str, topic: &str, partitions: i32, expected: u64) -> Result<()> {
     let consumer: BaseConsumer = consume::consumer_config(bootstrap, "proc-bench-raw")
         .create()
         .context("cannot create the raw consumer")?;
     let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .context("cannot build the assignment")?;
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .context("cannot build the assignment")?;
+    }
     consumer.assign(&assignment).context("assign failed")?;
     let mut received = 0u64;
     let mut last = Instant::now();
@@ -483,13 +511,14 @@ fn colocated_run(spec: &ProcessorSpec, data_dir: &Path) -> Result<Pass> {
     let application = application_id(spec, "colocated");
     let config = RuntimeConfig {
         cache_max_bytes: spec.cache_max_bytes,
+        threads: spec.threads,
         ..RuntimeConfig::default()
     };
     let processor = (topology(spec, &application)?, config);
     let mut broker = CoLocated::start(data_dir, Some(processor))?;
     let mut started = None;
     let mut pass = measure(|| {
-        started = Some(broker.wait_for_tasks(1)?);
+        started = Some(broker.wait_for_tasks(spec.partitions)?);
         let status = broker.status_handle()?;
         wait_processed(&status, spec.events, || broker.check_not_failed())?;
         Ok(spec.events)
@@ -568,7 +597,7 @@ fn restore_run(broker: &CoLocated, keys: u64) -> Result<Restore> {
     fill_changelog(bootstrap, keys)?;
     commit_restore_point(bootstrap, keys)?;
     let raw = measure(|| {
-        raw_consume(bootstrap, RESTORE_CHANGELOG, keys)?;
+        raw_consume(bootstrap, RESTORE_CHANGELOG, 1, keys)?;
         Ok(keys)
     })?;
     let state_dir = tempfile::tempdir().context("cannot create a state directory")?;
@@ -606,6 +635,7 @@ fn fill_changelog(bootstrap: &str, keys: u64) -> Result<()> {
         send(
             &producer,
             RESTORE_CHANGELOG,
+            0,
             &format!("key-{index:07}"),
             &value,
             None,

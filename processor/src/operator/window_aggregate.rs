@@ -139,17 +139,18 @@ where
         let forward = (self.emit == Emit::OnUpdate)
             .then(|| windowed_update(key, window, aggregate, timestamp_ms, msg));
         // A cache exists only with `Emit::OnUpdate`, so there is a record to forward.
-        if let (Some(cache), Some(cache_key), Some(forward)) =
-            (&mut self.cache, cache_key, forward.as_ref())
-        {
-            let cached = CachedValue {
-                value: Some(bytes),
-                timestamp_ms,
-            };
-            let evicted = cache.put(&cache_key, cached, forward.clone());
-            self.write_through(ctx, evicted);
-            return;
-        }
+        let (forward, bytes) = match (&mut self.cache, cache_key, forward) {
+            (Some(cache), Some(cache_key), Some(forward)) => {
+                let cached = CachedValue {
+                    value: Some(bytes),
+                    timestamp_ms,
+                };
+                let evicted = cache.put(&cache_key, cached, forward);
+                self.write_through(ctx, evicted);
+                return;
+            }
+            (_, _, forward) => (forward, bytes),
+        };
         if !self
             .store
             .put(ctx.outputs, key_bytes, start_ms, Some(bytes), timestamp_ms)

@@ -13,6 +13,7 @@
 //! a hash lookup and a few index swaps, which matters on a path taken once per record.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -63,7 +64,8 @@ impl CacheBudget {
         Some(RecordCache {
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
+            last_read: NONE,
             recent: List::default(),
             dirty: List::default(),
             bytes: 0,
@@ -102,7 +104,12 @@ pub(crate) struct RecordCache<T> {
     slots: Vec<Slot<T>>,
     /// Slots of evicted entries, for reuse.
     free: Vec<u32>,
-    index: HashMap<Vec<u8>, u32>,
+    /// FxHash, not SipHash: keys come from the application's own input, and a lookup
+    /// per record is a large part of the record's cost.
+    index: HashMap<Vec<u8>, u32, BuildHasherDefault<rustc_hash::FxHasher>>,
+    /// The slot the last `get` hit: an operator reads a key and then writes it, so `put`
+    /// checks this slot's key before hashing again.
+    last_read: u32,
     /// Most recently used at the head; eviction takes the tail.
     recent: List,
     /// Dirty entries, least recently written at the head: the flush order.
@@ -163,6 +170,7 @@ impl<T> RecordCache<T> {
     /// store then).
     pub fn get(&mut self, key: &[u8]) -> Option<&CachedValue> {
         let slot = *self.index.get(key)?;
+        self.last_read = slot;
         self.unlink(Which::Recent, slot);
         self.push_head(Which::Recent, slot);
         Some(&self.slots[slot as usize].value)
@@ -173,8 +181,13 @@ impl<T> RecordCache<T> {
     /// through and forward them now.
     pub fn put(&mut self, key: &[u8], value: CachedValue, record: T) -> Vec<Flushed<T>> {
         let value_bytes = value.value.as_ref().map_or(0, Vec::len);
-        match self.index.get(key) {
-            Some(&slot) => {
+        let last_read = std::mem::replace(&mut self.last_read, NONE);
+        let hit = match self.slots.get(last_read as usize) {
+            Some(entry) if entry.key == key => Some(last_read),
+            _ => self.index.get(key).copied(),
+        };
+        match hit {
+            Some(slot) => {
                 let entry = &mut self.slots[slot as usize];
                 let old_bytes = entry.value.value.as_ref().map_or(0, Vec::len);
                 let was_dirty = entry.record.is_some();
@@ -283,6 +296,7 @@ impl<T> RecordCache<T> {
     /// Drops the entry at `slot` (already off the dirty list), gives back its bytes, and
     /// returns its key and value.
     fn remove(&mut self, slot: u32) -> (Vec<u8>, Option<Vec<u8>>) {
+        self.last_read = NONE;
         self.unlink(Which::Recent, slot);
         let entry = &mut self.slots[slot as usize];
         let key = std::mem::take(&mut entry.key);
@@ -388,6 +402,23 @@ mod tests {
 
     fn keys(flushed: &[Flushed<u32>]) -> Vec<Vec<u8>> {
         flushed.iter().map(|entry| entry.key.clone()).collect()
+    }
+
+    /// A write after a read of another key, or of a key evicted since, still finds its
+    /// own entry (the write reuses the read's slot only when the keys match).
+    #[test]
+    fn a_write_after_a_read_of_another_key_keeps_both() {
+        let mut cache = CacheBudget::new(1 << 20).cache::<u32>().unwrap();
+        assert!(cache.put(b"a", value(1, 10), 1).is_empty());
+        assert_eq!(cache.get(b"a"), Some(&value(1, 10)));
+        assert!(cache.put(b"b", value(2, 20), 2).is_empty());
+        assert_eq!(cache.get(b"a"), Some(&value(1, 10)));
+        assert_eq!(cache.get(b"b"), Some(&value(2, 20)));
+        assert!(cache.put(b"b", value(3, 30), 3).is_empty());
+        assert_eq!(cache.len(), 2);
+        let flushed = cache.flush();
+        assert_eq!(keys(&flushed), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(flushed[1].value, Some(vec![3]));
     }
 
     /// Repeated writes to a key coalesce into one flushed entry with the latest value and
