@@ -779,7 +779,7 @@ pub struct BranchedKStream<K, V> {
 
 impl<K: Data, V: Data> BranchedKStream<K, V> {
     /// A branch `name` for the records `predicate` holds for, of those no earlier branch
-    /// took.
+    /// took. Names must differ within one split.
     pub fn branch(
         mut self,
         name: &str,
@@ -799,10 +799,16 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
         self.finish(None)
     }
 
+    /// The branches by name; a name used twice fails `build`.
     fn finish(self, default: Option<&str>) -> BTreeMap<String, KStream<K, V>> {
         let (mut names, predicates): (Vec<String>, Vec<Predicate<K, V>>) =
             self.branches.into_iter().unzip();
         names.extend(default.map(str::to_string));
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = names.iter().find(|name| !seen.insert(name.as_str())) {
+            let error = TopologyError::DuplicateBranch(twice.clone());
+            self.stream.graph.borrow_mut().fail(error);
+        }
         let streams = self.stream.add_branches(predicates, default.is_some());
         names.into_iter().zip(streams).collect()
     }

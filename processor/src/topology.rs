@@ -42,6 +42,9 @@ pub enum TopologyError {
     /// A processor connects a store the topology does not declare.
     #[error("no store is named {0:?}")]
     UnknownStore(String),
+    /// Two branches of one `split` share a name.
+    #[error("branch name {0:?} is used twice in one split")]
+    DuplicateBranch(String),
     /// A store or repartition topic needs a serde the topology was not given.
     #[error("{0}")]
     MissingSerde(String),

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use riffle_processor::{
-    DriverCommit, Grouped, I64Serde, Materialized, StoreBacking, StreamsBuilder, StringSerde,
-    TestDriver, TestDriverConfig, TimeWindows, Topology, TopologyError, Windowed, WindowedSerde,
+    DriverCommit, Grouped, I64Serde, Materialized, SessionWindows, StoreBacking, StreamsBuilder,
+    StringSerde, TestDriver, TestDriverConfig, TimeWindows, Topology, TopologyError, Windowed,
+    WindowedSerde,
 };
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -240,4 +241,36 @@ fn unnamed_stores_get_generated_names() {
         "{}",
         stores[0].1.name
     );
+}
+
+/// Sessions reduce like other windows, with the stream's value serde as the store's; a
+/// record that bridges two sessions merges their sums with the reducer.
+#[test]
+fn session_windows_reduce_and_merge_with_the_reducer() {
+    let builder = StreamsBuilder::new("app");
+    let sessions = builder
+        .stream("amounts", StringSerde, I64Serde)
+        .group_by_key()
+        .session_windowed_by(
+            SessionWindows::with_inactivity_gap(Duration::from_secs(5))
+                .grace(Duration::from_secs(30)),
+        )
+        .reduce(|total, amount| total + amount, "totals");
+    let store = sessions.store();
+    sessions.to("totals-out", StringSerde, I64Serde);
+    let driver = TestDriver::new(builder.build().unwrap());
+    let mut input = driver.input_topic("amounts", StringSerde, I64Serde);
+    input.pipe_input_at("a".into(), 1, 0);
+    input.pipe_input_at("a".into(), 2, 10_000);
+    input.pipe_input_at("a".into(), 4, 5_000);
+    let found = driver
+        .session_store(&store)
+        .fetch(&"a".to_string())
+        .unwrap();
+    let session = Windowed {
+        key: "a".to_string(),
+        start_ms: 0,
+        end_ms: 10_000,
+    };
+    assert_eq!(found, vec![(session, 7)]);
 }

@@ -132,3 +132,21 @@ fn the_driver_keeps_outputs_until_read_and_no_inputs() {
     assert_eq!(output.read_key_values().len(), 1_000);
     assert_eq!(output.queue_size(), 0);
 }
+
+/// Two branches of one split with the same name fail `build`.
+#[test]
+fn a_branch_name_used_twice_fails_the_build() {
+    let builder = StreamsBuilder::new("app");
+    builder
+        .stream("in", StringSerde, I64Serde)
+        .split()
+        .branch("small", |_, v| *v < 10)
+        .branch("small", |_, v| *v < 100)
+        .no_default_branch();
+    assert_eq!(
+        builder.build().err(),
+        Some(riffle_processor::TopologyError::DuplicateBranch(
+            "small".into()
+        ))
+    );
+}
