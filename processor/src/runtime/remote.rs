@@ -2,7 +2,7 @@
 //!
 //! [`RemoteBackend`] implements [`Backend`] with four librdkafka clients: a group consumer
 //! (the application's consumer group, `group.id` = application id, range assignor, manual
-//! commits with [`crate::CommitMetadata`] in the metadata string), a restore consumer that
+//! commits with [`crate::internals::CommitMetadata`] in the metadata string), a restore consumer that
 //! reads changelogs outside the group, an idempotent `acks=all` producer, and an admin
 //! client for internal topics. [`Runner`] drives it like any other backend.
 //!
