@@ -62,6 +62,8 @@ fn logging_disabled_writes_no_changelog_and_restores_nothing() {
     assert_eq!(changelogs(&logged).len(), 1);
     let topology = counts_into(Materialized::new("counts").with_logging_disabled());
     assert!(changelogs(&topology).is_empty());
+    let described = &topology.describe().subtopologies[0].stores[0];
+    assert!(!described.logging && described.caching);
 
     let driver = TestDriver::with_store_backing(topology, 1, StoreBacking::InMemory);
     pipe(&driver, &["a", "a"]);
