@@ -4,11 +4,13 @@
 mod example_apps;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use example_apps::{
     Input, Output, coalesced_from, json, produce, read_until, start_example, start_ms, text,
 };
-use riffle_integration_tests::clients::create_topic;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use riffle_integration_tests::clients::{CLIENT_TIMEOUT, client_config, create_topic};
 use serde_json::json as value;
 
 const SECOND_MS: i64 = 1_000;
@@ -157,5 +159,31 @@ async fn ecommerce_conversions_top_products_and_inventory() {
             "{product}: {written:?} is not what caching leaves of {all:?}"
         );
     }
+    // Consumed repartition records are deleted after commits (DeleteRecords): the log start
+    // offsets of the join's repartition topics advance.
+    for side in ["left", "right"] {
+        let topic = format!("ecommerce-click-to-order-{side}-repartition");
+        wait_for_log_start_past_zero(&bootstrap, &topic);
+    }
     broker.stop();
+}
+
+/// Waits until partition 0 of `topic` starts past offset 0 (ListOffsets EARLIEST).
+fn wait_for_log_start_past_zero(bootstrap: &str, topic: &str) {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "riffle-it-watermarks")
+        .create()
+        .expect("create an rdkafka BaseConsumer");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let watermarks = consumer.fetch_watermarks(topic, 0, CLIENT_TIMEOUT);
+        if matches!(watermarks, Ok((low, _)) if low > 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} was never purged: {watermarks:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

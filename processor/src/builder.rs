@@ -164,7 +164,7 @@ impl GraphBuilder {
 /// assert_eq!(topology.source_topics(), vec!["words".to_string()]);
 /// ```
 pub struct StreamsBuilder {
-    graph: Graph,
+    pub(crate) graph: Graph,
 }
 
 impl StreamsBuilder {

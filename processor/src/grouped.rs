@@ -75,24 +75,24 @@ impl<K, V> Grouped<K, V> {
 
 /// A stream grouped by key, ready to aggregate.
 pub struct KGroupedStream<K, V> {
-    stream: KStream<K, V>,
+    pub(crate) stream: KStream<K, V>,
     /// The grouping's key serde, where known: stores may name their own.
-    key_serde: Option<SharedSerde<K>>,
+    pub(crate) key_serde: Option<SharedSerde<K>>,
     /// The values' serde, where known: `reduce` stores values.
-    value_serde: Option<SharedSerde<V>>,
+    pub(crate) value_serde: Option<SharedSerde<V>>,
 }
 
 /// What an aggregation's store is, after its `Materialized` and the grouping's serdes.
-struct ResolvedStore<K, A> {
-    name: String,
-    key_serde: SharedSerde<K>,
-    value_serde: SharedSerde<A>,
-    materialized: Materialized<K, A>,
+pub(crate) struct ResolvedStore<K, A> {
+    pub name: String,
+    pub key_serde: SharedSerde<K>,
+    pub value_serde: SharedSerde<A>,
+    pub materialized: Materialized<K, A>,
 }
 
 /// An aggregation's store: its name (given or generated) and serdes (the `Materialized`'s,
 /// else the defaults; a missing one fails `build`).
-fn resolve_store<K: 'static, V, A: 'static>(
+pub(crate) fn resolve_store<K: 'static, V, A: 'static>(
     stream: &KStream<K, V>,
     materialized: Materialized<K, A>,
     default_key_serde: Option<SharedSerde<K>>,
@@ -260,7 +260,7 @@ fn reduce_aggregator<K, V: Clone + 'static>(
     })
 }
 
-fn fold_aggregator<K, V, A: 'static>(
+pub(crate) fn fold_aggregator<K, V, A: 'static>(
     initializer: impl Fn() -> A + Send + Sync + 'static,
     aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
 ) -> Aggregator<K, V, A> {

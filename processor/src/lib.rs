@@ -23,11 +23,14 @@
 //! or exactly-once ones (one transaction per commit, read_committed reads).
 //!
 //! Operators the DSL lacks are written as a [`Processor`] and added with
-//! [`KStream::process`]: forwarding, typed key-value stores, record metadata and
-//! punctuations on stream time or wall-clock time (`processor_api.rs`).
+//! [`KStream::process`] (or [`KStream::process_values`], which keeps keys): forwarding,
+//! typed key-value, window and session stores, record metadata and punctuations on stream
+//! time or wall-clock time (`processor_api.rs`, `processor_stores.rs`). Foreign-key table
+//! joins are in `fk_join.rs`, `cogroup` in `cogroup.rs`.
 //! [`Topology::describe`] shows the built graph, as data and as Kafka Streams prints it.
 //! [`observe`] shows running applications to their host: summaries, stores read by name
-//! as JSON, the `/apps` HTTP routes, and Prometheus metrics.
+//! as JSON, the `/apps` HTTP routes, and Prometheus metrics. [`upgrade`] runs a new version
+//! of a topology as a shadow of the live one and diffs their outputs (safe upgrades).
 //!
 //! Stateful operations take a [`Materialized`] (store name, serdes, in memory or on disk,
 //! changelog, retention, caching); a store name alone converts into one.
@@ -38,14 +41,18 @@
 //! Where to start: [`StreamsBuilder`], [`KStream`], then `task.rs`.
 
 mod builder;
+mod cogroup;
 mod describe;
+mod fk_join;
 mod graph;
 mod grouped;
 mod lock_policy;
 mod materialized;
 pub mod observe;
 mod operator;
+mod process_values;
 mod processor_api;
+mod processor_stores;
 mod record;
 pub mod runtime;
 mod serdes;
@@ -57,9 +64,13 @@ mod table;
 mod task;
 mod test_driver;
 mod topology;
+pub mod upgrade;
 mod window;
 
 pub use builder::{Data, StreamsBuilder};
+pub use cogroup::{
+    CogroupedKStream, SessionWindowedCogroupedKStream, TimeWindowedCogroupedKStream,
+};
 pub use describe::{
     NodeDescription, NodeKind, RepartitionTopicDescription, StoreDescription, StoreType,
     SubtopologyDescription, TopologyDescription,
@@ -67,10 +78,12 @@ pub use describe::{
 pub use graph::DropReason;
 pub use grouped::{Grouped, KGroupedStream, SessionWindowedKStream, TimeWindowedKStream, Windows};
 pub use materialized::Materialized;
+pub use process_values::{FixedKeyProcessor, FixedKeyProcessorContext};
 pub use processor_api::{
     Cancellable, Processor, ProcessorContext, ProcessorKeyValueStore, PunctuationType, Punctuator,
     Record, RecordMetadata,
 };
+pub use processor_stores::{ProcessorSessionStore, ProcessorWindowStore};
 pub use record::{
     Headers, InputRecord, OutputKind, OutputPartition, OutputRecord, TopicPartition, murmur2,
     murmur2_partition,

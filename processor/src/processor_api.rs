@@ -21,13 +21,13 @@
 //! Records forwarded from a punctuation carry the punctuation time as their timestamp
 //! (as Kafka Streams' record context during punctuation does) and no headers.
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::graph::{Forward, Msg};
+use crate::graph::{Forward, Msg, Payload};
+use crate::processor_stores::ProcessorStores;
 use crate::record::{Headers, InputRecord, OutputRecord};
 use crate::serdes::SerdeError;
 use crate::store::KeyValueStore;
@@ -149,12 +149,14 @@ impl<KOut, VOut> Schedule<KOut, VOut> {
 pub struct ProcessorContext<'c, KOut, VOut> {
     pub(crate) outputs: &'c mut Vec<OutputRecord>,
     pub(crate) forwards: &'c mut Vec<Forward>,
-    pub(crate) stores: &'c HashMap<String, KeyValueStore>,
+    pub(crate) stores: &'c ProcessorStores,
     pub(crate) new_schedules: &'c mut Vec<Schedule<KOut, VOut>>,
     pub(crate) source: Option<&'c InputRecord>,
     /// The timestamp forwarded records and store writes carry.
     pub(crate) timestamp_ms: i64,
     pub(crate) headers: Headers,
+    /// The key of the record being processed; `None` in `init` and punctuations.
+    pub(crate) current_key: Option<Payload>,
     pub(crate) stream_time_ms: i64,
     pub(crate) wall_clock_ms: i64,
     pub(crate) node_name: &'c str,
@@ -240,7 +242,7 @@ impl<KOut: Send + Sync + 'static, VOut: Send + Sync + 'static> ProcessorContext<
         &'s mut self,
         handle: &'s KeyValueStoreHandle<K, V>,
     ) -> ProcessorKeyValueStore<'s, K, V> {
-        let Some(store) = self.stores.get(&handle.name) else {
+        let Some(store) = self.stores.key_value.get(&handle.name) else {
             panic!(
                 "store {:?} is not connected to processor {}: name it in process(..)",
                 handle.name, self.node_name
@@ -248,6 +250,7 @@ impl<KOut: Send + Sync + 'static, VOut: Send + Sync + 'static> ProcessorContext<
         };
         ProcessorKeyValueStore {
             store,
+            read_only: self.stores.read_only.contains(&handle.name),
             outputs: self.outputs,
             handle,
             timestamp_ms: self.timestamp_ms,
@@ -259,6 +262,8 @@ impl<KOut: Send + Sync + 'static, VOut: Send + Sync + 'static> ProcessorContext<
 /// store's changelog with the current record's timestamp, so they survive restarts.
 pub struct ProcessorKeyValueStore<'s, K, V> {
     store: &'s KeyValueStore,
+    /// A table's store, whose changelog is the table's topic: not for processors to write.
+    read_only: bool,
     outputs: &'s mut Vec<OutputRecord>,
     handle: &'s KeyValueStoreHandle<K, V>,
     timestamp_ms: i64,
@@ -284,8 +289,9 @@ impl<K: 'static, V: 'static> ProcessorKeyValueStore<'_, K, V> {
     /// Writes `value` at `key`.
     ///
     /// # Errors
-    /// When the key or the value does not serialize.
+    /// When the key or the value does not serialize, or the store is a table's (read-only).
     pub fn put(&mut self, key: &K, value: &V) -> Result<(), SerdeError> {
+        self.check_writable()?;
         let key = self.handle.key_serde.serialize(&self.handle.name, key)?;
         let value = self
             .handle
@@ -300,8 +306,19 @@ impl<K: 'static, V: 'static> ProcessorKeyValueStore<'_, K, V> {
     /// # Errors
     /// When the key does not serialize.
     pub fn delete(&mut self, key: &K) -> Result<(), SerdeError> {
+        self.check_writable()?;
         let key = self.handle.key_serde.serialize(&self.handle.name, key)?;
         self.store.delete(self.outputs, key, self.timestamp_ms);
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<(), SerdeError> {
+        if self.read_only {
+            return Err(SerdeError::new(
+                &self.handle.name,
+                "a table's store is read-only for processors (its changelog is the table's topic)",
+            ));
+        }
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 //! The `riffle` command line: `riffle serve` and its flags; the client commands `topics`,
-//! `produce`, `consume`, `groups`, `acls` and `cluster` (each in its `*_command` module,
+//! `produce`, `consume`, `groups`, `acls`, `cluster` and `apps` (each in its `*_command` module,
 //! sharing `cli_support`); and the offline `users` and `check`.
 
 use std::fmt;
@@ -61,6 +61,9 @@ pub enum Command {
     Users(crate::users_command::UsersArgs),
     /// Show the cluster id, the brokers and the API versions they speak.
     Cluster(crate::cluster_command::ClusterArgs),
+    /// Stream-processing applications: diff a live output topic against its shadow's
+    /// (safe upgrades).
+    Apps(crate::apps_command::AppsArgs),
     /// Verify a stopped broker's data directory offline: batch CRCs, offsets and indexes.
     #[command(
         long_about = "Verify a stopped broker's data directory offline, as kafka-dump-log \
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Acls(args) => crate::acls_command::run(args),
         Command::Users(args) => crate::users_command::run(args),
         Command::Cluster(args) => crate::cluster_command::run(args),
+        Command::Apps(args) => crate::apps_command::run(args),
         Command::Check(args) => crate::check_command::run(args),
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod acls_command;
 pub mod admin_client;
+pub mod apps_command;
 pub mod check_command;
 pub mod cli;
 pub mod cli_support;

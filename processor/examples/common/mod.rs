@@ -21,6 +21,13 @@
 //! `--http-listen ADDR` given to a remote instance serves `/metrics`, `/healthz`, `/readyz`
 //! and `/apps` (summary and state queries) there, as the broker does for co-located
 //! topologies; without it a remote instance has no HTTP listener.
+//!
+//! `--shadow HOST:PORT` checks this build before it replaces the running one (safe
+//! upgrades, `riffle_processor::upgrade`): it runs the topology as the shadow application
+//! `<application>-shadow` over the retained input on that cluster, prints the diff of each
+//! output topic against the live application's, deletes the shadow (unless
+//! `--shadow-keep`) and exits: 0 when nothing differs, 1 when something does, 2 on error.
+//! `--shadow-key-window` and `--shadow-value-format` say how keys and values are shown.
 
 use std::process::ExitCode;
 
@@ -33,6 +40,7 @@ use riffle_broker::embedded::{Broker, serve_http};
 use riffle_processor::observe::RuntimeKind;
 use riffle_processor::runtime::remote::remote_runner;
 use riffle_processor::runtime::{ProcessingGuarantee, RuntimeConfig};
+use riffle_processor::upgrade::{DataFormat, KeyFormat, KeyWindow, OutputDiff, ShadowRun};
 use riffle_processor::{Topology, TopologyError};
 
 /// A Riffle broker running a stream-processing example.
@@ -73,6 +81,23 @@ struct ExampleArgs {
     /// state lives under `--data-dir`.
     #[arg(long, env = "RIFFLE_STATE_DIR")]
     state_dir: Option<std::path::PathBuf>,
+    /// Run this build of the topology as a shadow of the live application on this cluster
+    /// (over the retained input, under `<application>-shadow`), print how each output topic
+    /// differs from the live one, and exit: 0 no differences, 1 differences, 2 error.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "remote")]
+    shadow: Option<String>,
+    /// With `--shadow`: the window in output keys (none, time, session), so keys show as
+    /// key and window.
+    #[arg(long, default_value = "none", value_name = "WINDOW")]
+    shadow_key_window: KeyWindow,
+    /// With `--shadow`: how output values are shown (string, i64, f64, json, hex); json
+    /// values compare as JSON.
+    #[arg(long, default_value = "string", value_name = "FORMAT")]
+    shadow_value_format: DataFormat,
+    /// With `--shadow`: keep the shadow's group and topics (for `riffle apps diff`); the
+    /// next shadow run deletes them first anyway.
+    #[arg(long)]
+    shadow_keep: bool,
 }
 
 /// The `riffle` binary's allocator, as README "Running it" advises for embedding programs.
@@ -94,6 +119,18 @@ fn run(topology: Topology) -> ExitCode {
         state_dir: args.state_dir,
         ..RuntimeConfig::for_guarantee(args.processing_guarantee)
     };
+    if let Some(bootstrap) = &args.shadow {
+        let key_format = KeyFormat {
+            window: args.shadow_key_window,
+            ..KeyFormat::default()
+        };
+        let check = ShadowCheck {
+            key_format,
+            value_format: args.shadow_value_format,
+            keep: args.shadow_keep,
+        };
+        return run_shadow(topology, bootstrap, config, check, &args.broker.log_level);
+    }
     match args.remote {
         None => Broker::builder(args.broker)
             .processor_with(topology, config)
@@ -164,4 +201,59 @@ fn run_remote(
             .await
             .map_err(|error| error.to_string())
     })
+}
+
+/// How `--shadow` shows and keeps what it compared.
+struct ShadowCheck {
+    key_format: KeyFormat,
+    value_format: DataFormat,
+    keep: bool,
+}
+
+/// `--shadow`: runs the topology as a shadow of the live application on `bootstrap`, prints
+/// each output topic's diff, and exits 0 (no differences), 1 (differences) or 2 (error, or
+/// stopped by Ctrl-C or SIGTERM before the end).
+fn run_shadow(
+    topology: Topology,
+    bootstrap: &str,
+    config: RuntimeConfig,
+    check: ShadowCheck,
+    log_level: &str,
+) -> ExitCode {
+    riffle_broker::cli::init_logging(log_level);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let compared = runtime.block_on(async {
+        let shadow = ShadowRun::new(topology, bootstrap).runtime_config(config);
+        let stop = riffle_broker::cli::stop_signal().map_err(|error| error.to_string())?;
+        let outcome = shadow.run_until(stop).await.map_err(|e| e.to_string())?;
+        if !outcome.progress.done {
+            return Err("stopped before the shadow processed its input".to_owned());
+        }
+        let mut identical = true;
+        for (live, shadow_topic) in &outcome.sinks {
+            let diff = OutputDiff::new(check.key_format, check.value_format);
+            let report = shadow.diff(live, shadow_topic, diff).await;
+            let report = report.map_err(|error| error.to_string())?;
+            print!("{live} vs {shadow_topic}: {report}");
+            identical &= report.is_identical();
+        }
+        if !check.keep {
+            shadow.clean_up().await.map_err(|error| error.to_string())?;
+        }
+        Ok::<bool, String>(identical)
+    });
+    match compared {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! one without a runtime.
 
 pub(crate) mod aggregate;
+pub(crate) mod fk_join;
 pub(crate) mod outer_stream_join;
 pub(crate) mod session_aggregate;
 pub(crate) mod sink;

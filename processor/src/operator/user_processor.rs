@@ -1,19 +1,18 @@
 //! A user's [`Processor`] as an operator: it builds the [`ProcessorContext`] for each
 //! record, keeps the processor's punctuation schedules and runs the due ones.
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 
-use crate::graph::{Ctx, DropReason, Msg, Operator};
+use crate::graph::{Ctx, DropReason, Msg, Operator, Payload};
 use crate::processor_api::{Processor, ProcessorContext, PunctuationType, Record, Schedule};
+use crate::processor_stores::ProcessorStores;
 use crate::record::Headers;
-use crate::store::KeyValueStore;
 
 /// One task's instance of a user processor.
 pub(crate) struct UserProcessor<P, KIn, VIn, KOut, VOut> {
     pub processor: P,
     /// The stores named in `process(..)`, by name.
-    pub stores: HashMap<String, KeyValueStore>,
+    pub stores: ProcessorStores,
     /// Its punctuations, in the order they were scheduled.
     pub schedules: Vec<Schedule<KOut, VOut>>,
     pub node_name: String,
@@ -29,10 +28,10 @@ where
     /// schedules it makes go to `new_schedules`.
     fn context<'c>(
         ctx: &'c mut Ctx<'_>,
-        stores: &'c HashMap<String, KeyValueStore>,
+        stores: &'c ProcessorStores,
         new_schedules: &'c mut Vec<Schedule<KOut, VOut>>,
         node_name: &'c str,
-        (timestamp_ms, headers): (i64, Headers),
+        (timestamp_ms, headers, current_key): (i64, Headers, Option<Payload>),
     ) -> ProcessorContext<'c, KOut, VOut> {
         ProcessorContext {
             outputs: &mut *ctx.outputs,
@@ -42,6 +41,7 @@ where
             source: ctx.source,
             timestamp_ms,
             headers,
+            current_key,
             stream_time_ms: ctx.stream_time_ms,
             wall_clock_ms: ctx.wall_clock_ms,
             node_name,
@@ -69,7 +69,7 @@ where
             timestamp_ms: msg.timestamp_ms,
             headers: &msg.headers,
         };
-        let time = (msg.timestamp_ms, msg.headers.clone());
+        let time = (msg.timestamp_ms, msg.headers.clone(), msg.key.clone());
         let mut added = Vec::new();
         let mut context = Self::context(ctx, &self.stores, &mut added, &self.node_name, time);
         let result = self.processor.process(&mut context, record);
@@ -85,7 +85,7 @@ where
     }
 
     fn init(&mut self, ctx: &mut Ctx<'_>) {
-        let time = (ctx.stream_time_ms.max(0), Headers::default());
+        let time = (ctx.stream_time_ms.max(0), Headers::default(), None);
         let mut added = Vec::new();
         let mut context = Self::context(ctx, &self.stores, &mut added, &self.node_name, time);
         self.processor.init(&mut context);
@@ -99,7 +99,7 @@ where
         let mut schedules = std::mem::take(&mut self.schedules);
         let mut added = Vec::new();
         for schedule in schedules.iter_mut().filter(|s| s.is_due(kind, time_ms)) {
-            let time = (time_ms, Headers::default());
+            let time = (time_ms, Headers::default(), None);
             let mut context = Self::context(ctx, &self.stores, &mut added, &self.node_name, time);
             if let Err(error) = (schedule.callback)(&mut context, time_ms) {
                 tracing::warn!(processor = %self.node_name, %error, "a punctuation failed");

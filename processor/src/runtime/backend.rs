@@ -60,6 +60,19 @@ pub struct CommittedOffset {
     pub metadata: String,
 }
 
+/// The application's consumer group as the coordinator describes it: what standby
+/// placement reads (see the `standby` module).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupMembers {
+    /// This instance's member id.
+    pub own_member_id: String,
+    /// Every member with the partitions assigned to it.
+    pub members: Vec<(String, Vec<TopicPartition>)>,
+    /// Whether the group is stable: during a rebalance the assignments are incomplete,
+    /// and standbys stay where they are.
+    pub stable: bool,
+}
+
 /// What a runtime needs from a Kafka-compatible cluster. Each call is one request or a
 /// short exchange; none of them may block the thread (they are async).
 pub trait Backend: Send {
@@ -230,6 +243,26 @@ pub trait Backend: Send {
     /// than it is processed. The default ignores it (a poll's own limit bounds reading).
     fn set_paused(&mut self, partitions: &[TopicPartition]) {
         let _ = partitions;
+    }
+
+    /// The group's members and their assignments, for placing standby replicas; `None`
+    /// when this backend cannot tell (the default), and then the instance keeps no
+    /// standbys.
+    fn group_members(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<GroupMembers>, BackendError>> + Send {
+        std::future::ready(Ok(None))
+    }
+
+    /// Deletes the records of these repartition topic partitions below the given offsets
+    /// (DeleteRecords): called after a commit with the offsets it committed, since no
+    /// task will read those records again. The default keeps them.
+    fn delete_records(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = offsets;
+        std::future::ready(Ok(()))
     }
 
     /// Leaves the group and releases resources; called once, after the last commit.

@@ -124,6 +124,23 @@ pub struct RuntimeConfig {
     /// process them at once; polling, sending and committing stay shared. More threads
     /// help once an instance has several tasks (input partitions); at least 1.
     pub threads: usize,
+    /// Warm copies kept of each task's stores on other instances (Kafka Streams'
+    /// `num.standby.replicas`; 0 by default, as there). An instance holding a standby
+    /// reads the task's changelogs as the active instance commits (after its own commits,
+    /// at most once a second), into persistent stores
+    /// with checkpoints, so taking the task over after the active instance dies restores
+    /// only the tail since the standby's last catch-up. Needs
+    /// [`RuntimeConfig::state_dir`]; the remote runtime only (a co-located runtime
+    /// has one instance per broker, and its stores restore from the local log).
+    pub standby_replicas: usize,
+    /// The remote runtime's rebalance protocol: `true` (the default) is KIP-429's
+    /// incremental cooperative rebalancing (`cooperative-sticky`), where a joining or
+    /// leaving instance moves only the tasks that change owner and every other task keeps
+    /// running; `false` is the eager `range` protocol, where every rebalance stops every
+    /// task. A topology with a sub-topology reading several topics (a join) needs them
+    /// co-partitioned on one instance, which only `range` guarantees: it always runs
+    /// eager.
+    pub cooperative_rebalancing: bool,
 }
 
 /// Default [`RuntimeConfig::restore_chunk_bytes`]: 4 MiB.
@@ -157,6 +174,8 @@ impl RuntimeConfig {
             max_pending_store_bytes: DEFAULT_MAX_PENDING_STORE_BYTES,
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             threads: 1,
+            standby_replicas: 0,
+            cooperative_rebalancing: true,
         }
     }
 }

@@ -38,13 +38,16 @@ mod config;
 mod punctuation_tests;
 mod restore;
 mod runner;
+mod standby;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 #[cfg(feature = "remote")]
 pub mod remote;
 
-pub use backend::{Backend, BackendError, BackendEvent, CommittedOffset, RestoreChunk};
+pub use backend::{
+    Backend, BackendError, BackendEvent, CommittedOffset, GroupMembers, RestoreChunk,
+};
 pub use config::{DEFAULT_CACHE_MAX_BYTES, ProcessingGuarantee, RuntimeConfig, UnknownGuarantee};
 pub use runner::{Runner, RuntimeError, RuntimeState, RuntimeStatus, StreamThreadStatus};
 

@@ -1,8 +1,9 @@
 //! The remote runtime: a topology against any Kafka-compatible broker, over rdkafka.
 //!
 //! [`RemoteBackend`] implements [`Backend`] with four librdkafka clients: a group consumer
-//! (the application's consumer group, `group.id` = application id, range assignor, manual
-//! commits with [`crate::internals::CommitMetadata`] in the metadata string), a restore consumer that
+//! (the application's consumer group, `group.id` = application id, the `cooperative-sticky`
+//! or `range` assignor ([`RuntimeConfig::cooperative_rebalancing`]), manual commits with
+//! [`crate::internals::CommitMetadata`] in the metadata string), a restore consumer that
 //! reads changelogs outside the group, an idempotent `acks=all` producer, and an admin
 //! client for internal topics. [`Runner`] drives it like any other backend.
 //!
@@ -44,6 +45,7 @@
 //! runtime with the blocking pool (any multi-thread or current-thread runtime has one).
 
 mod consumer;
+mod members;
 mod producer;
 mod restore;
 
@@ -63,11 +65,14 @@ use tokio::task::JoinHandle;
 use self::consumer::{
     GroupConsumer, GroupContext, committed_offset, poll_blocking, rewind_blocking, seek_blocking,
 };
+use self::members::group_members_blocking;
 use self::producer::OutputProducer;
 use self::restore::{
     REQUEST_TIMEOUT, RestoreConsumer, RestoreSession, partition_count_blocking, read_chunk_blocking,
 };
-use super::backend::{Backend, BackendError, BackendEvent, CommittedOffset, RestoreChunk};
+use super::backend::{
+    Backend, BackendError, BackendEvent, CommittedOffset, GroupMembers, RestoreChunk,
+};
 use super::config::RuntimeConfig;
 use super::runner::{Runner, RuntimeError};
 use crate::record::{OutputRecord, TopicPartition};
@@ -75,10 +80,6 @@ use crate::topology::{InternalTopic, Topology};
 
 /// Group settings the runtime relies on; set after the caller's, so they win.
 const GROUP_SETTINGS: &[(&str, &str)] = &[
-    // A task reads partition p of every topic of its sub-topology; range gives one member
-    // the same-numbered partitions of equally sized topics. It is also eager, which the
-    // revocation handling in `consumer` assumes.
-    ("partition.assignment.strategy", "range"),
     // The runner commits after flushing outputs; nothing else may.
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
@@ -111,6 +112,38 @@ pub async fn run_remote(
         .await
 }
 
+/// [`remote_runner`] with `settings` (librdkafka's, such as `session.timeout.ms` or
+/// security settings) for every client, as [`RemoteBackend::new`] takes them.
+///
+/// # Errors
+/// When the clients cannot be created.
+pub fn remote_runner_with_settings(
+    topology: Topology,
+    bootstrap_servers: &str,
+    config: RuntimeConfig,
+    settings: &[(&str, &str)],
+) -> Result<Runner<RemoteBackend>, RuntimeError> {
+    let mut all: Vec<(&str, &str)> = settings.to_vec();
+    if let Some(instance_id) = config.instance_id.as_deref() {
+        all.push(("group.instance.id", instance_id));
+    }
+    let mut backend = RemoteBackend::new(bootstrap_servers, &all)?;
+    // Cooperative-sticky balances partitions one by one; only range keeps partition p of
+    // every topic a sub-topology reads on one member.
+    let single_source = topology
+        .subtopologies()
+        .iter()
+        .all(|subtopology| subtopology.source_topics.len() <= 1);
+    if config.cooperative_rebalancing && !single_source {
+        tracing::info!(
+            application = topology.application_id(),
+            "a sub-topology reads several co-partitioned topics: eager range rebalancing"
+        );
+    }
+    backend.cooperative = config.cooperative_rebalancing && single_source;
+    Ok(Runner::new(topology, backend, config))
+}
+
 /// The runner [`run_remote`] runs, for a program that serves its stores, status or
 /// metrics while it runs ([`Runner::app_handle`]); start it with [`Runner::run_until`].
 ///
@@ -121,13 +154,7 @@ pub fn remote_runner(
     bootstrap_servers: &str,
     config: RuntimeConfig,
 ) -> Result<Runner<RemoteBackend>, RuntimeError> {
-    let static_member = config.instance_id.as_deref();
-    let settings: Vec<(&str, &str)> = static_member
-        .map(|instance_id| ("group.instance.id", instance_id))
-        .into_iter()
-        .collect();
-    let backend = RemoteBackend::new(bootstrap_servers, &settings)?;
-    Ok(Runner::new(topology, backend, config))
+    remote_runner_with_settings(topology, bootstrap_servers, config, &[])
 }
 
 /// A [`Backend`] over rdkafka, for any Kafka-compatible broker.
@@ -143,6 +170,12 @@ pub struct RemoteBackend {
     read_committed: bool,
     /// The group member, from [`Backend::subscribe`] on.
     group: Option<Arc<GroupConsumer>>,
+    /// The group's id, from [`Backend::subscribe`] on.
+    group_id: String,
+    /// Whether the group member rebalances cooperatively (KIP-429, `cooperative-sticky`)
+    /// rather than eagerly (`range`); see [`RuntimeConfig::cooperative_rebalancing`].
+    /// Set before [`Backend::subscribe`].
+    pub cooperative: bool,
     /// A poll whose caller went away (the runner stopped waiting on shutdown); the next
     /// poll returns its events instead of losing them.
     in_flight_poll: Option<JoinHandle<Vec<BackendEvent>>>,
@@ -181,6 +214,8 @@ impl RemoteBackend {
             read_committed: false,
             base_config,
             group: None,
+            group_id: String::new(),
+            cooperative: false,
             in_flight_poll: None,
             positions: HashMap::new(),
             restore_session: None,
@@ -285,6 +320,15 @@ impl Backend for RemoteBackend {
         for (key, value) in GROUP_SETTINGS {
             config.set(*key, *value);
         }
+        // A task reads partition p of every topic of its sub-topology: range gives one
+        // member the same-numbered partitions of equally sized topics; cooperative-sticky
+        // is only chosen when each sub-topology reads one topic (`remote_runner`).
+        let assignor = match self.cooperative {
+            true => "cooperative-sticky",
+            false => "range",
+        };
+        config.set("partition.assignment.strategy", assignor);
+        self.group_id = group_id.to_string();
         // Kafka Streams' isolation levels: read_committed under exactly-once, and
         // read_uncommitted otherwise, as the embedded runtime reads (librdkafka's own
         // default would be read_committed).
@@ -464,6 +508,37 @@ impl Backend for RemoteBackend {
 
     fn position(&self, partition: &TopicPartition) -> Option<i64> {
         self.positions.get(partition).copied()
+    }
+
+    async fn group_members(&mut self) -> Result<Option<GroupMembers>, BackendError> {
+        let consumer = self.group("describe group")?;
+        let group_id = self.group_id.clone();
+        blocking("describe group", move || {
+            group_members_blocking(&consumer, &group_id)
+        })
+        .await
+    }
+
+    async fn delete_records(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<(), BackendError> {
+        let operation = || format!("delete records of {} partitions", offsets.len());
+        let list = partition_list(
+            offsets
+                .iter()
+                .map(|(partition, offset)| (partition, Offset::Offset(*offset))),
+        )?;
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let deleted = self
+            .admin
+            .delete_records(&list, &options)
+            .await
+            .map_err(|error| BackendError::new(operation(), error))?;
+        if let Some(error) = deleted.elements().iter().find_map(|e| e.error().err()) {
+            return Err(BackendError::new(operation(), error));
+        }
+        Ok(())
     }
 
     async fn close(&mut self) -> Result<(), BackendError> {

@@ -10,6 +10,7 @@ use super::config::{ProcessingGuarantee, RuntimeConfig};
 use super::restore::{
     ChangelogPlan, RESTORE_LOG_INTERVAL, RestorePoint, RestoreProgress, flushed_offset,
 };
+use super::standby;
 use crate::lock_policy::MutexRecover;
 use crate::observe::{AppHandle, RuntimeKind, RuntimeMetrics};
 use crate::record::{InputRecord, OutputKind, OutputRecord, TopicPartition};
@@ -20,6 +21,10 @@ use crate::store::query::StoreRegistry;
 use crate::store::{StateHome, TaskStores};
 use crate::task::{CommitMetadata, Task, TaskId, TaskMetrics};
 use crate::topology::{PartitionPlan, Topology, TopologyError};
+
+/// Least time between two standby catch-ups: each describes the group and reads the
+/// committed offsets, too many requests at exactly-once's 100 ms commit interval.
+const STANDBY_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often the runner looks again for source topics that do not exist yet.
 const SOURCE_TOPICS_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -68,6 +73,14 @@ async fn blocking<T: Send + 'static>(
             operation,
             message: error.to_string(),
         })
+}
+
+/// Whom a restore is for: a task this instance runs, or a standby replica, which is
+/// counted and logged apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RestoreRole {
+    Active,
+    Standby,
 }
 
 /// What one task commits: its input offsets and the metadata that goes with them.
@@ -130,6 +143,10 @@ pub struct RuntimeStatus {
     pub restore_time: Duration,
     /// Per processing thread ([`RuntimeConfig::threads`]), its tasks and what it did.
     pub stream_threads: Vec<StreamThreadStatus>,
+    /// Tasks this instance keeps standby replicas of ([`RuntimeConfig::standby_replicas`]).
+    pub standby_tasks: Vec<TaskId>,
+    /// Changelog records applied to standby replicas since the start.
+    pub standby_records: u64,
 }
 
 /// What one processing thread runs and has run.
@@ -179,6 +196,15 @@ pub struct Runner<B: Backend> {
     cache: CacheBudget,
     /// Records each processing thread processed since the start.
     processed_per_thread: Vec<u64>,
+    /// Standby replicas: stores of tasks other instances run, kept caught up with the
+    /// group's commits (see the `standby` module).
+    standbys: BTreeMap<TaskId, Task>,
+    /// Per repartition topic partition, the offset records were last deleted below.
+    purged: HashMap<TopicPartition, i64>,
+    /// When repartition topics were last purged: at most once per commit interval.
+    last_purge: Instant,
+    /// When standbys were last placed and caught up, if ever.
+    last_standby_catch_up: Option<Instant>,
 }
 
 impl<B: Backend> Runner<B> {
@@ -205,6 +231,10 @@ impl<B: Backend> Runner<B> {
             sought: HashSet::new(),
             cache: CacheBudget::new(config.cache_max_bytes),
             processed_per_thread: vec![0; config.threads.max(1)],
+            standbys: BTreeMap::new(),
+            purged: HashMap::new(),
+            last_purge: Instant::now(),
+            last_standby_catch_up: None,
             config,
         }
     }
@@ -281,6 +311,7 @@ impl<B: Backend> Runner<B> {
                 || self.pending_store_bytes() > self.config.max_pending_store_bytes;
             if commit_due {
                 self.commit().await?;
+                self.maintain_standbys().await?;
             }
         }
         self.commit().await?;
@@ -292,6 +323,9 @@ impl<B: Backend> Runner<B> {
     async fn open_state(&mut self) -> Result<(), RuntimeError> {
         let application = self.topology.application_id().to_string();
         let Some(root) = self.config.state_dir.clone() else {
+            if self.config.standby_replicas > 0 {
+                tracing::warn!(%application, "standby replicas need a state directory: this instance keeps none");
+            }
             tracing::info!(
                 %application,
                 "no state directory: every store is kept in memory and restored from its whole changelog"
@@ -304,6 +338,125 @@ impl<B: Backend> Runner<B> {
         tracing::info!(%application, state_dir = %engine.path().display(), "state directory opened");
         self.state = StateHome::Engine(Arc::new(engine));
         Ok(())
+    }
+
+    /// Re-places this instance's standby replicas from the group's assignment and catches
+    /// each up to the group's last commit of its task: after each commit. Without a state
+    /// directory, or with a backend that cannot describe the group, there are none.
+    async fn maintain_standbys(&mut self) -> Result<(), RuntimeError> {
+        let replicas = self.config.standby_replicas;
+        if replicas == 0 || !matches!(self.state, StateHome::Engine(_)) {
+            return Ok(());
+        }
+        let recent = self
+            .last_standby_catch_up
+            .is_some_and(|last| last.elapsed() < STANDBY_MIN_INTERVAL);
+        if recent {
+            return Ok(());
+        }
+        self.last_standby_catch_up = Some(Instant::now());
+        let group = match self.backend.group_members().await {
+            Ok(group) => group,
+            Err(error) => {
+                tracing::warn!(%error, "cannot describe the group: standby replicas stay as they are");
+                None
+            }
+        };
+        if let Some(group) = group.filter(|group| group.stable) {
+            let wanted = standby::standby_tasks(&group, replicas, |partition| {
+                self.task_of(&partition.topic, partition.partition)
+            });
+            let dropped: Vec<TaskId> = self
+                .standbys
+                .keys()
+                .filter(|id| !wanted.contains(id))
+                .copied()
+                .collect();
+            for id in dropped {
+                self.close_standby(id).await?;
+                tracing::info!(task = %id, "standby replica dropped");
+            }
+            for id in wanted {
+                let running = self.tasks.contains_key(&id) || self.standbys.contains_key(&id);
+                // A stateless task has nothing to keep warm.
+                let stateless = self
+                    .topology
+                    .subtopologies()
+                    .get(id.subtopology as usize)
+                    .is_none_or(|subtopology| subtopology.stores.is_empty());
+                if running || stateless {
+                    continue;
+                }
+                let (task, checkpoint) = self.open_task(id).await?;
+                if let Some(checkpoint) = checkpoint {
+                    self.checkpoints.insert(id, checkpoint);
+                }
+                tracing::info!(task = %id, "standby replica opened");
+                self.standbys.insert(id, task);
+            }
+        }
+        let ids: Vec<TaskId> = self.standbys.keys().copied().collect();
+        for id in ids {
+            self.catch_up_standby(id).await?;
+        }
+        self.status.lock_or_recover().standby_tasks = self.standbys.keys().copied().collect();
+        Ok(())
+    }
+
+    /// Closes the standby replica of `id` (its stores stay on disk, at its checkpoint).
+    async fn close_standby(&mut self, id: TaskId) -> Result<(), RuntimeError> {
+        if let Some(task) = self.standbys.remove(&id) {
+            // Closing stores may wait on the disk.
+            blocking("close a standby replica", move || drop(task)).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the changelogs of standby `id` up to the group's last commit of the task, and
+    /// checkpoints them there: under at-least-once never past what that commit covers, so
+    /// the store is never ahead of the restore point of the instance that takes it over.
+    async fn catch_up_standby(&mut self, id: TaskId) -> Result<(), RuntimeError> {
+        let Some(task) = self.standbys.get(&id) else {
+            return Ok(());
+        };
+        let (inputs, stores) = (task.input_partitions(), task.stores().clone());
+        let changelogs = task.changelog_partitions();
+        let committed: HashMap<TopicPartition, Option<CommittedOffset>> =
+            self.backend.committed(&inputs).await?.into_iter().collect();
+        let checkpoint = self.checkpoints.get(&id).cloned();
+        let guarantee = self.config.processing_guarantee;
+        let point = match RestorePoint::choose(id, guarantee, &committed, checkpoint.as_ref()) {
+            Ok(RestorePoint::Fresh) => return Ok(()),
+            Ok(RestorePoint::Local(_)) | Err(_) => {
+                // Without the broker's metadata only the active's own checkpoint says what
+                // a commit covers.
+                return Ok(());
+            }
+            Ok(point) => point,
+        };
+        let reached = self
+            .restore_to_point(
+                id,
+                &stores,
+                &changelogs,
+                checkpoint.as_ref(),
+                &point,
+                &committed,
+                RestoreRole::Standby,
+            )
+            .await?;
+        let mut metadata = point.metadata().cloned().unwrap_or_default();
+        metadata.changelog_end_offsets = reached;
+        let offsets = committed
+            .iter()
+            .filter_map(|(partition, commit)| Some((partition.clone(), commit.as_ref()?.offset)))
+            .collect();
+        let commit = TaskCommit {
+            id,
+            offsets,
+            metadata,
+        };
+        self.write_checkpoints(vec![(commit, stores)]).await
     }
 
     /// Plans partitions, creates internal topics, starts transactions under exactly-once
@@ -407,6 +560,12 @@ impl<B: Backend> Runner<B> {
             if self.tasks.contains_key(&id) {
                 continue;
             }
+            // Its stores on disk are at the standby's last checkpoint: the restore below
+            // reads only what came after.
+            if self.standbys.contains_key(&id) {
+                self.close_standby(id).await?;
+                tracing::info!(task = %id, "taking over from the standby replica");
+            }
             let started = Instant::now();
             self.set_state(RuntimeState::Restoring);
             let task = self.restored_task(id).await?;
@@ -438,30 +597,21 @@ impl<B: Backend> Runner<B> {
                 self.sought.insert(partition.clone());
             }
         }
-        let mut restored_ends = BTreeMap::new();
         // A clone (shared data): a reference to the task may not be held across awaits.
         let stores = task.stores().clone();
-        for changelog in task.changelog_partitions() {
-            let is_source = self.topology.is_source_changelog(&changelog.topic);
-            let target = point.target(&changelog, is_source, &committed);
-            let persistent = stores.is_persistent(&changelog.topic);
-            let flushed = checkpoint
-                .as_ref()
-                .filter(|checkpoint| persistent && !checkpoint.restoring)
-                .map(|checkpoint| flushed_offset(checkpoint, &changelog, is_source));
-            let plan = ChangelogPlan::new(flushed, target);
-            if plan.wipe && persistent {
-                self.mark_restoring(id, checkpoint.as_ref()).await?;
-            }
-            tracing::info!(task = %id, %changelog, persistent, ?flushed, ?target, wipe = plan.wipe, from = plan.from_offset, "restore plan");
-            let end = self
-                .restore_changelog(id, &stores, &changelog, plan)
-                .await?;
-            if !is_source {
-                self.changelog_end_offsets.insert(changelog.clone(), end);
-                restored_ends.insert(CommitMetadata::changelog_key(&changelog), end);
-            }
-        }
+        let changelogs = task.changelog_partitions();
+        let role = RestoreRole::Active;
+        let restored_ends = self
+            .restore_to_point(
+                id,
+                &stores,
+                &changelogs,
+                checkpoint.as_ref(),
+                &point,
+                &committed,
+                role,
+            )
+            .await?;
         let mut metadata = point.metadata().cloned().unwrap_or_default();
         if point.metadata().is_some() {
             task.resume_from(&metadata);
@@ -480,6 +630,48 @@ impl<B: Backend> Runner<B> {
         };
         self.write_checkpoints(vec![(commit, stores)]).await?;
         Ok(task)
+    }
+
+    /// Restores each of `changelogs` of task `id` from where its store is (`checkpoint`)
+    /// to `point`. Returns the changelog end offsets reached (source changelogs aside), as
+    /// commit metadata names them.
+    #[allow(clippy::too_many_arguments)] // One restore's inputs, each from its caller.
+    async fn restore_to_point(
+        &mut self,
+        id: TaskId,
+        stores: &TaskStores,
+        changelogs: &[TopicPartition],
+        checkpoint: Option<&Checkpoint>,
+        point: &RestorePoint,
+        committed: &HashMap<TopicPartition, Option<CommittedOffset>>,
+        role: RestoreRole,
+    ) -> Result<BTreeMap<String, i64>, RuntimeError> {
+        let mut restored_ends = BTreeMap::new();
+        for changelog in changelogs {
+            let is_source = self.topology.is_source_changelog(&changelog.topic);
+            let target = point.target(changelog, is_source, committed);
+            let persistent = stores.is_persistent(&changelog.topic);
+            let flushed = checkpoint
+                .filter(|checkpoint| persistent && !checkpoint.restoring)
+                .map(|checkpoint| flushed_offset(checkpoint, changelog, is_source));
+            let plan = ChangelogPlan::new(flushed, target);
+            if plan.wipe && persistent {
+                self.mark_restoring(id, checkpoint).await?;
+            }
+            if role == RestoreRole::Active {
+                tracing::info!(task = %id, %changelog, persistent, ?flushed, ?target, wipe = plan.wipe, from = plan.from_offset, "restore plan");
+            }
+            let end = self
+                .restore_changelog(id, stores, changelog, plan, role)
+                .await?;
+            if !is_source {
+                if role == RestoreRole::Active {
+                    self.changelog_end_offsets.insert(changelog.clone(), end);
+                }
+                restored_ends.insert(CommitMetadata::changelog_key(changelog), end);
+            }
+        }
+        Ok(restored_ends)
     }
 
     /// Rewrites `checkpoint` of task `id` as restoring, before a persistent store of it is
@@ -538,6 +730,7 @@ impl<B: Backend> Runner<B> {
         stores: &TaskStores,
         changelog: &TopicPartition,
         plan: ChangelogPlan,
+        role: RestoreRole,
     ) -> Result<i64, RuntimeError> {
         if plan.wipe {
             let (stores, topic) = (stores.clone(), changelog.topic.clone());
@@ -572,7 +765,10 @@ impl<B: Backend> Runner<B> {
             // Never past the end: the offset reached is what the checkpoint claims.
             progress.position = progress.position.max(chunk.next_offset.min(end));
             progress.restored_records += count;
-            self.publish_restore(&progress, count);
+            match role {
+                RestoreRole::Active => self.publish_restore(&progress, count),
+                RestoreRole::Standby => self.status.lock_or_recover().standby_records += count,
+            }
             if progress.position >= end {
                 break;
             }
@@ -580,13 +776,22 @@ impl<B: Backend> Runner<B> {
                 tracing::warn!(task = %task, %changelog, position = progress.position, end, readable_end = chunk.end_offset, "the changelog ends before the restore point: restored what there is");
                 break;
             }
-            if logged.elapsed() >= RESTORE_LOG_INTERVAL {
+            if role == RestoreRole::Active && logged.elapsed() >= RESTORE_LOG_INTERVAL {
                 progress.log(started, false);
                 logged = Instant::now();
             }
         }
-        progress.log(started, true);
-        self.status.lock_or_recover().restoring = None;
+        match role {
+            RestoreRole::Active => {
+                progress.log(started, true);
+                self.status.lock_or_recover().restoring = None;
+            }
+            RestoreRole::Standby if progress.restored_records > 0 => {
+                let (records, position) = (progress.restored_records, progress.position);
+                tracing::debug!(%task, %changelog, records, position, "standby replica caught up");
+            }
+            RestoreRole::Standby => {}
+        }
         Ok(progress.position)
     }
 
@@ -860,7 +1065,10 @@ impl<B: Backend> Runner<B> {
         match self.config.processing_guarantee {
             ProcessingGuarantee::AtLeastOnce => self.commit_at_least_once().await?,
             ProcessingGuarantee::ExactlyOnce => match self.commit_transaction().await {
-                Ok(Some(commits)) => self.checkpoint_after_commit(commits).await?,
+                Ok(Some(commits)) => {
+                    self.purge_repartition_topics(&flatten(&commits)).await;
+                    self.checkpoint_after_commit(commits).await?;
+                }
                 Ok(None) => {}
                 Err(error) => self.settle(Err(error)).await?,
             },
@@ -887,6 +1095,7 @@ impl<B: Backend> Runner<B> {
             match self.backend.commit(&offsets).await {
                 Ok(()) => {
                     self.count_commit(started);
+                    self.purge_repartition_topics(&offsets).await;
                     self.checkpoint_after_commit(commits).await?;
                 }
                 Err(error) => {
@@ -896,6 +1105,29 @@ impl<B: Backend> Runner<B> {
         }
         self.uncommitted = false;
         Ok(())
+    }
+
+    /// After a successful commit, at most once per commit interval: deletes the records of
+    /// repartition topics below the committed offsets (DeleteRecords), as Kafka Streams
+    /// does, since no task reads them again. A failure is logged; the next purge retries.
+    async fn purge_repartition_topics(&mut self, committed: &[(TopicPartition, i64, String)]) {
+        if self.last_purge.elapsed() < self.config.commit_interval {
+            return;
+        }
+        let purge: Vec<(TopicPartition, i64)> = committed
+            .iter()
+            .filter(|(partition, _, _)| self.topology.is_repartition_topic(&partition.topic))
+            .filter(|(partition, offset, _)| self.purged.get(partition) < Some(offset))
+            .map(|(partition, offset, _)| (partition.clone(), *offset))
+            .collect();
+        if purge.is_empty() {
+            return;
+        }
+        self.last_purge = Instant::now();
+        match self.backend.delete_records(&purge).await {
+            Ok(()) => self.purged.extend(purge),
+            Err(error) => tracing::warn!(%error, "cannot purge repartition topics"),
+        }
     }
 
     /// After a successful commit: stores to disk, then checkpoints (see `checkpoint`).

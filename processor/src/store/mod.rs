@@ -141,6 +141,9 @@ pub(crate) struct TaskStores {
     failures: Failures,
     /// The instance's record cache budget, which the operators' caches draw on.
     cache: CacheBudget,
+    /// The task's partition, for operators that tell other tasks where to answer (the
+    /// foreign-key join).
+    pub partition: i32,
     /// Stores that more than one operator uses (a join reading an aggregate's table): not
     /// cached, since the cache lives in the writing operator and the others would read
     /// past it.
@@ -160,6 +163,7 @@ impl TaskStores {
     ) -> Result<TaskStores, StateError> {
         let mut stores = TaskStores {
             cache: cache.clone(),
+            partition: task.partition,
             ..TaskStores::default()
         };
         for spec in specs {

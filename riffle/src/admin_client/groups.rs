@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
+use riffle_protocol::api::delete_groups::DeleteGroupsRequest;
 use riffle_protocol::api::find_coordinator::FindCoordinatorRequest;
 use riffle_protocol::api::offset_commit::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -21,6 +22,8 @@ const FIND_COORDINATOR_VERSIONS: RangeInclusive<i16> = 1..=3;
 /// OffsetCommit versions: v2 drops the per-partition timestamp; v8 is flexible; v9 is for
 /// KIP-848 member epochs.
 const OFFSET_COMMIT_VERSIONS: RangeInclusive<i16> = 2..=8;
+/// DeleteGroups versions this client speaks.
+const DELETE_GROUPS_VERSIONS: RangeInclusive<i16> = 0..=2;
 
 /// FindCoordinator's key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -39,6 +42,33 @@ pub struct Coordinator {
 }
 
 impl AdminClient {
+    /// Deletes `group_id` and its committed offsets; send it to the group's coordinator.
+    ///
+    /// # Errors
+    /// A request error, or the group's error code (NON_EMPTY_GROUP while it has members,
+    /// GROUP_ID_NOT_FOUND when there is no such group).
+    pub fn delete_group(&mut self, group_id: &str) -> Result<(), AdminClientError> {
+        let version = self.negotiate(ApiKey::DeleteGroups, DELETE_GROUPS_VERSIONS)?;
+        let request = Request::DeleteGroups(DeleteGroupsRequest {
+            groups_names: vec![group_id.to_owned()],
+        });
+        let Response::DeleteGroups(response) = self.send(ApiKey::DeleteGroups, version, request)?
+        else {
+            unreachable!("decode_response answers with the requested API");
+        };
+        let code = response
+            .results
+            .iter()
+            .find(|result| result.group_id == group_id)
+            .map_or(0, |result| result.error_code);
+        check_error(
+            ApiKey::DeleteGroups,
+            &format!(" for group '{group_id}'"),
+            code,
+            None,
+        )
+    }
+
     /// The broker that coordinates `group_id`.
     ///
     /// # Errors

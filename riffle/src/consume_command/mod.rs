@@ -13,7 +13,7 @@
 //! Writing to a closed pipe (`| head`) ends the run quietly, after the last commit.
 
 mod output;
-mod start;
+pub(crate) mod start;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, IsTerminal, Write};

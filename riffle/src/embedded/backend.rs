@@ -376,6 +376,30 @@ impl Backend for EmbeddedBackend {
         self.reader.position(partition)
     }
 
+    async fn delete_records(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<(), BackendError> {
+        let cluster = self.cluster.clone();
+        let offsets = offsets.to_vec();
+        // Deleting segments touches the disk.
+        tokio::task::spawn_blocking(move || {
+            for (topic_partition, offset) in offsets {
+                let operation = || format!("delete records of {topic_partition} below {offset}");
+                let partition = cluster
+                    .topic(&topic_partition.topic)
+                    .and_then(|topic| topic.partition(topic_partition.partition).cloned())
+                    .ok_or_else(|| BackendError::new(operation(), "no such partition"))?;
+                partition
+                    .delete_records_before(offset)
+                    .map_err(|error| BackendError::new(operation(), error))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|error| BackendError::new("delete records", error))?
+    }
+
     async fn close(&mut self) -> Result<(), BackendError> {
         self.flush().await?;
         if let Some(membership) = self.membership.take() {

@@ -7,10 +7,14 @@
 //!   consumer exactly there, and keeps them: [`GroupContext::assigned_commit`] is what the
 //!   runner restores from, so the commit a task resumes from and the commit its stores are
 //!   restored to are the same one, even if another member commits in between.
-//! - On revocation (eager protocol) the partitions are released only at the start of the
-//!   next poll, after the runner has committed what it processed: the member stays in its
-//!   generation until then, so that commit is accepted, and the group's next assignment
-//!   reads it.
+//! - On revocation the partitions are released only at the start of the next poll, after
+//!   the runner has committed what it processed (under exactly-once, committed the
+//!   transaction): the member stays in its generation until then, so that commit is
+//!   accepted, and the group's next assignment reads it. With the eager protocol (`range`)
+//!   every partition is revoked and released; with the cooperative one (KIP-429,
+//!   `cooperative-sticky`) only those moving to another member are, with
+//!   `incremental_unassign`, and new ones are added with `incremental_assign`: the tasks
+//!   of every other partition keep running through the rebalance, without a restore.
 //!
 //! After an aborted transaction (exactly-once), [`rewind_blocking`] reads the commits again
 //! and keeps them in place of the assignment's, so rebuilt tasks restore from and resume at
@@ -23,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::topic_partition_list::TopicPartitionListElem;
@@ -59,8 +63,8 @@ pub(super) struct GroupContext {
     rebalance_sender: SyncSender<BackendEvent>,
     /// The receiving end; only the (single) polling thread locks it.
     rebalance_receiver: Mutex<Receiver<BackendEvent>>,
-    /// Set when partitions were revoked but not yet released (see the module doc).
-    release_pending: AtomicBool,
+    /// Partitions revoked but not yet released (see the module doc).
+    release_pending: Mutex<Option<TopicPartitionList>>,
     /// Set on close: revocations are then released at once, so the consumer can leave.
     closing: AtomicBool,
     /// The commit each assigned partition started from (`None`: none, read from the start).
@@ -73,7 +77,7 @@ impl GroupContext {
         GroupContext {
             rebalance_sender,
             rebalance_receiver: Mutex::new(rebalance_receiver),
-            release_pending: AtomicBool::new(false),
+            release_pending: Mutex::new(None),
             closing: AtomicBool::new(false),
             assigned_commits: Mutex::default(),
         }
@@ -114,7 +118,11 @@ impl GroupContext {
                 assigned.clone()
             }
         };
-        if let Err(error) = consumer.assign(&start) {
+        let assigned = match consumer.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => consumer.incremental_assign(&start),
+            _ => consumer.assign(&start),
+        };
+        if let Err(error) = assigned {
             tracing::error!(%error, "assign failed");
         }
         tracing::info!(?partitions, "partitions assigned");
@@ -152,24 +160,30 @@ impl GroupContext {
         }
         tracing::info!(?partitions, "partitions revoked");
         if self.closing.load(Ordering::SeqCst) {
-            release(consumer);
+            release(consumer, revoked);
             return;
         }
-        self.release_pending.store(true, Ordering::SeqCst);
+        *self.release_pending.lock_or_recover() = Some(revoked.clone());
         self.push(BackendEvent::Revoked(partitions));
     }
 
     /// Releases revoked partitions once the runner has handled their revocation.
     pub(super) fn release_revoked(&self, consumer: &GroupConsumer) {
-        if self.release_pending.swap(false, Ordering::SeqCst) {
-            release(consumer);
+        let pending = self.release_pending.lock_or_recover().take();
+        if let Some(revoked) = pending {
+            release(consumer, &revoked);
         }
     }
 }
 
-/// Gives up the whole assignment, which lets librdkafka rejoin (eager protocol).
-fn release(consumer: &GroupConsumer) {
-    if let Err(error) = consumer.unassign() {
+/// Gives up the `revoked` partitions, which lets librdkafka rejoin: the whole assignment
+/// under the eager protocol, just these under the cooperative one.
+fn release(consumer: &GroupConsumer, revoked: &TopicPartitionList) {
+    let released = match consumer.rebalance_protocol() {
+        RebalanceProtocol::Cooperative => consumer.incremental_unassign(revoked),
+        _ => consumer.unassign(),
+    };
+    if let Err(error) = released {
         tracing::error!(%error, "unassign failed");
     }
 }
@@ -249,7 +263,7 @@ impl ConsumerContext for GroupContext {
             }
             other => {
                 tracing::error!(error = ?other, "rebalance failed; releasing the assignment");
-                release(consumer);
+                release(consumer, partitions);
             }
         }
     }
