@@ -38,7 +38,7 @@ use riffle_broker::config::BrokerConfig;
 use riffle_broker::embedded::{Broker, RunningBroker};
 use riffle_processor::runtime::{ProcessingGuarantee, RuntimeConfig, RuntimeStatus};
 use riffle_processor::{
-    BytesSerde, Grouped, Serde, SerdeError, StreamsBuilder, StringSerde, TimeWindows, Topology,
+    BytesSerde, Materialized, Serde, SerdeError, StreamsBuilder, StringSerde, TimeWindows, Topology,
 };
 use riffle_storage::MutexRecover;
 
@@ -450,13 +450,12 @@ fn topology(guarantee: ProcessingGuarantee) -> Result<Topology> {
     let builder = StreamsBuilder::new(&application_id(guarantee));
     builder
         .stream(INPUT_TOPIC, StringSerde, BytesSerde)
-        .group_by_key(Grouped::new(StringSerde, BytesSerde))
+        .group_by_key()
         .windowed_by(TimeWindows::tumbling(WINDOW).grace(WINDOW_GRACE))
         .aggregate(
             Counted::default,
             |_key, value: &Vec<u8>, counted: Counted| counted.add(stamp_of(value)),
-            "counts",
-            CountedSerde,
+            Materialized::new("counts").with_value_serde(CountedSerde),
         )
         .to_stream()
         .map(|window, counted| (window.key.clone(), *counted))

@@ -41,8 +41,7 @@ use riffle_processor::runtime::{
     CommitMetadata, DEFAULT_CACHE_MAX_BYTES, Runner, RuntimeConfig, RuntimeStatus,
 };
 use riffle_processor::{
-    Grouped, I64Serde, JsonSerde, Serde, StreamsBuilder, StringSerde, TimeWindows, Topology,
-    U64Serde, WindowedSerde,
+    I64Serde, JsonSerde, Serde, StreamsBuilder, StringSerde, TimeWindows, Topology, U64Serde,
 };
 use riffle_storage::MutexRecover;
 use serde::{Deserialize, Serialize};
@@ -358,25 +357,20 @@ fn application_id(spec: &ProcessorSpec, runtime: &str) -> String {
 fn topology(spec: &ProcessorSpec, application: &str) -> Result<Topology> {
     let builder = StreamsBuilder::new(application);
     let output = format!("{application}-counts");
-    let window_ms = i64::try_from(WINDOW.as_millis()).context("window size")?;
     let windows = TimeWindows::tumbling(WINDOW).grace(Duration::ZERO);
     let counts = match spec.format {
         Format::Binary => builder
             .stream(INPUT_TOPIC, StringSerde, U64Serde)
-            .group_by_key(Grouped::new(StringSerde, U64Serde))
+            .group_by_key()
             .windowed_by(windows)
             .count("counts"),
         Format::Json => builder
             .stream(INPUT_TOPIC, StringSerde, JsonSerde::<Event>::new())
-            .group_by_key(Grouped::new(StringSerde, JsonSerde::<Event>::new()))
+            .group_by_key()
             .windowed_by(windows)
             .count("counts"),
     };
-    counts.to_stream().to(
-        &output,
-        WindowedSerde::time(StringSerde, window_ms),
-        I64Serde,
-    );
+    counts.to(&output, StringSerde, I64Serde);
     builder
         .build()
         .map_err(|error| anyhow!("the topology does not build: {error}"))
@@ -581,7 +575,7 @@ fn restore_topology() -> Result<Topology> {
     let builder = StreamsBuilder::new(RESTORE_APPLICATION);
     builder
         .stream(RESTORE_INPUT, StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .count("counts");
     builder
         .build()

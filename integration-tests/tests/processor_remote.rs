@@ -20,13 +20,14 @@ use riffle_integration_tests::Broker;
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, client_config, create_topic, future_producer, read_to_end,
 };
+use riffle_processor::internals::TaskId;
 use riffle_processor::runtime::remote::RemoteBackend;
 use riffle_processor::runtime::{
     ProcessingGuarantee, Runner, RuntimeConfig, RuntimeError, RuntimeStatus,
 };
 use riffle_processor::{
     Emit, Grouped, I64Serde, KeyValueStoreHandle, Serde, StoreRegistry, StreamsBuilder,
-    StringSerde, TaskId, TimeWindows, Topology, Windowed, WindowedSerde, murmur2_partition,
+    StringSerde, TimeWindows, Topology, Windowed, WindowedSerde, murmur2_partition,
 };
 use riffle_storage::MutexRecover;
 use tokio::sync::oneshot;
@@ -319,16 +320,11 @@ fn rekeyed_windowed_count_topology(application_id: &str) -> Topology {
     builder
         .stream("clicks", StringSerde, StringSerde)
         .select_key(|key: &String, _click| key.to_uppercase())
-        .group_by_key(Grouped::new(StringSerde, StringSerde).name("by-page"))
+        .group_by_key_with(Grouped::new(StringSerde, StringSerde).name("by-page"))
         .windowed_by(TimeWindows::tumbling(window).grace(Duration::from_secs(120)))
         .emit(Emit::OnWindowClose)
         .count("page-counts-store")
-        .to_stream()
-        .to(
-            "page-counts",
-            WindowedSerde::time(StringSerde, WINDOW_MS),
-            I64Serde,
-        );
+        .to("page-counts", StringSerde, I64Serde);
     builder
         .build()
         .expect("a valid re-keyed windowed-count topology")
@@ -399,18 +395,13 @@ fn windowed_count_topology_to(application_id: &str, output_topic: &str) -> Topol
     let builder = StreamsBuilder::new(application_id);
     builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .windowed_by(TimeWindows::tumbling(Duration::from_millis(
             WINDOW_MS as u64,
         )))
         .emit(Emit::OnWindowClose)
         .count("click-counts-store")
-        .to_stream()
-        .to(
-            output_topic,
-            WindowedSerde::time(StringSerde, WINDOW_MS),
-            I64Serde,
-        );
+        .to(output_topic, StringSerde, I64Serde);
     builder.build().expect("a valid windowed-count topology")
 }
 
@@ -419,7 +410,7 @@ fn total_count_topology(application_id: &str) -> (Topology, KeyValueStoreHandle<
     let builder = StreamsBuilder::new(application_id);
     let totals = builder
         .stream("purchases", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .count("totals");
     let handle = totals.store();
     (builder.build().expect("a valid count topology"), handle)
@@ -543,7 +534,7 @@ async fn read_window_counts(bootstrap: &str, topic: &str) -> Vec<WindowCount> {
 
 /// The window counts `messages` hold, in order.
 fn window_counts(messages: &[OwnedMessage]) -> Vec<WindowCount> {
-    let key_serde = WindowedSerde::time(StringSerde, WINDOW_MS);
+    let key_serde = WindowedSerde::time(StringSerde, Duration::from_millis(WINDOW_MS as u64));
     messages
         .iter()
         .map(|message| {

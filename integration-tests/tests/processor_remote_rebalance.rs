@@ -20,11 +20,11 @@ use riffle_integration_tests::Broker;
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, client_config, create_topic, future_producer,
 };
+use riffle_processor::internals::TaskId;
 use riffle_processor::runtime::remote::remote_runner_with_settings;
 use riffle_processor::runtime::{RuntimeConfig, RuntimeError, RuntimeStatus};
 use riffle_processor::{
-    Grouped, KeyValueStoreHandle, StoreRegistry, StreamsBuilder, StringSerde, TaskId,
-    murmur2_partition,
+    Grouped, KeyValueStoreHandle, StoreRegistry, StreamsBuilder, StringSerde, murmur2_partition,
 };
 use riffle_storage::MutexRecover;
 use tokio::sync::oneshot;
@@ -255,7 +255,7 @@ fn topology() -> (riffle_processor::Topology, KeyValueStoreHandle<String, i64>) 
     let totals = builder
         .stream("purchases", StringSerde, StringSerde)
         .select_key(|_key: &String, buyer: &String| buyer.clone())
-        .group_by_key(Grouped::new(StringSerde, StringSerde).name("by-buyer"))
+        .group_by_key_with(Grouped::new(StringSerde, StringSerde).name("by-buyer"))
         .count("totals");
     let handle = totals.store();
     (builder.build().expect("a valid count topology"), handle)

@@ -30,9 +30,7 @@ use riffle_integration_tests::riffle_cli::riffle_client;
 use riffle_processor::runtime::RuntimeConfig;
 use riffle_processor::runtime::remote::run_remote;
 use riffle_processor::upgrade::{DataFormat, KeyFormat, OutputDiff, ShadowRun};
-use riffle_processor::{
-    Grouped, I64Serde, StreamsBuilder, StringSerde, TimeWindows, Topology, WindowedSerde,
-};
+use riffle_processor::{Grouped, I64Serde, StreamsBuilder, StringSerde, TimeWindows, Topology};
 use tokio::sync::oneshot;
 
 /// No initial rebalance delay, so a new group's first join completes at once.
@@ -67,7 +65,7 @@ fn page_counts(changed: bool) -> Topology {
             vec![page.clone(); copies]
         })
         .select_key(|_, page| page.clone())
-        .group_by_key(Grouped::new(StringSerde, StringSerde).name("by-page"));
+        .group_by_key_with(Grouped::new(StringSerde, StringSerde).name("by-page"));
     by_page
         .count("per-page")
         .to_stream()
@@ -80,12 +78,7 @@ fn page_counts(changed: bool) -> Topology {
             TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(3_600)),
         )
         .count("per-page-minute")
-        .to_stream()
-        .to(
-            "page-minute-counts",
-            WindowedSerde::time(StringSerde, MINUTE_MS),
-            I64Serde,
-        );
+        .to("page-minute-counts", StringSerde, I64Serde);
     builder.build().expect("the topology builds")
 }
 

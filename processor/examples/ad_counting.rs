@@ -38,8 +38,8 @@ mod common;
 use std::time::Duration;
 
 use riffle_processor::{
-    BytesSerde, Grouped, JsonSerde, KStream, StreamsBuilder, StringSerde, TimeWindows, Topology,
-    TopologyError, WindowStoreHandle, Windowed,
+    BytesSerde, JsonSerde, KStream, Materialized, StreamsBuilder, StringSerde, TimeWindows,
+    Topology, TopologyError, WindowStoreHandle, Windowed,
 };
 use serde::{Deserialize, Serialize};
 
@@ -108,15 +108,14 @@ fn topology() -> Result<(Topology, WindowStoreHandle<String, Counts>), TopologyE
     let clicks = events(&builder, "ad-clicks", AdEvent::Click);
     let counts = impressions
         .merge(&clicks)
-        .group_by_key(Grouped::new(StringSerde, JsonSerde::<AdEvent>::new()))
+        .group_by_key()
         .windowed_by(TimeWindows::tumbling(STATS_WINDOW).grace(STATS_GRACE))
         // Every update is emitted (the default), so a late event within the grace period
         // shows up as a corrected count for its minute.
         .aggregate(
             Counts::default,
             |_campaign, event, counts| counts.add(*event),
-            "campaign-counts",
-            JsonSerde::<Counts>::new(),
+            Materialized::new("campaign-counts").with_value_serde(JsonSerde::<Counts>::new()),
         );
     counts.to_stream().map(campaign_stats).to(
         "campaign-stats",

@@ -43,8 +43,8 @@ mod common;
 use std::time::Duration;
 
 use riffle_processor::{
-    Emit, Grouped, I64Serde, JoinWindows, JsonSerde, KStream, KeyValueStoreHandle, StreamJoined,
-    StreamsBuilder, StringSerde, TimeWindows, Topology, TopologyError, Windowed,
+    Emit, Grouped, I64Serde, JoinWindows, JsonSerde, KStream, KeyValueStoreHandle, Materialized,
+    StreamJoined, StreamsBuilder, StringSerde, TimeWindows, Topology, TopologyError, Windowed,
 };
 use serde::{Deserialize, Serialize};
 
@@ -176,7 +176,7 @@ fn convert(key: &UserProduct, _click: &Click, order: &Order) -> Conversion {
 fn top_products(orders: &KStream<String, Order>) {
     let windows = TimeWindows::tumbling(RANKING_WINDOW).grace(RANKING_GRACE);
     orders
-        .group_by_key(Grouped::new(StringSerde, JsonSerde::<Order>::new()))
+        .group_by_key()
         .windowed_by(windows)
         // Final counts only: each (product, minute) reaches the ranking exactly once, so
         // the ranking never has to take an old count back out.
@@ -190,14 +190,14 @@ fn top_products(orders: &KStream<String, Order>) {
             };
             (window.start_ms, entry)
         })
-        .group_by_key(
+        .group_by_key_with(
             Grouped::new(I64Serde, JsonSerde::<ProductOrders>::new()).name("top-products"),
         )
         .aggregate(
             TopProducts::default,
             |window_start_ms, entry, top| top.insert(*window_start_ms, entry),
-            "top-products-per-minute",
-            JsonSerde::<TopProducts>::new(),
+            Materialized::new("top-products-per-minute")
+                .with_value_serde(JsonSerde::<TopProducts>::new()),
         )
         .to("top-products", I64Serde, JsonSerde::<TopProducts>::new());
 }
@@ -206,15 +206,11 @@ fn top_products(orders: &KStream<String, Order>) {
 fn inventory(orders: &KStream<String, Order>, restocks: &KStream<String, Restock>) -> Stores {
     let sold = orders.map_values(|order: &Order| -order.quantity);
     let restocked = restocks.map_values(|restock: &Restock| restock.quantity);
-    let stock = sold
-        .merge(&restocked)
-        .group_by_key(Grouped::new(StringSerde, I64Serde))
-        .aggregate(
-            || 0,
-            |_, delta, stock| stock + delta,
-            "inventory-store",
-            I64Serde,
-        );
+    let stock = sold.merge(&restocked).group_by_key().aggregate(
+        || 0,
+        |_, delta, stock| stock + delta,
+        Materialized::new("inventory-store").with_value_serde(I64Serde),
+    );
     stock.to("inventory", StringSerde, I64Serde);
     Stores {
         inventory: stock.store(),

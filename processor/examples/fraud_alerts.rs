@@ -30,8 +30,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use riffle_processor::{
-    Emit, Grouped, JsonSerde, StreamsBuilder, StringSerde, TimeWindows, Topology, TopologyError,
-    Windowed,
+    Emit, JsonSerde, Materialized, StreamsBuilder, StringSerde, TimeWindows, Topology,
+    TopologyError, Windowed,
 };
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +100,7 @@ fn topology() -> Result<Topology, TopologyError> {
     let builder = StreamsBuilder::new(APPLICATION_ID);
     builder
         .stream("payments", StringSerde, JsonSerde::<Payment>::new())
-        .group_by_key(Grouped::new(StringSerde, JsonSerde::new()))
+        .group_by_key()
         .windowed_by(TimeWindows::tumbling(WINDOW).grace(GRACE))
         // One alert per card and window, with the window's final numbers, once it closes:
         // emitting on every update would repeat the alert for each further payment and
@@ -109,8 +109,7 @@ fn topology() -> Result<Topology, TopologyError> {
         .aggregate(
             Spending::default,
             |_card, payment: &Payment, spending| spending.add(payment),
-            "spending-per-minute",
-            JsonSerde::<Spending>::new(),
+            Materialized::new("spending-per-minute").with_value_serde(JsonSerde::<Spending>::new()),
         )
         .to_stream()
         .filter(|_window, spending| spending.is_suspicious())

@@ -37,8 +37,8 @@ mod common;
 use std::time::Duration;
 
 use riffle_processor::{
-    Emit, Grouped, JsonSerde, StreamsBuilder, StringSerde, TimeWindows, Topology, TopologyError,
-    Windowed,
+    Emit, JsonSerde, Materialized, StreamsBuilder, StringSerde, TimeWindows, Topology,
+    TopologyError, Windowed,
 };
 use serde::{Deserialize, Serialize};
 
@@ -152,14 +152,14 @@ fn topology() -> Result<Topology, TopologyError> {
 
     // The key is already the sensor id, so grouping needs no repartition topic.
     readings
-        .group_by_key(Grouped::new(StringSerde, JsonSerde::<Reading>::new()))
+        .group_by_key()
         .windowed_by(TimeWindows::hopping(AVERAGE_WINDOW, AVERAGE_ADVANCE).grace(AVERAGE_GRACE))
         .emit(Emit::OnWindowClose)
         .aggregate(
             TemperatureSum::default,
             add_reading,
-            "sensor-temperature-sums",
-            JsonSerde::<TemperatureSum>::new(),
+            Materialized::new("sensor-temperature-sums")
+                .with_value_serde(JsonSerde::<TemperatureSum>::new()),
         )
         .to_stream()
         .map(average)

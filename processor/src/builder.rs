@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::graph::{NodeId, NodeSpec, OperatorFactory, PassThrough, SourceDecoder};
+use crate::materialized::{Materialized, StoreOptions};
 use crate::operator::source::{StreamDecoder, TableDecoder, TableSource};
 use crate::serdes::{Serde, SharedSerde};
 use crate::store::codec::StoreCodec;
@@ -105,8 +106,37 @@ impl GraphBuilder {
             kind,
             changelog_topic,
             backing: StoreBacking::default(),
+            logging: true,
+            changelog_configs: Vec::new(),
+            caching: true,
         };
         self.stores.push((spec, owner));
+    }
+
+    /// A store name in Kafka Streams' style for an operation given none:
+    /// `KSTREAM-AGGREGATE-STATE-STORE-0000000004`.
+    pub fn generated_store_name(&self, operator: &str) -> String {
+        format!("KSTREAM-{operator}-STATE-STORE-{:010}", self.nodes.len())
+    }
+
+    /// Applies a `Materialized`'s options to the declared store `name`: backing, logging,
+    /// changelog configs, retention and caching.
+    pub fn configure_store(&mut self, name: &str, options: &StoreOptions) {
+        let Some((spec, _)) = self.stores.iter_mut().find(|(spec, _)| spec.name == name) else {
+            return self.fail(TopologyError::UnknownStore(name.to_string()));
+        };
+        if let Some(backing) = options.backing {
+            spec.backing = backing;
+        }
+        // A table's store has its source topic as changelog: that cannot be turned off.
+        let table_source = self.table_source_topics.contains(&spec.changelog_topic);
+        spec.logging = !options.logging_disabled || table_source;
+        spec.changelog_configs = options.changelog_configs.clone();
+        spec.caching = !options.caching_disabled;
+        match options.apply_retention(name, spec.kind) {
+            Ok(kind) => spec.kind = kind,
+            Err(error) => self.fail(error),
+        }
     }
 
     /// Records how the store `name` reads keys and shows values (see `store/codec.rs`).
@@ -185,6 +215,7 @@ impl StreamsBuilder {
         value_serde: SharedSerde<V>,
         extractor: Option<crate::operator::source::TimestampExtractor<K, V>>,
     ) -> KStream<K, V> {
+        let serdes = (Some(key_serde.clone()), Some(value_serde.clone()));
         let decoder = StreamDecoder {
             key_serde,
             value_serde,
@@ -198,19 +229,22 @@ impl StreamsBuilder {
             factory,
             Vec::new(),
         );
-        KStream::new(self.graph.clone(), node, false)
+        KStream::new(self.graph.clone(), node, false).with_serdes(serdes.0, serdes.1)
     }
 
     /// The table of the latest value per key of the compacted topic `topic`, kept in the
-    /// store `store_name` (a null value deletes the key). The topic itself is the store's
-    /// changelog: restoring replays it.
+    /// store `materialized` names (a null value deletes the key). The topic itself is the
+    /// store's changelog: restoring replays it, so the store keeps the topic's bytes and
+    /// its serdes are `key_serde` and `value_serde` (any in `materialized` are not used).
     pub fn table<K: Data + Clone, V: Data + Clone>(
         &self,
         topic: &str,
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
-        store_name: &str,
+        materialized: impl Into<Materialized<K, V>>,
     ) -> KTable<K, V> {
+        let materialized = materialized.into();
+        let store_name = &materialized.resolve_name(&self.graph.borrow(), "TABLE-SOURCE");
         let key_serde: SharedSerde<K> = Arc::new(key_serde);
         let value_serde: SharedSerde<V> = Arc::new(value_serde);
         let decoder = TableDecoder {
@@ -234,24 +268,28 @@ impl StreamsBuilder {
         );
         graph.add_store_with_changelog(store_name, StoreKind::KeyValue, node, topic.to_string());
         graph.table_source_topics.insert(topic.to_string());
+        graph.configure_store(store_name, &materialized.options);
         drop(graph);
         KTable::new(self.graph.clone(), node, key_serde, value_serde, store_name)
     }
 
-    /// Declares the key-value store `name` for processors (Kafka Streams'
+    /// Declares the key-value store `store` names for processors (Kafka Streams'
     /// `addStateStore`): connect it by naming it in [`KStream::process`], and use the
     /// returned handle in the processor (`context.key_value_store(&handle)`) and for
     /// queries. Like the DSL's stores it is changelogged to
-    /// `<application>-<name>-changelog` and restored from it, on disk unless
-    /// [`StreamsBuilder::store_backing`] says otherwise.
+    /// `<application>-<name>-changelog` and restored from it, and kept on disk, unless
+    /// its [`Materialized`] says otherwise; `key_serde` and `value_serde` are its serdes.
     pub fn add_key_value_store<K: Data, V: Data>(
         &self,
-        name: &str,
+        store: impl Into<Materialized<K, V>>,
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> KeyValueStoreHandle<K, V> {
+        let store = store.into();
         let mut graph = self.graph.borrow_mut();
+        let name = &store.resolve_name(&graph, "PROCESSOR");
         graph.add_store(name, StoreKind::KeyValue, UNOWNED);
+        graph.configure_store(name, &store.options);
         graph.user_stores.insert(name.to_string());
         let handle = KeyValueStoreHandle {
             name: name.to_string(),
@@ -261,25 +299,6 @@ impl StreamsBuilder {
         let codec = StoreCodec::new(handle.key_serde.clone(), handle.value_serde.clone());
         graph.set_store_codec(name, codec);
         handle
-    }
-
-    /// Keeps the store `store_name` in memory or on disk ([`StoreBacking::Persistent`],
-    /// the default). A per-store choice, like Kafka Streams' `Stores.inMemoryKeyValueStore`
-    /// given to `Materialized`; call it once the store is declared (after the aggregation,
-    /// join or table that names it).
-    ///
-    /// `build` fails with [`TopologyError::UnknownStore`] if no store has that name.
-    pub fn store_backing(&self, store_name: &str, backing: StoreBacking) -> &Self {
-        let mut graph = self.graph.borrow_mut();
-        match graph
-            .stores
-            .iter_mut()
-            .find(|(spec, _)| spec.name == store_name)
-        {
-            Some((spec, _)) => spec.backing = backing,
-            None => graph.fail(TopologyError::UnknownStore(store_name.to_string())),
-        }
-        self
     }
 
     /// Checks the graph and freezes it into a [`Topology`].

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use crate::builder::{Data, Graph};
 use crate::graph::{NodeId, OperatorFactory, PassThrough};
 use crate::grouped::{KGroupedStream, fold_aggregator};
+use crate::materialized::{Materialized, require_serde};
 use crate::operator::aggregate::{AggregateLogic, KeyValueAggregate, Merger, WindowClock};
 use crate::operator::session_aggregate::SessionAggregate;
 use crate::operator::window_aggregate::WindowAggregate;
-use crate::serdes::{Serde, SharedSerde};
+use crate::serdes::SharedSerde;
 use crate::store::StoreKind;
-use crate::table::{KTable, SessionTable, WindowedTable};
+use crate::table::{KTable, SessionKTable, WindowedKTable};
 use crate::window::{Emit, SessionWindows, TimeWindows};
 
 /// How a cogroup aggregates: per key, per time window, or per session.
@@ -30,6 +31,7 @@ enum CogroupWindows<K, A> {
 /// What one input's aggregation node needs, known only at `aggregate`.
 struct CogroupBuild<K, A> {
     store_name: String,
+    key_serde: SharedSerde<K>,
     initializer: Arc<dyn Fn() -> A + Send + Sync>,
     aggregate_serde: SharedSerde<A>,
     windows: CogroupWindows<K, A>,
@@ -42,7 +44,8 @@ type InputBuilder<K, A> = Box<dyn Fn(&CogroupBuild<K, A>) -> NodeId>;
 /// [`KGroupedStream::cogroup`].
 pub struct CogroupedKStream<K, A> {
     graph: Graph,
-    key_serde: SharedSerde<K>,
+    /// The first input grouping's key serde that is known: the store's by default.
+    key_serde: Option<SharedSerde<K>>,
     inputs: Vec<InputBuilder<K, A>>,
 }
 
@@ -73,13 +76,15 @@ impl<K: Data + Clone, A: Data> CogroupedKStream<K, A> {
     ) -> Self {
         let graph = grouped.stream.graph.clone();
         let parent = grouped.stream.node;
-        let key_serde = grouped.key_serde.clone();
+        if self.key_serde.is_none() {
+            self.key_serde = grouped.key_serde.clone();
+        }
         let aggregator = Arc::new(aggregator);
         self.inputs
             .push(Box::new(move |build: &CogroupBuild<K, A>| {
                 let (initializer, aggregator) = (build.initializer.clone(), aggregator.clone());
                 let logic = AggregateLogic {
-                    key_serde: key_serde.clone(),
+                    key_serde: build.key_serde.clone(),
                     aggregate_serde: build.aggregate_serde.clone(),
                     aggregator: fold_aggregator(
                         move || initializer(),
@@ -141,29 +146,51 @@ impl<K: Data + Clone, A: Data> CogroupedKStream<K, A> {
         self
     }
 
-    /// Folds every input into the store `store_name` (changelogged), each key starting
-    /// from `initializer()`: one update per input record.
+    /// Folds every input into the store `materialized` names, each key starting from
+    /// `initializer()`: one update per input record. `materialized` needs the aggregate's
+    /// serde ([`Materialized::with_value_serde`]); its key serde defaults to the inputs'.
     pub fn aggregate(
         &self,
         initializer: impl Fn() -> A + Send + Sync + 'static,
-        store_name: &str,
-        aggregate_serde: impl Serde<A>,
+        materialized: impl Into<Materialized<K, A>>,
     ) -> KTable<K, A> {
-        let aggregate_serde: SharedSerde<A> = Arc::new(aggregate_serde);
-        let build = CogroupBuild {
-            store_name: store_name.to_string(),
-            initializer: Arc::new(initializer),
-            aggregate_serde: aggregate_serde.clone(),
-            windows: CogroupWindows::None,
-        };
-        let node = self.add_nodes(&build, StoreKind::KeyValue);
+        let materialized = materialized.into();
+        let build = self.build(&materialized, initializer, CogroupWindows::None);
+        let node = self.add_nodes(&build, StoreKind::KeyValue, &materialized);
         KTable::new(
             self.graph.clone(),
             node,
-            self.key_serde.clone(),
-            aggregate_serde,
-            store_name,
+            build.key_serde,
+            build.aggregate_serde,
+            &build.store_name,
         )
+    }
+
+    /// What each input's node needs: the store's name and serdes (a missing serde fails
+    /// `build`), the initializer and the windows.
+    fn build(
+        &self,
+        materialized: &Materialized<K, A>,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        windows: CogroupWindows<K, A>,
+    ) -> CogroupBuild<K, A> {
+        let store_name = materialized.resolve_name(&self.graph.borrow(), "COGROUP-AGGREGATE");
+        let key_serde = materialized.key_serde.clone().or(self.key_serde.clone());
+        let key_serde = require_serde(&self.graph, key_serde, || {
+            format!(
+                "cogroup store {store_name:?} needs a key serde: give one in Grouped or Materialized::with_key_serde"
+            )
+        });
+        let aggregate_serde = require_serde(&self.graph, materialized.value_serde.clone(), || {
+            format!("cogroup store {store_name:?} needs Materialized::with_value_serde")
+        });
+        CogroupBuild {
+            store_name,
+            key_serde,
+            initializer: Arc::new(initializer),
+            aggregate_serde,
+            windows,
+        }
     }
 
     /// Aggregates per key and time window (emitting every update).
@@ -188,12 +215,18 @@ impl<K: Data + Clone, A: Data> CogroupedKStream<K, A> {
 
     /// Adds every input's node, the store (owned by the first) and the merge node after
     /// them; returns the merge node.
-    fn add_nodes(&self, build: &CogroupBuild<K, A>, kind: StoreKind) -> NodeId {
+    fn add_nodes(
+        &self,
+        build: &CogroupBuild<K, A>,
+        kind: StoreKind,
+        materialized: &Materialized<K, A>,
+    ) -> NodeId {
         let nodes: Vec<NodeId> = self.inputs.iter().map(|input| input(build)).collect();
         let factory: OperatorFactory = Arc::new(|_| Box::new(PassThrough));
         let mut graph = self.graph.borrow_mut();
         if let Some(first) = nodes.first() {
             graph.add_store(&build.store_name, kind, *first);
+            graph.configure_store(&build.store_name, &materialized.options);
         }
         graph.add_node("COGROUP-MERGE", &nodes, factory, Vec::new())
     }
@@ -206,32 +239,28 @@ pub struct TimeWindowedCogroupedKStream<K, A> {
 }
 
 impl<K: Data + Clone, A: Data> TimeWindowedCogroupedKStream<K, A> {
-    /// Folds every input into the window store `store_name`, each key and window starting
-    /// from `initializer()`: one update per input record and window.
+    /// Folds every input into the window store `materialized` names, each key and window
+    /// starting from `initializer()`: one update per input record and window.
+    /// `materialized` needs the aggregate's serde.
     pub fn aggregate(
         &self,
         initializer: impl Fn() -> A + Send + Sync + 'static,
-        store_name: &str,
-        aggregate_serde: impl Serde<A>,
-    ) -> WindowedTable<K, A> {
-        let aggregate_serde: SharedSerde<A> = Arc::new(aggregate_serde);
-        let build = CogroupBuild {
-            store_name: store_name.to_string(),
-            initializer: Arc::new(initializer),
-            aggregate_serde: aggregate_serde.clone(),
-            windows: CogroupWindows::Time(self.windows),
-        };
+        materialized: impl Into<Materialized<K, A>>,
+    ) -> WindowedKTable<K, A> {
+        let materialized = materialized.into();
+        let windows = CogroupWindows::Time(self.windows);
+        let build = self.cogrouped.build(&materialized, initializer, windows);
         let kind = StoreKind::Window {
             retention_ms: self.windows.retention_ms(),
             keep_duplicates: false,
         };
-        let node = self.cogrouped.add_nodes(&build, kind);
-        WindowedTable::new(
+        let node = self.cogrouped.add_nodes(&build, kind, &materialized);
+        WindowedKTable::new(
             self.cogrouped.graph.clone(),
             node,
-            self.cogrouped.key_serde.clone(),
-            aggregate_serde,
-            store_name,
+            build.key_serde,
+            build.aggregate_serde,
+            &build.store_name,
             self.windows.size_ms,
             self.windows.grace_ms,
         )
@@ -245,39 +274,34 @@ pub struct SessionWindowedCogroupedKStream<K, A> {
 }
 
 impl<K: Data + Clone, A: Data> SessionWindowedCogroupedKStream<K, A> {
-    /// Folds every input into the session store `store_name`, each session starting from
-    /// `initializer()`; `merger` combines two sessions' aggregates when a record bridges
-    /// them.
+    /// Folds every input into the session store `materialized` names, each session
+    /// starting from `initializer()`; `merger` combines two sessions' aggregates when a
+    /// record bridges them. `materialized` needs the aggregate's serde.
     pub fn aggregate(
         &self,
         initializer: impl Fn() -> A + Send + Sync + 'static,
         merger: impl Fn(&K, A, A) -> A + Send + Sync + 'static,
-        store_name: &str,
-        aggregate_serde: impl Serde<A>,
-    ) -> SessionTable<K, A> {
-        let aggregate_serde: SharedSerde<A> = Arc::new(aggregate_serde);
+        materialized: impl Into<Materialized<K, A>>,
+    ) -> SessionKTable<K, A> {
+        let materialized = materialized.into();
         let windows = self.windows;
-        let build = CogroupBuild {
-            store_name: store_name.to_string(),
-            initializer: Arc::new(initializer),
-            aggregate_serde: aggregate_serde.clone(),
-            windows: CogroupWindows::Session(windows, Arc::new(merger)),
-        };
+        let session = CogroupWindows::Session(windows, Arc::new(merger));
+        let build = self.cogrouped.build(&materialized, initializer, session);
         let kind = StoreKind::Session {
             retention_ms: windows.gap_ms.saturating_add(windows.grace_ms),
         };
-        let node = self.cogrouped.add_nodes(&build, kind);
+        let node = self.cogrouped.add_nodes(&build, kind, &materialized);
         // A session closes once stream time passes its inclusive end plus gap plus grace.
         let close_delay_ms = windows
             .gap_ms
             .saturating_add(windows.grace_ms)
             .saturating_add(1);
-        SessionTable::new(
+        SessionKTable::new(
             self.cogrouped.graph.clone(),
             node,
-            self.cogrouped.key_serde.clone(),
-            aggregate_serde,
-            store_name,
+            build.key_serde,
+            build.aggregate_serde,
+            &build.store_name,
             close_delay_ms,
         )
     }

@@ -98,6 +98,10 @@ pub struct StoreDescription {
     pub changelog_topic: String,
     /// Whether it is kept on disk.
     pub persistent: bool,
+    /// Whether its writes go to the changelog (its `Materialized` may turn that off).
+    pub logging: bool,
+    /// Whether a record cache may sit in front of it.
+    pub caching: bool,
 }
 
 /// A store's shape.
@@ -237,6 +241,8 @@ fn describe_store(spec: &crate::store::StoreSpec) -> StoreDescription {
         kind,
         changelog_topic: spec.changelog_topic.clone(),
         persistent: spec.backing == StoreBacking::Persistent,
+        logging: spec.logging,
+        caching: spec.caching,
     }
 }
 

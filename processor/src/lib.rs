@@ -5,7 +5,7 @@
 //!
 //! A [`StreamsBuilder`] records a graph of operators; [`StreamsBuilder::build`] freezes it
 //! into a [`Topology`], split into sub-topologies at repartition topics. A sub-topology
-//! runs as one [`Task`] per partition of its source topics. A task is a state machine
+//! runs as one [`internals::Task`] per partition of its source topics. A task is a state machine
 //! without I/O (records in, output records out, as quinn-proto does for QUIC), so the
 //! [`TestDriver`] and the runtimes are thin shells around it:
 //!
@@ -32,6 +32,12 @@
 //! as JSON, the `/apps` HTTP routes, and Prometheus metrics. [`upgrade`] runs a new version
 //! of a topology as a shadow of the live one and diffs their outputs (safe upgrades).
 //!
+//! Stateful operations take a [`Materialized`] (store name, serdes, in memory or on disk,
+//! changelog, retention, caching); a store name alone converts into one.
+//!
+//! The crate root is the user API; [`internals`] holds what runtimes and tools built on
+//! the crate use (tasks, partition plans, commit metadata).
+//!
 //! Where to start: [`StreamsBuilder`], [`KStream`], then `task.rs`.
 
 mod builder;
@@ -41,6 +47,7 @@ mod fk_join;
 mod graph;
 mod grouped;
 mod lock_policy;
+mod materialized;
 pub mod observe;
 mod operator;
 mod process_values;
@@ -69,9 +76,8 @@ pub use describe::{
     SubtopologyDescription, TopologyDescription,
 };
 pub use graph::DropReason;
-pub use grouped::{
-    Grouped, KGroupedStream, SessionWindowedStream, SlidingWindowedStream, TimeWindowedStream,
-};
+pub use grouped::{Grouped, KGroupedStream, SessionWindowedKStream, TimeWindowedKStream, Windows};
+pub use materialized::Materialized;
 pub use process_values::{FixedKeyProcessor, FixedKeyProcessorContext};
 pub use processor_api::{
     Cancellable, Processor, ProcessorContext, ProcessorKeyValueStore, PunctuationType, Punctuator,
@@ -96,12 +102,20 @@ pub use store::query::{
     WindowStoreHandle, WindowView,
 };
 pub use store::{StoreBacking, StoreKind, StoreSpec, StoredValue};
-pub use stream::{KStream, Predicate, StreamJoined};
-pub use suppressed::{BufferConfig, BufferFull, Suppressed, SuppressedTable};
-pub use table::{KTable, SessionTable, WindowedTable};
-pub use task::{CommitMetadata, OperatorProgress, Task, TaskId, TaskMetrics};
+pub use stream::{BranchedKStream, KStream, Predicate, StreamJoined};
+pub use suppressed::{BufferConfig, BufferFull, Suppressed, SuppressedKTable};
+pub use table::{KTable, SessionKTable, WindowedKTable};
+pub use task::TaskMetrics;
 pub use test_driver::{
     DriverCommit, TestDriver, TestDriverConfig, TestInputTopic, TestOutputTopic, TestRecord,
 };
-pub use topology::{InternalTopic, PartitionPlan, SubTopology, Topology, TopologyError};
+pub use topology::{Topology, TopologyError};
 pub use window::{Emit, JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Windowed};
+
+/// Runtime internals: what the runtimes (the embedded one in the broker, the remote one,
+/// the test driver) and tools built on the crate use to run a [`Topology`]. A topology's
+/// author needs none of it; it may change with the runtimes.
+pub mod internals {
+    pub use crate::task::{CommitMetadata, OperatorProgress, Task, TaskId};
+    pub use crate::topology::{InternalTopic, PartitionPlan, SubTopology};
+}

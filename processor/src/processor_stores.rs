@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::builder::{Data, StreamsBuilder, UNOWNED};
+use crate::materialized::{Materialized, StoreOptions};
 use crate::processor_api::ProcessorContext;
 use crate::record::OutputRecord;
 use crate::serdes::{Serde, SerdeError};
@@ -24,19 +25,22 @@ fn millis(duration: Duration) -> i64 {
 }
 
 impl StreamsBuilder {
-    /// Declares the window store `name` for processors (Kafka Streams'
+    /// Declares the window store `store` names for processors (Kafka Streams'
     /// `Stores.windowStoreBuilder`): values per key and window start, windows of
     /// `window_size`, kept `retention` behind the newest window start written. Connect it
     /// by naming it in [`crate::KStream::process`]; changelogged to
-    /// `<application>-<name>-changelog` (kept retention plus a day, as Kafka Streams does).
+    /// `<application>-<name>-changelog` (kept retention plus a day, as Kafka Streams does)
+    /// and on disk unless its [`Materialized`] says otherwise.
     pub fn add_window_store<K: Data, V: Data>(
         &self,
-        name: &str,
+        store: impl Into<Materialized<K, V>>,
         retention: Duration,
         window_size: Duration,
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> WindowStoreHandle<K, V> {
+        let store = store.into();
+        let name = &store.resolve_name(&self.graph.borrow(), "PROCESSOR-WINDOW");
         let handle = WindowStoreHandle {
             name: name.to_string(),
             size_ms: millis(window_size),
@@ -52,20 +56,22 @@ impl StreamsBuilder {
             handle.value_serde.clone(),
             handle.size_ms,
         );
-        self.declare_user_store(name, kind, codec);
+        self.declare_user_store(name, kind, codec, &store.options);
         handle
     }
 
-    /// Declares the session store `name` for processors (Kafka Streams'
+    /// Declares the session store `store` names for processors (Kafka Streams'
     /// `Stores.sessionStoreBuilder`): values per key and session `[start, end]`, kept
     /// `retention` behind the newest session end written.
     pub fn add_session_store<K: Data, V: Data>(
         &self,
-        name: &str,
+        store: impl Into<Materialized<K, V>>,
         retention: Duration,
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> SessionStoreHandle<K, V> {
+        let store = store.into();
+        let name = &store.resolve_name(&self.graph.borrow(), "PROCESSOR-SESSION");
         let handle = SessionStoreHandle {
             name: name.to_string(),
             key_serde: Arc::new(key_serde),
@@ -75,13 +81,20 @@ impl StreamsBuilder {
             retention_ms: millis(retention),
         };
         let codec = StoreCodec::new(handle.key_serde.clone(), handle.value_serde.clone());
-        self.declare_user_store(name, kind, codec);
+        self.declare_user_store(name, kind, codec, &store.options);
         handle
     }
 
-    fn declare_user_store(&self, name: &str, kind: StoreKind, codec: StoreCodec) {
+    fn declare_user_store(
+        &self,
+        name: &str,
+        kind: StoreKind,
+        codec: StoreCodec,
+        options: &StoreOptions,
+    ) {
         let mut graph = self.graph.borrow_mut();
         graph.add_store(name, kind, UNOWNED);
+        graph.configure_store(name, options);
         graph.user_stores.insert(name.to_string());
         graph.set_store_codec(name, codec);
     }

@@ -244,7 +244,7 @@ pub struct WindowedSerde<K> {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum WindowedLayout {
+pub(crate) enum WindowedLayout {
     Time { size_ms: i64 },
     Session,
 }
@@ -252,8 +252,22 @@ enum WindowedLayout {
 const TIMESTAMP_BYTES: usize = 8;
 
 impl<K: 'static> WindowedSerde<K> {
-    /// Time windows of `size_ms`: `key ‖ start`.
-    pub fn time(inner: impl Serde<K>, size_ms: i64) -> WindowedSerde<K> {
+    /// Time windows of `size`: `key ‖ start`. In a topology, a windowed table gives one
+    /// with its own size (`WindowedKTable::windowed_key_serde`, or its `to`); this is for
+    /// reading a windowed topic elsewhere.
+    pub fn time(inner: impl Serde<K>, size: std::time::Duration) -> WindowedSerde<K> {
+        let size_ms = i64::try_from(size.as_millis()).unwrap_or(i64::MAX);
+        WindowedSerde::time_ms(inner, size_ms)
+    }
+
+    pub(crate) fn with_layout(inner: impl Serde<K>, layout: WindowedLayout) -> WindowedSerde<K> {
+        WindowedSerde {
+            inner: Arc::new(inner),
+            layout,
+        }
+    }
+
+    pub(crate) fn time_ms(inner: impl Serde<K>, size_ms: i64) -> WindowedSerde<K> {
         WindowedSerde {
             inner: Arc::new(inner),
             layout: WindowedLayout::Time { size_ms },
@@ -359,7 +373,7 @@ mod tests {
     /// A windowed key round-trips in both layouts, and a short one is an error, not a panic.
     #[test]
     fn windowed_keys_round_trip() {
-        let time = WindowedSerde::time(StringSerde, 60_000);
+        let time = WindowedSerde::time(StringSerde, std::time::Duration::from_secs(60));
         let key = Windowed {
             key: "card-1".to_string(),
             start_ms: 120_000,
@@ -410,7 +424,7 @@ mod tests {
         assert_eq!(BytesSerde.to_json("t", b"x"), None);
         let shared: SharedSerde<String> = Arc::new(StringSerde);
         assert_eq!(shared.parse_text("t", "k").unwrap(), b"k".to_vec());
-        let windowed = WindowedSerde::time(StringSerde, 10);
+        let windowed = WindowedSerde::time(StringSerde, std::time::Duration::from_millis(10));
         assert!(windowed.parse_text("t", "k").is_err());
     }
 

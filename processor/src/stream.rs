@@ -1,11 +1,13 @@
 //! `KStream`: a typed handle on a stream of records, and its operators.
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::builder::{Data, Graph};
 use crate::graph::{Ctx, DropReason, Msg, NodeId, OperatorFactory, PassThrough};
 use crate::grouped::{Grouped, KGroupedStream};
+use crate::materialized::{StoreOptions, require_serde};
 use crate::operator::aggregate::WindowClock;
 use crate::operator::outer_stream_join::{JoinInput, OuterJoiner, OuterStreamJoin, UnmatchedSides};
 use crate::operator::sink::{Partitioner, Sink};
@@ -15,7 +17,7 @@ use crate::operator::stream_join::{JoinSide, StreamJoiner, StreamStreamJoin};
 use crate::operator::table_join::{StreamTableJoin, TableJoiner};
 use crate::record::OutputKind;
 use crate::serdes::{Serde, SharedSerde};
-use crate::store::StoreKind;
+use crate::store::{StoreBacking, StoreKind};
 use crate::table::KTable;
 use crate::topology::TopologyError;
 use crate::window::JoinWindows;
@@ -27,6 +29,11 @@ pub struct KStream<K, V> {
     pub(crate) node: NodeId,
     /// An upstream operator may have changed the key: key-based state needs a repartition.
     pub(crate) key_changed: bool,
+    /// The serdes of the records, where the stream knows them: from its source topic or
+    /// repartition, kept by operators that change neither key nor value type. They are
+    /// the defaults of groupings and stores.
+    pub(crate) key_serde: Option<SharedSerde<K>>,
+    pub(crate) value_serde: Option<SharedSerde<V>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -36,12 +43,14 @@ impl<K, V> Clone for KStream<K, V> {
             graph: self.graph.clone(),
             node: self.node,
             key_changed: self.key_changed,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
             _types: PhantomData,
         }
     }
 }
 
-/// A branch condition for [`KStream::branch`].
+/// A branch condition for [`BranchedKStream::branch`].
 pub type Predicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
 /// Serdes and a name for a windowed stream-stream join; the name prefixes its stores.
@@ -50,6 +59,7 @@ pub struct StreamJoined<K, V, V2> {
     left_serde: SharedSerde<V>,
     right_serde: SharedSerde<V2>,
     name: String,
+    options: StoreOptions,
 }
 
 impl<K, V, V2> StreamJoined<K, V, V2> {
@@ -66,7 +76,27 @@ impl<K, V, V2> StreamJoined<K, V, V2> {
             left_serde: Arc::new(left_serde),
             right_serde: Arc::new(right_serde),
             name: name.to_string(),
+            options: StoreOptions::default(),
         }
+    }
+
+    /// Keeps the join stores in memory (they are on disk by default).
+    pub fn in_memory(mut self) -> Self {
+        self.options.backing = Some(StoreBacking::InMemory);
+        self
+    }
+
+    /// No changelogs for the join stores: a restart starts them empty.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.options.logging_disabled = true;
+        self
+    }
+
+    /// A topic config for the join stores' changelogs, over the defaults.
+    pub fn with_changelog_config(mut self, name: &str, value: &str) -> Self {
+        let config = (name.to_string(), value.to_string());
+        self.options.changelog_configs.push(config);
+        self
     }
 }
 
@@ -76,8 +106,27 @@ impl<K: Data, V: Data> KStream<K, V> {
             graph,
             node,
             key_changed,
+            key_serde: None,
+            value_serde: None,
             _types: PhantomData,
         }
+    }
+
+    /// This stream, knowing its serdes.
+    pub(crate) fn with_serdes(
+        mut self,
+        key_serde: Option<SharedSerde<K>>,
+        value_serde: Option<SharedSerde<V>>,
+    ) -> Self {
+        self.key_serde = key_serde;
+        self.value_serde = value_serde;
+        self
+    }
+
+    /// A stream below `node` with this one's key and value types and serdes.
+    fn same_types(&self, node: NodeId, key_changed: bool) -> Self {
+        KStream::new(self.graph.clone(), node, key_changed)
+            .with_serdes(self.key_serde.clone(), self.value_serde.clone())
     }
 
     fn stateless<K2: Data, V2: Data>(
@@ -101,13 +150,14 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Keeps the records for which `predicate` is true.
     pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
-        self.stateless("FILTER", false, move |ctx, msg| {
+        let filtered: Self = self.stateless("FILTER", false, move |ctx, msg| {
             if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>())
                 && predicate(key, value)
             {
                 ctx.forward(msg);
             }
-        })
+        });
+        self.same_types(filtered.node, filtered.key_changed)
     }
 
     /// Keeps the records for which `predicate` is false.
@@ -128,7 +178,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         &self,
         mapper: impl Fn(&K, &V) -> V2 + Send + Sync + 'static,
     ) -> KStream<K, V2> {
-        self.stateless("MAPVALUES", false, move |ctx, msg| {
+        let mapped: KStream<K, V2> = self.stateless("MAPVALUES", false, move |ctx, msg| {
             if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
                 let mapped = mapper(key, value);
                 ctx.forward(Msg {
@@ -136,7 +186,8 @@ impl<K: Data, V: Data> KStream<K, V> {
                     ..msg
                 });
             }
-        })
+        });
+        mapped.with_serdes(self.key_serde.clone(), None)
     }
 
     /// A new key and value for each record; key-based state downstream repartitions.
@@ -204,7 +255,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         &self,
         selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
     ) -> KStream<K2, V> {
-        self.stateless("KEY-SELECT", true, move |ctx, msg| {
+        let rekeyed: KStream<K2, V> = self.stateless("KEY-SELECT", true, move |ctx, msg| {
             if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
                 let new_key = selector(key, value);
                 ctx.forward(Msg {
@@ -212,17 +263,19 @@ impl<K: Data, V: Data> KStream<K, V> {
                     ..msg
                 });
             }
-        })
+        });
+        rekeyed.with_serdes(None, self.value_serde.clone())
     }
 
     /// Calls `action` on each record and passes it on unchanged.
     pub fn peek(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) -> Self {
-        self.stateless("PEEK", false, move |ctx, msg| {
+        let peeked: Self = self.stateless("PEEK", false, move |ctx, msg| {
             if let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) {
                 action(key, value);
             }
             ctx.forward(msg);
-        })
+        });
+        self.same_types(peeked.node, peeked.key_changed)
     }
 
     /// Calls `action` on each record; the end of this branch.
@@ -234,16 +287,42 @@ impl<K: Data, V: Data> KStream<K, V> {
         });
     }
 
-    /// Splits the stream: each record goes to the first branch whose predicate holds, or
-    /// nowhere. Returns one stream per predicate, in order.
-    pub fn branch(&self, predicates: Vec<Predicate<K, V>>) -> Vec<Self> {
-        let count = predicates.len();
+    /// Splits the stream (Kafka Streams' `split`): each record goes to the first branch
+    /// whose predicate holds, else to the default branch, if any.
+    ///
+    /// ```
+    /// use riffle_processor::{I64Serde, StreamsBuilder, StringSerde};
+    ///
+    /// let builder = StreamsBuilder::new("payments");
+    /// let mut branches = builder
+    ///     .stream("payments", StringSerde, I64Serde)
+    ///     .split()
+    ///     .branch("large", |_, amount| *amount >= 1_000)
+    ///     .branch("refunds", |_, amount| *amount < 0)
+    ///     .default_branch("other");
+    /// branches["large"].to("large-payments", StringSerde, I64Serde);
+    /// branches["other"].to("other-payments", StringSerde, I64Serde);
+    /// # assert_eq!(branches.len(), 3);
+    /// ```
+    pub fn split(&self) -> BranchedKStream<K, V> {
+        BranchedKStream {
+            stream: self.clone(),
+            branches: Vec::new(),
+        }
+    }
+
+    /// Adds the node that routes each record to one of `predicates`' branches (index in
+    /// order) and one child per branch, plus one for `default` records.
+    fn add_branches(&self, predicates: Vec<Predicate<K, V>>, default: bool) -> Vec<KStream<K, V>> {
+        let count = predicates.len() + usize::from(default);
         let branch: KStream<K, V> = self.stateless("BRANCH", false, move |ctx, msg| {
             let (Some(key), Some(value)) = (msg.key::<K>(), msg.value::<V>()) else {
                 return;
             };
-            if let Some(index) = predicates.iter().position(|p| p(key, value)) {
-                ctx.forward_to(index, msg);
+            match predicates.iter().position(|p| p(key, value)) {
+                Some(index) => ctx.forward_to(index, msg),
+                None if default => ctx.forward_to(predicates.len(), msg),
+                None => {}
             }
         });
         let mut graph = self.graph.borrow_mut();
@@ -256,7 +335,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         drop(graph);
         children
             .into_iter()
-            .map(|node| KStream::new(self.graph.clone(), node, self.key_changed))
+            .map(|node| self.same_types(node, self.key_changed))
             .collect()
     }
 
@@ -269,11 +348,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             factory,
             Vec::new(),
         );
-        KStream::new(
-            self.graph.clone(),
-            node,
-            self.key_changed || other.key_changed,
-        )
+        self.same_types(node, self.key_changed || other.key_changed)
     }
 
     /// Writes every record to `topic`, partitioned by murmur2 of the key bytes as Kafka's
@@ -351,6 +426,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         let topic = format!("{}-{name}-repartition", self.graph.borrow().application_id);
         let kind = OutputKind::Repartition;
         self.sink(&topic, key_serde.clone(), value_serde.clone(), None, kind);
+        let decoder_serdes = (key_serde.clone(), value_serde.clone());
         let decoder = StreamDecoder {
             key_serde,
             value_serde,
@@ -362,15 +438,38 @@ impl<K: Data, V: Data> KStream<K, V> {
         let node = graph.add_source("SOURCE", &topic, Arc::new(decoder), factory, Vec::new());
         drop(graph);
         KStream::new(self.graph.clone(), node, false)
+            .with_serdes(Some(decoder_serdes.0), Some(decoder_serdes.1))
     }
 
-    /// Groups by the current key, for aggregation. Repartitions first (through
-    /// `<application>-<name>-repartition`, the name from `grouped` or generated) if an
-    /// upstream operator changed the key.
-    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+    /// Groups by the current key, for aggregation, with the serdes the stream knows
+    /// (from its source topic or repartition). Repartitions first (through
+    /// `<application>-KSTREAM-AGGREGATE-<n>-repartition`) if an upstream operator changed
+    /// the key; that needs serdes the stream no longer knows, so after a key change use
+    /// [`KStream::group_by_key_with`].
+    pub fn group_by_key(&self) -> KGroupedStream<K, V> {
+        self.group_by_key_with(Grouped::default())
+    }
+
+    /// Groups by the current key with `grouped`'s serdes (over the stream's) and
+    /// repartition topic name. Only a repartition needs the value serde; stores need the
+    /// key serde, here or in their `Materialized`.
+    pub fn group_by_key_with(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+        let key_serde = grouped.key_serde.clone().or(self.key_serde.clone());
+        let value_serde = grouped.value_serde.clone().or(self.value_serde.clone());
+        if !self.key_changed {
+            return KGroupedStream::new(self.clone(), key_serde, value_serde);
+        }
         let name = grouped.repartition_name(&self.graph);
-        let stream = self.partitioned_by_key(&name, &grouped.key_serde, &grouped.value_serde);
-        KGroupedStream::new(stream, grouped)
+        let missing = |what: &str| {
+            format!(
+                "grouping after a key change repartitions through {name:?} and needs a {what} serde: give it in Grouped"
+            )
+        };
+        let key_serde = require_serde(&self.graph, key_serde, || missing("key"));
+        let value_serde = require_serde(&self.graph, value_serde, || missing("value"));
+        let stream = self.repartition_shared(&name, key_serde, value_serde);
+        let (key_serde, value_serde) = (stream.key_serde.clone(), stream.value_serde.clone());
+        KGroupedStream::new(stream, key_serde, value_serde)
     }
 
     /// This stream, or when an upstream operator changed the key, the stream read back
@@ -409,13 +508,14 @@ impl<K: Data, V: Data> KStream<K, V> {
         (left, right)
     }
 
-    /// Groups by a new key computed from each record; always repartitions.
+    /// Groups by a new key computed from each record; always repartitions, so it needs
+    /// the new key's serde, and the value serde unless the stream knows it.
     pub fn group_by<K2: Data>(
         &self,
         selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
         grouped: Grouped<K2, V>,
     ) -> KGroupedStream<K2, V> {
-        self.select_key(selector).group_by_key(grouped)
+        self.select_key(selector).group_by_key_with(grouped)
     }
 
     fn check_partitioned(&self, operation: &str) {
@@ -518,6 +618,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         let mut graph = self.graph.borrow_mut();
         graph.add_store(&this_store, kind, left_node);
         graph.add_store(&other_store, kind, left_node);
+        graph.configure_store(&this_store, &joined.options);
+        graph.configure_store(&other_store, &joined.options);
         let merged = graph.add_node("JOIN-MERGE", &[left_node, right_node], factory, Vec::new());
         drop(graph);
         KStream::new(self.graph.clone(), merged, false)
@@ -606,6 +708,9 @@ impl<K: Data, V: Data> KStream<K, V> {
         graph.add_store(&stores[0], window_kind, node);
         graph.add_store(&stores[1], window_kind, node);
         graph.add_store(&stores[2], StoreKind::KeyValue, node);
+        for store in &stores {
+            graph.configure_store(store, &joined.options);
+        }
         drop(graph);
         KStream::new(self.graph.clone(), node, false)
     }
@@ -661,5 +766,50 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.graph
             .borrow_mut()
             .add_node("JOIN-SIDE", &[self.node], factory, stores)
+    }
+}
+
+/// A stream being split into named branches: [`KStream::split`], then
+/// [`BranchedKStream::branch`] once per branch, then [`BranchedKStream::default_branch`]
+/// or [`BranchedKStream::no_default_branch`] for the branches by name.
+pub struct BranchedKStream<K, V> {
+    stream: KStream<K, V>,
+    branches: Vec<(String, Predicate<K, V>)>,
+}
+
+impl<K: Data, V: Data> BranchedKStream<K, V> {
+    /// A branch `name` for the records `predicate` holds for, of those no earlier branch
+    /// took. Names must differ within one split.
+    pub fn branch(
+        mut self,
+        name: &str,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.branches.push((name.to_string(), Box::new(predicate)));
+        self
+    }
+
+    /// The branches by name, and `name` for the records no branch took.
+    pub fn default_branch(self, name: &str) -> BTreeMap<String, KStream<K, V>> {
+        self.finish(Some(name))
+    }
+
+    /// The branches by name; records no branch took are dropped.
+    pub fn no_default_branch(self) -> BTreeMap<String, KStream<K, V>> {
+        self.finish(None)
+    }
+
+    /// The branches by name; a name used twice fails `build`.
+    fn finish(self, default: Option<&str>) -> BTreeMap<String, KStream<K, V>> {
+        let (mut names, predicates): (Vec<String>, Vec<Predicate<K, V>>) =
+            self.branches.into_iter().unzip();
+        names.extend(default.map(str::to_string));
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = names.iter().find(|name| !seen.insert(name.as_str())) {
+            let error = TopologyError::DuplicateBranch(twice.clone());
+            self.stream.graph.borrow_mut().fail(error);
+        }
+        let streams = self.stream.add_branches(predicates, default.is_some());
+        names.into_iter().zip(streams).collect()
     }
 }

@@ -1,7 +1,6 @@
 //! Suppression (KIP-328): what a table's `suppress` holds back, for how long, and what its
 //! buffer does when full.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,11 +8,12 @@ use crate::builder::{Data, Graph};
 use crate::graph::{NodeId, OperatorFactory};
 use crate::operator::aggregate::WindowClock;
 use crate::operator::suppress::{BufferTime, Suppress};
-use crate::serdes::{Serde, SharedSerde};
+use crate::serdes::{Serde, SharedSerde, WindowedLayout, WindowedSerde};
 use crate::store::StoreKind;
 use crate::stream::KStream;
 use crate::table::{drop_tombstones, table_sink};
 use crate::topology::TopologyError;
+use crate::window::Windowed;
 
 /// What a full suppression buffer does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,16 +130,47 @@ impl Suppressed {
 }
 
 /// The updates of a table that passed its `suppress`.
-pub struct SuppressedTable<K, V> {
+pub struct SuppressedKTable<K, V> {
     graph: Graph,
     node: NodeId,
-    _types: PhantomData<fn() -> (K, V)>,
+    /// The suppressed table's serdes (windowed keys with their window size).
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    /// For a windowed or session table: how its keys carry their window.
+    pub(crate) windowed_layout: Option<WindowedLayout>,
 }
 
-impl<K: Data, V: Data> SuppressedTable<K, V> {
-    /// The stream of forwarded updates; deletions are left out.
+impl<K: Data, V: Data> SuppressedKTable<Windowed<K>, V> {
+    /// Writes every forwarded update of a windowed or session table to `topic`: keys with
+    /// `key_serde` and their window as the table has it (see [`WindowedSerde`]), values
+    /// with `value_serde`.
+    pub fn to_windowed(&self, topic: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) {
+        let key_serde: SharedSerde<Windowed<K>> = match self.windowed_layout {
+            Some(layout) => Arc::new(WindowedSerde::with_layout(key_serde, layout)),
+            None => self.key_serde.clone(),
+        };
+        table_sink(
+            &self.graph,
+            self.node,
+            topic,
+            key_serde,
+            Arc::new(value_serde),
+        );
+    }
+}
+
+impl<K: Data, V: Data> SuppressedKTable<K, V> {
+    /// The stream of forwarded updates; deletions are left out. It knows the table's
+    /// serdes.
     pub fn to_stream(&self) -> KStream<K, V> {
-        drop_tombstones(&self.graph, self.node)
+        let serdes = (Some(self.key_serde.clone()), Some(self.value_serde.clone()));
+        drop_tombstones(&self.graph, self.node).with_serdes(serdes.0, serdes.1)
+    }
+
+    /// The key serde of the table suppressed: for a windowed table, the windowed key
+    /// serde with its window size, to write to a topic with [`SuppressedKTable::to`].
+    pub fn key_serde(&self) -> SharedSerde<K> {
+        self.key_serde.clone()
     }
 
     /// Writes every forwarded update to `topic`, deletions as tombstones.
@@ -169,7 +200,7 @@ pub(crate) struct SuppressInput<K, V> {
 pub(crate) fn add_suppress<K: Data, V: Data>(
     input: SuppressInput<K, V>,
     suppressed: Suppressed,
-) -> SuppressedTable<K, V> {
+) -> SuppressedKTable<K, V> {
     let mut graph = input.graph.borrow_mut();
     let store_name = match &suppressed.name {
         Some(name) => format!("{name}-store"),
@@ -193,6 +224,7 @@ pub(crate) fn add_suppress<K: Data, V: Data>(
     }
     let (name, buffer) = (store_name.clone(), suppressed.buffer);
     let (key_serde, value_serde) = (input.key_serde, input.value_serde);
+    let serdes = (key_serde.clone(), value_serde.clone());
     let factory: OperatorFactory = Arc::new(move |stores| {
         Box::new(Suppress {
             store_name: name.clone(),
@@ -211,9 +243,11 @@ pub(crate) fn add_suppress<K: Data, V: Data>(
     let node = graph.add_node("SUPPRESS", &[input.parent], factory, stores);
     graph.add_store(&store_name, StoreKind::KeyValue, node);
     drop(graph);
-    SuppressedTable {
+    SuppressedKTable {
         graph: input.graph,
         node,
-        _types: PhantomData,
+        key_serde: serdes.0,
+        value_serde: serdes.1,
+        windowed_layout: None,
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::builder::{Data, Graph};
 use crate::graph::{Ctx, Msg, NodeId, OperatorFactory};
+use crate::materialized::{Materialized, require_serde};
 use crate::operator::stateless::Stateless;
 use crate::operator::stream_join::JoinSide;
 use crate::operator::suppress::BufferTime;
@@ -13,13 +14,13 @@ use crate::operator::table_table_join::{
 };
 use crate::operator::table_transform::{TableMaterialization, TableTransform, TableTransformFn};
 use crate::record::OutputKind;
-use crate::serdes::WindowedSerde;
 use crate::serdes::{Serde, SharedSerde};
+use crate::serdes::{WindowedLayout, WindowedSerde};
 use crate::store::StoreKind;
 use crate::store::codec::StoreCodec;
 use crate::store::query::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
 use crate::stream::KStream;
-use crate::suppressed::{SuppressInput, Suppressed, SuppressedTable, add_suppress};
+use crate::suppressed::{SuppressInput, Suppressed, SuppressedKTable, add_suppress};
 use crate::topology::TopologyError;
 use crate::window::Windowed;
 
@@ -148,19 +149,22 @@ impl<K: Data, V: Data> KTable<K, V> {
         self.filter(move |key, value| !predicate(key, value))
     }
 
-    /// [`KTable::filter`] into the store `store_name` (changelogged), so the result can be
-    /// joined and queried; only keys the store held are deleted downstream.
+    /// [`KTable::filter`] into the store `materialized` names, so the result can be joined
+    /// and queried; only keys the store held are deleted downstream. The store's serdes
+    /// default to this table's.
     pub fn filter_materialized(
         &self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
-        store_name: &str,
+        materialized: impl Into<Materialized<K, V>>,
     ) -> Self
     where
         V: Clone,
     {
         let transform = filter_transform(predicate);
-        let value_serde = self.value_serde.clone();
-        self.transform("TABLE-FILTER", transform, value_serde, Some(store_name))
+        let materialized = materialized.into();
+        let value_serde = materialized.value_serde.clone();
+        let value_serde = value_serde.unwrap_or_else(|| self.value_serde.clone());
+        self.transform("TABLE-FILTER", transform, value_serde, Some(materialized))
     }
 
     /// A new value for each row; deletions stay deletions. `value_serde` serves later
@@ -174,29 +178,42 @@ impl<K: Data, V: Data> KTable<K, V> {
         self.transform("TABLE-MAPVALUES", transform, Arc::new(value_serde), None)
     }
 
-    /// [`KTable::map_values`] into the store `store_name` (changelogged), so the result
-    /// can be joined and queried.
+    /// [`KTable::map_values`] into the store `materialized` names, so the result can be
+    /// joined and queried; `materialized` needs the new values' serde
+    /// ([`Materialized::with_value_serde`]).
     pub fn map_values_materialized<V2: Data>(
         &self,
         mapper: impl Fn(&V) -> V2 + Send + Sync + 'static,
-        store_name: &str,
-        value_serde: impl Serde<V2>,
+        materialized: impl Into<Materialized<K, V2>>,
     ) -> KTable<K, V2> {
         let transform: TableTransformFn<K, V, V2> = Arc::new(move |_, value| Some(mapper(value)));
-        let value_serde = Arc::new(value_serde);
-        self.transform("TABLE-MAPVALUES", transform, value_serde, Some(store_name))
+        let materialized = materialized.into();
+        let value_serde = require_serde(&self.graph, materialized.value_serde.clone(), || {
+            "a materialized map_values needs Materialized::with_value_serde".to_string()
+        });
+        self.transform(
+            "TABLE-MAPVALUES",
+            transform,
+            value_serde,
+            Some(materialized),
+        )
     }
 
-    /// Adds a table transform node, with its store when `store_name` is given.
+    /// Adds a table transform node, with its store when `materialized` is given.
     fn transform<V2: Data>(
         &self,
         kind: &str,
         transform: TableTransformFn<K, V, V2>,
         value_serde: SharedSerde<V2>,
-        store_name: Option<&str>,
+        materialized: Option<Materialized<K, V2>>,
     ) -> KTable<K, V2> {
-        let store_name = store_name.map(str::to_string);
-        let (name, key_serde) = (store_name.clone(), self.key_serde.clone());
+        let store_name = materialized
+            .as_ref()
+            .map(|m| m.resolve_name(&self.graph.borrow(), kind));
+        let key_serde = materialized.as_ref().and_then(|m| m.key_serde.clone());
+        // The result's key serde is its store's, which joins and queries read with.
+        let table_key_serde = key_serde.unwrap_or_else(|| self.key_serde.clone());
+        let (name, key_serde) = (store_name.clone(), table_key_serde.clone());
         let serde = value_serde.clone();
         let factory: OperatorFactory = Arc::new(move |stores| {
             let materialization = name.as_ref().map(|name| TableMaterialization {
@@ -213,16 +230,17 @@ impl<K: Data, V: Data> KTable<K, V> {
         let stores: Vec<String> = store_name.iter().cloned().collect();
         let mut graph = self.graph.borrow_mut();
         let node = graph.add_node(kind, &[self.node], factory, stores);
-        if let Some(name) = &store_name {
+        if let (Some(name), Some(materialized)) = (&store_name, &materialized) {
             graph.add_store(name, StoreKind::KeyValue, node);
-            let codec = StoreCodec::new(self.key_serde.clone(), value_serde.clone());
+            graph.configure_store(name, &materialized.options);
+            let codec = StoreCodec::new(table_key_serde.clone(), value_serde.clone());
             graph.set_store_codec(name, codec);
         }
         drop(graph);
         KTable {
             graph: self.graph.clone(),
             node,
-            key_serde: self.key_serde.clone(),
+            key_serde: table_key_serde,
             value_serde,
             store_name,
         }
@@ -323,7 +341,8 @@ impl<K: Data, V: Data> KTable<K, V> {
 
     /// The stream of this table's updates; deletions are left out.
     pub fn to_stream(&self) -> KStream<K, V> {
-        drop_tombstones(&self.graph, self.node)
+        let serdes = (Some(self.key_serde.clone()), Some(self.value_serde.clone()));
+        drop_tombstones(&self.graph, self.node).with_serdes(serdes.0, serdes.1)
     }
 
     /// Writes every update to `topic`, deletions as tombstones.
@@ -340,7 +359,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// Holds updates back as `suppressed` says: with
     /// [`Suppressed::until_time_limit`], each key's latest value at most once per time
     /// limit of stream time.
-    pub fn suppress(&self, suppressed: Suppressed) -> SuppressedTable<K, V> {
+    pub fn suppress(&self, suppressed: Suppressed) -> SuppressedKTable<K, V> {
         let input = SuppressInput {
             graph: self.graph.clone(),
             parent: self.node,
@@ -363,7 +382,7 @@ impl<K: Data, V: Data> KTable<K, V> {
 }
 
 /// The aggregate per key and time window.
-pub struct WindowedTable<K, V> {
+pub struct WindowedKTable<K, V> {
     graph: Graph,
     node: NodeId,
     key_serde: SharedSerde<K>,
@@ -375,7 +394,7 @@ pub struct WindowedTable<K, V> {
     close_delay_ms: i64,
 }
 
-impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
+impl<K: Data + Clone, V: Data> WindowedKTable<K, V> {
     pub(crate) fn new(
         graph: Graph,
         node: NodeId,
@@ -387,7 +406,7 @@ impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
     ) -> Self {
         let codec = StoreCodec::windowed(key_serde.clone(), value_serde.clone(), size_ms);
         graph.borrow_mut().set_store_codec(store_name, codec);
-        WindowedTable {
+        WindowedKTable {
             graph,
             node,
             key_serde,
@@ -401,28 +420,43 @@ impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
     /// Holds updates back as `suppressed` says: with [`Suppressed::until_window_closes`],
     /// each window's final result once, when stream time reaches its end plus grace (past
     /// it, for sliding windows, whose end is inclusive).
-    pub fn suppress(&self, suppressed: Suppressed) -> SuppressedTable<Windowed<K>, V> {
+    pub fn suppress(&self, suppressed: Suppressed) -> SuppressedKTable<Windowed<K>, V> {
         let window_end: BufferTime<Windowed<K>> =
             Arc::new(|window: &Windowed<K>, _timestamp_ms: i64| window.end_ms);
-        let key_serde = WindowedSerde::time(self.key_serde.clone(), self.size_ms);
         let input = SuppressInput {
             graph: self.graph.clone(),
             parent: self.node,
-            key_serde: Arc::new(key_serde),
+            key_serde: Arc::new(self.windowed_key_serde(self.key_serde.clone())),
             value_serde: self.value_serde.clone(),
             windows: Some((window_end, self.close_delay_ms)),
         };
-        add_suppress(input, suppressed)
+        let mut table = add_suppress(input, suppressed);
+        table.windowed_layout = Some(WindowedLayout::Time {
+            size_ms: self.size_ms,
+        });
+        table
     }
 
-    /// The stream of window updates (or final results, with `Emit::OnWindowClose`).
+    /// The stream of window updates (or final results, with `Emit::OnWindowClose`). It
+    /// knows its serdes: the windowed key serde of this table's key serde and window size.
     pub fn to_stream(&self) -> KStream<Windowed<K>, V> {
+        let key_serde: SharedSerde<Windowed<K>> =
+            Arc::new(self.windowed_key_serde(self.key_serde.clone()));
         drop_tombstones(&self.graph, self.node)
+            .with_serdes(Some(key_serde), Some(self.value_serde.clone()))
     }
 
-    /// Writes every window update to `topic` (with a [`crate::WindowedSerde`] key).
-    pub fn to(&self, topic: &str, key_serde: impl Serde<Windowed<K>>, value_serde: impl Serde<V>) {
-        let (key_serde, value_serde) = (Arc::new(key_serde), Arc::new(value_serde));
+    /// A serde for this table's windowed keys, writing keys with `key_serde` and reading
+    /// window ends with this table's window size: for `to` after `to_stream`.
+    pub fn windowed_key_serde(&self, key_serde: impl Serde<K>) -> WindowedSerde<K> {
+        WindowedSerde::time_ms(key_serde, self.size_ms)
+    }
+
+    /// Writes every window update to `topic`: keys with `key_serde` and the window (see
+    /// [`WindowedSerde`]), values with `value_serde`.
+    pub fn to(&self, topic: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) {
+        let key_serde = Arc::new(self.windowed_key_serde(key_serde));
+        let value_serde = Arc::new(value_serde);
         table_sink(&self.graph, self.node, topic, key_serde, value_serde);
     }
 
@@ -438,7 +472,7 @@ impl<K: Data + Clone, V: Data> WindowedTable<K, V> {
 }
 
 /// The aggregate per key and session.
-pub struct SessionTable<K, V> {
+pub struct SessionKTable<K, V> {
     graph: Graph,
     node: NodeId,
     key_serde: SharedSerde<K>,
@@ -449,7 +483,7 @@ pub struct SessionTable<K, V> {
     close_delay_ms: i64,
 }
 
-impl<K: Data + Clone, V: Data> SessionTable<K, V> {
+impl<K: Data + Clone, V: Data> SessionKTable<K, V> {
     pub(crate) fn new(
         graph: Graph,
         node: NodeId,
@@ -460,7 +494,7 @@ impl<K: Data + Clone, V: Data> SessionTable<K, V> {
     ) -> Self {
         let codec = StoreCodec::new(key_serde.clone(), value_serde.clone());
         graph.borrow_mut().set_store_codec(store_name, codec);
-        SessionTable {
+        SessionKTable {
             graph,
             node,
             key_serde,
@@ -473,7 +507,7 @@ impl<K: Data + Clone, V: Data> SessionTable<K, V> {
     /// Holds updates back as `suppressed` says: with [`Suppressed::until_window_closes`],
     /// each session's final result once, when stream time passes its end plus gap plus
     /// grace; sessions merged into others are not emitted.
-    pub fn suppress(&self, suppressed: Suppressed) -> SuppressedTable<Windowed<K>, V> {
+    pub fn suppress(&self, suppressed: Suppressed) -> SuppressedKTable<Windowed<K>, V> {
         let session_end: BufferTime<Windowed<K>> =
             Arc::new(|session: &Windowed<K>, _timestamp_ms: i64| session.end_ms);
         let key_serde = WindowedSerde::session(self.key_serde.clone());
@@ -484,21 +518,29 @@ impl<K: Data + Clone, V: Data> SessionTable<K, V> {
             value_serde: self.value_serde.clone(),
             windows: Some((session_end, self.close_delay_ms)),
         };
-        add_suppress(input, suppressed)
+        let mut table = add_suppress(input, suppressed);
+        table.windowed_layout = Some(WindowedLayout::Session);
+        table
     }
 
-    /// The stream of session updates; the deletions of merged sessions are left out.
+    /// The stream of session updates; the deletions of merged sessions are left out. It
+    /// knows its serdes: the session key serde of this table's key serde.
     pub fn to_stream(&self) -> KStream<Windowed<K>, V> {
+        let key_serde: SharedSerde<Windowed<K>> =
+            Arc::new(WindowedSerde::session(self.key_serde.clone()));
         drop_tombstones(&self.graph, self.node)
+            .with_serdes(Some(key_serde), Some(self.value_serde.clone()))
     }
 
-    /// Writes every session update to `topic`, merged-away sessions as tombstones.
-    pub fn to(&self, topic: &str, key_serde: impl Serde<Windowed<K>>, value_serde: impl Serde<V>) {
+    /// Writes every session update to `topic`, merged-away sessions as tombstones: keys
+    /// with `key_serde` and the session (see [`WindowedSerde::session`]), values with
+    /// `value_serde`.
+    pub fn to(&self, topic: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) {
         table_sink(
             &self.graph,
             self.node,
             topic,
-            Arc::new(key_serde),
+            Arc::new(WindowedSerde::session(key_serde)),
             Arc::new(value_serde),
         );
     }

@@ -221,11 +221,13 @@ impl Task {
     }
 
     /// The changelog partitions to replay before processing: one per store, on the task's
-    /// partition (a table's store replays its own source topic).
+    /// partition (a table's store replays its own source topic); none for a store whose
+    /// logging is off.
     pub fn changelog_partitions(&self) -> Vec<TopicPartition> {
         let sub = &self.topology.inner.subtopologies[self.id.subtopology as usize];
         sub.stores
             .iter()
+            .filter(|store| store.logging)
             .map(|store| TopicPartition::new(store.changelog_topic.clone(), self.id.partition))
             .collect()
     }

@@ -600,8 +600,9 @@ impl<K: 'static, V: 'static> TestInputTopic<K, V> {
         });
     }
 
-    /// Moves the topic's time forward by `advance_ms`.
-    pub fn advance_time(&mut self, advance_ms: i64) {
+    /// Moves the topic's time (the next `pipe_input`'s timestamp) forward by `advance`.
+    pub fn advance_time(&mut self, advance: std::time::Duration) {
+        let advance_ms = i64::try_from(advance.as_millis()).unwrap_or(i64::MAX);
         self.time_ms = self.time_ms.saturating_add(advance_ms);
     }
 }

@@ -39,9 +39,23 @@ pub enum TopologyError {
     /// A `suppress` that cannot keep its promise on this table.
     #[error("{0}")]
     InvalidSuppression(String),
-    /// A store option names a store the topology does not declare.
+    /// A processor connects a store the topology does not declare.
     #[error("no store is named {0:?}")]
     UnknownStore(String),
+    /// Two branches of one `split` share a name.
+    #[error("branch name {0:?} is used twice in one split")]
+    DuplicateBranch(String),
+    /// A store or repartition topic needs a serde the topology was not given.
+    #[error("{0}")]
+    MissingSerde(String),
+    /// A store's `Materialized` options do not fit it.
+    #[error("store {store:?}: {reason}")]
+    InvalidStoreOptions {
+        /// The store.
+        store: String,
+        /// What does not fit.
+        reason: String,
+    },
 }
 
 /// A sub-topology: nodes that run together in one task per partition.
@@ -281,17 +295,18 @@ impl Topology {
                 }
             }
             for store in &sub.stores {
-                if self
-                    .inner
-                    .table_source_topics
-                    .contains(&store.changelog_topic)
+                if !store.logging
+                    || self
+                        .inner
+                        .table_source_topics
+                        .contains(&store.changelog_topic)
                 {
                     continue;
                 }
                 topics.push(InternalTopic {
                     name: store.changelog_topic.clone(),
                     partitions,
-                    configs: changelog_configs(store.kind),
+                    configs: changelog_configs(store),
                 });
             }
         }
@@ -358,7 +373,20 @@ impl Topology {
     }
 }
 
-fn changelog_configs(kind: StoreKind) -> Vec<(String, String)> {
+/// A changelog's topic configs: compaction, retention for window and session stores, then
+/// what the store's `Materialized` sets (a later value of one name wins).
+fn changelog_configs(store: &StoreSpec) -> Vec<(String, String)> {
+    let mut configs = default_changelog_configs(store.kind);
+    for (name, value) in &store.changelog_configs {
+        match configs.iter_mut().find(|(known, _)| known == name) {
+            Some(config) => config.1 = value.clone(),
+            None => configs.push((name.clone(), value.clone())),
+        }
+    }
+    configs
+}
+
+fn default_changelog_configs(kind: StoreKind) -> Vec<(String, String)> {
     let retention_ms = match kind {
         StoreKind::KeyValue => None,
         StoreKind::Window { retention_ms, .. } | StoreKind::Session { retention_ms } => {

@@ -3,7 +3,8 @@
 mod common;
 
 use riffle_processor::{
-    Grouped, I64Serde, StoreBacking, StreamsBuilder, StringSerde, TestDriver, UnitSerde,
+    Grouped, I64Serde, Materialized, StoreBacking, StreamsBuilder, StringSerde, TestDriver,
+    UnitSerde,
 };
 
 fn word_count() -> (
@@ -19,7 +20,7 @@ fn word_count() -> (
                 .collect::<Vec<_>>()
         })
         .select_key(|_, word: &String| word.clone())
-        .group_by_key(Grouped::new(StringSerde, StringSerde).name("words"))
+        .group_by_key_with(Grouped::new(StringSerde, StringSerde).name("words"))
         .count("counts");
     counts.to_stream().to("word-counts", StringSerde, I64Serde);
     let store = counts.store();
@@ -95,13 +96,17 @@ fn reduce_and_aggregate_fold_values(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     let grouped = builder
         .stream("amounts", StringSerde, I64Serde)
-        .group_by_key(Grouped::new(StringSerde, I64Serde));
+        .group_by_key();
     grouped
-        .reduce(|a, b| (*a).max(*b), "max", I64Serde)
+        .reduce(|a, b| (*a).max(*b), "max")
         .to_stream()
         .to("max", StringSerde, I64Serde);
     grouped
-        .aggregate(|| 100, |_, v, total| total - v, "budget", I64Serde)
+        .aggregate(
+            || 100,
+            |_, v, total| total - v,
+            Materialized::new("budget").with_value_serde(I64Serde),
+        )
         .to_stream()
         .to("budget", StringSerde, I64Serde);
     let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);

@@ -6,8 +6,8 @@ use std::time::Duration;
 mod common;
 
 use riffle_processor::{
-    Grouped, JsonSerde, SessionWindows, StoreBacking, StreamsBuilder, StringSerde, TestDriver,
-    TimeWindows, Topology, Windowed, WindowedSerde,
+    Grouped, JsonSerde, Materialized, SessionWindows, StoreBacking, StreamsBuilder, StringSerde,
+    TestDriver, TimeWindows, Topology, Windowed, WindowedSerde,
 };
 
 /// Clicks and money spent.
@@ -19,7 +19,7 @@ const PARTITIONS: i32 = 3;
 fn cogrouped(builder: &StreamsBuilder) -> riffle_processor::CogroupedKStream<String, Activity> {
     let clicks = builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde));
+        .group_by_key_with(Grouped::new(StringSerde, StringSerde));
     let purchases = builder
         .stream("purchases", StringSerde, StringSerde)
         .map_values(|purchase: &String| {
@@ -42,7 +42,10 @@ fn activity_topology() -> (
     riffle_processor::KeyValueStoreHandle<String, Activity>,
 ) {
     let builder = StreamsBuilder::new("shop");
-    let activity = cogrouped(&builder).aggregate(|| (0, 0), "activity", JsonSerde::new());
+    let activity = cogrouped(&builder).aggregate(
+        || (0, 0),
+        Materialized::new("activity").with_value_serde(JsonSerde::new()),
+    );
     activity.to("activity", StringSerde, JsonSerde::<Activity>::new());
     let store = activity.store();
     (builder.build().unwrap(), store)
@@ -96,11 +99,13 @@ fn windowed_cogroup_aggregates_per_window(backing: StoreBacking) {
     let windows = TimeWindows::tumbling(Duration::from_millis(10));
     cogrouped(&builder)
         .windowed_by(windows)
-        .aggregate(|| (0, 0), "activity-per-window", JsonSerde::new())
-        .to_stream()
+        .aggregate(
+            || (0, 0),
+            Materialized::new("activity-per-window").with_value_serde(JsonSerde::new()),
+        )
         .to(
             "activity-per-window",
-            WindowedSerde::time(StringSerde, 10),
+            StringSerde,
             JsonSerde::<Activity>::new(),
         );
     let topology = builder.build().unwrap();
@@ -112,7 +117,7 @@ fn windowed_cogroup_aggregates_per_window(backing: StoreBacking) {
     clicks.pipe_input_at("alice".into(), "home".into(), 10); // next window
     let output = driver.output_topic(
         "activity-per-window",
-        WindowedSerde::time(StringSerde, 10),
+        WindowedSerde::time(StringSerde, Duration::from_millis(10)),
         JsonSerde::<Activity>::new(),
     );
     let updates: Vec<(String, i64, Activity)> = output
@@ -145,12 +150,11 @@ fn session_windowed_cogroup_merges_sessions(backing: StoreBacking) {
         .aggregate(
             || (0, 0),
             |_user, (c1, s1), (c2, s2)| (c1 + c2, s1 + s2),
-            "activity-sessions",
-            JsonSerde::new(),
+            Materialized::new("activity-sessions").with_value_serde(JsonSerde::new()),
         )
         .to(
             "activity-sessions",
-            WindowedSerde::session(StringSerde),
+            StringSerde,
             JsonSerde::<Activity>::new(),
         );
     let topology = builder.build().unwrap();

@@ -197,7 +197,7 @@ fn processors_read_stores_the_dsl_created(backing: StoreBacking) {
     let prices = builder.table("prices", StringSerde, I64Serde, "prices-store");
     let counts = builder
         .stream("orders", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key_with(Grouped::new(StringSerde, StringSerde))
         .count("order-counts");
     let (prices, counts) = (prices.store(), counts.store());
     builder
@@ -259,7 +259,7 @@ fn process_values_keeps_keys_and_partitioning(backing: StoreBacking) {
         .process_values(move || Shout { seen: seen.clone() }, &["seen"]);
     shouted.to("out", StringSerde, StringSerde);
     shouted
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key_with(Grouped::new(StringSerde, StringSerde))
         .count("counts")
         .to("counts", StringSerde, I64Serde);
     let topology = builder.build().unwrap();
@@ -288,7 +288,7 @@ fn process_values_keeps_keys_and_partitioning(backing: StoreBacking) {
         .stream("in", StringSerde, StringSerde)
         .select_key(|_, value: &String| value.clone())
         .process_values(move || Shout { seen: seen.clone() }, &["seen"])
-        .group_by_key(Grouped::new(StringSerde, StringSerde).name("by-value"))
+        .group_by_key_with(Grouped::new(StringSerde, StringSerde).name("by-value"))
         .count("counts");
     let topology = builder.build().unwrap();
     assert_eq!(topology.describe().repartition_topics.len(), 1);

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use riffle_processor::{
-    DriverCommit, Emit, Grouped, I64Serde, KeyValueStoreHandle, StreamsBuilder, StringSerde,
-    TestDriver, TestDriverConfig, TimeWindows, Topology, WindowedSerde,
+    DriverCommit, Emit, I64Serde, KeyValueStoreHandle, StreamsBuilder, StringSerde, TestDriver,
+    TestDriverConfig, TimeWindows, Topology, WindowedSerde,
 };
 
 const CHANGELOG: &str = "cache-app-counts-changelog";
@@ -15,7 +15,7 @@ fn key_count() -> (Topology, KeyValueStoreHandle<String, i64>) {
     let builder = StreamsBuilder::new("cache-app");
     let counts = builder
         .stream("events", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .count("counts");
     counts.to_stream().to("counts-out", StringSerde, I64Serde);
     let store = counts.store();
@@ -143,23 +143,18 @@ fn windowed_count(emit: Emit) -> Topology {
     let windows = TimeWindows::tumbling(Duration::from_millis(100)).grace(Duration::ZERO);
     builder
         .stream("events", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .windowed_by(windows)
         .emit(emit)
         .count("counts")
-        .to_stream()
-        .to(
-            "counts-out",
-            WindowedSerde::time(StringSerde, 100),
-            I64Serde,
-        );
+        .to("counts-out", StringSerde, I64Serde);
     builder.build().unwrap()
 }
 
 fn read_windowed(driver: &TestDriver) -> Vec<(String, i64, i64, i64)> {
     let output = driver.output_topic(
         "counts-out",
-        WindowedSerde::time(StringSerde, 100),
+        WindowedSerde::time(StringSerde, Duration::from_millis(100)),
         I64Serde,
     );
     output
@@ -192,7 +187,7 @@ fn a_table_that_a_join_reads_is_not_cached() {
     let builder = StreamsBuilder::new("cache-app");
     let counts = builder
         .stream("events", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .count("counts");
     builder
         .stream("lookups", StringSerde, StringSerde)

@@ -7,8 +7,8 @@ use std::time::Duration;
 mod common;
 
 use riffle_processor::{
-    DropReason, Emit, Grouped, I64Serde, JsonSerde, SlidingWindows, StoreBacking, StreamsBuilder,
-    StringSerde, TestDriver, Topology, Windowed, WindowedSerde,
+    DropReason, Emit, I64Serde, JsonSerde, Materialized, SlidingWindows, StoreBacking,
+    StreamsBuilder, StringSerde, TestDriver, Topology, Windowed, WindowedSerde,
 };
 
 const DIFFERENCE_MS: i64 = 10_000;
@@ -18,16 +18,11 @@ fn sliding_counts(grace: Duration, emit: Emit) -> Topology {
     let builder = StreamsBuilder::new("app");
     builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
-        .sliding_windowed_by(windows)
+        .group_by_key()
+        .windowed_by(windows)
         .emit(emit)
         .count("counts")
-        .to_stream()
-        .to(
-            "counts-out",
-            WindowedSerde::time(StringSerde, DIFFERENCE_MS),
-            I64Serde,
-        );
+        .to("counts-out", StringSerde, I64Serde);
     builder.build().unwrap()
 }
 
@@ -36,7 +31,7 @@ fn read_windows(driver: &TestDriver) -> Vec<(i64, i64, i64)> {
     driver
         .output_topic(
             "counts-out",
-            WindowedSerde::time(StringSerde, DIFFERENCE_MS),
+            WindowedSerde::time(StringSerde, Duration::from_millis(DIFFERENCE_MS as u64)),
             I64Serde,
         )
         .read_key_values()
@@ -193,16 +188,15 @@ fn store_matches_a_brute_force_model(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     let table = builder
         .stream("events", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
-        .sliding_windowed_by(windows)
+        .group_by_key()
+        .windowed_by(windows)
         .aggregate(
             Vec::new,
             |_, value: &String, mut seen: Vec<i64>| {
                 seen.push(value.parse().unwrap());
                 seen
             },
-            "seen",
-            JsonSerde::<Vec<i64>>::new(),
+            Materialized::new("seen").with_value_serde(JsonSerde::<Vec<i64>>::new()),
         );
     let store = table.store();
     let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use riffle_processor::{
     I64Serde, KStream, StoreBacking, StreamsBuilder, StringSerde, TestDriver, UnitSerde,
 };
@@ -54,16 +56,21 @@ fn flat_map_splits_lines_from_a_keyless_topic(backing: StoreBacking) {
     assert_eq!(words, vec!["to", "be", "or"]);
 }
 
-/// branch sends each record to the first matching branch only; merge joins streams back.
+/// split sends each record to the first matching branch only, the rest to the default
+/// branch; merge joins streams back.
 fn branch_routes_to_the_first_match_and_merge_combines(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
-    let branches: Vec<KStream<String, i64>> = builder
+    let branches: BTreeMap<String, KStream<String, i64>> = builder
         .stream("in", StringSerde, I64Serde)
-        .branch(vec![Box::new(|_, v| *v < 0), Box::new(|_, v| *v < 100)]);
-    branches[0].to("negative", StringSerde, I64Serde);
-    branches[1].to("small", StringSerde, I64Serde);
-    branches[0]
-        .merge(&branches[1])
+        .split()
+        .branch("negative", |_, v| *v < 0)
+        .branch("small", |_, v| *v < 100)
+        .default_branch("large");
+    branches["negative"].to("negative", StringSerde, I64Serde);
+    branches["small"].to("small", StringSerde, I64Serde);
+    branches["large"].to("large", StringSerde, I64Serde);
+    branches["negative"]
+        .merge(&branches["small"])
         .to("all-handled", StringSerde, I64Serde);
     let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("in", StringSerde, I64Serde);
@@ -77,6 +84,7 @@ fn branch_routes_to_the_first_match_and_merge_combines(backing: StoreBacking) {
     };
     assert_eq!(read("negative"), vec![("a".to_string(), -1)]);
     assert_eq!(read("small"), vec![("b".to_string(), 5)]);
+    assert_eq!(read("large"), vec![("c".to_string(), 500)]);
     assert_eq!(read("all-handled").len(), 2);
 }
 
@@ -123,4 +131,22 @@ fn the_driver_keeps_outputs_until_read_and_no_inputs() {
     assert_eq!(output.queue_size(), 1_000);
     assert_eq!(output.read_key_values().len(), 1_000);
     assert_eq!(output.queue_size(), 0);
+}
+
+/// Two branches of one split with the same name fail `build`.
+#[test]
+fn a_branch_name_used_twice_fails_the_build() {
+    let builder = StreamsBuilder::new("app");
+    builder
+        .stream("in", StringSerde, I64Serde)
+        .split()
+        .branch("small", |_, v| *v < 10)
+        .branch("small", |_, v| *v < 100)
+        .no_default_branch();
+    assert_eq!(
+        builder.build().err(),
+        Some(riffle_processor::TopologyError::DuplicateBranch(
+            "small".into()
+        ))
+    );
 }

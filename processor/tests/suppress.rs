@@ -7,7 +7,7 @@ use std::time::Duration;
 mod common;
 
 use riffle_processor::{
-    BufferConfig, Grouped, I64Serde, SessionWindows, SlidingWindows, StoreBacking, StreamsBuilder,
+    BufferConfig, I64Serde, SessionWindows, SlidingWindows, StoreBacking, StreamsBuilder,
     StringSerde, Suppressed, TestDriver, TimeWindows, Topology, TopologyError, Windowed,
     WindowedSerde,
 };
@@ -17,12 +17,11 @@ fn final_window_counts() -> Topology {
     let builder = StreamsBuilder::new("app");
     builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .windowed_by(TimeWindows::tumbling(Duration::from_secs(10)).grace(Duration::from_secs(5)))
         .count("counts")
         .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()).name("finals"))
-        .to_stream()
-        .to("finals", WindowedSerde::time(StringSerde, 10_000), I64Serde);
+        .to_windowed("finals", StringSerde, I64Serde);
     builder.build().unwrap()
 }
 
@@ -31,7 +30,7 @@ fn read_finals(driver: &TestDriver, size_ms: i64) -> Vec<(String, i64, i64, i64)
     driver
         .output_topic(
             "finals",
-            WindowedSerde::time(StringSerde, size_ms),
+            WindowedSerde::time(StringSerde, Duration::from_millis(size_ms as u64)),
             I64Serde,
         )
         .read_records()
@@ -85,15 +84,14 @@ fn until_window_closes_on_sliding_windows_waits_past_the_end(backing: StoreBacki
     let builder = StreamsBuilder::new("app");
     builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
-        .sliding_windowed_by(SlidingWindows::of_time_difference_and_grace(
+        .group_by_key()
+        .windowed_by(SlidingWindows::of_time_difference_and_grace(
             Duration::from_secs(10),
             Duration::ZERO,
         ))
         .count("counts")
         .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
-        .to_stream()
-        .to("finals", WindowedSerde::time(StringSerde, 10_000), I64Serde);
+        .to_windowed("finals", StringSerde, I64Serde);
     let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("clicks", StringSerde, StringSerde);
     input.pipe_input_at("a".into(), "x".into(), 20_000);
@@ -115,14 +113,14 @@ fn until_window_closes_on_sessions_skips_merged_sessions(backing: StoreBacking) 
     let builder = StreamsBuilder::new("app");
     builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .session_windowed_by(
             SessionWindows::with_inactivity_gap(Duration::from_secs(5))
                 .grace(Duration::from_secs(10)),
         )
         .count("sessions")
         .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
-        .to("finals", WindowedSerde::session(StringSerde), I64Serde);
+        .to_windowed("finals", StringSerde, I64Serde);
     let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("clicks", StringSerde, StringSerde);
     input.pipe_input_at("a".into(), "x".into(), 0);
@@ -147,7 +145,7 @@ fn limited_counts(buffer: BufferConfig) -> Topology {
     let builder = StreamsBuilder::new("app");
     builder
         .stream("events", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .count("counts")
         .suppress(Suppressed::until_time_limit(
             Duration::from_secs(10),
@@ -243,7 +241,7 @@ fn until_window_closes_refuses_what_breaks_its_promise() {
     let builder = StreamsBuilder::new("app");
     builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .windowed_by(TimeWindows::tumbling(Duration::from_secs(10)))
         .count("counts")
         .suppress(Suppressed::until_window_closes(BufferConfig::max_records(
@@ -256,7 +254,7 @@ fn until_window_closes_refuses_what_breaks_its_promise() {
     let builder = StreamsBuilder::new("app");
     builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .count("counts")
         .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()));
     assert!(matches!(

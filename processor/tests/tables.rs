@@ -3,7 +3,8 @@
 mod common;
 
 use riffle_processor::{
-    Grouped, I64Serde, KTable, StoreBacking, StreamsBuilder, StringSerde, TestDriver, TopologyError,
+    I64Serde, KTable, Materialized, StoreBacking, StreamsBuilder, StringSerde, TestDriver,
+    TopologyError,
 };
 
 /// `(key, value)` of every unread record of `topic`, deletions as `None`.
@@ -121,8 +122,7 @@ fn map_values_maps_rows_and_keeps_deletions(backing: StoreBacking) {
         .to("loud-users", StringSerde, StringSerde);
     let lengths: KTable<String, i64> = users.map_values_materialized(
         |name: &String| i64::try_from(name.len()).unwrap(),
-        "name-lengths",
-        I64Serde,
+        Materialized::new("name-lengths").with_value_serde(I64Serde),
     );
     let store = lengths.store();
     let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
@@ -164,7 +164,7 @@ fn unmaterialized_tables_cannot_be_joined_or_queried() {
     let builder = StreamsBuilder::new("app");
     let counts = builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .count("counts")
         .map_values(|count| count * 2, I64Serde);
     let _handle = counts.store();

@@ -5,7 +5,7 @@ use std::time::Duration;
 mod common;
 
 use riffle_processor::{
-    DropReason, Emit, Grouped, I64Serde, SessionWindows, StoreBacking, StreamsBuilder, StringSerde,
+    DropReason, Emit, I64Serde, SessionWindows, StoreBacking, StreamsBuilder, StringSerde,
     TestDriver, TimeWindows, Windowed, WindowedSerde,
 };
 
@@ -15,16 +15,11 @@ fn windowed_counts(windows: TimeWindows, emit: Emit) -> riffle_processor::Topolo
     let builder = StreamsBuilder::new("app");
     builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .windowed_by(windows)
         .emit(emit)
         .count("counts")
-        .to_stream()
-        .to(
-            "counts-out",
-            WindowedSerde::time(StringSerde, windows.size_ms),
-            I64Serde,
-        );
+        .to("counts-out", StringSerde, I64Serde);
     builder.build().unwrap()
 }
 
@@ -32,7 +27,7 @@ fn read_counts(driver: &TestDriver, size_ms: i64) -> Vec<(String, i64, i64)> {
     driver
         .output_topic(
             "counts-out",
-            WindowedSerde::time(StringSerde, size_ms),
+            WindowedSerde::time(StringSerde, Duration::from_millis(size_ms as u64)),
             I64Serde,
         )
         .read_key_values()
@@ -125,17 +120,13 @@ fn sessions_merge_and_emit_tombstones_for_replaced_sessions(backing: StoreBackin
     let builder = StreamsBuilder::new("app");
     let sessions = builder
         .stream("events", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .session_windowed_by(
             SessionWindows::with_inactivity_gap(Duration::from_secs(5))
                 .grace(Duration::from_secs(30)),
         )
         .count("sessions");
-    sessions.to(
-        "session-counts",
-        WindowedSerde::session(StringSerde),
-        I64Serde,
-    );
+    sessions.to("session-counts", StringSerde, I64Serde);
     let store = sessions.store();
     let driver = TestDriver::with_store_backing(builder.build().unwrap(), 1, backing);
     let mut input = driver.input_topic("events", StringSerde, StringSerde);
@@ -177,7 +168,7 @@ fn window_store_queries_survive_a_restart(backing: StoreBacking) {
     let builder = StreamsBuilder::new("app");
     let table = builder
         .stream("clicks", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .windowed_by(windows)
         .count("clicks-per-minute");
     let store = table.store();

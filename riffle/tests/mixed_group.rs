@@ -11,7 +11,7 @@ use riffle_broker::config::BrokerConfig;
 use riffle_broker::embedded::Broker;
 use riffle_processor::runtime::remote::RemoteBackend;
 use riffle_processor::runtime::{Runner, RuntimeConfig};
-use riffle_processor::{Grouped, StreamsBuilder, StringSerde, Topology};
+use riffle_processor::{StreamsBuilder, StringSerde, Topology};
 use riffle_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use riffle_protocol::record::{Compression, RecordBatchBuilder};
 use riffle_server::cluster::Validation;
@@ -30,7 +30,7 @@ fn word_count() -> (Topology, riffle_processor::KeyValueStoreHandle<String, i64>
     let builder = StreamsBuilder::new(APPLICATION_ID);
     let counts = builder
         .stream("words", StringSerde, StringSerde)
-        .group_by_key(Grouped::new(StringSerde, StringSerde))
+        .group_by_key()
         .count("counts");
     let store = counts.store();
     (builder.build().expect("a valid topology"), store)

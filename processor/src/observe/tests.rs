@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::runtime::{RuntimeState, RuntimeStatus};
 use crate::{
-    Grouped, I64Serde, JsonSerde, SessionWindows, StoreBacking, StreamsBuilder, StringSerde,
-    TestDriver, TimeWindows,
+    I64Serde, JsonSerde, SessionWindows, StoreBacking, StreamsBuilder, StringSerde, TestDriver,
+    TimeWindows,
 };
 
 /// A topology with a key-value count, a JSON reduce, a windowed count and a session
@@ -17,7 +17,7 @@ use crate::{
 fn shop() -> (TestDriver, AppHandle) {
     let builder = StreamsBuilder::new("shop");
     let clicks = builder.stream("clicks", StringSerde, StringSerde);
-    let grouped = clicks.group_by_key(Grouped::new(StringSerde, StringSerde));
+    let grouped = clicks.group_by_key();
     grouped.count("clicks-per-user");
     // Grace keeps the first window from expiring once the second opens.
     let windows = TimeWindows::tumbling(Duration::from_secs(10)).grace(Duration::from_secs(60));
@@ -30,12 +30,8 @@ fn shop() -> (TestDriver, AppHandle) {
         .count("sessions");
     let orders = builder.stream("orders", I64Serde, JsonSerde::<Vec<String>>::new());
     orders
-        .group_by_key(Grouped::new(I64Serde, JsonSerde::new()))
-        .reduce(
-            |a, b| [a.clone(), b.clone()].concat(),
-            "items",
-            JsonSerde::new(),
-        );
+        .group_by_key()
+        .reduce(|a, b| [a.clone(), b.clone()].concat(), "items");
     // In memory, where entry counts are exact (see `OrderedMap::approximate_len`).
     let topology = builder.build().unwrap();
     let driver = TestDriver::with_store_backing(topology, 1, StoreBacking::InMemory);

@@ -3,7 +3,7 @@
 //! [`RemoteBackend`] implements [`Backend`] with four librdkafka clients: a group consumer
 //! (the application's consumer group, `group.id` = application id, the `cooperative-sticky`
 //! or `range` assignor ([`RuntimeConfig::cooperative_rebalancing`]), manual commits with
-//! [`crate::CommitMetadata`] in the metadata string), a restore consumer that
+//! [`crate::internals::CommitMetadata`] in the metadata string), a restore consumer that
 //! reads changelogs outside the group, an idempotent `acks=all` producer, and an admin
 //! client for internal topics. [`Runner`] drives it like any other backend.
 //!

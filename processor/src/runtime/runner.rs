@@ -1449,7 +1449,7 @@ mod tests {
         builder
             .stream("lines", StringSerde, StringSerde)
             .select_key(|_key, word: &String| word.clone())
-            .group_by_key(Grouped::new(StringSerde, StringSerde))
+            .group_by_key_with(Grouped::new(StringSerde, StringSerde))
             .count("word-counts-store")
             .to("word-counts", StringSerde, I64Serde);
         builder.build().expect("a valid topology")

@@ -54,16 +54,14 @@ impl KeyValueStore {
         timestamp_ms: i64,
     ) {
         let stored = encode_value(&value, timestamp_ms);
-        outputs.push(
-            self.changelog
-                .record(key.clone(), Some(value), timestamp_ms),
-        );
+        self.changelog
+            .log(outputs, key.clone(), Some(value), timestamp_ms);
         write_lock(&self.data).map.put(key, Some(stored));
     }
 
     /// Deletes `key` and logs the deletion (a tombstone) to the changelog.
     pub fn delete(&self, outputs: &mut Vec<OutputRecord>, key: Vec<u8>, timestamp_ms: i64) {
-        outputs.push(self.changelog.record(key.clone(), None, timestamp_ms));
+        self.changelog.log(outputs, key.clone(), None, timestamp_ms);
         write_lock(&self.data).map.put(key, None);
     }
 

@@ -79,6 +79,12 @@ pub struct StoreSpec {
     pub changelog_topic: String,
     /// In memory or on disk.
     pub backing: StoreBacking,
+    /// Whether writes go to the changelog (and a restore replays it).
+    pub logging: bool,
+    /// Changelog topic configs over the defaults, from the store's `Materialized`.
+    pub changelog_configs: Vec<(String, String)>,
+    /// Whether the operator writing the store may put a record cache in front of it.
+    pub caching: bool,
 }
 
 /// A stored value with the timestamp it carries (the changelog record's timestamp).
@@ -142,6 +148,8 @@ pub(crate) struct TaskStores {
     /// cached, since the cache lives in the writing operator and the others would read
     /// past it.
     pub uncached: HashSet<String>,
+    /// Stores whose `Materialized` turned caching off.
+    caching_disabled: HashSet<String>,
 }
 
 impl TaskStores {
@@ -162,7 +170,11 @@ impl TaskStores {
             let changelog = Changelog {
                 topic: spec.changelog_topic.clone(),
                 partition: task.partition,
+                enabled: spec.logging,
             };
+            if !spec.caching {
+                stores.caching_disabled.insert(spec.name.clone());
+            }
             let engine = match (home, spec.backing) {
                 (StateHome::Engine(engine), StoreBacking::Persistent) => Some(engine),
                 _ => None,
@@ -224,7 +236,7 @@ impl TaskStores {
     /// A record cache for `store` of this task, or `None` when caching is off or other
     /// operators read the store.
     pub fn cache<T>(&self, store: &str) -> Option<RecordCache<T>> {
-        if self.uncached.contains(store) {
+        if self.uncached.contains(store) || self.caching_disabled.contains(store) {
             return None;
         }
         self.cache.cache()
@@ -398,9 +410,24 @@ impl OrderedMapToDelete {
 pub(crate) struct Changelog {
     pub topic: String,
     pub partition: i32,
+    /// False when the store's `Materialized` disabled logging: writes log nothing.
+    pub enabled: bool,
 }
 
 impl Changelog {
+    /// Logs one write to `outputs`, unless logging is off.
+    fn log(
+        &self,
+        outputs: &mut Vec<OutputRecord>,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        timestamp_ms: i64,
+    ) {
+        if self.enabled {
+            outputs.push(self.record(key, value, timestamp_ms));
+        }
+    }
+
     fn record(&self, key: Vec<u8>, value: Option<Vec<u8>>, timestamp_ms: i64) -> OutputRecord {
         OutputRecord {
             topic: self.topic.clone(),

@@ -117,7 +117,8 @@ impl SessionStore {
             value: value.clone(),
             timestamp_ms,
         });
-        outputs.push(self.changelog.record(changelog_key, value, timestamp_ms));
+        self.changelog
+            .log(outputs, changelog_key, value, timestamp_ms);
         self.apply(key, start_ms, end_ms, stored.as_ref());
     }
 

@@ -131,7 +131,8 @@ impl WindowStore {
             value: value.clone(),
             timestamp_ms,
         });
-        outputs.push(self.changelog.record(changelog_key, value, timestamp_ms));
+        self.changelog
+            .log(outputs, changelog_key, value, timestamp_ms);
         self.apply(key, start_ms, seq, stored.as_ref());
         true
     }

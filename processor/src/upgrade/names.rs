@@ -135,7 +135,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{Grouped, I64Serde, StreamsBuilder, StringSerde, TimeWindows, WindowedSerde};
+    use crate::{Grouped, I64Serde, StreamsBuilder, StringSerde, TimeWindows};
 
     /// A count re-keyed through a repartition topic, plus a table: every topic the app
     /// writes is renamed, the inputs are not, and the renames go both ways.
@@ -146,15 +146,10 @@ mod tests {
         let clicks = builder.stream("clicks", StringSerde, StringSerde);
         clicks
             .select_key(|_, page| page.clone())
-            .group_by_key(Grouped::new(StringSerde, StringSerde).name("by-page"))
+            .group_by_key_with(Grouped::new(StringSerde, StringSerde).name("by-page"))
             .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
             .count("per-page")
-            .to_stream()
-            .to(
-                "page-counts",
-                WindowedSerde::time(StringSerde, 60_000),
-                I64Serde,
-            );
+            .to("page-counts", StringSerde, I64Serde);
         clicks
             .join_table(&users, |_, click, user| format!("{click}:{user}"))
             .to("enriched", StringSerde, StringSerde);

@@ -22,7 +22,7 @@ fn page_counts(keep: fn(&str) -> bool) -> Topology {
         .stream("clicks", StringSerde, StringSerde)
         .filter(move |_, page| keep(page))
         .select_key(|_, page| page.clone())
-        .group_by_key(Grouped::new(StringSerde, StringSerde).name("by-page"))
+        .group_by_key_with(Grouped::new(StringSerde, StringSerde).name("by-page"))
         .count("per-page")
         .to_stream()
         .to("page-counts", StringSerde, I64Serde);

@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use riffle_processor::internals::InternalTopic;
 use riffle_processor::runtime::{
     Backend, BackendError, BackendEvent, CommittedOffset, RestoreChunk,
 };
-use riffle_processor::{InputRecord, InternalTopic, OutputRecord, TopicPartition};
+use riffle_processor::{InputRecord, OutputRecord, TopicPartition};
 use riffle_protocol::ErrorCode;
 
 use super::membership::{self, GroupTimeouts, HeartbeatOutcome, Membership};
@@ -512,7 +513,7 @@ mod tests {
         builder
             .stream("lines", StringSerde, StringSerde)
             .select_key(|_key, word: &String| word.clone())
-            .group_by_key(Grouped::new(StringSerde, StringSerde))
+            .group_by_key_with(Grouped::new(StringSerde, StringSerde))
             .count("word-counts-store")
             .to("word-counts", StringSerde, I64Serde);
         builder.build().unwrap()

@@ -357,7 +357,7 @@ impl RunningBroker {
 
 #[cfg(test)]
 mod tests {
-    use riffle_processor::{Grouped, StreamsBuilder, StringSerde};
+    use riffle_processor::{StreamsBuilder, StringSerde};
     use riffle_storage::MutexRecover;
 
     use super::*;
@@ -376,7 +376,7 @@ mod tests {
         let builder = StreamsBuilder::new(application_id);
         builder
             .stream("words", StringSerde, StringSerde)
-            .group_by_key(Grouped::new(StringSerde, StringSerde))
+            .group_by_key()
             .count("counts");
         builder.build().unwrap()
     }
@@ -517,7 +517,7 @@ mod tests {
         let builder = StreamsBuilder::new("word-counter");
         let counts = builder
             .stream("words", StringSerde, StringSerde)
-            .group_by_key(Grouped::new(StringSerde, StringSerde))
+            .group_by_key()
             .count("counts");
         let handle = counts.store();
         let running = Broker::builder(test_config(dir.path(), SERVE_FLAGS))
