@@ -931,8 +931,10 @@ while true; do sleep 0.05; done
     const LISTENING_FAKE: &str = r#"
 trap 'exit 0' TERM
 port="${3##*:}"; [ "$port" = 0 ] && port=45678
-echo "riffle listening on 127.0.0.1:$port"
+# The log line goes first: the harness may stop the fake as soon as it reads the
+# listening line, before a later command runs.
 echo "fake broker log line" >&2
+echo "riffle listening on 127.0.0.1:$port"
 while true; do sleep 0.05; done
 "#;
 
