@@ -38,7 +38,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use riffle_broker::config::{BrokerConfig, HttpListen};
 use riffle_broker::embedded::{Broker, serve_http};
 use riffle_processor::observe::RuntimeKind;
-use riffle_processor::runtime::remote::remote_runner;
+use riffle_processor::runtime::remote::remote_runner_with_settings;
 use riffle_processor::runtime::{ProcessingGuarantee, RuntimeConfig};
 use riffle_processor::upgrade::{DataFormat, KeyFormat, KeyWindow, OutputDiff, ShadowRun};
 use riffle_processor::{Topology, TopologyError};
@@ -81,6 +81,15 @@ struct ExampleArgs {
     /// state lives under `--data-dir`.
     #[arg(long, env = "RIFFLE_STATE_DIR")]
     state_dir: Option<std::path::PathBuf>,
+    /// With `--remote` and `--state-dir`: warm copies of other instances' stores this
+    /// instance keeps (Kafka Streams' `num.standby.replicas`), so taking over a task
+    /// restores only the changelog's tail.
+    #[arg(long, env = "RIFFLE_STANDBY_REPLICAS", default_value_t = 0)]
+    standby_replicas: usize,
+    /// With `--remote`: how long the group waits for an instance that stopped answering
+    /// before its tasks move (the consumer's `session.timeout.ms`).
+    #[arg(long, env = "RIFFLE_SESSION_TIMEOUT_MS", default_value_t = 45_000)]
+    session_timeout_ms: u32,
     /// Run this build of the topology as a shadow of the live application on this cluster
     /// (over the retained input, under `<application>-shadow`), print how each output topic
     /// differs from the live one, and exit: 0 no differences, 1 differences, 2 error.
@@ -117,6 +126,7 @@ fn run(topology: Topology) -> ExitCode {
     let config = RuntimeConfig {
         instance_id: args.instance_id,
         state_dir: args.state_dir,
+        standby_replicas: args.standby_replicas,
         ..RuntimeConfig::for_guarantee(args.processing_guarantee)
     };
     if let Some(bootstrap) = &args.shadow {
@@ -142,7 +152,12 @@ fn run(topology: Topology) -> ExitCode {
                 Some(HttpListen::Address(address)) => Some(address),
                 Some(HttpListen::Disabled) | None => None,
             };
-            run_remote(topology, &bootstrap, config, http_listen, log_level)
+            let session_timeout_ms = args.session_timeout_ms;
+            let remote = RemoteOptions {
+                http_listen,
+                session_timeout_ms,
+            };
+            run_remote(topology, &bootstrap, config, remote, log_level)
         }
     }
 }
@@ -171,19 +186,31 @@ pub fn run_built(example: &str, topology: Result<Topology, TopologyError>) -> Ex
 
 /// Runs the topology against `bootstrap`, with the HTTP listener on `http_listen` if
 /// given; prints `riffle http listening on ADDR` once it is bound, as the broker does.
+/// What only a remote instance takes.
+struct RemoteOptions {
+    http_listen: Option<SocketAddr>,
+    session_timeout_ms: u32,
+}
+
 fn run_remote(
     topology: Topology,
     bootstrap: &str,
     config: RuntimeConfig,
-    http_listen: Option<SocketAddr>,
+    remote: RemoteOptions,
     log_level: &str,
 ) -> ExitCode {
+    let RemoteOptions {
+        http_listen,
+        session_timeout_ms,
+    } = remote;
     riffle_broker::cli::init_logging(log_level);
     riffle_broker::cli::block_on(async {
         let stop = riffle_broker::cli::stop_signal()
             .map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
-        let runner =
-            remote_runner(topology, bootstrap, config).map_err(|error| error.to_string())?;
+        let session_timeout_ms = session_timeout_ms.to_string();
+        let settings = [("session.timeout.ms", session_timeout_ms.as_str())];
+        let runner = remote_runner_with_settings(topology, bootstrap, config, &settings)
+            .map_err(|error| error.to_string())?;
         // Kept until the runner stops: dropping the server stops the listener.
         let _http = match http_listen {
             Some(address) => {
