@@ -106,9 +106,9 @@ fn the_default_driver_is_uncached() {
 #[test]
 fn eviction_flushes_the_eldest_entry_then_the_other_dirty_ones() {
     let (topology, _) = key_count();
-    // Room for three entries of a 2-byte key and an 8-byte count (about 110 bytes each
+    // Room for three entries of a 2-byte key and an 8-byte count (about 300 bytes each
     // with the cache's overhead), not four.
-    let driver = manual_driver(topology, 400);
+    let driver = manual_driver(topology, 1_000);
     pipe(&driver, &[("k1", 1), ("k2", 2), ("k3", 3), ("k1", 4)]);
     assert!(read_counts(&driver).is_empty(), "three keys fit");
     pipe(&driver, &[("k4", 5)]);

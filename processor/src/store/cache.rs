@@ -6,8 +6,11 @@
 //! entries leave, in the order they were last written, when the runtime commits
 //! ([`RecordCache::flush`]) or when a write takes the instance's [`CacheBudget`] over its
 //! limit: the least recently used entry is evicted, and if it was dirty it goes first and
-//! every other dirty entry of that cache with it, as Kafka Streams' `NamedCache` does. A
-//! flushed entry stays in the cache, clean, so the next read of its key is a hit.
+//! the least recently written dirty entries of that cache with it, up to
+//! [`EVICTION_FLUSH_MAX_ENTRIES`]. Kafka Streams' `NamedCache` flushes every dirty entry
+//! there; a bounded batch keeps each eviction's burst of store writes and outputs (and so
+//! the process's peak memory) within a limit that does not grow with the cache or the
+//! input. A flushed entry stays in the cache, clean, so the next read of its key is a hit.
 //!
 //! A slab of entries with two intrusive lists (recency and dirtiness): every operation is
 //! a hash lookup and a few index swaps, which matters on a path taken once per record.
@@ -17,9 +20,17 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// What an entry costs beyond its key and value bytes: the slab slot, its list links, the
-/// index entry and the record kept for forwarding. An estimate, as Kafka Streams' is.
-pub(crate) const CACHE_ENTRY_OVERHEAD_BYTES: usize = 96;
+/// What an entry costs beyond its key and value bytes, as allocated: the slab slot with
+/// its list links (120 bytes, slab growth included about 160), the index entry (about 50
+/// with the table's spare room) and the record kept for forwarding (its key and value
+/// behind two `Arc`s, about 100). Measured on a windowed count; counting less would let
+/// the cache hold twice the memory its budget says.
+pub(crate) const CACHE_ENTRY_OVERHEAD_BYTES: usize = 288;
+
+/// Dirty entries one eviction writes out at most, the evicted one included: a bounded
+/// burst of store writes and outputs, while still writing in batches rather than one
+/// entry per eviction.
+pub(crate) const EVICTION_FLUSH_MAX_ENTRIES: usize = 512;
 
 /// No entry: the end of a list.
 const NONE: u32 = u32::MAX;
@@ -215,7 +226,16 @@ impl<T> RecordCache<T> {
     /// (deletions leave the cache: the store answers for them once written).
     pub fn flush(&mut self) -> Vec<Flushed<T>> {
         let mut flushed = Vec::new();
-        while self.dirty.head != NONE {
+        self.flush_into(&mut flushed, usize::MAX);
+        flushed
+    }
+
+    /// Moves up to `max_entries` dirty entries, least recently written first, into
+    /// `flushed`.
+    fn flush_into(&mut self, flushed: &mut Vec<Flushed<T>>, max_entries: usize) {
+        let mut taken = 0;
+        while self.dirty.head != NONE && taken < max_entries {
+            taken += 1;
             let slot = self.dirty.head;
             self.unlink(Which::Dirty, slot);
             let entry = &mut self.slots[slot as usize];
@@ -232,7 +252,6 @@ impl<T> RecordCache<T> {
                 self.remove(slot);
             }
         }
-        flushed
     }
 
     /// Entries cached now.
@@ -254,14 +273,14 @@ impl<T> RecordCache<T> {
             }
             let (key, value) = self.remove(slot);
             if let Some(record) = record {
-                // The evicted entry first, then every other dirty one.
+                // The evicted entry first, then the least recently written dirty ones.
                 flushed.push(Flushed {
                     key,
                     value,
                     timestamp_ms,
                     record,
                 });
-                flushed.extend(self.flush());
+                self.flush_into(&mut flushed, EVICTION_FLUSH_MAX_ENTRIES - 1);
             }
         }
         flushed
@@ -463,6 +482,29 @@ mod tests {
             budget.used_bytes(),
             0,
             "a dropped cache gives its bytes back"
+        );
+    }
+
+    /// One eviction writes out a bounded batch: the evicted entry and the least recently
+    /// written dirty ones, not every dirty entry of a large cache.
+    #[test]
+    fn an_eviction_flushes_a_bounded_batch() {
+        let entries = 2 * EVICTION_FLUSH_MAX_ENTRIES;
+        let budget = CacheBudget::new(entries * entry_bytes(4, 1));
+        let mut cache = budget.cache::<u32>().unwrap();
+        for key in 0..entries as u32 {
+            assert!(cache.put(&key.to_be_bytes(), value(1, 1), key).is_empty());
+        }
+        let flushed = cache.put(&u32::MAX.to_be_bytes(), value(2, 2), 0);
+        assert_eq!(flushed.len(), EVICTION_FLUSH_MAX_ENTRIES);
+        assert_eq!(
+            flushed[0].key,
+            0u32.to_be_bytes().to_vec(),
+            "the evicted one first"
+        );
+        assert_eq!(
+            cache.flush().len(),
+            entries - EVICTION_FLUSH_MAX_ENTRIES + 1
         );
     }
 
