@@ -393,10 +393,23 @@ fn event_value(format: Format, sequence: u64) -> Result<Vec<u8>> {
 /// Writes the backlog into a broker over `data_dir` that runs no topology, then stops it.
 fn write_backlog(spec: &ProcessorSpec, data_dir: &Path) -> Result<()> {
     let broker = CoLocated::start(data_dir, None)?;
-    topic::create_topic(&broker.bootstrap, INPUT_TOPIC, spec.partitions)?;
+    // The events are stamped in 2023: time-based retention (7 days by default) would
+    // delete the backlog under a run, as it would on any Kafka broker.
+    let keep_forever = [("retention.ms", "-1")];
+    topic::create_topic_with_configs(
+        &broker.bootstrap,
+        INPUT_TOPIC,
+        spec.partitions,
+        &keep_forever,
+    )?;
     for runtime in ["colocated", "remote"] {
         let output = format!("{}-counts", application_id(spec, runtime));
-        topic::create_topic(&broker.bootstrap, &output, spec.partitions)?;
+        topic::create_topic_with_configs(
+            &broker.bootstrap,
+            &output,
+            spec.partitions,
+            &keep_forever,
+        )?;
     }
     let producer: BaseProducer = produce::producer_config(&broker.bootstrap, "all", 5)
         .create()

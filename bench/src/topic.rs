@@ -46,6 +46,16 @@ impl Target {
 /// Create `name` with `partitions` partitions on the broker at `bootstrap`; an existing
 /// topic is fine (the consume scenario reads what produce wrote).
 pub fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<()> {
+    create_topic_with_configs(bootstrap, name, partitions, &[])
+}
+
+/// [`create_topic`] with topic configs, e.g. `("retention.ms", "-1")`.
+pub fn create_topic_with_configs(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -54,7 +64,10 @@ pub fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<()> 
         .enable_all()
         .build()
         .context("cannot start a runtime for the admin client")?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let topic = configs.iter().fold(
+        NewTopic::new(name, partitions, TopicReplication::Fixed(1)),
+        |topic, (key, value)| topic.set(key, value),
+    );
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = runtime
         .block_on(admin.create_topics([&topic], &options))
