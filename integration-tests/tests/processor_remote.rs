@@ -6,8 +6,9 @@
 //! hand over tasks with their state, and under exactly-once a fenced producer is replaced
 //! without stopping the runner or writing a window twice.
 
+mod remote_instance;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -16,22 +17,18 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
+use remote_instance::Instance;
 use riffle_integration_tests::Broker;
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, client_config, create_topic, future_producer, read_to_end,
 };
 use riffle_processor::internals::TaskId;
 use riffle_processor::runtime::remote::RemoteBackend;
-use riffle_processor::runtime::{
-    ProcessingGuarantee, Runner, RuntimeConfig, RuntimeError, RuntimeStatus,
-};
+use riffle_processor::runtime::{ProcessingGuarantee, Runner, RuntimeConfig};
 use riffle_processor::{
-    Emit, Grouped, I64Serde, KeyValueStoreHandle, Serde, StoreRegistry, StreamsBuilder,
-    StringSerde, TimeWindows, Topology, Windowed, WindowedSerde, murmur2_partition,
+    Emit, Grouped, I64Serde, KeyValueStoreHandle, Serde, StreamsBuilder, StringSerde, TimeWindows,
+    Topology, Windowed, WindowedSerde, murmur2_partition,
 };
-use riffle_storage::MutexRecover;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// No initial rebalance delay, so a new group's first join completes at once.
 const GROUP_BROKER_ARGS: &[&str] = &["--group-initial-rebalance-delay-ms", "0"];
@@ -182,8 +179,8 @@ async fn instances_share_tasks_and_a_joining_one_takes_over_their_state() {
     })
     .await;
     wait_until("the two instances count every purchase", || {
-        let mut seen = first.totals(&totals);
-        seen.extend(second.totals(&totals));
+        let mut seen = first.running_totals(&totals);
+        seen.extend(second.running_totals(&totals));
         seen == expected
     })
     .await;
@@ -206,7 +203,7 @@ async fn instances_share_tasks_and_a_joining_one_takes_over_their_state() {
     );
     wait_until(
         "the third instance answers with the counts from before it joined",
-        || third.totals(&totals) == expected_taken,
+        || third.running_totals(&totals) == expected_taken,
     )
     .await;
     for instance in [first, second, third] {
@@ -626,16 +623,7 @@ fn split_is_exact(instances: &[&Instance]) -> bool {
     count == all.len() && all.len() == PARTITION_COUNT as usize
 }
 
-/// One processor instance: a runner on a tokio task, with its stores and status.
-struct Instance {
-    stores: StoreRegistry,
-    status: Arc<Mutex<RuntimeStatus>>,
-    /// The runner's result, once it returned.
-    ended: Arc<Mutex<Option<String>>>,
-    shutdown: oneshot::Sender<()>,
-    handle: JoinHandle<Result<(), RuntimeError>>,
-}
-
+/// What this file's tests start instances with and read from them.
 impl Instance {
     fn start(topology: Topology, bootstrap: &str) -> Instance {
         Instance::start_with(topology, bootstrap, COMMIT_INTERVAL)
@@ -662,11 +650,6 @@ impl Instance {
     }
 
     fn start_configured(topology: Topology, bootstrap: &str, config: RuntimeConfig) -> Instance {
-        // The runtime's log, with RUST_LOG=riffle_processor=info for example.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
         let debug = std::env::var("RDKAFKA_DEBUG").unwrap_or_default();
         let mut settings = vec![("broker.address.family", "v4")];
         if !debug.is_empty() {
@@ -674,69 +657,16 @@ impl Instance {
         }
         let backend = RemoteBackend::new(bootstrap, &settings).expect("create the remote backend");
         let runner = Runner::new(topology, backend, config);
-        let (stores, status) = (runner.stores(), runner.status());
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let ended = Arc::new(Mutex::new(None));
-        let ended_by_runner = ended.clone();
-        let handle = tokio::spawn(async move {
-            let result = runner
-                .run_until(async move {
-                    let _ = stop.await;
-                })
-                .await;
-            let outcome = format!("{result:?}");
-            *ended_by_runner.lock_or_recover() = Some(outcome);
-            result
-        });
-        Instance {
-            stores,
-            status,
-            ended,
-            shutdown,
-            handle,
-        }
-    }
-
-    /// Fails the test if the runner stopped on its own.
-    fn assert_running(&self) {
-        let ended = self.ended.lock_or_recover();
-        if let Some(outcome) = ended.as_ref() {
-            panic!("a runner stopped before the test stopped it: {outcome}");
-        }
-    }
-
-    fn status(&self) -> RuntimeStatus {
-        self.assert_running();
-        self.status.lock_or_recover().clone()
+        Instance::spawn(runner, WAIT_TIMEOUT)
     }
 
     fn tasks(&self) -> Vec<TaskId> {
         self.status().tasks
     }
 
-    fn totals(&self, handle: &KeyValueStoreHandle<String, i64>) -> BTreeMap<String, i64> {
+    /// The counts in the store `handle` names; fails the test if the runner stopped.
+    fn running_totals(&self, handle: &KeyValueStoreHandle<String, i64>) -> BTreeMap<String, i64> {
         self.assert_running();
-        let view = self.stores.key_value(handle);
-        view.all().expect("readable totals").into_iter().collect()
-    }
-
-    /// A clean stop: final commit, leave the group; the runner must not have failed.
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        let result = tokio::time::timeout(WAIT_TIMEOUT, self.handle)
-            .await
-            .expect("the runner stops within the timeout")
-            .expect("the runner task did not panic");
-        result.expect("the runner ran without error");
-    }
-
-    /// A crash: the runner is dropped where it stands, without its final commit.
-    async fn kill(self) {
-        if self.handle.is_finished() {
-            let result = self.handle.await.expect("the runner task did not panic");
-            panic!("the runner had stopped before the kill: {result:?}");
-        }
-        self.handle.abort();
-        let _ = self.handle.await;
+        self.totals(handle)
     }
 }

@@ -10,25 +10,24 @@
 //! - After commits, the records of repartition topics below the committed offsets are
 //!   deleted: the topics' log start offsets advance.
 
+mod remote_instance;
+
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
+use remote_instance::Instance;
 use riffle_integration_tests::Broker;
 use riffle_integration_tests::clients::{
     CLIENT_TIMEOUT, client_config, create_topic, future_producer,
 };
 use riffle_processor::internals::TaskId;
+use riffle_processor::runtime::RuntimeConfig;
 use riffle_processor::runtime::remote::remote_runner_with_settings;
-use riffle_processor::runtime::{RuntimeConfig, RuntimeError, RuntimeStatus};
 use riffle_processor::{
-    Grouped, KeyValueStoreHandle, StoreRegistry, StreamsBuilder, StringSerde, murmur2_partition,
+    Grouped, KeyValueStoreHandle, StreamsBuilder, StringSerde, murmur2_partition,
 };
-use riffle_storage::MutexRecover;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// No initial rebalance delay, so a group's joins complete at once.
 const GROUP_BROKER_ARGS: &[&str] = &["--group-initial-rebalance-delay-ms", "0"];
@@ -47,6 +46,8 @@ async fn a_standby_takes_over_a_dead_instance_s_task_restoring_only_the_tail() {
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "purchases", 2, &[]).await;
     let dirs = [tempdir(), tempdir(), tempdir()];
+    // The count's store, named alike in every instance's topology.
+    let (_, totals_store) = topology();
     let mut input = rows(0..2_000, 2);
     produce(&bootstrap, "purchases", &input).await;
 
@@ -81,8 +82,8 @@ async fn a_standby_takes_over_a_dead_instance_s_task_restoring_only_the_tail() {
     input.extend(more);
     let expected = totals(&input);
     wait_until("the instances count everything", || {
-        let mut seen = first.totals();
-        seen.extend(second.totals());
+        let mut seen = first.totals(&totals_store);
+        seen.extend(second.totals(&totals_store));
         seen == expected
     })
     .await;
@@ -101,7 +102,7 @@ async fn a_standby_takes_over_a_dead_instance_s_task_restoring_only_the_tail() {
     let _ = processed;
     let with_tail = totals(&input);
     wait_until("the active counts the tail", || {
-        let counted = first.totals();
+        let counted = first.totals(&totals_store);
         !counted.is_empty()
             && counted
                 .iter()
@@ -123,14 +124,14 @@ async fn a_standby_takes_over_a_dead_instance_s_task_restoring_only_the_tail() {
     // At-least-once: the dead instance's uncommitted re-keyed records are written to the
     // repartition topic again, so a count may repeat some; none is lost.
     wait_until("the survivor counts everything", || {
-        let seen = second.totals();
+        let seen = second.totals(&totals_store);
         seen.len() == expected.len()
             && expected
                 .iter()
                 .all(|(buyer, count)| seen.get(buyer) >= Some(count))
     })
     .await;
-    let expected = second.totals();
+    let expected = second.totals(&totals_store);
     let restored_with_standby = second.status().restored_records - restored_before;
     let (_, changelog_end) = watermarks(&bootstrap, changelog, changelog_partition);
     second.stop().await;
@@ -142,7 +143,7 @@ async fn a_standby_takes_over_a_dead_instance_s_task_restoring_only_the_tail() {
     })
     .await;
     wait_until("the fresh instance restores the survivor's counts", || {
-        fresh.totals() == expected
+        fresh.totals(&totals_store) == expected
     })
     .await;
     let restored_fresh = fresh.status().restored_records;
@@ -173,11 +174,12 @@ async fn a_joining_instance_does_not_stop_the_tasks_the_first_one_keeps() {
             cooperative_rebalancing: cooperative,
             ..fast_config()
         };
+        let (_, totals_store) = topology();
         let first = Instance::start(&bootstrap, config());
         let expected = totals(&input);
         // Eight tasks: four reading the input, four counting from the repartition topic.
         wait_until("the first instance counts everything", || {
-            first.status().tasks.len() == 8 && first.totals() == expected
+            first.status().tasks.len() == 8 && first.totals(&totals_store) == expected
         })
         .await;
         let restored_before = first.status().restored_records;
@@ -324,54 +326,14 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// One processor instance: a runner on a tokio task, with its stores and status.
-struct Instance {
-    stores: StoreRegistry,
-    totals: KeyValueStoreHandle<String, i64>,
-    status: Arc<Mutex<RuntimeStatus>>,
-    ended: Arc<Mutex<Option<String>>>,
-    shutdown: oneshot::Sender<()>,
-    handle: JoinHandle<Result<(), RuntimeError>>,
-}
-
+/// What this file's tests start instances with and read from them.
 impl Instance {
     fn start(bootstrap: &str, config: RuntimeConfig) -> Instance {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let (topology, totals) = topology();
+        let (topology, _) = topology();
         let settings = [("broker.address.family", "v4")];
         let runner = remote_runner_with_settings(topology, bootstrap, config, &settings)
             .expect("create the remote runner");
-        let (stores, status) = (runner.stores(), runner.status());
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let ended = Arc::new(Mutex::new(None));
-        let ended_by_runner = ended.clone();
-        let handle = tokio::spawn(async move {
-            let result = runner
-                .run_until(async move {
-                    let _ = stop.await;
-                })
-                .await;
-            *ended_by_runner.lock_or_recover() = Some(format!("{result:?}"));
-            result
-        });
-        Instance {
-            stores,
-            totals,
-            status,
-            ended,
-            shutdown,
-            handle,
-        }
-    }
-
-    fn status(&self) -> RuntimeStatus {
-        if let Some(outcome) = self.ended.lock_or_recover().as_ref() {
-            panic!("a runner stopped before the test stopped it: {outcome}");
-        }
-        self.status.lock_or_recover().clone()
+        Instance::spawn(runner, WAIT_TIMEOUT)
     }
 
     fn tasks(&self) -> Vec<TaskId> {
@@ -381,30 +343,5 @@ impl Instance {
             .into_iter()
             .filter(|task| task.subtopology == 1)
             .collect()
-    }
-
-    fn totals(&self) -> BTreeMap<String, i64> {
-        let view = self.stores.key_value(&self.totals);
-        view.all().expect("readable totals").into_iter().collect()
-    }
-
-    /// A clean stop: final commit, leave the group; the runner must not have failed.
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        let result = tokio::time::timeout(WAIT_TIMEOUT, self.handle)
-            .await
-            .expect("the runner stops within the timeout")
-            .expect("the runner task did not panic");
-        result.expect("the runner ran without error");
-    }
-
-    /// A crash: the runner is dropped where it stands, without its final commit.
-    async fn kill(self) {
-        assert!(
-            !self.handle.is_finished(),
-            "the runner stopped before the kill"
-        );
-        self.handle.abort();
-        let _ = self.handle.await;
     }
 }

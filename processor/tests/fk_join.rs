@@ -4,28 +4,13 @@
 
 mod common;
 
+use common::rows::{read_rows, row};
 use riffle_processor::{
     BytesSerde, KTable, StoreBacking, StreamsBuilder, StringSerde, TestDriver, Topology,
 };
 
 /// Partitions of every topic: orders and products land on different tasks.
 const PARTITIONS: i32 = 4;
-
-type Row = (String, Option<String>, i64);
-
-fn row(key: &str, value: Option<&str>, timestamp_ms: i64) -> Row {
-    (key.to_string(), value.map(str::to_string), timestamp_ms)
-}
-
-/// `(key, value, timestamp)` of every unread record of `topic`, deletions as `None`.
-fn read_rows(driver: &TestDriver, topic: &str) -> Vec<Row> {
-    driver
-        .output_topic(topic, StringSerde, StringSerde)
-        .read_records()
-        .into_iter()
-        .map(|record| (record.key, record.value, record.timestamp_ms))
-        .collect()
-}
 
 /// Orders (`order id -> product id`) and products (`product id -> name`).
 fn tables(builder: &StreamsBuilder) -> (KTable<String, String>, KTable<String, String>) {

@@ -2,26 +2,13 @@
 
 mod common;
 
+use common::rows::{read_rows, row};
 use riffle_processor::{I64Serde, StoreBacking, StreamsBuilder, StringSerde, TestDriver};
 
 fn name_and_balance(name: Option<&String>, balance: Option<&i64>) -> String {
     let name = name.map_or("null".to_string(), String::clone);
     let balance = balance.map_or("null".to_string(), i64::to_string);
     format!("{name}+{balance}")
-}
-
-/// `(key, value, timestamp)` of every unread record of `topic`, deletions as `None`.
-fn read_rows(driver: &TestDriver, topic: &str) -> Vec<(String, Option<String>, i64)> {
-    driver
-        .output_topic(topic, StringSerde, StringSerde)
-        .read_records()
-        .into_iter()
-        .map(|record| (record.key, record.value, record.timestamp_ms))
-        .collect()
-}
-
-fn row(key: &str, value: Option<&str>, timestamp_ms: i64) -> (String, Option<String>, i64) {
-    (key.to_string(), value.map(str::to_string), timestamp_ms)
 }
 
 /// The same updates through all three joins: each emits what Kafka Streams' table-table

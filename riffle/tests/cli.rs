@@ -2,8 +2,9 @@
 //! SIGTERM. (Its presence also makes `cargo test --workspace` build the binary that the
 //! integration tests in `integration-tests/` run.)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 #[test]
 fn serve_prints_bound_address_and_stops_on_sigterm() {
@@ -11,25 +12,7 @@ fn serve_prints_bound_address_and_stops_on_sigterm() {
         .prefix("serve_prints_bound_address")
         .tempdir()
         .expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_riffle"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("riffle starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut first_line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first_line)
-        .expect("first line");
+    let (mut child, first_line) = common::serve(data_dir.path());
     let address = first_line
         .trim()
         .strip_prefix("riffle listening on ")

@@ -1,9 +1,11 @@
 //! `riffle users` as the binary: the password from a file or stdin, never echoed; list and
 //! remove; a non-zero exit and a clear message when a running broker holds the directory.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// Runs `riffle users <args> --data-dir <data_dir>` with `stdin` piped in.
 fn users(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
@@ -25,34 +27,6 @@ fn users(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A broker serving `data_dir`, once it has printed its address.
-fn serve(data_dir: &Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_riffle"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("riffle starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut first_line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first_line)
-        .expect("first line");
-    assert!(
-        first_line.starts_with("riffle listening on "),
-        "{first_line}"
-    );
-    child
 }
 
 #[test]
@@ -131,7 +105,11 @@ fn users_are_added_from_a_file_or_stdin_listed_and_removed() {
 #[test]
 fn a_running_broker_keeps_users_out_of_its_directory() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut broker = serve(dir.path());
+    let (mut broker, first_line) = common::serve(dir.path());
+    assert!(
+        first_line.starts_with("riffle listening on "),
+        "{first_line}"
+    );
     let refused = users(
         dir.path(),
         &["add", "alice", "--mechanism", "SCRAM-SHA-512"],

@@ -127,6 +127,16 @@ impl ShadowRun {
         config
     }
 
+    /// A client of the cluster with the shadow's client settings.
+    fn backend(&self) -> Result<RemoteBackend, BackendError> {
+        let settings: Vec<(&str, &str)> = self
+            .client_settings
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        RemoteBackend::new(&self.bootstrap_servers, &settings)
+    }
+
     /// Runs the shadow from the start of every input partition's retained history up to
     /// its end when the run starts, and stops once all of it (and everything it
     /// repartitioned) is processed and committed. A shadow left from an earlier run (its
@@ -149,12 +159,7 @@ impl ShadowRun {
         stop: impl Future<Output = ()>,
     ) -> Result<ShadowOutcome, UpgradeError> {
         self.clean_up().await?;
-        let settings: Vec<(&str, &str)> = self
-            .client_settings
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_str()))
-            .collect();
-        let mut backend = RemoteBackend::new(&self.bootstrap_servers, &settings)?;
+        let mut backend = self.backend()?;
         self.create_sinks(&mut backend).await?;
         let shadow = ShadowBackend::start(backend, &self.topology, self.names.clone()).await?;
         let progress = shadow.progress();
@@ -292,12 +297,7 @@ impl ShadowRun {
     }
 
     async fn wait_until_deleted(&self, topics: &[&str]) -> Result<(), UpgradeError> {
-        let settings: Vec<(&str, &str)> = self
-            .client_settings
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_str()))
-            .collect();
-        let mut backend = RemoteBackend::new(&self.bootstrap_servers, &settings)?;
+        let mut backend = self.backend()?;
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         for topic in topics {
             while backend.partition_count(topic).await?.is_some() {
