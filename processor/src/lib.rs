@@ -85,8 +85,8 @@ pub use processor_api::{
 };
 pub use processor_stores::{ProcessorSessionStore, ProcessorWindowStore};
 pub use record::{
-    Headers, InputRecord, OutputKind, OutputPartition, OutputRecord, TopicPartition, murmur2,
-    murmur2_partition,
+    Headers, InputRecord, OutputKind, OutputPartition, OutputRecord, TopicPartition, headers_of,
+    murmur2, murmur2_partition,
 };
 pub use serdes::{
     BytesSerde, F64Serde, I32Serde, I64Serde, JsonSerde, Serde, SerdeError, SharedSerde,

@@ -11,6 +11,16 @@ pub(crate) fn no_headers() -> Headers {
     EMPTY.clone()
 }
 
+/// `headers` as a record's [`Headers`]; none shares one empty list, so the runtimes'
+/// readers allocate nothing for the usual record without headers.
+pub fn headers_of(headers: Vec<(String, Option<Vec<u8>>)>) -> Headers {
+    if headers.is_empty() {
+        no_headers()
+    } else {
+        Arc::new(headers)
+    }
+}
+
 /// A topic and one of its partitions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {

@@ -16,6 +16,11 @@ use super::layout::MAX_KEYSPACE_NAME_BYTES;
 /// Block cache of one instance's stores, in bytes: reads of hot keys stay in memory.
 pub const STATE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Each store keyspace's memtable, in bytes, before it is flushed to a table on disk:
+/// with the block cache, what bounds the engine's memory (a window store has a keyspace
+/// per live segment).
+pub const STATE_MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Background threads for flushes and compactions; the machine runs tasks too.
 const ENGINE_WORKER_THREADS: usize = 2;
 
@@ -172,7 +177,9 @@ impl StateEngine {
             });
         }
         self.db
-            .keyspace(name, fjall::KeyspaceCreateOptions::default)
+            .keyspace(name, || {
+                fjall::KeyspaceCreateOptions::default().max_memtable_size(STATE_MEMTABLE_BYTES)
+            })
             .map_err(|error| StateError::engine(format!("open keyspace {name}"), error))
     }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use riffle_processor::runtime::{BackendError, RestoreChunk};
-use riffle_processor::{InputRecord, TopicPartition};
+use riffle_processor::{InputRecord, TopicPartition, headers_of};
 use riffle_protocol::record::{RecordBatchView, TimestampType, batches};
 use riffle_storage::{AbortedTransaction, FirstBatch, StorageError};
 use tokio::sync::Notify;
@@ -418,7 +418,7 @@ fn decode_batch(
             timestamp_ms: log_append_time.unwrap_or(record.timestamp_ms),
             key: record.key.map(|key| key.to_vec()),
             value: record.value.map(|value| value.to_vec()),
-            headers: Arc::new(headers),
+            headers: headers_of(headers),
         });
     }
     Ok(())

@@ -363,6 +363,6 @@ pub(super) fn input_record(message: &BorrowedMessage<'_>) -> InputRecord {
         timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
         key: message.key().map(<[u8]>::to_vec),
         value: message.payload().map(<[u8]>::to_vec),
-        headers: Arc::new(headers),
+        headers: crate::record::headers_of(headers),
     }
 }
