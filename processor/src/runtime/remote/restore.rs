@@ -41,6 +41,8 @@ const RESTORE_SETTINGS: &[(&str, &str)] = &[
     ("allow.auto.create.topics", "false"),
     // Reads switch partitions often; a fetch parked on an idle one would delay the next.
     ("fetch.wait.max.ms", "10"),
+    // See `FETCH_QUEUE_BACKOFF_MS`.
+    ("fetch.queue.backoff.ms", super::FETCH_QUEUE_BACKOFF_MS),
 ];
 
 /// The consumer used for restores, watermarks and metadata.
