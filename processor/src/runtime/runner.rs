@@ -723,7 +723,8 @@ impl<B: Backend> Runner<B> {
     }
 
     /// Restores one changelog by `plan`, in chunks of at most `restore_chunk_bytes`, each
-    /// applied off the async threads. Returns the offset reached.
+    /// written to the stores off the async threads while the next is read. Returns the
+    /// offset reached.
     async fn restore_changelog(
         &mut self,
         task: TaskId,
@@ -749,31 +750,53 @@ impl<B: Backend> Runner<B> {
         }
         let (started, mut logged) = (Instant::now(), Instant::now());
         let mut end_offset = plan.to_offset;
+        let mut read_position = plan.from_offset;
+        // The chunk being written while the next one is read: reading and writing overlap,
+        // and at most two chunks are in memory.
+        let mut applying: Option<ApplyingChunk> = None;
         loop {
             let max_bytes = self.config.restore_chunk_bytes;
-            let chunk = self
+            let read = self
                 .backend
-                .read_chunk(changelog, progress.position, end_offset, max_bytes)
-                .await?;
+                .read_chunk(changelog, read_position, end_offset, max_bytes)
+                .await;
+            let chunk = match read {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    // The chunk in flight lands first: no store write outlives the restore.
+                    if let Some(in_flight) = applying.take() {
+                        let _ = in_flight.land().await;
+                    }
+                    return Err(error.into());
+                }
+            };
             // Without a target, the end is the one the first read saw, as Kafka Streams
             // takes the end offset once at the start of a restore.
             let end = *end_offset.get_or_insert(chunk.end_offset);
             progress.end_offset = end;
-            let stalled = chunk.records.is_empty() && chunk.next_offset <= progress.position;
-            let count = chunk.records.len() as u64;
-            apply_chunk(stores, &changelog.topic, chunk.records).await?;
+            let stalled = chunk.records.is_empty() && chunk.next_offset <= read_position;
             // Never past the end: the offset reached is what the checkpoint claims.
-            progress.position = progress.position.max(chunk.next_offset.min(end));
-            progress.restored_records += count;
-            match role {
-                RestoreRole::Active => self.publish_restore(&progress, count),
-                RestoreRole::Standby => self.status.lock_or_recover().standby_records += count,
+            read_position = read_position.max(chunk.next_offset.min(end));
+            if let Some(previous) = applying.take() {
+                // Awaited first: a `&self` held across an await would need the runner to
+                // be Sync.
+                let landed = previous.land().await?;
+                self.restored(&mut progress, role, landed);
             }
-            if progress.position >= end {
-                break;
-            }
-            if stalled {
-                tracing::warn!(task = %task, %changelog, position = progress.position, end, readable_end = chunk.end_offset, "the changelog ends before the restore point: restored what there is");
+            applying = Some(ApplyingChunk::start(
+                stores,
+                &changelog.topic,
+                chunk.records,
+                read_position,
+            ));
+            if read_position >= end || stalled {
+                if let Some(last) = applying.take() {
+                    let landed = last.land().await?;
+                    self.restored(&mut progress, role, landed);
+                }
+                if read_position < end {
+                    tracing::warn!(task = %task, %changelog, position = progress.position, end, readable_end = chunk.end_offset, "the changelog ends before the restore point: restored what there is");
+                }
                 break;
             }
             if role == RestoreRole::Active && logged.elapsed() >= RESTORE_LOG_INTERVAL {
@@ -793,6 +816,18 @@ impl<B: Backend> Runner<B> {
             RestoreRole::Standby => {}
         }
         Ok(progress.position)
+    }
+
+    /// Counts a chunk written to the stores: `landed` is its records and the offset
+    /// reached.
+    fn restored(&self, progress: &mut RestoreProgress, role: RestoreRole, landed: (u64, i64)) {
+        let (count, position) = landed;
+        progress.position = position;
+        progress.restored_records += count;
+        match role {
+            RestoreRole::Active => self.publish_restore(progress, count),
+            RestoreRole::Standby => self.status.lock_or_recover().standby_records += count,
+        }
     }
 
     fn publish_restore(&self, progress: &RestoreProgress, applied: u64) {
@@ -1356,32 +1391,55 @@ fn log_restore_point(task: TaskId, point: &RestorePoint, has_checkpoint: bool) {
     }
 }
 
-/// Applies changelog `records` of `topic` to `stores` off the async threads, then writes
-/// them to disk unsynced, so memory holds one chunk at most.
-async fn apply_chunk(
-    stores: &TaskStores,
-    topic: &str,
-    records: Vec<InputRecord>,
-) -> Result<(), RuntimeError> {
-    let (stores, topic) = (stores.clone(), topic.to_string());
-    blocking("restore", move || -> Result<(), StateError> {
-        for record in &records {
-            let Some(key) = record.key.as_deref() else {
-                continue;
-            };
-            stores.restore(&topic, key, record.value.as_deref(), record.timestamp_ms);
+/// A restored chunk being written to its stores on the blocking pool.
+struct ApplyingChunk {
+    write: tokio::task::JoinHandle<Result<(), StateError>>,
+    records: u64,
+    /// The changelog offset reached once it has landed.
+    position: i64,
+}
+
+impl ApplyingChunk {
+    /// Starts writing `records` of changelog `topic` to `stores`, unsynced.
+    fn start(
+        stores: &TaskStores,
+        topic: &str,
+        records: Vec<InputRecord>,
+        position: i64,
+    ) -> ApplyingChunk {
+        let (stores, topic) = (stores.clone(), topic.to_string());
+        let count = records.len() as u64;
+        let write = tokio::task::spawn_blocking(move || -> Result<(), StateError> {
+            for record in &records {
+                let Some(key) = record.key.as_deref() else {
+                    continue;
+                };
+                stores.restore(&topic, key, record.value.as_deref(), record.timestamp_ms);
+            }
+            if let Some(error) = stores.take_failure() {
+                return Err(error);
+            }
+            // Restored writes are part of the changelog already: safe to write at once.
+            for segment in stores.write_pending()? {
+                segment.delete()?;
+            }
+            Ok(())
+        });
+        ApplyingChunk {
+            write,
+            records: count,
+            position,
         }
-        if let Some(error) = stores.take_failure() {
-            return Err(error);
-        }
-        // Restored writes are part of the changelog already: safe to write at once.
-        for segment in stores.write_pending()? {
-            segment.delete()?;
-        }
-        Ok(())
-    })
-    .await??;
-    Ok(())
+    }
+
+    /// Waits for the write; returns the chunk's records and the offset reached.
+    async fn land(self) -> Result<(u64, i64), RuntimeError> {
+        self.write.await.map_err(|error| RuntimeError::Blocking {
+            operation: "restore",
+            message: error.to_string(),
+        })??;
+        Ok((self.records, self.position))
+    }
 }
 
 /// The transactional id of an instance: `<application id>-<instance id>`, with a random
