@@ -89,11 +89,13 @@ const GROUP_SETTINGS: &[(&str, &str)] = &[
     ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
 ];
 
-/// librdkafka stops fetching a partition once its queue holds `queued.min.messages`
-/// (100,000) and looks again only after this backoff, 1 s by default. Small records fill
-/// that queue in a fraction of a millisecond, so the default read a topic of 16-byte
-/// records at 160 k records/s where 10 ms read 2.1 M (confluent-kafka against Riffle).
-const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+/// `fetch.queue.backoff.ms` of every consumer the processor reads data with (the group's,
+/// restores', the upgrade diff's). librdkafka stops fetching a partition once its queue
+/// holds `queued.min.messages` (100,000) and looks again only after this backoff, 1 s by
+/// default. Small records fill that queue in a fraction of a millisecond, so the default
+/// read a topic of 16-byte records at 160 k records/s where 10 ms read 2.1 M
+/// (confluent-kafka against Riffle).
+pub(crate) const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 /// Runs `topology` against the cluster at `bootstrap_servers` until `shutdown` completes,
 /// then commits and leaves the group.

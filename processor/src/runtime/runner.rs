@@ -67,12 +67,19 @@ async fn blocking<T: Send + 'static>(
     operation: &'static str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, RuntimeError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| RuntimeError::Blocking {
-            operation,
-            message: error.to_string(),
-        })
+    joined(operation, tokio::task::spawn_blocking(work)).await
+}
+
+/// Waits for `work`, started on the blocking pool; a panic there is a
+/// [`RuntimeError::Blocking`].
+async fn joined<T>(
+    operation: &'static str,
+    work: tokio::task::JoinHandle<T>,
+) -> Result<T, RuntimeError> {
+    work.await.map_err(|error| RuntimeError::Blocking {
+        operation,
+        message: error.to_string(),
+    })
 }
 
 /// Whom a restore is for: a task this instance runs, or a standby replica, which is
@@ -789,20 +796,21 @@ impl<B: Backend> Runner<B> {
                 chunk.records,
                 read_position,
             ));
-            if read_position >= end || stalled {
-                if let Some(last) = applying.take() {
-                    let landed = last.land().await?;
-                    self.restored(&mut progress, role, landed);
-                }
-                if read_position < end {
-                    tracing::warn!(task = %task, %changelog, position = progress.position, end, readable_end = chunk.end_offset, "the changelog ends before the restore point: restored what there is");
-                }
+            if read_position >= end {
+                break;
+            }
+            if stalled {
+                tracing::warn!(task = %task, %changelog, position = read_position, end, readable_end = chunk.end_offset, "the changelog ends before the restore point: restored what there is");
                 break;
             }
             if role == RestoreRole::Active && logged.elapsed() >= RESTORE_LOG_INTERVAL {
                 progress.log(started, false);
                 logged = Instant::now();
             }
+        }
+        if let Some(last) = applying.take() {
+            let landed = last.land().await?;
+            self.restored(&mut progress, role, landed);
         }
         match role {
             RestoreRole::Active => {
@@ -1434,10 +1442,7 @@ impl ApplyingChunk {
 
     /// Waits for the write; returns the chunk's records and the offset reached.
     async fn land(self) -> Result<(u64, i64), RuntimeError> {
-        self.write.await.map_err(|error| RuntimeError::Blocking {
-            operation: "restore",
-            message: error.to_string(),
-        })??;
+        joined("restore", self.write).await??;
         Ok((self.records, self.position))
     }
 }

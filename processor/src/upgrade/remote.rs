@@ -16,7 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::diff::{DiffReport, OutputDiff};
 use super::names::ShadowNames;
 use super::shadow_backend::{ShadowBackend, ShadowProgress};
-use crate::runtime::remote::RemoteBackend;
+use crate::runtime::remote::{FETCH_QUEUE_BACKOFF_MS, RemoteBackend};
 use crate::runtime::{Backend, BackendError, Runner, RuntimeConfig, RuntimeError};
 use crate::topology::{InternalTopic, Topology};
 
@@ -326,7 +326,8 @@ fn read_topic_blocking(
         .set("group.id", "riffle-upgrade-diff")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("allow.auto.create.topics", "false");
+        .set("allow.auto.create.topics", "false")
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     let consumer: BaseConsumer = config
         .create()
         .map_err(|error| BackendError::new(operation(), error))?;
